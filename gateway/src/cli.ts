@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
+import { Command, InvalidArgumentError } from 'commander';
+import { pino } from 'pino';
+import { MirrorstreamError } from '@mirrorstream/receiver';
+import { parseConfig, type GatewayConfigInput } from './config.js';
+import { Gateway } from './gateway.js';
+import { serve } from './http/server.js';
+
+/**
+ * `mirrorstream`: flags and environment variables map to the config schema here and
+ * nowhere else. Flags win over environment variables.
+ */
+function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('not an integer');
+  return n;
+}
+
+const program = new Command()
+  .name('mirrorstream')
+  .description('Sequenced stream gateway with prioritized receivers and health-based failover')
+  .option('--host <host>', 'address to listen on (env MIRRORSTREAM_HOST)')
+  .option('--port <port>', 'HTTP port, 0 for any free port (env MIRRORSTREAM_PORT)', int)
+  .option('--api-key <key>', 'bearer key for the control API, 16+ chars (env MIRRORSTREAM_API_KEY); generated if absent')
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env MIRRORSTREAM_LOG_LEVEL)')
+  .option('--heartbeat-interval-ms <ms>', 'heartbeat interval (env MIRRORSTREAM_HEARTBEAT_INTERVAL_MS)', int)
+  .option('--failback-stable-ms <ms>', 'healthy time before failing back (env MIRRORSTREAM_FAILBACK_STABLE_MS)', int)
+  .option('--retention-max-chunks <n>', 'chunks kept per stream for replay', int)
+  .option('--retention-max-bytes <n>', 'bytes kept per stream for replay', int)
+  .option('--retention-max-age-ms <ms>', 'age after which retained chunks are dropped', int);
+
+program.parse();
+const flags = program.opts<{
+  host?: string;
+  port?: number;
+  apiKey?: string;
+  logLevel?: GatewayConfigInput['logLevel'];
+  heartbeatIntervalMs?: number;
+  failbackStableMs?: number;
+  retentionMaxChunks?: number;
+  retentionMaxBytes?: number;
+  retentionMaxAgeMs?: number;
+}>();
+const env = process.env;
+const envInt = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
+
+const input: GatewayConfigInput = {
+  host: flags.host ?? env.MIRRORSTREAM_HOST ?? undefined,
+  port: flags.port ?? envInt('MIRRORSTREAM_PORT'),
+  apiKey: flags.apiKey ?? (env.MIRRORSTREAM_API_KEY || undefined),
+  logLevel: flags.logLevel ?? (env.MIRRORSTREAM_LOG_LEVEL as GatewayConfigInput['logLevel']),
+  heartbeat: { intervalMs: flags.heartbeatIntervalMs ?? envInt('MIRRORSTREAM_HEARTBEAT_INTERVAL_MS') },
+  failback: { stableMs: flags.failbackStableMs ?? envInt('MIRRORSTREAM_FAILBACK_STABLE_MS') },
+  retention: {
+    maxChunks: flags.retentionMaxChunks,
+    maxBytes: flags.retentionMaxBytes,
+    maxAgeMs: flags.retentionMaxAgeMs,
+  },
+};
+
+try {
+  const config = parseConfig(dropUndefined(input));
+  const logger = pino({ level: config.logLevel });
+  const gateway = new Gateway(config, { logger });
+  const apiKey = config.apiKey ?? randomBytes(24).toString('base64url');
+  const server = await serve(gateway, { apiKey });
+  logger.info({ url: server.url }, `mirrorstream listening on ${server.url}`);
+  if (!config.apiKey) {
+    // printed on stdout on purpose: the operator needs it to call the API
+    console.log(`MIRRORSTREAM_API_KEY=${apiKey}  (generated; set MIRRORSTREAM_API_KEY to choose one)`);
+  }
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await gateway.close();
+    await server.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+} catch (error) {
+  if (error instanceof MirrorstreamError) {
+    console.error(`mirrorstream: ${error.code}: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
+
+/** Remove undefined leaves so the schema's defaults apply (it is strict about keys, not about absence). */
+function dropUndefined<T>(value: T): T {
+  if (!value || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = dropUndefined(v);
+  return out as T;
+}

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import { DEFAULT_MAX_FRAME_BYTES, MirrorstreamError } from '@mirrorstream/receiver';
+
+/**
+ * The one gateway configuration schema: strict (unknown keys are an error), defaults in
+ * the schema, units in the names. `parseConfig` never mutates its input and returns a
+ * frozen object.
+ */
+export const retentionSchema = z
+  .strictObject({
+    maxChunks: z.number().int().min(1).max(10_000_000).default(100_000),
+    maxBytes: z.number().int().min(1024).max(16 * 1024 ** 3).default(64 * 1024 ** 2),
+    maxAgeMs: z.number().int().min(1).max(7 * 24 * 3600_000).default(60_000),
+  })
+  .prefault({});
+
+export const heartbeatSchema = z
+  .strictObject({
+    /** How often the gateway sends HEARTBEAT on every endpoint connection. */
+    intervalMs: z.number().int().min(10).max(60_000).default(250),
+    /** Phi at which an endpoint is `suspect` (not promoted, but kept if already active). */
+    phiSuspect: z.number().positive().default(3),
+    /** Phi at which an endpoint is `dead` (an active endpoint is replaced). */
+    phiDead: z.number().positive().default(8),
+    /** Floor for the inter-arrival standard deviation, so a very regular loopback link does not get a hair trigger. */
+    minStdDevMs: z.number().positive().default(50),
+    /** Pause always tolerated on top of the observed mean (GC, tab throttling). */
+    acceptablePauseMs: z.number().min(0).default(0),
+    /** Inter-arrival samples kept per endpoint. */
+    windowSize: z.number().int().min(2).max(10_000).default(100),
+  })
+  .refine((h) => h.phiDead > h.phiSuspect, { message: 'phiDead must be greater than phiSuspect' })
+  .prefault({});
+
+export const failbackSchema = z
+  .strictObject({
+    /** Return to a recovered higher-priority endpoint once it has been healthy this long. */
+    enabled: z.boolean().default(true),
+    stableMs: z.number().int().min(0).max(3600_000).default(5_000),
+  })
+  .prefault({});
+
+export const gatewayConfigSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65_535).default(8080),
+  /** Bearer key for the control API; `undefined` means the CLI generates one. */
+  apiKey: z.string().min(16).optional(),
+  maxFrameBytes: z.number().int().min(1024).max(64 * 1024 ** 2).default(DEFAULT_MAX_FRAME_BYTES),
+  /** Largest accepted HTTP request body (chunk batches). */
+  maxBodyBytes: z.number().int().min(1024).max(256 * 1024 ** 2).default(8 * 1024 ** 2),
+  /** Largest single chunk payload; must fit in a DATA frame. */
+  maxChunkBytes: z.number().int().min(1).max(64 * 1024 ** 2).default(512 * 1024),
+  /** Stop writing to a connection while its transport buffers more than this. */
+  sendHighWaterBytes: z.number().int().min(1024).default(256 * 1024),
+  /** Gateway housekeeping tick: failure-detector checks, fail-back timers, age eviction. */
+  tickMs: z.number().int().min(1).max(10_000).default(50),
+  /** How long `close()` waits for active endpoints to ack what was published. */
+  drainTimeoutMs: z.number().int().min(0).default(5_000),
+  /** How long an accepted connection may take to send HELLO. */
+  helloTimeoutMs: z.number().int().min(1).default(10_000),
+  /** Switch records kept per stream for the health API. */
+  switchHistory: z.number().int().min(1).max(10_000).default(50),
+  retention: retentionSchema,
+  heartbeat: heartbeatSchema,
+  failback: failbackSchema,
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
+export type GatewayConfig = Readonly<z.output<typeof gatewayConfigSchema>>;
+export type RetentionConfig = z.output<typeof retentionSchema>;
+export type HeartbeatConfig = z.output<typeof heartbeatSchema>;
+export type FailbackConfig = z.output<typeof failbackSchema>;
+
+/** Validate and freeze; throws MirrorstreamError MS_CONFIG_INVALID with every problem listed. */
+export function parseConfig(input: GatewayConfigInput = {}): GatewayConfig {
+  const result = gatewayConfigSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(z.prettifyError(result.error));
+  }
+  return deepFreeze(result.data);
+}
+
+export class ConfigError extends MirrorstreamError {
+  constructor(message: string) {
+    super('MS_CONFIG_INVALID', message);
+    this.name = 'ConfigError';
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,186 @@
+import {
+  decodeFrame,
+  encodeFrame,
+  FRAME_TYPE_NAMES,
+  FrameType,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  TypedEmitter,
+  type Clock,
+  type Frame,
+  type TimerHandle,
+} from '@mirrorstream/receiver';
+import type { Logger } from 'pino';
+import type { Channel, Transport } from '../transports/transport.js';
+
+type HelloFrame = Extract<Frame, { type: typeof FrameType.HELLO }>;
+type AckFrame = Extract<Frame, { type: typeof FrameType.ACK }>;
+type ReportFrame = Extract<Frame, { type: typeof FrameType.RECEIVER_REPORT }>;
+
+export type ConnectionEvents = {
+  hello: [hello: HelloFrame];
+  ack: [ack: AckFrame];
+  heartbeatAck: [rttMs: number, at: number];
+  report: [report: ReportFrame];
+  drain: [];
+  close: [reason: string];
+};
+
+export interface ConnectionOptions {
+  transport: Transport;
+  /** The endpoint the signaling layer authenticated; HELLO must name the same one. */
+  endpointId: string;
+  clock: Clock;
+  log: Logger;
+  maxFrameBytes: number;
+  heartbeatIntervalMs: number;
+  helloTimeoutMs: number;
+  sessionId: string;
+}
+
+/**
+ * One receiver connection over any transport: the HELLO/WELCOME handshake, heartbeats,
+ * and frame validation. Bad input is answered with an ERROR frame and a close; it never
+ * throws into the gateway.
+ */
+export class Connection extends TypedEmitter<ConnectionEvents> {
+  readonly endpointId: string;
+  readonly sessionId: string;
+  readonly transport: Transport;
+  readonly openedAt: number;
+  #state: 'hello' | 'open' | 'closed' = 'hello';
+  readonly #opts: ConnectionOptions;
+  #heartbeatTimer: TimerHandle | undefined;
+  #helloTimer: TimerHandle | undefined;
+  #nonce = 0;
+  heartbeatsSent = 0;
+  heartbeatsAcked = 0;
+
+  constructor(opts: ConnectionOptions) {
+    super();
+    this.#opts = opts;
+    this.endpointId = opts.endpointId;
+    this.sessionId = opts.sessionId;
+    this.transport = opts.transport;
+    this.openedAt = opts.clock.now();
+    this.onListenerError = (error, event) => opts.log.error({ err: error, event }, 'connection listener failed');
+    opts.transport.on('message', (bytes) => this.#onMessage(bytes));
+    opts.transport.on('drain', () => this.emit('drain'));
+    opts.transport.on('close', (reason) => this.#onClosed(reason));
+    opts.transport.on('error', (error) => opts.log.warn({ err: error }, 'transport error'));
+    this.#helloTimer = opts.clock.setTimeout(() => this.fail(new ProtocolError('MS_PROTOCOL_STATE', 'no HELLO in time')), opts.helloTimeoutMs);
+    if (opts.transport.isClosed) queueMicrotask(() => this.#onClosed('closed before open'));
+  }
+
+  get isOpen(): boolean {
+    return this.#state === 'open';
+  }
+
+  get bufferedAmount(): number {
+    return this.transport.bufferedAmount;
+  }
+
+  send(bytes: Uint8Array, channel: Channel): boolean {
+    if (this.#state !== 'open') return false;
+    return this.transport.send(bytes, channel);
+  }
+
+  /** Complete the handshake: WELCOME, then heartbeats start. */
+  welcome(): void {
+    if (this.#state !== 'open') return;
+    this.transport.send(
+      encodeFrame({
+        type: FrameType.WELCOME,
+        version: PROTOCOL_VERSION,
+        sessionId: this.sessionId,
+        heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
+        maxFrameBytes: this.#opts.maxFrameBytes,
+      }),
+      'control',
+    );
+    this.#heartbeatTimer = this.#opts.clock.setInterval(() => this.#sendHeartbeat(), this.#opts.heartbeatIntervalMs);
+    this.#sendHeartbeat();
+  }
+
+  /** Answer a protocol violation with ERROR and close. */
+  fail(error: ProtocolError): void {
+    if (this.#state === 'closed') return;
+    this.#opts.log.warn({ code: error.code, endpointId: this.endpointId }, `closing connection: ${error.message}`);
+    this.transport.send(encodeFrame({ type: FrameType.ERROR, code: error.code, message: error.message }), 'control');
+    this.close(error.code);
+  }
+
+  close(reason: string): void {
+    if (this.#state === 'closed') return;
+    this.transport.close(reason);
+    this.#onClosed(reason);
+  }
+
+  #sendHeartbeat(): void {
+    if (this.#state !== 'open') return;
+    this.heartbeatsSent++;
+    this.transport.send(
+      encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#nonce, sentAt: this.#opts.clock.now() }),
+      'control',
+    );
+  }
+
+  #onMessage(bytes: Uint8Array): void {
+    if (this.#state === 'closed') return;
+    const decoded = decodeFrame(bytes, this.#opts.maxFrameBytes);
+    if (!decoded.ok) {
+      this.fail(decoded.error);
+      return;
+    }
+    const frame = decoded.frame;
+    if (this.#state === 'hello') {
+      if (frame.type !== FrameType.HELLO) {
+        this.fail(new ProtocolError('MS_PROTOCOL_STATE', `expected HELLO, got ${FRAME_TYPE_NAMES[frame.type]}`));
+        return;
+      }
+      if (frame.version !== PROTOCOL_VERSION) {
+        this.fail(new ProtocolError('MS_PROTOCOL_VERSION', `protocol ${frame.version} not supported (gateway speaks ${PROTOCOL_VERSION})`));
+        return;
+      }
+      if (frame.endpointId !== this.endpointId) {
+        this.fail(new ProtocolError('MS_UNAUTHORIZED', `HELLO names ${frame.endpointId}, connection is authorized for ${this.endpointId}`));
+        return;
+      }
+      this.#opts.clock.clearTimeout(this.#helloTimer);
+      this.#state = 'open';
+      this.emit('hello', frame);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.ACK:
+        this.emit('ack', frame);
+        return;
+      case FrameType.HEARTBEAT:
+        this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT_ACK, nonce: frame.nonce, sentAt: frame.sentAt }), 'control');
+        return;
+      case FrameType.HEARTBEAT_ACK: {
+        const now = this.#opts.clock.now();
+        this.heartbeatsAcked++;
+        this.emit('heartbeatAck', Math.max(0, now - frame.sentAt), now);
+        return;
+      }
+      case FrameType.RECEIVER_REPORT:
+        this.emit('report', frame);
+        return;
+      case FrameType.ERROR:
+        this.#opts.log.warn({ endpointId: this.endpointId, code: frame.code }, `receiver sent ERROR: ${frame.message}`);
+        this.close(`receiver error ${frame.code}`);
+        return;
+      default:
+        this.fail(new ProtocolError('MS_PROTOCOL_STATE', `${FRAME_TYPE_NAMES[frame.type]} is not sent by receivers`));
+    }
+  }
+
+  #onClosed(reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#opts.clock.clearTimeout(this.#helloTimer);
+    this.#opts.clock.clearInterval(this.#heartbeatTimer);
+    this.emit('close', reason);
+  }
+}

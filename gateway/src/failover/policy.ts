@@ -1,0 +1,88 @@
+/**
+ * Which endpoints of a stream receive it. Pure: no clock, no socket, no stream; the
+ * stream feeds it the endpoints' health and applies the result. Failover mode is the
+ * one-slot case of mirror mode.
+ */
+export type EndpointState = 'disconnected' | 'alive' | 'suspect' | 'dead';
+
+export interface SelectionCandidate {
+  readonly id: string;
+  readonly state: EndpointState;
+  /** When the endpoint last became `alive` (undefined when not alive). */
+  readonly upSince: number | undefined;
+  readonly active: boolean;
+}
+
+export interface SelectionInput {
+  /** Endpoints in priority order (index 0 first). */
+  readonly candidates: readonly SelectionCandidate[];
+  /** How many endpoints receive at once (1 in failover mode). */
+  readonly slots: number;
+  readonly now: number;
+  readonly failback: { readonly enabled: boolean; readonly stableMs: number };
+  /** An operator changed the list: a better endpoint takes over without the stable wait. */
+  readonly immediate: boolean;
+}
+
+export type DemotionReason = 'heartbeat-timeout' | 'disconnected' | 'failback' | 'operator';
+export type PromotionReason = 'fill' | 'failback' | 'operator';
+
+export interface Selection {
+  /** The new active set, in priority order. */
+  readonly active: readonly string[];
+  readonly promoted: readonly { id: string; reason: PromotionReason; replaces: string | undefined }[];
+  readonly demoted: readonly { id: string; reason: DemotionReason }[];
+}
+
+export interface FailoverPolicy {
+  select(input: SelectionInput): Selection;
+}
+
+/**
+ * Highest priority wins, with hysteresis: an active endpoint stays while it is merely
+ * `suspect`; a newcomer must be `alive`; a recovered higher-priority endpoint takes a
+ * slot back only after `failback.stableMs` of being alive (or at once for operator
+ * changes).
+ */
+export class PriorityFailoverPolicy implements FailoverPolicy {
+  select(input: SelectionInput): Selection {
+    const { candidates, slots, now, failback, immediate } = input;
+    const rank = new Map(candidates.map((c, i) => [c.id, i]));
+    const demoted: { id: string; reason: DemotionReason }[] = [];
+    const promoted: { id: string; reason: PromotionReason; replaces: string | undefined }[] = [];
+
+    const set: SelectionCandidate[] = [];
+    for (const c of candidates) {
+      if (!c.active) continue;
+      if (c.state === 'alive' || c.state === 'suspect') set.push(c);
+      else demoted.push({ id: c.id, reason: c.state === 'dead' ? 'heartbeat-timeout' : 'disconnected' });
+    }
+    // more active than slots (e.g. mirror_k lowered): keep the best
+    while (set.length > slots) {
+      const dropped = set.pop();
+      if (dropped) demoted.push({ id: dropped.id, reason: 'operator' });
+    }
+
+    const lost = demoted.map((d) => d.id);
+    for (const c of candidates) {
+      if (c.state !== 'alive' || set.includes(c)) continue;
+      if (set.length < slots) {
+        set.push(c);
+        promoted.push({ id: c.id, reason: 'fill', replaces: lost.shift() });
+        set.sort((a, b) => (rank.get(a.id) ?? 0) - (rank.get(b.id) ?? 0));
+        continue;
+      }
+      const lowest = set[set.length - 1];
+      if (!lowest || (rank.get(c.id) ?? 0) > (rank.get(lowest.id) ?? 0)) continue;
+      const stable = failback.enabled && c.upSince !== undefined && now - c.upSince >= failback.stableMs;
+      if (!immediate && !stable) continue;
+      const reason = immediate ? 'operator' : 'failback';
+      set.pop();
+      demoted.push({ id: lowest.id, reason });
+      set.push(c);
+      promoted.push({ id: c.id, reason, replaces: lowest.id });
+      set.sort((a, b) => (rank.get(a.id) ?? 0) - (rank.get(b.id) ?? 0));
+    }
+    return { active: set.map((c) => c.id), promoted, demoted };
+  }
+}

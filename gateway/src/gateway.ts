@@ -1,0 +1,436 @@
+import { randomUUID } from 'node:crypto';
+import { MirrorstreamError, RealClock, TypedEmitter, type Clock } from '@mirrorstream/receiver';
+import { pino, type Logger } from 'pino';
+import { parseConfig, type GatewayConfig, type GatewayConfigInput } from './config.js';
+import { Connection } from './endpoints/connection.js';
+import { Endpoint } from './endpoints/endpoint.js';
+import type { EndpointState, FailoverPolicy } from './failover/policy.js';
+import { PriorityFailoverPolicy } from './failover/policy.js';
+import {
+  addEndpointSchema,
+  chunkOptionsSchema,
+  parseInput,
+  reorderSchema,
+  streamSpecSchema,
+  idSchema,
+  type AddEndpointInput,
+  type ChunkInput,
+  type ChunkOptions,
+  type StreamSpecInput,
+} from './streams/spec.js';
+import { Stream, type Role, type SwitchReason, type SwitchRecord } from './streams/stream.js';
+import {
+  endpointHealth,
+  streamHealth,
+  streamInfo,
+  type EndpointHealth,
+  type StreamHealth,
+  type StreamInfo,
+} from './telemetry/snapshots.js';
+import type { Transport } from './transports/transport.js';
+
+export interface RoleChangedEvent {
+  streamId: string;
+  endpointId: string;
+  role: Role;
+  fromSeq: number;
+  reason: SwitchReason;
+  at: number;
+}
+export type SwitchEvent = { streamId: string } & SwitchRecord;
+export interface EndpointHealthEvent {
+  endpointId: string;
+  state: EndpointState;
+  previous: EndpointState;
+  phi: number;
+  at: number;
+}
+export interface GapEvent {
+  streamId: string;
+  endpointId: string;
+  from: number;
+  to: number;
+  reason: string;
+}
+
+export type GatewayEvents = {
+  roleChanged: [event: RoleChangedEvent];
+  switched: [event: SwitchEvent];
+  endpointHealth: [event: EndpointHealthEvent];
+  gap: [event: GapEvent];
+};
+
+/** Collaborators that are not configuration: injected so tests and embedders can replace them. */
+export interface GatewayDeps {
+  clock?: Clock;
+  logger?: Logger;
+  failoverPolicy?: FailoverPolicy;
+}
+
+export interface PublishResult {
+  seq: number;
+}
+
+export interface BatchResult {
+  stream_id: string;
+  first_seq: number;
+  last_seq: number;
+  count: number;
+}
+
+export interface GatewayStatus {
+  status: 'ok' | 'closing';
+  streams: number;
+  endpoints: number;
+  connected_endpoints: number;
+  uptime_s: number;
+}
+
+/**
+ * The gateway: streams, endpoints and their connections. Every HTTP route is one call
+ * on this object, so in-process users get the same validation and behaviour.
+ */
+export class Gateway extends TypedEmitter<GatewayEvents> {
+  readonly config: GatewayConfig;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly #policy: FailoverPolicy;
+  readonly #streams = new Map<string, Stream>();
+  readonly #endpoints = new Map<string, Endpoint>();
+  readonly #connections = new Set<Connection>();
+  readonly #startedAt: number;
+  #tick: ReturnType<Clock['setInterval']> | undefined;
+  #lastAgeSweep = 0;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  readonly #drainWaiters = new Set<() => void>();
+
+  constructor(config: GatewayConfig, deps: GatewayDeps = {}) {
+    super();
+    this.config = config;
+    this.clock = deps.clock ?? new RealClock();
+    this.log = (deps.logger ?? pino({ level: config.logLevel })).child({ module: 'gateway' });
+    this.#policy = deps.failoverPolicy ?? new PriorityFailoverPolicy();
+    this.onListenerError = (err, event) => this.log.error({ err, event }, 'event listener threw');
+    this.#startedAt = this.clock.now();
+    this.#tick = this.clock.setInterval(() => this.#onTick(), config.tickMs);
+  }
+
+  // ---- streams ---------------------------------------------------------------
+
+  createStream(input: StreamSpecInput): StreamInfo {
+    this.#assertOpen();
+    const spec = parseInput(streamSpecSchema, input, 'stream spec');
+    if (this.#streams.has(spec.stream_id)) {
+      throw new MirrorstreamError('MS_STREAM_EXISTS', `stream ${spec.stream_id} already exists`);
+    }
+    const now = this.clock.now();
+    const r = this.config.retention;
+    const stream = new Stream({
+      id: spec.stream_id,
+      mode: spec.mode,
+      mirrorK: spec.mirror_k,
+      endpointList: spec.endpoint_list,
+      retention: {
+        maxChunks: spec.retention?.max_chunks ?? r.maxChunks,
+        maxBytes: spec.retention?.max_bytes ?? r.maxBytes,
+        maxAgeMs: spec.retention?.max_age_ms ?? r.maxAgeMs,
+      },
+      failback: {
+        enabled: spec.failback?.enabled ?? this.config.failback.enabled,
+        stableMs: spec.failback?.stable_ms ?? this.config.failback.stableMs,
+      },
+      sendHighWaterBytes: this.config.sendHighWaterBytes,
+      switchHistory: this.config.switchHistory,
+      policy: this.#policy,
+      hooks: {
+        endpoint: (id) => this.#endpoint(id),
+        roleChanged: (e) => this.emit('roleChanged', e),
+        switched: (e) => {
+          this.log.info({ stream: e.streamId, from: e.from, to: e.to, reason: e.reason, fromSeq: e.from_seq }, 'switch');
+          this.emit('switched', e);
+        },
+        gap: (e) => this.emit('gap', e),
+      },
+      now,
+    });
+    this.#streams.set(stream.id, stream);
+    for (const id of spec.endpoint_list) this.#endpoint(id);
+    for (const id of spec.endpoint_list) {
+      if (this.#endpoint(id).link) stream.endpointConnected(id, undefined, now);
+    }
+    stream.evaluate(now);
+    this.log.info({ stream: stream.id, mode: stream.mode, endpoints: spec.endpoint_list }, 'stream created');
+    return this.getStream(stream.id);
+  }
+
+  listStreams(): StreamInfo[] {
+    return [...this.#streams.values()].map((s) => streamInfo(s, (id) => this.#endpoint(id)));
+  }
+
+  getStream(streamId: string): StreamInfo {
+    return streamInfo(this.#stream(streamId), (id) => this.#endpoint(id));
+  }
+
+  /** Delete a stream: its endpoints get END, its retained chunks are dropped. */
+  deleteStream(streamId: string): void {
+    const stream = this.#stream(streamId);
+    stream.end('deleted');
+    this.#streams.delete(streamId);
+    for (const id of stream.endpointList) this.#forgetIfUnused(id);
+    this.log.info({ stream: streamId }, 'stream deleted');
+  }
+
+  addEndpoint(streamId: string, input: AddEndpointInput): StreamInfo {
+    const stream = this.#stream(streamId);
+    const { endpoint_id, priority } = parseInput(addEndpointSchema, input, 'endpoint');
+    if (stream.cursor(endpoint_id)) {
+      throw new MirrorstreamError('MS_ENDPOINT_EXISTS', `${endpoint_id} is already on stream ${streamId}`);
+    }
+    this.#endpoint(endpoint_id);
+    stream.addEndpoint(endpoint_id, priority, this.clock.now());
+    return this.getStream(streamId);
+  }
+
+  removeEndpoint(streamId: string, endpointId: string): StreamInfo {
+    const stream = this.#stream(streamId);
+    if (!stream.cursor(endpointId)) {
+      throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `${endpointId} is not on stream ${streamId}`);
+    }
+    stream.removeEndpoint(endpointId, this.clock.now());
+    this.#forgetIfUnused(endpointId);
+    return this.getStream(streamId);
+  }
+
+  /** Reorder priorities; the list must hold exactly the stream's current endpoints. */
+  reorderEndpoints(streamId: string, endpointList: readonly string[]): StreamInfo {
+    const stream = this.#stream(streamId);
+    const { endpoint_list } = parseInput(reorderSchema, { endpoint_list: endpointList }, 'endpoint list');
+    const current = new Set(stream.endpointList);
+    if (endpoint_list.length !== current.size || !endpoint_list.every((id) => current.has(id))) {
+      throw new MirrorstreamError(
+        'MS_ENDPOINT_LIST_INVALID',
+        'a reorder must list exactly the current endpoints; use POST/DELETE .../endpoints to add or remove',
+      );
+    }
+    stream.reorder(endpoint_list, this.clock.now());
+    return this.getStream(streamId);
+  }
+
+  // ---- data ------------------------------------------------------------------
+
+  /** Append one chunk; resolves with its seq once it is in the stream's log. */
+  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions = {}): Promise<PublishResult> {
+    const result = await this.publishBatch(streamId, [{ payload: toBytes(payload), ...options }]);
+    return { seq: result.first_seq };
+  }
+
+  /** Append chunks atomically: all are validated before any is sequenced. */
+  async publishBatch(streamId: string, chunks: readonly ChunkInput[]): Promise<BatchResult> {
+    this.#assertOpen();
+    const stream = this.#stream(streamId);
+    if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'a batch needs at least one chunk');
+    for (const [i, c] of chunks.entries()) {
+      if (!(c.payload instanceof Uint8Array)) throw new MirrorstreamError('MS_BAD_REQUEST', `chunk ${i}: payload must be bytes`);
+      if (c.payload.byteLength > this.config.maxChunkBytes) {
+        throw new MirrorstreamError('MS_PAYLOAD_TOO_LARGE', `chunk ${i}: ${c.payload.byteLength} bytes > maxChunkBytes ${this.config.maxChunkBytes}`);
+      }
+      parseInput(chunkOptionsSchema, { key: c.key, layer: c.layer }, `chunk ${i} options`);
+    }
+    const now = this.clock.now();
+    let first = 0;
+    let last = 0;
+    for (const c of chunks) {
+      last = stream.append(c.payload, now, c.key, c.layer);
+      if (first === 0) first = last;
+    }
+    return { stream_id: streamId, first_seq: first, last_seq: last, count: chunks.length };
+  }
+
+  // ---- health ----------------------------------------------------------------
+
+  streamHealth(streamId: string): StreamHealth {
+    return streamHealth(this.#stream(streamId), (id) => this.#endpoint(id));
+  }
+
+  listEndpoints(): EndpointHealth[] {
+    return [...this.#endpoints.values()].map((ep) => this.#endpointHealth(ep));
+  }
+
+  endpointHealth(endpointId: string): EndpointHealth {
+    parseInput(idSchema, endpointId, 'endpoint id');
+    const ep = this.#endpoints.get(endpointId);
+    if (!ep) throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `no endpoint ${endpointId}`);
+    return this.#endpointHealth(ep);
+  }
+
+  status(): GatewayStatus {
+    let connected = 0;
+    for (const ep of this.#endpoints.values()) if (ep.link) connected++;
+    return {
+      status: this.#closing ? 'closing' : 'ok',
+      streams: this.#streams.size,
+      endpoints: this.#endpoints.size,
+      connected_endpoints: connected,
+      uptime_s: Math.round((this.clock.now() - this.#startedAt) / 1000),
+    };
+  }
+
+  // ---- connections -----------------------------------------------------------
+
+  /**
+   * Take a receiver connection whose endpoint id the caller (signaling) has already
+   * authenticated. The receiver's HELLO must name the same endpoint.
+   */
+  accept(transport: Transport, auth: { endpointId: string }): Connection {
+    this.#assertOpen();
+    const endpointId = parseInput(idSchema, auth.endpointId, 'endpoint id');
+    const conn = new Connection({
+      transport,
+      endpointId,
+      clock: this.clock,
+      log: this.log.child({ module: 'connection', endpointId }),
+      maxFrameBytes: this.config.maxFrameBytes,
+      heartbeatIntervalMs: this.config.heartbeat.intervalMs,
+      helloTimeoutMs: this.config.helloTimeoutMs,
+      sessionId: randomUUID(),
+    });
+    this.#connections.add(conn);
+    conn.on('hello', (hello) => {
+      const now = this.clock.now();
+      const ep = this.#endpoint(endpointId);
+      const previous = ep.state;
+      const replaced = ep.attach(conn, now);
+      replaced?.close('replaced by a newer connection');
+      conn.welcome();
+      this.log.info({ endpointId, kind: transport.kind, session: conn.sessionId }, 'endpoint connected');
+      for (const s of this.#streamsOf(endpointId)) s.endpointConnected(endpointId, hello.resume[s.id], now);
+      this.#emitHealth(ep, previous, now);
+      for (const s of this.#streamsOf(endpointId)) s.evaluate(now);
+    });
+    conn.on('ack', (ack) => {
+      this.#streams.get(ack.streamId)?.ack(endpointId, ack.seq);
+      if (this.#drainWaiters.size > 0) for (const w of [...this.#drainWaiters]) w();
+    });
+    conn.on('heartbeatAck', (rtt, at) => this.#endpoints.get(endpointId)?.heartbeatAck(rtt, at));
+    conn.on('drain', () => {
+      for (const s of this.#streamsOf(endpointId)) s.pump(endpointId);
+    });
+    conn.on('close', (reason) => {
+      this.#connections.delete(conn);
+      const ep = this.#endpoints.get(endpointId);
+      const now = this.clock.now();
+      if (!ep) return;
+      const previous = ep.state;
+      if (!ep.detach(conn, now)) return;
+      this.log.info({ endpointId, reason }, 'endpoint disconnected');
+      this.#emitHealth(ep, previous, now);
+      for (const s of this.#streamsOf(endpointId)) s.evaluate(now);
+      this.#forgetIfUnused(endpointId);
+    });
+    return conn;
+  }
+
+  /**
+   * Stop taking data, wait (up to `drainTimeoutMs`) until active endpoints acked
+   * everything, send END and close every connection. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    await this.#waitDrained(this.config.drainTimeoutMs);
+    this.clock.clearInterval(this.#tick);
+    for (const s of this.#streams.values()) s.end('gateway closing');
+    for (const c of [...this.#connections]) c.close('gateway closing');
+    this.log.info('gateway closed');
+  }
+
+  #waitDrained(timeoutMs: number): Promise<void> {
+    const drained = (): boolean => [...this.#streams.values()].every((s) => s.drained);
+    if (drained()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#drainWaiters.delete(check);
+        this.clock.clearTimeout(timer);
+        resolve();
+      };
+      const check = (): void => {
+        if (drained()) done();
+      };
+      const timer = this.clock.setTimeout(() => {
+        this.log.warn('drain timed out; closing with unacked chunks');
+        done();
+      }, timeoutMs);
+      this.#drainWaiters.add(check);
+    });
+  }
+
+  #onTick(): void {
+    const now = this.clock.now();
+    for (const ep of this.#endpoints.values()) {
+      const previous = ep.check(now);
+      if (previous !== undefined) {
+        this.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
+        this.#emitHealth(ep, previous, now);
+      }
+    }
+    for (const s of this.#streams.values()) s.evaluate(now);
+    if (now - this.#lastAgeSweep >= 1000) {
+      this.#lastAgeSweep = now;
+      for (const s of this.#streams.values()) s.log.evictExpired(now);
+    }
+    if (this.#drainWaiters.size > 0) for (const w of [...this.#drainWaiters]) w();
+  }
+
+  #emitHealth(ep: Endpoint, previous: EndpointState, at: number): void {
+    if (previous === ep.state) return;
+    this.emit('endpointHealth', { endpointId: ep.id, state: ep.state, previous, phi: ep.phi, at });
+  }
+
+  #endpointHealth(ep: Endpoint): EndpointHealth {
+    return endpointHealth(ep, this.#streamsOf(ep.id), this.config.heartbeat.intervalMs);
+  }
+
+  #stream(streamId: string): Stream {
+    const s = this.#streams.get(streamId);
+    if (!s) throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `no stream ${JSON.stringify(streamId).slice(0, 140)}`);
+    return s;
+  }
+
+  /** The endpoint record, created on first mention. */
+  #endpoint(id: string): Endpoint {
+    let ep = this.#endpoints.get(id);
+    if (!ep) this.#endpoints.set(id, (ep = new Endpoint(id, this.config.heartbeat)));
+    return ep;
+  }
+
+  #streamsOf(endpointId: string): Stream[] {
+    return [...this.#streams.values()].filter((s) => s.cursor(endpointId) !== undefined);
+  }
+
+  /** Drop an endpoint record nobody refers to (not listed, not connected). */
+  #forgetIfUnused(endpointId: string): void {
+    const ep = this.#endpoints.get(endpointId);
+    if (ep && !ep.connection && this.#streamsOf(endpointId).length === 0) this.#endpoints.delete(endpointId);
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new MirrorstreamError('MS_GATEWAY_CLOSED', 'the gateway is closing', { retryable: false });
+  }
+}
+
+export type GatewayOptions = GatewayConfigInput & GatewayDeps;
+
+/** Build a gateway from a config (validated, frozen) plus optional collaborators. */
+export function createGateway(options: GatewayOptions = {}): Gateway {
+  const { clock, logger, failoverPolicy, ...config } = options;
+  return new Gateway(parseConfig(config), { clock, logger, failoverPolicy });
+}
+
+function toBytes(payload: Uint8Array | string): Uint8Array {
+  return typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
+}

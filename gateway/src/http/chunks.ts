@@ -1,0 +1,79 @@
+import { unpack } from 'msgpackr';
+import { z } from 'zod';
+import { MirrorstreamError } from '@mirrorstream/receiver';
+import { MAX_KEY_LENGTH, MAX_LAYER, parseInput, type ChunkInput } from '../streams/spec.js';
+
+/**
+ * Ingest body formats for `POST /v1/streams/:id/chunks`:
+ * - `application/json`: `{chunks:[{payload|payload_base64|json, key?, layer?}]}`:
+ *   `payload` is text sent as UTF-8, `payload_base64` is binary, `json` is any JSON
+ *   value sent as its UTF-8 JSON text (market ticks, sensor readings).
+ * - `application/msgpack`: `{chunks:[{payload: bin|str, key?, layer?}]}`.
+ * - `application/octet-stream`: the body is one chunk; `?key=&layer=` in the query.
+ */
+export const MAX_CHUNKS_PER_BATCH = 10_000;
+
+const common = {
+  key: z.string().min(1).max(MAX_KEY_LENGTH).optional(),
+  layer: z.number().int().min(0).max(MAX_LAYER).optional(),
+};
+
+const jsonChunk = z
+  .strictObject({
+    payload: z.string().optional(),
+    payload_base64: z.base64().optional(),
+    json: z.unknown().optional(),
+    ...common,
+  })
+  .refine((c) => [c.payload, c.payload_base64, c.json].filter((v) => v !== undefined).length === 1, {
+    message: 'each chunk needs exactly one of payload, payload_base64, json',
+  });
+
+const jsonBatch = z.strictObject({ chunks: z.array(jsonChunk).min(1).max(MAX_CHUNKS_PER_BATCH) });
+
+const msgpackChunk = z.strictObject({
+  payload: z.union([z.instanceof(Uint8Array), z.string()]),
+  ...common,
+});
+const msgpackBatch = z.strictObject({ chunks: z.array(msgpackChunk).min(1).max(MAX_CHUNKS_PER_BATCH) });
+
+const rawQuery = z.object({
+  key: z.string().min(1).max(MAX_KEY_LENGTH).optional(),
+  layer: z.coerce.number().int().min(0).max(MAX_LAYER).optional(),
+});
+
+const encoder = new TextEncoder();
+
+export function chunksFromJson(body: unknown): ChunkInput[] {
+  const { chunks } = parseInput(jsonBatch, body, 'chunk batch');
+  return chunks.map((c) => ({
+    payload:
+      c.payload !== undefined
+        ? encoder.encode(c.payload)
+        : c.payload_base64 !== undefined
+          ? new Uint8Array(Buffer.from(c.payload_base64, 'base64'))
+          : encoder.encode(JSON.stringify(c.json)),
+    ...(c.key === undefined ? {} : { key: c.key }),
+    ...(c.layer === undefined ? {} : { layer: c.layer }),
+  }));
+}
+
+export function chunksFromMsgpack(body: Uint8Array): ChunkInput[] {
+  let decoded: unknown;
+  try {
+    decoded = unpack(body);
+  } catch (error) {
+    throw new MirrorstreamError('MS_BAD_REQUEST', 'request body is not valid msgpack', { cause: error });
+  }
+  const { chunks } = parseInput(msgpackBatch, decoded, 'chunk batch');
+  return chunks.map((c) => ({
+    payload: typeof c.payload === 'string' ? encoder.encode(c.payload) : c.payload,
+    ...(c.key === undefined ? {} : { key: c.key }),
+    ...(c.layer === undefined ? {} : { layer: c.layer }),
+  }));
+}
+
+export function chunkFromRaw(body: Uint8Array, query: unknown): ChunkInput[] {
+  const q = parseInput(rawQuery, query, 'query');
+  return [{ payload: body, ...(q.key === undefined ? {} : { key: q.key }), ...(q.layer === undefined ? {} : { layer: q.layer }) }];
+}

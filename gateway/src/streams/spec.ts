@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { ID_PATTERN, MirrorstreamError } from '@mirrorstream/receiver';
+
+/**
+ * Input schemas shared by the in-process `Gateway` methods and the HTTP API, so both
+ * entry points validate the same way. JSON shapes use snake_case, like the HTTP API.
+ */
+export const idSchema = z.string().min(1).max(128).regex(ID_PATTERN, 'ids are 1-128 chars of A-Z a-z 0-9 . _ : -');
+
+export const MAX_ENDPOINTS_PER_STREAM = 64;
+
+const endpointListSchema = z
+  .array(idSchema)
+  .max(MAX_ENDPOINTS_PER_STREAM)
+  .refine((list) => new Set(list).size === list.length, { message: 'endpoint_list has duplicates' });
+
+export const streamSpecSchema = z
+  .strictObject({
+    stream_id: idSchema,
+    /** Priority order: index 0 is the most preferred endpoint. */
+    endpoint_list: endpointListSchema,
+    mode: z.enum(['failover', 'mirror']).default('failover'),
+    /** Mirror mode only: how many endpoints receive at once (default: all). */
+    mirror_k: z.number().int().min(1).max(MAX_ENDPOINTS_PER_STREAM).optional(),
+    retention: z
+      .strictObject({
+        max_chunks: z.number().int().min(1).max(10_000_000).optional(),
+        max_bytes: z.number().int().min(1024).max(16 * 1024 ** 3).optional(),
+        max_age_ms: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
+      })
+      .optional(),
+    failback: z
+      .strictObject({
+        enabled: z.boolean().optional(),
+        stable_ms: z.number().int().min(0).max(3600_000).optional(),
+      })
+      .optional(),
+  })
+  .refine((s) => s.mode === 'mirror' || s.mirror_k === undefined, {
+    message: 'mirror_k is only valid with mode "mirror"',
+    path: ['mirror_k'],
+  });
+
+export type StreamSpecInput = z.input<typeof streamSpecSchema>;
+export type StreamSpec = z.output<typeof streamSpecSchema>;
+
+export const addEndpointSchema = z.strictObject({
+  endpoint_id: idSchema,
+  /** Position in the priority list (0 = most preferred); default: last. */
+  priority: z.number().int().min(0).max(MAX_ENDPOINTS_PER_STREAM).optional(),
+});
+export type AddEndpointInput = z.input<typeof addEndpointSchema>;
+
+export const reorderSchema = z.strictObject({ endpoint_list: endpointListSchema });
+
+export const MAX_KEY_LENGTH = 256;
+export const MAX_LAYER = 15;
+
+export const chunkOptionsSchema = z.strictObject({
+  key: z.string().min(1).max(MAX_KEY_LENGTH).optional(),
+  layer: z.number().int().min(0).max(MAX_LAYER).optional(),
+});
+export type ChunkOptions = z.input<typeof chunkOptionsSchema>;
+
+/** A chunk for `publishBatch`: the bytes plus optional conflation key and quality layer. */
+export interface ChunkInput extends ChunkOptions {
+  payload: Uint8Array;
+}
+
+/** Parse with a schema; failures become MS_BAD_REQUEST with every problem listed. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    throw new MirrorstreamError('MS_BAD_REQUEST', `invalid ${what}: ${z.prettifyError(result.error).replace(/\n/g, '; ')}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,346 @@
+import { encodeFrame, FrameType } from '@mirrorstream/receiver';
+import type { FailbackConfig, RetentionConfig } from '../config.js';
+import type { DemotionReason, EndpointState, FailoverPolicy } from '../failover/policy.js';
+import type { Channel } from '../transports/transport.js';
+import { StreamLog } from './stream-log.js';
+
+export type StreamMode = 'failover' | 'mirror';
+export type Role = 'active' | 'standby';
+
+/** Why a role changed; stable strings (they appear in the API, events and metrics). */
+export type SwitchReason =
+  | 'initial'
+  | 'heartbeat-timeout'
+  | 'disconnected'
+  | 'removed'
+  | 'failback'
+  | 'operator'
+  | 'recovered';
+
+/** What the stream needs to know about an endpoint; the gateway's endpoint registry provides it. */
+export interface EndpointView {
+  readonly state: EndpointState;
+  readonly upSince: number | undefined;
+  /** The open connection, if any. */
+  readonly link: StreamLink | undefined;
+}
+
+export interface StreamLink {
+  readonly bufferedAmount: number;
+  send(bytes: Uint8Array, channel: Channel): boolean;
+}
+
+export interface SwitchRecord {
+  readonly from: string | null;
+  readonly to: string | null;
+  readonly reason: SwitchReason;
+  readonly at: number;
+  /** First seq the new endpoint was sent. */
+  readonly from_seq: number;
+}
+
+export interface StreamHooks {
+  endpoint(id: string): EndpointView;
+  roleChanged(e: { streamId: string; endpointId: string; role: Role; fromSeq: number; reason: SwitchReason; at: number }): void;
+  switched(e: { streamId: string } & SwitchRecord): void;
+  gap(e: { streamId: string; endpointId: string; from: number; to: number; reason: string }): void;
+}
+
+export interface StreamOptions {
+  id: string;
+  mode: StreamMode;
+  mirrorK: number | undefined;
+  endpointList: readonly string[];
+  retention: RetentionConfig;
+  failback: FailbackConfig;
+  sendHighWaterBytes: number;
+  switchHistory: number;
+  policy: FailoverPolicy;
+  hooks: StreamHooks;
+  now: number;
+}
+
+/** Delivery state of one endpoint on one stream. */
+export interface Cursor {
+  readonly endpointId: string;
+  role: Role;
+  /** Next seq to send while active. */
+  nextSeq: number;
+  /** Highest seq sent (or declared lost by GAP) to this endpoint. */
+  sentUpTo: number;
+  /** Cumulative ack from the endpoint. */
+  lastAcked: number;
+  everActive: boolean;
+  chunksSent: number;
+  bytesSent: number;
+}
+
+/**
+ * One stream: its retention log, its endpoints in priority order, one cursor per
+ * endpoint, and the active set chosen by the failover policy. It writes frames to the
+ * endpoints' links and never touches a socket.
+ */
+export class Stream {
+  readonly id: string;
+  readonly mode: StreamMode;
+  readonly mirrorK: number | undefined;
+  readonly createdAt: number;
+  readonly log: StreamLog;
+  readonly retention: RetentionConfig;
+  readonly failback: FailbackConfig;
+  readonly #opts: StreamOptions;
+  readonly #cursors = new Map<string, Cursor>();
+  #order: string[];
+  #active: string[] = [];
+  /** Highest cumulative ack of any endpoint: in failover mode everything up to it is delivered. */
+  #ackFrontier = 0;
+  #hadActive = false;
+  #lastLoss: SwitchReason | undefined;
+  readonly #switches: SwitchRecord[] = [];
+  #closed = false;
+
+  constructor(opts: StreamOptions) {
+    this.#opts = opts;
+    this.id = opts.id;
+    this.mode = opts.mode;
+    this.mirrorK = opts.mirrorK;
+    this.retention = opts.retention;
+    this.failback = opts.failback;
+    this.createdAt = opts.now;
+    this.log = new StreamLog(opts.id, opts.retention);
+    this.#order = [...opts.endpointList];
+    for (const id of this.#order) this.#cursors.set(id, newCursor(id));
+  }
+
+  get endpointList(): readonly string[] {
+    return this.#order;
+  }
+
+  get active(): readonly string[] {
+    return this.#active;
+  }
+
+  get ackFrontier(): number {
+    return this.#ackFrontier;
+  }
+
+  get switches(): readonly SwitchRecord[] {
+    return this.#switches;
+  }
+
+  cursor(endpointId: string): Readonly<Cursor> | undefined {
+    return this.#cursors.get(endpointId);
+  }
+
+  get slots(): number {
+    return this.mode === 'failover' ? 1 : (this.mirrorK ?? Number.POSITIVE_INFINITY);
+  }
+
+  /** Append one chunk and push it to the active endpoints. */
+  append(payload: Uint8Array, timestamp: number, key?: string, layer?: number): number {
+    const entry = this.log.append(payload, timestamp, key, layer);
+    for (const id of this.#active) this.pump(id);
+    return entry.seq;
+  }
+
+  /** Send what the endpoint may receive until its link's buffer is full. */
+  pump(endpointId: string): void {
+    const c = this.#cursors.get(endpointId);
+    if (!c || c.role !== 'active' || this.#closed) return;
+    const link = this.#opts.hooks.endpoint(endpointId).link;
+    if (!link) return;
+    const log = this.log;
+    const highWater = this.#opts.sendHighWaterBytes;
+    while (c.nextSeq <= log.lastSeq && link.bufferedAmount < highWater) {
+      if (c.nextSeq < log.firstSeq) {
+        this.#sendGap(c, link, log.firstSeq - 1, 'retention');
+        continue;
+      }
+      const frame = log.frame(c.nextSeq);
+      if (!frame || !link.send(frame, 'data')) return;
+      c.sentUpTo = c.nextSeq;
+      c.nextSeq++;
+      c.chunksSent++;
+      c.bytesSent += frame.byteLength;
+    }
+  }
+
+  /** Cumulative ack from an endpoint; acks beyond what was sent are clamped. */
+  ack(endpointId: string, seq: number): void {
+    const c = this.#cursors.get(endpointId);
+    if (!c) return;
+    const acked = Math.min(seq, c.sentUpTo);
+    if (acked <= c.lastAcked) return;
+    c.lastAcked = acked;
+    if (acked > this.#ackFrontier) this.#ackFrontier = acked;
+  }
+
+  /**
+   * An endpoint (re)connected. `resume` is the last seq its SDK delivered: it counts as
+   * acked as far as this gateway actually sent it. The endpoint learns its role.
+   */
+  endpointConnected(endpointId: string, resume: number | undefined, now: number): void {
+    const c = this.#cursors.get(endpointId);
+    if (!c) return;
+    if (resume !== undefined) this.ack(endpointId, resume);
+    if (c.role === 'active') this.#activate(c, this.#startSeq(c), now, undefined);
+    else this.#sendRole(c, 'standby', this.#ackFrontier + 1);
+  }
+
+  /** Re-run the failover policy and apply its decision (make-before-break). */
+  evaluate(now: number, immediate = false, removing?: string): void {
+    if (this.#closed) return;
+    const hooks = this.#opts.hooks;
+    const candidates = this.#order.map((id) => {
+      const view = hooks.endpoint(id);
+      // an endpoint being removed looks disconnected to the policy, so it is replaced
+      const state = id === removing ? 'disconnected' : view.state;
+      return { id, state, upSince: view.upSince, active: this.#active.includes(id) };
+    });
+    const wasActive = this.#active.filter((id) => this.#cursors.has(id));
+    const sel = this.#opts.policy.select({
+      candidates,
+      slots: this.slots,
+      now,
+      failback: { enabled: this.failback.enabled, stableMs: this.failback.stableMs },
+      immediate,
+    });
+    if (sel.promoted.length === 0 && sel.demoted.length === 0 && sameList(sel.active, wasActive)) return;
+
+    const demotionReason = (d: { id: string; reason: DemotionReason }): SwitchReason =>
+      d.id === removing ? 'removed' : d.reason;
+    const demotedReason = new Map(sel.demoted.map((d) => [d.id, demotionReason(d)]));
+    // make before break: bring the new endpoints up before the old ones are told to stop
+    for (const p of sel.promoted) {
+      const c = this.#cursors.get(p.id);
+      if (!c) continue;
+      const fromSeq = this.#startSeq(c);
+      let reason: SwitchReason;
+      if (p.reason === 'failback') reason = 'failback';
+      else if (p.reason === 'operator') reason = 'operator';
+      else if (p.replaces !== undefined) reason = demotedReason.get(p.replaces) ?? 'recovered';
+      else if (!this.#hadActive) reason = 'initial';
+      else reason = this.#lastLoss ?? 'recovered';
+      const from = p.replaces ?? (this.mode === 'failover' ? (wasActive[0] ?? null) : null);
+      this.#activate(c, fromSeq, now, reason);
+      this.#record({ from, to: p.id, reason, at: now, from_seq: fromSeq });
+    }
+    for (const d of sel.demoted) {
+      const c = this.#cursors.get(d.id);
+      if (!c) continue;
+      const reason = demotionReason(d);
+      this.#deactivate(c, now, reason);
+      const replaced = sel.promoted.some((p) => p.replaces === d.id);
+      if (!replaced) {
+        this.#lastLoss = reason;
+        this.#record({ from: d.id, to: null, reason, at: now, from_seq: c.lastAcked + 1 });
+      }
+    }
+    this.#active = [...sel.active];
+  }
+
+  addEndpoint(endpointId: string, position: number | undefined, now: number): void {
+    if (this.#cursors.has(endpointId)) return;
+    const at = position === undefined ? this.#order.length : Math.min(position, this.#order.length);
+    this.#order.splice(at, 0, endpointId);
+    const c = newCursor(endpointId);
+    this.#cursors.set(endpointId, c);
+    if (this.#opts.hooks.endpoint(endpointId).link) this.#sendRole(c, 'standby', this.#ackFrontier + 1);
+    this.evaluate(now, true);
+  }
+
+  /** Remove an endpoint; if it was active, the next one takes over at once. */
+  removeEndpoint(endpointId: string, now: number): void {
+    const c = this.#cursors.get(endpointId);
+    if (!c) return;
+    this.evaluate(now, true, endpointId);
+    this.#order = this.#order.filter((id) => id !== endpointId);
+    this.#active = this.#active.filter((id) => id !== endpointId);
+    this.#cursors.delete(endpointId);
+    this.#opts.hooks
+      .endpoint(endpointId)
+      .link?.send(encodeFrame({ type: FrameType.END, streamId: this.id, reason: 'removed' }), 'data');
+  }
+
+  /** New priority order (same set of endpoints); a better endpoint takes over at once. */
+  reorder(list: readonly string[], now: number): void {
+    this.#order = [...list];
+    this.#active.sort((a, b) => this.#order.indexOf(a) - this.#order.indexOf(b));
+    this.evaluate(now, true);
+  }
+
+  /** True when every active endpoint has acked everything published. */
+  get drained(): boolean {
+    const last = this.log.lastSeq;
+    return this.#active.every((id) => (this.#cursors.get(id)?.lastAcked ?? 0) >= last || !this.#opts.hooks.endpoint(id).link);
+  }
+
+  /** Tell every connected endpoint the stream ended; stop sending. */
+  end(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const frame = encodeFrame({ type: FrameType.END, streamId: this.id, reason });
+    for (const id of this.#order) this.#opts.hooks.endpoint(id).link?.send(frame, 'data');
+  }
+
+  /** Where an endpoint entering the active set starts. */
+  #startSeq(c: Cursor): number {
+    // failover: continue right after what the stream as a whole has delivered;
+    // mirror: each endpoint has its own cursor; a newcomer gets everything retained.
+    if (this.mode === 'failover') return this.#ackFrontier + 1;
+    return c.everActive || c.lastAcked > 0 ? c.lastAcked + 1 : this.log.firstSeq;
+  }
+
+  #activate(c: Cursor, fromSeq: number, now: number, reason: SwitchReason | undefined): void {
+    const wasActive = c.role === 'active';
+    c.role = 'active';
+    c.everActive = true;
+    c.nextSeq = fromSeq;
+    this.#hadActive = true;
+    const link = this.#opts.hooks.endpoint(c.endpointId).link;
+    if (link) {
+      this.#sendRole(c, 'active', fromSeq);
+      if (fromSeq < this.log.firstSeq) this.#sendGap(c, link, this.log.firstSeq - 1, 'retention');
+    }
+    if (!wasActive && reason) {
+      this.#opts.hooks.roleChanged({ streamId: this.id, endpointId: c.endpointId, role: 'active', fromSeq, reason, at: now });
+    }
+    this.pump(c.endpointId);
+  }
+
+  #deactivate(c: Cursor, now: number, reason: SwitchReason): void {
+    if (c.role !== 'active') return;
+    c.role = 'standby';
+    this.#sendRole(c, 'standby', this.#ackFrontier + 1);
+    this.#opts.hooks.roleChanged({ streamId: this.id, endpointId: c.endpointId, role: 'standby', fromSeq: c.lastAcked + 1, reason, at: now });
+  }
+
+  #sendRole(c: Cursor, role: Role, fromSeq: number): void {
+    this.#opts.hooks
+      .endpoint(c.endpointId)
+      .link?.send(encodeFrame({ type: FrameType.ROLE, streamId: this.id, role, fromSeq }), 'data');
+  }
+
+  /** Declare `c.nextSeq..to` lost to this endpoint (ROLE/GAP ride the data channel so they stay ordered with DATA). */
+  #sendGap(c: Cursor, link: StreamLink, to: number, reason: string): void {
+    const from = c.nextSeq;
+    link.send(encodeFrame({ type: FrameType.GAP, streamId: this.id, from, to, reason }), 'data');
+    c.nextSeq = to + 1;
+    c.sentUpTo = Math.max(c.sentUpTo, to);
+    this.#opts.hooks.gap({ streamId: this.id, endpointId: c.endpointId, from, to, reason });
+  }
+
+  #record(rec: SwitchRecord): void {
+    this.#switches.push(rec);
+    if (this.#switches.length > this.#opts.switchHistory) this.#switches.shift();
+    this.#opts.hooks.switched({ streamId: this.id, ...rec });
+  }
+}
+
+function newCursor(endpointId: string): Cursor {
+  return { endpointId, role: 'standby', nextSeq: 1, sentUpTo: 0, lastAcked: 0, everActive: false, chunksSent: 0, bytesSent: 0 };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

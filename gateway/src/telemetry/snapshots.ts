@@ -1,0 +1,171 @@
+import type { Endpoint } from '../endpoints/endpoint.js';
+import type { Stream, SwitchRecord } from '../streams/stream.js';
+import type { Measurement, TransportStats } from '../transports/transport.js';
+
+/** JSON shapes returned by the HTTP API and the Gateway's query methods (snake_case, like the API). */
+export interface StreamEndpointInfo {
+  endpoint_id: string;
+  priority: number;
+  role: 'active' | 'standby';
+  state: Endpoint['state'];
+  last_acked_seq: number;
+  sent_seq: number;
+}
+
+export interface StreamInfo {
+  stream_id: string;
+  mode: Stream['mode'];
+  mirror_k: number | null;
+  endpoint_list: StreamEndpointInfo[];
+  active: string[];
+  first_seq: number;
+  last_seq: number;
+  retained_chunks: number;
+  retained_bytes: number;
+  evicted_chunks: number;
+  retention: { max_chunks: number; max_bytes: number; max_age_ms: number };
+  failback: { enabled: boolean; stable_ms: number };
+  created_at: string;
+}
+
+export interface StreamHealth {
+  stream_id: string;
+  /** ok: an endpoint receives; degraded: fewer than wanted or one is suspect; down: nobody receives. */
+  status: 'ok' | 'degraded' | 'down';
+  last_seq: number;
+  ack_frontier: number;
+  active: string[];
+  endpoints: {
+    endpoint_id: string;
+    priority: number;
+    role: 'active' | 'standby';
+    state: Endpoint['state'];
+    phi: number;
+    rtt_ms: Measurement | null;
+    last_acked_seq: number;
+    ack_lag_chunks: number;
+  }[];
+  switches: SwitchRecord[];
+}
+
+export interface EndpointHealth {
+  endpoint_id: string;
+  connected: boolean;
+  state: Endpoint['state'];
+  phi: number;
+  up_since: string | null;
+  rtt_ms: Measurement | null;
+  srtt_ms: Measurement | null;
+  heartbeat: { interval_ms: number; last_at: string | null; sent: number; acked: number; misses: number };
+  connects: number;
+  transport: TransportStats | null;
+  streams: { stream_id: string; role: 'active' | 'standby'; last_acked_seq: number; ack_lag_chunks: number }[];
+}
+
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+export function streamInfo(s: Stream, endpoint: (id: string) => Endpoint): StreamInfo {
+  return {
+    stream_id: s.id,
+    mode: s.mode,
+    mirror_k: s.mirrorK ?? null,
+    endpoint_list: s.endpointList.map((id, priority) => {
+      const c = s.cursor(id);
+      return {
+        endpoint_id: id,
+        priority,
+        role: c?.role ?? 'standby',
+        state: endpoint(id).state,
+        last_acked_seq: c?.lastAcked ?? 0,
+        sent_seq: c?.sentUpTo ?? 0,
+      };
+    }),
+    active: [...s.active],
+    first_seq: s.log.firstSeq,
+    last_seq: s.log.lastSeq,
+    retained_chunks: s.log.size,
+    retained_bytes: s.log.bytes,
+    evicted_chunks: s.log.evicted,
+    retention: { max_chunks: s.retention.maxChunks, max_bytes: s.retention.maxBytes, max_age_ms: s.retention.maxAgeMs },
+    failback: { enabled: s.failback.enabled, stable_ms: s.failback.stableMs },
+    created_at: new Date(s.createdAt).toISOString(),
+  };
+}
+
+export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint): StreamHealth {
+  const last = s.log.lastSeq;
+  const endpoints = s.endpointList.map((id, priority) => {
+    const ep = endpoint(id);
+    const c = s.cursor(id);
+    const acked = c?.lastAcked ?? 0;
+    return {
+      endpoint_id: id,
+      priority,
+      role: c?.role ?? ('standby' as const),
+      state: ep.state,
+      phi: round(ep.phi),
+      rtt_ms: heartbeatRtt(ep),
+      last_acked_seq: acked,
+      ack_lag_chunks: c?.role === 'active' ? Math.max(0, last - acked) : 0,
+    };
+  });
+  const activeStates = endpoints.filter((e) => e.role === 'active');
+  const wanted = Math.min(s.slots, s.endpointList.length);
+  const status: StreamHealth['status'] =
+    activeStates.length === 0
+      ? 'down'
+      : activeStates.length < wanted || activeStates.some((e) => e.state !== 'alive')
+        ? 'degraded'
+        : 'ok';
+  return {
+    stream_id: s.id,
+    status,
+    last_seq: last,
+    ack_frontier: s.ackFrontier,
+    active: [...s.active],
+    endpoints,
+    switches: [...s.switches],
+  };
+}
+
+export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, intervalMs: number): EndpointHealth {
+  const conn = ep.connection;
+  const list: EndpointHealth['streams'] = [];
+  for (const s of streams) {
+    const c = s.cursor(ep.id);
+    if (!c) continue;
+    list.push({
+      stream_id: s.id,
+      role: c.role,
+      last_acked_seq: c.lastAcked,
+      ack_lag_chunks: c.role === 'active' ? Math.max(0, s.log.lastSeq - c.lastAcked) : 0,
+    });
+  }
+  return {
+    endpoint_id: ep.id,
+    connected: ep.link !== undefined,
+    state: ep.state,
+    phi: round(ep.phi),
+    up_since: iso(ep.upSince),
+    rtt_ms: heartbeatRtt(ep),
+    srtt_ms: ep.srttMs === undefined ? null : { value: round(ep.srttMs), source: 'gateway.heartbeat.srtt' },
+    heartbeat: {
+      interval_ms: intervalMs,
+      last_at: iso(ep.lastHeartbeatAt),
+      sent: conn?.heartbeatsSent ?? 0,
+      acked: conn?.heartbeatsAcked ?? 0,
+      misses: ep.heartbeatMisses,
+    },
+    connects: ep.connects,
+    transport: ep.link ? ep.link.transport.stats() : null,
+    streams: list,
+  };
+}
+
+function heartbeatRtt(ep: Endpoint): Measurement | null {
+  return ep.rttMs === undefined ? null : { value: round(ep.rttMs), source: 'gateway.heartbeat' };
+}
+
+function round(v: number): number {
+  return Number.isFinite(v) ? Math.round(v * 1000) / 1000 : v;
+}

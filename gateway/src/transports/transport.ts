@@ -1,0 +1,48 @@
+import type { TypedEmitter } from '@mirrorstream/receiver';
+
+/**
+ * The one interface between the stream core and a transport (memory, WebRTC,
+ * WebTransport). The core sees bytes, a buffered amount and events, never a socket.
+ */
+export type Channel = 'control' | 'data';
+
+/** A measured number and where it came from (e.g. `werift.sctp.srtt`, `gateway.heartbeat`). */
+export interface Measurement {
+  readonly value: number;
+  readonly source: string;
+}
+
+export interface TransportStats {
+  readonly kind: string;
+  readonly rttMs?: Measurement;
+  readonly lossRate?: Measurement;
+  readonly deliveryRateBitsPerSec?: Measurement;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly messagesSent: number;
+  readonly messagesReceived: number;
+  /** Whatever else the transport really measures (cwnd, rto, flight size...). */
+  readonly extra?: Readonly<Record<string, Measurement>>;
+}
+
+export type TransportEvents = {
+  message: [bytes: Uint8Array];
+  /** `bufferedAmount` fell below the low-water mark: sending may resume. */
+  drain: [];
+  close: [reason: string];
+  error: [error: Error];
+};
+
+export interface Transport extends Pick<TypedEmitter<TransportEvents>, 'on' | 'off' | 'once'> {
+  readonly kind: string;
+  /** Bytes accepted by `send` but not yet handed to the network. */
+  readonly bufferedAmount: number;
+  readonly isClosed: boolean;
+  /** Resolves with the close reason once the transport is closed, whoever closed it. */
+  readonly closed: Promise<string>;
+  /** Queue one message; returns false (and drops it) when the transport is closed. */
+  send(bytes: Uint8Array, channel: Channel): boolean;
+  stats(): TransportStats;
+  /** Idempotent. */
+  close(reason: string): void;
+}

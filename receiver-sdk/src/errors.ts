@@ -1,0 +1,52 @@
+/**
+ * The one registry of mirrorstream error codes, shared by the gateway and the SDK.
+ * Codes are stable: never rename or reuse one. `docs/errors.md` lists them and a test
+ * keeps the two in sync.
+ */
+export const ERROR_CODES = {
+  // wire protocol
+  MS_FRAME_TOO_LARGE: 'frame exceeds the maximum frame size',
+  MS_FRAME_MALFORMED: 'frame is not valid msgpack or not a frame array',
+  MS_FRAME_UNKNOWN_TYPE: 'frame type is unknown',
+  MS_FRAME_INVALID_FIELD: 'a frame field has the wrong type or value',
+  MS_PROTOCOL_VERSION: 'peer speaks an unsupported protocol version',
+  MS_PROTOCOL_STATE: 'frame not allowed in the current session state',
+  // requests and resources
+  MS_BAD_REQUEST: 'request body, query or parameters are invalid',
+  MS_UNAUTHORIZED: 'missing or invalid API key or endpoint token',
+  MS_NOT_FOUND: 'no such route',
+  MS_STREAM_NOT_FOUND: 'no such stream',
+  MS_STREAM_EXISTS: 'a stream with this id already exists',
+  MS_ENDPOINT_NOT_FOUND: 'no such endpoint',
+  MS_ENDPOINT_EXISTS: 'endpoint is already listed on this stream',
+  MS_ENDPOINT_LIST_INVALID: 'endpoint list has duplicates or does not match the current set',
+  MS_PAYLOAD_TOO_LARGE: 'request body or chunk is larger than allowed',
+  MS_UNSUPPORTED_MEDIA_TYPE: 'content type is not accepted here',
+  MS_GATEWAY_CLOSED: 'the gateway is closing or closed',
+  MS_TRANSPORT_CLOSED: 'the transport is closed',
+  MS_CONFIG_INVALID: 'configuration is invalid',
+  MS_INTERNAL: 'internal error',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Error with a stable `code`; `retryable` says whether the same call may succeed later. */
+export class MirrorstreamError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message ?? ERROR_CODES[code], options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MirrorstreamError';
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** Error found in a wire frame; the peer answers it with an ERROR frame and closes. */
+export class ProtocolError extends MirrorstreamError {
+  constructor(code: ErrorCode, message?: string) {
+    super(code, message);
+    this.name = 'ProtocolError';
+  }
+}

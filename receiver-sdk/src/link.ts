@@ -1,0 +1,40 @@
+/**
+ * What the receiver needs from a transport: message in, message out, close. WebRTC,
+ * WebTransport and the in-memory pair all provide it.
+ */
+export type LinkChannel = 'control' | 'data';
+
+export type LinkEvents = {
+  message: [bytes: Uint8Array];
+  close: [reason: string];
+};
+
+export interface FrameLink {
+  readonly isClosed: boolean;
+  send(bytes: Uint8Array, channel: LinkChannel): boolean;
+  close(reason: string): void;
+  on<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
+  off<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
+}
+
+/** Opens a new link to the gateway (one per connection attempt). */
+export type Dialer = () => Promise<FrameLink>;
+
+/** Decides the wait before the next reconnect attempt; `null` gives up. */
+export interface ReconnectPolicy {
+  nextRetryDelayMs(ctx: { attempt: number; lastError: unknown }): number | null;
+}
+
+/** Exponential backoff with full jitter, capped; never gives up. */
+export class ExponentialBackoff implements ReconnectPolicy {
+  constructor(
+    readonly initialMs = 100,
+    readonly maxMs = 5_000,
+    readonly random: () => number = Math.random,
+  ) {}
+
+  nextRetryDelayMs({ attempt }: { attempt: number }): number {
+    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(attempt, 20));
+    return Math.round(this.initialMs / 2 + this.random() * (ceiling - this.initialMs / 2));
+  }
+}

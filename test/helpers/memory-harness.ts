@@ -1,0 +1,108 @@
+import { createGateway, ManualClock, MemoryTransport, type Gateway, type GatewayConfigInput } from '../../gateway/src/index.js';
+import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+
+/**
+ * A gateway and receivers wired with in-memory transports and one manual clock.
+ * `step` advances time and lets the microtask-delivered frames settle: no sleeps.
+ */
+export interface TestReceiver {
+  readonly id: string;
+  readonly core: ReceiverCore;
+  readonly chunks: Chunk[];
+  /** The receiver side of the current connection. */
+  link(): MemoryTransport | undefined;
+  /** Hang: drop all traffic and refuse to reconnect, like a frozen process. */
+  freeze(): void;
+  /** Come back: allow reconnecting (the silent link is dropped by the silence timer). */
+  thaw(): void;
+}
+
+export interface Harness {
+  clock: ManualClock;
+  gateway: Gateway;
+  receiver(id: string): Promise<TestReceiver>;
+  settle(): Promise<void>;
+  step(ms: number, stepMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 4; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+export function harness(config: GatewayConfigInput = {}): Harness {
+  const clock = new ManualClock();
+  const gateway = createGateway({ clock, logLevel: 'silent', ...config });
+  const receivers: TestReceiver[] = [];
+
+  const h: Harness = {
+    clock,
+    gateway,
+    settle,
+    async step(ms: number, stepMs = 10): Promise<void> {
+      for (let t = 0; t < ms; t += stepMs) {
+        clock.advance(Math.min(stepMs, ms - t));
+        await settle();
+      }
+    },
+    async receiver(id: string): Promise<TestReceiver> {
+      let current: MemoryTransport | undefined;
+      let frozen = false;
+      const core = new ReceiverCore({
+        endpointId: id,
+        token: 'in-process',
+        clock,
+        reconnect: { nextRetryDelayMs: () => 100 },
+        dial: async () => {
+          if (frozen) throw new Error('host unreachable');
+          const [gatewaySide, receiverSide] = MemoryTransport.pair();
+          gateway.accept(gatewaySide, { endpointId: id });
+          current = receiverSide;
+          return receiverSide;
+        },
+      });
+      const chunks: Chunk[] = [];
+      core.on('chunk', (c) => chunks.push(c));
+      const r: TestReceiver = {
+        id,
+        core,
+        chunks,
+        link: () => current,
+        freeze: () => {
+          frozen = true;
+          if (current) current.blackhole = true;
+        },
+        thaw: () => {
+          frozen = false;
+        },
+      };
+      receivers.push(r);
+      const connected = core.connect();
+      await settle();
+      await connected;
+      return r;
+    },
+    async close(): Promise<void> {
+      for (const r of receivers) r.core.close();
+      const closed = gateway.close();
+      clock.advance(gateway.config.drainTimeoutMs + 1);
+      await closed;
+    },
+  };
+  return h;
+}
+
+/** Seqs of one stream as a receiver got them. */
+export function seqsOf(r: TestReceiver, streamId = 's1'): number[] {
+  return r.chunks.filter((c) => c.streamId === streamId).map((c) => c.seq);
+}
+
+/** True when strictly increasing: in order and no duplicate. */
+export function strictlyIncreasing(seqs: readonly number[]): boolean {
+  for (let i = 1; i < seqs.length; i++) if ((seqs[i] ?? 0) <= (seqs[i - 1] ?? 0)) return false;
+  return true;
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryTransport } from '../../gateway/src/index.js';
+import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from '../../receiver-sdk/src/index.js';
+import { harness, seqsOf } from '../helpers/memory-harness.js';
+
+/** A raw client: sends whatever bytes the test wants and records what comes back. */
+function rawClient(h: ReturnType<typeof harness>, endpointId: string) {
+  const [g, r] = MemoryTransport.pair();
+  const frames: Frame[] = [];
+  let closed: string | undefined;
+  r.on('message', (b) => {
+    const d = decodeFrame(b);
+    if (d.ok) frames.push(d.frame);
+  });
+  r.on('close', (reason) => (closed = reason));
+  h.gateway.accept(g, { endpointId });
+  return {
+    r,
+    frames,
+    closed: () => closed,
+    hello: (id = endpointId, version = PROTOCOL_VERSION) =>
+      r.send(encodeFrame({ type: FrameType.HELLO, version, endpointId: id, token: 't', sdkVersion: 'raw', resume: {} }), 'control'),
+  };
+}
+
+const errorCode = (frames: Frame[]): string | undefined => {
+  const e = frames.find((f) => f.type === FrameType.ERROR);
+  return e && e.type === FrameType.ERROR ? e.code : undefined;
+};
+
+describe('gateway connection input validation', () => {
+  it.each([
+    ['garbage bytes', new Uint8Array([0xc1, 0x00, 0xff]), 'MS_FRAME_MALFORMED'],
+    ['frame before HELLO', encodeFrame({ type: FrameType.ACK, streamId: 's1', seq: 1 }), 'MS_PROTOCOL_STATE'],
+    ['oversized frame', new Uint8Array(2 * 1024 * 1024), 'MS_FRAME_TOO_LARGE'],
+  ])('%s: ERROR frame with a code, then close; other receivers unaffected', async (_name, bytes, expected) => {
+    const h = harness();
+    const good = await h.receiver('good');
+    h.gateway.createStream({ stream_id: 's1', endpoint_list: ['good'] });
+    const bad = rawClient(h, 'bad');
+    bad.r.send(bytes, 'control');
+    for (let i = 1; i <= 10; i++) await h.gateway.publish('s1', `c${i}`);
+    await h.step(100);
+    expect(errorCode(bad.frames)).toBe(expected);
+    expect(bad.closed()).toBeDefined();
+    expect(seqsOf(good)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await h.close();
+  });
+
+  it('rejects a HELLO for another endpoint and a wrong protocol version', async () => {
+    const h = harness();
+    const other = rawClient(h, 'alice');
+    other.hello('mallory');
+    const old = rawClient(h, 'bob');
+    old.hello('bob', 99);
+    await h.step(20);
+    expect(errorCode(other.frames)).toBe('MS_UNAUTHORIZED');
+    expect(errorCode(old.frames)).toBe('MS_PROTOCOL_VERSION');
+    expect(h.gateway.listEndpoints()).toEqual([]);
+    await h.close();
+  });
+
+  it('rejects frames only the gateway sends, and closes a connection that never says HELLO', async () => {
+    const h = harness({ helloTimeoutMs: 1_000 });
+    const c = rawClient(h, 'carol');
+    c.hello();
+    await h.step(10);
+    expect(c.frames[0]?.type).toBe(FrameType.WELCOME);
+    c.r.send(encodeFrame({ type: FrameType.DATA, streamId: 's', seq: 1, timestamp: 0, payload: new Uint8Array(1) }), 'data');
+    await h.step(10);
+    expect(errorCode(c.frames)).toBe('MS_PROTOCOL_STATE');
+    const silent = rawClient(h, 'dave');
+    await h.step(1_100);
+    expect(errorCode(silent.frames)).toBe('MS_PROTOCOL_STATE');
+    expect(silent.closed()).toBeDefined();
+    await h.close();
+  });
+
+  it('clamps an ack beyond what was sent and ignores acks for unknown streams', async () => {
+    const h = harness();
+    const c = rawClient(h, 'erin');
+    c.hello();
+    h.gateway.createStream({ stream_id: 's1', endpoint_list: ['erin'] });
+    for (let i = 0; i < 5; i++) await h.gateway.publish('s1', 'x');
+    await h.step(10);
+    c.r.send(encodeFrame({ type: FrameType.ACK, streamId: 's1', seq: 1_000_000 }), 'control');
+    c.r.send(encodeFrame({ type: FrameType.ACK, streamId: 'nope', seq: 3 }), 'control');
+    await h.step(10);
+    expect(h.gateway.getStream('s1').endpoint_list[0]?.last_acked_seq).toBe(5);
+    expect(c.closed()).toBeUndefined();
+    await h.close();
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { PriorityFailoverPolicy, type SelectionCandidate } from '../../gateway/src/failover/policy.js';
+
+const policy = new PriorityFailoverPolicy();
+const base = { now: 10_000, failback: { enabled: true, stableMs: 5_000 }, immediate: false };
+const c = (id: string, state: SelectionCandidate['state'], active = false, upSince: number | undefined = 0): SelectionCandidate => ({
+  id,
+  state,
+  active,
+  upSince: state === 'alive' ? upSince : undefined,
+});
+
+describe('priority failover policy', () => {
+  it('picks the highest-priority alive endpoint initially', () => {
+    const sel = policy.select({ ...base, slots: 1, candidates: [c('a', 'disconnected'), c('b', 'alive'), c('c', 'alive')] });
+    expect(sel.active).toEqual(['b']);
+    expect(sel.promoted).toEqual([{ id: 'b', reason: 'fill', replaces: undefined }]);
+  });
+
+  it('keeps a suspect active endpoint (hysteresis) but replaces a dead one', () => {
+    expect(policy.select({ ...base, slots: 1, candidates: [c('a', 'suspect', true), c('b', 'alive')] }).active).toEqual(['a']);
+    const sel = policy.select({ ...base, slots: 1, candidates: [c('a', 'dead', true), c('b', 'suspect'), c('c', 'alive')] });
+    expect(sel.active).toEqual(['c']);
+    expect(sel.demoted).toEqual([{ id: 'a', reason: 'heartbeat-timeout' }]);
+    expect(sel.promoted).toEqual([{ id: 'c', reason: 'fill', replaces: 'a' }]);
+  });
+
+  it('fails back only after the stable period, or at once for operator changes', () => {
+    const early = [c('a', 'alive', false, 9_000), c('b', 'alive', true)];
+    expect(policy.select({ ...base, slots: 1, candidates: early }).active).toEqual(['b']);
+    expect(policy.select({ ...base, slots: 1, candidates: early, immediate: true }).active).toEqual(['a']);
+    const stable = [c('a', 'alive', false, 5_000), c('b', 'alive', true)];
+    const sel = policy.select({ ...base, slots: 1, candidates: stable });
+    expect(sel.active).toEqual(['a']);
+    expect(sel.demoted).toEqual([{ id: 'b', reason: 'failback' }]);
+    expect(policy.select({ ...base, slots: 1, candidates: stable, failback: { enabled: false, stableMs: 0 } }).active).toEqual(['b']);
+  });
+
+  it('mirror: fills all slots by priority and trims to k', () => {
+    const cands = [c('a', 'alive'), c('b', 'dead'), c('c', 'alive'), c('d', 'alive')];
+    expect(policy.select({ ...base, slots: Infinity, candidates: cands }).active).toEqual(['a', 'c', 'd']);
+    expect(policy.select({ ...base, slots: 2, candidates: cands }).active).toEqual(['a', 'c']);
+    const over = [c('a', 'alive', true), c('b', 'alive', true), c('c', 'alive', true)];
+    const sel = policy.select({ ...base, slots: 2, candidates: over });
+    expect(sel.active).toEqual(['a', 'b']);
+    expect(sel.demoted).toEqual([{ id: 'c', reason: 'operator' }]);
+  });
+
+  it('does nothing when nothing changed', () => {
+    const sel = policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', true), c('b', 'alive')] });
+    expect(sel).toEqual({ active: ['a'], promoted: [], demoted: [] });
+  });
+});

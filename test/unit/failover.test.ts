@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import type { RoleChangedEvent } from '../../gateway/src/index.js';
+import { harness, range, seqsOf, strictlyIncreasing } from '../helpers/memory-harness.js';
+
+const payload = (seq: number): Uint8Array => new TextEncoder().encode(`chunk-${seq}`);
+
+describe('failover mode with a manual clock', () => {
+  it('3 endpoints, 10 000 chunks, primary heartbeats stop at chunk 4 000: next takes over, no chunk lost', async () => {
+    const h = harness({ failback: { enabled: false } });
+    const [a, b, c] = [await h.receiver('a'), await h.receiver('b'), await h.receiver('c')];
+    const roles: RoleChangedEvent[] = [];
+    h.gateway.on('roleChanged', (e) => roles.push(e));
+    h.gateway.createStream({ stream_id: 's1', endpoint_list: ['a', 'b', 'c'] });
+    await h.settle();
+    expect(h.gateway.getStream('s1').active).toEqual(['a']);
+
+    let frozenAt = 0;
+    let ackedByAAtFreeze = 0;
+    for (let seq = 1; seq <= 10_000; seq++) {
+      const { seq: assigned } = await h.gateway.publish('s1', payload(seq));
+      expect(assigned).toBe(seq);
+      if (seq === 4_000) {
+        await h.step(40); // let a's last acks in, like a live receiver would
+        a.freeze();
+        frozenAt = h.clock.now();
+        ackedByAAtFreeze = h.gateway.getStream('s1').endpoint_list[0]?.last_acked_seq ?? 0;
+      }
+      await h.step(2, 2); // 500 chunks/s of manual time
+    }
+    await h.step(500);
+
+    const takeover = roles.find((e) => e.endpointId === 'b' && e.role === 'active');
+    expect(takeover).toBeDefined();
+    const detectionMs = (takeover?.at ?? 0) - frozenAt;
+    console.log(`failover: detection + switch took ${detectionMs.toFixed(0)} ms of manual-clock time (heartbeat 250 ms, phiDead 8)`);
+    expect(detectionMs).toBeGreaterThan(250);
+    expect(detectionMs).toBeLessThanOrEqual(1_000);
+    expect(takeover?.reason).toBe('heartbeat-timeout');
+    expect(takeover?.fromSeq).toBe(ackedByAAtFreeze + 1);
+
+    const info = h.gateway.getStream('s1');
+    expect(info.active).toEqual(['b']);
+    const acked = new Map(info.endpoint_list.map((e) => [e.endpoint_id, e.last_acked_seq]));
+    for (const r of [a, b, c]) expect(strictlyIncreasing(seqsOf(r))).toBe(true);
+    expect(seqsOf(c)).toEqual([]);
+    expect(seqsOf(b)[0]).toBe(ackedByAAtFreeze + 1);
+
+    // union of what the endpoints acked: each endpoint's delivered seqs up to its cumulative ack
+    const union = new Set<number>();
+    for (const r of [a, b, c]) for (const s of seqsOf(r)) if (s <= (acked.get(r.id) ?? 0)) union.add(s);
+    expect([...union].sort((x, y) => x - y)).toEqual(range(1, 10_000));
+    expect(h.gateway.streamHealth('s1').switches.map((s) => [s.from, s.to, s.reason])).toEqual([
+      [null, 'a', 'initial'],
+      ['a', 'b', 'heartbeat-timeout'],
+    ]);
+    await h.close();
+  });
+
+  it('fails back to the recovered primary after the stable period, resuming after the frontier', async () => {
+    const h = harness({ failback: { enabled: true, stableMs: 2_000 } });
+    const [a, b] = [await h.receiver('a'), await h.receiver('b')];
+    h.gateway.createStream({ stream_id: 's1', endpoint_list: ['a', 'b'] });
+    const publish = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        await h.gateway.publish('s1', payload(i));
+        await h.step(2, 2);
+      }
+    };
+    await publish(500);
+    a.freeze();
+    await publish(1_000); // 2 s: a is declared dead, b takes over
+    expect(h.gateway.getStream('s1').active).toEqual(['b']);
+    a.thaw(); // a's silence timer drops the hung link and it reconnects
+    await publish(500); // 1 s: a is back but not yet stable for 2 s
+    expect(h.gateway.getStream('s1').active).toEqual(['b']);
+    expect(h.gateway.endpointHealth('a').state).toBe('alive');
+    await publish(1_500);
+    expect(h.gateway.getStream('s1').active).toEqual(['a']);
+    await h.step(200);
+    const switches = h.gateway.streamHealth('s1').switches.map((s) => [s.from, s.to, s.reason]);
+    expect(switches).toEqual([
+      [null, 'a', 'initial'],
+      ['a', 'b', 'heartbeat-timeout'],
+      ['b', 'a', 'failback'],
+    ]);
+    const all = new Set([...seqsOf(a), ...seqsOf(b)]);
+    expect(all.size).toBe(3_500);
+    expect(Math.max(...all)).toBe(3_500);
+    expect(strictlyIncreasing(seqsOf(a))).toBe(true);
+    expect(strictlyIncreasing(seqsOf(b))).toBe(true);
+    await h.close();
+  });
+});

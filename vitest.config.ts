@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    // tests run against the TypeScript sources, no build step needed
+    alias: {
+      '@mirrorstream/receiver': new URL('./receiver-sdk/src/index.ts', import.meta.url).pathname,
+      '@mirrorstream/gateway': new URL('./gateway/src/index.ts', import.meta.url).pathname,
+    },
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
