@@ -3,10 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: {
     // tests run against the TypeScript sources, no build step needed
-    alias: {
-      '@mirrorstream/receiver': new URL('./receiver-sdk/src/index.ts', import.meta.url).pathname,
-      '@mirrorstream/gateway': new URL('./gateway/src/index.ts', import.meta.url).pathname,
-    },
+    alias: [
+      { find: /^@mirrorstream\/receiver$/, replacement: new URL('./receiver-sdk/src/index.ts', import.meta.url).pathname },
+      { find: /^@mirrorstream\/receiver\/node$/, replacement: new URL('./receiver-sdk/src/node.ts', import.meta.url).pathname },
+      { find: /^@mirrorstream\/gateway$/, replacement: new URL('./gateway/src/index.ts', import.meta.url).pathname },
+    ],
   },
   test: {
     include: ['test/**/*.test.ts'],

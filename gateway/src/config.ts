@@ -40,6 +40,28 @@ export const failbackSchema = z
   })
   .prefault({});
 
+export const webrtcSchema = z
+  .strictObject({
+    /** node-datachannel (native, faster) or werift (pure TypeScript). Both pass the same conformance suite. */
+    engine: z.enum(['node-datachannel', 'werift']).default('node-datachannel'),
+    /** Gather and bind only this address (e.g. 127.0.0.1); default: every interface. */
+    bindAddress: z.string().min(1).optional(),
+    /** `stun:host:port` URLs. Empty by default: host candidates only, nothing leaves the machine. */
+    iceServers: z.array(z.string().regex(/^stun:[^\s]+:\d+$/)).max(8).default([]),
+    /** How long ICE gathering and the data channels may take to come up. */
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .prefault({});
+
+export const tokensSchema = z
+  .strictObject({
+    /** HS256 secret for endpoint tokens (32+ chars); generated per process when absent, so tokens die with it. */
+    secret: z.string().min(32).optional(),
+    /** Default endpoint token lifetime. */
+    ttlS: z.number().int().min(1).max(30 * 24 * 3600).default(3600),
+  })
+  .prefault({});
+
 export const gatewayConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65_535).default(8080),
@@ -63,6 +85,8 @@ export const gatewayConfigSchema = z.strictObject({
   retention: retentionSchema,
   heartbeat: heartbeatSchema,
   failback: failbackSchema,
+  webrtc: webrtcSchema,
+  tokens: tokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -70,6 +94,7 @@ export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
 export type GatewayConfig = Readonly<z.output<typeof gatewayConfigSchema>>;
 export type RetentionConfig = z.output<typeof retentionSchema>;
 export type HeartbeatConfig = z.output<typeof heartbeatSchema>;
+export type WebRtcConfig = z.output<typeof webrtcSchema>;
 export type FailbackConfig = z.output<typeof failbackSchema>;
 
 /** Validate and freeze; throws MirrorstreamError MS_CONFIG_INVALID with every problem listed. */

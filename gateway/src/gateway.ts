@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { MirrorstreamError, RealClock, TypedEmitter, type Clock } from '@mirrorstream/receiver';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type GatewayConfig, type GatewayConfigInput } from './config.js';
@@ -28,6 +28,8 @@ import {
   type StreamInfo,
 } from './telemetry/snapshots.js';
 import type { Transport } from './transports/transport.js';
+import { EndpointTokens, type IssuedToken } from './auth/tokens.js';
+import { createWebRtcEngine, looksLikeDataOffer, type WebRtcEngine } from './transports/webrtc/index.js';
 
 export interface RoleChangedEvent {
   streamId: string;
@@ -65,6 +67,14 @@ export interface GatewayDeps {
   clock?: Clock;
   logger?: Logger;
   failoverPolicy?: FailoverPolicy;
+  /** A WebRTC engine to use instead of the one `config.webrtc.engine` names. */
+  webrtcEngine?: WebRtcEngine;
+}
+
+export interface WebRtcSession {
+  session_id: string;
+  endpoint_id: string;
+  answer_sdp: string;
 }
 
 export interface PublishResult {
@@ -104,6 +114,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   #closing = false;
   #closed: Promise<void> | undefined;
   readonly #drainWaiters = new Set<() => void>();
+  readonly #tokens: EndpointTokens;
+  #webrtc: Promise<WebRtcEngine> | undefined;
+  /** Signaling sessions by id: the transport (once up) and its endpoint. */
+  readonly #sessions = new Map<string, { endpointId: string; transport: Transport | undefined; closed: boolean }>();
 
   constructor(config: GatewayConfig, deps: GatewayDeps = {}) {
     super();
@@ -111,6 +125,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.clock = deps.clock ?? new RealClock();
     this.log = (deps.logger ?? pino({ level: config.logLevel })).child({ module: 'gateway' });
     this.#policy = deps.failoverPolicy ?? new PriorityFailoverPolicy();
+    if (deps.webrtcEngine) this.#webrtc = Promise.resolve(deps.webrtcEngine);
+    this.#tokens = new EndpointTokens(config.tokens.secret ?? randomBytes(32).toString('base64url'), config.tokens.ttlS, this.clock);
     this.onListenerError = (err, event) => this.log.error({ err, event }, 'event listener threw');
     this.#startedAt = this.clock.now();
     this.#tick = this.clock.setInterval(() => this.#onTick(), config.tickMs);
@@ -129,6 +145,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const stream = new Stream({
       id: spec.stream_id,
       mode: spec.mode,
+      reliability: spec.reliability,
       mirrorK: spec.mirror_k,
       endpointList: spec.endpoint_list,
       retention: {
@@ -276,13 +293,81 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     };
   }
 
+  // ---- signaling -------------------------------------------------------------
+
+  /** Issue a token that admits exactly `endpointId` to signaling. */
+  issueToken(endpointId: string, options: { ttl_s?: number } = {}): Promise<IssuedToken> {
+    parseInput(idSchema, endpointId, 'endpoint id');
+    const ttl = options.ttl_s;
+    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 24 * 3600)) {
+      throw new MirrorstreamError('MS_BAD_REQUEST', 'ttl_s must be an integer between 1 and 2592000');
+    }
+    return this.#tokens.issue(endpointId, ttl);
+  }
+
+  /** Throws MS_UNAUTHORIZED unless the token admits this endpoint. */
+  verifyEndpointToken(endpointId: string, token: string | undefined): Promise<void> {
+    return this.#tokens.verify(token, endpointId);
+  }
+
+  /**
+   * WHEP-style WebRTC signaling: answer the receiver's SDP offer. The token is checked
+   * before the engine sees anything; the connection joins once the data channels open.
+   */
+  async openWebRtcSession(endpointId: string, token: string | undefined, offerSdp: string): Promise<WebRtcSession> {
+    this.#assertOpen();
+    parseInput(idSchema, endpointId, 'endpoint id');
+    await this.#tokens.verify(token, endpointId);
+    if (!looksLikeDataOffer(offerSdp)) {
+      throw new MirrorstreamError('MS_BAD_REQUEST', 'body must be an SDP offer (v=0 ...) with an m=application SCTP section, at most 64 KiB');
+    }
+    this.#webrtc ??= createWebRtcEngine(this.config.webrtc);
+    const engine = await this.#webrtc;
+    let offer;
+    try {
+      offer = await engine.answer(offerSdp);
+    } catch (error) {
+      throw new MirrorstreamError('MS_BAD_REQUEST', `the WebRTC engine rejected the offer: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    const sessionId = randomUUID();
+    const session = { endpointId, transport: undefined as Transport | undefined, closed: false };
+    this.#sessions.set(sessionId, session);
+    offer.transport.then(
+      (transport) => {
+        if (session.closed || this.#closing) {
+          transport.close(session.closed ? 'session deleted' : 'gateway closing');
+          return;
+        }
+        session.transport = transport;
+        void transport.closed.then(() => this.#sessions.delete(sessionId));
+        this.accept(transport, { endpointId, sessionId });
+      },
+      (error: unknown) => {
+        this.#sessions.delete(sessionId);
+        this.log.warn({ endpointId, err: error }, 'WebRTC session did not come up');
+      },
+    );
+    this.log.info({ endpointId, session: sessionId, engine: engine.name }, 'WebRTC offer answered');
+    return { session_id: sessionId, endpoint_id: endpointId, answer_sdp: offer.answerSdp };
+  }
+
+  /** End a signaling session (WHEP DELETE). */
+  async closeSession(endpointId: string, token: string | undefined, sessionId: string): Promise<void> {
+    await this.#tokens.verify(token, endpointId);
+    const session = this.#sessions.get(sessionId);
+    if (!session || session.endpointId !== endpointId) throw new MirrorstreamError('MS_SESSION_NOT_FOUND', `no session ${sessionId.slice(0, 64)} for ${endpointId}`);
+    session.closed = true;
+    this.#sessions.delete(sessionId);
+    session.transport?.close('session deleted');
+  }
+
   // ---- connections -----------------------------------------------------------
 
   /**
    * Take a receiver connection whose endpoint id the caller (signaling) has already
    * authenticated. The receiver's HELLO must name the same endpoint.
    */
-  accept(transport: Transport, auth: { endpointId: string }): Connection {
+  accept(transport: Transport, auth: { endpointId: string; sessionId?: string }): Connection {
     this.#assertOpen();
     const endpointId = parseInput(idSchema, auth.endpointId, 'endpoint id');
     const conn = new Connection({
@@ -293,7 +378,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       maxFrameBytes: this.config.maxFrameBytes,
       heartbeatIntervalMs: this.config.heartbeat.intervalMs,
       helloTimeoutMs: this.config.helloTimeoutMs,
-      sessionId: randomUUID(),
+      sessionId: auth.sessionId ?? randomUUID(),
     });
     this.#connections.add(conn);
     conn.on('hello', (hello) => {
@@ -346,6 +431,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.clock.clearInterval(this.#tick);
     for (const s of this.#streams.values()) s.end('gateway closing');
     for (const c of [...this.#connections]) c.close('gateway closing');
+    for (const session of this.#sessions.values()) {
+      session.closed = true;
+      session.transport?.close('gateway closing');
+    }
+    this.#sessions.clear();
     this.log.info('gateway closed');
   }
 
@@ -427,8 +517,8 @@ export type GatewayOptions = GatewayConfigInput & GatewayDeps;
 
 /** Build a gateway from a config (validated, frozen) plus optional collaborators. */
 export function createGateway(options: GatewayOptions = {}): Gateway {
-  const { clock, logger, failoverPolicy, ...config } = options;
-  return new Gateway(parseConfig(config), { clock, logger, failoverPolicy });
+  const { clock, logger, failoverPolicy, webrtcEngine, ...config } = options;
+  return new Gateway(parseConfig(config), { clock, logger, failoverPolicy, webrtcEngine });
 }
 
 function toBytes(payload: Uint8Array | string): Uint8Array {

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   MS_STREAM_EXISTS: 'a stream with this id already exists',
   MS_ENDPOINT_NOT_FOUND: 'no such endpoint',
   MS_ENDPOINT_EXISTS: 'endpoint is already listed on this stream',
+  MS_SESSION_NOT_FOUND: 'no such signaling session',
   MS_ENDPOINT_LIST_INVALID: 'endpoint list has duplicates or does not match the current set',
   MS_PAYLOAD_TOO_LARGE: 'request body or chunk is larger than allowed',
   MS_UNSUPPORTED_MEDIA_TYPE: 'content type is not accepted here',

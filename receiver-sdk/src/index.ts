@@ -5,3 +5,5 @@ export * from './clock.js';
 export * from './emitter.js';
 export * from './link.js';
 export * from './receiver.js';
+export * from './transports/webrtc.js';
+export * from './webrtc-receiver.js';

@@ -2,10 +2,10 @@
  * What the receiver needs from a transport: message in, message out, close. WebRTC,
  * WebTransport and the in-memory pair all provide it.
  */
-export type LinkChannel = 'control' | 'data';
+export type LinkChannel = 'control' | 'data' | 'data-unreliable';
 
 export type LinkEvents = {
-  message: [bytes: Uint8Array];
+  message: [bytes: Uint8Array, channel: LinkChannel];
   close: [reason: string];
 };
 

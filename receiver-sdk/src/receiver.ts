@@ -1,7 +1,7 @@
 import { RealClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
 import { ERROR_CODES, MirrorstreamError, ProtocolError } from './errors.js';
-import type { Dialer, FrameLink, ReconnectPolicy } from './link.js';
+import type { Dialer, FrameLink, LinkChannel, ReconnectPolicy } from './link.js';
 import { ExponentialBackoff } from './link.js';
 import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from './protocol.js';
 
@@ -159,8 +159,8 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#link = link;
-    link.on('message', (bytes) => {
-      if (this.#link === link) this.#onMessage(link, bytes);
+    link.on('message', (bytes, channel) => {
+      if (this.#link === link) this.#onMessage(link, bytes, channel);
     });
     link.on('close', (reason) => {
       if (this.#link !== link) return;
@@ -211,7 +211,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     }, this.#silenceMs);
   }
 
-  #onMessage(link: FrameLink, bytes: Uint8Array): void {
+  #onMessage(link: FrameLink, bytes: Uint8Array, channel: LinkChannel): void {
     const decoded = decodeFrame(bytes, this.#opts.maxFrameBytes);
     if (!decoded.ok) {
       this.#protocolFailure(link, decoded.error);
@@ -235,7 +235,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       case FrameType.HEARTBEAT_ACK:
         return;
       case FrameType.DATA:
-        this.#onData(f);
+        this.#onData(f, channel === 'data-unreliable');
         return;
       case FrameType.ROLE:
         this.#onRole(f.streamId, f.role, f.fromSeq);
@@ -282,7 +282,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     return st;
   }
 
-  #onData(f: Extract<Frame, { type: typeof FrameType.DATA }>): void {
+  #onData(f: Extract<Frame, { type: typeof FrameType.DATA }>, unreliable: boolean): void {
     const st = this.#state(f.streamId);
     if (f.seq <= st.position || st.pending.has(f.seq)) {
       st.duplicates++;
@@ -291,6 +291,12 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     const chunk: Chunk = { streamId: f.streamId, seq: f.seq, timestamp: f.timestamp, payload: f.payload };
     if (f.key !== undefined) chunk.key = f.key;
     if (f.layer !== undefined) chunk.layer = f.layer;
+    if (unreliable) {
+      // no retransmission is coming: a hole is a loss, report it and deliver what arrived
+      if (f.seq > st.position + 1) this.emit('gap', { streamId: f.streamId, from: st.position + 1, to: f.seq - 1, reason: 'unreliable-loss' });
+      this.#deliver(st, chunk);
+      return;
+    }
     if (f.seq !== st.position + 1) {
       st.pending.set(f.seq, chunk);
       if (st.pending.size > this.#opts.reorderLimit) {

@@ -80,6 +80,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     return this.transport.bufferedAmount;
   }
 
+  get highWaterBytes(): number | undefined {
+    return this.transport.highWaterBytes;
+  }
+
   send(bytes: Uint8Array, channel: Channel): boolean {
     if (this.#state !== 'open') return false;
     return this.transport.send(bytes, channel);

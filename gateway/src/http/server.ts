@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
 import { MirrorstreamError } from '@mirrorstream/receiver';
 import type { Gateway } from '../gateway.js';
 import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type StreamSpecInput } from '../streams/spec.js';
@@ -38,6 +39,8 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string }): ex
     const status = gateway.status();
     res.status(status.status === 'ok' ? 200 : 503).json({ ...status, version: '0.1.0' });
   });
+
+  app.use('/v1', signalingRouter(gateway));
 
   const v1 = express.Router();
   v1.use(requireApiKey(options.apiKey));
@@ -92,6 +95,11 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string }): ex
   v1.get('/endpoints/:id/health', (req, res) => {
     res.json(gateway.endpointHealth(id(req)));
   });
+  v1.post('/endpoints/:id/token', async (req, res) => {
+    const body = req.body === undefined || (typeof req.body === 'object' && Object.keys(req.body as object).length === 0) ? {} : jsonBody(req);
+    const { ttl_s } = parseInput(tokenRequestSchema, body, 'token request');
+    res.status(201).json(await gateway.issueToken(id(req), ttl_s === undefined ? {} : { ttl_s }));
+  });
 
   app.use('/v1', v1);
   app.use((req, _res, next) => next(new MirrorstreamError('MS_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
@@ -127,6 +135,54 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
         server.closeAllConnections();
       }),
   };
+}
+
+const tokenRequestSchema = z.strictObject({ ttl_s: z.number().int().min(1).max(30 * 24 * 3600).optional() });
+
+/**
+ * WHEP-style signaling, authenticated by the endpoint token (not the API key):
+ * POST an SDP offer, get 201 + the answer + Location; DELETE the Location to end it.
+ * CORS is open here so pages on other origins can connect (the token is the guard).
+ */
+function signalingRouter(gateway: Gateway): express.Router {
+  const r = express.Router();
+  const cors = (_req: Request, res: Response, next: NextFunction): void => {
+    res.set({
+      'access-control-allow-origin': '*',
+      'access-control-allow-methods': 'POST, DELETE, OPTIONS',
+      'access-control-allow-headers': 'authorization, content-type',
+      'access-control-expose-headers': 'location',
+    });
+    next();
+  };
+  const sdpBody = express.text({ type: 'application/sdp', limit: 64 * 1024 });
+  r.options(['/endpoints/:id/webrtc', '/endpoints/:id/webrtc/:session'], cors, (_req, res) => {
+    res.status(204).end();
+  });
+  r.post('/endpoints/:id/webrtc', cors, sdpBody, async (req, res) => {
+    const endpointId = id(req);
+    const token = bearer(req);
+    if (!req.is('application/sdp')) {
+      await gateway.verifyEndpointToken(endpointId, token);
+      throw new MirrorstreamError('MS_UNSUPPORTED_MEDIA_TYPE', 'send the SDP offer with content-type application/sdp');
+    }
+    const session = await gateway.openWebRtcSession(endpointId, token, typeof req.body === 'string' ? req.body : '');
+    res
+      .status(201)
+      .location(`/v1/endpoints/${encodeURIComponent(endpointId)}/webrtc/${session.session_id}`)
+      .type('application/sdp')
+      .send(session.answer_sdp);
+  });
+  r.delete('/endpoints/:id/webrtc/:session', cors, async (req, res) => {
+    const session = String(req.params.session ?? '');
+    await gateway.closeSession(id(req), bearer(req), session);
+    res.status(204).end();
+  });
+  return r;
+}
+
+function bearer(req: Request): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
 function requireApiKey(apiKey: string) {

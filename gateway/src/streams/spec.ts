@@ -20,6 +20,12 @@ export const streamSpecSchema = z
     /** Priority order: index 0 is the most preferred endpoint. */
     endpoint_list: endpointListSchema,
     mode: z.enum(['failover', 'mirror']).default('failover'),
+    /**
+     * reliable: DATA on a reliable ordered channel (the default, the gap-free guarantee);
+     * unreliable: DATA on an unordered channel without retransmission (live video, ticks
+     * where late is useless); the SDK delivers what arrives in seq order and reports holes.
+     */
+    reliability: z.enum(['reliable', 'unreliable']).default('reliable'),
     /** Mirror mode only: how many endpoints receive at once (default: all). */
     mirror_k: z.number().int().min(1).max(MAX_ENDPOINTS_PER_STREAM).optional(),
     retention: z

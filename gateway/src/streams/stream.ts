@@ -27,6 +27,7 @@ export interface EndpointView {
 
 export interface StreamLink {
   readonly bufferedAmount: number;
+  readonly highWaterBytes?: number;
   send(bytes: Uint8Array, channel: Channel): boolean;
 }
 
@@ -49,6 +50,7 @@ export interface StreamHooks {
 export interface StreamOptions {
   id: string;
   mode: StreamMode;
+  reliability: 'reliable' | 'unreliable';
   mirrorK: number | undefined;
   endpointList: readonly string[];
   retention: RetentionConfig;
@@ -83,6 +85,8 @@ export interface Cursor {
 export class Stream {
   readonly id: string;
   readonly mode: StreamMode;
+  readonly reliability: 'reliable' | 'unreliable';
+  readonly #dataChannel: Channel;
   readonly mirrorK: number | undefined;
   readonly createdAt: number;
   readonly log: StreamLog;
@@ -103,6 +107,8 @@ export class Stream {
     this.#opts = opts;
     this.id = opts.id;
     this.mode = opts.mode;
+    this.reliability = opts.reliability;
+    this.#dataChannel = opts.reliability === 'unreliable' ? 'data-unreliable' : 'data';
     this.mirrorK = opts.mirrorK;
     this.retention = opts.retention;
     this.failback = opts.failback;
@@ -150,14 +156,14 @@ export class Stream {
     const link = this.#opts.hooks.endpoint(endpointId).link;
     if (!link) return;
     const log = this.log;
-    const highWater = this.#opts.sendHighWaterBytes;
+    const highWater = Math.min(this.#opts.sendHighWaterBytes, link.highWaterBytes ?? Infinity);
     while (c.nextSeq <= log.lastSeq && link.bufferedAmount < highWater) {
       if (c.nextSeq < log.firstSeq) {
         this.#sendGap(c, link, log.firstSeq - 1, 'retention');
         continue;
       }
       const frame = log.frame(c.nextSeq);
-      if (!frame || !link.send(frame, 'data')) return;
+      if (!frame || !link.send(frame, this.#dataChannel)) return;
       c.sentUpTo = c.nextSeq;
       c.nextSeq++;
       c.chunksSent++;

@@ -15,6 +15,7 @@ export interface StreamEndpointInfo {
 export interface StreamInfo {
   stream_id: string;
   mode: Stream['mode'];
+  reliability: Stream['reliability'];
   mirror_k: number | null;
   endpoint_list: StreamEndpointInfo[];
   active: string[];
@@ -68,6 +69,7 @@ export function streamInfo(s: Stream, endpoint: (id: string) => Endpoint): Strea
   return {
     stream_id: s.id,
     mode: s.mode,
+    reliability: s.reliability,
     mirror_k: s.mirrorK ?? null,
     endpoint_list: s.endpointList.map((id, priority) => {
       const c = s.cursor(id);

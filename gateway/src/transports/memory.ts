@@ -52,7 +52,7 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     return this.#blackhole;
   }
 
-  send(bytes: Uint8Array, _channel: Channel): boolean {
+  send(bytes: Uint8Array, channel: Channel): boolean {
     if (this.#closed) return false;
     this.#bytesSent += bytes.byteLength;
     this.#messagesSent++;
@@ -65,7 +65,7 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
       if (!peer || peer.#closed || this.#blackhole) return;
       peer.#bytesReceived += bytes.byteLength;
       peer.#messagesReceived++;
-      peer.emit('message', bytes);
+      peer.emit('message', bytes, channel);
     });
     return true;
   }

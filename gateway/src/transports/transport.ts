@@ -4,7 +4,8 @@ import type { TypedEmitter } from '@mirrorstream/receiver';
  * The one interface between the stream core and a transport (memory, WebRTC,
  * WebTransport). The core sees bytes, a buffered amount and events, never a socket.
  */
-export type Channel = 'control' | 'data';
+/** `data-unreliable` carries streams created with `reliability: "unreliable"` (no retransmission). */
+export type Channel = 'control' | 'data' | 'data-unreliable';
 
 /** A measured number and where it came from (e.g. `werift.sctp.srtt`, `gateway.heartbeat`). */
 export interface Measurement {
@@ -26,7 +27,7 @@ export interface TransportStats {
 }
 
 export type TransportEvents = {
-  message: [bytes: Uint8Array];
+  message: [bytes: Uint8Array, channel: Channel];
   /** `bufferedAmount` fell below the low-water mark: sending may resume. */
   drain: [];
   close: [reason: string];
@@ -37,6 +38,8 @@ export interface Transport extends Pick<TypedEmitter<TransportEvents>, 'on' | 'o
   readonly kind: string;
   /** Bytes accepted by `send` but not yet handed to the network. */
   readonly bufferedAmount: number;
+  /** Buffer depth above which senders should wait for `drain` (when the transport knows better than the config). */
+  readonly highWaterBytes?: number;
   readonly isClosed: boolean;
   /** Resolves with the close reason once the transport is closed, whoever closed it. */
   readonly closed: Promise<string>;

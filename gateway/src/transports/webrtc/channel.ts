@@ -1,0 +1,47 @@
+/**
+ * A data channel as the transport sees it, the same for every engine: werift's
+ * RTCDataChannel and node-datachannel's DataChannel are wrapped into this shape.
+ */
+export interface ChannelHandle {
+  readonly label: string;
+  readonly isOpen: boolean;
+  readonly bufferedAmount: number;
+  send(bytes: Uint8Array): void;
+  setLowThreshold(bytes: number): void;
+  onLow(cb: () => void): void;
+  onMessage(cb: (bytes: Uint8Array) => void): void;
+  onClose(cb: () => void): void;
+  close(): void;
+}
+
+/**
+ * Negotiated channels with fixed ids: both sides create them, no DCEP round trip, and
+ * each side's sends follow its own settings, so the gateway decides the data channel's
+ * reliability. The receiver SDK creates the same three.
+ */
+export const CHANNELS = [
+  { label: 'control', id: 0, ordered: true, maxRetransmits: undefined },
+  { label: 'data', id: 1, ordered: true, maxRetransmits: undefined },
+  // unreliable streams: no retransmission, no head-of-line blocking
+  { label: 'data-unreliable', id: 2, ordered: false, maxRetransmits: 0 },
+] as const;
+
+export type ChannelLabel = (typeof CHANNELS)[number]['label'];
+
+/** Drop `a=candidate` lines whose address is an mDNS `.local` name (browsers hide host IPs that way). */
+export function stripMdnsCandidates(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return sdp
+    .split(/\r?\n/)
+    .filter((line) => {
+      if (!line.startsWith('a=candidate:')) return true;
+      const address = line.split(' ')[4];
+      return !(address && address.toLowerCase().endsWith('.local'));
+    })
+    .join(eol);
+}
+
+/** Reject what is not an SDP offer with a data channel before any engine sees it. */
+export function looksLikeDataOffer(sdp: string): boolean {
+  return sdp.length <= 64 * 1024 && /^v=0\r?\n/.test(sdp) && /\r?\nm=application \d+ [A-Z/]*SCTP/.test(sdp);
+}

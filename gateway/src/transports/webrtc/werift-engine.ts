@@ -1,0 +1,241 @@
+import { RTCPeerConnection, type RTCDataChannel } from 'werift';
+import type { Measurement } from '../transport.js';
+import { CHANNELS, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
+import { DataChannelTransport, type PeerTelemetry } from './transport.js';
+import type { EngineOptions, WebRtcEngine, WebRtcOffer } from './engine.js';
+import { withTimeout } from './engine.js';
+
+/**
+ * werift (pure TypeScript WebRTC), pinned at 0.24.4 because 0.25 needs Node 22.
+ * Known problems handled here:
+ * - With `iceServers: []` werift still falls back to stun.l.google.com:19302; we clear the
+ *   ICE connection's `stunServer` between setRemoteDescription and gathering (per peer,
+ *   no global patch) unless STUN servers are configured.
+ * - `maxRetransmits: 0` is ignored (`!!chunk.maxRetransmits` in SCTP maybeAbandon);
+ *   we turn 0 into -1 per association so `-1 < sentCount` abandons on the first retransmit.
+ * - Deep send buffers collapse small-message throughput (measured: 1 KiB chunks at
+ *   5 MB/s with 64 KiB buffered, 0.16 MB/s with 1 MiB), so the transport asks for 64 KiB.
+ */
+
+/** The SCTP association internals we read (private in werift's typings). Checked by `selfTest`. */
+interface SctpInternals {
+  srtt?: number;
+  rto: number;
+  cwnd: number;
+  flightSize: number;
+  sendChunk(chunk: { type: number; sentCount?: number }): Promise<void>;
+  maybeAbandon(chunk: { maxRetransmits?: number }): boolean;
+}
+
+interface IceConnectionInternals {
+  stunServer?: unknown;
+}
+
+const DATA_CHUNK_TYPE = 0;
+
+export class WeriftEngine implements WebRtcEngine {
+  readonly name = 'werift';
+  readonly #opts: EngineOptions;
+
+  constructor(opts: EngineOptions) {
+    this.#opts = opts;
+  }
+
+  async answer(offerSdp: string): Promise<WebRtcOffer> {
+    const bind = this.#opts.bindAddress;
+    const stun = this.#opts.iceServers.filter((u) => u.startsWith('stun:'));
+    const pc = new RTCPeerConnection({
+      iceServers: stun.map((urls) => ({ urls })),
+      ...(bind ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: [bind], iceInterfaceAddresses: { udp4: bind } } : {}),
+    });
+    const channels = CHANNELS.map((c) =>
+      pc.createDataChannel(c.label, {
+        negotiated: true,
+        id: c.id,
+        ordered: c.ordered,
+        ...(c.maxRetransmits === undefined ? {} : { maxRetransmits: c.maxRetransmits }),
+      }),
+    );
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: stripMdnsCandidates(offerSdp) });
+      if (stun.length === 0) {
+        for (const t of pc.iceTransports) (t.connection as unknown as IceConnectionInternals).stunServer = undefined;
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      await withTimeout(gathered(pc), this.#opts.connectTimeoutMs, 'ICE gathering');
+    } catch (error) {
+      await pc.close().catch(() => undefined);
+      throw error;
+    }
+    const answerSdp = pc.localDescription?.sdp ?? '';
+    const transport = withTimeout(
+      Promise.all(channels.map(opened)).then(() => {
+        const sctp = pc.sctpTransport?.sctp as unknown as SctpInternals | undefined;
+        const counters = sctp ? instrument(sctp) : { dataSent: 0, retransmits: 0 };
+        const queued = queueDepth(pc);
+        const handles = Object.fromEntries(
+          channels.map((dc) => [dc.label as ChannelLabel, wrap(dc, dc.label === 'data' ? queued : () => 0)]),
+        ) as Record<ChannelLabel, ChannelHandle>;
+        return new DataChannelTransport({
+          engine: this.name,
+          channels: handles,
+          telemetry: telemetry(pc, sctp, counters),
+          lowWaterBytes: 16 * 1024,
+          highWaterBytes: 64 * 1024,
+        });
+      }),
+      this.#opts.connectTimeoutMs,
+      'data channels open',
+    ).catch(async (error: unknown) => {
+      await pc.close().catch(() => undefined);
+      throw error;
+    });
+    return { answerSdp, transport };
+  }
+}
+
+function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const sub = pc.iceGatheringStateChange.subscribe((s) => {
+      if (s === 'complete') {
+        sub.unSubscribe();
+        resolve();
+      }
+    });
+  });
+}
+
+function opened(dc: RTCDataChannel): Promise<void> {
+  if (dc.readyState === 'open') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    dc.stateChanged.subscribe((s) => {
+      if (s === 'open') resolve();
+      if (s === 'closed') reject(new Error(`${dc.label} closed before opening`));
+    });
+  });
+}
+
+/**
+ * werift's send path does work per queued message on every send (each send starts a
+ * flush over the whole queue), so thousands of small queued messages cost O(n²). We
+ * count each queued message as 1 KiB on top of its bytes, which bounds the queue at
+ * about 64 messages under the 64 KiB high-water mark.
+ */
+function queueDepth(pc: RTCPeerConnection): () => number {
+  const transport = pc.sctpTransport as unknown as { dataChannelQueue?: unknown[]; sctp?: { outboundQueue?: unknown[] } } | undefined;
+  return () => (transport?.dataChannelQueue?.length ?? 0) + (transport?.sctp?.outboundQueue?.length ?? 0);
+}
+
+const QUEUED_MESSAGE_WEIGHT = 1024;
+
+function wrap(dc: RTCDataChannel, queued: () => number): ChannelHandle {
+  return {
+    label: dc.label,
+    get isOpen() {
+      return dc.readyState === 'open';
+    },
+    get bufferedAmount() {
+      return dc.bufferedAmount + queued() * QUEUED_MESSAGE_WEIGHT;
+    },
+    send: (bytes) => dc.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+    setLowThreshold: (n) => {
+      dc.bufferedAmountLowThreshold = n;
+    },
+    onLow: (cb) => void dc.bufferedAmountLow.subscribe(cb),
+    onMessage: (cb) =>
+      void dc.onMessage.subscribe((m) => {
+        if (typeof m !== 'string') cb(new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+      }),
+    onClose: (cb) =>
+      void dc.stateChanged.subscribe((s) => {
+        if (s === 'closed') cb();
+      }),
+    close: () => dc.close(),
+  };
+}
+
+/** Count DATA chunks and their retransmissions, and fix the maxRetransmits: 0 bug, on one association. */
+function instrument(sctp: SctpInternals): { dataSent: number; retransmits: number } {
+  const counters = { dataSent: 0, retransmits: 0 };
+  const sendChunk = sctp.sendChunk.bind(sctp);
+  sctp.sendChunk = (chunk) => {
+    if (chunk.type === DATA_CHUNK_TYPE) {
+      counters.dataSent++;
+      if ((chunk.sentCount ?? 1) > 1) counters.retransmits++;
+    }
+    return sendChunk(chunk);
+  };
+  const maybeAbandon = sctp.maybeAbandon.bind(sctp);
+  sctp.maybeAbandon = (chunk) => {
+    if (chunk.maxRetransmits === 0) chunk.maxRetransmits = -1;
+    return maybeAbandon(chunk);
+  };
+  return counters;
+}
+
+function telemetry(pc: RTCPeerConnection, sctp: SctpInternals | undefined, counters: { dataSent: number; retransmits: number }): PeerTelemetry {
+  let pairRttMs: number | undefined;
+  return {
+    snapshot() {
+      const extra: Record<string, Measurement> = {};
+      if (sctp) {
+        if (sctp.srtt !== undefined) extra.sctpSrttMs = { value: sctp.srtt * 1000, source: 'werift.sctp.srtt' };
+        extra.sctpRtoMs = { value: sctp.rto * 1000, source: 'werift.sctp.rto' };
+        extra.sctpCwndBytes = { value: sctp.cwnd, source: 'werift.sctp.cwnd' };
+        extra.sctpFlightSizeBytes = { value: sctp.flightSize, source: 'werift.sctp.flightSize' };
+        extra.sctpDataChunksSent = { value: counters.dataSent, source: 'werift.sctp.sendChunk' };
+        extra.sctpRetransmits = { value: counters.retransmits, source: 'werift.sctp.sendChunk(sentCount>1)' };
+      }
+      if (pairRttMs !== undefined) extra.candidatePairRttMs = { value: pairRttMs, source: 'werift.getStats.candidate-pair' };
+      const rttMs =
+        pairRttMs !== undefined
+          ? { value: pairRttMs, source: 'werift.getStats.candidate-pair.currentRoundTripTime' }
+          : sctp?.srtt !== undefined
+            ? { value: sctp.srtt * 1000, source: 'werift.sctp.srtt' }
+            : undefined;
+      const lossRate =
+        counters.dataSent > 0 ? { value: counters.retransmits / counters.dataSent, source: 'werift.sctp.retransmits/dataChunksSent' } : undefined;
+      return { ...(rttMs ? { rttMs } : {}), ...(lossRate ? { lossRate } : {}), extra };
+    },
+    async refresh() {
+      const report = await pc.getStats();
+      for (const s of report.values() as Iterable<{ type?: string; state?: string; nominated?: boolean; currentRoundTripTime?: number }>) {
+        if (s.type === 'candidate-pair' && s.currentRoundTripTime !== undefined && (s.nominated || s.state === 'succeeded')) {
+          pairRttMs = s.currentRoundTripTime * 1000;
+        }
+      }
+    },
+    close() {
+      void pc.close().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Startup check that the werift internals read above exist in the installed version.
+ * Returns the missing pieces (empty when all is well).
+ */
+export async function weriftSelfTest(): Promise<string[]> {
+  const missing: string[] = [];
+  const a = new RTCPeerConnection({ iceServers: [], iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'], iceInterfaceAddresses: { udp4: '127.0.0.1' } });
+  try {
+    // creating a channel builds the ICE and SCTP objects; nothing is gathered or sent
+    a.createDataChannel('probe', { negotiated: true, id: 0 });
+    const conn = a.iceTransports[0]?.connection as unknown as IceConnectionInternals | undefined;
+    if (!conn || !('stunServer' in conn)) missing.push('iceTransports[0].connection.stunServer');
+    const sctp = a.sctpTransport?.sctp as unknown as Partial<SctpInternals> | undefined;
+    if (!sctp) missing.push('sctpTransport.sctp');
+    else {
+      for (const k of ['rto', 'cwnd', 'flightSize'] as const) if (typeof sctp[k] !== 'number') missing.push(`sctp.${k}`);
+      if (!Array.isArray((sctp as { outboundQueue?: unknown }).outboundQueue)) missing.push('sctp.outboundQueue');
+      if (!Array.isArray((a.sctpTransport as unknown as { dataChannelQueue?: unknown }).dataChannelQueue)) missing.push('sctpTransport.dataChannelQueue');
+      if (!('srtt' in sctp)) missing.push('sctp.srtt');
+      if (typeof sctp.sendChunk !== 'function') missing.push('sctp.sendChunk');
+      if (typeof sctp.maybeAbandon !== 'function') missing.push('sctp.maybeAbandon');
+    }
+  } finally {
+    await a.close().catch(() => undefined);
+  }
+  return missing;
+}

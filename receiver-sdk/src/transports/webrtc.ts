@@ -1,0 +1,168 @@
+import { TypedEmitter } from '../emitter.js';
+import { ERROR_CODES, MirrorstreamError, type ErrorCode } from '../errors.js';
+import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
+
+/**
+ * WebRTC dialer on the W3C `RTCPeerConnection` API, so the browser (native) and Node
+ * (node-datachannel's polyfill) share it. WHEP-style: POST the offer with the endpoint
+ * token, get 201 + answer + Location; DELETE the Location when closing.
+ */
+export interface WebRtcDialOptions {
+  gatewayUrl: string;
+  endpointId: string;
+  /** The endpoint token, or a function that fetches a fresh one for each attempt. */
+  token: string | (() => Promise<string>);
+  RTCPeerConnection: typeof RTCPeerConnection;
+  /** Passed to the RTCPeerConnection (Node: e.g. `{ bindAddress: '127.0.0.1' }`). */
+  rtcConfig?: RTCConfiguration & Record<string, unknown>;
+  connectTimeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** Same ids and settings as the gateway's negotiated channels. */
+const CHANNELS: { label: LinkChannel; id: number; init: RTCDataChannelInit }[] = [
+  { label: 'control', id: 0, init: { ordered: true } },
+  { label: 'data', id: 1, init: { ordered: true } },
+  { label: 'data-unreliable', id: 2, init: { ordered: false, maxRetransmits: 0 } },
+];
+
+export function webrtcDialer(opts: WebRtcDialOptions): Dialer {
+  return () => dialWebRtc(opts);
+}
+
+async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
+  const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const token = typeof opts.token === 'string' ? opts.token : await opts.token();
+  const pc = new opts.RTCPeerConnection({ iceServers: [], ...opts.rtcConfig });
+  const channels = CHANNELS.map((c) => {
+    const dc = pc.createDataChannel(c.label, { ...c.init, negotiated: true, id: c.id });
+    dc.binaryType = 'arraybuffer';
+    return { label: c.label, dc };
+  });
+  let sessionUrl: string | undefined;
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await withTimeout(gatheringComplete(pc), timeoutMs, 'ICE gathering');
+    const base = opts.gatewayUrl.replace(/\/+$/, '');
+    const res = await doFetch(`${base}/v1/endpoints/${encodeURIComponent(opts.endpointId)}/webrtc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
+      body: pc.localDescription?.sdp ?? '',
+    });
+    if (res.status !== 201) throw await httpError(res);
+    const location = res.headers.get('location');
+    if (location) sessionUrl = new URL(location, `${base}/`).toString();
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    await withTimeout(Promise.all(channels.map((c) => opened(c.dc))), timeoutMs, 'data channels open');
+  } catch (error) {
+    pc.close();
+    if (sessionUrl) void endSession(doFetch, sessionUrl, token);
+    throw error;
+  }
+  return new DataChannelLink(pc, channels, () => (sessionUrl ? endSession(doFetch, sessionUrl, token) : Promise.resolve()));
+}
+
+class DataChannelLink extends TypedEmitter<LinkEvents> implements FrameLink {
+  readonly #pc: RTCPeerConnection;
+  readonly #channels: Map<LinkChannel, RTCDataChannel>;
+  readonly #onClose: () => Promise<void>;
+  #closed = false;
+
+  constructor(pc: RTCPeerConnection, channels: { label: LinkChannel; dc: RTCDataChannel }[], onClose: () => Promise<void>) {
+    super();
+    this.#pc = pc;
+    this.#onClose = onClose;
+    this.#channels = new Map(channels.map((c) => [c.label, c.dc]));
+    for (const { label, dc } of channels) {
+      dc.addEventListener('message', (e: MessageEvent) => {
+        const data: unknown = e.data;
+        if (data instanceof ArrayBuffer) this.emit('message', new Uint8Array(data), label);
+        else if (ArrayBuffer.isView(data)) this.emit('message', new Uint8Array(data.buffer, data.byteOffset, data.byteLength), label);
+      });
+      dc.addEventListener('close', () => this.close(`${label} channel closed`));
+    }
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close(`peer connection ${pc.connectionState}`);
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  send(bytes: Uint8Array, channel: LinkChannel): boolean {
+    const dc = this.#channels.get(channel);
+    if (this.#closed || !dc || dc.readyState !== 'open') return false;
+    try {
+      dc.send(bytes as Uint8Array<ArrayBuffer>);
+      return true;
+    } catch {
+      this.close('send failed');
+      return false;
+    }
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    void this.#onClose().catch(() => undefined);
+    for (const dc of this.#channels.values()) {
+      try {
+        dc.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#pc.close();
+    this.emit('close', reason);
+  }
+}
+
+function gatheringComplete(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (pc.iceGatheringState === 'complete') {
+        pc.removeEventListener('icegatheringstatechange', check);
+        resolve();
+      }
+    };
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+function opened(dc: RTCDataChannel): Promise<void> {
+  if (dc.readyState === 'open') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    dc.addEventListener('open', () => resolve(), { once: true });
+    dc.addEventListener('close', () => reject(new Error(`${dc.label} closed before opening`)), { once: true });
+  });
+}
+
+async function httpError(res: Response): Promise<MirrorstreamError> {
+  let code: ErrorCode = res.status === 401 ? 'MS_UNAUTHORIZED' : 'MS_TRANSPORT_CLOSED';
+  let message = `signaling answered ${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (body.error?.code && Object.prototype.hasOwnProperty.call(ERROR_CODES, body.error.code)) code = body.error.code as ErrorCode;
+    if (body.error?.message) message = `signaling: ${body.error.message}`;
+  } catch {
+    // not our JSON error body
+  }
+  return new MirrorstreamError(code, message, { retryable: res.status !== 401 });
+}
+
+async function endSession(doFetch: typeof fetch, url: string, token: string): Promise<void> {
+  await doFetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', `${what}: no result after ${ms} ms`, { retryable: true })), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

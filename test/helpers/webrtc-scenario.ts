@@ -1,0 +1,125 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
+
+/**
+ * The real-socket failover scenario shared by the integration test and the bench:
+ * a gateway on 127.0.0.1, receivers in child processes over loopback WebRTC.
+ */
+export type Engine = 'node-datachannel' | 'werift';
+
+const CHILD = fileURLToPath(new URL('../integration/fixtures/receiver-child.ts', import.meta.url));
+const TSX = fileURLToPath(new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url));
+
+export interface ChildReceiver {
+  id: string;
+  proc: ChildProcess;
+  chunks: { seq: number; t: number }[];
+  ready: Promise<void>;
+  exited: Promise<void>;
+}
+
+export async function startGateway(engine: Engine): Promise<{ gateway: Gateway; server: RunningServer }> {
+  const gateway = createGateway({ logLevel: 'silent', webrtc: { engine, bindAddress: '127.0.0.1' } });
+  const server = await serve(gateway, { apiKey: 'scenario-key-0123456789', host: '127.0.0.1', port: 0 });
+  return { gateway, server };
+}
+
+export async function spawnReceiver(gateway: Gateway, url: string, id: string): Promise<ChildReceiver> {
+  const { token } = await gateway.issueToken(id);
+  const proc = spawn(process.execPath, ['--import', TSX, CHILD], {
+    env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const chunks: { seq: number; t: number }[] = [];
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    let msg: { e?: string; seq?: number; t?: number };
+    try {
+      msg = JSON.parse(line) as typeof msg;
+    } catch {
+      return;
+    }
+    if (msg.e === 'chunk' && msg.seq !== undefined && msg.t !== undefined) chunks.push({ seq: msg.seq, t: msg.t });
+    if (msg.e === 'ready') markReady();
+  });
+  return { id, proc, chunks, ready: withDeadline(ready, 20_000, `${id} ready`), exited };
+}
+
+export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} not within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface FailoverRun {
+  engine: Engine;
+  total: number;
+  killedAt: number;
+  killed: string;
+  takeover: string | undefined;
+  /** Last chunk the killed receiver delivered → first chunk the new active delivered after it. */
+  interruptionMs: number;
+  perReceiver: Record<string, number[]>;
+}
+
+/** Failover mode, 3 receivers, `total` chunks at `ratePerS`, SIGKILL the active one at `killAt`. */
+export async function runFailover(engine: Engine, total = 5_000, ratePerS = 500, killAt = 2_000): Promise<FailoverRun> {
+  const { gateway, server } = await startGateway(engine);
+  const ids = ['a', 'b', 'c'];
+  const rx: ChildReceiver[] = [];
+  try {
+    for (const id of ids) rx.push(await spawnReceiver(gateway, server.url, id));
+    await Promise.all(rx.map((r) => r.ready));
+    gateway.createStream({ stream_id: 'feed', endpoint_list: ids });
+    await waitFor(() => gateway.getStream('feed').active.length === 1, 5_000, 'an active endpoint');
+    const killed = gateway.getStream('feed').active[0] ?? 'a';
+    const start = performance.now();
+    let killTime = 0;
+    for (let seq = 1; seq <= total; seq++) {
+      await gateway.publish('feed', new TextEncoder().encode(`tick ${seq}`));
+      if (seq === killAt) {
+        rx.find((r) => r.id === killed)?.proc.kill('SIGKILL');
+        killTime = performance.timeOrigin + performance.now();
+      }
+      const due = start + (seq * 1000) / ratePerS;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+    }
+    const union = (): Set<number> => new Set(rx.flatMap((r) => r.chunks.map((c) => c.seq)));
+    await waitFor(() => union().size >= total, 15_000, 'all chunks delivered');
+    const killedRx = rx.find((r) => r.id === killed);
+    const lastBefore = killedRx?.chunks.filter((c) => c.t <= killTime).at(-1);
+    const takeover = gateway.getStream('feed').active[0];
+    const next = rx.find((r) => r.id === takeover)?.chunks.find((c) => c.seq > (lastBefore?.seq ?? 0));
+    return {
+      engine,
+      total,
+      killedAt: killAt,
+      killed,
+      takeover,
+      interruptionMs: next && lastBefore ? next.t - lastBefore.t : Number.NaN,
+      perReceiver: Object.fromEntries(rx.map((r) => [r.id, r.chunks.map((c) => c.seq)])),
+    };
+  } finally {
+    for (const r of rx) r.proc.kill('SIGKILL');
+    await Promise.all(rx.map((r) => withDeadline(r.exited, 5_000, `${r.id} exit`).catch(() => undefined)));
+    await gateway.close();
+    await server.close();
+  }
+}
+
+export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
