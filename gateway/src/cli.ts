@@ -6,6 +6,7 @@ import { MirrorstreamError } from '@mirrorstream/receiver';
 import { parseConfig, type GatewayConfigInput } from './config.js';
 import { Gateway } from './gateway.js';
 import { serve } from './http/server.js';
+import { webrtcSelfTest } from './transports/webrtc/index.js';
 
 /**
  * `mirrorstream`: flags and environment variables map to the config schema here and
@@ -28,7 +29,10 @@ const program = new Command()
   .option('--failback-stable-ms <ms>', 'healthy time before failing back (env MIRRORSTREAM_FAILBACK_STABLE_MS)', int)
   .option('--retention-max-chunks <n>', 'chunks kept per stream for replay', int)
   .option('--retention-max-bytes <n>', 'bytes kept per stream for replay', int)
-  .option('--retention-max-age-ms <ms>', 'age after which retained chunks are dropped', int);
+  .option('--retention-max-age-ms <ms>', 'age after which retained chunks are dropped', int)
+  .option('--webrtc-engine <engine>', 'node-datachannel | werift (env MIRRORSTREAM_WEBRTC_ENGINE)')
+  .option('--webrtc-bind-address <ip>', 'gather and bind only this address, e.g. 127.0.0.1 (env MIRRORSTREAM_WEBRTC_BIND_ADDRESS)')
+  .option('--token-secret <secret>', 'HS256 secret for endpoint tokens, 32+ chars (env MIRRORSTREAM_TOKEN_SECRET)');
 
 program.parse();
 const flags = program.opts<{
@@ -41,6 +45,9 @@ const flags = program.opts<{
   retentionMaxChunks?: number;
   retentionMaxBytes?: number;
   retentionMaxAgeMs?: number;
+  webrtcEngine?: 'node-datachannel' | 'werift';
+  webrtcBindAddress?: string;
+  tokenSecret?: string;
 }>();
 const env = process.env;
 const envInt = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
@@ -52,6 +59,11 @@ const input: GatewayConfigInput = {
   logLevel: flags.logLevel ?? (env.MIRRORSTREAM_LOG_LEVEL as GatewayConfigInput['logLevel']),
   heartbeat: { intervalMs: flags.heartbeatIntervalMs ?? envInt('MIRRORSTREAM_HEARTBEAT_INTERVAL_MS') },
   failback: { stableMs: flags.failbackStableMs ?? envInt('MIRRORSTREAM_FAILBACK_STABLE_MS') },
+  webrtc: {
+    engine: flags.webrtcEngine ?? (env.MIRRORSTREAM_WEBRTC_ENGINE as 'node-datachannel' | 'werift' | undefined),
+    bindAddress: flags.webrtcBindAddress ?? (env.MIRRORSTREAM_WEBRTC_BIND_ADDRESS || undefined),
+  },
+  tokens: { secret: flags.tokenSecret ?? (env.MIRRORSTREAM_TOKEN_SECRET || undefined) },
   retention: {
     maxChunks: flags.retentionMaxChunks,
     maxBytes: flags.retentionMaxBytes,
@@ -62,6 +74,13 @@ const input: GatewayConfigInput = {
 try {
   const config = parseConfig(dropUndefined(input));
   const logger = pino({ level: config.logLevel });
+  const missing = await webrtcSelfTest(config.webrtc);
+  if (missing.length > 0) {
+    logger.error({ missing }, `werift self-test FAILED: the installed werift lacks internals mirrorstream reads (${missing.join(', ')}); telemetry and send pacing will be wrong — use --webrtc-engine node-datachannel or werift@0.24.4`);
+  } else if (config.webrtc.engine === 'werift') {
+    logger.info('werift self-test passed: SCTP srtt/rto/cwnd/flightSize, queues and ICE stunServer are where expected');
+  }
+  logger.info({ engine: config.webrtc.engine, bindAddress: config.webrtc.bindAddress ?? 'all interfaces' }, 'WebRTC engine');
   const gateway = new Gateway(config, { logger });
   const apiKey = config.apiKey ?? randomBytes(24).toString('base64url');
   const server = await serve(gateway, { apiKey });
