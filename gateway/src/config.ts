@@ -40,6 +40,25 @@ export const failbackSchema = z
   })
   .prefault({});
 
+export const healthSchema = z
+  .strictObject({
+    /** Probe (HEARTBEAT on the unreliable channel) interval: loss and RTT samples. */
+    probeIntervalMs: z.number().int().min(5).max(10_000).default(20),
+    /** Measurement window for probe loss/RTT and delivery ratio. */
+    windowMs: z.number().int().min(100).max(60_000).default(1_000),
+    /** A breach must last this long before the verdict turns degraded. */
+    degradeAfterMs: z.number().int().min(0).max(60_000).default(250),
+    /** No breach for this long before a degraded endpoint is healthy again. */
+    recoverAfterMs: z.number().int().min(0).max(600_000).default(3_000),
+    maxRttMs: z.number().positive().default(250),
+    maxLossRatio: z.number().min(0).max(1).default(0.05),
+    /** Oldest sent-but-unacked chunk on the active endpoint. */
+    maxAckLagMs: z.number().positive().default(1_000),
+    /** Acked bytes/s over input bytes/s on the active endpoint, while the stream produces. */
+    minDeliveryRatio: z.number().min(0).max(1).default(0.8),
+  })
+  .prefault({});
+
 export const webrtcSchema = z
   .strictObject({
     /** node-datachannel (native, faster) or werift (pure TypeScript). Both pass the same conformance suite. */
@@ -85,6 +104,7 @@ export const gatewayConfigSchema = z.strictObject({
   retention: retentionSchema,
   heartbeat: heartbeatSchema,
   failback: failbackSchema,
+  health: healthSchema,
   webrtc: webrtcSchema,
   tokens: tokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -95,6 +115,7 @@ export type GatewayConfig = Readonly<z.output<typeof gatewayConfigSchema>>;
 export type RetentionConfig = z.output<typeof retentionSchema>;
 export type HeartbeatConfig = z.output<typeof heartbeatSchema>;
 export type WebRtcConfig = z.output<typeof webrtcSchema>;
+export type HealthConfig = z.output<typeof healthSchema>;
 export type FailbackConfig = z.output<typeof failbackSchema>;
 
 /** Validate and freeze; throws MirrorstreamError MS_CONFIG_INVALID with every problem listed. */

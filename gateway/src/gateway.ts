@@ -160,6 +160,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       sendHighWaterBytes: this.config.sendHighWaterBytes,
       switchHistory: this.config.switchHistory,
       policy: this.#policy,
+      health: this.config.health,
+      clock: () => this.clock.now(),
       hooks: {
         endpoint: (id) => this.#endpoint(id),
         roleChanged: (e) => this.emit('roleChanged', e),
@@ -169,7 +171,6 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         },
         gap: (e) => this.emit('gap', e),
       },
-      now,
     });
     this.#streams.set(stream.id, stream);
     for (const id of spec.endpoint_list) this.#endpoint(id);
@@ -267,7 +268,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   // ---- health ----------------------------------------------------------------
 
   streamHealth(streamId: string): StreamHealth {
-    return streamHealth(this.#stream(streamId), (id) => this.#endpoint(id));
+    return streamHealth(this.#stream(streamId), (id) => this.#endpoint(id), this.clock.now());
   }
 
   listEndpoints(): EndpointHealth[] {
@@ -377,6 +378,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       log: this.log.child({ module: 'connection', endpointId }),
       maxFrameBytes: this.config.maxFrameBytes,
       heartbeatIntervalMs: this.config.heartbeat.intervalMs,
+      probeIntervalMs: this.config.health.probeIntervalMs,
       helloTimeoutMs: this.config.helloTimeoutMs,
       sessionId: auth.sessionId ?? randomUUID(),
     });
@@ -398,6 +400,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       if (this.#drainWaiters.size > 0) for (const w of [...this.#drainWaiters]) w();
     });
     conn.on('heartbeatAck', (rtt, at) => this.#endpoints.get(endpointId)?.heartbeatAck(rtt, at));
+    conn.on('probeSent', (nonce, at) => this.#endpoints.get(endpointId)?.probeSent(nonce, at));
+    conn.on('probeAck', (nonce, at) => this.#endpoints.get(endpointId)?.probeAck(nonce, at));
     conn.on('drain', () => {
       for (const s of this.#streamsOf(endpointId)) s.pump(endpointId);
     });
@@ -467,6 +471,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         this.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
         this.#emitHealth(ep, previous, now);
       }
+      if (ep.assess(now)) {
+        const h = ep.health();
+        this.log.warn({ endpointId: ep.id, verdict: h.verdict, reasons: h.reasons, score: h.score }, 'endpoint path health changed');
+      }
     }
     for (const s of this.#streams.values()) s.evaluate(now);
     if (now - this.#lastAgeSweep >= 1000) {
@@ -494,7 +502,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   /** The endpoint record, created on first mention. */
   #endpoint(id: string): Endpoint {
     let ep = this.#endpoints.get(id);
-    if (!ep) this.#endpoints.set(id, (ep = new Endpoint(id, this.config.heartbeat)));
+    if (!ep) this.#endpoints.set(id, (ep = new Endpoint(id, this.config.heartbeat, this.config.health, this.clock.now())));
     return ep;
   }
 

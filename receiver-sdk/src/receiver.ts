@@ -230,7 +230,8 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         this.#welcomed = undefined;
         return;
       case FrameType.HEARTBEAT:
-        link.send(encodeFrame({ type: FrameType.HEARTBEAT_ACK, nonce: f.nonce, sentAt: f.sentAt }), 'control');
+        // echo on the channel it came by: probes on the unreliable channel measure its loss
+        link.send(encodeFrame({ type: FrameType.HEARTBEAT_ACK, nonce: f.nonce, sentAt: f.sentAt }), channel === 'data-unreliable' ? channel : 'control');
         return;
       case FrameType.HEARTBEAT_ACK:
         return;

@@ -21,6 +21,8 @@ export type ConnectionEvents = {
   hello: [hello: HelloFrame];
   ack: [ack: AckFrame];
   heartbeatAck: [rttMs: number, at: number];
+  probeSent: [nonce: number, at: number];
+  probeAck: [nonce: number, at: number];
   report: [report: ReportFrame];
   drain: [];
   close: [reason: string];
@@ -34,6 +36,7 @@ export interface ConnectionOptions {
   log: Logger;
   maxFrameBytes: number;
   heartbeatIntervalMs: number;
+  probeIntervalMs: number;
   helloTimeoutMs: number;
   sessionId: string;
 }
@@ -51,6 +54,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   #state: 'hello' | 'open' | 'closed' = 'hello';
   readonly #opts: ConnectionOptions;
   #heartbeatTimer: TimerHandle | undefined;
+  #probeTimer: TimerHandle | undefined;
+  /** Nonces of probes in flight, to tell their echoes from heartbeat echoes. */
+  readonly #probes = new Set<number>();
   #helloTimer: TimerHandle | undefined;
   #nonce = 0;
   heartbeatsSent = 0;
@@ -103,6 +109,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       'control',
     );
     this.#heartbeatTimer = this.#opts.clock.setInterval(() => this.#sendHeartbeat(), this.#opts.heartbeatIntervalMs);
+    this.#probeTimer = this.#opts.clock.setInterval(() => this.#sendProbe(), this.#opts.probeIntervalMs);
     this.#sendHeartbeat();
   }
 
@@ -127,6 +134,17 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#nonce, sentAt: this.#opts.clock.now() }),
       'control',
     );
+  }
+
+  /** Probes ride the unreliable channel: a lost one is a lost packet, not a retransmission. */
+  #sendProbe(): void {
+    if (this.#state !== 'open') return;
+    const nonce = ++this.#nonce;
+    const at = this.#opts.clock.now();
+    if (!this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt: at }), 'data-unreliable')) return;
+    this.#probes.add(nonce);
+    if (this.#probes.size > 10_000) this.#probes.delete(this.#probes.values().next().value ?? 0);
+    this.emit('probeSent', nonce, at);
   }
 
   #onMessage(bytes: Uint8Array): void {
@@ -164,6 +182,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         return;
       case FrameType.HEARTBEAT_ACK: {
         const now = this.#opts.clock.now();
+        if (this.#probes.delete(frame.nonce)) {
+          this.emit('probeAck', frame.nonce, now);
+          return;
+        }
         this.heartbeatsAcked++;
         this.emit('heartbeatAck', Math.max(0, now - frame.sentAt), now);
         return;
@@ -185,6 +207,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.#state = 'closed';
     this.#opts.clock.clearTimeout(this.#helloTimer);
     this.#opts.clock.clearInterval(this.#heartbeatTimer);
+    this.#opts.clock.clearInterval(this.#probeTimer);
     this.emit('close', reason);
   }
 }

@@ -1,4 +1,6 @@
-import type { HeartbeatConfig } from '../config.js';
+import type { HealthConfig, HeartbeatConfig } from '../config.js';
+import { ProbeWindow } from '../health/probes.js';
+import { HealthTracker, type HealthSnapshot, type MetricSample } from '../health/score.js';
 import type { EndpointState } from '../failover/policy.js';
 import { PhiAccrualDetector } from '../health/failure-detector.js';
 import type { EndpointView } from '../streams/stream.js';
@@ -11,6 +13,11 @@ import type { Connection } from './connection.js';
 export class Endpoint implements EndpointView {
   readonly id: string;
   readonly #heartbeat: HeartbeatConfig;
+  readonly #healthConfig: HealthConfig;
+  readonly #probes: ProbeWindow;
+  readonly #health: HealthTracker;
+  /** When the endpoint last became alive *and* healthy: what fail-back's stable period counts from. */
+  #goodSince: number | undefined;
   #connection: Connection | undefined;
   #detector: PhiAccrualDetector | undefined;
   #state: EndpointState = 'disconnected';
@@ -24,17 +31,59 @@ export class Endpoint implements EndpointView {
   /** Times the detector moved the endpoint to suspect or dead. */
   heartbeatMisses = 0;
 
-  constructor(id: string, heartbeat: HeartbeatConfig) {
+  constructor(id: string, heartbeat: HeartbeatConfig, health: HealthConfig, now: number) {
     this.id = id;
     this.#heartbeat = heartbeat;
+    this.#healthConfig = health;
+    this.#probes = new ProbeWindow(health.windowMs);
+    this.#health = new HealthTracker({ degradeAfterMs: health.degradeAfterMs, recoverAfterMs: health.recoverAfterMs }, now);
+  }
+
+  /** Path health from probes and transport telemetry (degraded = do not route to it if avoidable). */
+  get degraded(): boolean {
+    return this.#health.verdict === 'degraded';
+  }
+
+  health(): HealthSnapshot {
+    return this.#health.snapshot();
+  }
+
+  probeSent(nonce: number, at: number): void {
+    this.#probes.sent(nonce, at);
+  }
+
+  probeAck(nonce: number, at: number): void {
+    this.#probes.echoed(nonce, at);
+  }
+
+  /** Re-measure the path; returns true when the verdict changed. */
+  assess(now: number): boolean {
+    if (!this.link) return false;
+    const h = this.#healthConfig;
+    const median = this.#probes.medianRttMs();
+    // a probe is lost when its echo is later than 3 RTTs (at least 300 ms): delay is not loss
+    this.#probes.settle(now, Math.max(300, 3 * (median ?? this.srttMs ?? 0)));
+    const samples: Record<string, MetricSample> = {
+      rtt_ms:
+        median !== undefined
+          ? { value: median, threshold: h.maxRttMs, kind: 'max', source: 'gateway.probe.median' }
+          : { value: this.srttMs, threshold: h.maxRttMs, kind: 'max', source: 'gateway.heartbeat.srtt' },
+      loss_ratio: { value: this.#probes.lossRatio(), threshold: h.maxLossRatio, kind: 'max', source: 'gateway.probe.unreliable-channel' },
+    };
+    const transportLoss = this.link.transport.stats().lossRate;
+    if (transportLoss) samples.transport_loss_ratio = { value: transportLoss.value, threshold: h.maxLossRatio, kind: 'max', source: transportLoss.source };
+    const changed = this.#health.update(now, samples);
+    this.#updateGood(now);
+    return changed;
   }
 
   get state(): EndpointState {
     return this.#state;
   }
 
+  /** Alive and healthy since (fail-back waits for this to be old enough). */
   get upSince(): number | undefined {
-    return this.#upSince;
+    return this.#goodSince;
   }
 
   get phi(): number {
@@ -60,6 +109,7 @@ export class Endpoint implements EndpointView {
       windowSize: this.#heartbeat.windowSize,
     });
     this.#detector.reset(now);
+    this.#probes.clear();
     this.connects++;
     this.#setState('alive', now);
     return previous === connection ? undefined : previous;
@@ -99,5 +149,12 @@ export class Endpoint implements EndpointView {
     if (state === 'alive' && this.#state !== 'alive') this.#upSince = now;
     if (state !== 'alive') this.#upSince = undefined;
     this.#state = state;
+    this.#updateGood(now);
+  }
+
+  #updateGood(now: number): void {
+    const good = this.#state === 'alive' && !this.degraded;
+    if (!good) this.#goodSince = undefined;
+    else this.#goodSince ??= now;
   }
 }

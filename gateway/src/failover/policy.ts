@@ -8,7 +8,9 @@ export type EndpointState = 'disconnected' | 'alive' | 'suspect' | 'dead';
 export interface SelectionCandidate {
   readonly id: string;
   readonly state: EndpointState;
-  /** When the endpoint last became `alive` (undefined when not alive). */
+  /** The path is degraded (health score verdict): avoid it while a healthy one exists. */
+  readonly degraded: boolean;
+  /** Since when the endpoint has been alive and healthy (undefined when it is not). */
   readonly upSince: number | undefined;
   readonly active: boolean;
 }
@@ -24,7 +26,7 @@ export interface SelectionInput {
   readonly immediate: boolean;
 }
 
-export type DemotionReason = 'heartbeat-timeout' | 'disconnected' | 'failback' | 'operator';
+export type DemotionReason = 'heartbeat-timeout' | 'disconnected' | 'degraded' | 'failback' | 'operator';
 export type PromotionReason = 'fill' | 'failback' | 'operator';
 
 export interface Selection {
@@ -40,22 +42,33 @@ export interface FailoverPolicy {
 
 /**
  * Highest priority wins, with hysteresis: an active endpoint stays while it is merely
- * `suspect`; a newcomer must be `alive`; a recovered higher-priority endpoint takes a
- * slot back only after `failback.stableMs` of being alive (or at once for operator
- * changes).
+ * `suspect`; a newcomer must be `alive` and not degraded; a degraded active endpoint is
+ * replaced only when a healthy one is available (a degraded path beats none); a
+ * recovered higher-priority endpoint takes a slot back only after `failback.stableMs`
+ * of being alive and healthy (or at once for operator changes).
  */
 export class PriorityFailoverPolicy implements FailoverPolicy {
   select(input: SelectionInput): Selection {
     const { candidates, slots, now, failback, immediate } = input;
     const rank = new Map(candidates.map((c, i) => [c.id, i]));
+    const byRank = (a: SelectionCandidate, b: SelectionCandidate): number => (rank.get(a.id) ?? 0) - (rank.get(b.id) ?? 0);
+    const good = (c: SelectionCandidate): boolean => c.state === 'alive' && !c.degraded;
     const demoted: { id: string; reason: DemotionReason }[] = [];
     const promoted: { id: string; reason: PromotionReason; replaces: string | undefined }[] = [];
 
-    const set: SelectionCandidate[] = [];
+    let set: SelectionCandidate[] = [];
     for (const c of candidates) {
       if (!c.active) continue;
       if (c.state === 'alive' || c.state === 'suspect') set.push(c);
       else demoted.push({ id: c.id, reason: c.state === 'dead' ? 'heartbeat-timeout' : 'disconnected' });
+    }
+    // a degraded member goes only if a healthy outsider can take its place
+    let spare = candidates.filter((c) => !c.active && good(c)).length;
+    for (const m of [...set].reverse()) {
+      if (!m.degraded || spare === 0) continue;
+      set = set.filter((x) => x !== m);
+      demoted.push({ id: m.id, reason: 'degraded' });
+      spare--;
     }
     // more active than slots (e.g. mirror_k lowered): keep the best
     while (set.length > slots) {
@@ -64,12 +77,15 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
     }
 
     const lost = demoted.map((d) => d.id);
+    const fill = (c: SelectionCandidate): void => {
+      set.push(c);
+      promoted.push({ id: c.id, reason: 'fill', replaces: lost.shift() });
+      set.sort(byRank);
+    };
     for (const c of candidates) {
-      if (c.state !== 'alive' || set.includes(c)) continue;
+      if (!good(c) || set.includes(c)) continue;
       if (set.length < slots) {
-        set.push(c);
-        promoted.push({ id: c.id, reason: 'fill', replaces: lost.shift() });
-        set.sort((a, b) => (rank.get(a.id) ?? 0) - (rank.get(b.id) ?? 0));
+        fill(c);
         continue;
       }
       const lowest = set[set.length - 1];
@@ -81,7 +97,12 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
       demoted.push({ id: lowest.id, reason });
       set.push(c);
       promoted.push({ id: c.id, reason, replaces: lowest.id });
-      set.sort((a, b) => (rank.get(a.id) ?? 0) - (rank.get(b.id) ?? 0));
+      set.sort(byRank);
+    }
+    // nobody healthy: a degraded but alive endpoint is better than none
+    if (set.length === 0) {
+      const fallback = candidates.find((c) => c.state === 'alive' && !demoted.some((d) => d.id === c.id && d.reason === 'degraded'));
+      if (fallback) fill(fallback);
     }
     return { active: set.map((c) => c.id), promoted, demoted };
   }

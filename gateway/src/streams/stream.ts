@@ -1,5 +1,7 @@
 import { encodeFrame, FrameType } from '@mirrorstream/receiver';
-import type { FailbackConfig, RetentionConfig } from '../config.js';
+import type { FailbackConfig, HealthConfig, RetentionConfig } from '../config.js';
+import { HealthTracker, type HealthSnapshot, type MetricState } from '../health/score.js';
+import { RateWindow } from '../rate/rate-window.js';
 import type { DemotionReason, EndpointState, FailoverPolicy } from '../failover/policy.js';
 import type { Channel } from '../transports/transport.js';
 import { StreamLog } from './stream-log.js';
@@ -12,6 +14,7 @@ export type SwitchReason =
   | 'initial'
   | 'heartbeat-timeout'
   | 'disconnected'
+  | 'degraded'
   | 'removed'
   | 'failback'
   | 'operator'
@@ -20,6 +23,9 @@ export type SwitchReason =
 /** What the stream needs to know about an endpoint; the gateway's endpoint registry provides it. */
 export interface EndpointView {
   readonly state: EndpointState;
+  /** Path health verdict from probes and transport telemetry. */
+  readonly degraded: boolean;
+  health(): HealthSnapshot;
   readonly upSince: number | undefined;
   /** The open connection, if any. */
   readonly link: StreamLink | undefined;
@@ -38,6 +44,10 @@ export interface SwitchRecord {
   readonly at: number;
   /** First seq the new endpoint was sent. */
   readonly from_seq: number;
+  /** For degradation: which metrics were breached. */
+  readonly detail?: string[];
+  /** The health metrics of the endpoint that lost its role, at the moment of the switch. */
+  readonly metrics?: Record<string, MetricState>;
 }
 
 export interface StreamHooks {
@@ -59,7 +69,8 @@ export interface StreamOptions {
   switchHistory: number;
   policy: FailoverPolicy;
   hooks: StreamHooks;
-  now: number;
+  health: HealthConfig;
+  clock: () => number;
 }
 
 /** Delivery state of one endpoint on one stream. */
@@ -75,6 +86,13 @@ export interface Cursor {
   everActive: boolean;
   chunksSent: number;
   bytesSent: number;
+  /** Sent DATA not yet acked, oldest first: [seq, sentAt, bytes] (ack lag, delivery rate). */
+  inFlight: [number, number, number][];
+  /** Bytes of DATA this endpoint acked (skipped chunks excluded). */
+  delivered: RateWindow;
+  activeSince: number | undefined;
+  /** Stream-level health of this endpoint: ack lag and delivery ratio while active. */
+  health: HealthTracker;
 }
 
 /**
@@ -102,6 +120,7 @@ export class Stream {
   #lastLoss: SwitchReason | undefined;
   readonly #switches: SwitchRecord[] = [];
   #closed = false;
+  readonly #input: RateWindow;
 
   constructor(opts: StreamOptions) {
     this.#opts = opts;
@@ -112,10 +131,11 @@ export class Stream {
     this.mirrorK = opts.mirrorK;
     this.retention = opts.retention;
     this.failback = opts.failback;
-    this.createdAt = opts.now;
+    this.createdAt = opts.clock();
     this.log = new StreamLog(opts.id, opts.retention);
+    this.#input = new RateWindow(opts.health.windowMs);
     this.#order = [...opts.endpointList];
-    for (const id of this.#order) this.#cursors.set(id, newCursor(id));
+    for (const id of this.#order) this.#cursors.set(id, this.#newCursor(id));
   }
 
   get endpointList(): readonly string[] {
@@ -145,6 +165,7 @@ export class Stream {
   /** Append one chunk and push it to the active endpoints. */
   append(payload: Uint8Array, timestamp: number, key?: string, layer?: number): number {
     const entry = this.log.append(payload, timestamp, key, layer);
+    this.#input.add(timestamp, payload.byteLength);
     for (const id of this.#active) this.pump(id);
     return entry.seq;
   }
@@ -157,6 +178,7 @@ export class Stream {
     if (!link) return;
     const log = this.log;
     const highWater = Math.min(this.#opts.sendHighWaterBytes, link.highWaterBytes ?? Infinity);
+    const now = this.#opts.clock();
     while (c.nextSeq <= log.lastSeq && link.bufferedAmount < highWater) {
       if (c.nextSeq < log.firstSeq) {
         this.#sendGap(c, link, log.firstSeq - 1, 'retention');
@@ -165,6 +187,7 @@ export class Stream {
       const frame = log.frame(c.nextSeq);
       if (!frame || !link.send(frame, this.#dataChannel)) return;
       c.sentUpTo = c.nextSeq;
+      c.inFlight.push([c.nextSeq, now, frame.byteLength]);
       c.nextSeq++;
       c.chunksSent++;
       c.bytesSent += frame.byteLength;
@@ -178,6 +201,13 @@ export class Stream {
     const acked = Math.min(seq, c.sentUpTo);
     if (acked <= c.lastAcked) return;
     c.lastAcked = acked;
+    const now = this.#opts.clock();
+    let done = 0;
+    while (done < c.inFlight.length && (c.inFlight[done]?.[0] ?? Infinity) <= acked) {
+      c.delivered.add(now, c.inFlight[done]?.[2] ?? 0);
+      done++;
+    }
+    if (done > 0) c.inFlight.splice(0, done);
     if (acked > this.#ackFrontier) this.#ackFrontier = acked;
   }
 
@@ -197,11 +227,13 @@ export class Stream {
   evaluate(now: number, immediate = false, removing?: string): void {
     if (this.#closed) return;
     const hooks = this.#opts.hooks;
+    this.#assess(now);
     const candidates = this.#order.map((id) => {
       const view = hooks.endpoint(id);
       // an endpoint being removed looks disconnected to the policy, so it is replaced
       const state = id === removing ? 'disconnected' : view.state;
-      return { id, state, upSince: view.upSince, active: this.#active.includes(id) };
+      const streamDegraded = this.#cursors.get(id)?.health.verdict === 'degraded';
+      return { id, state, degraded: view.degraded || streamDegraded, upSince: streamDegraded ? undefined : view.upSince, active: this.#active.includes(id) };
     });
     const wasActive = this.#active.filter((id) => this.#cursors.has(id));
     const sel = this.#opts.policy.select({
@@ -216,6 +248,14 @@ export class Stream {
     const demotionReason = (d: { id: string; reason: DemotionReason }): SwitchReason =>
       d.id === removing ? 'removed' : d.reason;
     const demotedReason = new Map(sel.demoted.map((d) => [d.id, demotionReason(d)]));
+    /** What the switch record says about the endpoint that lost its role. */
+    const evidence = (id: string | null, reason: SwitchReason): Pick<SwitchRecord, 'detail' | 'metrics'> => {
+      if (id === null) return {};
+      const ep = hooks.endpoint(id).health();
+      const cur = this.#cursors.get(id)?.health.snapshot();
+      const metrics = { ...ep.metrics, ...cur?.metrics };
+      return reason === 'degraded' ? { detail: [...ep.reasons, ...(cur?.reasons ?? [])], metrics } : { metrics };
+    };
     // make before break: bring the new endpoints up before the old ones are told to stop
     for (const p of sel.promoted) {
       const c = this.#cursors.get(p.id);
@@ -229,7 +269,7 @@ export class Stream {
       else reason = this.#lastLoss ?? 'recovered';
       const from = p.replaces ?? (this.mode === 'failover' ? (wasActive[0] ?? null) : null);
       this.#activate(c, fromSeq, now, reason);
-      this.#record({ from, to: p.id, reason, at: now, from_seq: fromSeq });
+      this.#record({ from, to: p.id, reason, at: now, from_seq: fromSeq, ...evidence(from, reason) });
     }
     for (const d of sel.demoted) {
       const c = this.#cursors.get(d.id);
@@ -239,7 +279,7 @@ export class Stream {
       const replaced = sel.promoted.some((p) => p.replaces === d.id);
       if (!replaced) {
         this.#lastLoss = reason;
-        this.#record({ from: d.id, to: null, reason, at: now, from_seq: c.lastAcked + 1 });
+        this.#record({ from: d.id, to: null, reason, at: now, from_seq: c.lastAcked + 1, ...evidence(d.id, reason) });
       }
     }
     this.#active = [...sel.active];
@@ -249,7 +289,7 @@ export class Stream {
     if (this.#cursors.has(endpointId)) return;
     const at = position === undefined ? this.#order.length : Math.min(position, this.#order.length);
     this.#order.splice(at, 0, endpointId);
-    const c = newCursor(endpointId);
+    const c = this.#newCursor(endpointId);
     this.#cursors.set(endpointId, c);
     if (this.#opts.hooks.endpoint(endpointId).link) this.#sendRole(c, 'standby', this.#ackFrontier + 1);
     this.evaluate(now, true);
@@ -289,6 +329,58 @@ export class Stream {
     for (const id of this.#order) this.#opts.hooks.endpoint(id).link?.send(frame, 'data');
   }
 
+  /** Stream input over the health window, bytes/s. */
+  inputRate(now: number): number {
+    return this.#input.rate(now);
+  }
+
+  /** Stream-level health of one endpoint (ack lag, delivery ratio). */
+  cursorHealth(endpointId: string): HealthSnapshot | undefined {
+    return this.#cursors.get(endpointId)?.health.snapshot();
+  }
+
+  /**
+   * Measure what only the stream sees: how far behind its acks the active endpoint is,
+   * and whether it delivers what the producer offers. Standbys get no samples, so their
+   * stream-level verdict recovers after `recoverAfterMs`.
+   */
+  #assess(now: number): void {
+    const h = this.#opts.health;
+    const input = this.#input.rate(now);
+    for (const c of this.#cursors.values()) {
+      const active = c.role === 'active' && this.#opts.hooks.endpoint(c.endpointId).link !== undefined;
+      const head = c.inFlight[0];
+      const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
+      c.health.update(now, {
+        ack_lag_ms: { value: active ? (head ? now - head[1] : 0) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
+        delivery_ratio: {
+          value: warmedUp && input > 0 ? c.delivered.rate(now) / input : undefined,
+          threshold: h.minDeliveryRatio,
+          kind: 'min',
+          source: 'gateway.ack.delivered-bytes/input-bytes',
+        },
+      });
+    }
+  }
+
+  #newCursor(endpointId: string): Cursor {
+    const h = this.#opts.health;
+    return {
+      endpointId,
+      role: 'standby',
+      nextSeq: 1,
+      sentUpTo: 0,
+      lastAcked: 0,
+      everActive: false,
+      chunksSent: 0,
+      bytesSent: 0,
+      inFlight: [],
+      delivered: new RateWindow(h.windowMs),
+      activeSince: undefined,
+      health: new HealthTracker({ degradeAfterMs: h.degradeAfterMs, recoverAfterMs: h.recoverAfterMs }, this.#opts.clock()),
+    };
+  }
+
   /** Where an endpoint entering the active set starts. */
   #startSeq(c: Cursor): number {
     // failover: continue right after what the stream as a whole has delivered;
@@ -302,6 +394,9 @@ export class Stream {
     c.role = 'active';
     c.everActive = true;
     c.nextSeq = fromSeq;
+    c.sentUpTo = Math.max(c.sentUpTo, fromSeq - 1);
+    c.inFlight = [];
+    if (!wasActive) c.activeSince = now;
     this.#hadActive = true;
     const link = this.#opts.hooks.endpoint(c.endpointId).link;
     if (link) {
@@ -317,6 +412,8 @@ export class Stream {
   #deactivate(c: Cursor, now: number, reason: SwitchReason): void {
     if (c.role !== 'active') return;
     c.role = 'standby';
+    c.activeSince = undefined;
+    c.inFlight = [];
     this.#sendRole(c, 'standby', this.#ackFrontier + 1);
     this.#opts.hooks.roleChanged({ streamId: this.id, endpointId: c.endpointId, role: 'standby', fromSeq: c.lastAcked + 1, reason, at: now });
   }
@@ -341,10 +438,6 @@ export class Stream {
     if (this.#switches.length > this.#opts.switchHistory) this.#switches.shift();
     this.#opts.hooks.switched({ streamId: this.id, ...rec });
   }
-}
-
-function newCursor(endpointId: string): Cursor {
-  return { endpointId, role: 'standby', nextSeq: 1, sentUpTo: 0, lastAcked: 0, everActive: false, chunksSent: 0, bytesSent: 0 };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

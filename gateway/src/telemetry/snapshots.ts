@@ -1,6 +1,7 @@
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { Stream, SwitchRecord } from '../streams/stream.js';
 import type { Measurement, TransportStats } from '../transports/transport.js';
+import type { HealthSnapshot, MetricState, Verdict } from '../health/score.js';
 
 /** JSON shapes returned by the HTTP API and the Gateway's query methods (snake_case, like the API). */
 export interface StreamEndpointInfo {
@@ -45,7 +46,13 @@ export interface StreamHealth {
     rtt_ms: Measurement | null;
     last_acked_seq: number;
     ack_lag_chunks: number;
+    /** Path verdict combined from the endpoint (probes, transport) and this stream (ack lag, delivery). */
+    verdict: Verdict;
+    score: number;
+    reasons: string[];
+    metrics: Record<string, MetricState>;
   }[];
+  input_bytes_per_sec: number;
   switches: SwitchRecord[];
 }
 
@@ -58,6 +65,8 @@ export interface EndpointHealth {
   rtt_ms: Measurement | null;
   srtt_ms: Measurement | null;
   heartbeat: { interval_ms: number; last_at: string | null; sent: number; acked: number; misses: number };
+  /** Health score of the path: verdict, score and every metric with value, threshold and source. */
+  path: HealthSnapshot;
   connects: number;
   transport: TransportStats | null;
   streams: { stream_id: string; role: 'active' | 'standby'; last_acked_seq: number; ack_lag_chunks: number }[];
@@ -94,12 +103,15 @@ export function streamInfo(s: Stream, endpoint: (id: string) => Endpoint): Strea
   };
 }
 
-export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint): StreamHealth {
+export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now: number): StreamHealth {
   const last = s.log.lastSeq;
   const endpoints = s.endpointList.map((id, priority) => {
     const ep = endpoint(id);
     const c = s.cursor(id);
     const acked = c?.lastAcked ?? 0;
+    const path = ep.health();
+    const cur = s.cursorHealth(id);
+    const degraded = path.verdict === 'degraded' || cur?.verdict === 'degraded';
     return {
       endpoint_id: id,
       priority,
@@ -109,6 +121,10 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint): Str
       rtt_ms: heartbeatRtt(ep),
       last_acked_seq: acked,
       ack_lag_chunks: c?.role === 'active' ? Math.max(0, last - acked) : 0,
+      verdict: (degraded ? 'degraded' : 'healthy') as Verdict,
+      score: Math.min(path.score, cur?.score ?? 1),
+      reasons: [...path.reasons, ...(cur?.reasons ?? [])],
+      metrics: { ...path.metrics, ...cur?.metrics },
     };
   });
   const activeStates = endpoints.filter((e) => e.role === 'active');
@@ -126,6 +142,7 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint): Str
     ack_frontier: s.ackFrontier,
     active: [...s.active],
     endpoints,
+    input_bytes_per_sec: Math.round(s.inputRate(now)),
     switches: [...s.switches],
   };
 }
@@ -158,6 +175,7 @@ export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, interval
       acked: conn?.heartbeatsAcked ?? 0,
       misses: ep.heartbeatMisses,
     },
+    path: ep.health(),
     connects: ep.connects,
     transport: ep.link ? ep.link.transport.stats() : null,
     streams: list,

@@ -13,6 +13,9 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
   #buffered = 0;
   #closed = false;
   #blackhole = false;
+  /** Drop ratio for the unreliable channel only (reliable channels retransmit, so they never lose). */
+  #unreliableLoss = 0;
+  #random: () => number = Math.random;
   #resolveClosed!: (reason: string) => void;
   readonly closed: Promise<string>;
   #bytesSent = 0;
@@ -52,11 +55,21 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     return this.#blackhole;
   }
 
+  /** Lose this share of `data-unreliable` messages in both directions (tests of loss scoring). */
+  setUnreliableLoss(ratio: number, random: () => number = Math.random): void {
+    for (const t of [this, this.#peer]) {
+      if (!t) continue;
+      t.#unreliableLoss = ratio;
+      t.#random = random;
+    }
+  }
+
   send(bytes: Uint8Array, channel: Channel): boolean {
     if (this.#closed) return false;
     this.#bytesSent += bytes.byteLength;
     this.#messagesSent++;
     if (this.#blackhole) return true;
+    if (channel === 'data-unreliable' && this.#unreliableLoss > 0 && this.#random() < this.#unreliableLoss) return true;
     const peer = this.#peer;
     this.#buffered += bytes.byteLength;
     queueMicrotask(() => {
