@@ -3,11 +3,12 @@ import { PriorityFailoverPolicy, type SelectionCandidate } from '../../gateway/s
 
 const policy = new PriorityFailoverPolicy();
 const base = { now: 10_000, failback: { enabled: true, stableMs: 5_000 }, immediate: false };
-const c = (id: string, state: SelectionCandidate['state'], active = false, upSince: number | undefined = 0): SelectionCandidate => ({
+const c = (id: string, state: SelectionCandidate['state'], active = false, upSince: number | undefined = 0, degraded = false): SelectionCandidate => ({
   id,
   state,
   active,
-  upSince: state === 'alive' ? upSince : undefined,
+  degraded,
+  upSince: state === 'alive' && !degraded ? upSince : undefined,
 });
 
 describe('priority failover policy', () => {
@@ -44,6 +45,19 @@ describe('priority failover policy', () => {
     const sel = policy.select({ ...base, slots: 2, candidates: over });
     expect(sel.active).toEqual(['a', 'b']);
     expect(sel.demoted).toEqual([{ id: 'c', reason: 'operator' }]);
+  });
+
+  it('replaces a degraded active endpoint only when a healthy one is available', () => {
+    const sel = policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', true, 0, true), c('b', 'alive', false, 0, true), c('c', 'alive')] });
+    expect(sel.active).toEqual(['c']);
+    expect(sel.demoted).toEqual([{ id: 'a', reason: 'degraded' }]);
+    expect(sel.promoted).toEqual([{ id: 'c', reason: 'fill', replaces: 'a' }]);
+    // every alternative is degraded too: keep the active one
+    expect(policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', true, 0, true), c('b', 'alive', false, 0, true)] }).active).toEqual(['a']);
+    // nobody active and only degraded endpoints: one of them is better than none
+    expect(policy.select({ ...base, slots: 1, candidates: [c('a', 'dead'), c('b', 'alive', false, 0, true)] }).active).toEqual(['b']);
+    // a degraded endpoint never fails back
+    expect(policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', false, 0, true), c('b', 'alive', true)] }).active).toEqual(['b']);
   });
 
   it('does nothing when nothing changed', () => {

@@ -21,7 +21,6 @@ export class Endpoint implements EndpointView {
   #connection: Connection | undefined;
   #detector: PhiAccrualDetector | undefined;
   #state: EndpointState = 'disconnected';
-  #upSince: number | undefined;
   #phi = 0;
   rttMs: number | undefined;
   /** Smoothed RTT (RFC 6298 style, alpha 1/8). */
@@ -146,8 +145,6 @@ export class Endpoint implements EndpointView {
   }
 
   #setState(state: EndpointState, now: number): void {
-    if (state === 'alive' && this.#state !== 'alive') this.#upSince = now;
-    if (state !== 'alive') this.#upSince = undefined;
     this.#state = state;
     this.#updateGood(now);
   }
