@@ -59,6 +59,19 @@ export const healthSchema = z
   })
   .prefault({});
 
+export const rateSchema = z
+  .strictObject({
+    /** Pacing floor: a new path starts here and ramps with its acks. */
+    minPaceBytesPerSec: z.number().int().min(1024).default(1024 * 1024),
+    /** Pacing rate = gain x max(delivered rate, input rate). */
+    paceGain: z.number().min(1).max(100).default(2),
+    /** Pacing bucket depth, ms of the current rate. */
+    paceBurstMs: z.number().int().min(1).max(10_000).default(50),
+    /** How long an HTTP ingest waits on a backpressured stream before answering 429. */
+    ingestWaitMs: z.number().int().min(0).max(600_000).default(2_000),
+  })
+  .prefault({});
+
 export const webrtcSchema = z
   .strictObject({
     /** node-datachannel (native, faster) or werift (pure TypeScript). Both pass the same conformance suite. */
@@ -105,6 +118,7 @@ export const gatewayConfigSchema = z.strictObject({
   heartbeat: heartbeatSchema,
   failback: failbackSchema,
   health: healthSchema,
+  rate: rateSchema,
   webrtc: webrtcSchema,
   tokens: tokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -12,6 +12,8 @@ import {
   parseInput,
   reorderSchema,
   streamSpecSchema,
+  policySchema,
+  type PolicyInput,
   idSchema,
   type AddEndpointInput,
   type ChunkInput,
@@ -28,6 +30,7 @@ import {
   type StreamInfo,
 } from './telemetry/snapshots.js';
 import type { Transport } from './transports/transport.js';
+import type { OverflowPolicy } from './rate/overflow.js';
 import { EndpointTokens, type IssuedToken } from './auth/tokens.js';
 import { createWebRtcEngine, looksLikeDataOffer, type WebRtcEngine } from './transports/webrtc/index.js';
 
@@ -162,7 +165,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       policy: this.#policy,
       health: this.config.health,
       clock: () => this.clock.now(),
+      overflow: toOverflow(spec.policy ?? policySchema.parse({})),
+      pacing: { minBytesPerSec: this.config.rate.minPaceBytesPerSec, gain: this.config.rate.paceGain, burstMs: this.config.rate.paceBurstMs },
       hooks: {
+        wake: (ms, fn) => void this.clock.setTimeout(fn, ms),
         endpoint: (id) => this.#endpoint(id),
         roleChanged: (e) => this.emit('roleChanged', e),
         switched: (e) => {
@@ -235,16 +241,33 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     return this.getStream(streamId);
   }
 
+  /** Change a stream's overflow policy while it runs. */
+  setPolicy(streamId: string, input: PolicyInput): StreamInfo {
+    const stream = this.#stream(streamId);
+    stream.setOverflow(toOverflow(parseInput(policySchema, input, 'policy')));
+    this.log.info({ stream: streamId, policy: stream.overflow }, 'overflow policy changed');
+    return this.getStream(streamId);
+  }
+
   // ---- data ------------------------------------------------------------------
 
   /** Append one chunk; resolves with its seq once it is in the stream's log. */
-  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions = {}): Promise<PublishResult> {
-    const result = await this.publishBatch(streamId, [{ payload: toBytes(payload), ...options }]);
+  async publish(
+    streamId: string,
+    payload: Uint8Array | string,
+    options: ChunkOptions & { waitMs?: number } = {},
+  ): Promise<PublishResult> {
+    const { waitMs, ...chunk } = options;
+    const result = await this.publishBatch(streamId, [{ payload: toBytes(payload), ...chunk }], { waitMs });
     return { seq: result.first_seq };
   }
 
-  /** Append chunks atomically: all are validated before any is sequenced. */
-  async publishBatch(streamId: string, chunks: readonly ChunkInput[]): Promise<BatchResult> {
+  /**
+   * Append chunks atomically: all are validated before any is sequenced. On a
+   * `backpressure` stream this waits while a slow endpoint holds it back (at most
+   * `waitMs`, default forever; then MS_BACKPRESSURE).
+   */
+  async publishBatch(streamId: string, chunks: readonly ChunkInput[], options: { waitMs?: number | undefined } = {}): Promise<BatchResult> {
     this.#assertOpen();
     const stream = this.#stream(streamId);
     if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'a batch needs at least one chunk');
@@ -254,6 +277,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         throw new MirrorstreamError('MS_PAYLOAD_TOO_LARGE', `chunk ${i}: ${c.payload.byteLength} bytes > maxChunkBytes ${this.config.maxChunkBytes}`);
       }
       parseInput(chunkOptionsSchema, { key: c.key, layer: c.layer }, `chunk ${i} options`);
+    }
+    if (stream.overflow.overflow === 'backpressure' && stream.overloaded(this.clock.now())) {
+      await this.#waitUntil(() => !stream.overloaded(this.clock.now()) || this.#closing || !this.#streams.has(streamId), options.waitMs);
+      this.#assertOpen();
+      if (!this.#streams.has(streamId)) throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `stream ${streamId} was deleted`);
     }
     const now = this.clock.now();
     let first = 0;
@@ -443,6 +471,27 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.log.info('gateway closed');
   }
 
+  /** Resolve once `cond` holds (checked on acks and ticks); reject with MS_BACKPRESSURE after `timeoutMs`. */
+  #waitUntil(cond: () => boolean, timeoutMs: number | undefined): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!cond()) return;
+        this.#drainWaiters.delete(check);
+        this.clock.clearTimeout(timer);
+        resolve();
+      };
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : this.clock.setTimeout(() => {
+              this.#drainWaiters.delete(check);
+              reject(new MirrorstreamError('MS_BACKPRESSURE', `stream is backpressured for more than ${timeoutMs} ms`, { retryable: true }));
+            }, timeoutMs);
+      this.#drainWaiters.add(check);
+    });
+  }
+
   #waitDrained(timeoutMs: number): Promise<void> {
     const drained = (): boolean => [...this.#streams.values()].every((s) => s.drained);
     if (drained()) return Promise.resolve();
@@ -527,6 +576,10 @@ export type GatewayOptions = GatewayConfigInput & GatewayDeps;
 export function createGateway(options: GatewayOptions = {}): Gateway {
   const { clock, logger, failoverPolicy, webrtcEngine, ...config } = options;
   return new Gateway(parseConfig(config), { clock, logger, failoverPolicy, webrtcEngine });
+}
+
+function toOverflow(p: { overflow: OverflowPolicy['overflow']; max_backlog_ms: number; decimate_n: number }): OverflowPolicy {
+  return { overflow: p.overflow, maxBacklogMs: p.max_backlog_ms, decimateN: p.decimate_n };
 }
 
 function toBytes(payload: Uint8Array | string): Uint8Array {

@@ -11,6 +11,8 @@ export interface TestReceiver {
   readonly chunks: Chunk[];
   /** The receiver side of the current connection. */
   link(): MemoryTransport | undefined;
+  /** The gateway side of the current connection (rate caps apply to gateway → receiver). */
+  gatewaySide(): MemoryTransport | undefined;
   /** Hang: drop all traffic and refuse to reconnect, like a frozen process. */
   freeze(): void;
   /** Come back: allow reconnecting (the silent link is dropped by the silence timer). */
@@ -47,6 +49,7 @@ export function harness(config: GatewayConfigInput = {}): Harness {
     },
     async receiver(id: string): Promise<TestReceiver> {
       let current: MemoryTransport | undefined;
+      let gatewayEnd: MemoryTransport | undefined;
       let frozen = false;
       const core = new ReceiverCore({
         endpointId: id,
@@ -58,6 +61,7 @@ export function harness(config: GatewayConfigInput = {}): Harness {
           const [gatewaySide, receiverSide] = MemoryTransport.pair();
           gateway.accept(gatewaySide, { endpointId: id });
           current = receiverSide;
+          gatewayEnd = gatewaySide;
           return receiverSide;
         },
       });
@@ -68,6 +72,7 @@ export function harness(config: GatewayConfigInput = {}): Harness {
         core,
         chunks,
         link: () => current,
+        gatewaySide: () => gatewayEnd,
         freeze: () => {
           frozen = true;
           if (current) current.blackhole = true;

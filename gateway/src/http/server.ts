@@ -5,7 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import { MirrorstreamError } from '@mirrorstream/receiver';
 import type { Gateway } from '../gateway.js';
-import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type StreamSpecInput } from '../streams/spec.js';
+import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type PolicyInput, type StreamSpecInput } from '../streams/spec.js';
 import { chunkFromRaw, chunksFromJson, chunksFromMsgpack } from './chunks.js';
 import { toHttpError } from './errors.js';
 
@@ -84,7 +84,10 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string }): ex
         `content-type ${JSON.stringify(type).slice(0, 80)} not accepted: use application/json, application/msgpack or application/octet-stream`,
       );
     }
-    res.json(await gateway.publishBatch(streamId, chunks));
+    res.json(await gateway.publishBatch(streamId, chunks, { waitMs: gateway.config.rate.ingestWaitMs }));
+  });
+  v1.put('/streams/:id/policy', (req, res) => {
+    res.json(gateway.setPolicy(id(req), jsonBody(req) as PolicyInput));
   });
   v1.get('/streams/:id/health', (req, res) => {
     res.json(gateway.streamHealth(id(req)));

@@ -35,6 +35,7 @@ export const streamSpecSchema = z
         max_age_ms: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
       })
       .optional(),
+    policy: z.lazy(() => policySchema).optional(),
     failback: z
       .strictObject({
         enabled: z.boolean().optional(),
@@ -48,6 +49,17 @@ export const streamSpecSchema = z
   });
 
 export type StreamSpecInput = z.input<typeof streamSpecSchema>;
+
+/**
+ * Overflow policy: what happens when the stream produces faster than an endpoint takes
+ * it (its oldest unsent, or for backpressure unacked, chunk is older than max_backlog_ms).
+ */
+export const policySchema = z.strictObject({
+  overflow: z.enum(['backpressure', 'drop-oldest', 'conflate', 'decimate', 'layers']).default('backpressure'),
+  max_backlog_ms: z.number().int().min(10).max(600_000).default(2_000),
+  decimate_n: z.number().int().min(2).max(1_000).default(2),
+});
+export type PolicyInput = z.input<typeof policySchema>;
 export type StreamSpec = z.output<typeof streamSpecSchema>;
 
 export const addEndpointSchema = z.strictObject({

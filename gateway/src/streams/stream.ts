@@ -2,6 +2,8 @@ import { encodeFrame, FrameType } from '@mirrorstream/receiver';
 import type { FailbackConfig, HealthConfig, RetentionConfig } from '../config.js';
 import { HealthTracker, type HealthSnapshot, type MetricState } from '../health/score.js';
 import { RateWindow } from '../rate/rate-window.js';
+import { planBacklog, topLayer, type BacklogPlan, type OverflowPolicy } from '../rate/overflow.js';
+import { Pacer, type PacerOptions } from '../rate/pacer.js';
 import type { DemotionReason, EndpointState, FailoverPolicy } from '../failover/policy.js';
 import type { Channel } from '../transports/transport.js';
 import { StreamLog } from './stream-log.js';
@@ -55,6 +57,8 @@ export interface StreamHooks {
   roleChanged(e: { streamId: string; endpointId: string; role: Role; fromSeq: number; reason: SwitchReason; at: number }): void;
   switched(e: { streamId: string } & SwitchRecord): void;
   gap(e: { streamId: string; endpointId: string; from: number; to: number; reason: string }): void;
+  /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
+  wake(ms: number, fn: () => void): void;
 }
 
 export interface StreamOptions {
@@ -71,6 +75,8 @@ export interface StreamOptions {
   hooks: StreamHooks;
   health: HealthConfig;
   clock: () => number;
+  overflow: OverflowPolicy;
+  pacing: PacerOptions;
 }
 
 /** Delivery state of one endpoint on one stream. */
@@ -93,7 +99,20 @@ export interface Cursor {
   activeSince: number | undefined;
   /** Stream-level health of this endpoint: ack lag and delivery ratio while active. */
   health: HealthTracker;
+  pacer: Pacer;
+  wakeScheduled: boolean;
+  /** Overflow plan for the current backlog: seqs to send up to `to`, the rest skipped. */
+  plan: (BacklogPlan & { idx: number; to: number }) | undefined;
+  /** layers policy: highest layer this endpoint gets now. */
+  maxLayer: number;
+  layerOkSince: number | undefined;
+  /** Chunks skipped by the overflow policy, by GAP reason. */
+  skipped: Record<string, number>;
 }
+
+/** No layer cap. */
+const ALL_LAYERS = Number.POSITIVE_INFINITY;
+const LAYER_UP_AFTER_MS = 2_000;
 
 /**
  * One stream: its retention log, its endpoints in priority order, one cursor per
@@ -121,6 +140,7 @@ export class Stream {
   readonly #switches: SwitchRecord[] = [];
   #closed = false;
   readonly #input: RateWindow;
+  #overflow: OverflowPolicy;
 
   constructor(opts: StreamOptions) {
     this.#opts = opts;
@@ -134,6 +154,7 @@ export class Stream {
     this.createdAt = opts.clock();
     this.log = new StreamLog(opts.id, opts.retention);
     this.#input = new RateWindow(opts.health.windowMs);
+    this.#overflow = opts.overflow;
     this.#order = [...opts.endpointList];
     for (const id of this.#order) this.#cursors.set(id, this.#newCursor(id));
   }
@@ -179,13 +200,47 @@ export class Stream {
     const log = this.log;
     const highWater = Math.min(this.#opts.sendHighWaterBytes, link.highWaterBytes ?? Infinity);
     const now = this.#opts.clock();
+    const policy = this.#overflow;
     while (c.nextSeq <= log.lastSeq && link.bufferedAmount < highWater) {
       if (c.nextSeq < log.firstSeq) {
         this.#sendGap(c, link, log.firstSeq - 1, 'retention');
         continue;
       }
+      if (!c.plan && policy.overflow !== 'backpressure' && now - (log.get(c.nextSeq)?.timestamp ?? now) > policy.maxBacklogMs) {
+        // the endpoint cannot keep up: apply the stream's overflow policy to its backlog
+        if (policy.overflow === 'layers') {
+          c.maxLayer = Math.max(0, Math.min(c.maxLayer, topLayer((s) => log.get(s), c.nextSeq, log.lastSeq)) - 1);
+          c.layerOkSince = undefined;
+        }
+        const plan = planBacklog(policy, (s) => log.get(s), c.nextSeq, log.lastSeq, now, c.maxLayer);
+        if (plan) c.plan = { ...plan, idx: 0, to: log.lastSeq };
+      }
+      if (c.plan) {
+        const target = c.plan.keep[c.plan.idx];
+        if (target === undefined) {
+          if (c.nextSeq <= c.plan.to) this.#skip(c, link, c.plan.to, c.plan.reason);
+          c.plan = undefined;
+          continue;
+        }
+        if (target > c.nextSeq) {
+          this.#skip(c, link, target - 1, c.plan.reason);
+          continue;
+        }
+      } else if (policy.overflow === 'layers' && (log.get(c.nextSeq)?.layer ?? 0) > c.maxLayer) {
+        let to = c.nextSeq;
+        while (to < log.lastSeq && (log.get(to + 1)?.layer ?? 0) > c.maxLayer) to++;
+        this.#skip(c, link, to, 'overflow:layers');
+        continue;
+      }
       const frame = log.frame(c.nextSeq);
-      if (!frame || !link.send(frame, this.#dataChannel)) return;
+      if (!frame) return;
+      const wait = c.pacer.take(frame.byteLength, now);
+      if (wait > 0) {
+        this.#wakeLater(c, wait);
+        return;
+      }
+      if (!link.send(frame, this.#dataChannel)) return;
+      if (c.plan) c.plan.idx++;
       c.sentUpTo = c.nextSeq;
       c.inFlight.push([c.nextSeq, now, frame.byteLength]);
       c.nextSeq++;
@@ -329,6 +384,51 @@ export class Stream {
     for (const id of this.#order) this.#opts.hooks.endpoint(id).link?.send(frame, 'data');
   }
 
+  get overflow(): OverflowPolicy {
+    return this.#overflow;
+  }
+
+  /** Change the overflow policy live; plans made under the old one are dropped. */
+  setOverflow(policy: OverflowPolicy): void {
+    this.#overflow = policy;
+    for (const c of this.#cursors.values()) {
+      c.plan = undefined;
+      if (policy.overflow !== 'layers') c.maxLayer = ALL_LAYERS;
+    }
+    for (const id of this.#active) this.pump(id);
+  }
+
+  /**
+   * Backpressure: true while an active endpoint's oldest unacked chunk is older than
+   * `maxBacklogMs`, or half the retention is unacked (so eviction never outruns it).
+   */
+  overloaded(now: number): boolean {
+    const p = this.#overflow;
+    for (const id of this.#active) {
+      const c = this.#cursors.get(id);
+      if (!c || !this.#opts.hooks.endpoint(id).link) continue;
+      const oldest = this.log.get(c.lastAcked + 1);
+      if (oldest && now - oldest.timestamp > p.maxBacklogMs) return true;
+      if (this.log.lastSeq - c.lastAcked > this.retention.maxChunks / 2) return true;
+    }
+    return false;
+  }
+
+  /** Chunks the overflow policy skipped for an endpoint, by reason. */
+  skipped(endpointId: string): Readonly<Record<string, number>> {
+    return this.#cursors.get(endpointId)?.skipped ?? {};
+  }
+
+  /** Current pacing rate of an endpoint, bytes/s. */
+  paceRate(endpointId: string): number | undefined {
+    return this.#cursors.get(endpointId)?.pacer.rateBytesPerSec;
+  }
+
+  /** Acked (delivered) bytes/s of an endpoint over the health window. */
+  deliveryRate(endpointId: string, now: number): number {
+    return this.#cursors.get(endpointId)?.delivered.rate(now) ?? 0;
+  }
+
   /** Stream input over the health window, bytes/s. */
   inputRate(now: number): number {
     return this.#input.rate(now);
@@ -349,6 +449,10 @@ export class Stream {
     const input = this.#input.rate(now);
     for (const c of this.#cursors.values()) {
       const active = c.role === 'active' && this.#opts.hooks.endpoint(c.endpointId).link !== undefined;
+      if (active) {
+        c.pacer.retune(c.delivered.rate(now), input);
+        this.#maybeRaiseLayer(c, now);
+      }
       const head = c.inFlight[0];
       const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
       c.health.update(now, {
@@ -378,7 +482,44 @@ export class Stream {
       delivered: new RateWindow(h.windowMs),
       activeSince: undefined,
       health: new HealthTracker({ degradeAfterMs: h.degradeAfterMs, recoverAfterMs: h.recoverAfterMs }, this.#opts.clock()),
+      pacer: new Pacer(this.#opts.pacing, this.#opts.clock()),
+      wakeScheduled: false,
+      plan: undefined,
+      maxLayer: ALL_LAYERS,
+      layerOkSince: undefined,
+      skipped: {},
     };
+  }
+
+  /** layers policy: a capped endpoint whose backlog stayed small gets one layer more. */
+  #maybeRaiseLayer(c: Cursor, now: number): void {
+    if (this.#overflow.overflow !== 'layers' || c.maxLayer === ALL_LAYERS) return;
+    const oldest = this.log.get(c.nextSeq);
+    const calm = !oldest || now - oldest.timestamp < this.#overflow.maxBacklogMs / 4;
+    if (!calm) {
+      c.layerOkSince = undefined;
+      return;
+    }
+    c.layerOkSince ??= now;
+    if (now - c.layerOkSince >= LAYER_UP_AFTER_MS) {
+      c.maxLayer = c.maxLayer >= 15 ? ALL_LAYERS : c.maxLayer + 1;
+      c.layerOkSince = now;
+    }
+  }
+
+  #wakeLater(c: Cursor, ms: number): void {
+    if (c.wakeScheduled) return;
+    c.wakeScheduled = true;
+    this.#opts.hooks.wake(ms, () => {
+      c.wakeScheduled = false;
+      this.pump(c.endpointId);
+    });
+  }
+
+  /** Skip `c.nextSeq..to` by policy: a GAP frame declares it, the counters keep it. */
+  #skip(c: Cursor, link: StreamLink, to: number, reason: string): void {
+    c.skipped[reason] = (c.skipped[reason] ?? 0) + (to - c.nextSeq + 1);
+    this.#sendGap(c, link, to, reason);
   }
 
   /** Where an endpoint entering the active set starts. */
@@ -396,6 +537,9 @@ export class Stream {
     c.nextSeq = fromSeq;
     c.sentUpTo = Math.max(c.sentUpTo, fromSeq - 1);
     c.inFlight = [];
+    c.plan = undefined;
+    // a new path starts at the floor rate and ramps with its acks (no burst of the backlog)
+    if (!wasActive) c.pacer = new Pacer(this.#opts.pacing, now);
     if (!wasActive) c.activeSince = now;
     this.#hadActive = true;
     const link = this.#opts.hooks.endpoint(c.endpointId).link;

@@ -27,6 +27,7 @@ export interface StreamInfo {
   evicted_chunks: number;
   retention: { max_chunks: number; max_bytes: number; max_age_ms: number };
   failback: { enabled: boolean; stable_ms: number };
+  policy: { overflow: string; max_backlog_ms: number; decimate_n: number };
   created_at: string;
 }
 
@@ -51,6 +52,14 @@ export interface StreamHealth {
     score: number;
     reasons: string[];
     metrics: Record<string, MetricState>;
+    /** Acked bytes/s (the sustainable rate estimate while the path is saturated). */
+    delivered_bytes_per_sec: number;
+    /** Current pacing rate. */
+    pace_bytes_per_sec: number | null;
+    /** Chunks the overflow policy skipped (GAP-declared), by reason. */
+    skipped: Record<string, number>;
+    chunks_sent: number;
+    bytes_sent: number;
   }[];
   input_bytes_per_sec: number;
   switches: SwitchRecord[];
@@ -99,6 +108,7 @@ export function streamInfo(s: Stream, endpoint: (id: string) => Endpoint): Strea
     evicted_chunks: s.log.evicted,
     retention: { max_chunks: s.retention.maxChunks, max_bytes: s.retention.maxBytes, max_age_ms: s.retention.maxAgeMs },
     failback: { enabled: s.failback.enabled, stable_ms: s.failback.stableMs },
+    policy: { overflow: s.overflow.overflow, max_backlog_ms: s.overflow.maxBacklogMs, decimate_n: s.overflow.decimateN },
     created_at: new Date(s.createdAt).toISOString(),
   };
 }
@@ -125,6 +135,11 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
       score: Math.min(path.score, cur?.score ?? 1),
       reasons: [...path.reasons, ...(cur?.reasons ?? [])],
       metrics: { ...path.metrics, ...cur?.metrics },
+      delivered_bytes_per_sec: Math.round(s.deliveryRate(id, now)),
+      pace_bytes_per_sec: s.paceRate(id) === undefined ? null : Math.round(s.paceRate(id) ?? 0),
+      skipped: { ...s.skipped(id) },
+      chunks_sent: c?.chunksSent ?? 0,
+      bytes_sent: c?.bytesSent ?? 0,
     };
   });
   const activeStates = endpoints.filter((e) => e.role === 'active');

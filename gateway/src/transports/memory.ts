@@ -1,4 +1,4 @@
-import { TypedEmitter } from '@mirrorstream/receiver';
+import { TypedEmitter, type Clock, type TimerHandle } from '@mirrorstream/receiver';
 import type { Channel, Transport, TransportEvents, TransportStats } from './transport.js';
 
 /**
@@ -16,6 +16,8 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
   /** Drop ratio for the unreliable channel only (reliable channels retransmit, so they never lose). */
   #unreliableLoss = 0;
   #random: () => number = Math.random;
+  /** Rate cap of this direction (this → peer): a bottleneck link for tests of rate policies. */
+  #cap: { bytesPerSec: number; clock: Clock; queue: [Uint8Array, Channel][]; timer: TimerHandle | undefined; credit: number } | undefined;
   #resolveClosed!: (reason: string) => void;
   readonly closed: Promise<string>;
   #bytesSent = 0;
@@ -64,12 +66,54 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     }
   }
 
+  /**
+   * Cap this direction at `bytesPerSec` (undefined lifts it). Messages queue (counted in
+   * `bufferedAmount`) and leave every 10 ms of `clock` time as the budget allows.
+   */
+  setRateLimit(bytesPerSec: number | undefined, clock: Clock): void {
+    if (bytesPerSec === undefined) {
+      const cap = this.#cap;
+      this.#cap = undefined;
+      if (cap) {
+        cap.clock.clearInterval(cap.timer);
+        for (const [bytes, channel] of cap.queue) {
+          this.#buffered -= bytes.byteLength;
+          this.#deliver(bytes, channel);
+        }
+      }
+      return;
+    }
+    if (this.#cap) this.#cap.bytesPerSec = bytesPerSec;
+    else {
+      const cap = { bytesPerSec, clock, queue: [] as [Uint8Array, Channel][], timer: undefined as TimerHandle | undefined, credit: 0 };
+      cap.timer = clock.setInterval(() => {
+        cap.credit = Math.min(cap.credit + cap.bytesPerSec / 100, cap.bytesPerSec);
+        let sent = false;
+        while (cap.queue.length > 0 && (cap.queue[0]?.[0].byteLength ?? 0) <= cap.credit) {
+          const [bytes, channel] = cap.queue.shift() ?? [new Uint8Array(0), 'data' as Channel];
+          cap.credit -= bytes.byteLength;
+          this.#buffered -= bytes.byteLength;
+          this.#deliver(bytes, channel);
+          sent = true;
+        }
+        if (cap.queue.length === 0) cap.credit = 0;
+        if (sent && !this.#closed) this.emit('drain');
+      }, 10);
+      this.#cap = cap;
+    }
+  }
+
   send(bytes: Uint8Array, channel: Channel): boolean {
     if (this.#closed) return false;
     this.#bytesSent += bytes.byteLength;
     this.#messagesSent++;
     if (this.#blackhole) return true;
     if (channel === 'data-unreliable' && this.#unreliableLoss > 0 && this.#random() < this.#unreliableLoss) return true;
+    if (this.#cap) {
+      this.#cap.queue.push([bytes, channel]);
+      this.#buffered += bytes.byteLength;
+      return true;
+    }
     const peer = this.#peer;
     this.#buffered += bytes.byteLength;
     queueMicrotask(() => {
@@ -81,6 +125,16 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
       peer.emit('message', bytes, channel);
     });
     return true;
+  }
+
+  #deliver(bytes: Uint8Array, channel: Channel): void {
+    const peer = this.#peer;
+    queueMicrotask(() => {
+      if (!peer || peer.#closed || this.#blackhole) return;
+      peer.#bytesReceived += bytes.byteLength;
+      peer.#messagesReceived++;
+      peer.emit('message', bytes, channel);
+    });
   }
 
   stats(): TransportStats {
@@ -96,6 +150,7 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#cap) this.#cap.clock.clearInterval(this.#cap.timer);
     this.#resolveClosed(reason);
     this.emit('close', reason);
     // the other end learns at once, like a clean transport shutdown
