@@ -12,6 +12,8 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'tok
   RTCPeerConnection?: typeof RTCPeerConnection;
   rtcConfig?: WebRtcDialOptions['rtcConfig'];
   connectTimeoutMs?: number;
+  /** Signaling fetch (default: the global one); lets a proxy or test rewrite the exchange. */
+  fetch?: typeof fetch;
 }
 
 /**
@@ -23,7 +25,7 @@ export class Receiver extends ReceiverCore {
   constructor(options: ReceiverOptions) {
     const Peer = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
     if (!Peer) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
-    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, ...core } = options;
+    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, ...core } = options;
     super({
       ...core,
       token: typeof token === 'string' ? token : '',
@@ -34,6 +36,7 @@ export class Receiver extends ReceiverCore {
         RTCPeerConnection: Peer,
         ...(rtcConfig ? { rtcConfig } : {}),
         ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+        ...(signalingFetch ? { fetch: signalingFetch } : {}),
       }),
     });
   }

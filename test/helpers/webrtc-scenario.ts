@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
+import { createGateway, serve, type Gateway, type GatewayConfigInput, type RunningServer } from '../../gateway/src/index.js';
 
 /**
  * The real-socket failover scenario shared by the integration test and the bench:
@@ -20,8 +20,8 @@ export interface ChildReceiver {
   exited: Promise<void>;
 }
 
-export async function startGateway(engine: Engine): Promise<{ gateway: Gateway; server: RunningServer }> {
-  const gateway = createGateway({ logLevel: 'silent', webrtc: { engine, bindAddress: '127.0.0.1' } });
+export async function startGateway(engine: Engine, config: GatewayConfigInput = {}): Promise<{ gateway: Gateway; server: RunningServer }> {
+  const gateway = createGateway({ logLevel: 'silent', ...config, webrtc: { engine, bindAddress: '127.0.0.1' } });
   const server = await serve(gateway, { apiKey: 'scenario-key-0123456789', host: '127.0.0.1', port: 0 });
   return { gateway, server };
 }
