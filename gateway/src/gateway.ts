@@ -428,6 +428,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       if (this.#drainWaiters.size > 0) for (const w of [...this.#drainWaiters]) w();
     });
     conn.on('heartbeatAck', (rtt, at) => this.#endpoints.get(endpointId)?.heartbeatAck(rtt, at));
+    conn.on('report', (report) => this.#endpoints.get(endpointId)?.report(report, this.clock.now()));
     conn.on('probeSent', (nonce, at) => this.#endpoints.get(endpointId)?.probeSent(nonce, at));
     conn.on('probeAck', (nonce, at) => this.#endpoints.get(endpointId)?.probeAck(nonce, at));
     conn.on('drain', () => {
@@ -539,7 +540,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   #endpointHealth(ep: Endpoint): EndpointHealth {
-    return endpointHealth(ep, this.#streamsOf(ep.id), this.config.heartbeat.intervalMs);
+    return endpointHealth(ep, this.#streamsOf(ep.id), this.config.heartbeat.intervalMs, this.clock.now());
   }
 
   #stream(streamId: string): Stream {

@@ -13,6 +13,8 @@ export interface FrameLink {
   readonly isClosed: boolean;
   send(bytes: Uint8Array, channel: LinkChannel): boolean;
   close(reason: string): void;
+  /** The transport's own RTT view (browsers: candidate-pair currentRoundTripTime), if it has one. */
+  rttMs?(): Promise<number | undefined>;
   on<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
   off<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
 }

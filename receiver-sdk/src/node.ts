@@ -11,6 +11,7 @@ export * from './index.js';
 
 export class Receiver extends BaseReceiver {
   constructor(options: ReceiverOptions) {
-    super({ RTCPeerConnection: NdcPeerConnection as unknown as typeof RTCPeerConnection, ...options });
+    // the polyfill's candidate-pair currentRoundTripTime is in ms, not W3C seconds
+    super({ RTCPeerConnection: NdcPeerConnection as unknown as typeof RTCPeerConnection, statsRttInMs: true, ...options });
   }
 }

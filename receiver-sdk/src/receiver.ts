@@ -57,6 +57,8 @@ export interface ReceiverCoreOptions {
   gatewayTimeoutMs?: number;
   /** Out-of-order chunks held per stream before the hole is declared a gap. */
   reorderLimit?: number;
+  /** How often to send RECEIVER_REPORT per stream (0 disables). */
+  reportIntervalMs?: number;
   maxFrameBytes?: number;
 }
 
@@ -69,6 +71,11 @@ interface StreamState {
   ackTimer: TimerHandle | undefined;
   delivered: number;
   duplicates: number;
+  bytes: number;
+  /** Seqs lost in transit on an unreliable stream (not policy skips). */
+  lost: number;
+  /** Bytes at the previous report, for the received rate. */
+  reportedBytes: number;
 }
 
 /** Codes after which reconnecting cannot help. */
@@ -91,6 +98,11 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   #silenceMs = 1_000;
   #welcomed: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   sessionId: string | undefined;
+  #reportTimer: TimerHandle | undefined;
+  #lastReportAt = 0;
+  #hbNonce = 0;
+  /** RTT seen by this receiver: the transport's view if it has one, else our own heartbeat echo. */
+  #rttMs: { value: number; source: string } | undefined;
 
   constructor(options: ReceiverCoreOptions) {
     super();
@@ -105,6 +117,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       ackDelayMs: options.ackDelayMs ?? 20,
       gatewayTimeoutMs: options.gatewayTimeoutMs,
       reorderLimit: options.reorderLimit ?? 4096,
+      reportIntervalMs: options.reportIntervalMs ?? 1_000,
       maxFrameBytes: options.maxFrameBytes ?? 16 * 1024 * 1024,
     };
   }
@@ -136,6 +149,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     for (const [id, st] of this.#streams) this.#sendAck(id, st);
     this.#opts.clock.clearTimeout(this.#retryTimer);
     this.#opts.clock.clearTimeout(this.#silenceTimer);
+    this.#opts.clock.clearInterval(this.#reportTimer);
     for (const st of this.#streams.values()) this.#opts.clock.clearTimeout(st.ackTimer);
     const link = this.#link;
     this.#link = undefined;
@@ -226,6 +240,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         this.#armSilence();
         this.#attempt = 0;
         this.#setStatus('connected', `session ${f.sessionId}`);
+        this.#startReports();
         this.#welcomed?.resolve();
         this.#welcomed = undefined;
         return;
@@ -234,6 +249,8 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         link.send(encodeFrame({ type: FrameType.HEARTBEAT_ACK, nonce: f.nonce, sentAt: f.sentAt }), channel === 'data-unreliable' ? channel : 'control');
         return;
       case FrameType.HEARTBEAT_ACK:
+        // our own heartbeat came back: RTT as this receiver sees it
+        if (this.#rttMs?.source !== 'receiver.transport') this.#rttMs = { value: Math.max(0, this.#opts.clock.now() - f.sentAt), source: 'receiver.heartbeat' };
         return;
       case FrameType.DATA:
         this.#onData(f, channel === 'data-unreliable');
@@ -277,7 +294,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   #state(streamId: string): StreamState {
     let st = this.#streams.get(streamId);
     if (!st) {
-      st = { position: 0, acked: 0, role: 'standby', pending: new Map(), ackTimer: undefined, delivered: 0, duplicates: 0 };
+      st = { position: 0, acked: 0, role: 'standby', pending: new Map(), ackTimer: undefined, delivered: 0, duplicates: 0, bytes: 0, lost: 0, reportedBytes: 0 };
       this.#streams.set(streamId, st);
     }
     return st;
@@ -294,7 +311,10 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     if (f.layer !== undefined) chunk.layer = f.layer;
     if (unreliable) {
       // no retransmission is coming: a hole is a loss, report it and deliver what arrived
-      if (f.seq > st.position + 1) this.emit('gap', { streamId: f.streamId, from: st.position + 1, to: f.seq - 1, reason: 'unreliable-loss' });
+      if (f.seq > st.position + 1) {
+        st.lost += f.seq - st.position - 1;
+        this.emit('gap', { streamId: f.streamId, from: st.position + 1, to: f.seq - 1, reason: 'unreliable-loss' });
+      }
       this.#deliver(st, chunk);
       return;
     }
@@ -314,6 +334,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   #deliver(st: StreamState, chunk: Chunk): void {
     st.position = chunk.seq;
     st.delivered++;
+    st.bytes += chunk.payload.byteLength;
     this.emit('chunk', chunk);
     this.#maybeAck(chunk.streamId, st);
   }
@@ -362,6 +383,45 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     st.ackTimer = undefined;
     if (st.position <= st.acked || !this.#link) return;
     if (this.#link.send(encodeFrame({ type: FrameType.ACK, streamId, seq: st.position }), 'control')) st.acked = st.position;
+  }
+
+  /**
+   * RECEIVER_REPORT per stream: what arrived, at what rate, the RTT this side sees and
+   * the chunks lost in transit, so the gateway can score the path from both ends.
+   */
+  #startReports(): void {
+    this.#opts.clock.clearInterval(this.#reportTimer);
+    if (this.#opts.reportIntervalMs <= 0) return;
+    this.#lastReportAt = this.#opts.clock.now();
+    this.#reportTimer = this.#opts.clock.setInterval(() => void this.#report(), this.#opts.reportIntervalMs);
+  }
+
+  async #report(): Promise<void> {
+    const link = this.#link;
+    if (!link) return;
+    link.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#hbNonce, sentAt: this.#opts.clock.now() }), 'control');
+    const transportRtt = link.rttMs ? await link.rttMs() : undefined;
+    if (transportRtt !== undefined) this.#rttMs = { value: transportRtt, source: 'receiver.transport' };
+    if (link !== this.#link) return;
+    const now = this.#opts.clock.now();
+    const seconds = Math.max(0.001, (now - this.#lastReportAt) / 1000);
+    this.#lastReportAt = now;
+    for (const [streamId, st] of this.#streams) {
+      const rate = (st.bytes - st.reportedBytes) / seconds;
+      st.reportedBytes = st.bytes;
+      link.send(
+        encodeFrame({
+          type: FrameType.RECEIVER_REPORT,
+          streamId,
+          receivedChunks: st.delivered,
+          receivedBytes: st.bytes,
+          rateBytesPerSec: rate,
+          rttMs: this.#rttMs?.value ?? null,
+          gapCount: st.lost,
+        }),
+        'control',
+      );
+    }
   }
 
   #setStatus(status: ReceiverStatus, detail: string): void {

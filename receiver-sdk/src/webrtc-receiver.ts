@@ -14,6 +14,8 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'tok
   connectTimeoutMs?: number;
   /** Signaling fetch (default: the global one); lets a proxy or test rewrite the exchange. */
   fetch?: typeof fetch;
+  /** The RTCPeerConnection reports candidate-pair RTT in ms instead of W3C seconds. */
+  statsRttInMs?: boolean;
 }
 
 /**
@@ -25,7 +27,7 @@ export class Receiver extends ReceiverCore {
   constructor(options: ReceiverOptions) {
     const Peer = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
     if (!Peer) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
-    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, ...core } = options;
+    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, ...core } = options;
     super({
       ...core,
       token: typeof token === 'string' ? token : '',
@@ -37,6 +39,7 @@ export class Receiver extends ReceiverCore {
         ...(rtcConfig ? { rtcConfig } : {}),
         ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
         ...(signalingFetch ? { fetch: signalingFetch } : {}),
+        ...(statsRttInMs ? { statsRttInMs } : {}),
       }),
     });
   }

@@ -5,6 +5,7 @@ import type { EndpointState } from '../failover/policy.js';
 import { PhiAccrualDetector } from '../health/failure-detector.js';
 import type { EndpointView } from '../streams/stream.js';
 import type { Connection } from './connection.js';
+import type { ReceiverReportFrame as ReceiverReport } from '@mirrorstream/receiver';
 
 /**
  * What the gateway knows about one endpoint across its connections: the current
@@ -16,6 +17,8 @@ export class Endpoint implements EndpointView {
   readonly #healthConfig: HealthConfig;
   readonly #probes: ProbeWindow;
   readonly #health: HealthTracker;
+  /** Latest RECEIVER_REPORT per stream and the one before it (for per-interval loss). */
+  readonly #reports = new Map<string, { at: number; now: ReceiverReport; before: ReceiverReport | undefined }>();
   /** When the endpoint last became alive *and* healthy: what fail-back's stable period counts from. */
   #goodSince: number | undefined;
   #connection: Connection | undefined;
@@ -47,6 +50,27 @@ export class Endpoint implements EndpointView {
     return this.#health.snapshot();
   }
 
+  /** Store what the receiver measured on its side. */
+  report(r: ReceiverReport, at: number): void {
+    const prev = this.#reports.get(r.streamId);
+    this.#reports.set(r.streamId, { at, now: r, before: prev?.now });
+  }
+
+  /** The receiver's latest report for a stream, with its age. */
+  lastReport(streamId: string): { at: number; report: ReceiverReport } | undefined {
+    const r = this.#reports.get(streamId);
+    return r ? { at: r.at, report: r.now } : undefined;
+  }
+
+  /** Share of chunks the receiver lost in transit between its last two reports (unreliable streams). */
+  receiverLoss(streamId: string): number | undefined {
+    const r = this.#reports.get(streamId);
+    if (!r?.before) return undefined;
+    const lost = r.now.gapCount - r.before.gapCount;
+    const got = r.now.receivedChunks - r.before.receivedChunks;
+    return lost + got > 0 ? lost / (lost + got) : undefined;
+  }
+
   probeSent(nonce: number, at: number): void {
     this.#probes.sent(nonce, at);
   }
@@ -69,6 +93,12 @@ export class Endpoint implements EndpointView {
           : { value: this.srttMs, threshold: h.maxRttMs, kind: 'max', source: 'gateway.heartbeat.srtt' },
       loss_ratio: { value: this.#probes.lossRatio(), threshold: h.maxLossRatio, kind: 'max', source: 'gateway.probe.unreliable-channel' },
     };
+    // the receiver's own RTT view (browsers: candidate-pair currentRoundTripTime), if recent
+    let receiverRtt: number | undefined;
+    for (const { at, now: r } of this.#reports.values()) {
+      if (now - at < 3_000 && r.rttMs !== null) receiverRtt = Math.max(receiverRtt ?? 0, r.rttMs);
+    }
+    samples.receiver_rtt_ms = { value: receiverRtt, threshold: h.maxRttMs, kind: 'max', source: 'receiver.report.rtt' };
     const transportLoss = this.link.transport.stats().lossRate;
     if (transportLoss) samples.transport_loss_ratio = { value: transportLoss.value, threshold: h.maxLossRatio, kind: 'max', source: transportLoss.source };
     const changed = this.#health.update(now, samples);
@@ -109,6 +139,7 @@ export class Endpoint implements EndpointView {
     });
     this.#detector.reset(now);
     this.#probes.clear();
+    this.#reports.clear();
     this.connects++;
     this.#setState('alive', now);
     return previous === connection ? undefined : previous;

@@ -8,6 +8,7 @@ import type { Gateway } from '../gateway.js';
 import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type PolicyInput, type StreamSpecInput } from '../streams/spec.js';
 import { chunkFromRaw, chunksFromJson, chunksFromMsgpack } from './chunks.js';
 import { toHttpError } from './errors.js';
+import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
 
 export interface HttpServerOptions {
   /** Bearer key required on every /v1 route. */
@@ -29,8 +30,10 @@ const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'applicat
  * The HTTP API: parse and validate the request, call the gateway, map errors through
  * one table. No stream logic lives here.
  */
-export function createHttpApp(gateway: Gateway, options: { apiKey: string }): express.Express {
+export function createHttpApp(gateway: Gateway, options: { apiKey: string; metrics?: GatewayMetrics }): express.Express {
   const app = express();
+  // without `metrics` the app makes its own, which listens to the gateway for as long as the gateway lives
+  const metrics = options.metrics ?? createMetrics(gateway);
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   const limit = gateway.config.maxBodyBytes;
@@ -38,6 +41,12 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string }): ex
   app.get('/healthz', (_req, res) => {
     const status = gateway.status();
     res.status(status.status === 'ok' ? 200 : 503).json({ ...status, version: '0.1.0' });
+  });
+
+  // Open like /healthz: Prometheus scrapers rarely carry bearer keys, and the text holds
+  // only counts, rates and ids, never payloads or tokens.
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.text());
   });
 
   app.use('/v1', signalingRouter(gateway));
@@ -117,7 +126,8 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string }): ex
 
 /** Start the HTTP API; port 0 picks a free port. */
 export async function serve(gateway: Gateway, options: HttpServerOptions): Promise<RunningServer> {
-  const app = createHttpApp(gateway, options);
+  const metrics = createMetrics(gateway);
+  const app = createHttpApp(gateway, { apiKey: options.apiKey, metrics });
   const server = createServer(app);
   const host = options.host ?? gateway.config.host;
   await new Promise<void>((resolve, reject) => {
@@ -126,6 +136,9 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
       server.off('error', reject);
       resolve();
     });
+  }).catch((error: unknown) => {
+    metrics.close();
+    throw error;
   });
   const port = (server.address() as AddressInfo).port;
   return {
@@ -134,6 +147,7 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
     server,
     close: () =>
       new Promise<void>((resolve) => {
+        metrics.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -27,6 +27,8 @@ export interface EndpointView {
   readonly state: EndpointState;
   /** Path health verdict from probes and transport telemetry. */
   readonly degraded: boolean;
+  /** Loss the receiver reported for this stream between its last two reports. */
+  receiverLoss(streamId: string): number | undefined;
   health(): HealthSnapshot;
   readonly upSince: number | undefined;
   /** The open connection, if any. */
@@ -462,6 +464,13 @@ export class Stream {
           threshold: h.minDeliveryRatio,
           kind: 'min',
           source: 'gateway.ack.delivered-bytes/input-bytes',
+        },
+        // unreliable streams: what the receiver says it lost between its reports
+        receiver_loss_ratio: {
+          value: active && this.reliability === 'unreliable' ? this.#opts.hooks.endpoint(c.endpointId).receiverLoss(this.id) : undefined,
+          threshold: h.maxLossRatio,
+          kind: 'max',
+          source: 'receiver.report.gapCount',
         },
       });
     }

@@ -78,7 +78,14 @@ export interface EndpointHealth {
   path: HealthSnapshot;
   connects: number;
   transport: TransportStats | null;
-  streams: { stream_id: string; role: 'active' | 'standby'; last_acked_seq: number; ack_lag_chunks: number }[];
+  streams: {
+    stream_id: string;
+    role: 'active' | 'standby';
+    last_acked_seq: number;
+    ack_lag_chunks: number;
+    /** The receiver's latest RECEIVER_REPORT for this stream (null before the first). */
+    receiver_report: { age_ms: number; received_chunks: number; received_bytes: number; rate_bytes_per_sec: number; rtt_ms: number | null; lost_chunks: number } | null;
+  }[];
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -162,7 +169,20 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
   };
 }
 
-export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, intervalMs: number): EndpointHealth {
+function reportOf(ep: Endpoint, streamId: string, now: number): EndpointHealth['streams'][number]['receiver_report'] {
+  const r = ep.lastReport(streamId);
+  if (!r) return null;
+  return {
+    age_ms: Math.round(now - r.at),
+    received_chunks: r.report.receivedChunks,
+    received_bytes: r.report.receivedBytes,
+    rate_bytes_per_sec: Math.round(r.report.rateBytesPerSec),
+    rtt_ms: r.report.rttMs === null ? null : round(r.report.rttMs),
+    lost_chunks: r.report.gapCount,
+  };
+}
+
+export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, intervalMs: number, now: number): EndpointHealth {
   const conn = ep.connection;
   const list: EndpointHealth['streams'] = [];
   for (const s of streams) {
@@ -173,6 +193,7 @@ export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, interval
       role: c.role,
       last_acked_seq: c.lastAcked,
       ack_lag_chunks: c.role === 'active' ? Math.max(0, s.log.lastSeq - c.lastAcked) : 0,
+      receiver_report: reportOf(ep, s.id, now),
     });
   }
   return {

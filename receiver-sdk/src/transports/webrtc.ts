@@ -17,6 +17,11 @@ export interface WebRtcDialOptions {
   rtcConfig?: RTCConfiguration & Record<string, unknown>;
   connectTimeoutMs?: number;
   fetch?: typeof fetch;
+  /**
+   * W3C `currentRoundTripTime` is in seconds; node-datachannel's polyfill reports
+   * milliseconds. The Node entry sets this.
+   */
+  statsRttInMs?: boolean;
 }
 
 /** Same ids and settings as the gateway's negotiated channels. */
@@ -60,17 +65,19 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
     if (sessionUrl) void endSession(doFetch, sessionUrl, token);
     throw error;
   }
-  return new DataChannelLink(pc, channels, () => (sessionUrl ? endSession(doFetch, sessionUrl, token) : Promise.resolve()));
+  return new DataChannelLink(pc, channels, () => (sessionUrl ? endSession(doFetch, sessionUrl, token) : Promise.resolve()), opts.statsRttInMs ? 1 : 1000);
 }
 
 class DataChannelLink extends TypedEmitter<LinkEvents> implements FrameLink {
   readonly #pc: RTCPeerConnection;
   readonly #channels: Map<LinkChannel, RTCDataChannel>;
   readonly #onClose: () => Promise<void>;
+  readonly #rttScale: number;
   #closed = false;
 
-  constructor(pc: RTCPeerConnection, channels: { label: LinkChannel; dc: RTCDataChannel }[], onClose: () => Promise<void>) {
+  constructor(pc: RTCPeerConnection, channels: { label: LinkChannel; dc: RTCDataChannel }[], onClose: () => Promise<void>, rttScale: number) {
     super();
+    this.#rttScale = rttScale;
     this.#pc = pc;
     this.#onClose = onClose;
     this.#channels = new Map(channels.map((c) => [c.label, c.dc]));
@@ -89,6 +96,23 @@ class DataChannelLink extends TypedEmitter<LinkEvents> implements FrameLink {
 
   get isClosed(): boolean {
     return this.#closed;
+  }
+
+  /** RTT of the selected candidate pair from getStats (Chromium fills it; polyfills may not). */
+  async rttMs(): Promise<number | undefined> {
+    if (this.#closed) return undefined;
+    try {
+      const report = await this.#pc.getStats();
+      let rtt: number | undefined;
+      report.forEach((s: { type?: string; state?: string; nominated?: boolean; currentRoundTripTime?: number }) => {
+        if (s.type === 'candidate-pair' && s.currentRoundTripTime !== undefined && (s.nominated || s.state === 'succeeded')) {
+          rtt = s.currentRoundTripTime * this.#rttScale;
+        }
+      });
+      return rtt;
+    } catch {
+      return undefined;
+    }
   }
 
   send(bytes: Uint8Array, channel: LinkChannel): boolean {

@@ -27,6 +27,8 @@ export class NodeDataChannelEngine implements WebRtcEngine {
       iceServers: this.#opts.iceServers.filter((u) => u.startsWith('stun:')).map((u) => u.slice('stun:'.length)),
       ...(this.#opts.bindAddress ? { bindAddress: this.#opts.bindAddress } : {}),
     });
+    // a registered state callback also lets node exit after close (native handles otherwise linger)
+    pc.onStateChange(() => undefined);
     const gatheringDone = new Promise<void>((resolve) => {
       pc.onGatheringStateChange((state) => {
         if (state === 'complete') resolve();

@@ -11,21 +11,38 @@ import { withTimeout } from './engine.js';
  * - With `iceServers: []` werift still falls back to stun.l.google.com:19302; we clear the
  *   ICE connection's `stunServer` between setRemoteDescription and gathering (per peer,
  *   no global patch) unless STUN servers are configured.
- * - `maxRetransmits: 0` is ignored (`!!chunk.maxRetransmits` in SCTP maybeAbandon);
- *   we turn 0 into -1 per association so `-1 < sentCount` abandons on the first retransmit.
+ * - SCTP maybeAbandon is wrong twice: `maxRetransmits: 0` is ignored (`!!0`), and it marks
+ *   the *first* DATA chunk of the send queue abandoned instead of the expired one, which
+ *   would drop a reliable channel's message. We replace it per association with a
+ *   corrected version (found in a spike: 10 % loss, 300 unreliable messages → 279 arrive
+ *   and 0 retransmissions, instead of 300 with 23 retransmissions).
  * - Deep send buffers collapse small-message throughput (measured: 1 KiB chunks at
  *   5 MB/s with 64 KiB buffered, 0.16 MB/s with 1 MiB), so the transport asks for 64 KiB.
  */
 
 /** The SCTP association internals we read (private in werift's typings). Checked by `selfTest`. */
+interface SctpChunk {
+  type: number;
+  sentCount?: number;
+  maxRetransmits?: number;
+  expiry?: number;
+  abandoned?: boolean;
+  retransmit?: boolean;
+  flags: number;
+}
+
 interface SctpInternals {
   srtt?: number;
   rto: number;
   cwnd: number;
   flightSize: number;
-  sendChunk(chunk: { type: number; sentCount?: number }): Promise<void>;
-  maybeAbandon(chunk: { maxRetransmits?: number }): boolean;
+  sentQueue: SctpChunk[];
+  sendChunk(chunk: SctpChunk): Promise<void>;
+  maybeAbandon(chunk: SctpChunk): boolean;
 }
+
+const LAST_FRAG = 0x01;
+const FIRST_FRAG = 0x02;
 
 interface IceConnectionInternals {
   stunServer?: unknown;
@@ -166,10 +183,30 @@ function instrument(sctp: SctpInternals): { dataSent: number; retransmits: numbe
     }
     return sendChunk(chunk);
   };
-  const maybeAbandon = sctp.maybeAbandon.bind(sctp);
   sctp.maybeAbandon = (chunk) => {
-    if (chunk.maxRetransmits === 0) chunk.maxRetransmits = -1;
-    return maybeAbandon(chunk);
+    if (chunk.abandoned) return true;
+    const abandon =
+      (chunk.maxRetransmits !== undefined && chunk.maxRetransmits !== null && chunk.maxRetransmits < (chunk.sentCount ?? 0)) ||
+      (chunk.expiry !== undefined && chunk.expiry !== null && chunk.expiry < Date.now() / 1000);
+    if (!abandon) return false;
+    const at = sctp.sentQueue.indexOf(chunk);
+    if (at < 0) return false;
+    // every fragment of this one message: back to its FIRST_FRAG, forward to its LAST_FRAG
+    for (let pos = at; pos >= 0; pos--) {
+      const c = sctp.sentQueue[pos];
+      if (!c || (pos !== at && c.flags & LAST_FRAG)) break;
+      c.abandoned = true;
+      c.retransmit = false;
+      if (c.flags & FIRST_FRAG) break;
+    }
+    for (let pos = at; pos < sctp.sentQueue.length; pos++) {
+      const c = sctp.sentQueue[pos];
+      if (!c) break;
+      c.abandoned = true;
+      c.retransmit = false;
+      if (c.flags & LAST_FRAG) break;
+    }
+    return true;
   };
   return counters;
 }
@@ -233,6 +270,7 @@ export async function weriftSelfTest(): Promise<string[]> {
       if (!('srtt' in sctp)) missing.push('sctp.srtt');
       if (typeof sctp.sendChunk !== 'function') missing.push('sctp.sendChunk');
       if (typeof sctp.maybeAbandon !== 'function') missing.push('sctp.maybeAbandon');
+      if (!Array.isArray(sctp.sentQueue)) missing.push('sctp.sentQueue');
     }
   } finally {
     await a.close().catch(() => undefined);

@@ -1,0 +1,234 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Gateway, SwitchEvent } from '../gateway.js';
+import type { SwitchReason } from '../streams/stream.js';
+import type { EndpointHealth, StreamHealth, StreamInfo } from './snapshots.js';
+
+/**
+ * Prometheus metrics of one gateway, in the text exposition format.
+ *
+ * The core knows nothing of Prometheus: every gauge and most counters are read from the
+ * gateway's public snapshot API (`listStreams`, `streamHealth`, `listEndpoints`) when
+ * scraped; only the failover counters listen to the `switched` event. Each instance has
+ * its own registry (never prom-client's global one), so several gateways in one process
+ * do not collide. Default process metrics (`process_*`, `nodejs_*`) are included
+ * without the `mirrorstream_` prefix, as is the Prometheus convention.
+ *
+ * Labels are `stream`, `endpoint`, `reason` and `policy`; ids are bounded by what the
+ * gateway holds, and at most {@link MAX_SERIES_PER_KIND} streams, endpoints and
+ * stream×endpoint pairs are exported per scrape (the rest are counted in
+ * `mirrorstream_metrics_series_omitted`).
+ */
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** `text/plain; version=0.0.4; charset=utf-8` */
+  readonly contentType: string;
+  /** The exposition text of one scrape. */
+  text(): Promise<string>;
+  /** Stop listening to the gateway and drop the metrics. Idempotent. */
+  close(): void;
+}
+
+/** Cap on the label sets of each kind (streams, endpoints, stream×endpoint pairs) in one scrape. */
+export const MAX_SERIES_PER_KIND = 1000;
+
+/** Switch reasons a failover counter starts at 0 for, so `rate()` sees the first increment. */
+const KNOWN_REASONS: readonly SwitchReason[] = [
+  'heartbeat-timeout',
+  'disconnected',
+  'degraded',
+  'removed',
+  'failback',
+  'operator',
+  'recovered',
+];
+
+type StreamEndpoint = StreamHealth['endpoints'][number];
+
+interface Snapshot {
+  streams: { info: StreamInfo; health: StreamHealth }[];
+  endpoints: EndpointHealth[];
+  pairs: { stream: string; ep: StreamEndpoint }[];
+  omitted: number;
+}
+
+type Labels<L extends string> = Record<L, string>;
+type Emit<L extends string> = (labels: Labels<L>, value: number | null | undefined) => void;
+
+export function createMetrics(gateway: Gateway): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  // One snapshot per scrape: prom-client runs every collect() in the same synchronous
+  // pass, so the cache lives until the next microtask.
+  let cached: Snapshot | undefined;
+  const snapshot = (): Snapshot => {
+    if (!cached) {
+      cached = takeSnapshot(gateway);
+      queueMicrotask(() => (cached = undefined));
+    }
+    return cached;
+  };
+
+  /** A gauge whose series are rebuilt from the snapshot on every scrape. */
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (emit: Emit<L>, s: Snapshot) => void): void => {
+    new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill((labels, value) => {
+          if (value !== null && value !== undefined && !Number.isNaN(value)) this.set(labels, value);
+        }, snapshot());
+      },
+    });
+  };
+
+  /**
+   * A counter whose value the gateway already counts (cumulative in the snapshot).
+   * prom-client's Counter has no `set`, so collect() resets and increments by the total.
+   */
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (emit: Emit<L>, s: Snapshot) => void): void => {
+    new Counter<L>({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill((labels, value) => {
+          if (value !== null && value !== undefined && Number.isFinite(value) && value >= 0) this.inc(labels, value);
+        }, snapshot());
+      },
+    });
+  };
+
+  // ---- endpoints -------------------------------------------------------------
+
+  gauge('mirrorstream_endpoint_rtt_seconds', 'Heartbeat round-trip time of the endpoint connection.', ['endpoint'], (emit, s) => {
+    for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.rtt_ms === null ? null : e.rtt_ms.value / 1000);
+  });
+  gauge('mirrorstream_endpoint_loss_ratio', 'Probe loss ratio on the endpoint path (0..1).', ['endpoint'], (emit, s) => {
+    for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.path.metrics.loss_ratio?.value);
+  });
+  gauge('mirrorstream_endpoint_up', '1 when the endpoint is connected and alive or suspect, else 0.', ['endpoint'], (emit, s) => {
+    for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.connected && (e.state === 'alive' || e.state === 'suspect') ? 1 : 0);
+  });
+  gauge('mirrorstream_endpoint_health_score', 'Path health score: 1 = every metric well inside its threshold.', ['endpoint'], (emit, s) => {
+    for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.path.score);
+  });
+  gauge('mirrorstream_queue_bytes', 'Bytes queued in the endpoint transport and not yet sent (bufferedAmount; 0 when the transport does not report it).', ['endpoint'], (emit, s) => {
+    for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.transport?.extra?.bufferedAmount?.value ?? 0);
+  });
+  counter('mirrorstream_heartbeat_misses_total', 'Times the failure detector moved the endpoint to suspect or dead.', ['endpoint'], (emit, s) => {
+    for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.heartbeat.misses);
+  });
+
+  // ---- stream × endpoint ------------------------------------------------------
+
+  const pairGauge = (name: string, help: string, value: (ep: StreamEndpoint) => number | null | undefined): void =>
+    gauge(name, help, ['stream', 'endpoint'], (emit, s) => {
+      for (const { stream, ep } of s.pairs) emit({ stream, endpoint: ep.endpoint_id }, value(ep));
+    });
+  const pairCounter = (name: string, help: string, value: (ep: StreamEndpoint) => number | undefined): void =>
+    counter(name, help, ['stream', 'endpoint'], (emit, s) => {
+      for (const { stream, ep } of s.pairs) emit({ stream, endpoint: ep.endpoint_id }, value(ep));
+    });
+
+  pairGauge('mirrorstream_delivery_rate_bytes_per_second', 'Acked bytes/s on the endpoint (the sustainable rate while the path is saturated).', (ep) => ep.delivered_bytes_per_sec);
+  pairGauge('mirrorstream_pace_rate_bytes_per_second', 'Current pacing rate towards the endpoint (absent while unpaced).', (ep) => ep.pace_bytes_per_sec);
+  pairGauge('mirrorstream_ack_lag_chunks', 'Chunks the active endpoint has not acked yet (0 on standby).', (ep) => ep.ack_lag_chunks);
+  pairGauge('mirrorstream_endpoint_role', '1 when the endpoint is active on the stream, 0 on standby.', (ep) => (ep.role === 'active' ? 1 : 0));
+  pairCounter('mirrorstream_chunks_sent_total', 'Chunks sent to the endpoint on the stream.', (ep) => ep.chunks_sent);
+  pairCounter('mirrorstream_bytes_sent_total', 'Payload bytes sent to the endpoint on the stream.', (ep) => ep.bytes_sent);
+  pairCounter('mirrorstream_chunks_acked_total', 'Highest seq the endpoint acked on the stream (cumulative ack).', (ep) => ep.last_acked_seq);
+  pairCounter('mirrorstream_chunks_conflated_total', 'Chunks superseded by a newer chunk of the same key (overflow policy conflate).', (ep) => ep.skipped['overflow:conflate'] ?? 0);
+  counter(
+    'mirrorstream_chunks_dropped_total',
+    'Chunks the overflow policy skipped for the endpoint (declared as GAP), by reason.',
+    ['stream', 'endpoint', 'reason'],
+    (emit, s) => {
+      for (const { stream, ep } of s.pairs) {
+        for (const [reason, n] of Object.entries(ep.skipped)) {
+          if (reason !== 'overflow:conflate') emit({ stream, endpoint: ep.endpoint_id, reason }, n);
+        }
+      }
+    },
+  );
+
+  // ---- streams -----------------------------------------------------------------
+
+  gauge('mirrorstream_stream_last_seq', 'Seq of the newest chunk published on the stream.', ['stream'], (emit, s) => {
+    for (const { info } of s.streams) emit({ stream: info.stream_id }, info.last_seq);
+  });
+  gauge('mirrorstream_stream_input_bytes_per_second', 'Published bytes/s on the stream.', ['stream'], (emit, s) => {
+    for (const { health } of s.streams) emit({ stream: health.stream_id }, health.input_bytes_per_sec);
+  });
+  gauge('mirrorstream_stream_retained_chunks', 'Chunks held in the stream log for resume and failover.', ['stream'], (emit, s) => {
+    for (const { info } of s.streams) emit({ stream: info.stream_id }, info.retained_chunks);
+  });
+  gauge('mirrorstream_stream_policy_info', 'The stream overflow policy (value always 1).', ['stream', 'policy'], (emit, s) => {
+    for (const { info } of s.streams) emit({ stream: info.stream_id, policy: info.policy.overflow }, 1);
+  });
+  gauge('mirrorstream_metrics_series_omitted', `Streams, endpoints and stream-endpoint pairs left out of this scrape by the cap of ${MAX_SERIES_PER_KIND} per kind.`, [], (emit, s) => {
+    emit({}, s.omitted);
+  });
+
+  // ---- events ------------------------------------------------------------------
+
+  const failovers = new Counter<'reason'>({
+    name: 'mirrorstream_failovers_total',
+    help: 'Switches of the active role from one endpoint to another, by reason.',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  const roleChanges = new Counter<'reason'>({
+    name: 'mirrorstream_role_changes_total',
+    help: 'Active-role changes (including first activation and loss without replacement), by reason.',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const reason of KNOWN_REASONS) failovers.inc({ reason }, 0);
+  for (const reason of ['initial', ...KNOWN_REASONS]) roleChanges.inc({ reason }, 0);
+
+  const onSwitched = (e: SwitchEvent): void => {
+    roleChanges.inc({ reason: e.reason });
+    if (e.from !== null && e.to !== null) failovers.inc({ reason: e.reason });
+  };
+  gateway.on('switched', onSwitched);
+
+  let closed = false;
+  return {
+    registry,
+    contentType: registry.contentType,
+    text: () => registry.metrics(),
+    close() {
+      if (closed) return;
+      closed = true;
+      gateway.off('switched', onSwitched);
+      registry.clear();
+    },
+  };
+}
+
+function takeSnapshot(gateway: Gateway): Snapshot {
+  let omitted = 0;
+  const streams: Snapshot['streams'] = [];
+  const pairs: Snapshot['pairs'] = [];
+  for (const info of gateway.listStreams()) {
+    if (streams.length >= MAX_SERIES_PER_KIND) {
+      omitted += 1 + info.endpoint_list.length;
+      continue;
+    }
+    const health = gateway.streamHealth(info.stream_id);
+    streams.push({ info, health });
+    for (const ep of health.endpoints) {
+      if (pairs.length < MAX_SERIES_PER_KIND) pairs.push({ stream: health.stream_id, ep });
+      else omitted++;
+    }
+  }
+  const all = gateway.listEndpoints();
+  omitted += Math.max(0, all.length - MAX_SERIES_PER_KIND);
+  return { streams, endpoints: all.slice(0, MAX_SERIES_PER_KIND), pairs, omitted };
+}
