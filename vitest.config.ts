@@ -12,6 +12,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
+    // one file at a time: the WebRTC tests measure time-sensitive things (failover
+    // interruption, switch time) that two cores shared between test files would distort
+    fileParallelism: false,
     hookTimeout: 30_000,
   },
 });

@@ -3,7 +3,7 @@ import type { Impairment } from '../../netsim/index.js';
 import type { Gateway, RunningServer, SwitchEvent } from '../../gateway/src/index.js';
 import { Receiver, type Chunk } from '../../receiver-sdk/src/node.js';
 import { ImpairedLink } from '../helpers/impaired-link.js';
-import { sleep, startGateway, waitFor } from '../helpers/webrtc-scenario.js';
+import { sleep, startGateway, waitFor, type Engine } from '../helpers/webrtc-scenario.js';
 
 /**
  * Degradation failover over real loopback WebRTC through netsim: two receivers, the
@@ -14,7 +14,10 @@ import { sleep, startGateway, waitFor } from '../helpers/webrtc-scenario.js';
 const RATE = 200;
 const STABLE_MS = 2_000;
 
-describe('degradation failover through netsim (node-datachannel)', () => {
+// node-datachannel is the default engine. werift passes delay and rate cap here too, but
+// after 10 % loss its SCTP recovers slowly (1 s minimum RTO) and under a loaded machine the
+// fail-back did not come within 20 s once; it stays out of CI until that is understood.
+describe.each<Engine>(['node-datachannel'])('degradation failover through netsim (%s)', (ENGINE) => {
   let gateway: Gateway;
   let server: RunningServer;
   const links: ImpairedLink[] = [];
@@ -40,7 +43,7 @@ describe('degradation failover through netsim (node-datachannel)', () => {
   }
 
   async function scenario(name: string, impairment: Partial<Impairment>): Promise<void> {
-    ({ gateway, server } = await startGateway('node-datachannel', { failback: { stableMs: STABLE_MS } }));
+    ({ gateway, server } = await startGateway(ENGINE, { failback: { stableMs: STABLE_MS } }));
     const a = await receiver('a');
     const b = await receiver('b');
     gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b'] });
@@ -79,7 +82,7 @@ describe('degradation failover through netsim (node-datachannel)', () => {
     await waitFor(() => new Set([...a.chunks, ...b.chunks].map((c) => c.seq)).size >= published, 10_000, `${name}: everything delivered`);
 
     console.log(
-      `[${name}] switched a->b ${switchMs} ms after the impairment (reason ${away?.reason}${away?.detail ? ` ${away.detail.join(',')}` : ''}); ` +
+      `[${ENGINE} ${name}] switched a->b ${switchMs} ms after the impairment (reason ${away?.reason}${away?.detail ? ` ${away.detail.join(',')}` : ''}); ` +
         `failed back ${(back?.at ?? 0) - restoredAt} ms after restoring (reason ${back?.reason}); ${published} chunks, none lost`,
     );
     expect(switchMs).toBeLessThanOrEqual(2_000);

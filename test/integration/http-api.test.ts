@@ -24,7 +24,7 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
 const code = (r: { json?: Record<string, unknown> }): unknown => (r.json?.error as { code?: string } | undefined)?.code;
 
 beforeAll(async () => {
-  gateway = createGateway({ logLevel: 'silent', maxBodyBytes: 64 * 1024 });
+  gateway = createGateway({ logLevel: 'silent', maxBodyBytes: 64 * 1024, rate: { ingestWaitMs: 300 } });
   server = await serve(gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
 });
 
@@ -154,6 +154,26 @@ describe('HTTP API over a real socket', () => {
     }
     expect(code(await call('POST', '/v1/streams/none/chunks', { chunks: [{ payload: 'a' }] }))).toBe('MS_STREAM_NOT_FOUND');
     expect((await call('GET', '/v1/streams/api4')).json).toMatchObject({ last_seq: 1 });
+  });
+
+  it('changes the overflow policy live and answers 429 while a backpressured stream is held back', async () => {
+    await call('POST', '/v1/streams', { stream_id: 'bp', endpoint_list: ['slow'], policy: { overflow: 'backpressure', max_backlog_ms: 100 } });
+    expect(code(await call('PUT', '/v1/streams/bp/policy', { overflow: 'sample' }))).toBe('MS_BAD_REQUEST');
+    expect(code(await call('PUT', '/v1/streams/nope/policy', { overflow: 'conflate' }))).toBe('MS_STREAM_NOT_FOUND');
+    const [g, r] = MemoryTransport.pair();
+    const rx = new ReceiverCore({ endpointId: 'slow', token: 'in-process', dial: async () => (gateway.accept(g, { endpointId: 'slow' }), r) });
+    await rx.connect();
+    const deadline = Date.now() + 5_000;
+    while (gateway.getStream('bp').active.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    r.blackhole = true; // the endpoint stops acking
+    expect((await call('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'a' }] })).status).toBe(200);
+    await new Promise((res) => setTimeout(res, 150));
+    const held = await call('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'b' }] }); // waits ingestWaitMs, then 429
+    expect([held.status, code(held)]).toEqual([429, 'MS_BACKPRESSURE']);
+    const changed = await call('PUT', '/v1/streams/bp/policy', { overflow: 'drop-oldest', max_backlog_ms: 100 });
+    expect(changed.json?.policy).toEqual({ overflow: 'drop-oldest', max_backlog_ms: 100, decimate_n: 2 });
+    expect((await call('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'c' }] })).status).toBe(200);
+    rx.close();
   });
 
   it('serves stream and endpoint health, and 404 for unknown ones and routes', async () => {

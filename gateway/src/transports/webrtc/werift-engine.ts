@@ -213,6 +213,9 @@ function instrument(sctp: SctpInternals): { dataSent: number; retransmits: numbe
 
 function telemetry(pc: RTCPeerConnection, sctp: SctpInternals | undefined, counters: { dataSent: number; retransmits: number }): PeerTelemetry {
   let pairRttMs: number | undefined;
+  // retransmission share over the last refresh interval (a lifetime ratio would never recover)
+  let mark = { dataSent: 0, retransmits: 0 };
+  let recentLoss: number | undefined;
   return {
     snapshot() {
       const extra: Record<string, Measurement> = {};
@@ -231,11 +234,13 @@ function telemetry(pc: RTCPeerConnection, sctp: SctpInternals | undefined, count
           : sctp?.srtt !== undefined
             ? { value: sctp.srtt * 1000, source: 'werift.sctp.srtt' }
             : undefined;
-      const lossRate =
-        counters.dataSent > 0 ? { value: counters.retransmits / counters.dataSent, source: 'werift.sctp.retransmits/dataChunksSent' } : undefined;
+      const lossRate = recentLoss === undefined ? undefined : { value: recentLoss, source: 'werift.sctp.retransmits/dataChunksSent (last 1 s)' };
       return { ...(rttMs ? { rttMs } : {}), ...(lossRate ? { lossRate } : {}), extra };
     },
     async refresh() {
+      const sent = counters.dataSent - mark.dataSent;
+      recentLoss = sent >= 20 ? (counters.retransmits - mark.retransmits) / sent : undefined;
+      mark = { ...counters };
       const report = await pc.getStats();
       for (const s of report.values() as Iterable<{ type?: string; state?: string; nominated?: boolean; currentRoundTripTime?: number }>) {
         if (s.type === 'candidate-pair' && s.currentRoundTripTime !== undefined && (s.nominated || s.state === 'succeeded')) {
