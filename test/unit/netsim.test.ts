@@ -11,20 +11,10 @@ import {
   rewriteCandidates,
   validateImpairment,
 } from '../../netsim/index.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const LOOPBACK = '127.0.0.1';
 
-/** Seeded PRNG so loss and jitter are reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -13,6 +13,7 @@ import {
   type Frame,
 } from '../../receiver-sdk/src/protocol.js';
 import { ProtocolError, type ErrorCode } from '../../receiver-sdk/src/errors.js';
+import { mulberry32 } from '../helpers/random.js';
 
 // ---------------------------------------------------------------------------------------
 // A tiny msgpack writer independent of msgpackr, so the decoder is also tested against
@@ -514,16 +515,6 @@ describe('frame structure', () => {
 
 // ---------------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CODES = new Set<string>(['MS_FRAME_TOO_LARGE', 'MS_FRAME_MALFORMED', 'MS_FRAME_UNKNOWN_TYPE', 'MS_FRAME_INVALID_FIELD']);
 
