@@ -1,7 +1,7 @@
 /**
  * Throughput gateway → 1 receiver over loopback WebRTC, per engine and chunk size, side
  * by side with a baseline: the same engine's raw data channel with no gateway, protocol
- * or acks. Receiver: node-datachannel's polyfill (the SDK's Node default), in-process.
+ * or acks; then WebTransport over HTTP/2. Receiver: the SDK's Node defaults, in-process.
  * Usage: npx tsx bench/webrtc-throughput.ts [seconds]
  */
 import { createGateway, serve } from '../gateway/src/index.js';
@@ -11,17 +11,17 @@ import { RTCPeerConnection } from 'node-datachannel/polyfill';
 import { record, type Row } from './results.js';
 
 type Engine = 'node-datachannel' | 'werift';
-const seconds = Number(process.argv[2] ?? 3);
+const seconds = Number(process.argv[2] ?? 5);
 const sizes = [1024, 16 * 1024];
 const engines: Engine[] = ['node-datachannel', 'werift'];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function throughGateway(engine: Engine, size: number): Promise<Row> {
+async function throughGateway(engine: Engine, size: number, transport: 'webrtc' | 'webtransport' = 'webrtc'): Promise<Row> {
   const gateway = createGateway({ logLevel: 'silent', webrtc: { engine, bindAddress: '127.0.0.1' } });
   const server = await serve(gateway, { apiKey: 'bench-key-0123456789', port: 0 });
   gateway.createStream({ stream_id: 'b', endpoint_list: ['rx'] });
   const { token } = await gateway.issueToken('rx');
-  const rx = new Receiver({ gatewayUrl: server.url, endpointId: 'rx', token, rtcConfig: { bindAddress: '127.0.0.1' } });
+  const rx = new Receiver({ gatewayUrl: server.url, endpointId: 'rx', token, rtcConfig: { bindAddress: '127.0.0.1' }, transports: [transport] });
   let received = 0;
   let bytes = 0;
   rx.on('chunk', (c) => {
@@ -43,7 +43,7 @@ async function throughGateway(engine: Engine, size: number): Promise<Row> {
     await sleep(1);
   }
   const elapsed = (performance.now() - t0) / 1000;
-  const row = { case: 'gateway → SDK receiver', engine, chunkBytes: size, MBps: bytes / elapsed / 1e6, chunksPerS: received / elapsed, seconds: elapsed };
+  const row = { case: `gateway → SDK receiver (${transport})`, engine: transport === 'webtransport' ? 'http2 (fails-components)' : engine, chunkBytes: size, MBps: bytes / elapsed / 1e6, chunksPerS: received / elapsed, seconds: elapsed };
   rx.close();
   await gateway.close();
   await server.close();
@@ -103,6 +103,12 @@ for (const engine of engines) {
     const f = (v: unknown, d: number): string => Number(v).toFixed(d);
     console.log(`${engine.padEnd(16)} ${String(size).padStart(6)} B  raw ${f(base.MBps, 1)} MB/s  gateway ${f(gw.MBps, 1)} MB/s (${f(gw.chunksPerS, 0)} chunks/s)`);
   }
+}
+// WebTransport over HTTP/2 (the backend available here), same harness
+for (const size of sizes) {
+  const wt = await throughGateway('node-datachannel', size, 'webtransport');
+  rows.push(wt);
+  console.log(`webtransport/h2  ${String(size).padStart(6)} B  gateway ${Number(wt.MBps).toFixed(1)} MB/s (${Number(wt.chunksPerS).toFixed(0)} chunks/s)`);
 }
 await record('webrtc-throughput', rows);
 process.exit(0);

@@ -84,6 +84,10 @@ try {
   const gateway = new Gateway(config, { logger });
   const apiKey = config.apiKey ?? randomBytes(24).toString('base64url');
   const server = await serve(gateway, { apiKey });
+  if (config.webtransport.enabled) {
+    // started now so the backend and the dev certificate hash show up at once
+    await gateway.startWebTransport().catch((error: unknown) => logger.error({ err: error }, 'WebTransport did not start'));
+  }
   logger.info({ url: server.url }, `mirrorstream listening on ${server.url}`);
   if (!config.apiKey) {
     // printed on stdout on purpose: the operator needs it to call the API

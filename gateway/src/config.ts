@@ -32,6 +32,17 @@ export const heartbeatSchema = z
   .refine((h) => h.phiDead > h.phiSuspect, { message: 'phiDead must be greater than phiSuspect' })
   .prefault({});
 
+export const failoverSchema = z
+  .strictObject({
+    /**
+     * How long an active endpoint whose connection closed keeps its role while it may
+     * come back on another transport (e.g. WebTransport → WebRTC) and resume. 0: fail
+     * over at once.
+     */
+    reconnectGraceMs: z.number().int().min(0).max(60_000).default(0),
+  })
+  .prefault({});
+
 export const failbackSchema = z
   .strictObject({
     /** Return to a recovered higher-priority endpoint once it has been healthy this long. */
@@ -85,6 +96,18 @@ export const webrtcSchema = z
   })
   .prefault({});
 
+export const webtransportSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** Its own TLS port (0: any free port; receivers learn the URL from signaling). */
+    port: z.number().int().min(0).max(65_535).default(0),
+    /** PEM files; without them a self-signed ECDSA cert is generated and its SHA-256 handed out. */
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+  })
+  .refine((w) => (w.certFile === undefined) === (w.keyFile === undefined), { message: 'certFile and keyFile go together' })
+  .prefault({});
+
 export const tokensSchema = z
   .strictObject({
     /** HS256 secret for endpoint tokens (32+ chars); generated per process when absent, so tokens die with it. */
@@ -117,9 +140,11 @@ export const gatewayConfigSchema = z.strictObject({
   retention: retentionSchema,
   heartbeat: heartbeatSchema,
   failback: failbackSchema,
+  failover: failoverSchema,
   health: healthSchema,
   rate: rateSchema,
   webrtc: webrtcSchema,
+  webtransport: webtransportSchema,
   tokens: tokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -33,6 +33,7 @@ import type { Transport } from './transports/transport.js';
 import type { OverflowPolicy } from './rate/overflow.js';
 import { EndpointTokens, type IssuedToken } from './auth/tokens.js';
 import { createWebRtcEngine, looksLikeDataOffer, type WebRtcEngine } from './transports/webrtc/index.js';
+import { WebTransportService, type WebTransportInfo, type WebTransportTicket } from './transports/webtransport/server.js';
 
 export interface RoleChangedEvent {
   streamId: string;
@@ -93,6 +94,8 @@ export interface BatchResult {
 
 export interface GatewayStatus {
   status: 'ok' | 'closing';
+  /** Which WebTransport backend runs (null until started or when disabled). */
+  webtransport: { backend: WebTransportInfo['backend']; url: string } | null;
   streams: number;
   endpoints: number;
   connected_endpoints: number;
@@ -119,6 +122,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   readonly #drainWaiters = new Set<() => void>();
   readonly #tokens: EndpointTokens;
   #webrtc: Promise<WebRtcEngine> | undefined;
+  #webtransport: Promise<WebTransportService> | undefined;
+  #webtransportInfo: WebTransportInfo | undefined;
   /** Signaling sessions by id: the transport (once up) and its endpoint. */
   readonly #sessions = new Map<string, { endpointId: string; transport: Transport | undefined; closed: boolean }>();
 
@@ -166,6 +171,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       health: this.config.health,
       clock: () => this.clock.now(),
       overflow: toOverflow(spec.policy ?? policySchema.parse({})),
+      reconnectGraceMs: this.config.failover.reconnectGraceMs,
       pacing: { minBytesPerSec: this.config.rate.minPaceBytesPerSec, gain: this.config.rate.paceGain, burstMs: this.config.rate.paceBurstMs },
       hooks: {
         wake: (ms, fn) => void this.clock.setTimeout(fn, ms),
@@ -313,8 +319,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   status(): GatewayStatus {
     let connected = 0;
     for (const ep of this.#endpoints.values()) if (ep.link) connected++;
+    const wt = this.#webtransportInfo;
     return {
       status: this.#closing ? 'closing' : 'ok',
+      webtransport: wt ? { backend: wt.backend, url: wt.url } : null,
       streams: this.#streams.size,
       endpoints: this.#endpoints.size,
       connected_endpoints: connected,
@@ -378,6 +386,46 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     );
     this.log.info({ endpointId, session: sessionId, engine: engine.name }, 'WebRTC offer answered');
     return { session_id: sessionId, endpoint_id: endpointId, answer_sdp: offer.answerSdp };
+  }
+
+  /**
+   * Start the WebTransport listener (also started by the first WebTransport signaling
+   * request). Resolves with its backend, URL and certificate hash.
+   */
+  startWebTransport(): Promise<WebTransportInfo> {
+    this.#assertOpen();
+    if (!this.config.webtransport.enabled) throw new MirrorstreamError('MS_NOT_FOUND', 'WebTransport is disabled in this gateway');
+    this.#webtransport ??= WebTransportService.start({
+      config: this.config.webtransport,
+      host: this.config.host,
+      maxFrameBytes: this.config.maxFrameBytes,
+      log: this.log.child({ module: 'webtransport' }),
+      onSession: (transport, endpointId) => {
+        if (this.#closing) transport.close('gateway closing');
+        else this.accept(transport, { endpointId });
+      },
+    }).then((service) => {
+      this.#webtransportInfo = service.info;
+      this.log.info(
+        { backend: service.info.backend, url: service.info.url, certificateSha256: service.info.certificate_sha256, selfSigned: service.info.self_signed },
+        service.info.backend === 'http3'
+          ? 'WebTransport backend: HTTP/3 (quiche) with HTTP/2 beside it'
+          : 'WebTransport backend: HTTP/2 (optional @fails-components/webtransport-transport-http3-quiche is not installed); browsers use the WebSocket tunnel',
+      );
+      return service;
+    });
+    return this.#webtransport.then((s) => s.info);
+  }
+
+  /** WebTransport signaling: a single-use session URL (and cert hash) for a token holder. */
+  async openWebTransportSession(endpointId: string, token: string | undefined): Promise<WebTransportTicket> {
+    this.#assertOpen();
+    parseInput(idSchema, endpointId, 'endpoint id');
+    await this.#tokens.verify(token, endpointId);
+    await this.startWebTransport();
+    const service = await this.#webtransport;
+    if (!service) throw new MirrorstreamError('MS_INTERNAL', 'WebTransport did not start');
+    return service.ticket(endpointId, Date.now());
   }
 
   /** End a signaling session (WHEP DELETE). */
@@ -469,6 +517,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       session.transport?.close('gateway closing');
     }
     this.#sessions.clear();
+    if (this.#webtransport) (await this.#webtransport.catch(() => undefined))?.stop();
     this.log.info('gateway closed');
   }
 

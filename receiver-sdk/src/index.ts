@@ -7,3 +7,5 @@ export * from './link.js';
 export * from './receiver.js';
 export * from './transports/webrtc.js';
 export * from './webrtc-receiver.js';
+export * from './framing.js';
+export * from './transports/webtransport.js';

@@ -1,16 +1,28 @@
+import type { Dialer, FrameLink } from './link.js';
 import { ReceiverCore, type ReceiverCoreOptions } from './receiver.js';
 import { webrtcDialer, type WebRtcDialOptions } from './transports/webrtc.js';
+import { webtransportDialer, type WebTransportCtor, type WebTransportTicket } from './transports/webtransport.js';
+
+export type TransportName = 'webtransport' | 'webrtc';
 
 export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'token'> {
   /** Base URL of the gateway's HTTP API, e.g. `http://127.0.0.1:8080`. */
   gatewayUrl: string;
   /** Endpoint token from `POST /v1/endpoints/:id/token`, or a function returning a fresh one. */
   token: string | (() => Promise<string>);
-  /** Transports in order of preference; only `webrtc` today. */
-  transports?: readonly 'webrtc'[];
+  /**
+   * Transports in order of preference (default `['webrtc']`). Each connection attempt
+   * tries them in this order, so after the preferred one fails the receiver continues on
+   * the next and resumes from its last seq.
+   */
+  transports?: readonly TransportName[];
   /** Defaults to the platform's `RTCPeerConnection` (the Node entry passes node-datachannel's). */
   RTCPeerConnection?: typeof RTCPeerConnection;
   rtcConfig?: WebRtcDialOptions['rtcConfig'];
+  /** Defaults to the platform's `WebTransport` (the Node entry passes @fails-components'). */
+  WebTransport?: WebTransportCtor;
+  /** Extra WebTransport constructor options per session ticket. */
+  webtransportOptions?: (ticket: WebTransportTicket) => Record<string, unknown>;
   connectTimeoutMs?: number;
   /** Signaling fetch (default: the global one); lets a proxy or test rewrite the exchange. */
   fetch?: typeof fetch;
@@ -24,23 +36,76 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'tok
  * from ReceiverCore; this class only picks the transport.
  */
 export class Receiver extends ReceiverCore {
+  readonly #current: { transport: TransportName | undefined };
+
+  /** The transport of the current (or last) connection. */
+  get transport(): TransportName | undefined {
+    return this.#current.transport;
+  }
+
   constructor(options: ReceiverOptions) {
-    const Peer = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
-    if (!Peer) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
-    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, ...core } = options;
-    super({
-      ...core,
-      token: typeof token === 'string' ? token : '',
-      dial: webrtcDialer({
-        gatewayUrl,
-        endpointId: options.endpointId,
-        token,
-        RTCPeerConnection: Peer,
-        ...(rtcConfig ? { rtcConfig } : {}),
-        ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
-        ...(signalingFetch ? { fetch: signalingFetch } : {}),
-        ...(statsRttInMs ? { statsRttInMs } : {}),
-      }),
-    });
+    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, transports, webtransportOptions, ...core } = options;
+    const globals = globalThis as { RTCPeerConnection?: typeof RTCPeerConnection; WebTransport?: WebTransportCtor };
+    const order = transports && transports.length > 0 ? [...transports] : (['webrtc'] as TransportName[]);
+    const dialers = new Map<TransportName, Dialer>();
+    for (const name of order) {
+      if (name === 'webrtc') {
+        const Peer = options.RTCPeerConnection ?? globals.RTCPeerConnection;
+        if (!Peer) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
+        dialers.set(
+          name,
+          webrtcDialer({
+            gatewayUrl,
+            endpointId: options.endpointId,
+            token,
+            RTCPeerConnection: Peer,
+            ...(rtcConfig ? { rtcConfig } : {}),
+            ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+            ...(signalingFetch ? { fetch: signalingFetch } : {}),
+            ...(statsRttInMs ? { statsRttInMs } : {}),
+          }),
+        );
+      } else {
+        const Wt = options.WebTransport ?? globals.WebTransport;
+        if (!Wt) throw new TypeError('no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
+        dialers.set(
+          name,
+          webtransportDialer({
+            gatewayUrl,
+            endpointId: options.endpointId,
+            token,
+            WebTransport: Wt,
+            ...(webtransportOptions ? { extraOptions: webtransportOptions } : {}),
+            ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+            ...(signalingFetch ? { fetch: signalingFetch } : {}),
+          }),
+        );
+      }
+    }
+    const current: { transport: TransportName | undefined } = { transport: undefined };
+    // after a connection on one transport is lost, the next attempt starts with the next
+    // transport, so a broken preferred path costs one reconnect, not a connect timeout
+    let start = 0;
+    const names = [...dialers.keys()];
+    const dial = async (): Promise<FrameLink> => {
+      let lastError: unknown;
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(start + i) % names.length] as TransportName;
+        try {
+          const link = await (dialers.get(name) as Dialer)();
+          current.transport = name;
+          link.on('close', () => {
+            start = (names.indexOf(name) + 1) % names.length;
+          });
+          return link;
+        } catch (error) {
+          lastError = error;
+        }
+      }
+      start = 0;
+      throw lastError;
+    };
+    super({ ...core, token: typeof token === 'string' ? token : '', dial });
+    this.#current = current;
   }
 }

@@ -26,10 +26,10 @@ export async function startGateway(engine: Engine, config: GatewayConfigInput = 
   return { gateway, server };
 }
 
-export async function spawnReceiver(gateway: Gateway, url: string, id: string): Promise<ChildReceiver> {
+export async function spawnReceiver(gateway: Gateway, url: string, id: string, transports = 'webrtc'): Promise<ChildReceiver> {
   const { token } = await gateway.issueToken(id);
   const proc = spawn(process.execPath, ['--import', TSX, CHILD], {
-    env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token },
+    env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const chunks: { seq: number; t: number }[] = [];
@@ -71,12 +71,18 @@ export interface FailoverRun {
 }
 
 /** Failover mode, 3 receivers, `total` chunks at `ratePerS`, SIGKILL the active one at `killAt`. */
-export async function runFailover(engine: Engine, total = 5_000, ratePerS = 500, killAt = 2_000): Promise<FailoverRun> {
+export async function runFailover(
+  engine: Engine,
+  total = 5_000,
+  ratePerS = 500,
+  killAt = 2_000,
+  transports: Record<string, string> = {},
+): Promise<FailoverRun> {
   const { gateway, server } = await startGateway(engine);
   const ids = ['a', 'b', 'c'];
   const rx: ChildReceiver[] = [];
   try {
-    for (const id of ids) rx.push(await spawnReceiver(gateway, server.url, id));
+    for (const id of ids) rx.push(await spawnReceiver(gateway, server.url, id, transports[id]));
     await Promise.all(rx.map((r) => r.ready));
     gateway.createStream({ stream_id: 'feed', endpoint_list: ids });
     await waitFor(() => gateway.getStream('feed').active.length === 1, 5_000, 'an active endpoint');

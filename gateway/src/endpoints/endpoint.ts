@@ -30,6 +30,8 @@ export class Endpoint implements EndpointView {
   srttMs: number | undefined;
   lastHeartbeatAt: number | undefined;
   connects = 0;
+  /** When the last connection closed (undefined while connected). */
+  disconnectedAt: number | undefined;
   /** Times the detector moved the endpoint to suspect or dead. */
   heartbeatMisses = 0;
 
@@ -140,6 +142,7 @@ export class Endpoint implements EndpointView {
     this.#detector.reset(now);
     this.#probes.clear();
     this.#reports.clear();
+    this.disconnectedAt = undefined;
     this.connects++;
     this.#setState('alive', now);
     return previous === connection ? undefined : previous;
@@ -150,6 +153,7 @@ export class Endpoint implements EndpointView {
     if (this.#connection !== connection) return false;
     this.#connection = undefined;
     this.#detector = undefined;
+    this.disconnectedAt = now;
     this.#phi = 0;
     this.#setState('disconnected', now);
     return true;

@@ -12,6 +12,8 @@ export interface SelectionCandidate {
   readonly degraded: boolean;
   /** Since when the endpoint has been alive and healthy (undefined when it is not). */
   readonly upSince: number | undefined;
+  /** When its connection closed (disconnected endpoints only). */
+  readonly disconnectedAt?: number | undefined;
   readonly active: boolean;
 }
 
@@ -24,6 +26,8 @@ export interface SelectionInput {
   readonly failback: { readonly enabled: boolean; readonly stableMs: number };
   /** An operator changed the list: a better endpoint takes over without the stable wait. */
   readonly immediate: boolean;
+  /** A disconnected active endpoint keeps its slot this long, to come back on another transport. */
+  readonly reconnectGraceMs?: number;
 }
 
 export type DemotionReason = 'heartbeat-timeout' | 'disconnected' | 'degraded' | 'failback' | 'operator';
@@ -50,6 +54,9 @@ export interface FailoverPolicy {
 export class PriorityFailoverPolicy implements FailoverPolicy {
   select(input: SelectionInput): Selection {
     const { candidates, slots, now, failback, immediate } = input;
+    const grace = input.reconnectGraceMs ?? 0;
+    const inGrace = (c: SelectionCandidate): boolean =>
+      c.state === 'disconnected' && grace > 0 && c.disconnectedAt !== undefined && now - c.disconnectedAt < grace;
     const rank = new Map(candidates.map((c, i) => [c.id, i]));
     const byRank = (a: SelectionCandidate, b: SelectionCandidate): number => (rank.get(a.id) ?? 0) - (rank.get(b.id) ?? 0);
     const good = (c: SelectionCandidate): boolean => c.state === 'alive' && !c.degraded;
@@ -59,7 +66,7 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
     let set: SelectionCandidate[] = [];
     for (const c of candidates) {
       if (!c.active) continue;
-      if (c.state === 'alive' || c.state === 'suspect') set.push(c);
+      if (c.state === 'alive' || c.state === 'suspect' || inGrace(c)) set.push(c);
       else demoted.push({ id: c.id, reason: c.state === 'dead' ? 'heartbeat-timeout' : 'disconnected' });
     }
     // a degraded member goes only if a healthy outsider can take its place

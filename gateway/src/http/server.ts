@@ -190,6 +190,12 @@ function signalingRouter(gateway: Gateway): express.Router {
       .type('application/sdp')
       .send(session.answer_sdp);
   });
+  r.options('/endpoints/:id/webtransport', cors, (_req, res) => {
+    res.status(204).end();
+  });
+  r.post('/endpoints/:id/webtransport', cors, async (req, res) => {
+    res.status(201).json(await gateway.openWebTransportSession(id(req), bearer(req)));
+  });
   r.delete('/endpoints/:id/webrtc/:session', cors, async (req, res) => {
     const session = String(req.params.session ?? '');
     await gateway.closeSession(id(req), bearer(req), session);

@@ -27,6 +27,8 @@ export interface EndpointView {
   readonly state: EndpointState;
   /** Path health verdict from probes and transport telemetry. */
   readonly degraded: boolean;
+  /** When the last connection closed (while disconnected). */
+  readonly disconnectedAt: number | undefined;
   /** Loss the receiver reported for this stream between its last two reports. */
   receiverLoss(streamId: string): number | undefined;
   health(): HealthSnapshot;
@@ -79,6 +81,7 @@ export interface StreamOptions {
   clock: () => number;
   overflow: OverflowPolicy;
   pacing: PacerOptions;
+  reconnectGraceMs: number;
 }
 
 /** Delivery state of one endpoint on one stream. */
@@ -96,8 +99,10 @@ export interface Cursor {
   bytesSent: number;
   /** Sent DATA not yet acked, oldest first: [seq, sentAt, bytes] (ack lag, delivery rate). */
   inFlight: [number, number, number][];
-  /** Bytes of DATA this endpoint acked (skipped chunks excluded). */
+  /** Bytes of DATA this endpoint acked (skipped chunks excluded), over the health window. */
   delivered: RateWindow;
+  /** The same over a short window: pacing follows it so a new path ramps in a few RTTs. */
+  deliveredRecent: RateWindow;
   activeSince: number | undefined;
   /** Stream-level health of this endpoint: ack lag and delivery ratio while active. */
   health: HealthTracker;
@@ -115,6 +120,7 @@ export interface Cursor {
 /** No layer cap. */
 const ALL_LAYERS = Number.POSITIVE_INFINITY;
 const LAYER_UP_AFTER_MS = 2_000;
+const PACING_WINDOW_MS = 250;
 
 /**
  * One stream: its retention log, its endpoints in priority order, one cursor per
@@ -262,6 +268,7 @@ export class Stream {
     let done = 0;
     while (done < c.inFlight.length && (c.inFlight[done]?.[0] ?? Infinity) <= acked) {
       c.delivered.add(now, c.inFlight[done]?.[2] ?? 0);
+      c.deliveredRecent.add(now, c.inFlight[done]?.[2] ?? 0);
       done++;
     }
     if (done > 0) c.inFlight.splice(0, done);
@@ -290,7 +297,14 @@ export class Stream {
       // an endpoint being removed looks disconnected to the policy, so it is replaced
       const state = id === removing ? 'disconnected' : view.state;
       const streamDegraded = this.#cursors.get(id)?.health.verdict === 'degraded';
-      return { id, state, degraded: view.degraded || streamDegraded, upSince: streamDegraded ? undefined : view.upSince, active: this.#active.includes(id) };
+      return {
+        id,
+        state,
+        degraded: view.degraded || streamDegraded,
+        upSince: streamDegraded ? undefined : view.upSince,
+        disconnectedAt: id === removing ? undefined : view.disconnectedAt,
+        active: this.#active.includes(id),
+      };
     });
     const wasActive = this.#active.filter((id) => this.#cursors.has(id));
     const sel = this.#opts.policy.select({
@@ -299,6 +313,7 @@ export class Stream {
       now,
       failback: { enabled: this.failback.enabled, stableMs: this.failback.stableMs },
       immediate,
+      reconnectGraceMs: this.#opts.reconnectGraceMs,
     });
     if (sel.promoted.length === 0 && sel.demoted.length === 0 && sameList(sel.active, wasActive)) return;
 
@@ -452,7 +467,7 @@ export class Stream {
     for (const c of this.#cursors.values()) {
       const active = c.role === 'active' && this.#opts.hooks.endpoint(c.endpointId).link !== undefined;
       if (active) {
-        c.pacer.retune(c.delivered.rate(now), input);
+        c.pacer.retune(c.deliveredRecent.rate(now), input);
         this.#maybeRaiseLayer(c, now);
       }
       const head = c.inFlight[0];
@@ -489,6 +504,7 @@ export class Stream {
       bytesSent: 0,
       inFlight: [],
       delivered: new RateWindow(h.windowMs),
+      deliveredRecent: new RateWindow(PACING_WINDOW_MS),
       activeSince: undefined,
       health: new HealthTracker({ degradeAfterMs: h.degradeAfterMs, recoverAfterMs: h.recoverAfterMs }, this.#opts.clock()),
       pacer: new Pacer(this.#opts.pacing, this.#opts.clock()),

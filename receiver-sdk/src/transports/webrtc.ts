@@ -1,5 +1,6 @@
 import { TypedEmitter } from '../emitter.js';
-import { ERROR_CODES, MirrorstreamError, type ErrorCode } from '../errors.js';
+import { MirrorstreamError } from '../errors.js';
+import { httpError } from './signaling.js';
 import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
 
 /**
@@ -162,19 +163,6 @@ function opened(dc: RTCDataChannel): Promise<void> {
     dc.addEventListener('open', () => resolve(), { once: true });
     dc.addEventListener('close', () => reject(new Error(`${dc.label} closed before opening`)), { once: true });
   });
-}
-
-async function httpError(res: Response): Promise<MirrorstreamError> {
-  let code: ErrorCode = res.status === 401 ? 'MS_UNAUTHORIZED' : 'MS_TRANSPORT_CLOSED';
-  let message = `signaling answered ${res.status}`;
-  try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string } };
-    if (body.error?.code && Object.prototype.hasOwnProperty.call(ERROR_CODES, body.error.code)) code = body.error.code as ErrorCode;
-    if (body.error?.message) message = `signaling: ${body.error.message}`;
-  } catch {
-    // not our JSON error body
-  }
-  return new MirrorstreamError(code, message, { retryable: res.status !== 401 });
 }
 
 async function endSession(doFetch: typeof fetch, url: string, token: string): Promise<void> {

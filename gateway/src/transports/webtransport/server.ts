@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { MirrorstreamError } from '@mirrorstream/receiver';
+import { loadTls, type TlsMaterial } from './cert.js';
+import { WebTransportTransport, type WebTransportBackend, type WtSession } from './transport.js';
+
+export interface WebTransportConfig {
+  port: number;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+}
+
+export interface WebTransportInfo {
+  backend: WebTransportBackend;
+  url: string;
+  certificate_sha256: string;
+  self_signed: boolean;
+}
+
+export interface WebTransportTicket {
+  url: string;
+  backend: WebTransportBackend;
+  /** For `new WebTransport(url, { serverCertificateHashes })` with a self-signed cert. */
+  certificate_hashes: { algorithm: 'sha-256'; value: string }[];
+  expires_at: string;
+}
+
+const PATH = '/v1/wt';
+const TICKET_TTL_MS = 30_000;
+
+interface WtServer {
+  ready: Promise<unknown>;
+  startServer(): void;
+  stopServer(): void;
+  address(): { port: number; host: string } | null;
+  sessionStream(path: string): ReadableStream<WtServerSession>;
+  setRequestCallback(cb: (req: { header: Record<string, string> }) => Promise<{ status: number; path?: string; userData?: unknown }>): void;
+}
+
+interface WtServerSession extends WtSession {
+  ready: Promise<unknown>;
+  userData?: { endpointId?: string };
+  incomingBidirectionalStreams: ReadableStream<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>;
+  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
+}
+
+/**
+ * The WebTransport listener (its own TLS port). Backend: HTTP/3 via
+ * @fails-components/webtransport-transport-http3-quiche where that optional native
+ * package is installed (with HTTP/2 beside it), else the library's HTTP/2 WebTransport,
+ * which Node receivers use directly and browsers through the library's WebSocket-tunnel
+ * client. Sessions are admitted by a single-use ticket from signaling, so endpoint
+ * tokens never travel in URLs.
+ */
+export class WebTransportService {
+  readonly info: WebTransportInfo;
+  readonly #server: WtServer;
+  readonly #tls: TlsMaterial;
+  readonly #tickets = new Map<string, { endpointId: string; expires: number }>();
+  #stopped = false;
+
+  private constructor(server: WtServer, tls: TlsMaterial, info: WebTransportInfo) {
+    this.#server = server;
+    this.#tls = tls;
+    this.info = info;
+  }
+
+  static async start(opts: {
+    config: WebTransportConfig;
+    host: string;
+    maxFrameBytes: number;
+    log: Logger;
+    onSession: (transport: WebTransportTransport, endpointId: string) => void;
+  }): Promise<WebTransportService> {
+    const backend = await detectBackend();
+    const tls = await loadTls(opts.config.certFile, opts.config.keyFile, opts.host);
+    const lib = await loadLibrary();
+    const ServerClass = backend === 'http3' ? lib.HttpServer : lib.Http2Server;
+    const server = new ServerClass({
+      port: opts.config.port,
+      host: opts.host,
+      secret: randomBytes(32).toString('hex'),
+      cert: tls.cert,
+      privKey: tls.key,
+      ...(backend === 'http3' ? { reliability: 'both' } : {}),
+    }) as unknown as WtServer;
+    const sessions = server.sessionStream(PATH);
+    server.startServer();
+    await server.ready;
+    const addr = server.address();
+    const port = addr?.port ?? opts.config.port;
+    const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+    const service = new WebTransportService(server, tls, {
+      backend,
+      url: `https://${hostForUrl}:${port}${PATH}`,
+      certificate_sha256: Buffer.from(tls.sha256).toString('base64'),
+      self_signed: tls.selfSigned,
+    });
+    server.setRequestCallback(async ({ header }) => service.#admit(header[':path'] ?? ''));
+    void service.#acceptLoop(sessions, opts);
+    return service;
+  }
+
+  /** A single-use session URL for one endpoint (the caller checked its token). */
+  ticket(endpointId: string, now: number): WebTransportTicket {
+    if (this.#stopped) throw new MirrorstreamError('MS_GATEWAY_CLOSED', 'WebTransport is stopped');
+    for (const [t, v] of this.#tickets) if (v.expires < now) this.#tickets.delete(t);
+    const ticket = randomBytes(18).toString('base64url');
+    this.#tickets.set(ticket, { endpointId, expires: now + TICKET_TTL_MS });
+    return {
+      url: `${this.info.url}?ticket=${ticket}`,
+      backend: this.info.backend,
+      certificate_hashes: [{ algorithm: 'sha-256', value: Buffer.from(this.#tls.sha256).toString('base64') }],
+      expires_at: new Date(now + TICKET_TTL_MS).toISOString(),
+    };
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#server.stopServer();
+  }
+
+  #admit(path: string): { status: number; path?: string; userData?: unknown } {
+    const q = path.indexOf('?');
+    const ticket = new URLSearchParams(q >= 0 ? path.slice(q + 1) : '').get('ticket') ?? '';
+    const entry = this.#tickets.get(ticket);
+    this.#tickets.delete(ticket);
+    if (!entry || entry.expires < Date.now() || !path.startsWith(PATH)) return { status: 401 };
+    return { status: 200, path: PATH, userData: { endpointId: entry.endpointId } };
+  }
+
+  async #acceptLoop(
+    sessions: ReadableStream<WtServerSession>,
+    opts: { maxFrameBytes: number; log: Logger; onSession: (t: WebTransportTransport, endpointId: string) => void },
+  ): Promise<void> {
+    const reader = sessions.getReader();
+    for (;;) {
+      const { value: session, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
+      if (done || !session) return;
+      void this.#setUp(session, opts).catch((error: unknown) => {
+        opts.log.warn({ err: error }, 'WebTransport session did not come up');
+        try {
+          session.close({ closeCode: 1, reason: 'setup failed' });
+        } catch {
+          // already gone
+        }
+      });
+    }
+  }
+
+  async #setUp(session: WtServerSession, opts: { maxFrameBytes: number; onSession: (t: WebTransportTransport, endpointId: string) => void }): Promise<void> {
+    session.closed.catch(() => undefined);
+    await session.ready;
+    const endpointId = session.userData?.endpointId;
+    if (!endpointId) throw new Error('session without an admitted endpoint');
+    // the receiver opens the control stream; we open the data stream
+    const bidi = await session.incomingBidirectionalStreams.getReader().read();
+    if (bidi.done || !bidi.value) throw new Error('no control stream');
+    const data = await session.createUnidirectionalStream();
+    const transport = new WebTransportTransport({ session, backend: this.info.backend, control: bidi.value, data, maxFrameBytes: opts.maxFrameBytes });
+    opts.onSession(transport, endpointId);
+  }
+}
+
+interface Library {
+  HttpServer: new (args: Record<string, unknown>) => unknown;
+  Http2Server: new (args: Record<string, unknown>) => unknown;
+}
+
+async function loadLibrary(): Promise<Library> {
+  return (await import('@fails-components/webtransport')) as unknown as Library;
+}
+
+/** HTTP/3 needs the optional native quiche backend; it cannot be installed everywhere. */
+export async function detectBackend(): Promise<WebTransportBackend> {
+  try {
+    await import('@fails-components/webtransport-transport-http3-quiche' as string);
+    return 'http3';
+  } catch {
+    return 'http2';
+  }
+}

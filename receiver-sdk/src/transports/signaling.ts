@@ -1,0 +1,15 @@
+import { ERROR_CODES, MirrorstreamError, type ErrorCode } from '../errors.js';
+
+/** A signaling answer that is not the expected one, as a coded error (401 is not retryable). */
+export async function httpError(res: Response): Promise<MirrorstreamError> {
+  let code: ErrorCode = res.status === 401 ? 'MS_UNAUTHORIZED' : 'MS_TRANSPORT_CLOSED';
+  let message = `signaling answered ${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (body.error?.code && Object.prototype.hasOwnProperty.call(ERROR_CODES, body.error.code)) code = body.error.code as ErrorCode;
+    if (body.error?.message) message = `signaling: ${body.error.message}`;
+  } catch {
+    // not our JSON error body
+  }
+  return new MirrorstreamError(code, message, { retryable: res.status !== 401 });
+}

@@ -1,0 +1,173 @@
+import { TypedEmitter } from '../emitter.js';
+import { MirrorstreamError } from '../errors.js';
+import { FrameReader, lengthPrefixed } from '../framing.js';
+import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../protocol.js';
+import { httpError } from './signaling.js';
+
+/**
+ * WebTransport dialer on the W3C `WebTransport` API: browsers' native one, or in Node
+ * @fails-components/webtransport's (over HTTP/2 when the gateway has no HTTP/3). The
+ * gateway hands out a single-use session URL and the hash of its certificate.
+ */
+export interface WebTransportTicket {
+  url: string;
+  backend: 'http3' | 'http2';
+  certificate_hashes: { algorithm: 'sha-256'; value: string }[];
+}
+
+/** The subset of the W3C WebTransport interface the dialer uses. */
+export interface WebTransportLike {
+  readonly ready: Promise<unknown>;
+  readonly closed: Promise<unknown>;
+  readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
+  readonly datagrams?: { readable: ReadableStream<Uint8Array> };
+  createBidirectionalStream(): Promise<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>;
+  close(info?: { closeCode?: number; reason?: string }): void;
+}
+
+export type WebTransportCtor = new (url: string, options: Record<string, unknown>) => WebTransportLike;
+
+export interface WebTransportDialOptions {
+  gatewayUrl: string;
+  endpointId: string;
+  token: string | (() => Promise<string>);
+  WebTransport: WebTransportCtor;
+  /** Extra constructor options per ticket (Node: `forceReliable` for the HTTP/2 backend). */
+  extraOptions?: (ticket: WebTransportTicket) => Record<string, unknown>;
+  connectTimeoutMs?: number;
+  maxFrameBytes?: number;
+  fetch?: typeof fetch;
+}
+
+export function webtransportDialer(opts: WebTransportDialOptions): Dialer {
+  return () => dialWebTransport(opts);
+}
+
+async function dialWebTransport(opts: WebTransportDialOptions): Promise<FrameLink> {
+  const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const token = typeof opts.token === 'string' ? opts.token : await opts.token();
+  const base = opts.gatewayUrl.replace(/\/+$/, '');
+  const res = await doFetch(`${base}/v1/endpoints/${encodeURIComponent(opts.endpointId)}/webtransport`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  if (res.status !== 201) throw await httpError(res);
+  const ticket = (await res.json()) as WebTransportTicket;
+  const wt = new opts.WebTransport(ticket.url, {
+    serverCertificateHashes: ticket.certificate_hashes.map((h) => ({ algorithm: h.algorithm, value: base64ToBytes(h.value) })),
+    ...opts.extraOptions?.(ticket),
+  });
+  wt.closed.catch(() => undefined);
+  const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      wt.ready,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', `WebTransport not ready after ${timeoutMs} ms`, { retryable: true })), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    wt.close();
+    throw error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', `WebTransport: ${String(error)}`, { retryable: true, cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+  const control = await wt.createBidirectionalStream();
+  return new WebTransportLink(wt, control, ticket.backend, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+}
+
+class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
+  readonly #wt: WebTransportLike;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #closed = false;
+
+  constructor(
+    wt: WebTransportLike,
+    control: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> },
+    backend: 'http3' | 'http2',
+    maxFrameBytes: number,
+  ) {
+    super();
+    this.#wt = wt;
+    this.#writer = control.writable.getWriter();
+    void this.#read(control.readable, 'control', maxFrameBytes);
+    void this.#acceptDataStreams(maxFrameBytes);
+    if (backend === 'http3' && wt.datagrams) void this.#readDatagrams(wt.datagrams.readable);
+    wt.closed.then(
+      () => this.close('session closed'),
+      () => this.close('session failed'),
+    );
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  send(bytes: Uint8Array, _channel: LinkChannel): boolean {
+    if (this.#closed) return false;
+    // everything the receiver sends (HELLO, ACK, heartbeats, reports) is control traffic
+    this.#writer.write(lengthPrefixed(bytes)).catch(() => this.close('control stream write failed'));
+    return true;
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#wt.close({ closeCode: 0, reason: reason.slice(0, 100) });
+    } catch {
+      // already closed
+    }
+    this.emit('close', reason);
+  }
+
+  async #acceptDataStreams(maxFrameBytes: number): Promise<void> {
+    const reader = this.#wt.incomingUnidirectionalStreams.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || !value) return;
+        void this.#read(value, 'data', maxFrameBytes);
+      }
+    } catch {
+      this.close('incoming streams failed');
+    }
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>, channel: LinkChannel, maxFrameBytes: number): Promise<void> {
+    const reader = stream.getReader();
+    const frames = new FrameReader(maxFrameBytes);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        for (const frame of frames.push(value)) this.emit('message', frame, channel);
+      }
+      if (channel === 'control') this.close('control stream ended');
+    } catch (error) {
+      this.close(error instanceof Error ? `${channel} stream: ${error.message}` : `${channel} stream failed`);
+    }
+  }
+
+  async #readDatagrams(readable: ReadableStream<Uint8Array>): Promise<void> {
+    const reader = readable.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        this.emit('message', value, 'data-unreliable');
+      }
+    } catch {
+      // datagrams end with the session
+    }
+  }
+}
+
+function base64ToBytes(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
