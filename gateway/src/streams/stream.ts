@@ -99,6 +99,8 @@ export interface Cursor {
   bytesSent: number;
   /** Sent DATA not yet acked, oldest first: [seq, sentAt, bytes] (ack lag, delivery rate). */
   inFlight: [number, number, number][];
+  /** Index of the oldest unacked entry in `inFlight` (acked ones are dropped in batches). */
+  inFlightHead: number;
   /** Bytes of DATA this endpoint acked (skipped chunks excluded), over the health window. */
   delivered: RateWindow;
   /** The same over a short window: pacing follows it so a new path ramps in a few RTTs. */
@@ -265,13 +267,20 @@ export class Stream {
     if (acked <= c.lastAcked) return;
     c.lastAcked = acked;
     const now = this.#opts.clock();
-    let done = 0;
-    while (done < c.inFlight.length && (c.inFlight[done]?.[0] ?? Infinity) <= acked) {
-      c.delivered.add(now, c.inFlight[done]?.[2] ?? 0);
-      c.deliveredRecent.add(now, c.inFlight[done]?.[2] ?? 0);
-      done++;
+    let bytes = 0;
+    while (c.inFlightHead < c.inFlight.length && (c.inFlight[c.inFlightHead]?.[0] ?? Infinity) <= acked) {
+      bytes += c.inFlight[c.inFlightHead]?.[2] ?? 0;
+      c.inFlightHead++;
     }
-    if (done > 0) c.inFlight.splice(0, done);
+    if (bytes > 0) {
+      c.delivered.add(now, bytes);
+      c.deliveredRecent.add(now, bytes);
+    }
+    // compact now and then instead of shifting the array on every ack
+    if (c.inFlightHead > 1024 && c.inFlightHead * 2 > c.inFlight.length) {
+      c.inFlight = c.inFlight.slice(c.inFlightHead);
+      c.inFlightHead = 0;
+    }
     if (acked > this.#ackFrontier) this.#ackFrontier = acked;
   }
 
@@ -470,7 +479,7 @@ export class Stream {
         c.pacer.retune(c.deliveredRecent.rate(now), input);
         this.#maybeRaiseLayer(c, now);
       }
-      const head = c.inFlight[0];
+      const head = c.inFlight[c.inFlightHead];
       const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
       c.health.update(now, {
         ack_lag_ms: { value: active ? (head ? now - head[1] : 0) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
@@ -503,6 +512,7 @@ export class Stream {
       chunksSent: 0,
       bytesSent: 0,
       inFlight: [],
+      inFlightHead: 0,
       delivered: new RateWindow(h.windowMs),
       deliveredRecent: new RateWindow(PACING_WINDOW_MS),
       activeSince: undefined,
@@ -562,6 +572,7 @@ export class Stream {
     c.nextSeq = fromSeq;
     c.sentUpTo = Math.max(c.sentUpTo, fromSeq - 1);
     c.inFlight = [];
+    c.inFlightHead = 0;
     c.plan = undefined;
     // a new path starts at the floor rate and ramps with its acks (no burst of the backlog)
     if (!wasActive) c.pacer = new Pacer(this.#opts.pacing, now);
@@ -583,6 +594,7 @@ export class Stream {
     c.role = 'standby';
     c.activeSince = undefined;
     c.inFlight = [];
+    c.inFlightHead = 0;
     this.#sendRole(c, 'standby', this.#ackFrontier + 1);
     this.#opts.hooks.roleChanged({ streamId: this.id, endpointId: c.endpointId, role: 'standby', fromSeq: c.lastAcked + 1, reason, at: now });
   }

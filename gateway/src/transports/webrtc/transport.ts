@@ -69,9 +69,14 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
     }
   }
 
+  /**
+   * Data and control buffers (each read is a native call with node-datachannel, and the
+   * pump asks once per frame, so the tiny unreliable-channel buffer is left out). Seeing
+   * it at the high-water mark starts the drain watch.
+   */
   get bufferedAmount(): number {
-    let total = 0;
-    for (const ch of Object.values(this.#channels)) total += ch.bufferedAmount;
+    const total = this.#channels.data.bufferedAmount + this.#channels.control.bufferedAmount;
+    if (total >= this.highWaterBytes && this.#drainPoll === undefined && !this.#closed) this.#watchDrain();
     return total;
   }
 
@@ -91,7 +96,6 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
     }
     this.#bytesSent += bytes.byteLength;
     this.#messagesSent++;
-    if (this.#drainPoll === undefined && this.bufferedAmount >= this.highWaterBytes) this.#watchDrain();
     return true;
   }
 
