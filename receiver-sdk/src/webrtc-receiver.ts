@@ -21,6 +21,8 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'tok
   rtcConfig?: WebRtcDialOptions['rtcConfig'];
   /** Defaults to the platform's `WebTransport` (the Node entry passes @fails-components'). */
   WebTransport?: WebTransportCtor;
+  /** Pick the WebTransport constructor per session ticket (the browser entry uses it). */
+  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor;
   /** Extra WebTransport constructor options per session ticket. */
   webtransportOptions?: (ticket: WebTransportTicket) => Record<string, unknown>;
   connectTimeoutMs?: number;
@@ -44,7 +46,8 @@ export class Receiver extends ReceiverCore {
   }
 
   constructor(options: ReceiverOptions) {
-    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, transports, webtransportOptions, ...core } = options;
+    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, transports, webtransportOptions, selectWebTransport, ...core } =
+      options;
     const globals = globalThis as { RTCPeerConnection?: typeof RTCPeerConnection; WebTransport?: WebTransportCtor };
     const order = transports && transports.length > 0 ? [...transports] : (['webrtc'] as TransportName[]);
     const dialers = new Map<TransportName, Dialer>();
@@ -66,7 +69,7 @@ export class Receiver extends ReceiverCore {
           }),
         );
       } else {
-        const Wt = options.WebTransport ?? globals.WebTransport;
+        const Wt = options.WebTransport ?? globals.WebTransport ?? (selectWebTransport as unknown as WebTransportCtor | undefined);
         if (!Wt) throw new TypeError('no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
         dialers.set(
           name,
@@ -75,6 +78,7 @@ export class Receiver extends ReceiverCore {
             endpointId: options.endpointId,
             token,
             WebTransport: Wt,
+            ...(selectWebTransport ? { selectWebTransport } : {}),
             ...(webtransportOptions ? { extraOptions: webtransportOptions } : {}),
             ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
             ...(signalingFetch ? { fetch: signalingFetch } : {}),

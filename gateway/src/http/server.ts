@@ -1,5 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
@@ -48,6 +50,10 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.contentType).send(await metrics.text());
   });
+
+  // the browser build of the receiver SDK, for pages served by anyone (the demo, e2e tests)
+  const sdkDir = browserSdkDir();
+  if (sdkDir) app.use('/sdk', express.static(sdkDir, { fallthrough: true, maxAge: 0 }));
 
   app.use('/v1', signalingRouter(gateway));
 
@@ -202,6 +208,15 @@ function signalingRouter(gateway: Gateway): express.Router {
     res.status(204).end();
   });
   return r;
+}
+
+/** receiver-sdk/dist/browser (built by `npm run build:browser`), if present. */
+function browserSdkDir(): string | undefined {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('@mirrorstream/receiver')), 'browser');
+  } catch {
+    return undefined;
+  }
 }
 
 function bearer(req: Request): string | undefined {

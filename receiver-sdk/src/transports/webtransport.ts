@@ -33,6 +33,8 @@ export interface WebTransportDialOptions {
   endpointId: string;
   token: string | (() => Promise<string>);
   WebTransport: WebTransportCtor;
+  /** Pick the constructor per ticket instead (browsers: native for HTTP/3, the WebSocket tunnel for HTTP/2). */
+  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor;
   /** Extra constructor options per ticket (Node: `forceReliable` for the HTTP/2 backend). */
   extraOptions?: (ticket: WebTransportTicket) => Record<string, unknown>;
   connectTimeoutMs?: number;
@@ -54,7 +56,8 @@ async function dialWebTransport(opts: WebTransportDialOptions): Promise<FrameLin
   });
   if (res.status !== 201) throw await httpError(res);
   const ticket = (await res.json()) as WebTransportTicket;
-  const wt = new opts.WebTransport(ticket.url, {
+  const Ctor = opts.selectWebTransport?.(ticket) ?? opts.WebTransport;
+  const wt = new Ctor(ticket.url, {
     serverCertificateHashes: ticket.certificate_hashes.map((h) => ({ algorithm: h.algorithm, value: base64ToBytes(h.value) })),
     ...opts.extraOptions?.(ticket),
   });
