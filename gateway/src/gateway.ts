@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { MirrorstreamError, RealClock, TypedEmitter, type Clock } from '@mirrorstream/receiver';
+import { MirrorstreamError, ProtocolError, RealClock, TypedEmitter, type Clock } from '@mirrorstream/receiver';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type GatewayConfig, type GatewayConfigInput } from './config.js';
 import { Connection } from './endpoints/connection.js';
@@ -175,6 +175,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       pacing: { minBytesPerSec: this.config.rate.minPaceBytesPerSec, gain: this.config.rate.paceGain, burstMs: this.config.rate.paceBurstMs },
       hooks: {
         wake: (ms, fn) => void this.clock.setTimeout(fn, ms),
+        switchTransport: (id, reasons) => this.#switchTransport(this.#endpoint(id), reasons),
         endpoint: (id) => this.#endpoint(id),
         roleChanged: (e) => this.emit('roleChanged', e),
         switched: (e) => {
@@ -463,6 +464,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       const now = this.clock.now();
       const ep = this.#endpoint(endpointId);
       const previous = ep.state;
+      ep.transports = hello.transports ?? [];
       const replaced = ep.attach(conn, now);
       replaced?.close('replaced by a newer connection');
       conn.welcome();
@@ -573,6 +575,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       if (ep.assess(now)) {
         const h = ep.health();
         this.log.warn({ endpointId: ep.id, verdict: h.verdict, reasons: h.reasons, score: h.score }, 'endpoint path health changed');
+        if (ep.degraded) this.#switchTransport(ep, ep.health().reasons);
       }
     }
     for (const s of this.#streams.values()) s.evaluate(now);
@@ -581,6 +584,18 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       for (const s of this.#streams.values()) s.log.evictExpired(now);
     }
     if (this.#drainWaiters.size > 0) for (const w of [...this.#drainWaiters]) w();
+  }
+
+  /**
+   * Transport pair: an endpoint whose preferred transport degraded, and that said in HELLO
+   * it has another, is asked to reconnect over the next one (ERROR MS_TRANSPORT_DEGRADED;
+   * the SDK rotates). Only ever away from the first-listed transport, so it cannot ping-pong.
+   */
+  #switchTransport(ep: Endpoint, reasons: string[]): void {
+    const conn = ep.link;
+    if (!conn || !ep.canSwitchTransport) return;
+    this.log.warn({ endpointId: ep.id, from: conn.transport.kind, to: ep.transports[1], reasons }, 'preferred transport degraded: asking the endpoint to switch');
+    conn.fail(new ProtocolError('MS_TRANSPORT_DEGRADED', `${conn.transport.kind} path is degraded (${reasons.join(', ')}); reconnect over ${ep.transports[1]}`));
   }
 
   #emitHealth(ep: Endpoint, previous: EndpointState, at: number): void {

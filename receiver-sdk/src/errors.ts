@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   MS_PAYLOAD_TOO_LARGE: 'request body or chunk is larger than allowed',
   MS_UNSUPPORTED_MEDIA_TYPE: 'content type is not accepted here',
   MS_BACKPRESSURE: 'the stream is backpressured by a slow endpoint; retry later',
+  MS_TRANSPORT_DEGRADED: 'this transport is degraded: reconnect over the next one',
   MS_GATEWAY_CLOSED: 'the gateway is closing or closed',
   MS_TRANSPORT_CLOSED: 'the transport is closed',
   MS_CONFIG_INVALID: 'configuration is invalid',

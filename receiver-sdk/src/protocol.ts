@@ -67,6 +67,8 @@ export interface HelloFrame {
   token: string;
   sdkVersion: string;
   resume: Record<string, number>;
+  /** Optional: the transports this receiver can use, in preference order (it may switch on request). */
+  transports?: string[];
 }
 
 export interface WelcomeFrame {
@@ -208,7 +210,11 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case FrameType.HEARTBEAT_ACK:
       return packr.pack([frame.type, frame.nonce, frame.sentAt]);
     case FrameType.HELLO:
-      return packr.pack([FrameType.HELLO, frame.version, frame.endpointId, frame.token, frame.sdkVersion, frame.resume]);
+      return packr.pack(
+        frame.transports === undefined
+          ? [FrameType.HELLO, frame.version, frame.endpointId, frame.token, frame.sdkVersion, frame.resume]
+          : [FrameType.HELLO, frame.version, frame.endpointId, frame.token, frame.sdkVersion, frame.resume, frame.transports],
+      );
     case FrameType.WELCOME:
       return packr.pack([FrameType.WELCOME, frame.version, frame.sessionId, frame.heartbeatIntervalMs, frame.maxFrameBytes]);
     case FrameType.RECEIVER_REPORT:
@@ -239,7 +245,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
 
 // Allowed array lengths per frame type, indexed by type; DATA may omit trailing key/layer.
 const MIN_ARITY = [0, 6, 5, 5, 3, 3, 3, 7, 4, 5, 3, 3] as const;
-const MAX_ARITY = [0, 6, 5, 7, 3, 3, 3, 7, 4, 5, 3, 3] as const;
+const MAX_ARITY = [0, 7, 5, 7, 3, 3, 3, 7, 4, 5, 3, 3] as const;
 
 function fail(code: ErrorCode, message: string): DecodeResult {
   return { ok: false, error: new ProtocolError(code, message) };
@@ -609,7 +615,12 @@ function validateHello(a: unknown[]): HelloFrame | string {
   if (!isString(sdkVersion, MAX_STRING_LENGTH)) return 'HELLO.sdkVersion must be a string';
   const resume = toResume(a[5]);
   if (resume === undefined) return `HELLO.resume must map at most ${MAX_RESUME_ENTRIES} stream ids to unsigned integers`;
-  return { type: FrameType.HELLO, version, endpointId, token, sdkVersion, resume };
+  if (a.length < 7) return { type: FrameType.HELLO, version, endpointId, token, sdkVersion, resume };
+  const transports = a[6];
+  if (!Array.isArray(transports) || transports.length > 4 || !transports.every((t) => typeof t === 'string' && /^[a-z0-9-]{1,32}$/.test(t))) {
+    return 'HELLO.transports must be at most 4 transport names';
+  }
+  return { type: FrameType.HELLO, version, endpointId, token, sdkVersion, resume, transports: transports as string[] };
 }
 
 /**

@@ -59,6 +59,8 @@ export interface ReceiverCoreOptions {
   reorderLimit?: number;
   /** How often to send RECEIVER_REPORT per stream (0 disables). */
   reportIntervalMs?: number;
+  /** Transport names this receiver can dial, in preference order (told to the gateway in HELLO). */
+  transports?: readonly string[];
   maxFrameBytes?: number;
 }
 
@@ -118,6 +120,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       gatewayTimeoutMs: options.gatewayTimeoutMs,
       reorderLimit: options.reorderLimit ?? 4096,
       reportIntervalMs: options.reportIntervalMs ?? 1_000,
+      transports: options.transports ?? [],
       maxFrameBytes: options.maxFrameBytes ?? 16 * 1024 * 1024,
     };
   }
@@ -190,6 +193,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         token: this.#opts.token,
         sdkVersion: SDK_VERSION,
         resume: this.positions(),
+        ...(this.#opts.transports.length > 1 ? { transports: [...this.#opts.transports] } : {}),
       }),
       'control',
     );

@@ -109,7 +109,7 @@ export class Receiver extends ReceiverCore {
       start = 0;
       throw lastError;
     };
-    super({ ...core, token: typeof token === 'string' ? token : '', dial });
+    super({ ...core, token: typeof token === 'string' ? token : '', dial, transports: names });
     this.#current = current;
   }
 }

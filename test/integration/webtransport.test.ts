@@ -139,4 +139,61 @@ describe('one endpoint, two transports', () => {
       for (const r of relays) await r.close();
     }
   }, 40_000);
+
+  it('the preferred WebTransport path degrades (300 ms delay): the gateway asks the endpoint to switch, it continues on WebRTC', async () => {
+    const { gateway, server } = await startGateway('node-datachannel', { failover: { reconnectGraceMs: 2_000 } });
+    const relays: TcpRelay[] = [];
+    const viaRelay: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!String(input).endsWith('/webtransport') || res.status !== 201) return res;
+      const ticket = (await res.json()) as { url: string };
+      const url = new URL(ticket.url);
+      const relay = await TcpRelay.start({ target: { host: '127.0.0.1', port: Number(url.port) } });
+      relays.push(relay);
+      url.port = String(relay.port);
+      return new Response(JSON.stringify({ ...ticket, url: url.toString() }), { status: 201, headers: { 'content-type': 'application/json' } });
+    };
+    const chunks: { seq: number; at: number }[] = [];
+    const rxs: Receiver[] = [];
+    try {
+      gateway.createStream({ stream_id: 'deg', endpoint_list: ['a', 'b'] });
+      const a = new Receiver({ gatewayUrl: server.url, endpointId: 'a', token: (await gateway.issueToken('a')).token, transports: ['webtransport', 'webrtc'], rtcConfig: { bindAddress: '127.0.0.1' }, fetch: viaRelay, reconnect: { nextRetryDelayMs: () => 50 } });
+      const b = new Receiver({ gatewayUrl: server.url, endpointId: 'b', token: (await gateway.issueToken('b')).token, rtcConfig: { bindAddress: '127.0.0.1' } });
+      rxs.push(a, b);
+      const errors: string[] = [];
+      a.on('error', (e) => errors.push(e.code));
+      const statuses: string[] = [];
+      a.on('status', (st, detail) => statuses.push(`${Math.round(performance.now())} ${st}:${detail}`));
+      a.on('chunk', (c) => chunks.push({ seq: c.seq, at: performance.now() }));
+      await a.connect();
+      await b.connect();
+      await waitFor(() => gateway.getStream('deg').active[0] === 'a', 5_000, 'a active');
+      let impairedAt = 0;
+      for (let i = 1; i <= 1_500; i++) {
+        await gateway.publish('deg', new Uint8Array(256));
+        if (i === 400) {
+          for (const r of relays) r.set({ delayMs: 300 }, 'both');
+          impairedAt = performance.now();
+          statuses.push(`${Math.round(impairedAt)} IMPAIRED`);
+        }
+        await new Promise((res) => setTimeout(res, 4));
+      }
+      await waitFor(() => (chunks.at(-1)?.seq ?? 0) >= 1_500, 20_000, 'a continues on WebRTC').catch((error: unknown) => {
+        const sw = gateway.streamHealth("deg").switches.map((x) => `${x.from}->${x.to}:${x.reason}:${JSON.stringify(x.detail)}@${Math.round(x.at - Date.now())}`);
+        throw new Error(`${String(error)}; errors ${errors.join(',')}; transport ${a.transport}; statuses ${statuses.join(' | ')}; last ${chunks.at(-1)?.seq}; switches ${sw.join(', ')}; a ${JSON.stringify(gateway.endpointHealth('a').path.reasons)} ${gateway.endpointHealth('a').transport?.kind}`);
+      });
+      // the ERROR frame or, when the session closes first, the close reason carries the code
+      expect([...errors, ...statuses].some((x) => x.includes('MS_TRANSPORT_DEGRADED'))).toBe(true);
+      expect(a.transport).toBe('webrtc');
+      expect(chunks.map((c) => c.seq)).toEqual(Array.from({ length: 1_500 }, (_, i) => i + 1));
+      expect(gateway.streamHealth('deg').switches.filter((s) => s.to === 'b')).toEqual([]);
+      const back = statuses.map((x) => x.split(' ')).find(([t, st]) => Number(t) > impairedAt && st?.startsWith('connected'));
+      console.log(`[transport pair, degraded] WebTransport delayed 300 ms at chunk 400: endpoint a reconnected over WebRTC ${(Number(back?.[0]) - impairedAt).toFixed(0)} ms after the impairment; the stream stayed on a, no gap`);
+    } finally {
+      for (const r of rxs) r.close();
+      await gateway.close();
+      await server.close();
+      for (const r of relays) await r.close();
+    }
+  }, 60_000);
 });

@@ -595,3 +595,15 @@ describe('fuzz', () => {
     expect(stats.codes['MS_FRAME_TOO_LARGE']).toBeUndefined();
   });
 });
+
+describe('HELLO transports (optional 7th field)', () => {
+  it('round-trips the transport list and rejects a bad one', () => {
+    const hello = { type: FrameType.HELLO, version: 1, endpointId: 'e', token: 't', sdkVersion: '1', resume: {}, transports: ['webtransport', 'webrtc'] } as const;
+    const d = decodeFrame(encodeFrame({ ...hello, transports: [...hello.transports] }));
+    expect(d.ok && d.frame).toEqual({ ...hello, transports: ['webtransport', 'webrtc'] });
+    const bad = decodeFrame(encodeFrame({ ...hello, transports: ['NOT OK'] }));
+    expect(bad.ok ? undefined : bad.error.code).toBe('MS_FRAME_INVALID_FIELD');
+    const many = decodeFrame(encodeFrame({ ...hello, transports: ['a', 'b', 'c', 'd', 'e'] }));
+    expect(many.ok ? undefined : many.error.code).toBe('MS_FRAME_INVALID_FIELD');
+  });
+});

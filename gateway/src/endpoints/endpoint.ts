@@ -16,7 +16,8 @@ export class Endpoint implements EndpointView {
   readonly #heartbeat: HeartbeatConfig;
   readonly #healthConfig: HealthConfig;
   readonly #probes: ProbeWindow;
-  readonly #health: HealthTracker;
+  #health: HealthTracker;
+  #lastKind: string | undefined;
   /** Latest RECEIVER_REPORT per stream and the one before it (for per-interval loss). */
   readonly #reports = new Map<string, { at: number; now: ReceiverReport; before: ReceiverReport | undefined }>();
   /** When the endpoint last became alive *and* healthy: what fail-back's stable period counts from. */
@@ -30,6 +31,14 @@ export class Endpoint implements EndpointView {
   srttMs: number | undefined;
   lastHeartbeatAt: number | undefined;
   connects = 0;
+  /** What the receiver said in HELLO it can dial, in preference order. */
+  transports: string[] = [];
+
+  /** On its first-listed transport with another one to go to. */
+  get canSwitchTransport(): boolean {
+    const kind = this.link?.transport.kind;
+    return kind !== undefined && this.transports.length >= 2 && this.transports[0] === kind;
+  }
   /** When the last connection closed (undefined while connected). */
   disconnectedAt: number | undefined;
   /** Times the detector moved the endpoint to suspect or dead. */
@@ -132,6 +141,11 @@ export class Endpoint implements EndpointView {
   /** A connection finished its handshake; returns the one it replaces, if any. */
   attach(connection: Connection, now: number): Connection | undefined {
     const previous = this.#connection;
+    // a different transport is a different path: its health is measured afresh
+    if (this.#lastKind !== undefined && this.#lastKind !== connection.transport.kind) {
+      this.#health = new HealthTracker({ degradeAfterMs: this.#healthConfig.degradeAfterMs, recoverAfterMs: this.#healthConfig.recoverAfterMs }, now);
+    }
+    this.#lastKind = connection.transport.kind;
     this.#connection = connection;
     this.#detector = new PhiAccrualDetector({
       expectedIntervalMs: this.#heartbeat.intervalMs,

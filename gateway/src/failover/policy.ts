@@ -72,7 +72,8 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
     // a degraded member goes only if a healthy outsider can take its place
     let spare = candidates.filter((c) => !c.active && good(c)).length;
     for (const m of [...set].reverse()) {
-      if (!m.degraded || spare === 0) continue;
+      // one in its reconnect grace is coming back on a new path: judge that path, not the old
+      if (!m.degraded || m.state === 'disconnected' || spare === 0) continue;
       set = set.filter((x) => x !== m);
       demoted.push({ id: m.id, reason: 'degraded' });
       spare--;

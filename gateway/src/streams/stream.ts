@@ -29,6 +29,8 @@ export interface EndpointView {
   readonly degraded: boolean;
   /** When the last connection closed (while disconnected). */
   readonly disconnectedAt: number | undefined;
+  /** It is on its preferred transport and has another: a degraded path is fixed by switching transport first. */
+  readonly canSwitchTransport: boolean;
   /** Loss the receiver reported for this stream between its last two reports. */
   receiverLoss(streamId: string): number | undefined;
   health(): HealthSnapshot;
@@ -63,6 +65,8 @@ export interface StreamHooks {
   gap(e: { streamId: string; endpointId: string; from: number; to: number; reason: string }): void;
   /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
   wake(ms: number, fn: () => void): void;
+  /** Ask an endpoint to reconnect over its next transport (its path is degraded). */
+  switchTransport(endpointId: string, reasons: string[]): void;
 }
 
 export interface StreamOptions {
@@ -291,6 +295,8 @@ export class Stream {
   endpointConnected(endpointId: string, resume: number | undefined, now: number): void {
     const c = this.#cursors.get(endpointId);
     if (!c) return;
+    // a new connection is a new path: its stream-level health is measured afresh
+    c.health = new HealthTracker({ degradeAfterMs: this.#opts.health.degradeAfterMs, recoverAfterMs: this.#opts.health.recoverAfterMs }, now);
     if (resume !== undefined) this.ack(endpointId, resume);
     if (c.role === 'active') this.#activate(c, this.#startSeq(c), now, undefined);
     else this.#sendRole(c, 'standby', this.#ackFrontier + 1);
@@ -304,12 +310,22 @@ export class Stream {
     const candidates = this.#order.map((id) => {
       const view = hooks.endpoint(id);
       // an endpoint being removed looks disconnected to the policy, so it is replaced
-      const state = id === removing ? 'disconnected' : view.state;
-      const streamDegraded = this.#cursors.get(id)?.health.verdict === 'degraded';
+      let state: EndpointState = id === removing ? 'disconnected' : view.state;
+      const cursor = this.#cursors.get(id);
+      const streamDegraded = cursor?.health.verdict === 'degraded';
+      let degraded = view.degraded || streamDegraded;
+      if ((degraded || state === 'dead') && cursor?.role === 'active' && view.canSwitchTransport && id !== removing) {
+        // the transport pair goes first: the endpoint keeps its role (reconnect grace) while
+        // it changes transport, before the stream fails over to another endpoint
+        const why = state === 'dead' ? ['heartbeat-timeout'] : [...view.health().reasons, ...cursor.health.reasons];
+        hooks.switchTransport(id, why);
+        degraded = false;
+        state = 'suspect';
+      }
       return {
         id,
         state,
-        degraded: view.degraded || streamDegraded,
+        degraded,
         upSince: streamDegraded ? undefined : view.upSince,
         disconnectedAt: id === removing ? undefined : view.disconnectedAt,
         active: this.#active.includes(id),
