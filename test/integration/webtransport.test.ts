@@ -4,6 +4,23 @@ import { Receiver, type Chunk } from '../../receiver-sdk/src/node.js';
 import { TcpRelay } from '../../netsim/index.js';
 import { runFailover, startGateway, waitFor } from '../helpers/webrtc-scenario.js';
 
+/**
+ * A signaling fetch that routes the WebTransport session URL through a netsim TCP relay
+ * (so a test can reset or delay it); everything else passes through.
+ */
+function webtransportViaRelay(relays: TcpRelay[]): typeof fetch {
+  return async (input, init) => {
+    const res = await fetch(input, init);
+    if (!String(input).endsWith('/webtransport') || res.status !== 201) return res;
+    const ticket = (await res.json()) as { url: string };
+    const url = new URL(ticket.url);
+    const relay = await TcpRelay.start({ target: { host: '127.0.0.1', port: Number(url.port) } });
+    relays.push(relay);
+    url.port = String(relay.port);
+    return new Response(JSON.stringify({ ...ticket, url: url.toString() }), { status: 201, headers: { 'content-type': 'application/json' } });
+  };
+}
+
 const strictlyIncreasing = (s: number[]): boolean => s.every((v, i) => i === 0 || v > (s[i - 1] ?? 0));
 
 describe('WebTransport over HTTP/2 (no HTTP/3 backend on this machine)', () => {
@@ -82,17 +99,7 @@ describe('one endpoint, two transports', () => {
   it('the WebTransport session is reset: the same endpoint continues on WebRTC with no gap, before the stream fails over', async () => {
     const { gateway, server } = await startGateway('node-datachannel', { failover: { reconnectGraceMs: 2_000 } });
     const relays: TcpRelay[] = [];
-    // WebTransport signaling answers with the gateway's session URL; route it through a TCP relay we can reset
-    const viaRelay: typeof fetch = async (input, init) => {
-      const res = await fetch(input, init);
-      if (!String(input).endsWith('/webtransport') || res.status !== 201) return res;
-      const ticket = (await res.json()) as { url: string };
-      const url = new URL(ticket.url);
-      const relay = await TcpRelay.start({ target: { host: '127.0.0.1', port: Number(url.port) } });
-      relays.push(relay);
-      url.port = String(relay.port);
-      return new Response(JSON.stringify({ ...ticket, url: url.toString() }), { status: 201, headers: { 'content-type': 'application/json' } });
-    };
+    const viaRelay = webtransportViaRelay(relays);
     const chunks: Chunk[] = [];
     const other: Chunk[] = [];
     const rxs: Receiver[] = [];
@@ -143,16 +150,7 @@ describe('one endpoint, two transports', () => {
   it('the preferred WebTransport path degrades (300 ms delay): the gateway asks the endpoint to switch, it continues on WebRTC', async () => {
     const { gateway, server } = await startGateway('node-datachannel', { failover: { reconnectGraceMs: 2_000 } });
     const relays: TcpRelay[] = [];
-    const viaRelay: typeof fetch = async (input, init) => {
-      const res = await fetch(input, init);
-      if (!String(input).endsWith('/webtransport') || res.status !== 201) return res;
-      const ticket = (await res.json()) as { url: string };
-      const url = new URL(ticket.url);
-      const relay = await TcpRelay.start({ target: { host: '127.0.0.1', port: Number(url.port) } });
-      relays.push(relay);
-      url.port = String(relay.port);
-      return new Response(JSON.stringify({ ...ticket, url: url.toString() }), { status: 201, headers: { 'content-type': 'application/json' } });
-    };
+    const viaRelay = webtransportViaRelay(relays);
     const chunks: { seq: number; at: number }[] = [];
     const rxs: Receiver[] = [];
     try {
