@@ -37,3 +37,22 @@ export class ImpairedLink {
     await Promise.all(this.relays.map((r) => r.close()));
   }
 }
+
+/**
+ * Chromium started with `--disable-features=WebRtcHideLocalIpsWithMdns` offers its real host
+ * candidates instead of `.local` names. Its UDP socket listens on every interface, so the
+ * same port on 127.0.0.1 reaches it: rewrite IPv4 host candidates to 127.0.0.1 and drop the
+ * rest, so a relay never sends anywhere but loopback.
+ */
+export function loopbackHostCandidates(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return sdp
+    .split(/\r?\n/)
+    .flatMap((line) => {
+      if (!line.startsWith('a=candidate')) return [line];
+      const m = / (\d+\.\d+\.\d+\.\d+) (\d+) typ host/.exec(line);
+      return m ? [line.replace(m[0], ` 127.0.0.1 ${m[2]} typ host`)] : [];
+    })
+    .join(eol);
+}
+
