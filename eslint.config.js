@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['**/dist/**', 'node_modules/**', 'bench/results/**', 'scratch/**'] },
@@ -13,7 +14,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**', 'bench/**', 'examples/**', 'gateway/src/cli.ts'],
+    files: ['test/**', 'bench/**', 'examples/**', 'demo/server.ts', 'gateway/src/cli.ts'],
     rules: { 'no-console': 'off' },
+  },
+  {
+    // the demo page is plain browser JavaScript
+    files: ['demo/page/**/*.js'],
+    languageOptions: { globals: globals.browser },
   },
 );

@@ -102,7 +102,7 @@ export class HealthTracker {
     for (const [name, m] of this.#metrics) {
       metrics[name] = { ...m };
       if (m.value === undefined) continue;
-      const share = m.kind === 'max' ? (m.value <= 0 ? 0 : m.threshold / m.value) : m.threshold <= 0 ? 1 : m.value / m.threshold;
+      const share = m.kind === 'max' ? (m.value <= 0 ? 1 : m.threshold / m.value) : m.threshold <= 0 ? 1 : m.value / m.threshold;
       score = Math.min(score, share);
     }
     return { verdict: this.#verdict, score: Math.round(Math.max(0, Math.min(1, score)) * 1000) / 1000, since: this.#since, reasons: [...this.#reasons], metrics };

@@ -1,0 +1,60 @@
+import { candidateAddresses, rewriteCandidates } from './sdp.js';
+import type { Impairment } from './impairment.js';
+import { UdpRelay } from './udp-relay.js';
+
+/**
+ * Puts a netsim UDP relay pair between a receiver and the gateway by rewriting both
+ * sides' host candidates during signaling (rewriting one side only lets ICE find the
+ * direct pair): the gateway learns relay B (→ receiver), the receiver learns relay A
+ * (→ gateway). Every packet of the peer connection then crosses the relays.
+ */
+export class ImpairedLink {
+  readonly relays: UdpRelay[] = [];
+
+  /** A `fetch` for the SDK's signaling that inserts the relays. */
+  readonly fetch: typeof fetch = async (input, init) => {
+    const offer = String(init?.body ?? '');
+    const rx = candidateAddresses(offer).find((c) => c.protocol.toLowerCase() === 'udp');
+    if (!rx) throw new Error('offer has no UDP candidate');
+    const toReceiver = await UdpRelay.start({ target: { host: '127.0.0.1', port: rx.port } });
+    this.relays.push(toReceiver);
+    const rewrittenOffer = rewriteCandidates(offer, () => ({ host: '127.0.0.1', port: toReceiver.port }));
+    const res = await fetch(input, { ...init, body: rewrittenOffer });
+    if (res.status !== 201) return res;
+    const answer = await res.text();
+    const gw = candidateAddresses(answer).find((c) => c.protocol.toLowerCase() === 'udp');
+    if (!gw) throw new Error('answer has no UDP candidate');
+    const toGateway = await UdpRelay.start({ target: { host: '127.0.0.1', port: gw.port } });
+    this.relays.push(toGateway);
+    const rewrittenAnswer = rewriteCandidates(answer, () => ({ host: '127.0.0.1', port: toGateway.port }));
+    return new Response(rewrittenAnswer, { status: 201, headers: res.headers });
+  };
+
+  /** Impair both relays in both directions (ICE may use either for either direction). */
+  set(impairment: Partial<Impairment>): void {
+    for (const r of this.relays) r.set(impairment, 'both');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.relays.map((r) => r.close()));
+  }
+}
+
+/**
+ * Chromium started with `--disable-features=WebRtcHideLocalIpsWithMdns` offers its real host
+ * candidates instead of `.local` names. Its UDP socket listens on every interface, so the
+ * same port on 127.0.0.1 reaches it: rewrite IPv4 host candidates to 127.0.0.1 and drop the
+ * rest, so a relay never sends anywhere but loopback.
+ */
+export function loopbackHostCandidates(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return sdp
+    .split(/\r?\n/)
+    .flatMap((line) => {
+      if (!line.startsWith('a=candidate')) return [line];
+      const m = / (\d+\.\d+\.\d+\.\d+) (\d+) typ host/.exec(line);
+      return m ? [line.replace(m[0], ` 127.0.0.1 ${m[2]} typ host`)] : [];
+    })
+    .join(eol);
+}
+

@@ -1,0 +1,60 @@
+import { mkdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'puppeteer-core';
+import { startDemo, type Demo } from '../../demo/server.js';
+import { launchChromium } from '../helpers/chromium.js';
+
+/**
+ * The demo page in real Chromium: the three panels go live, and moving the primary's loss
+ * slider makes the gateway switch, which the page's timeline shows. A screenshot goes to
+ * test/e2e/screenshots/ (git-ignored) to be looked at.
+ */
+let demo: Demo;
+let browser: Browser;
+let closeBrowser: () => Promise<void>;
+
+beforeAll(async () => {
+  demo = await startDemo(0);
+  ({ browser, close: closeBrowser } = await launchChromium(['--disable-features=WebRtcHideLocalIpsWithMdns']));
+}, 60_000);
+
+afterAll(async () => {
+  await closeBrowser?.();
+  await demo?.close();
+});
+
+const text = (page: import('puppeteer-core').Page, sel: string): Promise<string> => page.$eval(sel, (el) => el.textContent ?? '');
+
+describe('demo page', () => {
+  it('goes live, and a slider that degrades the primary causes a switch the page shows', async () => {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1360, height: 1000 });
+    await page.goto(`${demo.url}/demo/`);
+    // live: chunks flowing and the primary active (if a backup connected first, the primary
+    // takes over after its stable period)
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('.role.active').length === 1 &&
+        document.querySelector('.panel:nth-child(1) .role')?.textContent === 'active' &&
+        Number(document.querySelector('#received')?.textContent) > 100,
+      { timeout: 25_000 },
+    );
+    expect(await page.$$eval('.panel .name', (els) => els.map((e) => e.textContent))).toEqual(['primary', 'backup1', 'backup2']);
+    expect(await text(page, '.panel:nth-child(1) .role')).toBe('active');
+    // move the primary's loss slider to 20 %
+    await page.$eval('.panel:nth-child(1) .lossPct', (el) => {
+      const input = el as HTMLInputElement;
+      input.value = '20';
+      input.dispatchEvent(new Event('input'));
+      input.dispatchEvent(new Event('change'));
+    });
+    await page.waitForFunction(() => /primary → .*backup1.*degraded/.test(document.querySelector('#timeline')?.textContent ?? ''), { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector('.panel:nth-child(2) .role')?.textContent === 'active', { timeout: 5_000 });
+    await new Promise((r) => setTimeout(r, 1_500)); // a few refreshes for the charts
+    expect(await text(page, '#missed')).toBe('0');
+    const dir = new URL('./screenshots/', import.meta.url);
+    mkdirSync(dir, { recursive: true });
+    await page.screenshot({ path: new URL('demo.png', dir).pathname as `${string}.png` });
+    console.log(`[demo] timeline: ${(await text(page, '#timeline')).slice(0, 160)}; received ${await text(page, '#received')}, missed ${await text(page, '#missed')}`);
+  }, 60_000);
+});
