@@ -12,7 +12,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { createGateway, createHttpApp, type Gateway } from '../gateway/src/index.js';
+import { createGateway, createHttpApp, createMetrics, type Gateway } from '../gateway/src/index.js';
 import { ImpairedLink, loopbackHostCandidates } from '../netsim/index.js';
 
 const ENDPOINTS = ['primary', 'backup1', 'backup2'] as const;
@@ -34,7 +34,8 @@ export async function startDemo(port = 0, host = '127.0.0.1'): Promise<Demo> {
     health: { recoverAfterMs: 2_000 },
   });
   const apiKey = 'demo-key-not-for-production';
-  const app = createHttpApp(gateway, { apiKey });
+  const metrics = createMetrics(gateway);
+  const app = createHttpApp(gateway, { apiKey, metrics });
   const demo = express.Router();
   const links = new Map<string, ImpairedLink>();
   const killed = new Set<string>();
@@ -109,6 +110,7 @@ export async function startDemo(port = 0, host = '127.0.0.1'): Promise<Demo> {
     gateway,
     close: async () => {
       clearInterval(feed);
+      metrics.close();
       await gateway.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

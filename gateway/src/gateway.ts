@@ -120,6 +120,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   #closing = false;
   #closed: Promise<void> | undefined;
   readonly #drainWaiters = new Set<() => void>();
+  /** Connections already asked to switch transport (asked once, closed on a microtask). */
+  readonly #switching = new WeakSet<Connection>();
   readonly #tokens: EndpointTokens;
   #webrtc: Promise<WebRtcEngine> | undefined;
   #webtransport: Promise<WebTransportService> | undefined;
@@ -593,9 +595,14 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
    */
   #switchTransport(ep: Endpoint, reasons: string[]): void {
     const conn = ep.link;
-    if (!conn || !ep.canSwitchTransport) return;
+    if (!conn || !ep.canSwitchTransport || this.#switching.has(conn)) return;
+    this.#switching.add(conn);
     this.log.warn({ endpointId: ep.id, from: conn.transport.kind, to: ep.transports[1], reasons }, 'preferred transport degraded: asking the endpoint to switch');
-    conn.fail(new ProtocolError('MS_TRANSPORT_DEGRADED', `${conn.transport.kind} path is degraded (${reasons.join(', ')}); reconnect over ${ep.transports[1]}`));
+    // closed on a microtask: this is called from inside a stream's evaluation, and a close
+    // re-evaluates every stream of the endpoint
+    queueMicrotask(() =>
+      conn.fail(new ProtocolError('MS_TRANSPORT_DEGRADED', `${conn.transport.kind} path is degraded (${reasons.join(', ')}); reconnect over ${ep.transports[1]}`)),
+    );
   }
 
   #emitHealth(ep: Endpoint, previous: EndpointState, at: number): void {

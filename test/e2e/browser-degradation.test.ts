@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { ImpairedLink, loopbackHostCandidates } from '../helpers/impaired-link.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
 
@@ -32,29 +32,17 @@ afterAll(async () => {
 async function impairedPage(endpointId: string): Promise<Page> {
   const link = new ImpairedLink();
   links.set(endpointId, link);
-  const page = await browser.newPage();
-  await page.exposeFunction('signal', async (url: string, body: string, auth: string) => {
-    const res = await link.fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: auth }, body: loopbackHostCandidates(body) });
-    return { status: res.status, location: res.headers.get('location'), text: await res.text() };
-  });
-  await page.goto(`${server.url}/healthz`);
   const { token } = await gateway.issueToken(endpointId);
-  // a string, not a function: vitest would rewrite import() inside a function body
-  await page.evaluate(`(async () => {
-    const sdk = await import(${JSON.stringify(`${server.url}/sdk/mirrorstream-receiver.js`)});
-    window.got = [];
-    const viaTest = async (url, init) => {
-      if (init && init.method === 'POST' && String(url).endsWith('/webrtc')) {
-        const r = await window.signal(String(url), init.body, init.headers.authorization);
-        return new Response(r.text, { status: r.status, headers: r.location ? { location: r.location } : {} });
-      }
-      return fetch(url, init);
-    };
-    const rx = new sdk.Receiver({ gatewayUrl: ${JSON.stringify(server.url)}, endpointId: ${JSON.stringify(endpointId)}, token: ${JSON.stringify(token)}, fetch: viaTest });
-    rx.on('chunk', (c) => window.got.push(c.seq));
-    await rx.connect();
-  })()`);
-  return page;
+  return openReceiverPage(browser, {
+    gatewayUrl: server.url,
+    endpointId,
+    token,
+    // the page's signaling goes through the relay pair, with its host candidates on loopback
+    signal: async (url, body, authorization) => {
+      const res = await link.fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization }, body: loopbackHostCandidates(body) });
+      return { status: res.status, location: res.headers.get('location'), text: await res.text() };
+    },
+  });
 }
 
 describe('degradation failover between Chromium pages (netsim)', () => {
@@ -80,7 +68,7 @@ describe('degradation failover between Chromium pages (netsim)', () => {
     }
     await waitFor(() => switches.some((s) => s.from === 'd1'), 10_000, 'switch away from d1');
     const seqsOf = async (): Promise<Map<string, number[]>> =>
-      new Map(await Promise.all(ids.map(async (id) => [id, await pages.get(id)!.evaluate(() => (window as unknown as { got: number[] }).got)] as const)));
+      new Map(await Promise.all(ids.map(async (id) => [id, (await pageChunks(pages.get(id)!)).map(([seq]) => seq)] as const)));
     let all = await seqsOf();
     const deadline = Date.now() + 15_000;
     while (new Set([...all.values()].flat()).size < 3_000 && Date.now() < deadline) {

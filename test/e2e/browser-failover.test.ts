@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
 
 /**
@@ -27,22 +27,11 @@ afterAll(async () => {
 });
 
 async function receiverPage(endpointId: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/healthz`);
   const { token } = await gateway.issueToken(endpointId);
-  // a string, not a function: vitest would rewrite import() inside a function body
-  await page.evaluate(`(async () => {
-    const sdk = await import(${JSON.stringify(`${server.url}/sdk/mirrorstream-receiver.js`)});
-    window.got = [];
-    const rx = new sdk.Receiver({ gatewayUrl: ${JSON.stringify(server.url)}, endpointId: ${JSON.stringify(endpointId)}, token: ${JSON.stringify(token)} });
-    rx.on('chunk', (c) => window.got.push([c.seq, performance.timeOrigin + performance.now()]));
-    await rx.connect();
-    window.rx = rx;
-  })()`);
-  return page;
+  return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token });
 }
 
-const got = (page: Page): Promise<[number, number][]> => page.evaluate(() => (window as unknown as { got: [number, number][] }).got);
+const got = pageChunks;
 
 describe('failover between Chromium pages', () => {
   it('3 pages, 3 000 chunks, the active page is closed (crash-like): the next takes over, union 1..3 000', async () => {

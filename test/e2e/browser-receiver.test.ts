@@ -6,7 +6,7 @@ import selfsigned from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
 
 /**
@@ -50,20 +50,8 @@ afterAll(async () => {
 });
 
 async function browserReceiver(endpointId: string, transports: string[]) {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/healthz`);
   const { token } = await gateway.issueToken(endpointId);
-  // a string, not a function: vitest would rewrite import() inside a function body
-  await page.evaluate(`(async () => {
-    const sdk = await import(${JSON.stringify(`${server.url}/sdk/mirrorstream-receiver.js`)});
-    window.seqs = [];
-    const rx = new sdk.Receiver({ gatewayUrl: ${JSON.stringify(server.url)}, endpointId: ${JSON.stringify(endpointId)}, token: ${JSON.stringify(token)}, transports: ${JSON.stringify(transports)} });
-    rx.on('chunk', (c) => window.seqs.push(c.seq));
-    await rx.connect();
-    window.rx = rx;
-    window.transport = rx.transport;
-  })()`);
-  return page;
+  return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token, transports });
 }
 
 describe('browser receiver SDK in headless Chromium', () => {
@@ -74,7 +62,7 @@ describe('browser receiver SDK in headless Chromium', () => {
     expect(await page.evaluate(() => (window as unknown as { transport: string }).transport)).toBe(transport);
     await waitFor(() => gateway.getStream(id).active.length === 1, 5_000, 'active');
     for (let i = 1; i <= 2_000; i++) await gateway.publish(id, `tick ${i}`);
-    const seqs = async (): Promise<number[]> => page.evaluate(() => (window as unknown as { seqs: number[] }).seqs);
+    const seqs = async (): Promise<number[]> => (await pageChunks(page)).map(([seq]) => seq);
     const deadline = Date.now() + 20_000;
     while ((await seqs()).length < 2_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(await seqs()).toEqual(Array.from({ length: 2_000 }, (_, i) => i + 1));

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 
 /**
  * The system Chromium, headless, with the flags this workplace needs (no background
@@ -38,4 +38,55 @@ export async function launchChromium(extraArgs: string[] = []): Promise<{ browse
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+export interface ReceiverPageOptions {
+  gatewayUrl: string;
+  endpointId: string;
+  token: string;
+  transports?: string[];
+  /**
+   * Route the page's WebRTC signaling through the test (e.g. to put netsim relays in the
+   * path): called with the offer, returns the gateway's answer.
+   */
+  signal?: (url: string, offer: string, authorization: string) => Promise<{ status: number; location: string | null; text: string }>;
+}
+
+/**
+ * A page running the browser SDK's Receiver. `window.got` collects `[seq, epoch ms]` per
+ * chunk, `window.transport` the transport it connected over.
+ */
+export async function openReceiverPage(browser: Browser, o: ReceiverPageOptions): Promise<Page> {
+  const page = await browser.newPage();
+  if (o.signal) await page.exposeFunction('signal', o.signal);
+  await page.goto(`${o.gatewayUrl}/healthz`);
+  // a string, not a function: vitest would rewrite import() inside a function body
+  await page.evaluate(`(async () => {
+    const sdk = await import(${JSON.stringify(`${o.gatewayUrl}/sdk/mirrorstream-receiver.js`)});
+    window.got = [];
+    const viaTest = async (url, init) => {
+      if (init && init.method === 'POST' && String(url).endsWith('/webrtc')) {
+        const r = await window.signal(String(url), init.body, init.headers.authorization);
+        return new Response(r.text, { status: r.status, headers: r.location ? { location: r.location } : {} });
+      }
+      return fetch(url, init);
+    };
+    const rx = new sdk.Receiver({
+      gatewayUrl: ${JSON.stringify(o.gatewayUrl)},
+      endpointId: ${JSON.stringify(o.endpointId)},
+      token: ${JSON.stringify(o.token)},
+      transports: ${JSON.stringify(o.transports ?? ['webrtc'])},
+      ${o.signal ? 'fetch: viaTest,' : ''}
+    });
+    rx.on('chunk', (c) => window.got.push([c.seq, performance.timeOrigin + performance.now()]));
+    await rx.connect();
+    window.rx = rx;
+    window.transport = rx.transport;
+  })()`);
+  return page;
+}
+
+/** What a receiver page collected so far: `[seq, epoch ms]` per chunk. */
+export function pageChunks(page: Page): Promise<[number, number][]> {
+  return page.evaluate(() => (window as unknown as { got: [number, number][] }).got);
 }
