@@ -59,11 +59,19 @@ export interface GapEvent {
   reason: string;
 }
 
+/** One heartbeat echo: the round trip gateway → receiver → gateway on the control channel. */
+export interface HeartbeatEvent {
+  endpointId: string;
+  rttMs: number;
+  at: number;
+}
+
 export type GatewayEvents = {
   roleChanged: [event: RoleChangedEvent];
   switched: [event: SwitchEvent];
   endpointHealth: [event: EndpointHealthEvent];
   gap: [event: GapEvent];
+  heartbeat: [event: HeartbeatEvent];
 };
 
 /** Collaborators that are not configuration: injected so tests and embedders can replace them. */
@@ -479,7 +487,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       this.#streams.get(ack.streamId)?.ack(endpointId, ack.seq);
       if (this.#drainWaiters.size > 0) for (const w of [...this.#drainWaiters]) w();
     });
-    conn.on('heartbeatAck', (rtt, at) => this.#endpoints.get(endpointId)?.heartbeatAck(rtt, at));
+    conn.on('heartbeatAck', (rttMs, at) => {
+      this.#endpoints.get(endpointId)?.heartbeatAck(rttMs, at);
+      this.emit('heartbeat', { endpointId, rttMs, at });
+    });
     conn.on('report', (report) => this.#endpoints.get(endpointId)?.report(report, this.clock.now()));
     conn.on('probeSent', (nonce, at) => this.#endpoints.get(endpointId)?.probeSent(nonce, at));
     conn.on('probeAck', (nonce, at) => this.#endpoints.get(endpointId)?.probeAck(nonce, at));

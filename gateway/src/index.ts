@@ -8,6 +8,7 @@ export type {
   GatewayEvents,
   GatewayOptions,
   GatewayStatus,
+  HeartbeatEvent,
   PublishResult,
   RoleChangedEvent,
   SwitchEvent,

@@ -68,6 +68,10 @@ export interface FailoverRun {
   /** Last chunk the killed receiver delivered → first chunk the new active delivered after it. */
   interruptionMs: number;
   perReceiver: Record<string, number[]>;
+  /** Every delivery with its wall time (ms since the epoch, performance clock), per receiver. */
+  timeline: Record<string, { seq: number; t: number }[]>;
+  /** Wall time of the SIGKILL, same clock. */
+  killTime: number;
 }
 
 /** Failover mode, 3 receivers, `total` chunks at `ratePerS`, SIGKILL the active one at `killAt`. */
@@ -113,6 +117,8 @@ export async function runFailover(
       takeover,
       interruptionMs: next && lastBefore ? next.t - lastBefore.t : Number.NaN,
       perReceiver: Object.fromEntries(rx.map((r) => [r.id, r.chunks.map((c) => c.seq)])),
+      timeline: Object.fromEntries(rx.map((r) => [r.id, r.chunks])),
+      killTime,
     };
   } finally {
     for (const r of rx) r.proc.kill('SIGKILL');

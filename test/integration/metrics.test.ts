@@ -189,6 +189,14 @@ describe('GET /metrics', () => {
     expect(value(families, 'mirrorstream_endpoint_up', { endpoint: 'm-r1' })).toBe(0);
     expect(value(families, 'mirrorstream_queue_bytes', { endpoint: 'm-r2' })).toBe(0);
     expect(value(families, 'mirrorstream_heartbeat_misses_total', { endpoint: 'm-r2' })).toBe(0);
+    // every heartbeat echo lands in one histogram over all endpoints
+    const hb = families.get('mirrorstream_heartbeat_rtt_seconds');
+    expect(hb?.type).toBe('HISTOGRAM');
+    const hbSample = hb?.metrics[0] as { count?: string; sum?: string; buckets?: Record<string, string> } | undefined;
+    expect(Number(hbSample?.count)).toBeGreaterThanOrEqual(gateway.endpointHealth('m-r2').heartbeat.acked);
+    expect(Number(hbSample?.count)).toBeGreaterThan(0);
+    expect(Number(hbSample?.buckets?.['+Inf'])).toBe(Number(hbSample?.count));
+    expect(Number(hbSample?.sum)).toBeGreaterThanOrEqual(0);
     expect(families.get('mirrorstream_endpoint_health_score')?.metrics.length).toBe(2);
 
     // default process metrics, unprefixed

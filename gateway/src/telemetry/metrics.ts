@@ -1,5 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Gateway, SwitchEvent } from '../gateway.js';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Gateway, HeartbeatEvent, SwitchEvent } from '../gateway.js';
 import type { SwitchReason } from '../streams/stream.js';
 import type { EndpointHealth, StreamHealth, StreamInfo } from './snapshots.js';
 
@@ -8,7 +8,8 @@ import type { EndpointHealth, StreamHealth, StreamInfo } from './snapshots.js';
  *
  * The core knows nothing of Prometheus: every gauge and most counters are read from the
  * gateway's public snapshot API (`listStreams`, `streamHealth`, `listEndpoints`) when
- * scraped; only the failover counters listen to the `switched` event. Each instance has
+ * scraped; only the failover counters (`switched` event) and the heartbeat RTT histogram
+ * (`heartbeat` event) are fed as things happen. Each instance has
  * its own registry (never prom-client's global one), so several gateways in one process
  * do not collide. Default process metrics (`process_*`, `nodejs_*`) are included
  * without the `mirrorstream_` prefix, as is the Prometheus convention.
@@ -198,6 +199,16 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   };
   gateway.on('switched', onSwitched);
 
+  // one histogram over all endpoints: per-endpoint buckets would multiply series by 12
+  const heartbeatRtt = new Histogram({
+    name: 'mirrorstream_heartbeat_rtt_seconds',
+    help: 'Heartbeat round-trip times over all endpoint connections (gateway -> receiver -> gateway).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const onHeartbeat = (e: HeartbeatEvent): void => heartbeatRtt.observe(e.rttMs / 1000);
+  gateway.on('heartbeat', onHeartbeat);
+
   let closed = false;
   return {
     registry,
@@ -207,6 +218,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
       if (closed) return;
       closed = true;
       gateway.off('switched', onSwitched);
+      gateway.off('heartbeat', onHeartbeat);
       registry.clear();
     },
   };

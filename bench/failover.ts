@@ -1,0 +1,161 @@
+/**
+ * Failover interruption over real loopback WebRTC (node-datachannel, the default engine),
+ * the stream at 500 chunks/s:
+ * - hard kill: 3 receivers in child processes, SIGKILL of the active one mid-stream;
+ * - degradation: 2 in-process receivers behind netsim UDP relays, 10 % loss (both
+ *   directions) put on the active link mid-stream.
+ * Interruption = the longest time, from the fault on, that the in-order frontier of the
+ * union of all receivers (what an application merging them by seq sees) did not advance.
+ * With no fault it is the 2 ms between chunks. Lost = published − |union|; duplicates =
+ * per receiver, seqs its application saw more than once.
+ */
+import type { Impairment } from '../netsim/index.js';
+import { ImpairedLink } from '../netsim/index.js';
+import type { SwitchEvent } from '../gateway/src/index.js';
+import { Receiver } from '../receiver-sdk/src/node.js';
+import { runFailover, startGateway, waitFor } from '../test/helpers/webrtc-scenario.js';
+import { frontierStall, percentile, sleep, type Timeline } from './stats.js';
+
+const RATE = 500;
+
+export interface FailoverRun {
+  interruption_ms: number;
+  /** Fault → the gateway's switch event (degradation only; a kill has no switch-time stamp here). */
+  switch_ms?: number;
+  published: number;
+  lost: number;
+  duplicates: Record<string, number>;
+}
+
+export interface FailoverSummary {
+  runs: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  min_ms: number;
+  switch_p50_ms?: number;
+  switch_max_ms?: number;
+  lost: number;
+  duplicates: number;
+  duplicates_per_endpoint: Record<string, number>;
+  samples_ms: number[];
+}
+
+function accounting(timeline: Timeline, published: number): Pick<FailoverRun, 'lost' | 'duplicates'> {
+  const union = new Set(Object.values(timeline).flatMap((l) => l.map((c) => c.seq)));
+  const duplicates = Object.fromEntries(Object.entries(timeline).map(([id, l]) => [id, l.length - new Set(l.map((c) => c.seq)).size]));
+  return { lost: published - union.size, duplicates };
+}
+
+export async function hardKill(total: number, killAt: number): Promise<FailoverRun> {
+  const r = await runFailover('node-datachannel', total, RATE, killAt);
+  return { interruption_ms: frontierStall(r.timeline, r.killTime), published: total, ...accounting(r.timeline, total) };
+}
+
+export async function degradation(impairment: Partial<Impairment>, beforeMs = 2_000, afterMs = 2_000): Promise<FailoverRun> {
+  // fail-back would bring a back mid-run; the bench measures the way away from the fault
+  const { gateway, server } = await startGateway('node-datachannel', { failback: { enabled: false } });
+  const links: ImpairedLink[] = [];
+  const receivers: Receiver[] = [];
+  const timeline: Timeline = {};
+  const now = (): number => performance.timeOrigin + performance.now();
+  try {
+    for (const id of ['a', 'b']) {
+      const link = new ImpairedLink();
+      links.push(link);
+      const { token } = await gateway.issueToken(id);
+      const rx = new Receiver({ gatewayUrl: server.url, endpointId: id, token, rtcConfig: { bindAddress: '127.0.0.1' }, fetch: link.fetch });
+      const list: { seq: number; t: number }[] = (timeline[id] = []);
+      rx.on('chunk', (c) => list.push({ seq: c.seq, t: now() }));
+      receivers.push(rx);
+      await rx.connect();
+    }
+    gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b'] });
+    await waitFor(() => gateway.getStream('feed').active[0] === 'a', 5_000, 'a active');
+    const switches: SwitchEvent[] = [];
+    gateway.on('switched', (e) => switches.push(e));
+    let published = 0;
+    let faultAt = Number.POSITIVE_INFINITY;
+    let switchedAt: number | undefined;
+    const start = performance.now();
+    const payload = new Uint8Array(1_000);
+    while (switchedAt === undefined || now() < switchedAt + afterMs) {
+      await gateway.publish('feed', payload);
+      published++;
+      if (published === Math.round((beforeMs / 1000) * RATE)) {
+        links[0]?.set(impairment);
+        faultAt = now();
+      }
+      if (switchedAt === undefined && switches.some((s) => s.from === 'a' && s.to === 'b')) switchedAt = now();
+      if (now() > faultAt + 15_000) throw new Error('no switch within 15 s of the impairment');
+      const wait = start + (published * 1000) / RATE - performance.now();
+      if (wait > 1) await sleep(wait);
+    }
+    const union = (): number => new Set(Object.values(timeline).flatMap((l) => l.map((c) => c.seq))).size;
+    await waitFor(() => union() >= published, 15_000, 'all chunks delivered').catch(() => undefined);
+    return {
+      interruption_ms: frontierStall(timeline, faultAt),
+      switch_ms: (switchedAt ?? Number.NaN) - faultAt,
+      published,
+      ...accounting(timeline, published),
+    };
+  } finally {
+    for (const r of receivers) r.close();
+    await gateway.close();
+    await server.close();
+    for (const l of links) await l.close();
+  }
+}
+
+export function summarizeRuns(runs: FailoverRun[]): FailoverSummary {
+  const ms = runs.map((r) => r.interruption_ms);
+  const sw = runs.map((r) => r.switch_ms).filter((v): v is number => v !== undefined);
+  const perEndpoint: Record<string, number> = {};
+  for (const r of runs) for (const [id, d] of Object.entries(r.duplicates)) perEndpoint[id] = (perEndpoint[id] ?? 0) + d;
+  const round = (v: number): number => Number(v.toFixed(1));
+  return {
+    runs: runs.length,
+    p50_ms: round(percentile(ms, 50)),
+    p99_ms: round(percentile(ms, 99)),
+    max_ms: round(Math.max(...ms)),
+    min_ms: round(Math.min(...ms)),
+    ...(sw.length ? { switch_p50_ms: round(percentile(sw, 50)), switch_max_ms: round(Math.max(...sw)) } : {}),
+    lost: runs.reduce((n, r) => n + r.lost, 0),
+    duplicates: Object.values(perEndpoint).reduce((a, b) => a + b, 0),
+    duplicates_per_endpoint: perEndpoint,
+    samples_ms: ms.map(round),
+  };
+}
+
+export async function failover(opts: { hardKills: number; degradations: number; total: number }): Promise<{
+  rate_per_s: number;
+  hard_kill: FailoverSummary;
+  degradation: FailoverSummary & { impairment: string };
+  lost: number;
+  duplicates: number;
+}> {
+  const kills: FailoverRun[] = [];
+  for (let i = 0; i < opts.hardKills; i++) {
+    kills.push(await hardKill(opts.total, Math.floor(opts.total / 2)));
+    console.log(`failover hard kill ${i + 1}/${opts.hardKills}: ${JSON.stringify(kills.at(-1))}`);
+  }
+  const degr: FailoverRun[] = [];
+  for (let i = 0; i < opts.degradations; i++) {
+    degr.push(await degradation({ lossPct: 10 }));
+    console.log(`failover degradation ${i + 1}/${opts.degradations}: ${JSON.stringify(degr.at(-1))}`);
+  }
+  const hard_kill = summarizeRuns(kills);
+  const degradationSummary = { ...summarizeRuns(degr), impairment: 'netsim 10 % loss, both directions, on the active link' };
+  return {
+    rate_per_s: RATE,
+    hard_kill,
+    degradation: degradationSummary,
+    lost: hard_kill.lost + degradationSummary.lost,
+    duplicates: hard_kill.duplicates + degradationSummary.duplicates,
+  };
+}
+
+if (process.argv[1]?.endsWith('failover.ts')) {
+  console.log(JSON.stringify(await failover({ hardKills: Number(process.argv[2] ?? 2), degradations: Number(process.argv[3] ?? 2), total: 3_000 }), null, 2));
+  process.exit(0);
+}

@@ -1,0 +1,65 @@
+/**
+ * Fan-out bench, gateway side: one gateway in its own process so its CPU and RSS are
+ * its own. One stream per endpoint, each fed at `FANOUT_RATE` chunks/s (100 B).
+ * Run with --expose-gc so the memory figures are taken after a collection.
+ */
+import { createGateway, serve, type HeartbeatEvent } from '../../gateway/src/index.js';
+import type { FromGateway, ToGateway } from './protocol.js';
+
+const RATE = Number(process.env.FANOUT_RATE ?? 1);
+const send = (m: FromGateway): void => void process.send?.(m);
+const gateway = createGateway({ logLevel: 'silent', webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1' } });
+const server = await serve(gateway, { apiKey: 'fanout-bench-key-0123', host: '127.0.0.1', port: 0 });
+const streams: string[] = [];
+const payload = new Uint8Array(100);
+
+// every 100 ms a tenth of the streams get a chunk: RATE chunks/s each, spread evenly
+let slice = 0;
+const publisher = setInterval(() => {
+  for (let r = 0; r < RATE; r++) {
+    for (let i = slice; i < streams.length; i += 10) void gateway.publish(streams[i] ?? '', payload).catch(() => undefined);
+  }
+  slice = (slice + 1) % 10;
+}, 100);
+
+process.on('message', (raw: ToGateway) => {
+  void (async () => {
+    if (raw.cmd === 'add') {
+      const tokens: { id: string; token: string }[] = [];
+      for (const id of raw.ids) {
+        gateway.createStream({ stream_id: `s-${id}`, endpoint_list: [id] });
+        streams.push(`s-${id}`);
+        tokens.push({ id, token: (await gateway.issueToken(id)).token });
+      }
+      send({ ev: 'added', tokens });
+    } else if (raw.cmd === 'measure') {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      const rttSamplesMs: number[] = [];
+      const onHeartbeat = (e: HeartbeatEvent): void => void rttSamplesMs.push(e.rttMs);
+      gateway.on('heartbeat', onHeartbeat);
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, raw.ms));
+      const cpu = process.cpuUsage(cpu0);
+      const wallUs = (performance.now() - t0) * 1000;
+      gateway.off('heartbeat', onHeartbeat);
+      gc?.();
+      const mem = process.memoryUsage();
+      send({
+        ev: 'measured',
+        connected: gateway.listEndpoints().filter((e) => e.connected).length,
+        cpuPct: ((cpu.user + cpu.system) / wallUs) * 100,
+        rssBytes: mem.rss,
+        heapUsedBytes: mem.heapUsed,
+        rttSamplesMs,
+      });
+    }
+  })();
+});
+
+process.on('disconnect', () => {
+  clearInterval(publisher);
+  void Promise.race([Promise.all([gateway.close(), server.close()]), new Promise((r) => setTimeout(r, 3_000))]).then(() => process.exit(0));
+});
+send({ ev: 'listening', url: server.url });

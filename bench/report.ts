@@ -1,0 +1,114 @@
+import type { CodecRow } from './codec.js';
+import type { failover } from './failover.js';
+import type { FanoutResult } from './fanout.js';
+import type { ThroughputRow } from './throughput.js';
+
+/** bench/results/latest.json: see bench/README.md for every key. */
+export interface BenchReport {
+  at: string;
+  mode: 'quick' | 'full';
+  machine: { cpus: number; cpu: string; mem_gib: number; node: string; platform: string };
+  plan: unknown;
+  duration_s: number;
+  throughput?: ThroughputRow[];
+  failover?: Awaited<ReturnType<typeof failover>>;
+  fanout?: FanoutResult['rows'];
+  fanout_baseline?: FanoutResult['baseline'];
+  codec?: CodecRow[];
+}
+
+const n = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '–');
+const range = (v: number, lo: number, hi: number, d = 1): string => `${n(v, d)} (${n(lo, d)}–${n(hi, d)})`;
+const table = (head: string[], rows: string[][]): string[] => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+
+export function renderMarkdown(r: BenchReport): string {
+  const out: string[] = [
+    '# mirrorstream benchmarks',
+    '',
+    `${r.at}, ${r.mode} run (${r.duration_s} s) on ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.mem_gib} GiB, Node ${r.machine.node}, ${r.machine.platform}.`,
+    'Every figure is the median over repeated runs with (min–max); ratios are taken within one round, then the median. Loopback only.',
+    '',
+  ];
+  if (r.throughput) {
+    const rounds = r.throughput[0]?.rounds ?? 0;
+    out.push(`## Throughput, producer → 1 receiver (${rounds} rounds)`, '');
+    out.push(
+      ...table(
+        ['case', 'chunk', 'MB/s', 'chunks/s', 'ratio_vs_ws', 'ratio_vs_raw_datachannel'],
+        r.throughput.map((t) => [
+          t.baseline ? `baseline: ${t.case}` : `gateway → SDK: ${t.case}`,
+          `${t.chunk_bytes / 1024} KiB`,
+          range(t.mbps, t.mbps_min, t.mbps_max),
+          range(t.chunks_per_s, t.chunks_per_s_min, t.chunks_per_s_max, 0),
+          range(t.ratio_vs_ws, t.ratio_vs_ws_min, t.ratio_vs_ws_max, 3),
+          range(t.ratio_vs_raw_datachannel, t.ratio_vs_raw_datachannel_min, t.ratio_vs_raw_datachannel_max, 2),
+        ]),
+      ),
+      '',
+    );
+  }
+  if (r.failover) {
+    const f = r.failover;
+    out.push(`## Failover interruption at ${f.rate_per_s} chunks/s (node-datachannel)`, '');
+    out.push(
+      ...table(
+        ['fault', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'min ms', 'fault → switch ms (p50 / max)', 'lost', 'duplicates per endpoint'],
+        [
+          ['hard kill (SIGKILL of the active receiver process)', f.hard_kill, '–'] as const,
+          [f.degradation.impairment, f.degradation, `${n(f.degradation.switch_p50_ms ?? Number.NaN, 0)} / ${n(f.degradation.switch_max_ms ?? Number.NaN, 0)}`] as const,
+        ].map(([name, s, sw]) => [
+          name,
+          String(s.runs),
+          n(s.p50_ms),
+          n(s.p99_ms),
+          n(s.max_ms),
+          n(s.min_ms),
+          sw,
+          String(s.lost),
+          Object.entries(s.duplicates_per_endpoint)
+            .map(([id, d]) => `${id}: ${d}`)
+            .join(', '),
+        ]),
+      ),
+      '',
+      'Interruption: the longest time from the fault on that the in-order frontier of the union of all receivers did not advance (2 ms between chunks without a fault).',
+      '',
+    );
+  }
+  if (r.fanout) {
+    out.push('## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s)', '');
+    out.push(
+      ...table(
+        ['endpoints', 'connected', 'gateway CPU %', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'chunks/s delivered', 'receivers CPU %', 'connect s'],
+        r.fanout.map((x) => [
+          String(x.endpoints),
+          String(x.connected),
+          n(x.cpu_pct),
+          n(x.rss_mib),
+          n(x.memory_per_endpoint_kib),
+          n(x.heap_per_endpoint_kib),
+          `${n(x.hb_rtt_p50_ms, 2)} / ${n(x.hb_rtt_p99_ms, 2)}`,
+          String(x.chunks_per_s),
+          n(x.receivers_cpu_pct),
+          n(x.connect_s, 2),
+        ]),
+      ),
+      '',
+      `Per endpoint: (value at the stage − value with no endpoint) / endpoints, after a GC; the gateway with no endpoint: ${n(r.fanout_baseline?.rss_mib ?? Number.NaN)} MiB RSS, ${n(r.fanout_baseline?.heap_mib ?? Number.NaN)} MiB heap. CPU % is of one core and includes the gateway's native WebRTC threads; all receivers run in one other process on the same ${r.machine.cpus} cores.`,
+      '',
+    );
+  }
+  if (r.codec) {
+    out.push('## Codec: one DATA frame encoded + decoded', '');
+    out.push(
+      ...table(
+        ['payload', 'codec', 'frame bytes', 'frames/s', 'ratio_vs_json'],
+        r.codec.map((c) => [`${c.payload_bytes} B`, c.codec, String(c.frame_bytes), range(c.frames_per_s, c.frames_per_s_min, c.frames_per_s_max, 0), range(c.ratio_vs_json, c.ratio_vs_json_min, c.ratio_vs_json_max, 2)]),
+      ),
+      '',
+      '`protocol` = encodeFrame + decodeFrame as the gateway and SDK run them (with validation); `msgpackr` = pack + unpack only; `json` = JSON text with a base64 payload.',
+      '',
+    );
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,60 @@
+/**
+ * `npm run bench [-- --quick] [-- --only throughput,failover,fanout,codec]`
+ * Runs every section on loopback and writes bench/results/latest.json and latest.md
+ * (keys documented in bench/README.md); a full run of every section also copies the tables
+ * into the README. --quick: fewer rounds and shorter runs, < 2 min.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { codecBench, type CodecRow } from './codec.js';
+import { failover } from './failover.js';
+import { fanout, type FanoutResult } from './fanout.js';
+import { copyResultsIntoReadme } from './readme.js';
+import { renderMarkdown, type BenchReport } from './report.js';
+import { throughput, type ThroughputRow } from './throughput.js';
+
+const SECTIONS = ['throughput', 'failover', 'fanout', 'codec'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string', default: 'latest' },
+  },
+});
+const only = (values.only?.split(',') ?? SECTIONS) as Section[];
+for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}; sections: ${SECTIONS.join(', ')}`);
+const quick = values.quick;
+
+// how much each section runs; every figure is a median over these repetitions
+const plan = quick
+  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { hardKills: 3, degradations: 2, total: 2_000 }, fanout: [10, 100], codec: { runs: 3, sliceMs: 100 } }
+  : { throughput: { rounds: 5, seconds: 3 }, failover: { hardKills: 30, degradations: 10, total: 3_000 }, fanout: [10, 100, 500, 1_000], codec: { runs: 7, sliceMs: 250 } };
+
+const t0 = performance.now();
+const report: BenchReport = {
+  at: new Date().toISOString(),
+  mode: quick ? 'quick' : 'full',
+  machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', mem_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+  plan,
+  duration_s: 0,
+};
+if (only.includes('codec')) report.codec = codecBench(plan.codec.runs, plan.codec.sliceMs) satisfies CodecRow[];
+if (only.includes('throughput')) report.throughput = (await throughput(plan.throughput)) satisfies ThroughputRow[];
+if (only.includes('failover')) report.failover = await failover(plan.failover);
+if (only.includes('fanout')) {
+  const f: FanoutResult = await fanout(plan.fanout, quick ? 2_000 : 5_000);
+  report.fanout = f.rows;
+  report.fanout_baseline = f.baseline;
+}
+report.duration_s = Number(((performance.now() - t0) / 1000).toFixed(1));
+
+const dir = new URL('./results/', import.meta.url);
+await mkdir(dir, { recursive: true });
+await writeFile(new URL(`${values.out}.json`, dir), `${JSON.stringify(report, null, 2)}\n`);
+await writeFile(new URL(`${values.out}.md`, dir), renderMarkdown(report));
+if (!quick && values.out === 'latest' && only.length === SECTIONS.length) await copyResultsIntoReadme();
+console.log(`\n${renderMarkdown(report)}\nwritten: bench/results/${values.out}.json, bench/results/${values.out}.md (${report.duration_s} s)`);
+process.exit(0);
