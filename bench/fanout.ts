@@ -6,6 +6,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { GatewayConfigInput } from '../gateway/src/index.js';
 import type { FromGateway, FromReceivers, ToGateway, ToReceivers } from './fanout/protocol.js';
 import { percentile, sleep } from './stats.js';
 
@@ -37,8 +38,8 @@ const TSX = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.
 
 class Child<In, Out extends { ev: string }> {
   readonly proc: ChildProcess;
-  constructor(script: string, execArgv: string[] = []) {
-    this.proc = fork(here(script), [], { execArgv: [...execArgv, '--import', TSX], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(script: string, execArgv: string[] = [], env: Record<string, string> = {}) {
+    this.proc = fork(here(script), [], { execArgv: [...execArgv, '--import', TSX], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   }
   next<E extends Out['ev']>(ev: E, timeoutMs: number): Promise<Extract<Out, { ev: E }>> {
     return new Promise((resolve, reject) => {
@@ -66,9 +67,11 @@ class Child<In, Out extends { ev: string }> {
   }
 }
 
-export async function fanout(stages: number[], measureMs: number): Promise<FanoutResult> {
+export async function fanout(stages: number[], measureMs: number, config: GatewayConfigInput = {}): Promise<FanoutResult> {
   // FANOUT_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway process
-  const gw = new Child<ToGateway, FromGateway>('./fanout/gateway-child.ts', ['--expose-gc', ...(process.env.FANOUT_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [])]);
+  const gw = new Child<ToGateway, FromGateway>('./fanout/gateway-child.ts', ['--expose-gc', ...(process.env.FANOUT_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [])], {
+    FANOUT_CONFIG: JSON.stringify(config),
+  });
   const rx = new Child<ToReceivers, FromReceivers>('./fanout/receivers-child.ts');
   const rows: FanoutRow[] = [];
   try {
@@ -117,7 +120,8 @@ export async function fanout(stages: number[], measureMs: number): Promise<Fanou
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // npx tsx bench/fanout.ts [stages] [gateway config JSON], e.g. 1000 '{"health":{"probeIntervalMs":200}}'
   const stages = (process.argv[2] ?? '10,100').split(',').map(Number);
-  console.log(JSON.stringify(await fanout(stages, 3_000), null, 2));
+  console.log(JSON.stringify(await fanout(stages, 3_000, JSON.parse(process.argv[3] ?? '{}') as GatewayConfigInput), null, 2));
   process.exit(0);
 }

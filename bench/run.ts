@@ -57,4 +57,7 @@ await writeFile(new URL(`${values.out}.json`, dir), `${JSON.stringify(report, nu
 await writeFile(new URL(`${values.out}.md`, dir), renderMarkdown(report));
 if (!quick && values.out === 'latest' && only.length === SECTIONS.length) await copyResultsIntoReadme();
 console.log(`\n${renderMarkdown(report)}\nwritten: bench/results/${values.out}.json, bench/results/${values.out}.md (${report.duration_s} s)`);
-process.exit(0);
+// lost chunks or duplicates are failures, not figures: say so and exit non-zero
+const broken = report.failover && (report.failover.lost !== 0 || report.failover.duplicates !== 0);
+if (broken) console.error(`FAIL: failover lost ${report.failover?.lost} chunks and delivered ${report.failover?.duplicates} duplicates (both must be 0)`);
+process.exit(broken ? 1 : 0);

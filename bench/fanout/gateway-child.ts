@@ -3,12 +3,14 @@
  * its own. One stream per endpoint, each fed at `FANOUT_RATE` chunks/s (100 B).
  * Run with --expose-gc so the memory figures are taken after a collection.
  */
-import { createGateway, serve, type HeartbeatEvent } from '../../gateway/src/index.js';
+import { createGateway, serve, type GatewayConfigInput, type HeartbeatEvent } from '../../gateway/src/index.js';
 import type { FromGateway, ToGateway } from './protocol.js';
 
 const RATE = Number(process.env.FANOUT_RATE ?? 1);
 const send = (m: FromGateway): void => void process.send?.(m);
-const gateway = createGateway({ logLevel: 'silent', webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1' } });
+// extra gateway configuration from the bench (e.g. a probe interval), JSON
+const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInput;
+const gateway = createGateway({ logLevel: 'silent', ...extra, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1' } });
 const server = await serve(gateway, { apiKey: 'fanout-bench-key-0123', host: '127.0.0.1', port: 0 });
 const streams: string[] = [];
 const payload = new Uint8Array(100);
