@@ -10,7 +10,7 @@
  */
 import nodeDataChannel from 'node-datachannel';
 import { WebSocket, WebSocketServer } from 'ws';
-import { createGateway, MemoryTransport, serve } from '../gateway/src/index.js';
+import { createGateway, MemoryTransport, serve, type Gateway } from '../gateway/src/index.js';
 import { Receiver, ReceiverCore } from '../receiver-sdk/src/node.js';
 import { waitFor } from '../test/helpers/webrtc-scenario.js';
 import { flat, sleep, summarize } from './stats.js';
@@ -131,10 +131,15 @@ async function memoryPipe(): Promise<Pipe> {
       return receiverSide;
     },
   });
+  return receiverPipe(gateway, rx, async () => undefined);
+}
+
+/** Publish on stream `b` of `gateway`, count what `rx` delivers. */
+async function receiverPipe(gateway: Gateway, rx: ReceiverCore, stop: () => Promise<unknown>): Promise<Pipe> {
   const c = counter();
   rx.on('chunk', () => c.inc());
   await rx.connect();
-  await waitFor(() => gateway.getStream('b').active.length === 1, 5_000, 'memory receiver active');
+  await waitFor(() => gateway.getStream('b').active.length === 1, 5_000, 'receiver active');
   return {
     send: (p) => gateway.publish('b', p),
     delivered: c.count,
@@ -142,6 +147,7 @@ async function memoryPipe(): Promise<Pipe> {
     close: async () => {
       rx.close();
       await gateway.close();
+      await stop();
     },
   };
 }
@@ -159,19 +165,7 @@ async function gatewayPipe(name: CaseName): Promise<Pipe> {
     rtcConfig: { bindAddress: '127.0.0.1' },
     transports: [name === 'webtransport/http2' ? 'webtransport' : 'webrtc'],
   });
-  const c = counter();
-  rx.on('chunk', () => c.inc());
-  await rx.connect();
-  return {
-    send: (p) => gateway.publish('b', p),
-    delivered: c.count,
-    progress: c.progress,
-    close: async () => {
-      rx.close();
-      await gateway.close();
-      await server.close();
-    },
-  };
+  return receiverPipe(gateway, rx, () => server.close());
 }
 
 async function measure(name: CaseName, size: number, seconds: number): Promise<Sample> {
@@ -193,7 +187,8 @@ async function measure(name: CaseName, size: number, seconds: number): Promise<S
         else await new Promise<void>((resolve) => setImmediate(resolve));
       }
     };
-    await run(Math.min(500, seconds * 250)); // warm up: JIT, congestion window
+    // warm up: JIT, congestion window, and the gateway's pacing ramp (it starts a new path at 1 MiB/s)
+    await run(500);
     const n0 = pipe.delivered();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
