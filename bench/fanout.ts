@@ -2,31 +2,39 @@
  * Fan-out: N warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s
  * of 100 B). The gateway runs in its own process, the receivers in another, so the
  * gateway's CPU % and RSS are its own. Endpoints are added in stages (10 → 100 → …);
- * each stage is measured after the new receivers are connected and have settled.
+ * each stage is measured over several windows after the new receivers are connected and
+ * have settled; a figure is the median over the windows with min and max.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { GatewayConfigInput } from '../gateway/src/index.js';
 import type { FromGateway, FromReceivers, ToGateway, ToReceivers } from './fanout/protocol.js';
-import { percentile, sleep } from './stats.js';
+import { flat, percentile, sleep, summarize } from './stats.js';
 
-export interface FanoutRow {
+/** Figures measured per window; a row has each as median `x` with `x_min`/`x_max` over the windows. */
+const FIGURES = [
+  'cpu_pct',
+  /** CPU % of the process holding all the receivers (same machine: it competes with the gateway). */
+  'receivers_cpu_pct',
+  'rss_mib',
+  'heap_mib',
+  /** (value at this stage − value with no endpoint) / endpoints, both after a GC. */
+  'memory_per_endpoint_kib',
+  'heap_per_endpoint_kib',
+  'hb_rtt_p50_ms',
+  'hb_rtt_p99_ms',
+  'chunks_per_s',
+] as const;
+type Figure = (typeof FIGURES)[number];
+
+export type FanoutRow = {
   endpoints: number;
   connected: number;
   connect_s: number;
-  cpu_pct: number;
-  /** CPU % of the process holding all the receivers (same machine: it competes with the gateway). */
-  receivers_cpu_pct: number;
-  rss_mib: number;
-  heap_mib: number;
-  hb_rtt_p50_ms: number;
-  hb_rtt_p99_ms: number;
+  windows: number;
   hb_samples: number;
-  chunks_per_s: number;
-  /** (RSS at this stage − RSS with no endpoint) / endpoints, both after a GC. */
-  memory_per_endpoint_kib: number;
-  heap_per_endpoint_kib: number;
-}
+} & Record<Figure | `${Figure}_min` | `${Figure}_max`, number>;
+
 export interface FanoutResult {
   rows: FanoutRow[];
   /** The gateway process with no endpoint, after a GC. */
@@ -67,7 +75,7 @@ class Child<In, Out extends { ev: string }> {
   }
 }
 
-export async function fanout(stages: number[], measureMs: number, config: GatewayConfigInput = {}): Promise<FanoutResult> {
+export async function fanout(stages: number[], measureMs: number, windows: number, config: GatewayConfigInput = {}): Promise<FanoutResult> {
   // FANOUT_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway process
   const gw = new Child<ToGateway, FromGateway>('./fanout/gateway-child.ts', ['--expose-gc', ...(process.env.FANOUT_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [])], {
     FANOUT_CONFIG: JSON.stringify(config),
@@ -87,29 +95,41 @@ export async function fanout(stages: number[], measureMs: number, config: Gatewa
       const conn = await rx.next('connected', 30_000 + 200 * ids.length);
       have = n;
       await sleep(2_000); // let the new connections' first heartbeats and probes settle
-      rx.send({ cmd: 'count' });
-      const before = await rx.next('chunks', 10_000);
-      const t0 = performance.now();
-      gw.send({ cmd: 'measure', ms: measureMs });
-      const m = await gw.next('measured', 30_000 + measureMs);
-      rx.send({ cmd: 'count' });
-      const after = await rx.next('chunks', 10_000);
-      const windowS = (performance.now() - t0) / 1000;
-      const row: FanoutRow = {
+      const perWindow = new Map<Figure, number[]>(FIGURES.map((f) => [f, []]));
+      let connected = 0;
+      let hbSamples = 0;
+      for (let w = 0; w < windows; w++) {
+        rx.send({ cmd: 'count' });
+        const before = await rx.next('chunks', 10_000);
+        const t0 = performance.now();
+        gw.send({ cmd: 'measure', ms: measureMs });
+        const m = await gw.next('measured', 30_000 + measureMs);
+        rx.send({ cmd: 'count' });
+        const after = await rx.next('chunks', 10_000);
+        const windowS = (performance.now() - t0) / 1000;
+        connected = m.connected;
+        hbSamples += m.rttSamplesMs.length;
+        const got: Record<Figure, number> = {
+          cpu_pct: m.cpuPct,
+          receivers_cpu_pct: (after.cpuUs - before.cpuUs) / 1e4 / windowS,
+          rss_mib: m.rssBytes / 2 ** 20,
+          heap_mib: m.heapUsedBytes / 2 ** 20,
+          memory_per_endpoint_kib: (m.rssBytes - base.rssBytes) / 1024 / n,
+          heap_per_endpoint_kib: (m.heapUsedBytes - base.heapUsedBytes) / 1024 / n,
+          hb_rtt_p50_ms: percentile(m.rttSamplesMs, 50),
+          hb_rtt_p99_ms: percentile(m.rttSamplesMs, 99),
+          chunks_per_s: (after.count - before.count) / windowS,
+        };
+        for (const f of FIGURES) perWindow.get(f)?.push(got[f]);
+      }
+      const row = {
         endpoints: n,
-        connected: m.connected,
+        connected,
         connect_s: Number(conn.seconds.toFixed(2)),
-        cpu_pct: Number(m.cpuPct.toFixed(1)),
-        receivers_cpu_pct: Number(((after.cpuUs - before.cpuUs) / 1e4 / windowS).toFixed(1)),
-        rss_mib: Number((m.rssBytes / 2 ** 20).toFixed(1)),
-        heap_mib: Number((m.heapUsedBytes / 2 ** 20).toFixed(1)),
-        hb_rtt_p50_ms: Number(percentile(m.rttSamplesMs, 50).toFixed(2)),
-        hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
-        hb_samples: m.rttSamplesMs.length,
-        chunks_per_s: Number(((after.count - before.count) / windowS).toFixed(0)),
-        memory_per_endpoint_kib: Number((((m.rssBytes - base.rssBytes) / 1024) / n).toFixed(1)),
-        heap_per_endpoint_kib: Number((((m.heapUsedBytes - base.heapUsedBytes) / 1024) / n).toFixed(1)),
-      };
+        windows,
+        hb_samples: hbSamples,
+        ...Object.assign({}, ...FIGURES.map((f) => flat(f, summarize(perWindow.get(f) ?? []), f.startsWith('hb_') ? 2 : 1))),
+      } as FanoutRow;
       rows.push(row);
       console.log(`fan-out ${JSON.stringify(row)}`);
     }
@@ -122,6 +142,6 @@ export async function fanout(stages: number[], measureMs: number, config: Gatewa
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   // npx tsx bench/fanout.ts [stages] [gateway config JSON], e.g. 1000 '{"health":{"probeIntervalMs":200}}'
   const stages = (process.argv[2] ?? '10,100').split(',').map(Number);
-  console.log(JSON.stringify(await fanout(stages, 3_000, JSON.parse(process.argv[3] ?? '{}') as GatewayConfigInput), null, 2));
+  console.log(JSON.stringify(await fanout(stages, 3_000, 1, JSON.parse(process.argv[3] ?? '{}') as GatewayConfigInput), null, 2));
   process.exit(0);
 }

@@ -76,20 +76,20 @@ export function renderMarkdown(r: BenchReport): string {
     );
   }
   if (r.fanout) {
-    out.push('## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s)', '');
+    out.push(`## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s; ${r.fanout[0]?.windows ?? 0} windows per stage)`, '');
     out.push(
       ...table(
         ['endpoints', 'connected', 'gateway CPU %', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'chunks/s delivered', 'receivers CPU %', 'connect s'],
         r.fanout.map((x) => [
           String(x.endpoints),
           String(x.connected),
-          n(x.cpu_pct),
-          n(x.rss_mib),
-          n(x.memory_per_endpoint_kib),
-          n(x.heap_per_endpoint_kib),
-          `${n(x.hb_rtt_p50_ms, 2)} / ${n(x.hb_rtt_p99_ms, 2)}`,
-          String(x.chunks_per_s),
-          n(x.receivers_cpu_pct),
+          range(x.cpu_pct, x.cpu_pct_min, x.cpu_pct_max),
+          range(x.rss_mib, x.rss_mib_min, x.rss_mib_max),
+          range(x.memory_per_endpoint_kib, x.memory_per_endpoint_kib_min, x.memory_per_endpoint_kib_max),
+          range(x.heap_per_endpoint_kib, x.heap_per_endpoint_kib_min, x.heap_per_endpoint_kib_max),
+          `${n(x.hb_rtt_p50_ms, 2)} / ${range(x.hb_rtt_p99_ms, x.hb_rtt_p99_ms_min, x.hb_rtt_p99_ms_max, 2)}`,
+          range(x.chunks_per_s, x.chunks_per_s_min, x.chunks_per_s_max, 0),
+          range(x.receivers_cpu_pct, x.receivers_cpu_pct_min, x.receivers_cpu_pct_max),
           n(x.connect_s, 2),
         ]),
       ),

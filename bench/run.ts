@@ -30,8 +30,8 @@ const quick = values.quick;
 
 // how much each section runs; every figure is a median over these repetitions
 const plan = quick
-  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { hardKills: 3, degradations: 2, total: 2_000 }, fanout: [10, 100], codec: { runs: 3, sliceMs: 100 } }
-  : { throughput: { rounds: 5, seconds: 3 }, failover: { hardKills: 30, degradations: 10, total: 3_000 }, fanout: [10, 100, 500, 1_000], codec: { runs: 7, sliceMs: 250 } };
+  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { hardKills: 3, degradations: 2, total: 2_000 }, fanout: { stages: [10, 100], windows: 2, windowMs: 2_000 }, codec: { runs: 3, sliceMs: 100 } }
+  : { throughput: { rounds: 5, seconds: 3 }, failover: { hardKills: 30, degradations: 10, total: 3_000 }, fanout: { stages: [10, 100, 500, 1_000], windows: 3, windowMs: 4_000 }, codec: { runs: 7, sliceMs: 250 } };
 
 const t0 = performance.now();
 const report: BenchReport = {
@@ -45,7 +45,7 @@ if (only.includes('codec')) report.codec = codecBench(plan.codec.runs, plan.code
 if (only.includes('throughput')) report.throughput = (await throughput(plan.throughput)) satisfies ThroughputRow[];
 if (only.includes('failover')) report.failover = await failover(plan.failover);
 if (only.includes('fanout')) {
-  const f: FanoutResult = await fanout(plan.fanout, quick ? 2_000 : 5_000);
+  const f: FanoutResult = await fanout(plan.fanout.stages, plan.fanout.windowMs, plan.fanout.windows);
   report.fanout = f.rows;
   report.fanout_baseline = f.baseline;
 }
