@@ -26,6 +26,7 @@ const { values } = parseArgs({
 });
 const only = (values.only?.split(',') ?? SECTIONS) as Section[];
 for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}; sections: ${SECTIONS.join(', ')}`);
+if (!/^[\w.-]+$/.test(values.out)) throw new Error(`--out takes a file name (letters, digits, . _ -), got ${values.out}`);
 const quick = values.quick;
 
 // how much each section runs; every figure is a median over these repetitions
