@@ -77,6 +77,7 @@ export async function degradation(impairment: Partial<Impairment>, beforeMs = 2_
     let published = 0;
     let faultAt = Number.POSITIVE_INFINITY;
     let switchedAt: number | undefined;
+    let switchesAtFault = Number.POSITIVE_INFINITY;
     const start = performance.now();
     const payload = new Uint8Array(1_000);
     while (switchedAt === undefined || now() < switchedAt + afterMs) {
@@ -85,8 +86,9 @@ export async function degradation(impairment: Partial<Impairment>, beforeMs = 2_
       if (published === Math.round((beforeMs / 1000) * RATE)) {
         links[0]?.set(impairment);
         faultAt = now();
+        switchesAtFault = switches.length; // only a switch after the fault counts
       }
-      if (switchedAt === undefined && switches.some((s) => s.from === 'a' && s.to === 'b')) switchedAt = now();
+      if (switchedAt === undefined && switches.slice(switchesAtFault).some((s) => s.from === 'a' && s.to === 'b')) switchedAt = now();
       if (now() > faultAt + 15_000) throw new Error('no switch within 15 s of the impairment');
       const wait = start + (published * 1000) / RATE - performance.now();
       if (wait > 1) await sleep(wait);

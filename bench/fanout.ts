@@ -23,6 +23,8 @@ const FIGURES = [
   'heap_per_endpoint_kib',
   'hb_rtt_p50_ms',
   'hb_rtt_p99_ms',
+  /** Chunks the gateway published per second (the target is 1 per endpoint): below it, the gateway fell behind. */
+  'published_per_s',
   'chunks_per_s',
 ] as const;
 type Figure = (typeof FIGURES)[number];
@@ -118,6 +120,7 @@ export async function fanout(stages: number[], measureMs: number, windows: numbe
           heap_per_endpoint_kib: (m.heapUsedBytes - base.heapUsedBytes) / 1024 / n,
           hb_rtt_p50_ms: percentile(m.rttSamplesMs, 50),
           hb_rtt_p99_ms: percentile(m.rttSamplesMs, 99),
+          published_per_s: m.publishedPerS,
           chunks_per_s: (after.count - before.count) / windowS,
         };
         for (const f of FIGURES) perWindow.get(f)?.push(got[f]);

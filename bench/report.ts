@@ -79,7 +79,7 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(`## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s; ${r.fanout[0]?.windows ?? 0} windows per stage)`, '');
     out.push(
       ...table(
-        ['endpoints', 'connected', 'gateway CPU %', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'chunks/s delivered', 'receivers CPU %', 'connect s'],
+        ['endpoints', 'connected', 'gateway CPU %', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'chunks/s published', 'chunks/s delivered', 'receivers CPU %', 'connect s'],
         r.fanout.map((x) => [
           String(x.endpoints),
           String(x.connected),
@@ -88,6 +88,7 @@ export function renderMarkdown(r: BenchReport): string {
           range(x.memory_per_endpoint_kib, x.memory_per_endpoint_kib_min, x.memory_per_endpoint_kib_max),
           range(x.heap_per_endpoint_kib, x.heap_per_endpoint_kib_min, x.heap_per_endpoint_kib_max),
           `${n(x.hb_rtt_p50_ms, 2)} / ${range(x.hb_rtt_p99_ms, x.hb_rtt_p99_ms_min, x.hb_rtt_p99_ms_max, 2)}`,
+          range(x.published_per_s, x.published_per_s_min, x.published_per_s_max, 0),
           range(x.chunks_per_s, x.chunks_per_s_min, x.chunks_per_s_max, 0),
           range(x.receivers_cpu_pct, x.receivers_cpu_pct_min, x.receivers_cpu_pct_max),
           n(x.connect_s, 2),

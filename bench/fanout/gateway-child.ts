@@ -17,9 +17,10 @@ const payload = new Uint8Array(100);
 
 // every 100 ms a tenth of the streams get a chunk: RATE chunks/s each, spread evenly
 let slice = 0;
+let published = 0;
 const publisher = setInterval(() => {
   for (let r = 0; r < RATE; r++) {
-    for (let i = slice; i < streams.length; i += 10) void gateway.publish(streams[i] ?? '', payload).catch(() => undefined);
+    for (let i = slice; i < streams.length; i += 10) void gateway.publish(streams[i] ?? '', payload).then(() => void published++, () => undefined);
   }
   slice = (slice + 1) % 10;
 }, 100);
@@ -40,6 +41,7 @@ process.on('message', (raw: ToGateway) => {
       const rttSamplesMs: number[] = [];
       const onHeartbeat = (e: HeartbeatEvent): void => void rttSamplesMs.push(e.rttMs);
       gateway.on('heartbeat', onHeartbeat);
+      const published0 = published;
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, raw.ms));
@@ -52,6 +54,7 @@ process.on('message', (raw: ToGateway) => {
         ev: 'measured',
         connected: gateway.listEndpoints().filter((e) => e.connected).length,
         cpuPct: ((cpu.user + cpu.system) / wallUs) * 100,
+        publishedPerS: ((published - published0) * 1e6) / wallUs,
         rssBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
         rttSamplesMs,

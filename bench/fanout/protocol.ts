@@ -6,7 +6,7 @@ export type ToGateway =
 export type FromGateway =
   | { ev: 'listening'; url: string }
   | { ev: 'added'; tokens: { id: string; token: string }[] }
-  | { ev: 'measured'; connected: number; cpuPct: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[] };
+  | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[] };
 
 export type ToReceivers = { cmd: 'connect'; url: string; endpoints: { id: string; token: string }[] } | { cmd: 'count' };
 
