@@ -8,7 +8,7 @@
  * Each run times a fixed slice of wall time; the figure is the median over runs.
  */
 import { Packr } from 'msgpackr';
-import { decodeFrame, encodeFrame, FrameType, type DataFrame } from '../receiver-sdk/src/protocol.js';
+import { decodeFrame, encodeFrame, FrameType, type DataFrame } from '../receiver-sdk/src/protocol/index.js';
 import { flat, summarize } from './stats.js';
 
 export interface CodecRow {

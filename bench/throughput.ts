@@ -124,7 +124,6 @@ async function memoryPipe(): Promise<Pipe> {
   gateway.createStream({ stream_id: 'b', endpoint_list: ['rx'] });
   const rx = new ReceiverCore({
     endpointId: 'rx',
-    token: 'in-process',
     dial: async () => {
       const [gatewaySide, receiverSide] = MemoryTransport.pair();
       gateway.accept(gatewaySide, { endpointId: 'rx' });

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
-import { MirrorstreamError } from '@mirrorstream/receiver';
+import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
 import { parseConfig, type GatewayConfigInput } from './config.js';
 import { Gateway } from './gateway.js';
 import { serve } from './http/server.js';

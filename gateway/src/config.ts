@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_MAX_FRAME_BYTES, MirrorstreamError } from '@mirrorstream/receiver';
+import { DEFAULT_MAX_FRAME_BYTES, MirrorstreamError } from '@mirrorstream/receiver/protocol';
 
 /**
  * The one gateway configuration schema: strict (unknown keys are an error), defaults in

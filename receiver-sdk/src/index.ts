@@ -1,11 +1,11 @@
-/** @mirrorstream/receiver: the wire protocol and the transport-independent receiver. */
-export * from './protocol.js';
-export * from './errors.js';
-export * from './clock.js';
-export * from './emitter.js';
+/**
+ * @mirrorstream/receiver: the transport-independent receiver and the browser-safe
+ * dialers, plus everything of the wire protocol (also importable alone as
+ * `@mirrorstream/receiver/protocol`). Node-only code sits behind `@mirrorstream/receiver/node`.
+ */
+export * from './protocol/index.js';
 export * from './link.js';
 export * from './receiver.js';
 export * from './transports/webrtc.js';
-export * from './webrtc-receiver.js';
-export * from './framing.js';
 export * from './transports/webtransport.js';
+export * from './webrtc-receiver.js';

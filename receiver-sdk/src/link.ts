@@ -2,7 +2,10 @@
  * What the receiver needs from a transport: message in, message out, close. WebRTC,
  * WebTransport and the in-memory pair all provide it.
  */
-export type LinkChannel = 'control' | 'data' | 'data-unreliable';
+import type { Channel } from './protocol/frames.js';
+
+/** The connection's logical channels (the wire protocol's `Channel`). */
+export type LinkChannel = Channel;
 
 export type LinkEvents = {
   message: [bytes: Uint8Array, channel: LinkChannel];
@@ -15,6 +18,8 @@ export interface FrameLink {
   close(reason: string): void;
   /** The transport's own RTT view (browsers: candidate-pair currentRoundTripTime), if it has one. */
   rttMs?(): Promise<number | undefined>;
+  /** The gateway's WELCOME named its frame limit: links that reassemble frames from a byte stream adopt it. */
+  setMaxFrameBytes?(bytes: number): void;
   on<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
   off<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
 }

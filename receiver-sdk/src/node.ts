@@ -1,24 +1,39 @@
 /**
- * Node entry of @mirrorstream/receiver: everything from the browser entry, with
- * `Receiver` defaulting to node-datachannel's W3C RTCPeerConnection polyfill and to
- * @fails-components/webtransport's WebTransport.
+ * Node entry of @mirrorstream/receiver: everything from the browser-safe entry, with
+ * `Receiver` loading node-datachannel's W3C RTCPeerConnection polyfill (an optional peer
+ * dependency: `npm install node-datachannel` to receive over WebRTC in Node) and
+ * @fails-components/webtransport's WebTransport, each at its first dial, so an app that
+ * uses only one transport never loads the other's library.
  * (simple-peer is not used: measured here it fails with both Node implementations —
  * read-only descriptions, werift rejects its SDP — and it is unmaintained since 2021.)
  */
-import { RTCPeerConnection as NdcPeerConnection } from 'node-datachannel/polyfill';
-import { WebTransport as FailsWebTransport } from '@fails-components/webtransport';
+import { MirrorstreamError } from './protocol/errors.js';
 import type { WebTransportCtor } from './transports/webtransport.js';
 import { Receiver as BaseReceiver, type ReceiverOptions } from './webrtc-receiver.js';
 
 export * from './index.js';
 
+async function loadNodeDataChannel(): Promise<typeof RTCPeerConnection> {
+  try {
+    const polyfill = await import('node-datachannel/polyfill');
+    return polyfill.RTCPeerConnection as unknown as typeof RTCPeerConnection;
+  } catch (error) {
+    throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'WebRTC in Node needs node-datachannel: npm install node-datachannel', { cause: error });
+  }
+}
+
+async function loadFailsWebTransport(): Promise<WebTransportCtor> {
+  const { WebTransport } = await import('@fails-components/webtransport');
+  return WebTransport as unknown as WebTransportCtor;
+}
+
 export class Receiver extends BaseReceiver {
   constructor(options: ReceiverOptions) {
     super({
-      RTCPeerConnection: NdcPeerConnection as unknown as typeof RTCPeerConnection,
+      loadRTCPeerConnection: loadNodeDataChannel,
       // the polyfill's candidate-pair currentRoundTripTime is in ms, not W3C seconds
       statsRttInMs: true,
-      WebTransport: FailsWebTransport as unknown as WebTransportCtor,
+      ...(options.WebTransport ? {} : { selectWebTransport: loadFailsWebTransport }),
       // without HTTP/3 on the gateway, @fails-components speaks WebTransport over HTTP/2
       webtransportOptions: (ticket) => ({ forceReliable: ticket.backend === 'http2' }),
       ...options,

@@ -1,35 +1,14 @@
-import { RealClock, type Clock, type TimerHandle } from './clock.js';
-import { TypedEmitter } from './emitter.js';
-import { ERROR_CODES, MirrorstreamError, ProtocolError } from './errors.js';
+import { InboundStreams, type Chunk, type EpochReset, type Gap, type RoleChange } from './inbound.js';
 import type { Dialer, FrameLink, LinkChannel, ReconnectPolicy } from './link.js';
 import { ExponentialBackoff } from './link.js';
-import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from './protocol.js';
+import { RealClock, type Clock, type TimerHandle } from './protocol/clock.js';
+import { decodeFrame } from './protocol/decode.js';
+import { TypedEmitter } from './protocol/emitter.js';
+import { ERROR_CODES, MirrorstreamError, ProtocolError } from './protocol/errors.js';
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameType, MAX_FRAME_BYTES_LIMIT } from './protocol/frames.js';
+import { PROTOCOL_VERSION, SDK_VERSION } from './protocol/version.js';
 
-export const SDK_VERSION = '0.1.0';
-
-/** One chunk, delivered in seq order per stream. */
-export interface Chunk {
-  streamId: string;
-  seq: number;
-  /** Gateway ingestion time, ms since the epoch. */
-  timestamp: number;
-  payload: Uint8Array;
-  key?: string;
-  layer?: number;
-}
-
-export interface RoleChange {
-  streamId: string;
-  role: 'active' | 'standby';
-  fromSeq: number;
-}
-
-export interface Gap {
-  streamId: string;
-  from: number;
-  to: number;
-  reason: string;
-}
+export type { Chunk, EpochReset, Gap, RoleChange } from './inbound.js';
 
 export type ReceiverStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
@@ -37,14 +16,21 @@ export type ReceiverEvents = {
   chunk: [chunk: Chunk];
   role: [role: RoleChange];
   gap: [gap: Gap];
+  /** The stream's epoch changed: the old position was forgotten, delivery starts over. */
+  reset: [reset: EpochReset];
   status: [status: ReceiverStatus, detail: string];
   end: [end: { streamId: string; reason: string }];
+  /** Protocol and connection errors, and MS_LISTENER_ERROR when an application listener threw. */
   error: [error: MirrorstreamError];
 };
 
+/** Where the SDK reports what it cannot report as an `error` event (it is silent by default). */
+export interface ReceiverLogger {
+  warn(message: string, detail?: unknown): void;
+}
+
 export interface ReceiverCoreOptions {
   endpointId: string;
-  token: string;
   /** Opens a link to the gateway; the transport-specific part. */
   dial: Dialer;
   clock?: Clock;
@@ -61,44 +47,37 @@ export interface ReceiverCoreOptions {
   reportIntervalMs?: number;
   /** Transport names this receiver can dial, in preference order (told to the gateway in HELLO). */
   transports?: readonly string[];
+  /**
+   * Largest frame this receiver accepts. Until WELCOME the protocol default (1 MiB) applies;
+   * then the gateway's advertised limit, never above this cap when it is set.
+   */
   maxFrameBytes?: number;
-}
-
-interface StreamState {
-  /** Everything up to here was delivered or declared lost: the resume point and the ACK value. */
-  position: number;
-  acked: number;
-  role: 'active' | 'standby';
-  pending: Map<number, Chunk>;
-  ackTimer: TimerHandle | undefined;
-  delivered: number;
-  duplicates: number;
-  bytes: number;
-  /** Seqs lost in transit on an unreliable stream (not policy skips). */
-  lost: number;
-  /** Bytes at the previous report, for the received rate. */
-  reportedBytes: number;
+  /** Gets errors thrown by `error` listeners, and listener errors nobody listens for. */
+  logger?: ReceiverLogger;
 }
 
 /** Codes after which reconnecting cannot help. */
 const FATAL = new Set(['MS_UNAUTHORIZED', 'MS_PROTOCOL_VERSION']);
 
 /**
- * The receiver, independent of the transport: HELLO with resume positions, heartbeat
- * echo, in-order delivery with duplicate suppression, cumulative ACKs, gateway silence
- * detection and reconnect with backoff.
+ * The receiver, independent of the transport: HELLO with resume positions and their
+ * epochs, heartbeat echo, gateway silence detection, reconnect with backoff, receiver
+ * reports. Ordering, acks and epochs per stream are InboundStreams'.
  */
 export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   readonly endpointId: string;
-  readonly #opts: Required<Omit<ReceiverCoreOptions, 'gatewayTimeoutMs'>> & { gatewayTimeoutMs: number | undefined };
-  readonly #streams = new Map<string, StreamState>();
+  readonly #opts: Required<Omit<ReceiverCoreOptions, 'gatewayTimeoutMs' | 'maxFrameBytes' | 'logger'>> &
+    Pick<ReceiverCoreOptions, 'gatewayTimeoutMs' | 'maxFrameBytes' | 'logger'>;
+  readonly #inbound: InboundStreams;
   #status: ReceiverStatus = 'idle';
   #link: FrameLink | undefined;
   #attempt = 0;
   #retryTimer: TimerHandle | undefined;
   #silenceTimer: TimerHandle | undefined;
   #silenceMs = 1_000;
-  #welcomed: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+  /** The one pending connect(): every caller gets this promise until WELCOME or failure. */
+  #welcome: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
+  #maxFrameBytes: number;
   sessionId: string | undefined;
   #reportTimer: TimerHandle | undefined;
   #lastReportAt = 0;
@@ -111,7 +90,6 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     this.endpointId = options.endpointId;
     this.#opts = {
       endpointId: options.endpointId,
-      token: options.token,
       dial: options.dial,
       clock: options.clock ?? new RealClock(),
       reconnect: options.reconnect ?? new ExponentialBackoff(),
@@ -121,8 +99,18 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       reorderLimit: options.reorderLimit ?? 4096,
       reportIntervalMs: options.reportIntervalMs ?? 1_000,
       transports: options.transports ?? [],
-      maxFrameBytes: options.maxFrameBytes ?? 16 * 1024 * 1024,
+      maxFrameBytes: options.maxFrameBytes,
+      logger: options.logger,
     };
+    this.#maxFrameBytes = this.#initialMaxFrameBytes();
+    this.onListenerError = (error, event) => this.#listenerFailed(error, event);
+    this.#inbound = new InboundStreams(this.#opts, {
+      chunk: (c) => this.emit('chunk', c),
+      gap: (g) => this.emit('gap', g),
+      role: (r) => this.emit('role', r),
+      reset: (r) => this.emit('reset', r),
+      send: (bytes) => this.#link?.send(bytes, 'control') ?? false,
+    });
   }
 
   get status(): ReceiverStatus {
@@ -131,35 +119,44 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
 
   /** Last delivered (or declared lost) seq per stream: what a reconnect resumes from. */
   positions(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [id, st] of this.#streams) out[id] = st.position;
-    return out;
+    return this.#inbound.positions();
   }
 
-  /** Connect; resolves on WELCOME. Later drops reconnect by themselves. */
+  /** The epoch each position belongs to. */
+  epochs(): Record<string, string> {
+    return this.#inbound.epochs();
+  }
+
+  /** Connect; resolves on WELCOME (every caller gets the same promise). Later drops reconnect by themselves. */
   connect(): Promise<void> {
     if (this.#status === 'closed') return Promise.reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', 'receiver is closed'));
     if (this.#status === 'connected') return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.#welcomed = { resolve, reject };
-      if (this.#status === 'idle') void this.#open('connecting');
-    });
+    if (!this.#welcome) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#welcome = { promise, resolve, reject };
+    }
+    if (this.#status === 'idle') void this.#open('connecting');
+    return this.#welcome.promise;
   }
 
   /** Flush acks, close the link, stop reconnecting. */
   close(): void {
     if (this.#status === 'closed') return;
-    for (const [id, st] of this.#streams) this.#sendAck(id, st);
+    this.#inbound.flushAcks();
     this.#opts.clock.clearTimeout(this.#retryTimer);
     this.#opts.clock.clearTimeout(this.#silenceTimer);
     this.#opts.clock.clearInterval(this.#reportTimer);
-    for (const st of this.#streams.values()) this.#opts.clock.clearTimeout(st.ackTimer);
+    this.#inbound.stop();
     const link = this.#link;
     this.#link = undefined;
     link?.close('receiver closed');
     this.#setStatus('closed', 'closed by application');
-    this.#welcomed?.reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', 'receiver closed'));
-    this.#welcomed = undefined;
+    this.#settleWelcome(new MirrorstreamError('MS_TRANSPORT_CLOSED', 'receiver closed'));
   }
 
   async #open(status: 'connecting' | 'reconnecting'): Promise<void> {
@@ -176,6 +173,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#link = link;
+    this.#maxFrameBytes = this.#initialMaxFrameBytes();
     link.on('message', (bytes, channel) => {
       if (this.#link === link) this.#onMessage(link, bytes, channel);
     });
@@ -190,14 +188,18 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         type: FrameType.HELLO,
         version: PROTOCOL_VERSION,
         endpointId: this.endpointId,
-        token: this.#opts.token,
         sdkVersion: SDK_VERSION,
-        resume: this.positions(),
+        resume: this.#inbound.positions(),
+        epochs: this.#inbound.epochs(),
         ...(this.#opts.transports.length > 1 ? { transports: [...this.#opts.transports] } : {}),
       }),
       'control',
     );
     this.#armSilence();
+  }
+
+  #initialMaxFrameBytes(): number {
+    return Math.min(this.#opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT);
   }
 
   #scheduleRetry(error: unknown): void {
@@ -206,15 +208,22 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     const delay = code && FATAL.has(code) ? null : this.#opts.reconnect.nextRetryDelayMs({ attempt: this.#attempt, lastError: error });
     this.#attempt++;
     if (delay === null) {
-      const err = error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', String(error), { cause: error });
-      this.#welcomed?.reject(err);
-      this.#welcomed = undefined;
+      this.#settleWelcome(error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', String(error), { cause: error }));
       this.close();
       return;
     }
     this.#setStatus('reconnecting', error instanceof Error ? error.message : String(error));
     this.#opts.clock.clearTimeout(this.#retryTimer);
     this.#retryTimer = this.#opts.clock.setTimeout(() => void this.#open('reconnecting'), delay);
+  }
+
+  /** Resolve (no error) or reject the pending connect(). */
+  #settleWelcome(error?: unknown): void {
+    const w = this.#welcome;
+    this.#welcome = undefined;
+    if (!w) return;
+    if (error === undefined) w.resolve();
+    else w.reject(error);
   }
 
   /** A gateway that says nothing for too long is gone: drop the link and reconnect. */
@@ -230,7 +239,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   }
 
   #onMessage(link: FrameLink, bytes: Uint8Array, channel: LinkChannel): void {
-    const decoded = decodeFrame(bytes, this.#opts.maxFrameBytes);
+    const decoded = decodeFrame(bytes, this.#maxFrameBytes);
     if (!decoded.ok) {
       this.#protocolFailure(link, decoded.error);
       return;
@@ -241,12 +250,14 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       case FrameType.WELCOME:
         this.sessionId = f.sessionId;
         this.#silenceMs = this.#opts.gatewayTimeoutMs ?? Math.max(1_000, 4 * f.heartbeatIntervalMs);
+        // the gateway sends nothing larger than it says; our own cap, if set, still holds
+        this.#maxFrameBytes = Math.min(f.maxFrameBytes, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_LIMIT, MAX_FRAME_BYTES_LIMIT);
+        link.setMaxFrameBytes?.(this.#maxFrameBytes);
         this.#armSilence();
         this.#attempt = 0;
         this.#setStatus('connected', `session ${f.sessionId}`);
         this.#startReports();
-        this.#welcomed?.resolve();
-        this.#welcomed = undefined;
+        this.#settleWelcome();
         return;
       case FrameType.HEARTBEAT:
         // echo on the channel it came by: probes on the unreliable channel measure its loss
@@ -257,21 +268,21 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         if (this.#rttMs?.source !== 'receiver.transport') this.#rttMs = { value: Math.max(0, this.#opts.clock.now() - f.sentAt), source: 'receiver.heartbeat' };
         return;
       case FrameType.DATA:
-        this.#onData(f, channel === 'data-unreliable');
+        this.#inbound.data(f, channel === 'data-unreliable');
         return;
       case FrameType.ROLE:
-        this.#onRole(f.streamId, f.role, f.fromSeq);
+        this.#inbound.role(f.streamId, f.role, f.fromSeq, f.epoch);
+        return;
+      case FrameType.RESET:
+        this.#inbound.reset(f.streamId, f.epoch);
         return;
       case FrameType.GAP:
-        this.#onGap({ streamId: f.streamId, from: f.from, to: f.to, reason: f.reason });
+        this.#inbound.gap({ streamId: f.streamId, from: f.from, to: f.to, reason: f.reason });
         return;
-      case FrameType.END: {
-        const st = this.#streams.get(f.streamId);
-        if (st) this.#opts.clock.clearTimeout(st.ackTimer);
-        this.#streams.delete(f.streamId);
+      case FrameType.END:
+        this.#inbound.end(f.streamId);
         this.emit('end', { streamId: f.streamId, reason: f.reason });
         return;
-      }
       case FrameType.ERROR: {
         const err = new MirrorstreamError(isKnownCode(f.code) ? f.code : 'MS_INTERNAL', `gateway: ${f.message}`, {
           retryable: !FATAL.has(f.code),
@@ -295,98 +306,18 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     this.#scheduleRetry(error);
   }
 
-  #state(streamId: string): StreamState {
-    let st = this.#streams.get(streamId);
-    if (!st) {
-      st = { position: 0, acked: 0, role: 'standby', pending: new Map(), ackTimer: undefined, delivered: 0, duplicates: 0, bytes: 0, lost: 0, reportedBytes: 0 };
-      this.#streams.set(streamId, st);
-    }
-    return st;
-  }
-
-  #onData(f: Extract<Frame, { type: typeof FrameType.DATA }>, unreliable: boolean): void {
-    const st = this.#state(f.streamId);
-    if (f.seq <= st.position || st.pending.has(f.seq)) {
-      st.duplicates++;
+  /**
+   * An application listener threw: the SDK keeps going, and says so with an `error` event
+   * (MS_LISTENER_ERROR, the thrown value as `cause`), or through the logger when an `error`
+   * listener itself threw or nobody listens.
+   */
+  #listenerFailed(error: unknown, event: keyof ReceiverEvents): void {
+    const detail = error instanceof Error ? error.message : String(error);
+    if (event !== 'error' && this.listenerCount('error') > 0) {
+      this.emit('error', new MirrorstreamError('MS_LISTENER_ERROR', `a '${event}' listener threw: ${detail}`, { cause: error }));
       return;
     }
-    const chunk: Chunk = { streamId: f.streamId, seq: f.seq, timestamp: f.timestamp, payload: f.payload };
-    if (f.key !== undefined) chunk.key = f.key;
-    if (f.layer !== undefined) chunk.layer = f.layer;
-    if (unreliable) {
-      // no retransmission is coming: a hole is a loss, report it and deliver what arrived
-      if (f.seq > st.position + 1) {
-        st.lost += f.seq - st.position - 1;
-        this.emit('gap', { streamId: f.streamId, from: st.position + 1, to: f.seq - 1, reason: 'unreliable-loss' });
-      }
-      this.#deliver(st, chunk);
-      return;
-    }
-    if (f.seq !== st.position + 1) {
-      st.pending.set(f.seq, chunk);
-      if (st.pending.size > this.#opts.reorderLimit) {
-        // the hole is not going to fill: declare it and move on
-        const next = Math.min(...st.pending.keys());
-        this.#onGap({ streamId: f.streamId, from: st.position + 1, to: next - 1, reason: 'reorder-limit' });
-      }
-      return;
-    }
-    this.#deliver(st, chunk);
-    this.#drainPending(f.streamId, st);
-  }
-
-  #deliver(st: StreamState, chunk: Chunk): void {
-    st.position = chunk.seq;
-    st.delivered++;
-    st.bytes += chunk.payload.byteLength;
-    this.emit('chunk', chunk);
-    this.#maybeAck(chunk.streamId, st);
-  }
-
-  #drainPending(streamId: string, st: StreamState): void {
-    for (const seq of [...st.pending.keys()]) if (seq <= st.position) st.pending.delete(seq);
-    for (let next = st.pending.get(st.position + 1); next; next = st.pending.get(st.position + 1)) {
-      st.pending.delete(next.seq);
-      this.#deliver(st, next);
-    }
-    this.#maybeAck(streamId, st);
-  }
-
-  #onRole(streamId: string, role: 'active' | 'standby', fromSeq: number): void {
-    const st = this.#state(streamId);
-    st.role = role;
-    // taking over from another endpoint: what came before fromSeq went elsewhere, not lost
-    if (role === 'active' && fromSeq - 1 > st.position) {
-      st.position = fromSeq - 1;
-      this.#drainPending(streamId, st);
-    }
-    this.emit('role', { streamId, role, fromSeq });
-  }
-
-  #onGap(gap: Gap): void {
-    const st = this.#state(gap.streamId);
-    this.emit('gap', gap);
-    if (gap.to > st.position) st.position = gap.to;
-    this.#drainPending(gap.streamId, st);
-  }
-
-  #maybeAck(streamId: string, st: StreamState): void {
-    if (st.position <= st.acked) return;
-    if (st.position - st.acked >= this.#opts.ackEveryChunks) {
-      this.#sendAck(streamId, st);
-      return;
-    }
-    st.ackTimer ??= this.#opts.clock.setTimeout(() => {
-      st.ackTimer = undefined;
-      this.#sendAck(streamId, st);
-    }, this.#opts.ackDelayMs);
-  }
-
-  #sendAck(streamId: string, st: StreamState): void {
-    this.#opts.clock.clearTimeout(st.ackTimer);
-    st.ackTimer = undefined;
-    if (st.position <= st.acked || !this.#link) return;
-    if (this.#link.send(encodeFrame({ type: FrameType.ACK, streamId, seq: st.position }), 'control')) st.acked = st.position;
+    this.#opts.logger?.warn(`mirrorstream receiver ${this.endpointId}: a '${event}' listener threw: ${detail}`, error);
   }
 
   /**
@@ -410,22 +341,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     const now = this.#opts.clock.now();
     const seconds = Math.max(0.001, (now - this.#lastReportAt) / 1000);
     this.#lastReportAt = now;
-    for (const [streamId, st] of this.#streams) {
-      const rate = (st.bytes - st.reportedBytes) / seconds;
-      st.reportedBytes = st.bytes;
-      link.send(
-        encodeFrame({
-          type: FrameType.RECEIVER_REPORT,
-          streamId,
-          receivedChunks: st.delivered,
-          receivedBytes: st.bytes,
-          rateBytesPerSec: rate,
-          rttMs: this.#rttMs?.value ?? null,
-          gapCount: st.lost,
-        }),
-        'control',
-      );
-    }
+    for (const report of this.#inbound.reports(seconds, this.#rttMs?.value ?? null)) link.send(encodeFrame(report), 'control');
   }
 
   #setStatus(status: ReceiverStatus, detail: string): void {

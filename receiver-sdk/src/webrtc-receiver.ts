@@ -1,11 +1,12 @@
 import type { Dialer, FrameLink } from './link.js';
+import { RealClock } from './protocol/clock.js';
 import { ReceiverCore, type ReceiverCoreOptions } from './receiver.js';
 import { webrtcDialer, type WebRtcDialOptions } from './transports/webrtc.js';
 import { webtransportDialer, type WebTransportCtor, type WebTransportTicket } from './transports/webtransport.js';
 
 export type TransportName = 'webtransport' | 'webrtc';
 
-export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'token'> {
+export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial'> {
   /** Base URL of the gateway's HTTP API, e.g. `http://127.0.0.1:8080`. */
   gatewayUrl: string;
   /** Endpoint token from `POST /v1/endpoints/:id/token`, or a function returning a fresh one. */
@@ -16,13 +17,15 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'tok
    * the next and resumes from its last seq.
    */
   transports?: readonly TransportName[];
-  /** Defaults to the platform's `RTCPeerConnection` (the Node entry passes node-datachannel's). */
+  /** Defaults to the platform's `RTCPeerConnection`. */
   RTCPeerConnection?: typeof RTCPeerConnection;
+  /** Loads an RTCPeerConnection at the first WebRTC dial (the Node entry loads node-datachannel's). */
+  loadRTCPeerConnection?: () => Promise<typeof RTCPeerConnection>;
   rtcConfig?: WebRtcDialOptions['rtcConfig'];
-  /** Defaults to the platform's `WebTransport` (the Node entry passes @fails-components'). */
+  /** Defaults to the platform's `WebTransport`. */
   WebTransport?: WebTransportCtor;
-  /** Pick the WebTransport constructor per session ticket (the browser entry uses it). */
-  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor;
+  /** Pick or load the WebTransport constructor per session ticket (the browser and Node entries use it). */
+  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor | Promise<WebTransportCtor>;
   /** Extra WebTransport constructor options per session ticket. */
   webtransportOptions?: (ticket: WebTransportTicket) => Record<string, unknown>;
   connectTimeoutMs?: number;
@@ -46,22 +49,24 @@ export class Receiver extends ReceiverCore {
   }
 
   constructor(options: ReceiverOptions) {
-    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, transports, webtransportOptions, selectWebTransport, ...core } =
+    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, transports, webtransportOptions, selectWebTransport, loadRTCPeerConnection, ...core } =
       options;
+    const clock = options.clock ?? new RealClock();
     const globals = globalThis as { RTCPeerConnection?: typeof RTCPeerConnection; WebTransport?: WebTransportCtor };
     const order = transports && transports.length > 0 ? [...transports] : (['webrtc'] as TransportName[]);
     const dialers = new Map<TransportName, Dialer>();
     for (const name of order) {
       if (name === 'webrtc') {
         const Peer = options.RTCPeerConnection ?? globals.RTCPeerConnection;
-        if (!Peer) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
+        if (!Peer && !loadRTCPeerConnection) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
         dialers.set(
           name,
           webrtcDialer({
             gatewayUrl,
             endpointId: options.endpointId,
             token,
-            RTCPeerConnection: Peer,
+            clock,
+            ...(Peer ? { RTCPeerConnection: Peer } : { loadRTCPeerConnection }),
             ...(rtcConfig ? { rtcConfig } : {}),
             ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
             ...(signalingFetch ? { fetch: signalingFetch } : {}),
@@ -69,17 +74,19 @@ export class Receiver extends ReceiverCore {
           }),
         );
       } else {
-        const Wt = options.WebTransport ?? globals.WebTransport ?? (selectWebTransport as unknown as WebTransportCtor | undefined);
-        if (!Wt) throw new TypeError('no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
+        const Wt = options.WebTransport ?? globals.WebTransport;
+        if (!Wt && !selectWebTransport) throw new TypeError('no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
         dialers.set(
           name,
           webtransportDialer({
             gatewayUrl,
             endpointId: options.endpointId,
             token,
-            WebTransport: Wt,
+            clock,
+            ...(Wt ? { WebTransport: Wt } : {}),
             ...(selectWebTransport ? { selectWebTransport } : {}),
             ...(webtransportOptions ? { extraOptions: webtransportOptions } : {}),
+            ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
             ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
             ...(signalingFetch ? { fetch: signalingFetch } : {}),
           }),
@@ -109,7 +116,7 @@ export class Receiver extends ReceiverCore {
       start = 0;
       throw lastError;
     };
-    super({ ...core, token: typeof token === 'string' ? token : '', dial, transports: names });
+    super({ ...core, clock, dial, transports: names });
     this.#current = current;
   }
 }

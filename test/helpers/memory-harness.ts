@@ -53,7 +53,6 @@ export function harness(config: GatewayConfigInput = {}): Harness {
       let frozen = false;
       const core = new ReceiverCore({
         endpointId: id,
-        token: 'in-process',
         clock,
         reconnect: { nextRetryDelayMs: () => 100 },
         dial: async () => {

@@ -101,7 +101,6 @@ describe('HTTP API over a real socket', () => {
     const got: Chunk[] = [];
     const rx = new ReceiverCore({
       endpointId: 'rx',
-      token: 'in-process',
       dial: async () => {
         const [g, r] = MemoryTransport.pair();
         gateway.accept(g, { endpointId: 'rx' });
@@ -161,7 +160,7 @@ describe('HTTP API over a real socket', () => {
     expect(code(await call('PUT', '/v1/streams/bp/policy', { overflow: 'sample' }))).toBe('MS_BAD_REQUEST');
     expect(code(await call('PUT', '/v1/streams/nope/policy', { overflow: 'conflate' }))).toBe('MS_STREAM_NOT_FOUND');
     const [g, r] = MemoryTransport.pair();
-    const rx = new ReceiverCore({ endpointId: 'slow', token: 'in-process', dial: async () => (gateway.accept(g, { endpointId: 'slow' }), r) });
+    const rx = new ReceiverCore({ endpointId: 'slow', dial: async () => (gateway.accept(g, { endpointId: 'slow' }), r) });
     await rx.connect();
     const deadline = Date.now() + 5_000;
     while (gateway.getStream('bp').active.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));

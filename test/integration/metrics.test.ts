@@ -42,7 +42,6 @@ async function receiver(id: string): Promise<Receiver> {
   let current: MemoryTransport | undefined;
   const core = new ReceiverCore({
     endpointId: id,
-    token: 'in-process',
     reconnect: { nextRetryDelayMs: () => null },
     dial: async () => {
       const [gatewaySide, receiverSide] = MemoryTransport.pair();

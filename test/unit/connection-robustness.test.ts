@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../../gateway/src/index.js';
-import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from '../../receiver-sdk/src/index.js';
+import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, SDK_VERSION, type Frame } from '../../receiver-sdk/src/index.js';
 import { harness, seqsOf } from '../helpers/memory-harness.js';
 
 /** A raw client: sends whatever bytes the test wants and records what comes back. */
@@ -19,7 +19,7 @@ function rawClient(h: ReturnType<typeof harness>, endpointId: string) {
     frames,
     closed: () => closed,
     hello: (id = endpointId, version = PROTOCOL_VERSION) =>
-      r.send(encodeFrame({ type: FrameType.HELLO, version, endpointId: id, token: 't', sdkVersion: 'raw', resume: {} }), 'control'),
+      r.send(encodeFrame({ type: FrameType.HELLO, version, endpointId: id, sdkVersion: SDK_VERSION, resume: {}, epochs: {} }), 'control'),
   };
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { HTTP_STATUS } from '../../gateway/src/http/errors.js';
-import { ERROR_CODES, type ErrorCode } from '../../receiver-sdk/src/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../receiver-sdk/src/protocol/index.js';
 
 describe('error code registry', () => {
   it('docs/errors.md lists exactly the registry, with the HTTP status the API uses', () => {

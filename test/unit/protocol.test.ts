@@ -11,8 +11,8 @@ import {
   isValidId,
   type DecodeResult,
   type Frame,
-} from '../../receiver-sdk/src/protocol.js';
-import { ProtocolError, type ErrorCode } from '../../receiver-sdk/src/errors.js';
+} from '../../receiver-sdk/src/protocol/index.js';
+import { ProtocolError, type ErrorCode } from '../../receiver-sdk/src/protocol/index.js';
 import { mulberry32 } from '../helpers/random.js';
 
 // ---------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ function hex(bytes: Uint8Array): string {
 /** Buffers and Uint8Arrays are not toEqual; compare payloads as plain byte lists. */
 function comparable(frame: Frame): unknown {
   if (frame.type === FrameType.DATA) return { ...frame, payload: Array.from(frame.payload) };
-  if (frame.type === FrameType.HELLO) return { ...frame, resume: { ...frame.resume } };
+  if (frame.type === FrameType.HELLO) return { ...frame, resume: { ...frame.resume }, epochs: { ...frame.epochs } };
   return frame;
 }
 
@@ -146,8 +146,8 @@ const bytesOf = (...xs: number[]): Uint8Array => new Uint8Array(xs);
 // ---------------------------------------------------------------------------------------
 
 const samples: Frame[] = [
-  { type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'edge-1.eu:a_b', token: 'tok.en', sdkVersion: '0.1.0', resume: { cam1: 10, 'cam-2': 0, 'x.y:z': Number.MAX_SAFE_INTEGER } },
-  { type: FrameType.HELLO, version: 1, endpointId: 'e', token: '', sdkVersion: '', resume: {} },
+  { type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'edge-1.eu:a_b', sdkVersion: '0.2.0', resume: { cam1: 10, 'cam-2': 0, 'x.y:z': Number.MAX_SAFE_INTEGER }, epochs: { cam1: 'Ep0ch-1', 'x.y:z': 'e.2:x_y' } },
+  { type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: '', resume: {}, epochs: {} },
   { type: FrameType.WELCOME, version: 1, sessionId: 'sess-123', heartbeatIntervalMs: 5000, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES },
   { type: FrameType.DATA, streamId: 'cam1', seq: 1, timestamp: 1_700_000_000_123, payload: bytesOf(1, 2, 3, 255), key: 'frame-7', layer: 2 },
   { type: FrameType.DATA, streamId: 'cam1', seq: 2, timestamp: 1_700_000_000_123.5, payload: bytesOf() },
@@ -159,12 +159,14 @@ const samples: Frame[] = [
   { type: FrameType.HEARTBEAT_ACK, nonce: 0, sentAt: 12 },
   { type: FrameType.RECEIVER_REPORT, streamId: 'cam1', receivedChunks: 10, receivedBytes: 2 ** 33, rateBytesPerSec: 1234.5, rttMs: 17.25, gapCount: 1 },
   { type: FrameType.RECEIVER_REPORT, streamId: 'cam1', receivedChunks: 0, receivedBytes: 0, rateBytesPerSec: 0, rttMs: null, gapCount: 0 },
-  { type: FrameType.ROLE, streamId: 'cam1', role: 'active', fromSeq: 5 },
-  { type: FrameType.ROLE, streamId: 'cam1', role: 'standby', fromSeq: 0 },
+  { type: FrameType.ROLE, streamId: 'cam1', role: 'active', fromSeq: 5, epoch: 'qH3k-9_x' },
+  { type: FrameType.ROLE, streamId: 'cam1', role: 'standby', fromSeq: 0, epoch: 'e' },
   { type: FrameType.GAP, streamId: 'cam1', from: 4, to: 4, reason: 'evicted' },
   { type: FrameType.GAP, streamId: 'cam1', from: 1, to: 900, reason: '' },
   { type: FrameType.END, streamId: 'cam1', reason: 'stream deleted' },
   { type: FrameType.ERROR, code: 'MS_FRAME_MALFORMED', message: 'ünïcødé ✓ message' },
+  { type: FrameType.RESET, streamId: 'cam1', epoch: 'e2', previousEpoch: 'e1' },
+  { type: FrameType.RESET, streamId: 'cam1', epoch: 'e2', previousEpoch: null },
 ];
 
 describe('round trip', () => {
@@ -191,7 +193,7 @@ describe('round trip', () => {
 
   it('HELLO resume of several streams comes back as a prototype-free record', () => {
     const resume: Record<string, number> = { a: 1, b: 2, c: 3, 'd.e': 4 };
-    const frame = decodeOk(encodeFrame({ type: FrameType.HELLO, version: 1, endpointId: 'e', token: 't', sdkVersion: 'v', resume }));
+    const frame = decodeOk(encodeFrame({ type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: 'v', resume, epochs: {} }));
     if (frame.type !== FrameType.HELLO) throw new Error('not HELLO');
     expect({ ...frame.resume }).toEqual(resume);
     expect(Object.getPrototypeOf(frame.resume)).toBeNull();
@@ -208,16 +210,16 @@ describe('wire format', () => {
     expect(hex(bytes)).toBe(hex(mp([3, 's', 1, f64(1.5), bytesOf(9, 8), null, null])));
   });
 
-  it('HELLO writes resume as a msgpack map with string keys', () => {
-    const bytes = encodeFrame({ type: FrameType.HELLO, version: 1, endpointId: 'e', token: 't', sdkVersion: 'v', resume: { s: 7 } });
+  it('HELLO writes resume and epochs as msgpack maps with string keys', () => {
+    const bytes = encodeFrame({ type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: 'v', resume: { s: 7 }, epochs: { s: 'x' } });
     // msgpackr writes map16 even for small maps; both are standard headers
-    expect(hex(bytes)).toMatch(/^960101a165a174a176(81|de0001)a17307$/);
+    expect(hex(bytes)).toMatch(/^960101a165a176(81|de0001)a17307(81|de0001)a173a178$/);
   });
 
   it('decodes non-canonical encodings another implementation may write', () => {
     const frame = decodeOk(mp([raw(0xcc, 3), raw(0xd9, 1, 0x73), u64(5n), f64(2), raw(0xc6, 0, 0, 0, 1, 7), raw(0xc0)]));
     expect(comparable(frame)).toEqual({ type: 3, streamId: 's', seq: 5, timestamp: 2, payload: [7], key: undefined, layer: undefined });
-    const hello = decodeOk(mp([1, 1, 'e', 't', 'v', raw(0xde, 0, 1, 0xa1, 0x73, 0xcf, 0, 0, 0, 0, 0, 0, 0, 7)]));
+    const hello = decodeOk(mp([1, 1, 'e', 'v', raw(0xde, 0, 1, 0xa1, 0x73, 0xcf, 0, 0, 0, 0, 0, 0, 0, 7), map([])]));
     expect(comparable(hello)).toMatchObject({ resume: { s: 7 } });
   });
 
@@ -234,7 +236,7 @@ describe('wire format', () => {
 
   it('exports names and id helpers', () => {
     expect(FRAME_TYPE_NAMES[FrameType.RECEIVER_REPORT]).toBe('RECEIVER_REPORT');
-    expect(Object.keys(FRAME_TYPE_NAMES)).toHaveLength(11);
+    expect(Object.keys(FRAME_TYPE_NAMES)).toHaveLength(12);
     expect(isValidId('a.B-9:_')).toBe(true);
     expect(isValidId('x'.repeat(128))).toBe(true);
     expect(isValidId('x'.repeat(129))).toBe(false);
@@ -295,17 +297,18 @@ describe('truncation and trailing bytes', () => {
 
 // Valid element lists per type; the field tests below replace one element at a time.
 const base = {
-  hello: [1, 1, 'e', 't', 'v', map([['s', 1]])] as Mp[],
+  hello: [1, 1, 'e', 'v', map([['s', 1]]), map([['s', 'x']])] as Mp[],
   welcome: [2, 1, 'sess', 5000, 65536] as Mp[],
   data: [3, 's', 1, 1_700_000_000_000, bytesOf(1), 'k', 0] as Mp[],
   ack: [4, 's', 0] as Mp[],
   heartbeat: [5, 1, 1.5] as Mp[],
   heartbeatAck: [6, 1, 1.5] as Mp[],
   report: [7, 's', 1, 2, 3.5, 4.5, 0] as Mp[],
-  role: [8, 's', 'active', 1] as Mp[],
+  role: [8, 's', 'active', 1, 'e1'] as Mp[],
   gap: [9, 's', 2, 3, 'r'] as Mp[],
   end: [10, 's', 'r'] as Mp[],
   error: [11, 'MS_X', 'm'] as Mp[],
+  reset: [12, 's', 'e2', 'e1'] as Mp[],
 };
 const withField = (els: Mp[], index: number, value: Mp): Uint8Array => mp(els.map((e, i) => (i === index ? value : e)));
 
@@ -322,17 +325,23 @@ describe('field validation', () => {
     ['HELLO endpointId empty', withField(base.hello, 2, '')],
     ['HELLO endpointId too long', withField(base.hello, 2, ID129)],
     ['HELLO endpointId number', withField(base.hello, 2, 5)],
-    ['HELLO token too long', withField(base.hello, 3, 'x'.repeat(8193))],
-    ['HELLO sdkVersion too long', withField(base.hello, 4, S4097)],
-    ['HELLO resume array', withField(base.hello, 5, ['s', 1])],
-    ['HELLO resume nil', withField(base.hello, 5, null)],
-    ['HELLO resume bad key', withField(base.hello, 5, map([['a b', 1]]))],
-    ['HELLO resume non-string key', withField(base.hello, 5, map([[5, 1]]))],
-    ['HELLO resume negative seq', withField(base.hello, 5, map([['s', -1]]))],
-    ['HELLO resume float seq', withField(base.hello, 5, map([['s', 1.5]]))],
-    ['HELLO resume unsafe seq', withField(base.hello, 5, map([['s', u64(2n ** 53n)]]))],
-    ['HELLO resume string seq', withField(base.hello, 5, map([['s', '1']]))],
-    ['HELLO resume too many entries', withField(base.hello, 5, map(Array.from({ length: MAX_RESUME_ENTRIES + 1 }, (_, i): [Mp, Mp] => [`s${i}`, i])))],
+    ['HELLO sdkVersion too long', withField(base.hello, 3, S4097)],
+    ['HELLO sdkVersion number', withField(base.hello, 3, 1)],
+    ['HELLO resume array', withField(base.hello, 4, ['s', 1])],
+    ['HELLO resume nil', withField(base.hello, 4, null)],
+    ['HELLO resume bad key', withField(base.hello, 4, map([['a b', 1]]))],
+    ['HELLO resume non-string key', withField(base.hello, 4, map([[5, 1]]))],
+    ['HELLO resume negative seq', withField(base.hello, 4, map([['s', -1]]))],
+    ['HELLO resume float seq', withField(base.hello, 4, map([['s', 1.5]]))],
+    ['HELLO resume unsafe seq', withField(base.hello, 4, map([['s', u64(2n ** 53n)]]))],
+    ['HELLO resume string seq', withField(base.hello, 4, map([['s', '1']]))],
+    ['HELLO resume too many entries', withField(base.hello, 4, map(Array.from({ length: MAX_RESUME_ENTRIES + 1 }, (_, i): [Mp, Mp] => [`s${i}`, i])))],
+    ['HELLO epochs nil', withField(base.hello, 5, null)],
+    ['HELLO epochs array', withField(base.hello, 5, ['s', 'x'])],
+    ['HELLO epochs bad epoch', withField(base.hello, 5, map([['s', 'bad epoch!']]))],
+    ['HELLO epochs empty epoch', withField(base.hello, 5, map([['s', '']]))],
+    ['HELLO epochs number epoch', withField(base.hello, 5, map([['s', 1]]))],
+    ['HELLO epochs for a stream without a resume position', withField(base.hello, 5, map([['t', 'x']]))],
     ['WELCOME heartbeat negative', withField(base.welcome, 3, -1)],
     ['WELCOME maxFrameBytes string', withField(base.welcome, 4, '1')],
     ['WELCOME sessionId number', withField(base.welcome, 2, 1)],
@@ -373,6 +382,12 @@ describe('field validation', () => {
     ['ROLE bad role', withField(base.role, 2, 'leader')],
     ['ROLE role number', withField(base.role, 2, 1)],
     ['ROLE fromSeq negative', withField(base.role, 3, -1)],
+    ['ROLE epoch nil', withField(base.role, 4, null)],
+    ['ROLE epoch bad chars', withField(base.role, 4, 'a b')],
+    ['RESET streamId bad', withField(base.reset, 1, 'a/b')],
+    ['RESET epoch empty', withField(base.reset, 2, '')],
+    ['RESET epoch nil', withField(base.reset, 2, null)],
+    ['RESET previousEpoch number', withField(base.reset, 3, 5)],
     ['GAP to < from', withField(base.gap, 3, 1)],
     ['GAP from 0', withField(base.gap, 2, 0)],
     ['GAP reason too long', withField(base.gap, 4, S4097)],
@@ -385,10 +400,11 @@ describe('field validation', () => {
     ['timestamp ext (Date) as sentAt', withField(base.heartbeat, 2, raw(0xd6, 0xff, 0, 0, 0, 1))],
     ['typed-array ext as payload', withField(base.data, 4, raw(0xc7, 4, 0x74, 1, 1, 2, 3))],
     ['ext 0 (undefined) as key', withField(base.data, 5, raw(0xd4, 0, 0))],
-    ['msgpackr record ext in resume', withField(base.hello, 5, raw(0xd4, 0x72, 0x40, 0x91, 0xa1, 0x73, 0x01))],
+    ['msgpackr record ext in resume', withField(base.hello, 4, raw(0xd4, 0x72, 0x40, 0x91, 0xa1, 0x73, 0x01))],
     ['bundled-strings ext as reason', withField(base.end, 2, raw(0xd6, 0x62, 0, 0, 0, 0))],
     ['array nested two deep', withField(base.data, 4, [[1]])],
-    ['map inside resume', withField(base.hello, 5, map([['s', map([])]]))],
+    ['map inside resume', withField(base.hello, 4, map([['s', map([])]]))],
+    ['array inside epochs', withField(base.hello, 5, map([['s', ['x']]]))],
   ];
 
   it.each(invalid)('%s → MS_FRAME_INVALID_FIELD', (_name, bytes) => {
@@ -401,12 +417,13 @@ describe('field validation', () => {
     ['DATA arity 5', mp(base.data.slice(0, 5))],
     ['DATA arity 6 with nil key', mp([...base.data.slice(0, 5), null])],
     ['id of 128 chars', withField(base.ack, 1, 'x'.repeat(128))],
-    ['token of 8192 chars', withField(base.hello, 3, 'x'.repeat(8192))],
+    ['RESET with nil previousEpoch', withField(base.reset, 3, null)],
+    ['epoch of 128 chars', withField(base.role, 4, 'x'.repeat(128))],
     ['reason of 4096 chars', withField(base.end, 2, 'x'.repeat(4096))],
     ['GAP to == from', withField(base.gap, 3, 2)],
     ['REPORT rtt nil', withField(base.report, 5, null)],
     ['integer-valued float seq', withField(base.data, 2, f64(3))],
-    ['resume of exactly the maximum size', withField(base.hello, 5, map(Array.from({ length: MAX_RESUME_ENTRIES }, (_, i): [Mp, Mp] => [`s${i}`, i])))],
+    ['resume of exactly the maximum size', mp([1, 1, 'e', 'v', map(Array.from({ length: MAX_RESUME_ENTRIES }, (_, i): [Mp, Mp] => [`s${i}`, i])), map([])])],
   ];
 
   it.each(accepted)('accepts %s', (_name, bytes) => {
@@ -429,13 +446,15 @@ describe('field validation', () => {
   });
 
   it('`__proto__` and `constructor` in resume are plain data and pollute nothing', () => {
-    const bytes = withField(base.hello, 5, map([['__proto__', 7], ['constructor', 3], ['polluted', 1]]));
+    const bytes = mp([1, 1, 'e', 'v', map([['__proto__', 7], ['constructor', 3], ['polluted', 1]]), map([['__proto__', 'e1']])]);
     const frame = decodeOk(bytes);
     if (frame.type !== FrameType.HELLO) throw new Error('not HELLO');
     expect(Object.getPrototypeOf(frame.resume)).toBeNull();
     expect(Object.getOwnPropertyDescriptor(frame.resume, '__proto__')?.value).toBe(7);
     expect(Object.keys(frame.resume).sort()).toEqual(['__proto__', 'constructor', 'polluted']);
     expect(frame.resume['constructor']).toBe(3);
+    expect(Object.getPrototypeOf(frame.epochs)).toBeNull();
+    expect(Object.getOwnPropertyDescriptor(frame.epochs, '__proto__')?.value).toBe('e1');
     const probe: Record<string, unknown> = {};
     expect(probe['polluted']).toBeUndefined();
     expect(Object.getPrototypeOf(probe)).toBe(Object.prototype);
@@ -480,7 +499,7 @@ describe('frame structure', () => {
   const unknown: Array<[string, Uint8Array]> = [
     ['type 99', mp([99, 's', 0])],
     ['type 0', mp([0])],
-    ['type 12', mp([12, 'future', [1, [2, [3]]]])],
+    ['type 13', mp([13, 'future', [1, [2, [3]]]])],
     ['type -1', mp([-1, 's'])],
     ['type 300 (uint16)', mp([300, 's'])],
     ['type 2^40 (uint64)', mp([2 ** 40])],
@@ -501,7 +520,7 @@ describe('frame structure', () => {
     deep.set([0x97, 0x03], 0);
     expectCode(deep, 'MS_FRAME_INVALID_FIELD');
     // map32 header claiming 4G entries as the resume map
-    expectCode(mp([1, 1, 'e', 't', 'v', raw(0xdf, 0xff, 0xff, 0xff, 0xff)]), 'MS_FRAME_INVALID_FIELD');
+    expectCode(mp([1, 1, 'e', 'v', raw(0xdf, 0xff, 0xff, 0xff, 0xff), map([])]), 'MS_FRAME_INVALID_FIELD');
   });
 
   it('never throws for non-binary input', () => {
@@ -557,7 +576,7 @@ describe('fuzz', () => {
       // half of them start like a frame so the decoder gets past the header more often
       if (i % 2 === 1 && bytes.length >= 2) {
         bytes[0] = 0x90 | (2 + Math.floor(rand() * 6));
-        bytes[1] = 1 + Math.floor(rand() * 11);
+        bytes[1] = 1 + Math.floor(rand() * 12);
       }
       checkInput(bytes, stats);
     }
@@ -598,7 +617,7 @@ describe('fuzz', () => {
 
 describe('HELLO transports (optional 7th field)', () => {
   it('round-trips the transport list and rejects a bad one', () => {
-    const hello = { type: FrameType.HELLO, version: 1, endpointId: 'e', token: 't', sdkVersion: '1', resume: {}, transports: ['webtransport', 'webrtc'] } as const;
+    const hello = { type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: '1', resume: {}, epochs: {}, transports: ['webtransport', 'webrtc'] } as const;
     const d = decodeFrame(encodeFrame({ ...hello, transports: [...hello.transports] }));
     expect(d.ok && d.frame).toEqual({ ...hello, transports: ['webtransport', 'webrtc'] });
     const bad = decodeFrame(encodeFrame({ ...hello, transports: ['NOT OK'] }));

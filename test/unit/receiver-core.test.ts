@@ -7,6 +7,7 @@ import {
   ManualClock,
   PROTOCOL_VERSION,
   ReceiverCore,
+  SDK_VERSION,
   type Chunk,
   type Frame,
 } from '../../receiver-sdk/src/index.js';
@@ -20,7 +21,6 @@ async function setup() {
   let dials = 0;
   const rx = new ReceiverCore({
     endpointId: 'rx',
-    token: 'tok',
     clock,
     reconnect: { nextRetryDelayMs: () => 50 },
     dial: async () => {
@@ -48,9 +48,9 @@ async function setup() {
 const acks = (frames: Frame[]): number[] => frames.flatMap((f) => (f.type === FrameType.ACK ? [f.seq] : []));
 
 describe('ReceiverCore', () => {
-  it('says HELLO with its endpoint id and token, and echoes heartbeats', async () => {
+  it('says HELLO with its endpoint id and SDK version, and echoes heartbeats', async () => {
     const t = await setup();
-    expect(t.sent[0]).toMatchObject({ type: FrameType.HELLO, endpointId: 'rx', token: 'tok', resume: {} });
+    expect(t.sent[0]).toMatchObject({ type: FrameType.HELLO, endpointId: 'rx', sdkVersion: SDK_VERSION, resume: {} });
     t.send({ type: FrameType.HEARTBEAT, nonce: 7, sentAt: 123.5 });
     await settle();
     expect(t.sent.find((f) => f.type === FrameType.HEARTBEAT_ACK)).toMatchObject({ nonce: 7, sentAt: 123.5 });
@@ -76,7 +76,7 @@ describe('ReceiverCore', () => {
     const gaps: unknown[] = [];
     t.rx.on('gap', (g) => gaps.push(g));
     t.data(1);
-    t.send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 100 });
+    t.send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 100, epoch: 'e1' });
     t.data(100);
     t.send({ type: FrameType.GAP, streamId: 's', from: 101, to: 150, reason: 'retention' });
     t.data(151);

@@ -3,19 +3,20 @@ import {
   encodeFrame,
   FRAME_TYPE_NAMES,
   FrameType,
+  isSupportedSdk,
   PROTOCOL_VERSION,
   ProtocolError,
+  SDK_VERSION,
   TypedEmitter,
+  type AckFrame,
+  type Channel,
   type Clock,
-  type Frame,
+  type HelloFrame,
+  type ReceiverReportFrame as ReportFrame,
   type TimerHandle,
-} from '@mirrorstream/receiver';
+} from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
-import type { Channel, Transport } from '../transports/transport.js';
-
-type HelloFrame = Extract<Frame, { type: typeof FrameType.HELLO }>;
-type AckFrame = Extract<Frame, { type: typeof FrameType.ACK }>;
-type ReportFrame = Extract<Frame, { type: typeof FrameType.RECEIVER_REPORT }>;
+import type { Transport } from '../transports/transport.js';
 
 export type ConnectionEvents = {
   hello: [hello: HelloFrame];
@@ -50,7 +51,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly endpointId: string;
   readonly sessionId: string;
   readonly transport: Transport;
-  readonly openedAt: number;
+  /** Asked to reconnect over the receiver's next transport (ERROR MS_TRANSPORT_DEGRADED). */
+  transportSwitchRequested = false;
   #state: 'hello' | 'open' | 'closed' = 'hello';
   readonly #opts: ConnectionOptions;
   #heartbeatTimer: TimerHandle | undefined;
@@ -68,7 +70,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.endpointId = opts.endpointId;
     this.sessionId = opts.sessionId;
     this.transport = opts.transport;
-    this.openedAt = opts.clock.now();
     this.onListenerError = (error, event) => opts.log.error({ err: error, event }, 'connection listener failed');
     opts.transport.on('message', (bytes) => this.#onMessage(bytes));
     opts.transport.on('drain', () => this.emit('drain'));
@@ -121,6 +122,17 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.close(error.code);
   }
 
+  /**
+   * Ask the receiver to reconnect over its next transport: ERROR MS_TRANSPORT_DEGRADED and a
+   * close, on a microtask (the caller is deciding for every stream of the endpoint, and a
+   * close re-evaluates them). Once per connection.
+   */
+  requestTransportSwitch(message: string): void {
+    if (this.transportSwitchRequested || this.#state !== 'open') return;
+    this.transportSwitchRequested = true;
+    queueMicrotask(() => this.fail(new ProtocolError('MS_TRANSPORT_DEGRADED', message)));
+  }
+
   close(reason: string): void {
     if (this.#state === 'closed') return;
     this.transport.close(reason);
@@ -162,6 +174,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       }
       if (frame.version !== PROTOCOL_VERSION) {
         this.fail(new ProtocolError('MS_PROTOCOL_VERSION', `protocol ${frame.version} not supported (gateway speaks ${PROTOCOL_VERSION})`));
+        return;
+      }
+      if (!isSupportedSdk(frame.sdkVersion)) {
+        this.fail(new ProtocolError('MS_PROTOCOL_VERSION', `receiver SDK ${JSON.stringify(frame.sdkVersion.slice(0, 40))} not supported (gateway speaks SDK ${SDK_VERSION.split('.')[0]}.x)`));
         return;
       }
       if (frame.endpointId !== this.endpointId) {

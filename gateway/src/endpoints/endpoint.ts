@@ -1,11 +1,10 @@
+import type { ReceiverReportFrame as ReceiverReport } from '@mirrorstream/receiver/protocol';
 import type { HealthConfig, HeartbeatConfig } from '../config.js';
+import { PhiAccrualDetector, type EndpointState } from '../health/failure-detector.js';
 import { ProbeWindow } from '../health/probes.js';
 import { HealthTracker, type HealthSnapshot, type MetricSample } from '../health/score.js';
-import type { EndpointState } from '../failover/policy.js';
-import { PhiAccrualDetector } from '../health/failure-detector.js';
-import type { EndpointView } from '../streams/stream.js';
+import type { EndpointView } from '../streams/types.js';
 import type { Connection } from './connection.js';
-import type { ReceiverReportFrame as ReceiverReport } from '@mirrorstream/receiver';
 
 /**
  * What the gateway knows about one endpoint across its connections: the current
@@ -38,6 +37,11 @@ export class Endpoint implements EndpointView {
   get canSwitchTransport(): boolean {
     const kind = this.link?.transport.kind;
     return kind !== undefined && this.transports.length >= 2 && this.transports[0] === kind;
+  }
+
+  /** Its open connection was asked to move to the next transport. */
+  get switchingTransport(): boolean {
+    return this.link?.transportSwitchRequested === true;
   }
   /** When the last connection closed (undefined while connected). */
   disconnectedAt: number | undefined;

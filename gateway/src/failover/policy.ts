@@ -3,7 +3,7 @@
  * stream feeds it the endpoints' health and applies the result. Failover mode is the
  * one-slot case of mirror mode.
  */
-export type EndpointState = 'disconnected' | 'alive' | 'suspect' | 'dead';
+import type { EndpointState } from '../health/failure-detector.js';
 
 export interface SelectionCandidate {
   readonly id: string;

@@ -3,6 +3,12 @@
  * phi grows with the time since the last heartbeat, scaled by the observed inter-arrival
  * distribution, so a jittery link is judged more leniently than a steady one.
  */
+/**
+ * An endpoint's liveness: `disconnected` (no connection), `alive`, `suspect` (phi above
+ * phiSuspect: kept if active, not promoted) or `dead` (phi above phiDead: replaced).
+ */
+export type EndpointState = 'disconnected' | 'alive' | 'suspect' | 'dead';
+
 export interface PhiDetectorOptions {
   /** Expected heartbeat interval; seeds the history so a new connection is judged fairly. */
   expectedIntervalMs: number;
@@ -24,11 +30,6 @@ export class PhiAccrualDetector {
     const seedStd = opts.expectedIntervalMs / 4;
     this.#push(opts.expectedIntervalMs - seedStd);
     this.#push(opts.expectedIntervalMs + seedStd);
-  }
-
-  /** Time of the last heartbeat (undefined before the first). */
-  get lastArrival(): number | undefined {
-    return this.#last;
   }
 
   heartbeat(now: number): void {

@@ -63,10 +63,6 @@ export class ProbeWindow {
     return rtts[Math.floor(rtts.length / 2)];
   }
 
-  get samples(): number {
-    return this.#samples.length;
-  }
-
   clear(): void {
     this.#pending.clear();
     this.#samples = [];

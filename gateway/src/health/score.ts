@@ -91,11 +91,6 @@ export class HealthTracker {
     return false;
   }
 
-  /** Forget breach history (a new connection starts with a clean slate, but not a degraded one). */
-  resetMetrics(): void {
-    this.#metrics.clear();
-  }
-
   snapshot(): HealthSnapshot {
     let score = 1;
     const metrics: Record<string, MetricState> = {};

@@ -1,6 +1,6 @@
 import { unpack } from 'msgpackr';
 import { z } from 'zod';
-import { MirrorstreamError } from '@mirrorstream/receiver';
+import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
 import { MAX_KEY_LENGTH, MAX_LAYER, parseInput, type ChunkInput } from '../streams/spec.js';
 
 /**

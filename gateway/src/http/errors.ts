@@ -1,4 +1,4 @@
-import { MirrorstreamError, type ErrorCode } from '@mirrorstream/receiver';
+import { MirrorstreamError, type ErrorCode } from '@mirrorstream/receiver/protocol';
 
 /** The one table from error code to HTTP status. Codes not listed are 500. */
 export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {

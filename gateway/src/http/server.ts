@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { MirrorstreamError } from '@mirrorstream/receiver';
+import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
 import type { Gateway } from '../gateway.js';
 import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type PolicyInput, type StreamSpecInput } from '../streams/spec.js';
 import { chunkFromRaw, chunksFromJson, chunksFromMsgpack } from './chunks.js';
@@ -26,6 +26,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** This package's version, from its package.json. */
+const GATEWAY_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
 const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'];
 
 /**
@@ -42,7 +45,7 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
 
   app.get('/healthz', (_req, res) => {
     const status = gateway.status();
-    res.status(status.status === 'ok' ? 200 : 503).json({ ...status, version: '0.1.0' });
+    res.status(status.status === 'ok' ? 200 : 503).json({ ...status, version: GATEWAY_VERSION });
   });
 
   // Open like /healthz: Prometheus scrapers rarely carry bearer keys, and the text holds

@@ -1,5 +1,3 @@
-import type { LogEntry } from '../streams/stream-log.js';
-
 /**
  * What to do when a stream produces faster than an endpoint takes it (the oldest
  * unsent chunk is older than `maxBacklogMs`). Pure functions over the backlog; the
@@ -12,6 +10,13 @@ export interface OverflowPolicy {
   readonly maxBacklogMs: number;
   /** decimate: keep every n-th chunk of the backlog. */
   readonly decimateN: number;
+}
+
+/** What a plan looks at of each retained chunk. */
+export interface BacklogEntry {
+  readonly timestamp: number;
+  readonly key: string | undefined;
+  readonly layer: number | undefined;
 }
 
 export interface BacklogPlan {
@@ -28,7 +33,7 @@ export interface BacklogPlan {
  */
 export function planBacklog(
   policy: OverflowPolicy,
-  get: (seq: number) => LogEntry | undefined,
+  get: (seq: number) => BacklogEntry | undefined,
   from: number,
   to: number,
   now: number,
@@ -70,7 +75,7 @@ export function planBacklog(
 }
 
 /** Highest layer in the backlog (0 when no chunk carries one). */
-export function topLayer(get: (seq: number) => LogEntry | undefined, from: number, to: number): number {
+export function topLayer(get: (seq: number) => BacklogEntry | undefined, from: number, to: number): number {
   let top = 0;
   for (let seq = from; seq <= to; seq++) top = Math.max(top, get(seq)?.layer ?? 0);
   return top;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ID_PATTERN, MirrorstreamError } from '@mirrorstream/receiver';
+import { ID_PATTERN, MirrorstreamError } from '@mirrorstream/receiver/protocol';
 
 /**
  * Input schemas shared by the in-process `Gateway` methods and the HTTP API, so both

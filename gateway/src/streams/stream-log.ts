@@ -1,5 +1,5 @@
-import { encodeFrame, FrameType } from '@mirrorstream/receiver';
 import type { RetentionConfig } from '../config.js';
+import type { ChunkInput } from './spec.js';
 
 /** One published chunk as retained for replay. */
 export interface LogEntry {
@@ -12,108 +12,39 @@ export interface LogEntry {
   frame: Uint8Array | undefined;
 }
 
-/**
- * Retention ring for one stream: seqs are contiguous from `firstSeq` to `lastSeq`;
- * the oldest entries go when count, bytes or age exceed the configured bounds.
- * A growable circular buffer keeps append and evict O(1) and `get(seq)` O(1).
- */
-export class StreamLog {
-  readonly #streamId: string;
-  readonly #retention: RetentionConfig;
-  #buf: (LogEntry | undefined)[] = new Array<LogEntry | undefined>(64);
-  #head = 0; // index of firstSeq
-  #size = 0;
-  #firstSeq = 1;
-  #bytes = 0;
-  #evicted = 0;
-
-  constructor(streamId: string, retention: RetentionConfig) {
-    this.#streamId = streamId;
-    this.#retention = retention;
-  }
-
-  /** Oldest retained seq (equals `lastSeq + 1` when empty). */
-  get firstSeq(): number {
-    return this.#firstSeq;
-  }
-
-  /** Newest assigned seq (0 before the first append). */
-  get lastSeq(): number {
-    return this.#firstSeq + this.#size - 1;
-  }
-
-  get size(): number {
-    return this.#size;
-  }
-
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  /** Chunks evicted since the stream was created. */
-  get evicted(): number {
-    return this.#evicted;
-  }
-
-  append(payload: Uint8Array, timestamp: number, key?: string, layer?: number): LogEntry {
-    const entry: LogEntry = { seq: this.lastSeq + 1, timestamp, payload, key, layer, frame: undefined };
-    if (this.#size === this.#buf.length) this.#grow();
-    this.#buf[(this.#head + this.#size) % this.#buf.length] = entry;
-    this.#size++;
-    this.#bytes += payload.byteLength;
-    this.#evictOver(timestamp);
-    return entry;
-  }
-
-  get(seq: number): LogEntry | undefined {
-    if (seq < this.#firstSeq || seq > this.lastSeq) return undefined;
-    return this.#buf[(this.#head + (seq - this.#firstSeq)) % this.#buf.length];
-  }
-
-  /** The DATA frame for `seq`, encoded on first use. */
-  frame(seq: number): Uint8Array | undefined {
-    const e = this.get(seq);
-    if (!e) return undefined;
-    e.frame ??= encodeFrame({
-      type: FrameType.DATA,
-      streamId: this.#streamId,
-      seq: e.seq,
-      timestamp: e.timestamp,
-      payload: e.payload,
-      ...(e.key === undefined ? {} : { key: e.key }),
-      ...(e.layer === undefined ? {} : { layer: e.layer }),
-    });
-    return e.frame;
-  }
-
-  /** Drop entries older than `maxAgeMs` (called from the gateway tick). */
-  evictExpired(now: number): void {
-    this.#evictOver(now);
-  }
-
-  #evictOver(now: number): void {
-    const r = this.#retention;
-    while (this.#size > 0) {
-      const oldest = this.#buf[this.#head];
-      const over =
-        this.#size > r.maxChunks ||
-        this.#bytes > r.maxBytes ||
-        (oldest !== undefined && now - oldest.timestamp > r.maxAgeMs);
-      // the newest chunk always stays so it can still be delivered once
-      if (!over || this.#size === 1) break;
-      this.#bytes -= oldest?.payload.byteLength ?? 0;
-      this.#buf[this.#head] = undefined;
-      this.#head = (this.#head + 1) % this.#buf.length;
-      this.#size--;
-      this.#firstSeq++;
-      this.#evicted++;
-    }
-  }
-
-  #grow(): void {
-    const next = new Array<LogEntry | undefined>(this.#buf.length * 2);
-    for (let i = 0; i < this.#size; i++) next[i] = this.#buf[(this.#head + i) % this.#buf.length];
-    this.#buf = next;
-    this.#head = 0;
-  }
+export interface AppendResult {
+  firstSeq: number;
+  lastSeq: number;
 }
+
+/**
+ * The port between a stream and where its chunks live. Seqs are dense from `firstSeq` to
+ * `lastSeq`; the oldest go when the limits (count, bytes, age) are exceeded. `epoch` names
+ * the seq space: a log that keeps a stream across restarts keeps its epoch, one that
+ * does not (the in-memory log) starts a new epoch, so receivers can tell a restart from
+ * a resume. Reads are synchronous over the retained window; appends resolve once the
+ * chunks are stored (a durable log: once its engine acknowledged them).
+ */
+export interface StreamLog {
+  readonly streamId: string;
+  readonly epoch: string;
+  readonly limits: Readonly<RetentionConfig>;
+  /** Oldest retained seq (equals `lastSeq + 1` when empty). */
+  readonly firstSeq: number;
+  /** Newest assigned seq (0 before the first append). */
+  readonly lastSeq: number;
+  readonly size: number;
+  readonly bytes: number;
+  /** Chunks evicted since the stream was created. */
+  readonly evicted: number;
+  /** Append all of `chunks` (all or none), in order, with one timestamp. */
+  appendBatch(chunks: readonly ChunkInput[], timestamp: number): Promise<AppendResult>;
+  get(seq: number): LogEntry | undefined;
+  /** The DATA frame for `seq`, encoded on first use. */
+  frame(seq: number): Uint8Array | undefined;
+  /** Drop entries older than the age limit (called from the gateway tick). */
+  evictExpired(now: number): void;
+}
+
+/** Opens the log of a stream being created. */
+export type StreamLogFactory = (streamId: string, limits: RetentionConfig) => StreamLog;

@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Gateway, HeartbeatEvent, SwitchEvent } from '../gateway.js';
-import type { SwitchReason } from '../streams/stream.js';
-import type { EndpointHealth, StreamHealth, StreamInfo } from './snapshots.js';
+import type { HeartbeatEvent, SwitchEvent } from '../core/events.js';
+import type { Gateway } from '../gateway.js';
+import type { SwitchReason } from '../streams/types.js';
+import type { EndpointHealth, StreamHealth, StreamInfo } from '../views/snapshots.js';
 
 /**
  * Prometheus metrics of one gateway, in the text exposition format.

@@ -1,4 +1,4 @@
-import { TypedEmitter, type Clock, type TimerHandle } from '@mirrorstream/receiver';
+import { TypedEmitter, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Channel, Transport, TransportEvents, TransportStats } from './transport.js';
 
 /**

@@ -1,11 +1,11 @@
-import type { TypedEmitter } from '@mirrorstream/receiver';
+import type { Channel, TypedEmitter } from '@mirrorstream/receiver/protocol';
 
 /**
- * The one interface between the stream core and a transport (memory, WebRTC,
- * WebTransport). The core sees bytes, a buffered amount and events, never a socket.
+ * The one interface between the gateway and a transport (memory, WebRTC, WebTransport).
+ * The gateway sees bytes, a buffered amount and events, never a socket.
+ * `data-unreliable` carries streams created with `reliability: "unreliable"` (no retransmission).
  */
-/** `data-unreliable` carries streams created with `reliability: "unreliable"` (no retransmission). */
-export type Channel = 'control' | 'data' | 'data-unreliable';
+export type { Channel };
 
 /** A measured number and where it came from (e.g. `werift.sctp.srtt`, `gateway.heartbeat`). */
 export interface Measurement {
@@ -13,11 +13,14 @@ export interface Measurement {
   readonly source: string;
 }
 
+/**
+ * What the transport itself measures. The delivery rate is not here: the gateway measures
+ * it per stream from acks (`delivered_bytes_per_sec`), the same way on every transport.
+ */
 export interface TransportStats {
   readonly kind: string;
   readonly rttMs?: Measurement;
   readonly lossRate?: Measurement;
-  readonly deliveryRateBitsPerSec?: Measurement;
   readonly bytesSent: number;
   readonly bytesReceived: number;
   readonly messagesSent: number;

@@ -1,4 +1,5 @@
-import { ERROR_CODES, MirrorstreamError, type ErrorCode } from '../errors.js';
+import type { Clock, TimerHandle } from '../protocol/clock.js';
+import { ERROR_CODES, MirrorstreamError, type ErrorCode } from '../protocol/errors.js';
 
 /** A signaling answer that is not the expected one, as a coded error (401 is not retryable). */
 export async function httpError(res: Response): Promise<MirrorstreamError> {
@@ -12,4 +13,15 @@ export async function httpError(res: Response): Promise<MirrorstreamError> {
     // not our JSON error body
   }
   return new MirrorstreamError(code, message, { retryable: res.status !== 401 });
+}
+
+/** `p`, or a retryable MS_TRANSPORT_CLOSED after `ms` of `clock` time. */
+export function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: TimerHandle | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = clock.setTimeout(() => reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', `${what}: no result after ${ms} ms`, { retryable: true })), ms);
+    }),
+  ]).finally(() => clock.clearTimeout(timer));
 }

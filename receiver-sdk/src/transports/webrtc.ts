@@ -1,7 +1,8 @@
-import { TypedEmitter } from '../emitter.js';
-import { MirrorstreamError } from '../errors.js';
-import { httpError } from './signaling.js';
 import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
+import type { Clock } from '../protocol/clock.js';
+import { TypedEmitter } from '../protocol/emitter.js';
+import { MirrorstreamError } from '../protocol/errors.js';
+import { httpError, withTimeout } from './signaling.js';
 
 /**
  * WebRTC dialer on the W3C `RTCPeerConnection` API, so the browser (native) and Node
@@ -13,7 +14,12 @@ export interface WebRtcDialOptions {
   endpointId: string;
   /** The endpoint token, or a function that fetches a fresh one for each attempt. */
   token: string | (() => Promise<string>);
-  RTCPeerConnection: typeof RTCPeerConnection;
+  /** The W3C RTCPeerConnection to use... */
+  RTCPeerConnection?: typeof RTCPeerConnection;
+  /** ...or how to load it at the first dial (the Node entry loads node-datachannel this way). */
+  loadRTCPeerConnection?: () => Promise<typeof RTCPeerConnection>;
+  /** Timeouts run on this clock. */
+  clock: Clock;
   /** Passed to the RTCPeerConnection (Node: e.g. `{ bindAddress: '127.0.0.1' }`). */
   rtcConfig?: RTCConfiguration & Record<string, unknown>;
   connectTimeoutMs?: number;
@@ -40,7 +46,9 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
   const timeoutMs = opts.connectTimeoutMs ?? 10_000;
   const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   const token = typeof opts.token === 'string' ? opts.token : await opts.token();
-  const pc = new opts.RTCPeerConnection({ iceServers: [], ...opts.rtcConfig });
+  const Peer = opts.RTCPeerConnection ?? (await opts.loadRTCPeerConnection?.());
+  if (!Peer) throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
+  const pc = new Peer({ iceServers: [], ...opts.rtcConfig });
   const channels = CHANNELS.map((c) => {
     const dc = pc.createDataChannel(c.label, { ...c.init, negotiated: true, id: c.id });
     dc.binaryType = 'arraybuffer';
@@ -49,7 +57,7 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
   let sessionUrl: string | undefined;
   try {
     await pc.setLocalDescription(await pc.createOffer());
-    await withTimeout(gatheringComplete(pc), timeoutMs, 'ICE gathering');
+    await withTimeout(opts.clock, gatheringComplete(pc), timeoutMs, 'ICE gathering');
     const base = opts.gatewayUrl.replace(/\/+$/, '');
     const res = await doFetch(`${base}/v1/endpoints/${encodeURIComponent(opts.endpointId)}/webrtc`, {
       method: 'POST',
@@ -60,7 +68,7 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
     const location = res.headers.get('location');
     if (location) sessionUrl = new URL(location, `${base}/`).toString();
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    await withTimeout(Promise.all(channels.map((c) => opened(c.dc))), timeoutMs, 'data channels open');
+    await withTimeout(opts.clock, Promise.all(channels.map((c) => opened(c.dc))), timeoutMs, 'data channels open');
   } catch (error) {
     pc.close();
     if (sessionUrl) void endSession(doFetch, sessionUrl, token);
@@ -167,14 +175,4 @@ function opened(dc: RTCDataChannel): Promise<void> {
 
 async function endSession(doFetch: typeof fetch, url: string, token: string): Promise<void> {
   await doFetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', `${what}: no result after ${ms} ms`, { retryable: true })), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

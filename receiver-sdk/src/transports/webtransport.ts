@@ -1,9 +1,10 @@
-import { TypedEmitter } from '../emitter.js';
-import { MirrorstreamError } from '../errors.js';
-import { FrameReader, lengthPrefixed } from '../framing.js';
 import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../protocol.js';
-import { httpError } from './signaling.js';
+import type { Clock } from '../protocol/clock.js';
+import { TypedEmitter } from '../protocol/emitter.js';
+import { MirrorstreamError } from '../protocol/errors.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/frames.js';
+import { FrameReader, lengthPrefixed } from '../protocol/framing.js';
+import { httpError, withTimeout } from './signaling.js';
 
 /**
  * WebTransport dialer on the W3C `WebTransport` API: browsers' native one, or in Node
@@ -32,12 +33,18 @@ export interface WebTransportDialOptions {
   gatewayUrl: string;
   endpointId: string;
   token: string | (() => Promise<string>);
-  WebTransport: WebTransportCtor;
-  /** Pick the constructor per ticket instead (browsers: native for HTTP/3, the WebSocket tunnel for HTTP/2). */
-  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor;
+  WebTransport?: WebTransportCtor;
+  /**
+   * Pick (or load) the constructor per ticket instead (browsers: native for HTTP/3, the
+   * WebSocket tunnel for HTTP/2; Node: @fails-components, loaded at the first dial).
+   */
+  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor | Promise<WebTransportCtor>;
+  /** Timeouts run on this clock. */
+  clock: Clock;
   /** Extra constructor options per ticket (Node: `forceReliable` for the HTTP/2 backend). */
   extraOptions?: (ticket: WebTransportTicket) => Record<string, unknown>;
   connectTimeoutMs?: number;
+  /** Frame limit until the gateway's WELCOME names its own. */
   maxFrameBytes?: number;
   fetch?: typeof fetch;
 }
@@ -56,26 +63,19 @@ async function dialWebTransport(opts: WebTransportDialOptions): Promise<FrameLin
   });
   if (res.status !== 201) throw await httpError(res);
   const ticket = (await res.json()) as WebTransportTicket;
-  const Ctor = opts.selectWebTransport?.(ticket) ?? opts.WebTransport;
+  const Ctor = (await opts.selectWebTransport?.(ticket)) ?? opts.WebTransport;
+  if (!Ctor) throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
   const wt = new Ctor(ticket.url, {
     serverCertificateHashes: ticket.certificate_hashes.map((h) => ({ algorithm: h.algorithm, value: base64ToBytes(h.value) })),
     ...opts.extraOptions?.(ticket),
   });
   wt.closed.catch(() => undefined);
   const timeoutMs = opts.connectTimeoutMs ?? 10_000;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      wt.ready,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', `WebTransport not ready after ${timeoutMs} ms`, { retryable: true })), timeoutMs);
-      }),
-    ]);
+    await withTimeout(opts.clock, wt.ready, timeoutMs, 'WebTransport ready');
   } catch (error) {
     wt.close();
     throw error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', `WebTransport: ${String(error)}`, { retryable: true, cause: error });
-  } finally {
-    clearTimeout(timer);
   }
   const control = await wt.createBidirectionalStream();
   return new WebTransportLink(wt, control, ticket.backend, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
@@ -84,6 +84,8 @@ async function dialWebTransport(opts: WebTransportDialOptions): Promise<FrameLin
 class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
   readonly #wt: WebTransportLike;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #readers = new Set<FrameReader>();
+  #maxFrameBytes: number;
   #closed = false;
 
   constructor(
@@ -94,9 +96,10 @@ class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
   ) {
     super();
     this.#wt = wt;
+    this.#maxFrameBytes = maxFrameBytes;
     this.#writer = control.writable.getWriter();
-    void this.#read(control.readable, 'control', maxFrameBytes);
-    void this.#acceptDataStreams(maxFrameBytes);
+    void this.#read(control.readable, 'control');
+    void this.#acceptDataStreams();
     if (backend === 'http3' && wt.datagrams) void this.#readDatagrams(wt.datagrams.readable);
     wt.closed.then(
       () => this.close('session closed'),
@@ -106,6 +109,11 @@ class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
 
   get isClosed(): boolean {
     return this.#closed;
+  }
+
+  setMaxFrameBytes(bytes: number): void {
+    this.#maxFrameBytes = bytes;
+    for (const r of this.#readers) r.maxFrameBytes = bytes;
   }
 
   send(bytes: Uint8Array, _channel: LinkChannel): boolean {
@@ -126,22 +134,23 @@ class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
     this.emit('close', reason);
   }
 
-  async #acceptDataStreams(maxFrameBytes: number): Promise<void> {
+  async #acceptDataStreams(): Promise<void> {
     const reader = this.#wt.incomingUnidirectionalStreams.getReader();
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done || !value) return;
-        void this.#read(value, 'data', maxFrameBytes);
+        void this.#read(value, 'data');
       }
     } catch {
       this.close('incoming streams failed');
     }
   }
 
-  async #read(stream: ReadableStream<Uint8Array>, channel: LinkChannel, maxFrameBytes: number): Promise<void> {
+  async #read(stream: ReadableStream<Uint8Array>, channel: LinkChannel): Promise<void> {
     const reader = stream.getReader();
-    const frames = new FrameReader(maxFrameBytes);
+    const frames = new FrameReader(this.#maxFrameBytes);
+    this.#readers.add(frames);
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -151,6 +160,8 @@ class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
       if (channel === 'control') this.close('control stream ended');
     } catch (error) {
       this.close(error instanceof Error ? `${channel} stream: ${error.message}` : `${channel} stream failed`);
+    } finally {
+      this.#readers.delete(frames);
     }
   }
 

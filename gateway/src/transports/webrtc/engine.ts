@@ -1,3 +1,4 @@
+import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Transport } from '../transport.js';
 
 /** A WebRTC engine answers one SDP offer; the transport resolves once the data channels are open. */
@@ -17,14 +18,16 @@ export interface EngineOptions {
   /** `stun:host:port` URLs; empty means host candidates only, and no lookup leaves the machine. */
   iceServers: readonly string[];
   connectTimeoutMs: number;
+  /** Connect timeouts and the transports' timers run on it. */
+  clock: Clock;
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+export function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: TimerHandle | undefined;
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
+      timer = clock.setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
     }),
-  ]).finally(() => clearTimeout(timer));
+  ]).finally(() => clock.clearTimeout(timer));
 }

@@ -1,3 +1,4 @@
+import type { Clock } from '@mirrorstream/receiver/protocol';
 import type { WebRtcConfig } from '../../config.js';
 import type { WebRtcEngine } from './engine.js';
 
@@ -5,8 +6,8 @@ export type { WebRtcEngine, WebRtcOffer } from './engine.js';
 export { stripMdnsCandidates, looksLikeDataOffer, CHANNELS } from './channel.js';
 
 /** Load the configured engine; the other engine's module is never imported. */
-export async function createWebRtcEngine(config: WebRtcConfig): Promise<WebRtcEngine> {
-  const opts = { bindAddress: config.bindAddress, iceServers: config.iceServers, connectTimeoutMs: config.connectTimeoutMs };
+export async function createWebRtcEngine(config: WebRtcConfig, clock: Clock): Promise<WebRtcEngine> {
+  const opts = { bindAddress: config.bindAddress, iceServers: config.iceServers, connectTimeoutMs: config.connectTimeoutMs, clock };
   if (config.engine === 'werift') {
     const { WeriftEngine } = await import('./werift-engine.js');
     return new WeriftEngine(opts);

@@ -45,13 +45,14 @@ export class NodeDataChannelEngine implements WebRtcEngine {
     });
     try {
       pc.setRemoteDescription(stripMdnsCandidates(offerSdp), 'offer');
-      await withTimeout(gatheringDone, this.#opts.connectTimeoutMs, 'ICE gathering');
+      await withTimeout(this.#opts.clock, gatheringDone, this.#opts.connectTimeoutMs, 'ICE gathering');
     } catch (error) {
       pc.close();
       throw error;
     }
     const answerSdp = pc.localDescription()?.sdp ?? '';
     const transport = withTimeout(
+      this.#opts.clock,
       Promise.all(channels.map((c) => c.open)).then(
         () =>
           new DataChannelTransport({
@@ -60,6 +61,7 @@ export class NodeDataChannelEngine implements WebRtcEngine {
             telemetry: telemetry(pc),
             lowWaterBytes: 64 * 1024,
             highWaterBytes: 1024 * 1024,
+            clock: this.#opts.clock,
           }),
       ),
       this.#opts.connectTimeoutMs,

@@ -1,4 +1,4 @@
-import { TypedEmitter } from '@mirrorstream/receiver';
+import { TypedEmitter, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Channel, Measurement, Transport, TransportEvents, TransportStats } from '../transport.js';
 import type { ChannelHandle } from './channel.js';
 
@@ -19,6 +19,8 @@ export interface DataChannelTransportOptions {
   lowWaterBytes: number;
   /** Suggested high-water mark for senders (werift's throughput collapses with deep buffers). */
   highWaterBytes: number;
+  /** Telemetry refresh and the drain watch run on it. */
+  clock: Clock;
 }
 
 /**
@@ -38,9 +40,10 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
   #bytesReceived = 0;
   #messagesSent = 0;
   #messagesReceived = 0;
-  readonly #refresh: ReturnType<typeof setInterval> | undefined;
+  readonly #clock: Clock;
+  readonly #refresh: TimerHandle | undefined;
   readonly #lowWaterBytes: number;
-  #drainPoll: ReturnType<typeof setInterval> | undefined;
+  #drainPoll: TimerHandle | undefined;
 
   constructor(opts: DataChannelTransportOptions) {
     super();
@@ -49,6 +52,7 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
     this.#channels = opts.channels;
     this.#lowWaterBytes = opts.lowWaterBytes;
     this.#telemetry = opts.telemetry;
+    this.#clock = opts.clock;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     for (const [name, ch] of Object.entries(opts.channels) as [Channel, ChannelHandle][]) {
       ch.onMessage((bytes) => {
@@ -64,8 +68,7 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
     }
     if (opts.telemetry.refresh) {
       const refresh = opts.telemetry.refresh.bind(opts.telemetry);
-      this.#refresh = setInterval(() => void refresh().catch(() => undefined), 1_000);
-      this.#refresh.unref?.();
+      this.#refresh = opts.clock.setInterval(() => void refresh().catch(() => undefined), 1_000);
     }
   }
 
@@ -119,9 +122,9 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
    * buffer is full makes `drain` certain.
    */
   #watchDrain(): void {
-    this.#drainPoll = setInterval(() => {
+    this.#drainPoll = this.#clock.setInterval(() => {
       if (this.#closed || this.bufferedAmount <= this.#lowWaterBytes) {
-        clearInterval(this.#drainPoll);
+        this.#clock.clearInterval(this.#drainPoll);
         this.#drainPoll = undefined;
         if (!this.#closed) this.emit('drain');
       }
@@ -131,8 +134,8 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#refresh) clearInterval(this.#refresh);
-    if (this.#drainPoll) clearInterval(this.#drainPoll);
+    this.#clock.clearInterval(this.#refresh);
+    this.#clock.clearInterval(this.#drainPoll);
     for (const ch of Object.values(this.#channels)) {
       try {
         ch.close();

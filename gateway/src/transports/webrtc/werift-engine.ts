@@ -79,13 +79,14 @@ export class WeriftEngine implements WebRtcEngine {
         for (const t of pc.iceTransports) (t.connection as unknown as IceConnectionInternals).stunServer = undefined;
       }
       await pc.setLocalDescription(await pc.createAnswer());
-      await withTimeout(gathered(pc), this.#opts.connectTimeoutMs, 'ICE gathering');
+      await withTimeout(this.#opts.clock, gathered(pc), this.#opts.connectTimeoutMs, 'ICE gathering');
     } catch (error) {
       await pc.close().catch(() => undefined);
       throw error;
     }
     const answerSdp = pc.localDescription?.sdp ?? '';
     const transport = withTimeout(
+      this.#opts.clock,
       Promise.all(channels.map(opened)).then(() => {
         const sctp = pc.sctpTransport?.sctp as unknown as SctpInternals | undefined;
         const counters = sctp ? instrument(sctp) : { dataSent: 0, retransmits: 0 };
@@ -99,6 +100,7 @@ export class WeriftEngine implements WebRtcEngine {
           telemetry: telemetry(pc, sctp, counters),
           lowWaterBytes: 16 * 1024,
           highWaterBytes: 64 * 1024,
+          clock: this.#opts.clock,
         });
       }),
       this.#opts.connectTimeoutMs,
@@ -187,6 +189,7 @@ function instrument(sctp: SctpInternals): { dataSent: number; retransmits: numbe
     if (chunk.abandoned) return true;
     const abandon =
       (chunk.maxRetransmits !== undefined && chunk.maxRetransmits !== null && chunk.maxRetransmits < (chunk.sentCount ?? 0)) ||
+      // werift sets `expiry` from its own wall clock (Date.now() seconds), so it is compared on that clock
       (chunk.expiry !== undefined && chunk.expiry !== null && chunk.expiry < Date.now() / 1000);
     if (!abandon) return false;
     const at = sctp.sentQueue.indexOf(chunk);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MirrorstreamError } from '@mirrorstream/receiver';
+import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
 import { loadTls, type TlsMaterial } from './cert.js';
 import { WebTransportTransport, type WebTransportBackend, type WtSession } from './transport.js';
 
@@ -57,12 +57,14 @@ export class WebTransportService {
   readonly #server: WtServer;
   readonly #tls: TlsMaterial;
   readonly #tickets = new Map<string, { endpointId: string; expires: number }>();
+  readonly #clock: Clock;
   #stopped = false;
 
-  private constructor(server: WtServer, tls: TlsMaterial, info: WebTransportInfo) {
+  private constructor(server: WtServer, tls: TlsMaterial, info: WebTransportInfo, clock: Clock) {
     this.#server = server;
     this.#tls = tls;
     this.info = info;
+    this.#clock = clock;
   }
 
   static async start(opts: {
@@ -70,10 +72,11 @@ export class WebTransportService {
     host: string;
     maxFrameBytes: number;
     log: Logger;
+    clock: Clock;
     onSession: (transport: WebTransportTransport, endpointId: string) => void;
   }): Promise<WebTransportService> {
     const backend = await detectBackend();
-    const tls = await loadTls(opts.config.certFile, opts.config.keyFile, opts.host);
+    const tls = await loadTls(opts.config.certFile, opts.config.keyFile, opts.host, opts.clock.now());
     const lib = await loadLibrary();
     const ServerClass = backend === 'http3' ? lib.HttpServer : lib.Http2Server;
     const server = new ServerClass({
@@ -95,15 +98,16 @@ export class WebTransportService {
       url: `https://${hostForUrl}:${port}${PATH}`,
       certificate_sha256: Buffer.from(tls.sha256).toString('base64'),
       self_signed: tls.selfSigned,
-    });
+    }, opts.clock);
     server.setRequestCallback(async ({ header }) => service.#admit(header[':path'] ?? ''));
     void service.#acceptLoop(sessions, opts);
     return service;
   }
 
   /** A single-use session URL for one endpoint (the caller checked its token). */
-  ticket(endpointId: string, now: number): WebTransportTicket {
+  ticket(endpointId: string): WebTransportTicket {
     if (this.#stopped) throw new MirrorstreamError('MS_GATEWAY_CLOSED', 'WebTransport is stopped');
+    const now = this.#clock.now();
     for (const [t, v] of this.#tickets) if (v.expires < now) this.#tickets.delete(t);
     const ticket = randomBytes(18).toString('base64url');
     this.#tickets.set(ticket, { endpointId, expires: now + TICKET_TTL_MS });
@@ -126,13 +130,13 @@ export class WebTransportService {
     const ticket = new URLSearchParams(q >= 0 ? path.slice(q + 1) : '').get('ticket') ?? '';
     const entry = this.#tickets.get(ticket);
     this.#tickets.delete(ticket);
-    if (!entry || entry.expires < Date.now() || !path.startsWith(PATH)) return { status: 401 };
+    if (!entry || entry.expires < this.#clock.now() || !path.startsWith(PATH)) return { status: 401 };
     return { status: 200, path: PATH, userData: { endpointId: entry.endpointId } };
   }
 
   async #acceptLoop(
     sessions: ReadableStream<WtServerSession>,
-    opts: { maxFrameBytes: number; log: Logger; onSession: (t: WebTransportTransport, endpointId: string) => void },
+    opts: { maxFrameBytes: number; log: Logger; clock: Clock; onSession: (t: WebTransportTransport, endpointId: string) => void },
   ): Promise<void> {
     const reader = sessions.getReader();
     for (;;) {
@@ -149,7 +153,7 @@ export class WebTransportService {
     }
   }
 
-  async #setUp(session: WtServerSession, opts: { maxFrameBytes: number; onSession: (t: WebTransportTransport, endpointId: string) => void }): Promise<void> {
+  async #setUp(session: WtServerSession, opts: { maxFrameBytes: number; clock: Clock; onSession: (t: WebTransportTransport, endpointId: string) => void }): Promise<void> {
     session.closed.catch(() => undefined);
     await session.ready;
     const endpointId = session.userData?.endpointId;
@@ -158,7 +162,7 @@ export class WebTransportService {
     const bidi = await session.incomingBidirectionalStreams.getReader().read();
     if (bidi.done || !bidi.value) throw new Error('no control stream');
     const data = await session.createUnidirectionalStream();
-    const transport = new WebTransportTransport({ session, backend: this.info.backend, control: bidi.value, data, maxFrameBytes: opts.maxFrameBytes });
+    const transport = new WebTransportTransport({ session, backend: this.info.backend, control: bidi.value, data, maxFrameBytes: opts.maxFrameBytes, clock: opts.clock });
     opts.onSession(transport, endpointId);
   }
 }

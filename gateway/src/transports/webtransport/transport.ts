@@ -1,4 +1,4 @@
-import { FrameReader, lengthPrefixed, TypedEmitter } from '@mirrorstream/receiver';
+import { FrameReader, lengthPrefixed, TypedEmitter, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Channel, Measurement, Transport, TransportEvents, TransportStats } from '../transport.js';
 
 /** The parts of a fails-components WebTransport session the transport uses. */
@@ -19,6 +19,8 @@ export interface WebTransportTransportOptions {
   /** Our unidirectional data stream to the receiver. */
   data: WritableStream<Uint8Array>;
   maxFrameBytes: number;
+  /** The HTTP/3 stats refresh runs on it. */
+  clock: Clock;
 }
 
 const HIGH_WATER = 256 * 1024;
@@ -46,12 +48,14 @@ export class WebTransportTransport extends TypedEmitter<TransportEvents> impleme
   #messagesSent = 0;
   #messagesReceived = 0;
   #sessionStats: Record<string, unknown> | undefined;
-  readonly #statsTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #clock: Clock;
+  readonly #statsTimer: TimerHandle | undefined;
 
   constructor(opts: WebTransportTransportOptions) {
     super();
     this.backend = opts.backend;
     this.#session = opts.session;
+    this.#clock = opts.clock;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#writers = {
       control: opts.control.writable.getWriter(),
@@ -65,13 +69,12 @@ export class WebTransportTransport extends TypedEmitter<TransportEvents> impleme
     );
     if (opts.backend === 'http3' && opts.session.getStats) {
       const getStats = opts.session.getStats.bind(opts.session);
-      this.#statsTimer = setInterval(() => {
+      this.#statsTimer = opts.clock.setInterval(() => {
         getStats().then(
           (s) => (this.#sessionStats = s),
           () => undefined,
         );
       }, 1_000);
-      this.#statsTimer.unref?.();
     }
   }
 
@@ -135,7 +138,7 @@ export class WebTransportTransport extends TypedEmitter<TransportEvents> impleme
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#statsTimer) clearInterval(this.#statsTimer);
+    this.#clock.clearInterval(this.#statsTimer);
     try {
       this.#session.close({ closeCode: 0, reason: reason.slice(0, 100) });
     } catch {

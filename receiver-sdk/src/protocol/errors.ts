@@ -29,6 +29,9 @@ export const ERROR_CODES = {
   MS_TRANSPORT_CLOSED: 'the transport is closed',
   MS_CONFIG_INVALID: 'configuration is invalid',
   MS_INTERNAL: 'internal error',
+  // receiver SDK
+  MS_LISTENER_ERROR: 'an application event listener threw (the SDK went on)',
+  MS_TRANSPORT_UNAVAILABLE: 'this transport cannot be used here: its library is not installed',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

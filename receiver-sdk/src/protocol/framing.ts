@@ -13,11 +13,12 @@ export function lengthPrefixed(frame: Uint8Array): Uint8Array {
 }
 
 export class FrameReader {
-  readonly #maxFrameBytes: number;
+  /** Frames longer than this are refused (the peer may lower or raise it once agreed, e.g. on WELCOME). */
+  maxFrameBytes: number;
   #buf = new Uint8Array(0);
 
   constructor(maxFrameBytes: number) {
-    this.#maxFrameBytes = maxFrameBytes;
+    this.maxFrameBytes = maxFrameBytes;
   }
 
   /** Feed bytes; returns the complete frames, or throws ProtocolError on an oversized length. */
@@ -29,7 +30,7 @@ export class FrameReader {
     let at = 0;
     while (joined.byteLength - at >= 4) {
       const len = new DataView(joined.buffer, joined.byteOffset + at, 4).getUint32(0);
-      if (len > this.#maxFrameBytes) throw new ProtocolError('MS_FRAME_TOO_LARGE', `stream frame of ${len} bytes > ${this.#maxFrameBytes}`);
+      if (len > this.maxFrameBytes) throw new ProtocolError('MS_FRAME_TOO_LARGE', `stream frame of ${len} bytes > ${this.maxFrameBytes}`);
       if (joined.byteLength - at - 4 < len) break;
       frames.push(joined.subarray(at + 4, at + 4 + len));
       at += 4 + len;

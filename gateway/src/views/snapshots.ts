@@ -1,9 +1,14 @@
 import type { Endpoint } from '../endpoints/endpoint.js';
-import type { Stream, SwitchRecord } from '../streams/stream.js';
-import type { Measurement, TransportStats } from '../transports/transport.js';
 import type { HealthSnapshot, MetricState, Verdict } from '../health/score.js';
+import type { Stream } from '../streams/stream.js';
+import type { SwitchRecord } from '../streams/types.js';
+import type { Measurement, TransportStats } from '../transports/transport.js';
 
-/** JSON shapes returned by the HTTP API and the Gateway's query methods (snake_case, like the API). */
+/**
+ * JSON shapes returned by the HTTP API and the Gateway's query methods (snake_case, like
+ * the API), built from the core's state on request. Used by the facade, http/ and
+ * telemetry/; the core never imports them.
+ */
 export interface StreamEndpointInfo {
   endpoint_id: string;
   priority: number;
@@ -15,6 +20,8 @@ export interface StreamEndpointInfo {
 
 export interface StreamInfo {
   stream_id: string;
+  /** The seq space's id: a new one means seqs started over (see DESIGN: Epoch). */
+  epoch: string;
   mode: Stream['mode'];
   reliability: Stream['reliability'];
   mirror_k: number | null;
@@ -93,6 +100,7 @@ const iso = (ms: number | undefined): string | null => (ms === undefined ? null 
 export function streamInfo(s: Stream, endpoint: (id: string) => Endpoint): StreamInfo {
   return {
     stream_id: s.id,
+    epoch: s.epoch,
     mode: s.mode,
     reliability: s.reliability,
     mirror_k: s.mirrorK ?? null,
@@ -127,7 +135,7 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
     const c = s.cursor(id);
     const acked = c?.lastAcked ?? 0;
     const path = ep.health();
-    const cur = s.cursorHealth(id);
+    const cur = c?.health.snapshot();
     const degraded = path.verdict === 'degraded' || cur?.verdict === 'degraded';
     return {
       endpoint_id: id,
@@ -142,9 +150,9 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
       score: Math.min(path.score, cur?.score ?? 1),
       reasons: [...path.reasons, ...(cur?.reasons ?? [])],
       metrics: { ...path.metrics, ...cur?.metrics },
-      delivered_bytes_per_sec: Math.round(s.deliveryRate(id, now)),
-      pace_bytes_per_sec: s.paceRate(id) === undefined ? null : Math.round(s.paceRate(id) ?? 0),
-      skipped: { ...s.skipped(id) },
+      delivered_bytes_per_sec: Math.round(c?.delivered.rate(now) ?? 0),
+      pace_bytes_per_sec: c ? Math.round(c.pacer.rateBytesPerSec) : null,
+      skipped: { ...c?.skipped },
       chunks_sent: c?.chunksSent ?? 0,
       bytes_sent: c?.bytesSent ?? 0,
     };

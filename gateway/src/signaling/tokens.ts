@@ -1,5 +1,6 @@
 import { errors, jwtVerify, SignJWT } from 'jose';
-import { MirrorstreamError, type Clock } from '@mirrorstream/receiver';
+import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
+import { idSchema, parseInput } from '../streams/spec.js';
 
 const AUDIENCE = 'mirrorstream:endpoint';
 
@@ -24,7 +25,16 @@ export class EndpointTokens {
     this.#clock = clock;
   }
 
-  async issue(endpointId: string, ttlS = this.#defaultTtlS): Promise<IssuedToken> {
+  /** A token for `endpointId`, valid `ttlS` seconds (1 s .. 30 days; default from the config). */
+  issue(endpointId: string, ttlS?: number): Promise<IssuedToken> {
+    parseInput(idSchema, endpointId, 'endpoint id');
+    if (ttlS !== undefined && (!Number.isInteger(ttlS) || ttlS < 1 || ttlS > 30 * 24 * 3600)) {
+      throw new MirrorstreamError('MS_BAD_REQUEST', 'ttl_s must be an integer between 1 and 2592000');
+    }
+    return this.#sign(endpointId, ttlS ?? this.#defaultTtlS);
+  }
+
+  async #sign(endpointId: string, ttlS: number): Promise<IssuedToken> {
     const now = Math.floor(this.#clock.now() / 1000);
     const exp = now + ttlS;
     const token = await new SignJWT({})

@@ -1,0 +1,66 @@
+import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
+import type { GatewayConfig } from '../config.js';
+import { chunkOptionsSchema, parseInput, type ChunkInput, type ChunkOptions } from '../streams/spec.js';
+import { assertOpen, type Closing } from './lifecycle.js';
+import type { Registry } from './registry.js';
+import { backpressureTimeout, type AckWaiters } from './waiters.js';
+
+export interface BatchResult {
+  stream_id: string;
+  first_seq: number;
+  last_seq: number;
+  count: number;
+}
+
+/**
+ * Publishing: a batch is validated whole before any chunk is sequenced, then appended to
+ * the stream's log. On a `backpressure` stream a publish first waits while a slow
+ * endpoint holds the stream back (at most `waitMs`, default forever; then MS_BACKPRESSURE).
+ */
+export class Ingest {
+  readonly #config: GatewayConfig;
+  readonly #clock: Clock;
+  readonly #registry: Registry;
+  readonly #waiters: AckWaiters;
+  readonly #closing: Closing;
+
+  constructor(opts: { config: GatewayConfig; clock: Clock; registry: Registry; waiters: AckWaiters; closing: Closing }) {
+    this.#config = opts.config;
+    this.#clock = opts.clock;
+    this.#registry = opts.registry;
+    this.#waiters = opts.waiters;
+    this.#closing = opts.closing;
+  }
+
+  /** Append one chunk (text is sent as UTF-8); resolves with its seq once it is in the log. */
+  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & { waitMs?: number } = {}): Promise<{ seq: number }> {
+    const { waitMs, ...chunk } = options;
+    const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
+    return { seq: (await this.publishBatch(streamId, [{ payload: bytes, ...chunk }], { waitMs })).first_seq };
+  }
+
+  async publishBatch(streamId: string, chunks: readonly ChunkInput[], options: { waitMs?: number | undefined } = {}): Promise<BatchResult> {
+    assertOpen(this.#closing);
+    const stream = this.#registry.stream(streamId);
+    if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'a batch needs at least one chunk');
+    for (const [i, c] of chunks.entries()) {
+      if (!(c.payload instanceof Uint8Array)) throw new MirrorstreamError('MS_BAD_REQUEST', `chunk ${i}: payload must be bytes`);
+      if (c.payload.byteLength > this.#config.maxChunkBytes) {
+        throw new MirrorstreamError('MS_PAYLOAD_TOO_LARGE', `chunk ${i}: ${c.payload.byteLength} bytes > maxChunkBytes ${this.#config.maxChunkBytes}`);
+      }
+      parseInput(chunkOptionsSchema, { key: c.key, layer: c.layer }, `chunk ${i} options`);
+    }
+    if (stream.overflow.overflow === 'backpressure' && stream.overloaded(this.#clock.now())) {
+      const gone = (): boolean => this.#closing() || this.#registry.findStream(streamId) !== stream;
+      const waitMs = options.waitMs;
+      await this.#waiters.until(() => gone() || !stream.overloaded(this.#clock.now()), waitMs, () => backpressureTimeout(waitMs ?? 0));
+      assertOpen(this.#closing);
+      if (this.#registry.findStream(streamId) !== stream) {
+        throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `stream ${streamId} was deleted`);
+      }
+    }
+    const { firstSeq, lastSeq } = await stream.append(chunks, this.#clock.now());
+    return { stream_id: streamId, first_seq: firstSeq, last_seq: lastSeq, count: chunks.length };
+  }
+
+}

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '@mirrorstream/receiver/protocol';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config.js';
+import { emitEndpointHealth, type EventSink } from '../core/events.js';
+import { assertOpen, type Closing } from '../core/lifecycle.js';
+import type { Registry } from '../core/registry.js';
+import type { AckWaiters } from '../core/waiters.js';
+import { Connection } from '../endpoints/connection.js';
+import { idSchema, parseInput } from '../streams/spec.js';
+import type { Transport } from '../transports/transport.js';
+import { transportSwitchReasons } from './transport-switch.js';
+
+export interface SessionsOptions {
+  config: GatewayConfig;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+  events: EventSink;
+  waiters: AckWaiters;
+  closing: Closing;
+}
+
+/**
+ * Receiver connections and what their frames mean to the rest of the gateway: HELLO
+ * attaches the connection to its endpoint and resumes its streams, ACKs move cursors,
+ * heartbeats and probes feed the endpoint's health, a close detaches it.
+ */
+export class Sessions {
+  readonly #o: SessionsOptions;
+  readonly #connections = new Set<Connection>();
+
+  constructor(options: SessionsOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Take a receiver connection whose endpoint id the caller (signaling) has already
+   * authenticated. The receiver's HELLO must name the same endpoint.
+   */
+  accept(transport: Transport, auth: { endpointId: string; sessionId?: string }): Connection {
+    assertOpen(this.#o.closing);
+    const { config, clock, log, registry, events } = this.#o;
+    const endpointId = parseInput(idSchema, auth.endpointId, 'endpoint id');
+    const conn = new Connection({
+      transport,
+      endpointId,
+      clock,
+      log: log.child({ module: 'connection', endpointId }),
+      maxFrameBytes: config.maxFrameBytes,
+      heartbeatIntervalMs: config.heartbeat.intervalMs,
+      probeIntervalMs: config.health.probeIntervalMs,
+      helloTimeoutMs: config.helloTimeoutMs,
+      sessionId: auth.sessionId ?? randomUUID(),
+    });
+    this.#connections.add(conn);
+    conn.on('hello', (hello) => {
+      const now = clock.now();
+      const ep = registry.endpoint(endpointId);
+      const previous = ep.state;
+      ep.transports = hello.transports ?? [];
+      const replaced = ep.attach(conn, now);
+      replaced?.close('replaced by a newer connection');
+      conn.welcome();
+      log.info({ endpointId, kind: transport.kind, session: conn.sessionId }, 'endpoint connected');
+      const streams = registry.streamsOf(endpointId);
+      for (const s of streams) {
+        const seq = hello.resume[s.id];
+        s.endpointConnected(endpointId, seq === undefined ? undefined : { seq, epoch: hello.epochs[s.id] }, now);
+      }
+      emitEndpointHealth(events, ep, previous, now);
+      for (const s of streams) s.evaluate(now);
+    });
+    conn.on('ack', (ack) => {
+      registry.findStream(ack.streamId)?.ack(endpointId, ack.seq);
+      this.#o.waiters.notify();
+    });
+    conn.on('heartbeatAck', (rttMs, at) => {
+      registry.knownEndpoint(endpointId)?.heartbeatAck(rttMs, at);
+      events.emit('heartbeat', { endpointId, rttMs, at });
+    });
+    conn.on('report', (report) => registry.knownEndpoint(endpointId)?.report(report, clock.now()));
+    conn.on('probeSent', (nonce, at) => registry.knownEndpoint(endpointId)?.probeSent(nonce, at));
+    conn.on('probeAck', (nonce, at) => registry.knownEndpoint(endpointId)?.probeAck(nonce, at));
+    conn.on('drain', () => {
+      for (const s of registry.streamsOf(endpointId)) s.pump(endpointId);
+    });
+    conn.on('close', (reason) => {
+      this.#connections.delete(conn);
+      const ep = registry.knownEndpoint(endpointId);
+      const now = clock.now();
+      if (!ep) return;
+      const previous = ep.state;
+      if (!ep.detach(conn, now)) return;
+      log.info({ endpointId, reason }, 'endpoint disconnected');
+      emitEndpointHealth(events, ep, previous, now);
+      for (const s of registry.streamsOf(endpointId)) s.evaluate(now);
+      registry.forgetIfUnused(endpointId);
+    });
+    return conn;
+  }
+
+  /**
+   * Apply the transport-pair rule to every connected endpoint. The tick calls it after
+   * endpoint and stream health were assessed and before streams re-run their policy.
+   */
+  reviewTransports(): void {
+    const { registry, log } = this.#o;
+    for (const ep of registry.endpoints) {
+      const conn = ep.link;
+      if (!conn) continue;
+      const reasons = transportSwitchReasons(ep, (id) => registry.streamsOf(id));
+      if (!reasons) continue;
+      const next = ep.transports[1];
+      log.warn({ endpointId: ep.id, from: conn.transport.kind, to: next, reasons }, 'preferred transport degraded: asking the endpoint to switch');
+      conn.requestTransportSwitch(`${conn.transport.kind} path is degraded (${reasons.join(', ')}); reconnect over ${next}`);
+    }
+  }
+
+  closeAll(reason: string): void {
+    for (const c of [...this.#connections]) c.close(reason);
+  }
+}

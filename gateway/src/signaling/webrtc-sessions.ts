@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
+import type { Logger } from 'pino';
+import type { WebRtcConfig } from '../config.js';
+import { assertOpen, type Closing } from '../core/lifecycle.js';
+import { idSchema, parseInput } from '../streams/spec.js';
+import type { Transport } from '../transports/transport.js';
+import { createWebRtcEngine, looksLikeDataOffer, type WebRtcEngine } from '../transports/webrtc/index.js';
+import type { EndpointTokens } from './tokens.js';
+
+export interface WebRtcSession {
+  session_id: string;
+  endpoint_id: string;
+  answer_sdp: string;
+}
+
+export interface WebRtcSessionsOptions {
+  config: WebRtcConfig;
+  clock: Clock;
+  log: Logger;
+  tokens: EndpointTokens;
+  /** Use this engine instead of the one `config.engine` names. */
+  engine?: WebRtcEngine | undefined;
+  /** Hand a transport whose channels opened to the gateway. */
+  accept(transport: Transport, auth: { endpointId: string; sessionId: string }): void;
+  closing: Closing;
+}
+
+/**
+ * WHEP-style WebRTC signaling: the token is checked before the engine sees anything, the
+ * engine answers the receiver's SDP offer, and the session (its transport once up) is
+ * kept until the receiver DELETEs it or the transport closes. The engine is loaded at the
+ * first offer.
+ */
+export class WebRtcSessions {
+  readonly #o: WebRtcSessionsOptions;
+  #engine: Promise<WebRtcEngine> | undefined;
+  readonly #sessions = new Map<string, { endpointId: string; transport: Transport | undefined; closed: boolean }>();
+
+  constructor(options: WebRtcSessionsOptions) {
+    this.#o = options;
+    if (options.engine) this.#engine = Promise.resolve(options.engine);
+  }
+
+  async open(endpointId: string, token: string | undefined, offerSdp: string): Promise<WebRtcSession> {
+    assertOpen(this.#o.closing);
+    parseInput(idSchema, endpointId, 'endpoint id');
+    await this.#o.tokens.verify(token, endpointId);
+    if (!looksLikeDataOffer(offerSdp)) {
+      throw new MirrorstreamError('MS_BAD_REQUEST', 'body must be an SDP offer (v=0 ...) with an m=application SCTP section, at most 64 KiB');
+    }
+    this.#engine ??= createWebRtcEngine(this.#o.config, this.#o.clock);
+    const engine = await this.#engine;
+    let offer;
+    try {
+      offer = await engine.answer(offerSdp);
+    } catch (error) {
+      throw new MirrorstreamError('MS_BAD_REQUEST', `the WebRTC engine rejected the offer: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    const sessionId = randomUUID();
+    const session = { endpointId, transport: undefined as Transport | undefined, closed: false };
+    this.#sessions.set(sessionId, session);
+    offer.transport.then(
+      (transport) => {
+        if (session.closed || this.#o.closing()) {
+          transport.close(session.closed ? 'session deleted' : 'gateway closing');
+          return;
+        }
+        session.transport = transport;
+        void transport.closed.then(() => this.#sessions.delete(sessionId));
+        this.#o.accept(transport, { endpointId, sessionId });
+      },
+      (error: unknown) => {
+        this.#sessions.delete(sessionId);
+        this.#o.log.warn({ endpointId, err: error }, 'WebRTC session did not come up');
+      },
+    );
+    this.#o.log.info({ endpointId, session: sessionId, engine: engine.name }, 'WebRTC offer answered');
+    return { session_id: sessionId, endpoint_id: endpointId, answer_sdp: offer.answerSdp };
+  }
+
+  /** End a session (WHEP DELETE). */
+  async close(endpointId: string, token: string | undefined, sessionId: string): Promise<void> {
+    await this.#o.tokens.verify(token, endpointId);
+    const session = this.#sessions.get(sessionId);
+    if (!session || session.endpointId !== endpointId) throw new MirrorstreamError('MS_SESSION_NOT_FOUND', `no session ${sessionId.slice(0, 64)} for ${endpointId}`);
+    session.closed = true;
+    this.#sessions.delete(sessionId);
+    session.transport?.close('session deleted');
+  }
+
+  closeAll(reason: string): void {
+    for (const session of this.#sessions.values()) {
+      session.closed = true;
+      session.transport?.close(reason);
+    }
+    this.#sessions.clear();
+  }
+}

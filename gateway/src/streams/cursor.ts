@@ -1,0 +1,139 @@
+import type { HealthConfig } from '../config.js';
+import { HealthTracker } from '../health/score.js';
+import { Pacer, type PacerOptions } from '../rate/pacer.js';
+import { RateWindow } from '../rate/rate-window.js';
+import type { BacklogPlan } from '../rate/overflow.js';
+import type { Role } from './types.js';
+
+/** No layer cap. */
+export const ALL_LAYERS = Number.POSITIVE_INFINITY;
+/** Pacing follows delivery over this short window, so a new path ramps in a few RTTs. */
+const PACING_WINDOW_MS = 250;
+
+/** Delivery state of one endpoint on one stream. */
+export interface Cursor {
+  readonly endpointId: string;
+  role: Role;
+  /** Next seq to send while active. */
+  nextSeq: number;
+  /** Highest seq sent (or declared lost by GAP) to this endpoint. */
+  sentUpTo: number;
+  /** Cumulative ack from the endpoint. */
+  lastAcked: number;
+  everActive: boolean;
+  chunksSent: number;
+  bytesSent: number;
+  /** Sent DATA not yet acked, oldest first: [seq, sentAt, bytes] (ack lag, delivery rate). */
+  inFlight: [number, number, number][];
+  /** Index of the oldest unacked entry in `inFlight` (acked ones are dropped in batches). */
+  inFlightHead: number;
+  /** Bytes of DATA this endpoint acked (skipped chunks excluded), over the health window. */
+  delivered: RateWindow;
+  /** The same over a short window: pacing follows it so a new path ramps in a few RTTs. */
+  deliveredRecent: RateWindow;
+  activeSince: number | undefined;
+  /** Stream-level health of this endpoint: ack lag and delivery ratio while active. */
+  health: HealthTracker;
+  pacer: Pacer;
+  wakeScheduled: boolean;
+  /** Overflow plan for the current backlog: seqs to send up to `to`, the rest skipped. */
+  plan: (BacklogPlan & { idx: number; to: number }) | undefined;
+  /** layers policy: highest layer this endpoint gets now. */
+  maxLayer: number;
+  layerOkSince: number | undefined;
+  /** Chunks skipped by the overflow policy, by GAP reason. */
+  skipped: Record<string, number>;
+}
+
+export function newCursor(endpointId: string, health: HealthConfig, pacing: PacerOptions, now: number): Cursor {
+  return {
+    endpointId,
+    role: 'standby',
+    nextSeq: 1,
+    sentUpTo: 0,
+    lastAcked: 0,
+    everActive: false,
+    chunksSent: 0,
+    bytesSent: 0,
+    inFlight: [],
+    inFlightHead: 0,
+    delivered: new RateWindow(health.windowMs),
+    deliveredRecent: new RateWindow(PACING_WINDOW_MS),
+    activeSince: undefined,
+    health: newCursorHealth(health, now),
+    pacer: new Pacer(pacing, now),
+    wakeScheduled: false,
+    plan: undefined,
+    maxLayer: ALL_LAYERS,
+    layerOkSince: undefined,
+    skipped: {},
+  };
+}
+
+/** A new path is measured afresh. */
+export function newCursorHealth(health: HealthConfig, now: number): HealthTracker {
+  return new HealthTracker({ degradeAfterMs: health.degradeAfterMs, recoverAfterMs: health.recoverAfterMs }, now);
+}
+
+/**
+ * Cumulative ack from the endpoint; acks beyond what was sent are clamped. Counts the
+ * newly acked bytes as delivered. Returns the new `lastAcked`, or undefined when the ack
+ * moved nothing.
+ */
+export function applyAck(c: Cursor, seq: number, now: number): number | undefined {
+  const acked = Math.min(seq, c.sentUpTo);
+  if (acked <= c.lastAcked) return undefined;
+  c.lastAcked = acked;
+  let bytes = 0;
+  while (c.inFlightHead < c.inFlight.length && (c.inFlight[c.inFlightHead]?.[0] ?? Infinity) <= acked) {
+    bytes += c.inFlight[c.inFlightHead]?.[2] ?? 0;
+    c.inFlightHead++;
+  }
+  if (bytes > 0) {
+    c.delivered.add(now, bytes);
+    c.deliveredRecent.add(now, bytes);
+  }
+  // compact now and then instead of shifting the array on every ack
+  if (c.inFlightHead > 1024 && c.inFlightHead * 2 > c.inFlight.length) {
+    c.inFlight = c.inFlight.slice(c.inFlightHead);
+    c.inFlightHead = 0;
+  }
+  return acked;
+}
+
+/** Forget what was in flight (the cursor starts or stops being active). */
+export function clearInFlight(c: Cursor): void {
+  c.inFlight = [];
+  c.inFlightHead = 0;
+}
+
+/**
+ * Stream-level health of one endpoint, from what only the stream sees: how far behind its
+ * acks the active endpoint is, whether it delivers what the producer offers, and on an
+ * unreliable stream what the receiver says it lost. Standbys get no samples, so their
+ * verdict recovers after `recoverAfterMs`.
+ */
+export function assessCursor(
+  c: Cursor,
+  at: { now: number; active: boolean; inputRate: number; receiverLoss: number | undefined },
+  h: HealthConfig,
+): void {
+  const { now, active, inputRate } = at;
+  const head = c.inFlight[c.inFlightHead];
+  const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
+  c.health.update(now, {
+    ack_lag_ms: { value: active ? (head ? now - head[1] : 0) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
+    delivery_ratio: {
+      value: warmedUp && inputRate > 0 ? c.delivered.rate(now) / inputRate : undefined,
+      threshold: h.minDeliveryRatio,
+      kind: 'min',
+      source: 'gateway.ack.delivered-bytes/input-bytes',
+    },
+    receiver_loss_ratio: {
+      value: active ? at.receiverLoss : undefined,
+      threshold: h.maxLossRatio,
+      kind: 'max',
+      source: 'receiver.report.gapCount',
+    },
+  });
+}

@@ -1,0 +1,85 @@
+import type { Channel } from '@mirrorstream/receiver/protocol';
+import type { EndpointState } from '../health/failure-detector.js';
+import type { HealthSnapshot, MetricState } from '../health/score.js';
+
+export type StreamMode = 'failover' | 'mirror';
+export type Role = 'active' | 'standby';
+
+/** Why a role changed; stable strings (they appear in the API, events and metrics). */
+export type SwitchReason =
+  | 'initial'
+  | 'heartbeat-timeout'
+  | 'disconnected'
+  | 'degraded'
+  | 'removed'
+  | 'failback'
+  | 'operator'
+  | 'recovered';
+
+/** Where a stream writes frames for one endpoint: its open connection. */
+export interface StreamLink {
+  readonly bufferedAmount: number;
+  readonly highWaterBytes?: number;
+  send(bytes: Uint8Array, channel: Channel): boolean;
+}
+
+/** What the stream needs to know about an endpoint; the gateway's endpoint registry provides it. */
+export interface EndpointView {
+  readonly state: EndpointState;
+  /** Path health verdict from probes and transport telemetry. */
+  readonly degraded: boolean;
+  /** When the last connection closed (while disconnected). */
+  readonly disconnectedAt: number | undefined;
+  /**
+   * The endpoint was asked to reconnect over its next transport (the transport-pair rule
+   * in sessions/): while that connection lives, the stream keeps its role.
+   */
+  readonly switchingTransport: boolean;
+  /** Loss the receiver reported for this stream between its last two reports. */
+  receiverLoss(streamId: string): number | undefined;
+  health(): HealthSnapshot;
+  /** Alive and healthy since (fail-back waits for this to be old enough). */
+  readonly upSince: number | undefined;
+  /** The open connection, if any. */
+  readonly link: StreamLink | undefined;
+}
+
+export interface SwitchRecord {
+  readonly from: string | null;
+  readonly to: string | null;
+  readonly reason: SwitchReason;
+  readonly at: number;
+  /** First seq the new endpoint was sent. */
+  readonly from_seq: number;
+  /** For degradation: which metrics were breached. */
+  readonly detail?: string[];
+  /** The health metrics of the endpoint that lost its role, at the moment of the switch. */
+  readonly metrics?: Record<string, MetricState>;
+}
+
+export interface RoleChange {
+  streamId: string;
+  endpointId: string;
+  role: Role;
+  fromSeq: number;
+  reason: SwitchReason;
+  at: number;
+}
+
+export interface GapDeclared {
+  streamId: string;
+  endpointId: string;
+  from: number;
+  to: number;
+  reason: string;
+}
+
+/** What a stream tells the outside, and the one thing it asks of it (a timer). */
+export interface StreamHooks {
+  endpoint(id: string): EndpointView;
+  roleChanged(e: RoleChange): void;
+  switched(e: { streamId: string } & SwitchRecord): void;
+  gap(e: GapDeclared): void;
+  /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
+  wake(ms: number, fn: () => void): void;
+}

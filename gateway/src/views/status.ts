@@ -1,0 +1,37 @@
+import type { Endpoint } from '../endpoints/endpoint.js';
+import type { WebTransportInfo } from '../transports/webtransport/server.js';
+
+/** `GET /healthz` and `Gateway.status()`. */
+export interface GatewayStatus {
+  status: 'ok' | 'closing';
+  /** Which WebTransport backend runs (null until started or when disabled). */
+  webtransport: { backend: WebTransportInfo['backend']; url: string } | null;
+  streams: number;
+  endpoints: number;
+  connected_endpoints: number;
+  uptime_s: number;
+}
+
+export function gatewayStatus(s: {
+  closing: boolean;
+  webtransport: WebTransportInfo | undefined;
+  streams: number;
+  endpoints: Iterable<Endpoint>;
+  uptimeMs: number;
+}): GatewayStatus {
+  let endpoints = 0;
+  let connected = 0;
+  for (const ep of s.endpoints) {
+    endpoints++;
+    if (ep.link) connected++;
+  }
+  const wt = s.webtransport;
+  return {
+    status: s.closing ? 'closing' : 'ok',
+    webtransport: wt ? { backend: wt.backend, url: wt.url } : null,
+    streams: s.streams,
+    endpoints,
+    connected_endpoints: connected,
+    uptime_s: Math.round(s.uptimeMs / 1000),
+  };
+}

@@ -1,0 +1,12 @@
+/**
+ * @mirrorstream/receiver/protocol: what the gateway and every receiver share — the wire
+ * format and its decoder, stream framing, the error registry, the Clock and the emitter.
+ * Browser- and Node-safe: no Node built-ins, no native modules.
+ */
+export * from './frames.js';
+export * from './decode.js';
+export * from './version.js';
+export * from './framing.js';
+export * from './errors.js';
+export * from './clock.js';
+export * from './emitter.js';
