@@ -18,6 +18,11 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // tool configs in CommonJS (dependency-cruiser)
+    files: ['**/*.cjs'],
+    languageOptions: { globals: globals.node, sourceType: 'commonjs' },
+  },
+  {
     // the demo page is plain browser JavaScript
     files: ['demo/page/**/*.js'],
     languageOptions: { globals: globals.browser },

@@ -130,3 +130,157 @@ describe('ReceiverCore', () => {
     t.rx.close();
   });
 });
+
+describe('ReceiverCore: epochs', () => {
+  it('RESET from the gateway forgets the position of the old epoch; the new epoch is delivered from its start', async () => {
+    const t = await setup();
+    const resets: unknown[] = [];
+    t.rx.on('reset', (r) => resets.push(r));
+    t.send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 1, epoch: 'e1' });
+    for (let seq = 1; seq <= 5; seq++) t.data(seq);
+    await settle();
+    t.send({ type: FrameType.RESET, streamId: 's', epoch: 'e2', previousEpoch: 'e1' });
+    t.send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 1, epoch: 'e2' });
+    for (let seq = 1; seq <= 3; seq++) t.data(seq);
+    await settle();
+    expect(resets).toEqual([{ streamId: 's', oldEpoch: 'e1', newEpoch: 'e2' }]);
+    expect(t.chunks.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 1, 2, 3]);
+    expect(t.rx.positions()).toEqual({ s: 3 });
+    expect(t.rx.epochs()).toEqual({ s: 'e2' });
+    t.rx.close();
+  });
+
+  it('a ROLE naming another epoch than the position resets too; the same epoch does not', async () => {
+    const t = await setup();
+    const resets: unknown[] = [];
+    t.rx.on('reset', (r) => resets.push(r));
+    t.send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 1, epoch: 'e1' });
+    t.data(1);
+    t.send({ type: FrameType.ROLE, streamId: 's', role: 'standby', fromSeq: 2, epoch: 'e1' });
+    t.send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 1, epoch: 'e9' });
+    t.data(1);
+    await settle();
+    expect(resets).toEqual([{ streamId: 's', oldEpoch: 'e1', newEpoch: 'e9' }]);
+    expect(t.chunks.map((c) => c.seq)).toEqual([1, 1]);
+    t.rx.close();
+  });
+
+  it('HELLO after a reconnect names the epoch of every position', async () => {
+    const t = await setup();
+    t.send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 1, epoch: 'e1' });
+    for (let seq = 1; seq <= 4; seq++) t.data(seq);
+    await settle();
+    t.gw()!.close('gone');
+    await settle();
+    t.clock.advance(60);
+    await settle();
+    const hello = t.sent.filter((f) => f.type === FrameType.HELLO).at(-1);
+    expect(hello).toMatchObject({ resume: { s: 4 }, epochs: { s: 'e1' }, sdkVersion: SDK_VERSION });
+    t.rx.close();
+  });
+});
+
+describe('ReceiverCore: application errors and connect', () => {
+  it('a listener that throws is reported as an error event (MS_LISTENER_ERROR, with the cause); delivery and acks go on', async () => {
+    const t = await setup();
+    const errors: { code: string; cause: unknown }[] = [];
+    t.rx.on('error', (e) => errors.push({ code: e.code, cause: e.cause }));
+    const bug = new Error('app bug');
+    t.rx.on('chunk', (c) => {
+      if (c.seq === 2) throw bug;
+    });
+    for (let seq = 1; seq <= 3; seq++) t.data(seq);
+    await settle();
+    t.clock.advance(25);
+    await settle();
+    expect(t.chunks.map((c) => c.seq)).toEqual([1, 2, 3]);
+    expect(errors).toEqual([{ code: 'MS_LISTENER_ERROR', cause: bug }]);
+    expect(acks(t.sent).at(-1)).toBe(3);
+    t.rx.close();
+  });
+
+  it('an error listener that throws goes to the injected logger, not into a loop', async () => {
+    const warnings: unknown[] = [];
+    const clock = new ManualClock();
+    const rx = new ReceiverCore({
+      endpointId: 'rx',
+      clock,
+      logger: { warn: (_message, detail) => warnings.push(detail) },
+      dial: async () => MemoryTransport.pair()[1],
+    });
+    const inError = new Error('error handler bug');
+    rx.on('error', () => {
+      throw inError;
+    });
+    rx.on('status', () => {
+      throw new Error('status handler bug');
+    });
+    void rx.connect().catch(() => undefined);
+    await settle();
+    expect(warnings).toEqual([inError]);
+    rx.close();
+  });
+
+  it('a second connect() while connecting gets the same promise, and both resolve on WELCOME', async () => {
+    const clock = new ManualClock();
+    let gw: MemoryTransport | undefined;
+    const rx = new ReceiverCore({
+      endpointId: 'rx',
+      clock,
+      dial: async () => {
+        const [g, r] = MemoryTransport.pair();
+        gw = g;
+        return r;
+      },
+    });
+    const first = rx.connect();
+    const second = rx.connect();
+    expect(second).toBe(first);
+    await settle();
+    let settled = 0;
+    void first.then(() => settled++);
+    void second.then(() => settled++);
+    gw?.send(encodeFrame({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 's', heartbeatIntervalMs: 250, maxFrameBytes: 1 << 20 }), 'control');
+    await settle();
+    expect(settled).toBe(2);
+    await expect(rx.connect()).resolves.toBeUndefined();
+    rx.close();
+  });
+
+  it('the frame limit is the protocol default until WELCOME, then the one the gateway advertises', async () => {
+    const big = (seq: number, bytes: number): Uint8Array => encodeFrame({ type: FrameType.DATA, streamId: 's', seq, timestamp: 1, payload: new Uint8Array(bytes) });
+    const clock = new ManualClock();
+    let gw: MemoryTransport | undefined;
+    const rx = new ReceiverCore({
+      endpointId: 'rx',
+      clock,
+      reconnect: { nextRetryDelayMs: () => 50 },
+      dial: async () => {
+        const [g, r] = MemoryTransport.pair();
+        gw = g;
+        return r;
+      },
+    });
+    const errors: string[] = [];
+    const chunks: number[] = [];
+    rx.on('error', (e) => errors.push(e.code));
+    rx.on('chunk', (c) => chunks.push(c.payload.byteLength));
+    const connected = rx.connect();
+    await settle();
+    gw?.send(big(1, 1_100_000), 'data'); // > 1 MiB before WELCOME
+    await settle();
+    expect(errors).toEqual(['MS_FRAME_TOO_LARGE']);
+    clock.advance(60); // reconnect
+    await settle();
+    gw?.send(encodeFrame({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 's', heartbeatIntervalMs: 250, maxFrameBytes: 2 << 20 }), 'control');
+    await connected;
+    gw?.send(big(1, 1_500_000), 'data'); // allowed by the gateway's 2 MiB
+    await settle();
+    expect(chunks).toEqual([1_500_000]);
+    gw?.send(encodeFrame({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 's', heartbeatIntervalMs: 250, maxFrameBytes: 64 * 1024 }), 'control');
+    gw?.send(big(2, 100_000), 'data'); // above what this gateway said it sends
+    await settle();
+    expect(errors).toEqual(['MS_FRAME_TOO_LARGE', 'MS_FRAME_TOO_LARGE']);
+    rx.close();
+  });
+});
