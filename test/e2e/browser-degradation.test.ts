@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
 import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
-import { ImpairedLink, loopbackHostCandidates } from '../helpers/impaired-link.js';
+import { ImpairedLink, loopbackHostCandidates } from '../../netsim/index.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
 
 /**

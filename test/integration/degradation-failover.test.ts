@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Impairment } from '../../netsim/index.js';
 import type { Gateway, RunningServer, SwitchEvent } from '../../gateway/src/index.js';
 import { Receiver, type Chunk } from '../../receiver-sdk/src/node.js';
-import { ImpairedLink } from '../helpers/impaired-link.js';
+import { ImpairedLink, type Impairment } from '../../netsim/index.js';
 import { sleep, startGateway, waitFor, type Engine } from '../helpers/webrtc-scenario.js';
 
 /**
