@@ -57,13 +57,22 @@ function restartable() {
         await step(10);
       }
     },
+    async connected(): Promise<void> {
+      const ok = rx.connect();
+      await settle();
+      await ok;
+    },
     async close(): Promise<void> {
       rx.close();
-      const closed = gateway.close();
-      clock.advance(gateway.config.drainTimeoutMs + 1);
-      await closed;
+      await closeGateway(gateway, clock);
     },
   };
+}
+
+async function closeGateway(gateway: Gateway, clock: ManualClock): Promise<void> {
+  const closed = gateway.close();
+  clock.advance(gateway.config.drainTimeoutMs + 1);
+  await closed;
 }
 
 const seqs = (chunks: Chunk[]): number[] => chunks.map((c) => c.seq);
@@ -71,9 +80,7 @@ const seqs = (chunks: Chunk[]): number[] => chunks.map((c) => c.seq);
 describe('stream epochs across a gateway restart (manual clock)', () => {
   it('the receiver reconnects before the stream is created again: ROLE names the new epoch, the SDK resets and delivers all 50', async () => {
     const t = restartable();
-    const connected = t.rx.connect();
-    await settle();
-    await connected;
+    await t.connected();
     t.gateway().createStream({ stream_id: 's', endpoint_list: ['a'] });
     const epoch1 = t.gateway().getStream('s').epoch;
     await t.publish(100);
@@ -98,9 +105,7 @@ describe('stream epochs across a gateway restart (manual clock)', () => {
 
   it('the stream is already back when the receiver reconnects: HELLO names the old epoch, the gateway answers RESET, all 50 arrive', async () => {
     const t = restartable();
-    const connected = t.rx.connect();
-    await settle();
-    await connected;
+    await t.connected();
     t.gateway().createStream({ stream_id: 's', endpoint_list: ['a'] });
     const epoch1 = t.gateway().getStream('s').epoch;
     await t.publish(100);
@@ -121,9 +126,7 @@ describe('stream epochs across a gateway restart (manual clock)', () => {
 
   it('a reconnect to the same gateway resumes in the same epoch: no reset, no duplicate', async () => {
     const t = restartable();
-    const connected = t.rx.connect();
-    await settle();
-    await connected;
+    await t.connected();
     t.gateway().createStream({ stream_id: 's', endpoint_list: ['a'] });
     await t.publish(30);
     t.dropLink(); // the path dies, the gateway lives on
@@ -170,9 +173,7 @@ describe('resume positions are checked against the epoch', () => {
     // ROLE follows on the same channel and names the stream's epoch
     expect(otherEpoch.find((f) => f.type === FrameType.ROLE)).toMatchObject({ streamId: 's', epoch });
     expect(gateway.getStream('s').endpoint_list.map((e) => e.last_acked_seq)).toEqual([0, 0]);
-    const closed = gateway.close();
-    clock.advance(gateway.config.drainTimeoutMs + 1);
-    await closed;
+    await closeGateway(gateway, clock);
   });
 
   it('a position in the current epoch resumes: counted as acked as far as it was sent, no RESET', async () => {
@@ -188,9 +189,7 @@ describe('resume positions are checked against the epoch', () => {
     expect(again.some((f) => f.type === FrameType.RESET)).toBe(false);
     expect(again.find((f) => f.type === FrameType.ROLE && f.role === 'active')).toMatchObject({ streamId: 's', fromSeq: 9, epoch });
     expect(again.filter((f) => f.type === FrameType.DATA).map((f) => (f.type === FrameType.DATA ? f.seq : 0))).toEqual([9, 10]);
-    const closed = gateway.close();
-    clock.advance(gateway.config.drainTimeoutMs + 1);
-    await closed;
+    await closeGateway(gateway, clock);
   });
 
   it('a HELLO from another SDK major or protocol version gets a coded ERROR', async () => {
@@ -205,8 +204,6 @@ describe('resume positions are checked against the epoch', () => {
     expect(errorOf(await rawHello(gateway, { ...base, version: PROTOCOL_VERSION, sdkVersion: 'not-semver', endpointId: 'y' }, clock))).toBe('MS_PROTOCOL_VERSION');
     expect(errorOf(await rawHello(gateway, { ...base, version: 1, sdkVersion: SDK_VERSION, endpointId: 'z' }, clock))).toBe('MS_PROTOCOL_VERSION');
     expect(errorOf(await rawHello(gateway, { ...base, version: PROTOCOL_VERSION, sdkVersion: SDK_VERSION, endpointId: 'ok' }, clock))).toBeUndefined();
-    const closed = gateway.close();
-    clock.advance(gateway.config.drainTimeoutMs + 1);
-    await closed;
+    await closeGateway(gateway, clock);
   });
 });

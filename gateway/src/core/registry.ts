@@ -55,10 +55,6 @@ export class Registry {
     return this.#streams.size;
   }
 
-  get endpointCount(): number {
-    return this.#endpoints.size;
-  }
-
   createStream(input: StreamSpecInput): Stream {
     assertOpen(this.#o.closing);
     const spec = parseInput(streamSpecSchema, input, 'stream spec');
