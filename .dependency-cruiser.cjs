@@ -117,6 +117,7 @@ module.exports = {
     },
     {
       name: 'resolvable',
+      comment: 'Every import resolves (a typo or a missing package is an error here, not at run time).',
       severity: 'error',
       from: { path: '^(gateway|receiver-sdk)/src/' },
       to: { couldNotResolve: true },

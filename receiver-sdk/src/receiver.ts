@@ -57,7 +57,7 @@ export interface ReceiverCoreOptions {
 }
 
 /** Codes after which reconnecting cannot help. */
-const FATAL = new Set(['MS_UNAUTHORIZED', 'MS_PROTOCOL_VERSION']);
+const FATAL = new Set(['MS_UNAUTHORIZED', 'MS_PROTOCOL_VERSION', 'MS_TRANSPORT_UNAVAILABLE']);
 
 /**
  * The receiver, independent of the transport: HELLO with resume positions and their

@@ -1,5 +1,6 @@
 import type { Dialer, FrameLink } from './link.js';
 import { RealClock } from './protocol/clock.js';
+import { MirrorstreamError } from './protocol/errors.js';
 import { ReceiverCore, type ReceiverCoreOptions } from './receiver.js';
 import { webrtcDialer, type WebRtcDialOptions } from './transports/webrtc.js';
 import { webtransportDialer, type WebTransportCtor, type WebTransportTicket } from './transports/webtransport.js';
@@ -100,6 +101,7 @@ export class Receiver extends ReceiverCore {
     const names = [...dialers.keys()];
     const dial = async (): Promise<FrameLink> => {
       let lastError: unknown;
+      let unavailable: unknown;
       for (let i = 0; i < names.length; i++) {
         const name = names[(start + i) % names.length] as TransportName;
         try {
@@ -110,11 +112,13 @@ export class Receiver extends ReceiverCore {
           });
           return link;
         } catch (error) {
-          lastError = error;
+          // a transport whose library is missing will not come back: report it only if every transport is like that
+          if (error instanceof MirrorstreamError && error.code === 'MS_TRANSPORT_UNAVAILABLE') unavailable ??= error;
+          else lastError = error;
         }
       }
       start = 0;
-      throw lastError;
+      throw lastError ?? unavailable;
     };
     super({ ...core, clock, dial, transports: names });
     this.#current = current;

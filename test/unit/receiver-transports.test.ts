@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock, MirrorstreamError, Receiver } from '../../receiver-sdk/src/index.js';
+import { settle } from '../helpers/memory-harness.js';
+
+const missingLibrary = async (): Promise<typeof RTCPeerConnection> => {
+  throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'WebRTC in Node needs node-datachannel');
+};
+
+describe('Receiver transport choice', () => {
+  it('a transport whose library is missing fails connect() with MS_TRANSPORT_UNAVAILABLE instead of retrying forever', async () => {
+    const rx = new Receiver({ gatewayUrl: 'http://127.0.0.1:9', endpointId: 'a', token: 't', clock: new ManualClock(), loadRTCPeerConnection: missingLibrary });
+    await expect(rx.connect()).rejects.toMatchObject({ code: 'MS_TRANSPORT_UNAVAILABLE' });
+    expect(rx.status).toBe('closed');
+  });
+
+  it('when another transport fails for a reason that may pass, the receiver keeps retrying', async () => {
+    const clock = new ManualClock();
+    let signalingCalls = 0;
+    const unavailableGateway = (async () => {
+      signalingCalls++;
+      return new Response(JSON.stringify({ error: { code: 'MS_GATEWAY_CLOSED', message: 'restarting' } }), { status: 503 });
+    }) as typeof fetch;
+    const rx = new Receiver({
+      gatewayUrl: 'http://127.0.0.1:9',
+      endpointId: 'a',
+      token: 't',
+      clock,
+      transports: ['webrtc', 'webtransport'],
+      loadRTCPeerConnection: missingLibrary,
+      selectWebTransport: () => {
+        throw new Error('not reached: signaling fails first');
+      },
+      fetch: unavailableGateway,
+      reconnect: { nextRetryDelayMs: () => 100 },
+    });
+    const statuses: string[] = [];
+    rx.on('status', (s) => statuses.push(s));
+    const connecting = rx.connect();
+    connecting.catch(() => undefined);
+    await settle();
+    clock.advance(100);
+    await settle();
+    expect(signalingCalls).toBe(2);
+    expect(statuses).toEqual(['connecting', 'reconnecting', 'reconnecting', 'reconnecting']);
+    rx.close();
+    await expect(connecting).rejects.toMatchObject({ code: 'MS_TRANSPORT_CLOSED' });
+  });
+});
