@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_MAX_FRAME_BYTES, MirrorstreamError } from '@mirrorstream/receiver/protocol';
+import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT, MirrorstreamError } from '@mirrorstream/receiver/protocol';
 
 /**
  * The one gateway configuration schema: strict (unknown keys are an error), defaults in
@@ -117,12 +117,18 @@ export const tokensSchema = z
   })
   .prefault({});
 
+/**
+ * Bytes a DATA frame adds around its payload at most: stream id (128 chars), key (256
+ * chars, up to 4 bytes each in UTF-8), seq, timestamp, layer and the msgpack headers.
+ */
+export const DATA_FRAME_OVERHEAD_BYTES = 2048;
+
 export const gatewayConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65_535).default(8080),
   /** Bearer key for the control API; `undefined` means the CLI generates one. */
   apiKey: z.string().min(16).optional(),
-  maxFrameBytes: z.number().int().min(1024).max(64 * 1024 ** 2).default(DEFAULT_MAX_FRAME_BYTES),
+  maxFrameBytes: z.number().int().min(1024).max(MAX_FRAME_BYTES_LIMIT).default(DEFAULT_MAX_FRAME_BYTES),
   /** Largest accepted HTTP request body (chunk batches). */
   maxBodyBytes: z.number().int().min(1024).max(256 * 1024 ** 2).default(8 * 1024 ** 2),
   /** Largest single chunk payload; must fit in a DATA frame. */
@@ -147,7 +153,12 @@ export const gatewayConfigSchema = z.strictObject({
   webtransport: webtransportSchema,
   tokens: tokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+})
+  // receivers refuse frames above the advertised maxFrameBytes, so every chunk must fit in one
+  .refine((c) => c.maxChunkBytes + DATA_FRAME_OVERHEAD_BYTES <= c.maxFrameBytes, {
+    message: `maxChunkBytes + ${DATA_FRAME_OVERHEAD_BYTES} (DATA frame overhead) must not exceed maxFrameBytes`,
+    path: ['maxChunkBytes'],
+  });
 
 export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
 export type GatewayConfig = Readonly<z.output<typeof gatewayConfigSchema>>;

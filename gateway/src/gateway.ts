@@ -3,7 +3,7 @@ import { RealClock, TypedEmitter, type Clock } from '@mirrorstream/receiver/prot
 import { pino, type Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import type { GatewayEvents } from './core/events.js';
-import { Ingest, type BatchResult } from './core/ingest.js';
+import { Ingest, type BatchResult, type PublishResult } from './core/ingest.js';
 import { Registry } from './core/registry.js';
 import { Scheduler } from './core/scheduler.js';
 import { AckWaiters } from './core/waiters.js';
@@ -109,7 +109,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   /** Append one chunk; resolves with its seq once it is in the stream's log. */
-  publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & { waitMs?: number } = {}): Promise<{ seq: number }> {
+  publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & { waitMs?: number } = {}): Promise<PublishResult> {
     return this.#ingest.publish(streamId, payload, options);
   }
 
@@ -119,7 +119,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   streamHealth(streamId: string): StreamHealth {
-    return streamHealth(this.#registry.stream(streamId), (id) => this.#registry.endpoint(id), this.clock.now());
+    return streamHealth(this.#registry.requireStream(streamId), (id) => this.#registry.ensureEndpoint(id), this.clock.now());
   }
 
   listEndpoints(): EndpointHealth[] {
@@ -127,7 +127,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   endpointHealth(endpointId: string): EndpointHealth {
-    const ep = this.#registry.findEndpoint(endpointId);
+    const ep = this.#registry.requireEndpoint(endpointId);
     return endpointHealth(ep, this.#registry.streamsOf(ep.id), this.config.heartbeat.intervalMs, this.clock.now());
   }
 
@@ -193,6 +193,6 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   #info(streamId: string): StreamInfo {
-    return streamInfo(this.#registry.stream(streamId), (id) => this.#registry.endpoint(id));
+    return streamInfo(this.#registry.requireStream(streamId), (id) => this.#registry.ensureEndpoint(id));
   }
 }

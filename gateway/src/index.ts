@@ -4,7 +4,7 @@ export type { GatewayOptions } from './create.js';
 export { Gateway } from './gateway.js';
 export type { GatewayDeps } from './gateway.js';
 export type { EndpointHealthEvent, GapEvent, GatewayEvents, HeartbeatEvent, RoleChangedEvent, SwitchEvent } from './core/events.js';
-export type { BatchResult } from './core/ingest.js';
+export type { BatchResult, PublishResult } from './core/ingest.js';
 export { parseConfig, ConfigError, gatewayConfigSchema } from './config.js';
 export type { GatewayConfig, GatewayConfigInput } from './config.js';
 export { PriorityFailoverPolicy } from './failover/policy.js';

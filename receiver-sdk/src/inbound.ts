@@ -76,13 +76,19 @@ interface StreamState {
 /**
  * The receiving side of every stream of one receiver: in-order delivery with duplicate
  * suppression, holes held until they fill or a GAP declares them, roles, epochs, and
- * cumulative ACKs. Frames for a stream arrive on the data channel in order, so ROLE and
- * RESET (which name the epoch) always precede the DATA of a new epoch.
+ * cumulative ACKs. On every connection the gateway sends a stream's ROLE (or RESET, which
+ * names the epoch) before its DATA, on the data channel, so a reliable stream's DATA can
+ * never overtake it. An unreliable stream's DATA rides another channel and can: it is held
+ * until the stream's ROLE or RESET has arrived on this connection.
  */
 export class InboundStreams {
   readonly #o: InboundOptions;
   readonly #sink: InboundSink;
   readonly #streams = new Map<string, StreamState>();
+  /** Streams whose ROLE or RESET arrived on the current connection. */
+  readonly #confirmed = new Set<string>();
+  /** Unreliable DATA that arrived before its stream was confirmed on this connection. */
+  readonly #early = new Map<string, DataFrame[]>();
 
   constructor(options: InboundOptions, sink: InboundSink) {
     this.#o = options;
@@ -103,7 +109,28 @@ export class InboundStreams {
     return out;
   }
 
+  /**
+   * A new connection: nothing of the stream is confirmed on it yet, and an ack scheduled on
+   * the old one is not sent (HELLO's resume position says the same, with its epoch).
+   */
+  newConnection(): void {
+    this.#confirmed.clear();
+    this.#early.clear();
+    for (const st of this.#streams.values()) {
+      this.#o.clock.clearTimeout(st.ackTimer);
+      st.ackTimer = undefined;
+    }
+  }
+
   data(f: DataFrame, unreliable: boolean): void {
+    if (unreliable && !this.#confirmed.has(f.streamId)) {
+      let early = this.#early.get(f.streamId);
+      if (!early) this.#early.set(f.streamId, (early = []));
+      // bounded like the reorder buffer; what falls out is an unreliable loss like any other
+      if (early.length >= this.#o.reorderLimit) early.shift();
+      early.push(f);
+      return;
+    }
     const st = this.#state(f.streamId);
     if (f.seq <= st.position || st.pending.has(f.seq)) {
       st.duplicates++;
@@ -146,13 +173,14 @@ export class InboundStreams {
       this.#drainPending(streamId, st);
     }
     this.#sink.role({ streamId, role, fromSeq, epoch });
+    this.#confirm(streamId);
   }
 
   /** The gateway said our position belongs to another epoch than the stream's. */
   reset(streamId: string, epoch: string): void {
     const st = this.#state(streamId);
-    if (st.epoch === epoch) return;
-    this.#reset(streamId, st, epoch);
+    if (st.epoch !== epoch) this.#reset(streamId, st, epoch);
+    this.#confirm(streamId);
   }
 
   gap(gap: Gap): void {
@@ -167,6 +195,8 @@ export class InboundStreams {
     const st = this.#streams.get(streamId);
     if (st) this.#o.clock.clearTimeout(st.ackTimer);
     this.#streams.delete(streamId);
+    this.#confirmed.delete(streamId);
+    this.#early.delete(streamId);
   }
 
   /** Send every pending ACK now. */
@@ -205,6 +235,15 @@ export class InboundStreams {
       this.#streams.set(streamId, st);
     }
     return st;
+  }
+
+  /** The stream's ROLE or RESET arrived on this connection: DATA held for it goes through now. */
+  #confirm(streamId: string): void {
+    this.#confirmed.add(streamId);
+    const early = this.#early.get(streamId);
+    if (!early) return;
+    this.#early.delete(streamId);
+    for (const f of early) this.data(f, true);
   }
 
   #reset(streamId: string, st: StreamState, epoch: string): void {

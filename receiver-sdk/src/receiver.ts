@@ -173,6 +173,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#link = link;
+    this.#inbound.newConnection();
     this.#maxFrameBytes = this.#initialMaxFrameBytes();
     link.on('message', (bytes, channel) => {
       if (this.#link === link) this.#onMessage(link, bytes, channel);
@@ -248,6 +249,10 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     const f = decoded.frame;
     switch (f.type) {
       case FrameType.WELCOME:
+        if (f.version !== PROTOCOL_VERSION) {
+          this.#fatal(link, new MirrorstreamError('MS_PROTOCOL_VERSION', `gateway speaks protocol ${f.version}, this SDK ${PROTOCOL_VERSION}`));
+          return;
+        }
         this.sessionId = f.sessionId;
         this.#silenceMs = this.#opts.gatewayTimeoutMs ?? Math.max(1_000, 4 * f.heartbeatIntervalMs);
         // the gateway sends nothing larger than it says; our own cap, if set, still holds
@@ -284,6 +289,11 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         this.emit('end', { streamId: f.streamId, reason: f.reason });
         return;
       case FrameType.ERROR: {
+        if (this.#status !== 'connected' && f.code.startsWith('MS_FRAME_')) {
+          // the gateway cannot read our HELLO: it speaks another protocol, retrying will not help
+          this.#fatal(link, new MirrorstreamError('MS_PROTOCOL_VERSION', `gateway could not read our HELLO (${f.code}: ${f.message}); it speaks another protocol version`));
+          return;
+        }
         const err = new MirrorstreamError(isKnownCode(f.code) ? f.code : 'MS_INTERNAL', `gateway: ${f.message}`, {
           retryable: !FATAL.has(f.code),
         });
@@ -296,6 +306,14 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       default:
         this.#protocolFailure(link, new ProtocolError('MS_PROTOCOL_STATE', `unexpected frame type ${f.type} from gateway`));
     }
+  }
+
+  /** Something reconnecting cannot fix (FATAL code): report it, drop the link, stop. */
+  #fatal(link: FrameLink, error: MirrorstreamError): void {
+    this.emit('error', error);
+    this.#link = undefined;
+    link.close(error.code);
+    this.#scheduleRetry(error);
   }
 
   #protocolFailure(link: FrameLink, error: ProtocolError): void {

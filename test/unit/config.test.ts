@@ -28,3 +28,11 @@ describe('gateway config', () => {
     }
   });
 });
+
+describe('gateway config: frame and chunk sizes', () => {
+  it('a chunk must fit in one frame of the advertised size (receivers refuse larger frames)', () => {
+    expect(() => parseConfig({ maxChunkBytes: 1024 * 1024 })).toThrowError(/maxChunkBytes/);
+    expect(parseConfig({ maxFrameBytes: 2 * 1024 * 1024, maxChunkBytes: 1024 * 1024 }).maxChunkBytes).toBe(1024 * 1024);
+    expect(parseConfig({}).maxChunkBytes).toBe(512 * 1024);
+  });
+});

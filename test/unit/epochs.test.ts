@@ -192,7 +192,7 @@ describe('resume positions are checked against the epoch', () => {
     await closeGateway(gateway, clock);
   });
 
-  it('a HELLO from another SDK major or protocol version gets a coded ERROR', async () => {
+  it('a HELLO from another SDK release line or protocol version gets a coded ERROR', async () => {
     const clock = new ManualClock();
     const gateway = createGateway({ clock, logLevel: 'silent' });
     const errorOf = (frames: Frame[]): string | undefined => {
@@ -202,6 +202,9 @@ describe('resume positions are checked against the epoch', () => {
     const base = { resume: {}, epochs: {} };
     expect(errorOf(await rawHello(gateway, { ...base, version: PROTOCOL_VERSION, sdkVersion: '1.0.0', endpointId: 'x' }, clock))).toBe('MS_PROTOCOL_VERSION');
     expect(errorOf(await rawHello(gateway, { ...base, version: PROTOCOL_VERSION, sdkVersion: 'not-semver', endpointId: 'y' }, clock))).toBe('MS_PROTOCOL_VERSION');
+    // while the major is 0, each minor is its own line (semver): 0.1.x receivers speak another protocol
+    expect(errorOf(await rawHello(gateway, { ...base, version: PROTOCOL_VERSION, sdkVersion: '0.1.0', endpointId: 'w' }, clock))).toBe('MS_PROTOCOL_VERSION');
+    expect(errorOf(await rawHello(gateway, { ...base, version: PROTOCOL_VERSION, sdkVersion: '0.2.7', endpointId: 'v' }, clock))).toBeUndefined();
     expect(errorOf(await rawHello(gateway, { ...base, version: 1, sdkVersion: SDK_VERSION, endpointId: 'z' }, clock))).toBe('MS_PROTOCOL_VERSION');
     expect(errorOf(await rawHello(gateway, { ...base, version: PROTOCOL_VERSION, sdkVersion: SDK_VERSION, endpointId: 'ok' }, clock))).toBeUndefined();
     await closeGateway(gateway, clock);

@@ -111,3 +111,21 @@ describe('resume and retention', () => {
     await h.close();
   });
 });
+
+describe('publish and then change the stream at once', () => {
+  it('chunks published without awaiting go out before a delete that follows in the same turn', async () => {
+    const h = harness();
+    const a = await h.receiver('a');
+    const ends: string[] = [];
+    a.core.on('end', (e) => ends.push(e.reason));
+    h.gateway.createStream({ stream_id: 's1', endpoint_list: ['a'] });
+    await h.step(10);
+    void h.gateway.publish('s1', bytes('1'));
+    void h.gateway.publishBatch('s1', [{ payload: bytes('2') }, { payload: bytes('3') }]);
+    h.gateway.deleteStream('s1');
+    await h.step(50);
+    expect(seqsOf(a)).toEqual([1, 2, 3]);
+    expect(ends).toEqual(['deleted']);
+    await h.close();
+  });
+});

@@ -147,7 +147,7 @@ const bytesOf = (...xs: number[]): Uint8Array => new Uint8Array(xs);
 
 const samples: Frame[] = [
   { type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'edge-1.eu:a_b', sdkVersion: '0.2.0', resume: { cam1: 10, 'cam-2': 0, 'x.y:z': Number.MAX_SAFE_INTEGER }, epochs: { cam1: 'Ep0ch-1', 'x.y:z': 'e.2:x_y' } },
-  { type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: '', resume: {}, epochs: {} },
+  { type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'e', sdkVersion: '', resume: {}, epochs: {} },
   { type: FrameType.WELCOME, version: 1, sessionId: 'sess-123', heartbeatIntervalMs: 5000, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES },
   { type: FrameType.DATA, streamId: 'cam1', seq: 1, timestamp: 1_700_000_000_123, payload: bytesOf(1, 2, 3, 255), key: 'frame-7', layer: 2 },
   { type: FrameType.DATA, streamId: 'cam1', seq: 2, timestamp: 1_700_000_000_123.5, payload: bytesOf() },
@@ -193,7 +193,7 @@ describe('round trip', () => {
 
   it('HELLO resume of several streams comes back as a prototype-free record', () => {
     const resume: Record<string, number> = { a: 1, b: 2, c: 3, 'd.e': 4 };
-    const frame = decodeOk(encodeFrame({ type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: 'v', resume, epochs: {} }));
+    const frame = decodeOk(encodeFrame({ type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'e', sdkVersion: 'v', resume, epochs: {} }));
     if (frame.type !== FrameType.HELLO) throw new Error('not HELLO');
     expect({ ...frame.resume }).toEqual(resume);
     expect(Object.getPrototypeOf(frame.resume)).toBeNull();
@@ -211,15 +211,15 @@ describe('wire format', () => {
   });
 
   it('HELLO writes resume and epochs as msgpack maps with string keys', () => {
-    const bytes = encodeFrame({ type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: 'v', resume: { s: 7 }, epochs: { s: 'x' } });
+    const bytes = encodeFrame({ type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'e', sdkVersion: 'v', resume: { s: 7 }, epochs: { s: 'x' } });
     // msgpackr writes map16 even for small maps; both are standard headers
-    expect(hex(bytes)).toMatch(/^960101a165a176(81|de0001)a17307(81|de0001)a173a178$/);
+    expect(hex(bytes)).toMatch(/^960102a165a176(81|de0001)a17307(81|de0001)a173a178$/);
   });
 
   it('decodes non-canonical encodings another implementation may write', () => {
     const frame = decodeOk(mp([raw(0xcc, 3), raw(0xd9, 1, 0x73), u64(5n), f64(2), raw(0xc6, 0, 0, 0, 1, 7), raw(0xc0)]));
     expect(comparable(frame)).toEqual({ type: 3, streamId: 's', seq: 5, timestamp: 2, payload: [7], key: undefined, layer: undefined });
-    const hello = decodeOk(mp([1, 1, 'e', 'v', raw(0xde, 0, 1, 0xa1, 0x73, 0xcf, 0, 0, 0, 0, 0, 0, 0, 7), map([])]));
+    const hello = decodeOk(mp([1, 2, 'e', 'v', raw(0xde, 0, 1, 0xa1, 0x73, 0xcf, 0, 0, 0, 0, 0, 0, 0, 7), map([])]));
     expect(comparable(hello)).toMatchObject({ resume: { s: 7 } });
   });
 
@@ -297,7 +297,7 @@ describe('truncation and trailing bytes', () => {
 
 // Valid element lists per type; the field tests below replace one element at a time.
 const base = {
-  hello: [1, 1, 'e', 'v', map([['s', 1]]), map([['s', 'x']])] as Mp[],
+  hello: [1, 2, 'e', 'v', map([['s', 1]]), map([['s', 'x']])] as Mp[],
   welcome: [2, 1, 'sess', 5000, 65536] as Mp[],
   data: [3, 's', 1, 1_700_000_000_000, bytesOf(1), 'k', 0] as Mp[],
   ack: [4, 's', 0] as Mp[],
@@ -423,7 +423,7 @@ describe('field validation', () => {
     ['GAP to == from', withField(base.gap, 3, 2)],
     ['REPORT rtt nil', withField(base.report, 5, null)],
     ['integer-valued float seq', withField(base.data, 2, f64(3))],
-    ['resume of exactly the maximum size', mp([1, 1, 'e', 'v', map(Array.from({ length: MAX_RESUME_ENTRIES }, (_, i): [Mp, Mp] => [`s${i}`, i])), map([])])],
+    ['resume of exactly the maximum size', mp([1, 2, 'e', 'v', map(Array.from({ length: MAX_RESUME_ENTRIES }, (_, i): [Mp, Mp] => [`s${i}`, i])), map([])])],
   ];
 
   it.each(accepted)('accepts %s', (_name, bytes) => {
@@ -446,7 +446,7 @@ describe('field validation', () => {
   });
 
   it('`__proto__` and `constructor` in resume are plain data and pollute nothing', () => {
-    const bytes = mp([1, 1, 'e', 'v', map([['__proto__', 7], ['constructor', 3], ['polluted', 1]]), map([['__proto__', 'e1']])]);
+    const bytes = mp([1, 2, 'e', 'v', map([['__proto__', 7], ['constructor', 3], ['polluted', 1]]), map([['__proto__', 'e1']])]);
     const frame = decodeOk(bytes);
     if (frame.type !== FrameType.HELLO) throw new Error('not HELLO');
     expect(Object.getPrototypeOf(frame.resume)).toBeNull();
@@ -520,7 +520,7 @@ describe('frame structure', () => {
     deep.set([0x97, 0x03], 0);
     expectCode(deep, 'MS_FRAME_INVALID_FIELD');
     // map32 header claiming 4G entries as the resume map
-    expectCode(mp([1, 1, 'e', 'v', raw(0xdf, 0xff, 0xff, 0xff, 0xff), map([])]), 'MS_FRAME_INVALID_FIELD');
+    expectCode(mp([1, 2, 'e', 'v', raw(0xdf, 0xff, 0xff, 0xff, 0xff), map([])]), 'MS_FRAME_INVALID_FIELD');
   });
 
   it('never throws for non-binary input', () => {
@@ -535,7 +535,7 @@ describe('frame structure', () => {
 // ---------------------------------------------------------------------------------------
 
 
-const CODES = new Set<string>(['MS_FRAME_TOO_LARGE', 'MS_FRAME_MALFORMED', 'MS_FRAME_UNKNOWN_TYPE', 'MS_FRAME_INVALID_FIELD']);
+const CODES = new Set<string>(['MS_FRAME_TOO_LARGE', 'MS_FRAME_MALFORMED', 'MS_FRAME_UNKNOWN_TYPE', 'MS_FRAME_INVALID_FIELD', 'MS_PROTOCOL_VERSION']);
 
 interface FuzzStats {
   ok: number;
@@ -617,12 +617,26 @@ describe('fuzz', () => {
 
 describe('HELLO transports (optional 7th field)', () => {
   it('round-trips the transport list and rejects a bad one', () => {
-    const hello = { type: FrameType.HELLO, version: 1, endpointId: 'e', sdkVersion: '1', resume: {}, epochs: {}, transports: ['webtransport', 'webrtc'] } as const;
+    const hello = { type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'e', sdkVersion: '1', resume: {}, epochs: {}, transports: ['webtransport', 'webrtc'] } as const;
     const d = decodeFrame(encodeFrame({ ...hello, transports: [...hello.transports] }));
     expect(d.ok && d.frame).toEqual({ ...hello, transports: ['webtransport', 'webrtc'] });
     const bad = decodeFrame(encodeFrame({ ...hello, transports: ['NOT OK'] }));
     expect(bad.ok ? undefined : bad.error.code).toBe('MS_FRAME_INVALID_FIELD');
     const many = decodeFrame(encodeFrame({ ...hello, transports: ['a', 'b', 'c', 'd', 'e'] }));
     expect(many.ok ? undefined : many.error.code).toBe('MS_FRAME_INVALID_FIELD');
+  });
+});
+
+describe('HELLO of another protocol version', () => {
+  it('a version 1 HELLO (token, sdkVersion, resume without epochs) is reported as MS_PROTOCOL_VERSION, not as a bad field', () => {
+    expectCode(mp([1, 1, 'edge-1', 'eyJhbGciOiJIUzI1NiJ9.x.y', '0.1.0', map([['s', 5]])]), 'MS_PROTOCOL_VERSION');
+    expectCode(mp([1, 1, 'edge-1', 'tok', '0.1.0', map([]), ['webtransport', 'webrtc']]), 'MS_PROTOCOL_VERSION');
+  });
+
+  it('so is a newer version, whatever its layout; a version that is not an unsigned integer is a bad field', () => {
+    expectCode(mp([1, 3, 'e', 'v', map([]), map([])]), 'MS_PROTOCOL_VERSION');
+    expectCode(mp([1, 3, 'e', 'v', 'whatever', 7]), 'MS_PROTOCOL_VERSION');
+    expectCode(mp([1, -1, 'e', 'v', map([]), map([])]), 'MS_FRAME_INVALID_FIELD');
+    expectCode(mp([1, PROTOCOL_VERSION, 'e', 'v', map([]), map([])]).subarray(0, 5), 'MS_FRAME_MALFORMED');
   });
 });

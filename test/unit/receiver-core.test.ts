@@ -284,3 +284,111 @@ describe('ReceiverCore: application errors and connect', () => {
     rx.close();
   });
 });
+
+describe('ReceiverCore: a gateway of another protocol version', () => {
+  async function dialOnce() {
+    const clock = new ManualClock();
+    let gw: MemoryTransport | undefined;
+    let dials = 0;
+    const rx = new ReceiverCore({
+      endpointId: 'rx',
+      clock,
+      reconnect: { nextRetryDelayMs: () => 50 },
+      dial: async () => {
+        dials++;
+        const [g, r] = MemoryTransport.pair();
+        gw = g;
+        return r;
+      },
+    });
+    const connected = rx.connect();
+    connected.catch(() => undefined);
+    await settle();
+    return { rx, clock, connected, gw: () => gw, dials: () => dials };
+  }
+
+  it('a WELCOME of another version fails connect() with MS_PROTOCOL_VERSION and does not retry', async () => {
+    const t = await dialOnce();
+    t.gw()?.send(encodeFrame({ type: FrameType.WELCOME, version: PROTOCOL_VERSION + 1, sessionId: 's', heartbeatIntervalMs: 250, maxFrameBytes: 1 << 20 }), 'control');
+    await expect(t.connected).rejects.toMatchObject({ code: 'MS_PROTOCOL_VERSION' });
+    t.clock.advance(500);
+    await settle();
+    expect(t.dials()).toBe(1);
+    expect(t.rx.status).toBe('closed');
+  });
+
+  it('a gateway that cannot read our HELLO (ERROR MS_FRAME_* before WELCOME) is an old one: MS_PROTOCOL_VERSION, no retry loop', async () => {
+    const t = await dialOnce();
+    t.gw()?.send(encodeFrame({ type: FrameType.ERROR, code: 'MS_FRAME_INVALID_FIELD', message: 'HELLO.sdkVersion must be a string' }), 'control');
+    await expect(t.connected).rejects.toMatchObject({ code: 'MS_PROTOCOL_VERSION' });
+    t.clock.advance(500);
+    await settle();
+    expect(t.dials()).toBe(1);
+  });
+});
+
+describe('ReceiverCore: per-connection order', () => {
+  it('unreliable DATA that overtakes its stream ROLE on a new connection is held until the ROLE, then judged in the new epoch', async () => {
+    const t = await setup();
+    const resets: unknown[] = [];
+    t.rx.on('reset', (r) => resets.push(r));
+    t.send({ type: FrameType.ROLE, streamId: 'u', role: 'active', fromSeq: 1, epoch: 'e1' });
+    const udata = (seq: number): void => void t.gw()?.send(encodeFrame({ type: FrameType.DATA, streamId: 'u', seq, timestamp: 1, payload: new Uint8Array([seq]) }), 'data-unreliable');
+    for (let seq = 1; seq <= 5; seq++) udata(seq);
+    await settle();
+    t.gw()!.close('gateway restarted');
+    await settle();
+    t.clock.advance(60); // reconnect
+    await settle();
+    // the new gateway's DATA of epoch e2 arrives before its ROLE (another channel)
+    udata(1);
+    udata(2);
+    await settle();
+    expect(t.chunks.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5]);
+    t.send({ type: FrameType.ROLE, streamId: 'u', role: 'active', fromSeq: 1, epoch: 'e2' });
+    await settle();
+    expect(resets).toEqual([{ streamId: 'u', oldEpoch: 'e1', newEpoch: 'e2' }]);
+    expect(t.chunks.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 1, 2]);
+    t.rx.close();
+  });
+
+  it('an ack scheduled on the old connection is not sent on the new one (HELLO carries the position with its epoch)', async () => {
+    const clock = new ManualClock();
+    const sent: Frame[] = [];
+    let gw: MemoryTransport | undefined;
+    const rx = new ReceiverCore({
+      endpointId: 'rx',
+      clock,
+      ackDelayMs: 500,
+      reconnect: { nextRetryDelayMs: () => 50 },
+      dial: async () => {
+        const [g, r] = MemoryTransport.pair();
+        gw = g;
+        g.on('message', (b) => {
+          const d = decodeFrame(b);
+          if (d.ok) sent.push(d.frame);
+        });
+        return r;
+      },
+    });
+    const send = (f: Frame): void => void gw?.send(encodeFrame(f), 'data');
+    const connected = rx.connect();
+    await settle();
+    send({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 's1', heartbeatIntervalMs: 250, maxFrameBytes: 1 << 20 });
+    await connected;
+    send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 1, epoch: 'e1' });
+    send({ type: FrameType.DATA, streamId: 's', seq: 1, timestamp: 1, payload: new Uint8Array(1) }); // ack due in 500 ms
+    await settle();
+    gw!.close('gateway restarted');
+    await settle();
+    clock.advance(60); // reconnected long before the old ack timer
+    await settle();
+    clock.advance(600); // where the old timer would have fired, on the new connection
+    await settle();
+    const lastHello = sent.map((f) => f.type).lastIndexOf(FrameType.HELLO);
+    const afterHello = sent.slice(lastHello);
+    expect(afterHello[0]).toMatchObject({ type: FrameType.HELLO, resume: { s: 1 }, epochs: { s: 'e1' } });
+    expect(acks(afterHello)).toEqual([]);
+    rx.close();
+  });
+});

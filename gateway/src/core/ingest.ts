@@ -5,6 +5,10 @@ import { assertOpen, type Closing } from './lifecycle.js';
 import type { Registry } from './registry.js';
 import { backpressureTimeout, type AckWaiters } from './waiters.js';
 
+export interface PublishResult {
+  seq: number;
+}
+
 export interface BatchResult {
   stream_id: string;
   first_seq: number;
@@ -33,7 +37,7 @@ export class Ingest {
   }
 
   /** Append one chunk (text is sent as UTF-8); resolves with its seq once it is in the log. */
-  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & { waitMs?: number } = {}): Promise<{ seq: number }> {
+  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & { waitMs?: number } = {}): Promise<PublishResult> {
     const { waitMs, ...chunk } = options;
     const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
     return { seq: (await this.publishBatch(streamId, [{ payload: bytes, ...chunk }], { waitMs })).first_seq };
@@ -41,7 +45,7 @@ export class Ingest {
 
   async publishBatch(streamId: string, chunks: readonly ChunkInput[], options: { waitMs?: number | undefined } = {}): Promise<BatchResult> {
     assertOpen(this.#closing);
-    const stream = this.#registry.stream(streamId);
+    const stream = this.#registry.requireStream(streamId);
     if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'a batch needs at least one chunk');
     for (const [i, c] of chunks.entries()) {
       if (!(c.payload instanceof Uint8Array)) throw new MirrorstreamError('MS_BAD_REQUEST', `chunk ${i}: payload must be bytes`);

@@ -1,4 +1,4 @@
-import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
+import { isValidId, MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config.js';
 import { Endpoint } from '../endpoints/endpoint.js';
@@ -64,17 +64,20 @@ export class Registry {
     const { config, clock, events, log } = this.#o;
     const now = clock.now();
     const r = config.retention;
+    const streamLog = this.#o.logs(spec.stream_id, {
+      maxChunks: spec.retention?.max_chunks ?? r.maxChunks,
+      maxBytes: spec.retention?.max_bytes ?? r.maxBytes,
+      maxAgeMs: spec.retention?.max_age_ms ?? r.maxAgeMs,
+    });
+    // a StreamLog plug-in's epoch travels in ROLE and RESET, where receivers check it
+    if (!isValidId(streamLog.epoch)) throw new MirrorstreamError('MS_CONFIG_INVALID', `the stream log gave stream ${spec.stream_id} an invalid epoch id`);
     const stream = new Stream({
       id: spec.stream_id,
       mode: spec.mode,
       reliability: spec.reliability,
       mirrorK: spec.mirror_k,
       endpointList: spec.endpoint_list,
-      log: this.#o.logs(spec.stream_id, {
-        maxChunks: spec.retention?.max_chunks ?? r.maxChunks,
-        maxBytes: spec.retention?.max_bytes ?? r.maxBytes,
-        maxAgeMs: spec.retention?.max_age_ms ?? r.maxAgeMs,
-      }),
+      log: streamLog,
       failback: {
         enabled: spec.failback?.enabled ?? config.failback.enabled,
         stableMs: spec.failback?.stable_ms ?? config.failback.stableMs,
@@ -89,7 +92,7 @@ export class Registry {
       pacing: { minBytesPerSec: config.rate.minPaceBytesPerSec, gain: config.rate.paceGain, burstMs: config.rate.paceBurstMs },
       hooks: {
         wake: (ms, fn) => void clock.setTimeout(fn, ms),
-        endpoint: (id) => this.endpoint(id),
+        endpoint: (id) => this.ensureEndpoint(id),
         roleChanged: (e) => events.emit('roleChanged', e),
         switched: (e) => {
           log.info({ stream: e.streamId, from: e.from, to: e.to, reason: e.reason, fromSeq: e.from_seq }, 'switch');
@@ -99,9 +102,9 @@ export class Registry {
       },
     });
     this.#streams.set(stream.id, stream);
-    for (const id of spec.endpoint_list) this.endpoint(id);
+    for (const id of spec.endpoint_list) this.ensureEndpoint(id);
     for (const id of spec.endpoint_list) {
-      if (this.endpoint(id).link) stream.endpointConnected(id, undefined, now);
+      if (this.ensureEndpoint(id).link) stream.endpointConnected(id, undefined, now);
     }
     stream.evaluate(now);
     log.info({ stream: stream.id, mode: stream.mode, epoch: stream.epoch, endpoints: spec.endpoint_list }, 'stream created');
@@ -110,7 +113,7 @@ export class Registry {
 
   /** Delete a stream: its endpoints get END, its retained chunks are dropped. */
   deleteStream(streamId: string): void {
-    const stream = this.stream(streamId);
+    const stream = this.requireStream(streamId);
     stream.end('deleted');
     this.#streams.delete(streamId);
     for (const id of stream.endpointList) this.forgetIfUnused(id);
@@ -118,18 +121,18 @@ export class Registry {
   }
 
   addEndpoint(streamId: string, input: AddEndpointInput): Stream {
-    const stream = this.stream(streamId);
+    const stream = this.requireStream(streamId);
     const { endpoint_id, priority } = parseInput(addEndpointSchema, input, 'endpoint');
     if (stream.cursor(endpoint_id)) {
       throw new MirrorstreamError('MS_ENDPOINT_EXISTS', `${endpoint_id} is already on stream ${streamId}`);
     }
-    this.endpoint(endpoint_id);
+    this.ensureEndpoint(endpoint_id);
     stream.addEndpoint(endpoint_id, priority, this.#o.clock.now());
     return stream;
   }
 
   removeEndpoint(streamId: string, endpointId: string): Stream {
-    const stream = this.stream(streamId);
+    const stream = this.requireStream(streamId);
     if (!stream.cursor(endpointId)) {
       throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `${endpointId} is not on stream ${streamId}`);
     }
@@ -140,7 +143,7 @@ export class Registry {
 
   /** Reorder priorities; the list must hold exactly the stream's current endpoints. */
   reorderEndpoints(streamId: string, endpointList: readonly string[]): Stream {
-    const stream = this.stream(streamId);
+    const stream = this.requireStream(streamId);
     const { endpoint_list } = parseInput(reorderSchema, { endpoint_list: endpointList }, 'endpoint list');
     const current = new Set(stream.endpointList);
     if (endpoint_list.length !== current.size || !endpoint_list.every((id) => current.has(id))) {
@@ -155,14 +158,14 @@ export class Registry {
 
   /** Change a stream's overflow policy while it runs. */
   setPolicy(streamId: string, input: PolicyInput): Stream {
-    const stream = this.stream(streamId);
+    const stream = this.requireStream(streamId);
     stream.setOverflow(toOverflow(parseInput(policySchema, input, 'policy')));
     this.#o.log.info({ stream: streamId, policy: stream.overflow }, 'overflow policy changed');
     return stream;
   }
 
   /** The stream, or MS_STREAM_NOT_FOUND. */
-  stream(streamId: string): Stream {
+  requireStream(streamId: string): Stream {
     const s = this.#streams.get(streamId);
     if (!s) throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `no stream ${JSON.stringify(streamId).slice(0, 140)}`);
     return s;
@@ -174,14 +177,14 @@ export class Registry {
   }
 
   /** The endpoint record, created on first mention. */
-  endpoint(id: string): Endpoint {
+  ensureEndpoint(id: string): Endpoint {
     let ep = this.#endpoints.get(id);
     if (!ep) this.#endpoints.set(id, (ep = new Endpoint(id, this.#o.config.heartbeat, this.#o.config.health, this.#o.clock.now())));
     return ep;
   }
 
   /** A known endpoint, or MS_ENDPOINT_NOT_FOUND (never creates one). */
-  findEndpoint(id: string): Endpoint {
+  requireEndpoint(id: string): Endpoint {
     parseInput(idSchema, id, 'endpoint id');
     const ep = this.#endpoints.get(id);
     if (!ep) throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `no endpoint ${id}`);
@@ -189,7 +192,7 @@ export class Registry {
   }
 
   /** A known endpoint or undefined. */
-  knownEndpoint(id: string): Endpoint | undefined {
+  findEndpoint(id: string): Endpoint | undefined {
     return this.#endpoints.get(id);
   }
 

@@ -5,6 +5,7 @@ import {
   FrameType,
   isSupportedSdk,
   PROTOCOL_VERSION,
+  releaseLine,
   ProtocolError,
   SDK_VERSION,
   TypedEmitter,
@@ -51,8 +52,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly endpointId: string;
   readonly sessionId: string;
   readonly transport: Transport;
-  /** Asked to reconnect over the receiver's next transport (ERROR MS_TRANSPORT_DEGRADED). */
-  transportSwitchRequested = false;
   #state: 'hello' | 'open' | 'closed' = 'hello';
   readonly #opts: ConnectionOptions;
   #heartbeatTimer: TimerHandle | undefined;
@@ -122,17 +121,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.close(error.code);
   }
 
-  /**
-   * Ask the receiver to reconnect over its next transport: ERROR MS_TRANSPORT_DEGRADED and a
-   * close, on a microtask (the caller is deciding for every stream of the endpoint, and a
-   * close re-evaluates them). Once per connection.
-   */
-  requestTransportSwitch(message: string): void {
-    if (this.transportSwitchRequested || this.#state !== 'open') return;
-    this.transportSwitchRequested = true;
-    queueMicrotask(() => this.fail(new ProtocolError('MS_TRANSPORT_DEGRADED', message)));
-  }
-
   close(reason: string): void {
     if (this.#state === 'closed') return;
     this.transport.close(reason);
@@ -177,7 +165,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         return;
       }
       if (!isSupportedSdk(frame.sdkVersion)) {
-        this.fail(new ProtocolError('MS_PROTOCOL_VERSION', `receiver SDK ${JSON.stringify(frame.sdkVersion.slice(0, 40))} not supported (gateway speaks SDK ${SDK_VERSION.split('.')[0]}.x)`));
+        this.fail(new ProtocolError('MS_PROTOCOL_VERSION', `receiver SDK ${JSON.stringify(frame.sdkVersion.slice(0, 40))} not supported (gateway speaks SDK ${releaseLine(SDK_VERSION)}.x)`));
         return;
       }
       if (frame.endpointId !== this.endpointId) {

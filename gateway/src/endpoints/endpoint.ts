@@ -38,11 +38,6 @@ export class Endpoint implements EndpointView {
     const kind = this.link?.transport.kind;
     return kind !== undefined && this.transports.length >= 2 && this.transports[0] === kind;
   }
-
-  /** Its open connection was asked to move to the next transport. */
-  get switchingTransport(): boolean {
-    return this.link?.transportSwitchRequested === true;
-  }
   /** When the last connection closed (undefined while connected). */
   disconnectedAt: number | undefined;
   /** Times the detector moved the endpoint to suspect or dead. */

@@ -59,10 +59,10 @@ export class MemoryStreamLog implements StreamLog {
     return this.#evicted;
   }
 
-  appendBatch(chunks: readonly ChunkInput[], timestamp: number): Promise<AppendResult> {
+  appendBatch(chunks: readonly ChunkInput[], timestamp: number): AppendResult {
     const firstSeq = this.lastSeq + 1;
     for (const c of chunks) this.append(c.payload, timestamp, c.key, c.layer);
-    return Promise.resolve({ firstSeq, lastSeq: this.lastSeq });
+    return { firstSeq, lastSeq: this.lastSeq };
   }
 
   append(payload: Uint8Array, timestamp: number, key?: string, layer?: number): LogEntry {

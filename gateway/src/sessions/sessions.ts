@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '@mirrorstream/receiver/protocol';
+import { ProtocolError, type Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config.js';
 import { emitEndpointHealth, type EventSink } from '../core/events.js';
@@ -56,7 +56,7 @@ export class Sessions {
     this.#connections.add(conn);
     conn.on('hello', (hello) => {
       const now = clock.now();
-      const ep = registry.endpoint(endpointId);
+      const ep = registry.ensureEndpoint(endpointId);
       const previous = ep.state;
       ep.transports = hello.transports ?? [];
       const replaced = ep.attach(conn, now);
@@ -76,18 +76,18 @@ export class Sessions {
       this.#o.waiters.notify();
     });
     conn.on('heartbeatAck', (rttMs, at) => {
-      registry.knownEndpoint(endpointId)?.heartbeatAck(rttMs, at);
+      registry.findEndpoint(endpointId)?.heartbeatAck(rttMs, at);
       events.emit('heartbeat', { endpointId, rttMs, at });
     });
-    conn.on('report', (report) => registry.knownEndpoint(endpointId)?.report(report, clock.now()));
-    conn.on('probeSent', (nonce, at) => registry.knownEndpoint(endpointId)?.probeSent(nonce, at));
-    conn.on('probeAck', (nonce, at) => registry.knownEndpoint(endpointId)?.probeAck(nonce, at));
+    conn.on('report', (report) => registry.findEndpoint(endpointId)?.report(report, clock.now()));
+    conn.on('probeSent', (nonce, at) => registry.findEndpoint(endpointId)?.probeSent(nonce, at));
+    conn.on('probeAck', (nonce, at) => registry.findEndpoint(endpointId)?.probeAck(nonce, at));
     conn.on('drain', () => {
       for (const s of registry.streamsOf(endpointId)) s.pump(endpointId);
     });
     conn.on('close', (reason) => {
       this.#connections.delete(conn);
-      const ep = registry.knownEndpoint(endpointId);
+      const ep = registry.findEndpoint(endpointId);
       const now = clock.now();
       if (!ep) return;
       const previous = ep.state;
@@ -101,19 +101,21 @@ export class Sessions {
   }
 
   /**
-   * Apply the transport-pair rule to every connected endpoint. The tick calls it after
-   * endpoint and stream health were assessed and before streams re-run their policy.
+   * Apply the transport-pair rule to every connected endpoint: the receiver gets ERROR
+   * MS_TRANSPORT_DEGRADED and the connection closes (its streams re-evaluate with the
+   * endpoint disconnected, within its reconnect grace). The tick calls it after endpoint and
+   * stream health were assessed and before streams re-run their policy.
    */
   reviewTransports(): void {
     const { registry, log } = this.#o;
-    for (const ep of registry.endpoints) {
+    for (const ep of [...registry.endpoints]) {
       const conn = ep.link;
       if (!conn) continue;
       const reasons = transportSwitchReasons(ep, (id) => registry.streamsOf(id));
       if (!reasons) continue;
       const next = ep.transports[1];
       log.warn({ endpointId: ep.id, from: conn.transport.kind, to: next, reasons }, 'preferred transport degraded: asking the endpoint to switch');
-      conn.requestTransportSwitch(`${conn.transport.kind} path is degraded (${reasons.join(', ')}); reconnect over ${next}`);
+      conn.fail(new ProtocolError('MS_TRANSPORT_DEGRADED', `${conn.transport.kind} path is degraded (${reasons.join(', ')}); reconnect over ${next}`));
     }
   }
 

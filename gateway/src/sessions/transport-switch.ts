@@ -8,13 +8,14 @@ import type { Stream } from '../streams/stream.js';
  * - its path is degraded (probes, transport telemetry), whatever its role;
  * - it is active on a stream and its heartbeats died, or that stream sees it degraded
  *   (ack lag, delivery ratio, receiver-reported loss).
- * Only ever away from the first-listed transport, so it cannot ping-pong. Until that
- * connection closes, streams keep its role (`EndpointView.switchingTransport`), and after
- * it the reconnect grace does: the transport changes before the stream fails over.
- * Returns why, or undefined when nothing is to be done.
+ * Only ever away from the first-listed transport, so it cannot ping-pong. The tick applies
+ * it after health was assessed and before streams re-run their policy; the connection then
+ * closes, and `failover.reconnectGraceMs` keeps an active endpoint's role while it comes
+ * back over the other transport, before the stream fails over. Returns why, or undefined
+ * when nothing is to be done.
  */
 export function transportSwitchReasons(ep: Endpoint, streamsOf: (endpointId: string) => readonly Stream[]): string[] | undefined {
-  if (!ep.canSwitchTransport || ep.switchingTransport) return undefined;
+  if (!ep.canSwitchTransport) return undefined;
   if (ep.degraded) return [...ep.health().reasons];
   const active = streamsOf(ep.id).filter((s) => s.cursor(ep.id)?.role === 'active');
   if (active.length === 0) return undefined;

@@ -22,8 +22,10 @@ export interface AppendResult {
  * `lastSeq`; the oldest go when the limits (count, bytes, age) are exceeded. `epoch` names
  * the seq space: a log that keeps a stream across restarts keeps its epoch, one that
  * does not (the in-memory log) starts a new epoch, so receivers can tell a restart from
- * a resume. Reads are synchronous over the retained window; appends resolve once the
- * chunks are stored (a durable log: once its engine acknowledged them).
+ * a resume. Reads are synchronous over the retained window. An append returns once the
+ * chunks are stored: at once for a log in memory (so they go out before the publish call
+ * returns), as a promise for a durable log (once its engine acknowledged them). `epoch` must
+ * be a valid id (`[A-Za-z0-9._:-]{1,128}`): it travels in ROLE and RESET.
  */
 export interface StreamLog {
   readonly streamId: string;
@@ -38,7 +40,7 @@ export interface StreamLog {
   /** Chunks evicted since the stream was created. */
   readonly evicted: number;
   /** Append all of `chunks` (all or none), in order, with one timestamp. */
-  appendBatch(chunks: readonly ChunkInput[], timestamp: number): Promise<AppendResult>;
+  appendBatch(chunks: readonly ChunkInput[], timestamp: number): AppendResult | Promise<AppendResult>;
   get(seq: number): LogEntry | undefined;
   /** The DATA frame for `seq`, encoded on first use. */
   frame(seq: number): Uint8Array | undefined;

@@ -122,9 +122,13 @@ export class Stream {
     return this.mode === 'failover' ? 1 : (this.mirrorK ?? Number.POSITIVE_INFINITY);
   }
 
-  /** Append chunks to the log, then push them to the active endpoints. */
-  async append(chunks: readonly ChunkInput[], now: number): Promise<AppendResult> {
-    const result = await this.log.appendBatch(chunks, now);
+  /** Append chunks to the log, then push them to the active endpoints (synchronously when the log stores synchronously). */
+  append(chunks: readonly ChunkInput[], now: number): AppendResult | Promise<AppendResult> {
+    const stored = this.log.appendBatch(chunks, now);
+    return stored instanceof Promise ? stored.then((r) => this.#appended(chunks, now, r)) : this.#appended(chunks, now, stored);
+  }
+
+  #appended(chunks: readonly ChunkInput[], now: number, result: AppendResult): AppendResult {
     for (const c of chunks) this.#input.add(now, c.payload.byteLength);
     for (const id of this.#active) this.pump(id);
     return result;
@@ -186,20 +190,12 @@ export class Stream {
     const candidates = this.#order.map((id) => {
       const view = hooks.endpoint(id);
       // an endpoint being removed looks disconnected to the policy, so it is replaced
-      let state: EndpointState = id === removing ? 'disconnected' : view.state;
-      const cursor = this.#cursors.get(id);
-      const streamDegraded = cursor?.health.verdict === 'degraded';
-      let degraded = view.degraded || streamDegraded;
-      if (view.switchingTransport && cursor?.role === 'active' && id !== removing) {
-        // the transport pair goes first: the endpoint keeps its role (reconnect grace) while
-        // it changes transport, before the stream fails over to another endpoint
-        degraded = false;
-        state = 'suspect';
-      }
+      const state: EndpointState = id === removing ? 'disconnected' : view.state;
+      const streamDegraded = this.#cursors.get(id)?.health.verdict === 'degraded';
       return {
         id,
         state,
-        degraded,
+        degraded: view.degraded || streamDegraded,
         upSince: streamDegraded ? undefined : view.upSince,
         disconnectedAt: id === removing ? undefined : view.disconnectedAt,
         active: this.#active.includes(id),

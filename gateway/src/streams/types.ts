@@ -30,11 +30,6 @@ export interface EndpointView {
   readonly degraded: boolean;
   /** When the last connection closed (while disconnected). */
   readonly disconnectedAt: number | undefined;
-  /**
-   * The endpoint was asked to reconnect over its next transport (the transport-pair rule
-   * in sessions/): while that connection lives, the stream keeps its role.
-   */
-  readonly switchingTransport: boolean;
   /** Loss the receiver reported for this stream between its last two reports. */
   receiverLoss(streamId: string): number | undefined;
   health(): HealthSnapshot;

@@ -124,3 +124,14 @@ export class ManualClock implements Clock {
     return { id };
   }
 }
+
+/** `p`, or a rejection with `timeoutError()` after `ms` of `clock` time (the timer is cleared either way). */
+export function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
+  let timer: TimerHandle | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = clock.setTimeout(() => reject(timeoutError()), ms);
+    }),
+  ]).finally(() => clock.clearTimeout(timer));
+}

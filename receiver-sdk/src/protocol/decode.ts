@@ -17,6 +17,7 @@ import {
   type HelloFrame,
 } from './frames.js';
 import { K_ARRAY, peekType, readToken, SCAN_INVALID, scanElements, tokCount, tokKind, TYPE_NOT_UINT, TYPE_TOO_BIG } from './scan.js';
+import { PROTOCOL_VERSION } from './version.js';
 
 export type DecodeResult = { ok: true; frame: Frame } | { ok: false; error: ProtocolError };
 
@@ -49,6 +50,8 @@ function fail(code: ErrorCode, message: string): DecodeResult {
  *   reserved byte 0xc1), not an array, type not an unsigned integer, or wrong array length.
  * - MS_FRAME_UNKNOWN_TYPE: an integer type this version does not know (checked before the
  *   rest of the frame, so a newer peer is told exactly that).
+ * - MS_PROTOCOL_VERSION: a HELLO whose version is not PROTOCOL_VERSION (checked before its
+ *   layout, which differs between versions).
  * - MS_FRAME_INVALID_FIELD: a field of the wrong kind or out of range, an extension type
  *   anywhere, a container nested deeper than HELLO's resume map, or a non-string map key.
  */
@@ -65,6 +68,14 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes: number = DEFAULT_M
     const type = peekType(bytes, p, end);
     if (type === TYPE_NOT_UINT) return fail('MS_FRAME_MALFORMED', 'frame type is not an unsigned integer');
     if (type < 1 || type > MAX_FRAME_TYPE) return fail('MS_FRAME_UNKNOWN_TYPE', `unknown frame type ${type === TYPE_TOO_BIG ? '(large)' : type}`);
+    if (type === FrameType.HELLO && arity >= 2) {
+      // another version lays HELLO out differently: say so before judging its fields
+      const afterType = readToken(bytes, p, end);
+      const version = afterType < 0 ? TYPE_NOT_UINT : peekType(bytes, afterType, end);
+      if (version >= 0 && version !== PROTOCOL_VERSION) {
+        return fail('MS_PROTOCOL_VERSION', `HELLO of protocol version ${version}; this side speaks ${PROTOCOL_VERSION}`);
+      }
+    }
     if (arity < MIN_ARITY[type]! || arity > MAX_ARITY[type]!) {
       return fail('MS_FRAME_MALFORMED', `${FRAME_TYPE_NAMES[type as FrameType]} frame has ${arity} elements`);
     }

@@ -1,4 +1,3 @@
-import type { Clock, TimerHandle } from '../protocol/clock.js';
 import { ERROR_CODES, MirrorstreamError, type ErrorCode } from '../protocol/errors.js';
 
 /** A signaling answer that is not the expected one, as a coded error (401 is not retryable). */
@@ -15,13 +14,7 @@ export async function httpError(res: Response): Promise<MirrorstreamError> {
   return new MirrorstreamError(code, message, { retryable: res.status !== 401 });
 }
 
-/** `p`, or a retryable MS_TRANSPORT_CLOSED after `ms` of `clock` time. */
-export function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: TimerHandle | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = clock.setTimeout(() => reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', `${what}: no result after ${ms} ms`, { retryable: true })), ms);
-    }),
-  ]).finally(() => clock.clearTimeout(timer));
+/** A dial step that took too long: retryable MS_TRANSPORT_CLOSED. */
+export function dialTimeout(what: string, ms: number): () => MirrorstreamError {
+  return () => new MirrorstreamError('MS_TRANSPORT_CLOSED', `${what}: no result after ${ms} ms`, { retryable: true });
 }

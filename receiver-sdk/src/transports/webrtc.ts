@@ -1,8 +1,8 @@
 import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
-import type { Clock } from '../protocol/clock.js';
+import { withTimeout, type Clock } from '../protocol/clock.js';
 import { TypedEmitter } from '../protocol/emitter.js';
 import { MirrorstreamError } from '../protocol/errors.js';
-import { httpError, withTimeout } from './signaling.js';
+import { dialTimeout, httpError } from './signaling.js';
 
 /**
  * WebRTC dialer on the W3C `RTCPeerConnection` API, so the browser (native) and Node
@@ -57,7 +57,7 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
   let sessionUrl: string | undefined;
   try {
     await pc.setLocalDescription(await pc.createOffer());
-    await withTimeout(opts.clock, gatheringComplete(pc), timeoutMs, 'ICE gathering');
+    await withTimeout(opts.clock, gatheringComplete(pc), timeoutMs, dialTimeout('ICE gathering', timeoutMs));
     const base = opts.gatewayUrl.replace(/\/+$/, '');
     const res = await doFetch(`${base}/v1/endpoints/${encodeURIComponent(opts.endpointId)}/webrtc`, {
       method: 'POST',
@@ -68,7 +68,7 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
     const location = res.headers.get('location');
     if (location) sessionUrl = new URL(location, `${base}/`).toString();
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    await withTimeout(opts.clock, Promise.all(channels.map((c) => opened(c.dc))), timeoutMs, 'data channels open');
+    await withTimeout(opts.clock, Promise.all(channels.map((c) => opened(c.dc))), timeoutMs, dialTimeout('data channels open', timeoutMs));
   } catch (error) {
     pc.close();
     if (sessionUrl) void endSession(doFetch, sessionUrl, token);

@@ -1,10 +1,10 @@
 import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
-import type { Clock } from '../protocol/clock.js';
+import { withTimeout, type Clock } from '../protocol/clock.js';
 import { TypedEmitter } from '../protocol/emitter.js';
 import { MirrorstreamError } from '../protocol/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/frames.js';
 import { FrameReader, lengthPrefixed } from '../protocol/framing.js';
-import { httpError, withTimeout } from './signaling.js';
+import { dialTimeout, httpError } from './signaling.js';
 
 /**
  * WebTransport dialer on the W3C `WebTransport` API: browsers' native one, or in Node
@@ -72,7 +72,7 @@ async function dialWebTransport(opts: WebTransportDialOptions): Promise<FrameLin
   wt.closed.catch(() => undefined);
   const timeoutMs = opts.connectTimeoutMs ?? 10_000;
   try {
-    await withTimeout(opts.clock, wt.ready, timeoutMs, 'WebTransport ready');
+    await withTimeout(opts.clock, wt.ready, timeoutMs, dialTimeout('WebTransport ready', timeoutMs));
   } catch (error) {
     wt.close();
     throw error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', `WebTransport: ${String(error)}`, { retryable: true, cause: error });

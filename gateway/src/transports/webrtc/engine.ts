@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
+import type { Clock } from '@mirrorstream/receiver/protocol';
 import type { Transport } from '../transport.js';
 
 /** A WebRTC engine answers one SDP offer; the transport resolves once the data channels are open. */
@@ -22,12 +22,7 @@ export interface EngineOptions {
   clock: Clock;
 }
 
-export function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: TimerHandle | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = clock.setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clock.clearTimeout(timer));
+/** The error of an engine step that took too long. */
+export function engineTimeout(what: string, ms: number): () => Error {
+  return () => new Error(`${what}: no result after ${ms} ms`);
 }

@@ -1,8 +1,9 @@
+import { withTimeout } from '@mirrorstream/receiver/protocol';
 import nodeDataChannel from 'node-datachannel';
 import type { Measurement } from '../transport.js';
 import { CHANNELS, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
 import type { EngineOptions, WebRtcEngine, WebRtcOffer } from './engine.js';
-import { withTimeout } from './engine.js';
+import { engineTimeout } from './engine.js';
 import { DataChannelTransport, type PeerTelemetry } from './transport.js';
 
 type PeerConnection = InstanceType<typeof nodeDataChannel.PeerConnection>;
@@ -45,7 +46,7 @@ export class NodeDataChannelEngine implements WebRtcEngine {
     });
     try {
       pc.setRemoteDescription(stripMdnsCandidates(offerSdp), 'offer');
-      await withTimeout(this.#opts.clock, gatheringDone, this.#opts.connectTimeoutMs, 'ICE gathering');
+      await withTimeout(this.#opts.clock, gatheringDone, this.#opts.connectTimeoutMs, engineTimeout('ICE gathering', this.#opts.connectTimeoutMs));
     } catch (error) {
       pc.close();
       throw error;
@@ -65,7 +66,7 @@ export class NodeDataChannelEngine implements WebRtcEngine {
           }),
       ),
       this.#opts.connectTimeoutMs,
-      'data channels open',
+      engineTimeout('data channels open', this.#opts.connectTimeoutMs),
     ).catch((error: unknown) => {
       pc.close();
       throw error;

@@ -1,9 +1,10 @@
+import { withTimeout } from '@mirrorstream/receiver/protocol';
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import type { Measurement } from '../transport.js';
 import { CHANNELS, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
 import { DataChannelTransport, type PeerTelemetry } from './transport.js';
 import type { EngineOptions, WebRtcEngine, WebRtcOffer } from './engine.js';
-import { withTimeout } from './engine.js';
+import { engineTimeout } from './engine.js';
 
 /**
  * werift (pure TypeScript WebRTC), pinned at 0.24.4 because 0.25 needs Node 22.
@@ -79,7 +80,7 @@ export class WeriftEngine implements WebRtcEngine {
         for (const t of pc.iceTransports) (t.connection as unknown as IceConnectionInternals).stunServer = undefined;
       }
       await pc.setLocalDescription(await pc.createAnswer());
-      await withTimeout(this.#opts.clock, gathered(pc), this.#opts.connectTimeoutMs, 'ICE gathering');
+      await withTimeout(this.#opts.clock, gathered(pc), this.#opts.connectTimeoutMs, engineTimeout('ICE gathering', this.#opts.connectTimeoutMs));
     } catch (error) {
       await pc.close().catch(() => undefined);
       throw error;
@@ -104,7 +105,7 @@ export class WeriftEngine implements WebRtcEngine {
         });
       }),
       this.#opts.connectTimeoutMs,
-      'data channels open',
+      engineTimeout('data channels open', this.#opts.connectTimeoutMs),
     ).catch(async (error: unknown) => {
       await pc.close().catch(() => undefined);
       throw error;

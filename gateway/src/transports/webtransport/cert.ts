@@ -15,7 +15,7 @@ export interface TlsMaterial {
  * and at most 14 days of validity (13 here), which is what browsers require of a cert
  * they accept through `serverCertificateHashes`.
  */
-export async function loadTls(certFile: string | undefined, keyFile: string | undefined, host: string, now: number): Promise<TlsMaterial> {
+export async function loadTls(certFile: string | undefined, keyFile: string | undefined, host: string): Promise<TlsMaterial> {
   let cert: string;
   let key: string;
   let selfSigned = false;
@@ -24,8 +24,9 @@ export async function loadTls(certFile: string | undefined, keyFile: string | un
   } else {
     const isIp = /^[\d.]+$/.test(host) || host.includes(':');
     const pems = await selfsigned.generate([{ name: 'commonName', value: host }], {
-      notBeforeDate: new Date(now - 60_000),
-      notAfterDate: new Date(now + 13 * 24 * 3600_000),
+      // the one wall-clock read outside the injected Clock: peers check validity against real time
+      notBeforeDate: new Date(Date.now() - 60_000),
+      notAfterDate: new Date(Date.now() + 13 * 24 * 3600_000),
       keyType: 'ec',
       curve: 'P-256',
       extensions: [{ name: 'subjectAltName', altNames: [isIp ? { type: 7, ip: host } : { type: 2, value: host }] }],

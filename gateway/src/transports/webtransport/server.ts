@@ -76,7 +76,7 @@ export class WebTransportService {
     onSession: (transport: WebTransportTransport, endpointId: string) => void;
   }): Promise<WebTransportService> {
     const backend = await detectBackend();
-    const tls = await loadTls(opts.config.certFile, opts.config.keyFile, opts.host, opts.clock.now());
+    const tls = await loadTls(opts.config.certFile, opts.config.keyFile, opts.host);
     const lib = await loadLibrary();
     const ServerClass = backend === 'http3' ? lib.HttpServer : lib.Http2Server;
     const server = new ServerClass({
