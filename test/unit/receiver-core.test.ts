@@ -10,11 +10,15 @@ import {
   SDK_VERSION,
   type Chunk,
   type Frame,
+  type ReceiverCoreOptions,
 } from '../../receiver-sdk/src/index.js';
 import { settle } from '../helpers/memory-harness.js';
 
-/** A fake gateway end driven by the test: it sees the SDK's frames and sends frames back. */
-async function setup() {
+/**
+ * A fake gateway end driven by the test: it sees the SDK's frames and sends frames back.
+ * `connect()` has been called and the first dial made; nothing was answered yet.
+ */
+async function fakeGateway(options: Partial<Omit<ReceiverCoreOptions, 'dial'>> = {}) {
   const clock = new ManualClock();
   const sent: Frame[] = [];
   let gw: MemoryTransport | undefined;
@@ -23,6 +27,7 @@ async function setup() {
     endpointId: 'rx',
     clock,
     reconnect: { nextRetryDelayMs: () => 50 },
+    ...options,
     dial: async () => {
       dials++;
       const [g, r] = MemoryTransport.pair();
@@ -37,12 +42,21 @@ async function setup() {
   const chunks: Chunk[] = [];
   rx.on('chunk', (c) => chunks.push(c));
   const connected = rx.connect();
+  connected.catch(() => undefined);
   await settle();
   const send = (f: Frame): void => void gw?.send(encodeFrame(f), 'data');
-  send({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 'sess', heartbeatIntervalMs: 250, maxFrameBytes: 1 << 20 });
-  await connected;
-  const data = (seq: number): void => send({ type: FrameType.DATA, streamId: 's', seq, timestamp: 1, payload: new Uint8Array([seq & 255]) });
-  return { clock, rx, sent, chunks, send, data, gw: () => gw, dials: () => dials };
+  const welcome = (maxFrameBytes = 1 << 20, version = PROTOCOL_VERSION): void =>
+    send({ type: FrameType.WELCOME, version, sessionId: 'sess', heartbeatIntervalMs: 250, maxFrameBytes });
+  return { clock, rx, sent, chunks, send, welcome, connected, gw: () => gw, dials: () => dials };
+}
+
+/** The fake gateway after WELCOME, with a DATA sender for stream `s`. */
+async function setup() {
+  const t = await fakeGateway();
+  t.welcome();
+  await t.connected;
+  const data = (seq: number): void => t.send({ type: FrameType.DATA, streamId: 's', seq, timestamp: 1, payload: new Uint8Array([seq & 255]) });
+  return { ...t, data };
 }
 
 const acks = (frames: Frame[]): number[] => frames.flatMap((f) => (f.type === FrameType.ACK ? [f.seq] : []));
@@ -248,68 +262,32 @@ describe('ReceiverCore: application errors and connect', () => {
   });
 
   it('the frame limit is the protocol default until WELCOME, then the one the gateway advertises', async () => {
-    const big = (seq: number, bytes: number): Uint8Array => encodeFrame({ type: FrameType.DATA, streamId: 's', seq, timestamp: 1, payload: new Uint8Array(bytes) });
-    const clock = new ManualClock();
-    let gw: MemoryTransport | undefined;
-    const rx = new ReceiverCore({
-      endpointId: 'rx',
-      clock,
-      reconnect: { nextRetryDelayMs: () => 50 },
-      dial: async () => {
-        const [g, r] = MemoryTransport.pair();
-        gw = g;
-        return r;
-      },
-    });
+    const big = (seq: number, bytes: number): Frame => ({ type: FrameType.DATA, streamId: 's', seq, timestamp: 1, payload: new Uint8Array(bytes) });
+    const t = await fakeGateway();
     const errors: string[] = [];
-    const chunks: number[] = [];
-    rx.on('error', (e) => errors.push(e.code));
-    rx.on('chunk', (c) => chunks.push(c.payload.byteLength));
-    const connected = rx.connect();
-    await settle();
-    gw?.send(big(1, 1_100_000), 'data'); // > 1 MiB before WELCOME
+    t.rx.on('error', (e) => errors.push(e.code));
+    t.send(big(1, 1_100_000)); // > 1 MiB before WELCOME
     await settle();
     expect(errors).toEqual(['MS_FRAME_TOO_LARGE']);
-    clock.advance(60); // reconnect
+    t.clock.advance(60); // reconnect
     await settle();
-    gw?.send(encodeFrame({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 's', heartbeatIntervalMs: 250, maxFrameBytes: 2 << 20 }), 'control');
-    await connected;
-    gw?.send(big(1, 1_500_000), 'data'); // allowed by the gateway's 2 MiB
+    t.welcome(2 << 20);
+    await t.connected;
+    t.send(big(1, 1_500_000)); // allowed by the gateway's 2 MiB
     await settle();
-    expect(chunks).toEqual([1_500_000]);
-    gw?.send(encodeFrame({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 's', heartbeatIntervalMs: 250, maxFrameBytes: 64 * 1024 }), 'control');
-    gw?.send(big(2, 100_000), 'data'); // above what this gateway said it sends
+    expect(t.chunks.map((c) => c.payload.byteLength)).toEqual([1_500_000]);
+    t.welcome(64 * 1024);
+    t.send(big(2, 100_000)); // above what this gateway said it sends
     await settle();
     expect(errors).toEqual(['MS_FRAME_TOO_LARGE', 'MS_FRAME_TOO_LARGE']);
-    rx.close();
+    t.rx.close();
   });
 });
 
 describe('ReceiverCore: a gateway of another protocol version', () => {
-  async function dialOnce() {
-    const clock = new ManualClock();
-    let gw: MemoryTransport | undefined;
-    let dials = 0;
-    const rx = new ReceiverCore({
-      endpointId: 'rx',
-      clock,
-      reconnect: { nextRetryDelayMs: () => 50 },
-      dial: async () => {
-        dials++;
-        const [g, r] = MemoryTransport.pair();
-        gw = g;
-        return r;
-      },
-    });
-    const connected = rx.connect();
-    connected.catch(() => undefined);
-    await settle();
-    return { rx, clock, connected, gw: () => gw, dials: () => dials };
-  }
-
   it('a WELCOME of another version fails connect() with MS_PROTOCOL_VERSION and does not retry', async () => {
-    const t = await dialOnce();
-    t.gw()?.send(encodeFrame({ type: FrameType.WELCOME, version: PROTOCOL_VERSION + 1, sessionId: 's', heartbeatIntervalMs: 250, maxFrameBytes: 1 << 20 }), 'control');
+    const t = await fakeGateway();
+    t.welcome(1 << 20, PROTOCOL_VERSION + 1);
     await expect(t.connected).rejects.toMatchObject({ code: 'MS_PROTOCOL_VERSION' });
     t.clock.advance(500);
     await settle();
@@ -318,8 +296,8 @@ describe('ReceiverCore: a gateway of another protocol version', () => {
   });
 
   it('a gateway that cannot read our HELLO (ERROR MS_FRAME_* before WELCOME) is an old one: MS_PROTOCOL_VERSION, no retry loop', async () => {
-    const t = await dialOnce();
-    t.gw()?.send(encodeFrame({ type: FrameType.ERROR, code: 'MS_FRAME_INVALID_FIELD', message: 'HELLO.sdkVersion must be a string' }), 'control');
+    const t = await fakeGateway();
+    t.send({ type: FrameType.ERROR, code: 'MS_FRAME_INVALID_FIELD', message: 'HELLO.sdkVersion must be a string' });
     await expect(t.connected).rejects.toMatchObject({ code: 'MS_PROTOCOL_VERSION' });
     t.clock.advance(500);
     await settle();
@@ -353,33 +331,14 @@ describe('ReceiverCore: per-connection order', () => {
   });
 
   it('an ack scheduled on the old connection is not sent on the new one (HELLO carries the position with its epoch)', async () => {
-    const clock = new ManualClock();
-    const sent: Frame[] = [];
-    let gw: MemoryTransport | undefined;
-    const rx = new ReceiverCore({
-      endpointId: 'rx',
-      clock,
-      ackDelayMs: 500,
-      reconnect: { nextRetryDelayMs: () => 50 },
-      dial: async () => {
-        const [g, r] = MemoryTransport.pair();
-        gw = g;
-        g.on('message', (b) => {
-          const d = decodeFrame(b);
-          if (d.ok) sent.push(d.frame);
-        });
-        return r;
-      },
-    });
-    const send = (f: Frame): void => void gw?.send(encodeFrame(f), 'data');
-    const connected = rx.connect();
-    await settle();
-    send({ type: FrameType.WELCOME, version: PROTOCOL_VERSION, sessionId: 's1', heartbeatIntervalMs: 250, maxFrameBytes: 1 << 20 });
-    await connected;
+    const t = await fakeGateway({ ackDelayMs: 500 });
+    const { clock, sent, send } = t;
+    t.welcome();
+    await t.connected;
     send({ type: FrameType.ROLE, streamId: 's', role: 'active', fromSeq: 1, epoch: 'e1' });
     send({ type: FrameType.DATA, streamId: 's', seq: 1, timestamp: 1, payload: new Uint8Array(1) }); // ack due in 500 ms
     await settle();
-    gw!.close('gateway restarted');
+    t.gw()!.close('gateway restarted');
     await settle();
     clock.advance(60); // reconnected long before the old ack timer
     await settle();
@@ -389,6 +348,6 @@ describe('ReceiverCore: per-connection order', () => {
     const afterHello = sent.slice(lastHello);
     expect(afterHello[0]).toMatchObject({ type: FrameType.HELLO, resume: { s: 1 }, epochs: { s: 'e1' } });
     expect(acks(afterHello)).toEqual([]);
-    rx.close();
+    t.rx.close();
   });
 });
