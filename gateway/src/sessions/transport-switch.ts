@@ -4,7 +4,7 @@ import type { Stream } from '../streams/stream.js';
 /**
  * The transport-pair rule, the one place it is decided. An endpoint that said in HELLO it
  * can use more than one transport, and is on its first-listed one, is asked to reconnect
- * over the next (the SDK rotates) when that path fails it:
+ * over the next (the SDK rotates) while that path fails it (asked once: the connection closes):
  * - its path is degraded (probes, transport telemetry), whatever its role;
  * - it is active on a stream and its heartbeats died, or that stream sees it degraded
  *   (ack lag, delivery ratio, receiver-reported loss).
