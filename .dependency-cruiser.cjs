@@ -35,9 +35,9 @@ module.exports = {
     },
     {
       name: 'core-uses-no-io-library',
-      comment: 'The core is plain TypeScript: no socket, no HTTP, no transport or metrics library.',
+      comment: 'The core is plain TypeScript: no socket, no HTTP, no transport or metrics library (log/jetstream is the durable log adapter).',
       severity: 'error',
-      from: { path: [CORE, `${GW}core/`] },
+      from: { path: [CORE, `${GW}core/`], pathNot: `${GW}log/jetstream/` },
       to: {
         dependencyTypes: ['npm', 'npm-optional', 'core'],
         // the shared protocol, validation, the injected logger's type, random ids
@@ -64,6 +64,13 @@ module.exports = {
       severity: 'error',
       from: { path: '^(gateway|receiver-sdk)/src/', pathNot: [`${GW}transports/`, '^receiver-sdk/src/(node|browser)\\.ts$'] },
       to: { path: 'node_modules/(werift|node-datachannel|@fails-components)/' },
+    },
+    {
+      name: 'nats-only-in-the-jetstream-log',
+      comment: 'The NATS client is imported by log/jetstream/ only.',
+      severity: 'error',
+      from: { path: '^(gateway|receiver-sdk)/src/', pathNot: `${GW}log/jetstream/` },
+      to: { path: 'node_modules/@nats-io/' },
     },
     {
       name: 'http-is-an-entry',

@@ -32,7 +32,9 @@ const program = new Command()
   .option('--retention-max-age-ms <ms>', 'age after which retained chunks are dropped', int)
   .option('--webrtc-engine <engine>', 'node-datachannel | werift (env MIRRORSTREAM_WEBRTC_ENGINE)')
   .option('--webrtc-bind-address <ip>', 'gather and bind only this address, e.g. 127.0.0.1 (env MIRRORSTREAM_WEBRTC_BIND_ADDRESS)')
-  .option('--token-secret <secret>', 'HS256 secret for endpoint tokens, 32+ chars (env MIRRORSTREAM_TOKEN_SECRET)');
+  .option('--token-secret <secret>', 'HS256 secret for endpoint tokens, 32+ chars (env MIRRORSTREAM_TOKEN_SECRET)')
+  .option('--nats <urls>', 'keep streams in NATS JetStream: comma-separated nats://host:port (env MIRRORSTREAM_NATS_URL); default: in memory')
+  .option('--nats-replicas <n>', 'JetStream replicas of every stream and KV bucket (env MIRRORSTREAM_NATS_REPLICAS)', int);
 
 program.parse();
 const flags = program.opts<{
@@ -48,6 +50,8 @@ const flags = program.opts<{
   webrtcEngine?: 'node-datachannel' | 'werift';
   webrtcBindAddress?: string;
   tokenSecret?: string;
+  nats?: string;
+  natsReplicas?: number;
 }>();
 const env = process.env;
 const envInt = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
@@ -64,6 +68,7 @@ const input: GatewayConfigInput = {
     bindAddress: flags.webrtcBindAddress ?? (env.MIRRORSTREAM_WEBRTC_BIND_ADDRESS || undefined),
   },
   tokens: { secret: flags.tokenSecret ?? (env.MIRRORSTREAM_TOKEN_SECRET || undefined) },
+  log: natsLog(flags.nats ?? (env.MIRRORSTREAM_NATS_URL || undefined), flags.natsReplicas ?? envInt('MIRRORSTREAM_NATS_REPLICAS')),
   retention: {
     maxChunks: flags.retentionMaxChunks,
     maxBytes: flags.retentionMaxBytes,
@@ -82,6 +87,8 @@ try {
   }
   logger.info({ engine: config.webrtc.engine, bindAddress: config.webrtc.bindAddress ?? 'all interfaces' }, 'WebRTC engine');
   const gateway = new Gateway(config, { logger });
+  // with JetStream: connect and bring back the stored streams before taking requests
+  await gateway.start();
   const apiKey = config.apiKey ?? randomBytes(24).toString('base64url');
   const server = await serve(gateway, { apiKey });
   if (config.webtransport.enabled) {
@@ -112,9 +119,15 @@ try {
   throw error;
 }
 
+/** `--nats a,b` selects the JetStream log with those servers. */
+function natsLog(urls: string | undefined, replicas: number | undefined): GatewayConfigInput['log'] {
+  if (urls === undefined) return undefined;
+  return { kind: 'jetstream', nats: { servers: urls.split(',').map((u) => u.trim()).filter((u) => u.length > 0), replicas } };
+}
+
 /** Remove undefined leaves so the schema's defaults apply (it is strict about keys, not about absence). */
 function dropUndefined<T>(value: T): T {
-  if (!value || typeof value !== 'object') return value;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = dropUndefined(v);
   return out as T;

@@ -108,6 +108,31 @@ export const webtransportSchema = z
   .refine((w) => (w.certFile === undefined) === (w.keyFile === undefined), { message: 'certFile and keyFile go together' })
   .prefault({});
 
+export const natsSchema = z
+  .strictObject({
+    /** `nats://host:port` URLs of the NATS cluster (any subset; the client learns the rest). */
+    servers: z.array(z.string().regex(/^(nats|tls):\/\/[^\s/]+$/, 'a NATS URL is nats://host:port')).max(16).default([]),
+    /** JetStream replicas of every stream log and KV bucket (1, or 3 on a 3-node cluster). */
+    replicas: z.number().int().min(1).max(5).default(1),
+    /** Prefix of the JetStream streams and KV buckets, so several deployments can share one NATS account. */
+    prefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('ms'),
+    /** How long one JetStream or KV request may take before it counts as an outage (MS_LOG_UNAVAILABLE). */
+    requestTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+  })
+  .prefault({});
+
+/**
+ * Where streams keep their chunks, specs and cursors: `memory` (the embedded default, gone
+ * with the process) or `jetstream` (NATS JetStream: durable, shared by several instances).
+ */
+export const logSchema = z
+  .strictObject({
+    kind: z.enum(['memory', 'jetstream']).default('memory'),
+    nats: natsSchema,
+  })
+  .refine((l) => l.kind !== 'jetstream' || l.nats.servers.length > 0, { message: 'log.kind "jetstream" needs log.nats.servers', path: ['nats', 'servers'] })
+  .prefault({});
+
 export const tokensSchema = z
   .strictObject({
     /** HS256 secret for endpoint tokens (32+ chars); generated per process when absent, so tokens die with it. */
@@ -141,6 +166,11 @@ export const gatewayConfigSchema = z.strictObject({
   drainTimeoutMs: z.number().int().min(0).default(5_000),
   /** How long an accepted connection may take to send HELLO. */
   helloTimeoutMs: z.number().int().min(1).default(10_000),
+  /**
+   * How long a publish's idempotency key is remembered per stream, so a retry within it
+   * appends nothing twice (with JetStream: its duplicate window, never above a stream's max age).
+   */
+  idempotencyWindowMs: z.number().int().min(1_000).max(24 * 3600_000).default(120_000),
   /** Switch records kept per stream for the health API. */
   switchHistory: z.number().int().min(1).max(10_000).default(50),
   retention: retentionSchema,
@@ -152,6 +182,7 @@ export const gatewayConfigSchema = z.strictObject({
   webrtc: webrtcSchema,
   webtransport: webtransportSchema,
   tokens: tokensSchema,
+  log: logSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
   // receivers refuse frames above the advertised maxFrameBytes, so every chunk must fit in one
@@ -167,6 +198,8 @@ export type HeartbeatConfig = z.output<typeof heartbeatSchema>;
 export type WebRtcConfig = z.output<typeof webrtcSchema>;
 export type HealthConfig = z.output<typeof healthSchema>;
 export type FailbackConfig = z.output<typeof failbackSchema>;
+export type LogConfig = z.output<typeof logSchema>;
+export type NatsConfig = z.output<typeof natsSchema>;
 
 /** Validate and freeze; throws MirrorstreamError MS_CONFIG_INVALID with every problem listed. */
 export function parseConfig(input: GatewayConfigInput = {}): GatewayConfig {

@@ -1,37 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import { RealClock, TypedEmitter, type Clock } from '@mirrorstream/receiver/protocol';
 import { pino, type Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import type { GatewayEvents } from './core/events.js';
-import { Ingest, type BatchResult, type PublishResult } from './core/ingest.js';
+import { Ingest, type BatchResult, type PublishOptions, type PublishResult } from './core/ingest.js';
 import { Registry } from './core/registry.js';
 import { Scheduler } from './core/scheduler.js';
 import { AckWaiters } from './core/waiters.js';
 import type { Connection } from './endpoints/connection.js';
-import { PriorityFailoverPolicy, type FailoverPolicy } from './failover/policy.js';
-import { memoryLogs } from './log/memory-log.js';
+import { PriorityFailoverPolicy } from './failover/policy.js';
+import type { GatewayDeps } from './gateway-deps.js';
+import { settle, type Backend } from './log/backend.js';
+import { createBackend } from './log/index.js';
 import { Sessions } from './sessions/sessions.js';
-import { EndpointTokens, type IssuedToken } from './signaling/tokens.js';
-import { WebRtcSessions, type WebRtcSession } from './signaling/webrtc-sessions.js';
-import { WebTransportSignaling } from './signaling/webtransport.js';
+import { Signaling } from './signaling/index.js';
+import type { IssuedToken } from './signaling/tokens.js';
+import type { WebRtcSession } from './signaling/webrtc-sessions.js';
 import type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpecInput } from './streams/spec.js';
-import type { StreamLogFactory } from './streams/stream-log.js';
 import type { Transport } from './transports/transport.js';
-import type { WebRtcEngine } from './transports/webrtc/index.js';
 import type { WebTransportInfo, WebTransportTicket } from './transports/webtransport/server.js';
 import { endpointHealth, streamHealth, streamInfo, type EndpointHealth, type StreamHealth, type StreamInfo } from './views/snapshots.js';
 import { gatewayStatus, type GatewayStatus } from './views/status.js';
-
-/** Collaborators that are not configuration: injected so tests and embedders can replace them. */
-export interface GatewayDeps {
-  clock?: Clock;
-  logger?: Logger;
-  failoverPolicy?: FailoverPolicy;
-  /** A WebRTC engine to use instead of the one `config.webrtc.engine` names. */
-  webrtcEngine?: WebRtcEngine;
-  /** Where streams keep their chunks (default: in memory). */
-  streamLogs?: StreamLogFactory;
-}
 
 /**
  * The gateway: a facade over the registry (streams, endpoints), ingest, sessions
@@ -48,9 +36,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   readonly #ingest: Ingest;
   readonly #sessions: Sessions;
   readonly #scheduler: Scheduler;
-  readonly #tokens: EndpointTokens;
-  readonly #webrtc: WebRtcSessions;
-  readonly #webtransport: WebTransportSignaling;
+  readonly #signaling: Signaling;
+  readonly #backend: Backend;
+  #started: Promise<void> | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -62,20 +50,28 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.onListenerError = (err, event) => log.error({ err, event }, 'event listener threw');
     this.#startedAt = clock.now();
     const closing = (): boolean => this.#closing;
-    const registry = (this.#registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), logs: deps.streamLogs ?? memoryLogs, events: this, closing }));
+    const backend = (this.#backend = deps.backend ?? createBackend(config, clock, log));
+    const registry = (this.#registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), backend, events: this, closing }));
     const waiters = (this.#waiters = new AckWaiters(clock));
     this.#ingest = new Ingest({ config, clock, registry, waiters, closing });
     const sessions = (this.#sessions = new Sessions({ config, clock, log, registry, events: this, waiters, closing }));
     const accept = (t: Transport, auth: { endpointId: string; sessionId?: string }): void => void this.accept(t, auth);
-    this.#tokens = new EndpointTokens(config.tokens.secret ?? randomBytes(32).toString('base64url'), config.tokens.ttlS, clock);
-    this.#webrtc = new WebRtcSessions({ config: config.webrtc, clock, log, tokens: this.#tokens, engine: deps.webrtcEngine, accept, closing });
-    this.#webtransport = new WebTransportSignaling({ config, clock, log, tokens: this.#tokens, accept, closing });
+    this.#signaling = new Signaling({ config, clock, log, engine: deps.webrtcEngine, accept, closing });
     this.#scheduler = new Scheduler({ tickMs: config.tickMs, clock, log, registry, events: this, waiters, afterAssess: () => sessions.reviewTransports() });
     this.#scheduler.start();
   }
 
-  createStream(input: StreamSpecInput): StreamInfo {
-    return this.#info(this.#registry.createStream(input).id);
+  /** Connect the backend and bring back the streams it kept (JetStream: await it before serving; memory: not needed). */
+  start(): Promise<void> {
+    this.#started ??= this.#backend.start().then(async () => this.#registry.restore(await this.#backend.load()));
+    return this.#started;
+  }
+
+  // Changes: invalid input throws at once; the promise settles once the change is stored
+  // (with the memory backend the change is applied before the call returns).
+
+  createStream(input: StreamSpecInput): Promise<StreamInfo> {
+    return settle(this.#registry.createStream(input), (s) => this.#info(s.id));
   }
 
   listStreams(): StreamInfo[] {
@@ -87,34 +83,34 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   /** Its endpoints get END, its retained chunks are dropped. */
-  deleteStream(streamId: string): void {
-    this.#registry.deleteStream(streamId);
+  deleteStream(streamId: string): Promise<void> {
+    return settle(this.#registry.deleteStream(streamId), () => undefined);
   }
 
-  addEndpoint(streamId: string, input: AddEndpointInput): StreamInfo {
-    return this.#info(this.#registry.addEndpoint(streamId, input).id);
+  addEndpoint(streamId: string, input: AddEndpointInput): Promise<StreamInfo> {
+    return settle(this.#registry.addEndpoint(streamId, input), (s) => this.#info(s.id));
   }
 
-  removeEndpoint(streamId: string, endpointId: string): StreamInfo {
-    return this.#info(this.#registry.removeEndpoint(streamId, endpointId).id);
+  removeEndpoint(streamId: string, endpointId: string): Promise<StreamInfo> {
+    return settle(this.#registry.removeEndpoint(streamId, endpointId), (s) => this.#info(s.id));
   }
 
   /** The list must hold exactly the stream's current endpoints. */
-  reorderEndpoints(streamId: string, endpointList: readonly string[]): StreamInfo {
-    return this.#info(this.#registry.reorderEndpoints(streamId, endpointList).id);
+  reorderEndpoints(streamId: string, endpointList: readonly string[]): Promise<StreamInfo> {
+    return settle(this.#registry.reorderEndpoints(streamId, endpointList), (s) => this.#info(s.id));
   }
 
-  setPolicy(streamId: string, input: PolicyInput): StreamInfo {
-    return this.#info(this.#registry.setPolicy(streamId, input).id);
+  setPolicy(streamId: string, input: PolicyInput): Promise<StreamInfo> {
+    return settle(this.#registry.setPolicy(streamId, input), (s) => this.#info(s.id));
   }
 
   /** Append one chunk; resolves with its seq once it is in the stream's log. */
-  publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & { waitMs?: number } = {}): Promise<PublishResult> {
+  publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & PublishOptions = {}): Promise<PublishResult> {
     return this.#ingest.publish(streamId, payload, options);
   }
 
   /** Append chunks atomically (all validated before any is sequenced); see Ingest for backpressure. */
-  publishBatch(streamId: string, chunks: readonly ChunkInput[], options: { waitMs?: number | undefined } = {}): Promise<BatchResult> {
+  publishBatch(streamId: string, chunks: readonly ChunkInput[], options: PublishOptions = {}): Promise<BatchResult> {
     return this.#ingest.publishBatch(streamId, chunks, options);
   }
 
@@ -133,37 +129,37 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   status(): GatewayStatus {
     const r = this.#registry;
-    return gatewayStatus({ closing: this.#closing, webtransport: this.#webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt });
+    return gatewayStatus({ closing: this.#closing, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt });
   }
 
   /** Issue a token that admits exactly `endpointId` to signaling. */
   issueToken(endpointId: string, options: { ttl_s?: number } = {}): Promise<IssuedToken> {
-    return this.#tokens.issue(endpointId, options.ttl_s);
+    return this.#signaling.tokens.issue(endpointId, options.ttl_s);
   }
 
   /** Throws MS_UNAUTHORIZED unless the token admits this endpoint. */
   verifyEndpointToken(endpointId: string, token: string | undefined): Promise<void> {
-    return this.#tokens.verify(token, endpointId);
+    return this.#signaling.tokens.verify(token, endpointId);
   }
 
   /** WHEP-style WebRTC signaling: answer the receiver's SDP offer (token checked first). */
   openWebRtcSession(endpointId: string, token: string | undefined, offerSdp: string): Promise<WebRtcSession> {
-    return this.#webrtc.open(endpointId, token, offerSdp);
+    return this.#signaling.webrtc.open(endpointId, token, offerSdp);
   }
 
   /** Start the WebTransport listener (also started by the first WebTransport signaling request). */
   startWebTransport(): Promise<WebTransportInfo> {
-    return this.#webtransport.start();
+    return this.#signaling.webtransport.start();
   }
 
   /** WebTransport signaling: a single-use session URL (and cert hash) for a token holder. */
   openWebTransportSession(endpointId: string, token: string | undefined): Promise<WebTransportTicket> {
-    return this.#webtransport.open(endpointId, token);
+    return this.#signaling.webtransport.open(endpointId, token);
   }
 
   /** End a signaling session (WHEP DELETE). */
   closeSession(endpointId: string, token: string | undefined, sessionId: string): Promise<void> {
-    return this.#webrtc.close(endpointId, token, sessionId);
+    return this.#signaling.webrtc.close(endpointId, token, sessionId);
   }
 
   /** Take a receiver connection whose endpoint id the caller has authenticated; HELLO must name it. */
@@ -185,12 +181,14 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const drained = (): boolean => [...this.#registry.streams].every((s) => s.drained);
     await this.#waiters.until(drained, this.config.drainTimeoutMs, () => void this.log.warn('drain timed out; closing with unacked chunks'));
     this.#scheduler.stop();
-    for (const s of this.#registry.streams) s.end('gateway closing');
+    // an in-memory stream ends with the process; a stored one goes on when a gateway serves it again
+    if (this.#backend.kind === 'memory') for (const s of this.#registry.streams) s.end('gateway closing');
     this.#sessions.closeAll('gateway closing');
-    this.#webrtc.closeAll('gateway closing');
-    await this.#webtransport.stop();
+    await this.#signaling.close('gateway closing');
+    await this.#backend.close();
     this.log.info('gateway closed');
   }
+
 
   #info(streamId: string): StreamInfo {
     return streamInfo(this.#registry.requireStream(streamId), (id) => this.#registry.ensureEndpoint(id));

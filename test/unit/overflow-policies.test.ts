@@ -131,7 +131,7 @@ describe('live policy change and paced replay', () => {
       await h.step(5, 5);
     }
     expect(gaps.length).toBeGreaterThan(0);
-    const info = h.gateway.setPolicy('s1', { overflow: 'conflate', max_backlog_ms: 500 });
+    const info = await h.gateway.setPolicy('s1', { overflow: 'conflate', max_backlog_ms: 500 });
     expect(info.policy).toEqual({ overflow: 'conflate', max_backlog_ms: 500, decimate_n: 2 });
     const before = gaps.length;
     for (let i = 601; i <= 1_200; i++) {

@@ -9,6 +9,18 @@ export interface PublishResult {
   seq: number;
 }
 
+export interface PublishOptions {
+  /** Backpressure: wait at most this long (default forever), then MS_BACKPRESSURE. */
+  waitMs?: number | undefined;
+  /**
+   * The same key again within `idempotencyWindowMs` appends nothing that was already
+   * appended (HTTP: the `Idempotency-Key` header); the answer names the seqs it got.
+   */
+  idempotencyKey?: string | undefined;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
 export interface BatchResult {
   stream_id: string;
   first_seq: number;
@@ -37,16 +49,20 @@ export class Ingest {
   }
 
   /** Append one chunk (text is sent as UTF-8); resolves with its seq once it is in the log. */
-  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & { waitMs?: number } = {}): Promise<PublishResult> {
-    const { waitMs, ...chunk } = options;
+  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & PublishOptions = {}): Promise<PublishResult> {
+    const { waitMs, idempotencyKey, ...chunk } = options;
     const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
-    return { seq: (await this.publishBatch(streamId, [{ payload: bytes, ...chunk }], { waitMs })).first_seq };
+    return { seq: (await this.publishBatch(streamId, [{ payload: bytes, ...chunk }], { waitMs, idempotencyKey })).first_seq };
   }
 
-  async publishBatch(streamId: string, chunks: readonly ChunkInput[], options: { waitMs?: number | undefined } = {}): Promise<BatchResult> {
+  async publishBatch(streamId: string, chunks: readonly ChunkInput[], options: PublishOptions = {}): Promise<BatchResult> {
     assertOpen(this.#closing);
     const stream = this.#registry.requireStream(streamId);
     if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'a batch needs at least one chunk');
+    const key = options.idempotencyKey;
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+      throw new MirrorstreamError('MS_BAD_REQUEST', 'an idempotency key is 1-128 visible ASCII characters');
+    }
     for (const [i, c] of chunks.entries()) {
       if (!(c.payload instanceof Uint8Array)) throw new MirrorstreamError('MS_BAD_REQUEST', `chunk ${i}: payload must be bytes`);
       if (c.payload.byteLength > this.#config.maxChunkBytes) {
@@ -63,7 +79,9 @@ export class Ingest {
         throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `stream ${streamId} was deleted`);
       }
     }
-    const { firstSeq, lastSeq } = await stream.append(chunks, this.#clock.now());
+    // chunk i of a keyed batch is message `<key>:<i>`: a retry of the batch appends only what is missing
+    const keyed = key === undefined ? chunks : chunks.map((c, i) => ({ ...c, msgId: `${key}:${i}` }));
+    const { firstSeq, lastSeq } = await stream.append(keyed, this.#clock.now());
     return { stream_id: streamId, first_seq: firstSeq, last_seq: lastSeq, count: chunks.length };
   }
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config.js';
 import { Endpoint } from '../endpoints/endpoint.js';
 import type { FailoverPolicy } from '../failover/policy.js';
-import type { OverflowPolicy } from '../rate/overflow.js';
+import { newEpoch } from '../log/memory-log.js';
 import {
   addEndpointSchema,
   idSchema,
@@ -13,10 +13,13 @@ import {
   streamSpecSchema,
   type AddEndpointInput,
   type PolicyInput,
+  type StreamSpec,
   type StreamSpecInput,
 } from '../streams/spec.js';
-import { Stream } from '../streams/stream.js';
-import type { StreamLogFactory } from '../streams/stream-log.js';
+import type { Stream } from '../streams/stream.js';
+import type { StreamLog } from '../streams/stream-log.js';
+import { andThen, type Backend, type Maybe, type RestoredStream, type StoredStream } from '../log/backend.js';
+import { buildStream, retentionOf, toOverflow } from './build-stream.js';
 import type { EventSink } from './events.js';
 import { assertOpen, type Closing } from './lifecycle.js';
 
@@ -25,7 +28,7 @@ export interface RegistryOptions {
   clock: Clock;
   log: Logger;
   policy: FailoverPolicy;
-  logs: StreamLogFactory;
+  backend: Backend;
   events: EventSink;
   closing: Closing;
 }
@@ -33,11 +36,18 @@ export interface RegistryOptions {
 /**
  * The streams and endpoints of a gateway, and their CRUD. An endpoint record exists while
  * a stream lists it or it is connected; streams reach endpoints only through it.
+ *
+ * A change is validated against the current state, stored by the backend, then applied.
+ * With the memory backend all of it happens before the call returns; with a durable one
+ * the change applies once stored, and changes of one stream run one after the other.
  */
 export class Registry {
   readonly #o: RegistryOptions;
+  readonly #records = new Map<string, StoredStream>();
   readonly #streams = new Map<string, Stream>();
   readonly #endpoints = new Map<string, Endpoint>();
+  /** Per stream id: the durable change in flight (the next one waits for it). */
+  readonly #busy = new Map<string, Promise<void>>();
 
   constructor(options: RegistryOptions) {
     this.#o = options;
@@ -55,113 +65,101 @@ export class Registry {
     return this.#streams.size;
   }
 
-  createStream(input: StreamSpecInput): Stream {
+  createStream(input: StreamSpecInput): Maybe<Stream> {
     assertOpen(this.#o.closing);
     const spec = parseInput(streamSpecSchema, input, 'stream spec');
-    if (this.#streams.has(spec.stream_id)) {
-      throw new MirrorstreamError('MS_STREAM_EXISTS', `stream ${spec.stream_id} already exists`);
-    }
-    const { config, clock, events, log } = this.#o;
-    const now = clock.now();
-    const r = config.retention;
-    const streamLog = this.#o.logs(spec.stream_id, {
-      maxChunks: spec.retention?.max_chunks ?? r.maxChunks,
-      maxBytes: spec.retention?.max_bytes ?? r.maxBytes,
-      maxAgeMs: spec.retention?.max_age_ms ?? r.maxAgeMs,
+    const id = spec.stream_id;
+    return this.#exclusive(id, () => {
+      if (this.#streams.has(id)) throw new MirrorstreamError('MS_STREAM_EXISTS', `stream ${id} already exists`);
+      const record: StoredStream = { spec, epoch: newEpoch(), createdAt: this.#o.clock.now() };
+      const { backend } = this.#o;
+      const limits = retentionOf(spec, this.#o.config.retention);
+      return andThen(backend.createStream(record, limits), () => andThen(backend.openLog(record, limits), (log) => this.#register(record, log, {}, 'created')));
     });
-    // a StreamLog plug-in's epoch travels in ROLE and RESET, where receivers check it
-    if (!isValidId(streamLog.epoch)) throw new MirrorstreamError('MS_CONFIG_INVALID', `the stream log gave stream ${spec.stream_id} an invalid epoch id`);
-    const stream = new Stream({
-      id: spec.stream_id,
-      mode: spec.mode,
-      reliability: spec.reliability,
-      mirrorK: spec.mirror_k,
-      endpointList: spec.endpoint_list,
-      log: streamLog,
-      failback: {
-        enabled: spec.failback?.enabled ?? config.failback.enabled,
-        stableMs: spec.failback?.stable_ms ?? config.failback.stableMs,
-      },
-      sendHighWaterBytes: config.sendHighWaterBytes,
-      switchHistory: config.switchHistory,
-      policy: this.#o.policy,
-      health: config.health,
-      clock: () => clock.now(),
-      overflow: toOverflow(spec.policy ?? policySchema.parse({})),
-      reconnectGraceMs: config.failover.reconnectGraceMs,
-      pacing: { minBytesPerSec: config.rate.minPaceBytesPerSec, gain: config.rate.paceGain, burstMs: config.rate.paceBurstMs },
-      hooks: {
-        wake: (ms, fn) => void clock.setTimeout(fn, ms),
-        endpoint: (id) => this.ensureEndpoint(id),
-        roleChanged: (e) => events.emit('roleChanged', e),
-        switched: (e) => {
-          log.info({ stream: e.streamId, from: e.from, to: e.to, reason: e.reason, fromSeq: e.from_seq }, 'switch');
-          events.emit('switched', e);
-        },
-        gap: (e) => events.emit('gap', e),
-      },
-    });
-    this.#streams.set(stream.id, stream);
-    for (const id of spec.endpoint_list) this.ensureEndpoint(id);
-    for (const id of spec.endpoint_list) {
-      if (this.ensureEndpoint(id).link) stream.endpointConnected(id, undefined, now);
+  }
+
+  /** Bring back the streams a durable backend kept (at start, before serving). */
+  async restore(restored: readonly RestoredStream[]): Promise<void> {
+    for (const { stream: record, cursors } of restored) {
+      const log = await this.#o.backend.openLog(record, retentionOf(record.spec, this.#o.config.retention));
+      this.#register(record, log, cursors, 'restored');
     }
-    stream.evaluate(now);
-    log.info({ stream: stream.id, mode: stream.mode, epoch: stream.epoch, endpoints: spec.endpoint_list }, 'stream created');
-    return stream;
   }
 
   /** Delete a stream: its endpoints get END, its retained chunks are dropped. */
-  deleteStream(streamId: string): void {
-    const stream = this.requireStream(streamId);
-    stream.end('deleted');
-    this.#streams.delete(streamId);
-    for (const id of stream.endpointList) this.forgetIfUnused(id);
-    this.#o.log.info({ stream: streamId }, 'stream deleted');
+  deleteStream(streamId: string): Maybe<void> {
+    return this.#exclusive(streamId, () => {
+      const stream = this.requireStream(streamId);
+      return andThen(this.#o.backend.deleteStream(streamId), () => {
+        stream.end('deleted');
+        this.#streams.delete(streamId);
+        this.#records.delete(streamId);
+        for (const id of stream.endpointList) this.forgetIfUnused(id);
+        this.#o.log.info({ stream: streamId }, 'stream deleted');
+      });
+    });
   }
 
-  addEndpoint(streamId: string, input: AddEndpointInput): Stream {
-    const stream = this.requireStream(streamId);
-    const { endpoint_id, priority } = parseInput(addEndpointSchema, input, 'endpoint');
-    if (stream.cursor(endpoint_id)) {
-      throw new MirrorstreamError('MS_ENDPOINT_EXISTS', `${endpoint_id} is already on stream ${streamId}`);
-    }
-    this.ensureEndpoint(endpoint_id);
-    stream.addEndpoint(endpoint_id, priority, this.#o.clock.now());
-    return stream;
+  addEndpoint(streamId: string, input: AddEndpointInput): Maybe<Stream> {
+    return this.#exclusive(streamId, () => {
+      const stream = this.requireStream(streamId);
+      const { endpoint_id, priority } = parseInput(addEndpointSchema, input, 'endpoint');
+      if (stream.cursor(endpoint_id)) {
+        throw new MirrorstreamError('MS_ENDPOINT_EXISTS', `${endpoint_id} is already on stream ${streamId}`);
+      }
+      const list = [...stream.endpointList];
+      list.splice(priority === undefined ? list.length : Math.min(priority, list.length), 0, endpoint_id);
+      return this.#change(stream, { endpoint_list: list }, () => {
+        this.ensureEndpoint(endpoint_id);
+        stream.addEndpoint(endpoint_id, priority, this.#o.clock.now());
+      });
+    });
   }
 
-  removeEndpoint(streamId: string, endpointId: string): Stream {
-    const stream = this.requireStream(streamId);
-    if (!stream.cursor(endpointId)) {
-      throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `${endpointId} is not on stream ${streamId}`);
-    }
-    stream.removeEndpoint(endpointId, this.#o.clock.now());
-    this.forgetIfUnused(endpointId);
-    return stream;
+  removeEndpoint(streamId: string, endpointId: string): Maybe<Stream> {
+    return this.#exclusive(streamId, () => {
+      const stream = this.requireStream(streamId);
+      if (!stream.cursor(endpointId)) {
+        throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `${endpointId} is not on stream ${streamId}`);
+      }
+      return this.#change(stream, { endpoint_list: stream.endpointList.filter((id) => id !== endpointId) }, () => {
+        stream.removeEndpoint(endpointId, this.#o.clock.now());
+        this.forgetIfUnused(endpointId);
+      });
+    });
   }
 
   /** Reorder priorities; the list must hold exactly the stream's current endpoints. */
-  reorderEndpoints(streamId: string, endpointList: readonly string[]): Stream {
-    const stream = this.requireStream(streamId);
-    const { endpoint_list } = parseInput(reorderSchema, { endpoint_list: endpointList }, 'endpoint list');
-    const current = new Set(stream.endpointList);
-    if (endpoint_list.length !== current.size || !endpoint_list.every((id) => current.has(id))) {
-      throw new MirrorstreamError(
-        'MS_ENDPOINT_LIST_INVALID',
-        'a reorder must list exactly the current endpoints; use POST/DELETE .../endpoints to add or remove',
-      );
-    }
-    stream.reorder(endpoint_list, this.#o.clock.now());
-    return stream;
+  reorderEndpoints(streamId: string, endpointList: readonly string[]): Maybe<Stream> {
+    return this.#exclusive(streamId, () => {
+      const stream = this.requireStream(streamId);
+      const { endpoint_list } = parseInput(reorderSchema, { endpoint_list: endpointList }, 'endpoint list');
+      const current = new Set(stream.endpointList);
+      if (endpoint_list.length !== current.size || !endpoint_list.every((id) => current.has(id))) {
+        throw new MirrorstreamError(
+          'MS_ENDPOINT_LIST_INVALID',
+          'a reorder must list exactly the current endpoints; use POST/DELETE .../endpoints to add or remove',
+        );
+      }
+      return this.#change(stream, { endpoint_list }, () => stream.reorder(endpoint_list, this.#o.clock.now()));
+    });
   }
 
   /** Change a stream's overflow policy while it runs. */
-  setPolicy(streamId: string, input: PolicyInput): Stream {
-    const stream = this.requireStream(streamId);
-    stream.setOverflow(toOverflow(parseInput(policySchema, input, 'policy')));
-    this.#o.log.info({ stream: streamId, policy: stream.overflow }, 'overflow policy changed');
-    return stream;
+  setPolicy(streamId: string, input: PolicyInput): Maybe<Stream> {
+    return this.#exclusive(streamId, () => {
+      const stream = this.requireStream(streamId);
+      const policy = parseInput(policySchema, input, 'policy');
+      return this.#change(stream, { policy }, () => {
+        stream.setOverflow(toOverflow(policy));
+        this.#o.log.info({ stream: streamId, policy: stream.overflow }, 'overflow policy changed');
+      });
+    });
+  }
+
+  /** The stored record (spec and epoch) of a stream. */
+  record(streamId: string): StoredStream | undefined {
+    return this.#records.get(streamId);
   }
 
   /** The stream, or MS_STREAM_NOT_FOUND. */
@@ -205,8 +203,59 @@ export class Registry {
     const ep = this.#endpoints.get(endpointId);
     if (ep && !ep.connection && this.streamsOf(endpointId).length === 0) this.#endpoints.delete(endpointId);
   }
-}
 
-function toOverflow(p: { overflow: OverflowPolicy['overflow']; max_backlog_ms: number; decimate_n: number }): OverflowPolicy {
-  return { overflow: p.overflow, maxBacklogMs: p.max_backlog_ms, decimateN: p.decimate_n };
+  /** Store the stream's changed spec, then apply the change to it. */
+  #change(stream: Stream, patch: Partial<StreamSpec>, apply: () => void): Maybe<Stream> {
+    const record = this.#records.get(stream.id);
+    if (!record) throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `no stream ${stream.id}`);
+    const next: StoredStream = { ...record, spec: { ...record.spec, ...patch } };
+    return andThen(this.#o.backend.updateStream(next), () => {
+      this.#records.set(stream.id, next);
+      apply();
+      return stream;
+    });
+  }
+
+  /** Run the changes of one stream one at a time (in-memory ones complete at once anyway). */
+  #exclusive<T>(streamId: string, op: () => Maybe<T>): Maybe<T> {
+    const prev = this.#busy.get(streamId);
+    const result = prev ? prev.then(op) : op();
+    if (result instanceof Promise) {
+      const settled = result.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.#busy.set(streamId, settled);
+      void settled.then(() => {
+        if (this.#busy.get(streamId) === settled) this.#busy.delete(streamId);
+      });
+    }
+    return result;
+  }
+
+  #register(record: StoredStream, log: StreamLog, cursors: Readonly<Record<string, number>>, how: 'created' | 'restored'): Stream {
+    const { spec } = record;
+    // a backend's epoch travels in ROLE and RESET, where receivers check it
+    if (!isValidId(log.epoch)) throw new MirrorstreamError('MS_CONFIG_INVALID', `the stream log gave stream ${spec.stream_id} an invalid epoch id`);
+    const { config, clock, log: logger, policy, events, backend } = this.#o;
+    const stream = buildStream(spec, log, {
+      config,
+      clock,
+      log: logger,
+      policy,
+      events,
+      endpoint: (id) => this.ensureEndpoint(id),
+      acked: (streamId, endpointId, seq) => backend.saveCursor(streamId, endpointId, seq),
+    });
+    this.#records.set(stream.id, record);
+    this.#streams.set(stream.id, stream);
+    for (const [endpointId, seq] of Object.entries(cursors)) stream.restoreCursor(endpointId, seq);
+    const now = clock.now();
+    for (const id of spec.endpoint_list) {
+      if (this.ensureEndpoint(id).link) stream.endpointConnected(id, undefined, now);
+    }
+    stream.evaluate(now);
+    logger.info({ stream: stream.id, mode: stream.mode, epoch: stream.epoch, endpoints: spec.endpoint_list, lastSeq: log.lastSeq }, `stream ${how}`);
+    return stream;
+  }
 }

@@ -23,6 +23,7 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   MS_TRANSPORT_DEGRADED: 503,
   MS_GATEWAY_CLOSED: 503,
   MS_TRANSPORT_CLOSED: 503,
+  MS_LOG_UNAVAILABLE: 503,
 };
 
 export interface ErrorBody {

@@ -65,8 +65,8 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   v1.use(express.json({ limit, type: ['application/json', 'application/*+json'] }));
   v1.use(express.raw({ limit, type: [...MSGPACK_TYPES, 'application/octet-stream'] }));
 
-  v1.post('/streams', (req, res) => {
-    const info = gateway.createStream(jsonBody(req) as StreamSpecInput);
+  v1.post('/streams', async (req, res) => {
+    const info = await gateway.createStream(jsonBody(req) as StreamSpecInput);
     res.status(201).location(`/v1/streams/${encodeURIComponent(info.stream_id)}`).json(info);
   });
   v1.get('/streams', (_req, res) => {
@@ -75,19 +75,19 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   v1.get('/streams/:id', (req, res) => {
     res.json(gateway.getStream(id(req)));
   });
-  v1.delete('/streams/:id', (req, res) => {
-    gateway.deleteStream(id(req));
+  v1.delete('/streams/:id', async (req, res) => {
+    await gateway.deleteStream(id(req));
     res.status(204).end();
   });
-  v1.post('/streams/:id/endpoints', (req, res) => {
-    res.status(201).json(gateway.addEndpoint(id(req), jsonBody(req) as AddEndpointInput));
+  v1.post('/streams/:id/endpoints', async (req, res) => {
+    res.status(201).json(await gateway.addEndpoint(id(req), jsonBody(req) as AddEndpointInput));
   });
-  v1.delete('/streams/:id/endpoints/:endpoint_id', (req, res) => {
-    res.json(gateway.removeEndpoint(id(req), id(req, 'endpoint_id')));
+  v1.delete('/streams/:id/endpoints/:endpoint_id', async (req, res) => {
+    res.json(await gateway.removeEndpoint(id(req), id(req, 'endpoint_id')));
   });
-  v1.put('/streams/:id/endpoints', (req, res) => {
+  v1.put('/streams/:id/endpoints', async (req, res) => {
     const { endpoint_list } = parseInput(reorderSchema, jsonBody(req), 'reorder body');
-    res.json(gateway.reorderEndpoints(id(req), endpoint_list));
+    res.json(await gateway.reorderEndpoints(id(req), endpoint_list));
   });
   v1.post('/streams/:id/chunks', async (req, res) => {
     const streamId = id(req);
@@ -102,10 +102,11 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
         `content-type ${JSON.stringify(type).slice(0, 80)} not accepted: use application/json, application/msgpack or application/octet-stream`,
       );
     }
-    res.json(await gateway.publishBatch(streamId, chunks, { waitMs: gateway.config.rate.ingestWaitMs }));
+    const idempotencyKey = req.get('idempotency-key');
+    res.json(await gateway.publishBatch(streamId, chunks, { waitMs: gateway.config.rate.ingestWaitMs, idempotencyKey }));
   });
-  v1.put('/streams/:id/policy', (req, res) => {
-    res.json(gateway.setPolicy(id(req), jsonBody(req) as PolicyInput));
+  v1.put('/streams/:id/policy', async (req, res) => {
+    res.json(await gateway.setPolicy(id(req), jsonBody(req) as PolicyInput));
   });
   v1.get('/streams/:id/health', (req, res) => {
     res.json(gateway.streamHealth(id(req)));
@@ -128,6 +129,8 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
     const { status, body } = toHttpError(err);
     if (status >= 500) gateway.log.error({ err, path: req.path }, 'request failed');
     if (res.headersSent) return;
+    // a retryable outage (log unavailable, closing, backpressure): tell clients when to come back
+    if (err instanceof MirrorstreamError && err.retryable && (status === 503 || status === 429)) res.set('retry-after', '1');
     res.status(status).json(body);
   });
   return app;

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { encodeFrame, FrameType } from '@mirrorstream/receiver/protocol';
 import type { RetentionConfig } from '../config.js';
-import type { ChunkInput } from '../streams/spec.js';
-import type { AppendResult, LogEntry, StreamLog, StreamLogFactory } from '../streams/stream-log.js';
+import type { Backend } from './backend.js';
+import type { AppendChunk, AppendResult, LogEntry, StreamLog } from '../streams/stream-log.js';
 
 /** A new epoch id: 16 url-safe characters, unique per stream creation. */
 export function newEpoch(): string {
@@ -25,11 +25,17 @@ export class MemoryStreamLog implements StreamLog {
   #firstSeq = 1;
   #bytes = 0;
   #evicted = 0;
+  readonly #idempotencyWindowMs: number;
+  /** msgId -> [seq, when seen], oldest first (insertion order), pruned past the window. */
+  readonly #seen = new Map<string, [number, number]>();
 
-  constructor(streamId: string, retention: RetentionConfig, epoch: string = newEpoch()) {
+  /** `nextSeq`: the seq the first append gets (a window over a durable log may start past 1). */
+  constructor(streamId: string, retention: RetentionConfig, epoch: string = newEpoch(), nextSeq = 1, idempotencyWindowMs = 120_000) {
     this.streamId = streamId;
     this.#retention = retention;
     this.epoch = epoch;
+    this.#firstSeq = nextSeq;
+    this.#idempotencyWindowMs = idempotencyWindowMs;
   }
 
   get limits(): Readonly<RetentionConfig> {
@@ -59,14 +65,36 @@ export class MemoryStreamLog implements StreamLog {
     return this.#evicted;
   }
 
-  appendBatch(chunks: readonly ChunkInput[], timestamp: number): AppendResult {
-    const firstSeq = this.lastSeq + 1;
-    for (const c of chunks) this.append(c.payload, timestamp, c.key, c.layer);
-    return { firstSeq, lastSeq: this.lastSeq };
+  appendBatch(chunks: readonly AppendChunk[], timestamp: number): AppendResult {
+    for (const [id, [, at]] of this.#seen) {
+      if (timestamp - at <= this.#idempotencyWindowMs) break;
+      this.#seen.delete(id);
+    }
+    let first: number | undefined;
+    let last = this.lastSeq;
+    for (const c of chunks) {
+      const known = c.msgId === undefined ? undefined : this.#seen.get(c.msgId)?.[0];
+      last = known ?? this.append(c.payload, timestamp, c.key, c.layer).seq;
+      if (c.msgId !== undefined && known === undefined) this.#seen.set(c.msgId, [last, timestamp]);
+      first ??= last;
+    }
+    return { firstSeq: first ?? last + 1, lastSeq: last };
   }
 
   append(payload: Uint8Array, timestamp: number, key?: string, layer?: number): LogEntry {
-    const entry: LogEntry = { seq: this.lastSeq + 1, timestamp, payload, key, layer, frame: undefined };
+    return this.appendAt(this.lastSeq + 1, payload, timestamp, key, layer);
+  }
+
+  /**
+   * Append with a seq assigned elsewhere (a durable log's). It must follow `lastSeq`; an
+   * empty window may jump forward (what the durable log already trimmed is not here).
+   */
+  appendAt(seq: number, payload: Uint8Array, timestamp: number, key?: string, layer?: number): LogEntry {
+    if (seq !== this.lastSeq + 1) {
+      if (this.#size > 0 || seq < this.#firstSeq) throw new RangeError(`seq ${seq} does not follow ${this.lastSeq} in the window of ${this.streamId}`);
+      this.#firstSeq = seq;
+    }
+    const entry: LogEntry = { seq, timestamp, payload, key, layer, frame: undefined };
     if (this.#size === this.#buf.length) this.#grow();
     this.#buf[(this.#head + this.#size) % this.#buf.length] = entry;
     this.#size++;
@@ -128,5 +156,17 @@ export class MemoryStreamLog implements StreamLog {
   }
 }
 
-/** The default log factory: every stream in memory. */
-export const memoryLogs: StreamLogFactory = (streamId, limits) => new MemoryStreamLog(streamId, limits);
+/** The embedded default: every stream in memory, nothing stored beyond the process. */
+export function memoryBackend(idempotencyWindowMs?: number): Backend {
+  return {
+    kind: 'memory',
+    start: () => Promise.resolve(),
+    load: () => Promise.resolve([]),
+    createStream: () => undefined,
+    updateStream: () => undefined,
+    deleteStream: () => undefined,
+    openLog: (stream, limits) => new MemoryStreamLog(stream.spec.stream_id, limits, stream.epoch, 1, idempotencyWindowMs),
+    saveCursor: () => undefined,
+    close: () => Promise.resolve(),
+  };
+}

@@ -12,6 +12,11 @@ export interface LogEntry {
   frame: Uint8Array | undefined;
 }
 
+/** A chunk to append; `msgId` makes a retry of it within the idempotency window a no-op. */
+export interface AppendChunk extends ChunkInput {
+  readonly msgId?: string | undefined;
+}
+
 export interface AppendResult {
   firstSeq: number;
   lastSeq: number;
@@ -39,14 +44,14 @@ export interface StreamLog {
   readonly bytes: number;
   /** Chunks evicted since the stream was created. */
   readonly evicted: number;
-  /** Append all of `chunks` (all or none), in order, with one timestamp. */
-  appendBatch(chunks: readonly ChunkInput[], timestamp: number): AppendResult | Promise<AppendResult>;
+  /**
+   * Append `chunks` in order with one timestamp. A chunk whose `msgId` the log saw within
+   * its idempotency window is not appended again; its first seq is reported.
+   */
+  appendBatch(chunks: readonly AppendChunk[], timestamp: number): AppendResult | Promise<AppendResult>;
   get(seq: number): LogEntry | undefined;
   /** The DATA frame for `seq`, encoded on first use. */
   frame(seq: number): Uint8Array | undefined;
   /** Drop entries older than the age limit (called from the gateway tick). */
   evictExpired(now: number): void;
 }
-
-/** Opens the log of a stream being created. */
-export type StreamLogFactory = (streamId: string, limits: RetentionConfig) => StreamLog;

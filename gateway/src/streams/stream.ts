@@ -7,7 +7,7 @@ import { RateWindow } from '../rate/rate-window.js';
 import { applyAck, assessCursor, clearInFlight, newCursor, newCursorHealth, type Cursor } from './cursor.js';
 import { Sender } from './sender.js';
 import type { ChunkInput } from './spec.js';
-import type { AppendResult, StreamLog } from './stream-log.js';
+import type { AppendChunk, AppendResult, StreamLog } from './stream-log.js';
 import type { StreamHooks, StreamMode, SwitchReason, SwitchRecord } from './types.js';
 
 export interface StreamOptions {
@@ -123,7 +123,7 @@ export class Stream {
   }
 
   /** Append chunks to the log, then push them to the active endpoints (synchronously when the log stores synchronously). */
-  append(chunks: readonly ChunkInput[], now: number): AppendResult | Promise<AppendResult> {
+  append(chunks: readonly AppendChunk[], now: number): AppendResult | Promise<AppendResult> {
     const stored = this.log.appendBatch(chunks, now);
     return stored instanceof Promise ? stored.then((r) => this.#appended(chunks, now, r)) : this.#appended(chunks, now, stored);
   }
@@ -146,7 +146,22 @@ export class Stream {
   ack(endpointId: string, seq: number): void {
     const c = this.#cursors.get(endpointId);
     const acked = c ? applyAck(c, seq, this.#opts.clock()) : undefined;
-    if (acked !== undefined && acked > this.#ackFrontier) this.#ackFrontier = acked;
+    if (acked === undefined) return;
+    if (acked > this.#ackFrontier) this.#ackFrontier = acked;
+    this.#opts.hooks.acked(endpointId, acked);
+  }
+
+  /**
+   * A cursor as a durable backend kept it (the stream is being restored after a restart):
+   * everything up to `seq` was delivered to that endpoint.
+   */
+  restoreCursor(endpointId: string, seq: number): void {
+    const c = this.#cursors.get(endpointId);
+    if (!c || seq <= c.lastAcked) return;
+    c.lastAcked = seq;
+    c.sentUpTo = Math.max(c.sentUpTo, seq);
+    c.everActive = true;
+    if (seq > this.#ackFrontier) this.#ackFrontier = seq;
   }
 
   /**

@@ -77,4 +77,6 @@ export interface StreamHooks {
   gap(e: GapDeclared): void;
   /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
   wake(ms: number, fn: () => void): void;
+  /** An endpoint's cumulative ack moved forward (a durable backend keeps it). */
+  acked(endpointId: string, seq: number): void;
 }

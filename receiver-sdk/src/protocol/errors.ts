@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   // receiver SDK
   MS_LISTENER_ERROR: 'an application event listener threw (the SDK went on)',
   MS_TRANSPORT_UNAVAILABLE: 'this transport cannot be used here: its library is not installed',
+  // durable log
+  MS_LOG_UNAVAILABLE: 'the stream log (NATS JetStream) is unavailable; nothing was acknowledged: retry',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,213 @@
+import { MirrorstreamError, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import type { NatsConfig, RetentionConfig } from '../../config.js';
+import { streamSpecSchema } from '../../streams/spec.js';
+import type { Backend, RestoredStream, StoredStream } from '../backend.js';
+import { apiErrorCode, logUnavailable, WRONG_LAST_SEQUENCE } from './errors.js';
+import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
+import { escapeId, natsNames, unescapeId } from './names.js';
+
+/** Cursor writes are batched: at most one KV put per cursor per this long. */
+const CURSOR_FLUSH_MS = 200;
+
+/**
+ * The durable backend on NATS JetStream. Specs (with their epochs) live in the KV bucket
+ * `<prefix>_streams`, cursors in `<prefix>_cursors`, and each stream's chunks in a
+ * JetStream stream of its own (JetStreamLog). Every answer comes after NATS answered; a
+ * NATS outage is MS_LOG_UNAVAILABLE (retryable). The NATS client reconnects by itself.
+ */
+export class JetStreamBackend implements Backend {
+  readonly kind = 'jetstream';
+  readonly #config: NatsConfig;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #names;
+  #nc: NatsConnection | undefined;
+  #ctx: JetStreamContext | undefined;
+  #specs: KV | undefined;
+  #cursors: KV | undefined;
+  readonly #logs = new Map<string, JetStreamLog>();
+  /** Cursors acked since the last flush, and what was last written per cursor. */
+  readonly #dirty = new Map<string, number>();
+  readonly #written = new Map<string, number>();
+  #flushTimer: TimerHandle | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+
+  readonly #idempotencyWindowMs: number;
+
+  constructor(config: NatsConfig, idempotencyWindowMs: number, clock: Clock, log: Logger) {
+    this.#config = config;
+    this.#idempotencyWindowMs = idempotencyWindowMs;
+    this.#clock = clock;
+    this.#log = log.child({ module: 'jetstream' });
+    this.#names = natsNames(config.prefix);
+  }
+
+  async start(): Promise<void> {
+    if (this.#nc) return;
+    // loaded here, so a gateway on the memory log never loads the NATS client
+    const [{ connect }, { jetstream, jetstreamManager }, { Kvm }] = await Promise.all([
+      import('@nats-io/transport-node'),
+      import('@nats-io/jetstream'),
+      import('@nats-io/kv'),
+    ]);
+    const { servers, requestTimeoutMs: timeout, replicas } = this.#config;
+    this.#log.info({ servers }, 'connecting to NATS');
+    const nc = await connect({ servers, name: 'mirrorstream-gateway', timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true });
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect') this.#log.warn({ status: s.type }, `NATS ${s.type}`);
+      }
+    })();
+    const jsm = await jetstreamManager(nc, { timeout });
+    this.#ctx = { js: jetstream(nc, { timeout }), jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log };
+    const kvm = new Kvm(nc);
+    try {
+      this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
+      this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
+    } catch (error) {
+      throw logUnavailable('opening the KV buckets', error);
+    }
+    this.#nc = nc;
+  }
+
+  async load(): Promise<RestoredStream[]> {
+    const specs = this.#kv('specs');
+    const out: RestoredStream[] = [];
+    try {
+      for await (const key of await specs.keys()) {
+        const entry = await specs.get(key);
+        if (!entry || entry.operation !== 'PUT') continue;
+        const stream = parseRecord(entry.string());
+        if (!stream) {
+          this.#log.error({ key }, 'stream record in KV is not valid: left alone');
+          continue;
+        }
+        out.push({ stream, cursors: await this.#loadCursors(stream.spec.stream_id) });
+      }
+    } catch (error) {
+      throw logUnavailable('loading the stored streams', error);
+    }
+    return out;
+  }
+
+  async createStream(stream: StoredStream, limits: RetentionConfig): Promise<void> {
+    const id = stream.spec.stream_id;
+    try {
+      // KV create is safe against a concurrent creator (also on nats-server 2.9 at R3)
+      await this.#kv('specs').create(escapeId(id), JSON.stringify(stream));
+    } catch (error) {
+      if (apiErrorCode(error) === WRONG_LAST_SEQUENCE) throw new MirrorstreamError('MS_STREAM_EXISTS', `stream ${id} already exists`);
+      throw logUnavailable(`storing stream ${id}`, error);
+    }
+    // the id is ours now: a JetStream stream left under it by an earlier deleted stream goes
+    this.#logs.set(id, await JetStreamLog.create(this.#context(), id, limits, stream.epoch));
+  }
+
+  async updateStream(stream: StoredStream): Promise<void> {
+    try {
+      await this.#kv('specs').put(escapeId(stream.spec.stream_id), JSON.stringify(stream));
+    } catch (error) {
+      throw logUnavailable(`storing stream ${stream.spec.stream_id}`, error);
+    }
+  }
+
+  async deleteStream(streamId: string): Promise<void> {
+    try {
+      await this.#kv('specs').delete(escapeId(streamId));
+      await this.#logs.get(streamId)?.destroy();
+      this.#logs.delete(streamId);
+      const cursors = this.#kv('cursors');
+      for await (const key of await cursors.keys(`${escapeId(streamId)}.>`)) await cursors.purge(key);
+    } catch (error) {
+      throw logUnavailable(`deleting stream ${streamId}`, error);
+    }
+  }
+
+  async openLog(stream: StoredStream, limits: RetentionConfig): Promise<JetStreamLog> {
+    const id = stream.spec.stream_id;
+    const log = this.#logs.get(id) ?? (await JetStreamLog.open(this.#context(), id, limits, stream.epoch));
+    this.#logs.set(id, log);
+    return log;
+  }
+
+  saveCursor(streamId: string, endpointId: string, seq: number): void {
+    const key = this.#names.cursorKey(streamId, endpointId);
+    if (seq <= (this.#dirty.get(key) ?? this.#written.get(key) ?? 0)) return;
+    this.#dirty.set(key, seq);
+    this.#flushTimer ??= this.#clock.setTimeout(() => {
+      this.#flushTimer = undefined;
+      this.#flushing = this.#flushing.then(() => this.#flushCursors());
+    }, CURSOR_FLUSH_MS);
+  }
+
+  async close(): Promise<void> {
+    this.#clock.clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    await this.#flushing;
+    await this.#flushCursors();
+    const nc = this.#nc;
+    this.#nc = undefined;
+    await nc?.drain().catch(() => undefined);
+  }
+
+  /** The JetStream context, or MS_LOG_UNAVAILABLE before start. */
+  #context(): JetStreamContext {
+    if (!this.#ctx) throw new MirrorstreamError('MS_LOG_UNAVAILABLE', 'the JetStream backend is not started', { retryable: true });
+    return this.#ctx;
+  }
+
+  #kv(which: 'specs' | 'cursors'): KV {
+    const kv = which === 'specs' ? this.#specs : this.#cursors;
+    if (!kv) throw new MirrorstreamError('MS_LOG_UNAVAILABLE', 'the JetStream backend is not started', { retryable: true });
+    return kv;
+  }
+
+  async #loadCursors(streamId: string): Promise<Record<string, number>> {
+    const cursors = this.#kv('cursors');
+    const out: Record<string, number> = {};
+    const prefix = `${escapeId(streamId)}.`;
+    for await (const key of await cursors.keys(`${prefix}>`)) {
+      const entry = await cursors.get(key);
+      const seq = Number(entry?.string());
+      if (entry?.operation !== 'PUT' || !Number.isSafeInteger(seq) || seq < 0) continue;
+      const endpointId = unescapeId(key.slice(prefix.length));
+      out[endpointId] = seq;
+      this.#written.set(key, seq);
+    }
+    return out;
+  }
+
+  async #flushCursors(): Promise<void> {
+    if (this.#dirty.size === 0 || !this.#cursors) return;
+    const batch = [...this.#dirty];
+    this.#dirty.clear();
+    const cursors = this.#cursors;
+    await Promise.all(
+      batch.map(async ([key, seq]) => {
+        try {
+          await cursors.put(key, String(seq));
+          this.#written.set(key, Math.max(seq, this.#written.get(key) ?? 0));
+        } catch (error) {
+          // kept for the next flush: a cursor only matters to resume, and HELLO carries it too
+          if (seq > (this.#dirty.get(key) ?? 0)) this.#dirty.set(key, seq);
+          this.#log.warn({ key, err: error }, 'cursor not stored; retrying with the next flush');
+        }
+      }),
+    );
+  }
+}
+
+/** A stored record, checked: a bad one is skipped, never half-loaded. */
+function parseRecord(text: string): StoredStream | undefined {
+  try {
+    const raw = JSON.parse(text) as { spec?: unknown; epoch?: unknown; createdAt?: unknown };
+    const spec = streamSpecSchema.safeParse(raw.spec);
+    if (!spec.success || typeof raw.epoch !== 'string' || typeof raw.createdAt !== 'number') return undefined;
+    return { spec: spec.data, epoch: raw.epoch, createdAt: raw.createdAt };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A nats-server of a test's own: JetStream on, 127.0.0.1, a free port (-p -1) the ports file
+ * names, its own store directory; stopped by PID. `restart()` brings it back on the same
+ * port with the same store (a crash and restart).
+ */
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  /** SIGKILL, like a crash. */
+  kill(): Promise<void>;
+  /** Start again on the same port and store. */
+  restart(): Promise<void>;
+  /** Stop and remove the store. */
+  close(): Promise<void>;
+}
+
+/** NATS_SERVER, else Debian's (in /usr/sbin, which a user's PATH may lack), else whatever PATH finds. */
+const BIN = process.env.NATS_SERVER ?? ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((p) => existsSync(p));
+
+export async function startNats(): Promise<NatsServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'ms-nats-'));
+  const storeDir = join(dir, 'store');
+  let proc = await launch(dir, storeDir, -1);
+  const first = await portsOf(dir, proc);
+  const port = Number(new URL(first).port);
+  const server: NatsServer = {
+    url: first,
+    port,
+    storeDir,
+    async kill() {
+      await stop(proc, 'SIGKILL');
+    },
+    async restart() {
+      await stop(proc, 'SIGKILL');
+      proc = await launch(dir, storeDir, port);
+      await portsOf(dir, proc);
+    },
+    async close() {
+      await stop(proc, 'SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
+async function launch(dir: string, storeDir: string, port: number): Promise<ChildProcess> {
+  if (!BIN) throw new Error('nats-server is not installed: apt-get install -y nats-server (or set NATS_SERVER)');
+  const proc = spawn(BIN, ['-a', '127.0.0.1', '-p', String(port), '-m', '-1', '-js', '-sd', storeDir, '--ports_file_dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr?.resume();
+  return proc;
+}
+
+/** The client URL from the server's ports file (bounded wait). */
+async function portsOf(dir: string, proc: ChildProcess): Promise<string> {
+  const file = `nats-server_${proc.pid}.ports`;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`nats-server exited (${proc.exitCode}) before it listened`);
+    if ((await readdir(dir)).includes(file)) {
+      try {
+        const ports = JSON.parse(await readFile(join(dir, file), 'utf8')) as { nats?: string[] };
+        if (ports.nats?.[0]) return ports.nats[0];
+      } catch {
+        // written in parts: read it again
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('nats-server did not write its ports file within 10 s');
+}
+
+async function stop(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill(signal);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(() => (proc.kill('SIGKILL'), resolve()), 5_000)))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGateway, MemoryTransport, serve, type Gateway, type GatewayOptions } from '../../gateway/src/index.js';
+import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { range } from '../helpers/memory-harness.js';
+import { startNats, type NatsServer } from '../helpers/nats.js';
+
+/**
+ * The JetStream log against a real nats-server (R1, one node): chunks acked only once
+ * stored, idempotent retries, a restart that keeps epochs, cursors and chunks, and a NATS
+ * outage answered with a retryable MS_LOG_UNAVAILABLE.
+ */
+let nats: NatsServer;
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterAll(async () => {
+  await nats?.close();
+});
+
+let prefixSeq = 0;
+function jetstreamGateway(prefix: string, extra: GatewayOptions = {}): Gateway {
+  return createGateway({ logLevel: 'silent', log: { kind: 'jetstream', nats: { servers: [nats.url], prefix, requestTimeoutMs: 1_000 } }, ...extra });
+}
+
+/** An in-process receiver on a MemoryTransport, dialing whichever gateway `target()` is now. */
+function receiver(target: () => Gateway, id: string) {
+  const chunks: Chunk[] = [];
+  const resets: unknown[] = [];
+  const core = new ReceiverCore({
+    endpointId: id,
+    reconnect: { nextRetryDelayMs: () => 50 },
+    dial: async () => {
+      const [g, r] = MemoryTransport.pair();
+      target().accept(g, { endpointId: id });
+      return r;
+    },
+  });
+  core.on('chunk', (c) => chunks.push(c));
+  core.on('reset', (r) => resets.push(r));
+  return { core, chunks, resets };
+}
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what} not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('JetStream log (R1)', () => {
+  it('a restarted gateway brings back the stream with its epoch, chunks and cursors: the receiver resumes, no reset, no loss', async () => {
+    const prefix = `t${++prefixSeq}`;
+    let gateway = jetstreamGateway(prefix);
+    await gateway.start();
+    await gateway.createStream({ stream_id: 'feed.1:a', endpoint_list: ['rx'] });
+    const epoch = gateway.getStream('feed.1:a').epoch;
+    const rx = receiver(() => gateway, 'rx');
+    await rx.core.connect();
+    for (let i = 1; i <= 100; i++) expect((await gateway.publish('feed.1:a', `c${i}`)).seq).toBe(i);
+    await until(() => rx.chunks.length === 100, 5_000, '100 chunks');
+    await new Promise((r) => setTimeout(r, 400)); // acks in, cursor flushed
+    await gateway.close();
+    // no END for a stored stream: the receiver keeps its position and epoch for the next gateway
+    expect(rx.core.positions()).toEqual({ 'feed.1:a': 100 });
+    expect(rx.core.epochs()).toEqual({ 'feed.1:a': epoch });
+
+    gateway = jetstreamGateway(prefix);
+    await gateway.start();
+    const info = gateway.getStream('feed.1:a');
+    expect(info).toMatchObject({ epoch, first_seq: 1, last_seq: 100 });
+    expect(info.endpoint_list[0]?.last_acked_seq).toBe(100);
+    for (let i = 101; i <= 150; i++) await gateway.publish('feed.1:a', `c${i}`);
+    await until(() => rx.chunks.length === 150, 10_000, '150 chunks after the restart');
+    expect(rx.resets).toEqual([]);
+    expect(rx.chunks.map((c) => c.seq)).toEqual(range(1, 150));
+    expect(rx.chunks.map((c) => new TextDecoder().decode(c.payload))).toEqual(range(1, 150).map((i) => `c${i}`));
+    rx.core.close();
+    await gateway.close();
+  });
+
+  it('what JetStream trimmed stays trimmed after a restart: the window starts where JetStream does', async () => {
+    const prefix = `t${++prefixSeq}`;
+    let gateway = jetstreamGateway(prefix);
+    await gateway.start();
+    await gateway.createStream({ stream_id: 's', endpoint_list: [], retention: { max_chunks: 100 } });
+    await gateway.publishBatch('s', range(1, 150).map((i) => ({ payload: new TextEncoder().encode(`${i}`), key: `k${i % 3}`, layer: i % 4 })));
+    await gateway.close();
+    gateway = jetstreamGateway(prefix);
+    await gateway.start();
+    expect(gateway.getStream('s')).toMatchObject({ first_seq: 51, last_seq: 150, retained_chunks: 100 });
+    await gateway.close();
+  });
+
+  it('a retried publish with the same idempotency key appends nothing twice; the answer names the original seqs', async () => {
+    const gateway = jetstreamGateway(`t${++prefixSeq}`);
+    await gateway.start();
+    await gateway.createStream({ stream_id: 's', endpoint_list: [] });
+    const batch = range(1, 5).map((i) => ({ payload: new TextEncoder().encode(`${i}`) }));
+    const first = await gateway.publishBatch('s', batch, { idempotencyKey: 'order-77' });
+    await gateway.publish('s', 'other');
+    const again = await gateway.publishBatch('s', batch, { idempotencyKey: 'order-77' });
+    expect(first).toMatchObject({ first_seq: 1, last_seq: 5, count: 5 });
+    expect(again).toMatchObject({ first_seq: 1, last_seq: 5, count: 5 });
+    expect(gateway.getStream('s').last_seq).toBe(6);
+    await gateway.close();
+  });
+
+  it('NATS down: publishing answers 503 MS_LOG_UNAVAILABLE (retryable, Retry-After) and acks nothing; NATS back: it goes on', async () => {
+    const gateway = jetstreamGateway(`t${++prefixSeq}`);
+    await gateway.start();
+    const server = await serve(gateway, { apiKey: 'jetstream-test-key-0123', host: '127.0.0.1', port: 0 });
+    const post = (body: unknown, idempotencyKey?: string): Promise<Response> =>
+      fetch(`${server.url}/v1/streams/s/chunks`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer jetstream-test-key-0123', 'content-type': 'application/json', ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) },
+        body: JSON.stringify(body),
+      });
+    try {
+      await gateway.createStream({ stream_id: 's', endpoint_list: [] });
+      expect((await post({ chunks: [{ payload: 'before' }] })).status).toBe(200);
+      await nats.kill();
+      const down = await post({ chunks: [{ payload: 'while down' }] }, 'retry-me');
+      expect(down.status).toBe(503);
+      expect(down.headers.get('retry-after')).toBe('1');
+      expect(((await down.json()) as { error: { code: string } }).error.code).toBe('MS_LOG_UNAVAILABLE');
+      expect(gateway.getStream('s').last_seq).toBe(1);
+      await nats.restart();
+      // the producer retries the refused request with its idempotency key until it is taken
+      let answer: Response | undefined;
+      const deadline = Date.now() + 10_000;
+      while (answer?.status !== 200 && Date.now() < deadline) {
+        answer = await post({ chunks: [{ payload: 'while down' }] }, 'retry-me');
+        if (answer.status !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(answer?.status).toBe(200);
+      expect(await answer?.json()).toMatchObject({ first_seq: 2, last_seq: 2 });
+      // and once more (its answer was lost, say): the same seq, nothing appended
+      expect(await (await post({ chunks: [{ payload: 'while down' }] }, 'retry-me')).json()).toMatchObject({ first_seq: 2, last_seq: 2 });
+      expect(gateway.getStream('s').last_seq).toBe(2);
+    } finally {
+      await server.close();
+      await gateway.close();
+    }
+  }, 30_000);
+});
