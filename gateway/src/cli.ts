@@ -88,7 +88,16 @@ try {
   logger.info({ engine: config.webrtc.engine, bindAddress: config.webrtc.bindAddress ?? 'all interfaces' }, 'WebRTC engine');
   const gateway = new Gateway(config, { logger });
   // with JetStream: connect and bring back the stored streams before taking requests
-  await gateway.start();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await gateway.start();
+      break;
+    } catch (error) {
+      if (!(error instanceof MirrorstreamError && error.retryable)) throw error;
+      logger.warn({ err: error, attempt }, 'the stream log is not ready yet; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * attempt)));
+    }
+  }
   const apiKey = config.apiKey ?? randomBytes(24).toString('base64url');
   const server = await serve(gateway, { apiKey });
   if (config.webtransport.enabled) {

@@ -63,7 +63,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   /** Connect the backend and bring back the streams it kept (JetStream: await it before serving; memory: not needed). */
   start(): Promise<void> {
-    this.#started ??= this.#backend.start().then(async () => this.#registry.restore(await this.#backend.load()));
+    // a failed start (NATS up, JetStream still electing) may be retried
+    this.#started ??= this.#backend.start().then(async () => this.#registry.restore(await this.#backend.load())).catch((error: unknown) => {
+      this.#started = undefined;
+      throw error;
+    });
     return this.#started;
   }
 

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,10 +52,78 @@ export async function startNats(): Promise<NatsServer> {
 }
 
 async function launch(dir: string, storeDir: string, port: number): Promise<ChildProcess> {
+  return run(['-a', '127.0.0.1', '-p', String(port), '-m', '-1', '-js', '-sd', storeDir, '--ports_file_dir', dir]);
+}
+
+function run(args: string[]): ChildProcess {
   if (!BIN) throw new Error('nats-server is not installed: apt-get install -y nats-server (or set NATS_SERVER)');
-  const proc = spawn(BIN, ['-a', '127.0.0.1', '-p', String(port), '-m', '-1', '-js', '-sd', storeDir, '--ports_file_dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   proc.stderr?.resume();
   return proc;
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released: cluster routes must be known before the nodes start). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A 3-node JetStream cluster on loopback; nodes are named n1..n3. */
+export interface NatsCluster {
+  readonly urls: string[];
+  readonly names: string[];
+  /** SIGKILL one node by its server name. */
+  kill(name: string): Promise<void>;
+  /** Start a killed node again (same ports, same store). */
+  restart(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'ms-natsc-'));
+  const routes = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const clients = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const names = routes.map((_, i) => `n${i + 1}`);
+  const procs = new Map<string, ChildProcess>();
+  const start = async (i: number): Promise<void> => {
+    const name = names[i] as string;
+    const conf = join(dir, `${name}.conf`);
+    await writeFile(
+      conf,
+      [
+        `server_name: ${name}`,
+        `listen: 127.0.0.1:${clients[i]}`,
+        `jetstream { store_dir: "${join(dir, name)}" }`,
+        `cluster { name: ms-test, listen: 127.0.0.1:${routes[i]}, routes: [${routes.map((p) => `nats-route://127.0.0.1:${p}`).join(', ')}] }`,
+      ].join('\n'),
+    );
+    procs.set(name, run(['-c', conf]));
+  };
+  for (let i = 0; i < size; i++) await start(i);
+  const stopNode = async (name: string, signal: NodeJS.Signals): Promise<void> => {
+    const p = procs.get(name);
+    if (p) await stop(p, signal);
+  };
+  return {
+    urls: clients.map((p) => `nats://127.0.0.1:${p}`),
+    names,
+    kill: (name) => stopNode(name, 'SIGKILL'),
+    restart: async (name) => {
+      await stopNode(name, 'SIGKILL');
+      await start(names.indexOf(name));
+    },
+    async close() {
+      for (const name of names) await stopNode(name, 'SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** The client URL from the server's ports file (bounded wait). */

@@ -46,14 +46,27 @@ export class JetStreamBackend implements Backend {
   }
 
   async start(): Promise<void> {
-    if (this.#nc) return;
-    // loaded here, so a gateway on the memory log never loads the NATS client
-    const [{ connect }, { jetstream, jetstreamManager }, { Kvm }] = await Promise.all([
-      import('@nats-io/transport-node'),
-      import('@nats-io/jetstream'),
-      import('@nats-io/kv'),
-    ]);
-    const { servers, requestTimeoutMs: timeout, replicas } = this.#config;
+    if (this.#specs && this.#cursors) return;
+    const nc = this.#nc ?? (this.#nc = await this.#connect());
+    const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
+    const { Kvm } = await import('@nats-io/kv');
+    const { requestTimeoutMs: timeout, replicas } = this.#config;
+    try {
+      const jsm = await jetstreamManager(nc, { timeout });
+      this.#ctx = { js: jetstream(nc, { timeout }), jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log };
+      const kvm = new Kvm(nc);
+      this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
+      this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
+    } catch (error) {
+      // JetStream may still be electing its leaders: the caller retries start()
+      throw logUnavailable('opening JetStream and the KV buckets', error);
+    }
+  }
+
+  /** Connect to NATS (loaded here, so a gateway on the memory log never loads the client); it reconnects by itself. */
+  async #connect(): Promise<NatsConnection> {
+    const { connect } = await import('@nats-io/transport-node');
+    const { servers, requestTimeoutMs: timeout } = this.#config;
     this.#log.info({ servers }, 'connecting to NATS');
     const nc = await connect({ servers, name: 'mirrorstream-gateway', timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true });
     void (async () => {
@@ -61,16 +74,7 @@ export class JetStreamBackend implements Backend {
         if (s.type === 'disconnect' || s.type === 'reconnect') this.#log.warn({ status: s.type }, `NATS ${s.type}`);
       }
     })();
-    const jsm = await jetstreamManager(nc, { timeout });
-    this.#ctx = { js: jetstream(nc, { timeout }), jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log };
-    const kvm = new Kvm(nc);
-    try {
-      this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
-      this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
-    } catch (error) {
-      throw logUnavailable('opening the KV buckets', error);
-    }
-    this.#nc = nc;
+    return nc;
   }
 
   async load(): Promise<RestoredStream[]> {
