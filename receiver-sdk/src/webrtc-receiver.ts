@@ -8,8 +8,12 @@ import { webtransportDialer, type WebTransportCtor, type WebTransportTicket } fr
 export type TransportName = 'webtransport' | 'webrtc';
 
 export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial'> {
-  /** Base URL of the gateway's HTTP API, e.g. `http://127.0.0.1:8080`. */
-  gatewayUrl: string;
+  /**
+   * Base URL of the gateway's HTTP API, e.g. `http://127.0.0.1:8080`, or the URLs of several
+   * gateway instances: when a connection is lost the receiver dials the next one and
+   * resumes there from its last seq (same epoch with a shared durable log).
+   */
+  gatewayUrl: string | readonly string[];
   /** Endpoint token from `POST /v1/endpoints/:id/token`, or a function returning a fresh one. */
   token: string | (() => Promise<string>);
   /**
@@ -38,15 +42,20 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial'> {
 
 /**
  * The receiver: `new Receiver({gatewayUrl, endpointId, token})`, `await connect()`, then
- * `chunk`, `role`, `gap`, `status` events. Ordering, acks, heartbeats and resume come
- * from ReceiverCore; this class only picks the transport.
+ * `chunk`, `role`, `gap`, `reset`, `status` events. Ordering, acks, heartbeats and resume
+ * come from ReceiverCore; this class only picks the gateway and the transport.
  */
 export class Receiver extends ReceiverCore {
-  readonly #current: { transport: TransportName | undefined };
+  readonly #current: { transport: TransportName | undefined; gatewayUrl: string | undefined };
 
   /** The transport of the current (or last) connection. */
   get transport(): TransportName | undefined {
     return this.#current.transport;
+  }
+
+  /** The gateway instance of the current (or last) connection. */
+  get gatewayUrl(): string | undefined {
+    return this.#current.gatewayUrl;
   }
 
   constructor(options: ReceiverOptions) {
@@ -54,16 +63,17 @@ export class Receiver extends ReceiverCore {
       options;
     const clock = options.clock ?? new RealClock();
     const globals = globalThis as { RTCPeerConnection?: typeof RTCPeerConnection; WebTransport?: WebTransportCtor };
-    const order = transports && transports.length > 0 ? [...transports] : (['webrtc'] as TransportName[]);
-    const dialers = new Map<TransportName, Dialer>();
-    for (const name of order) {
-      if (name === 'webrtc') {
-        const Peer = options.RTCPeerConnection ?? globals.RTCPeerConnection;
-        if (!Peer && !loadRTCPeerConnection) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
-        dialers.set(
-          name,
-          webrtcDialer({
-            gatewayUrl,
+    const urls = typeof gatewayUrl === 'string' ? [gatewayUrl] : [...gatewayUrl];
+    if (urls.length === 0) throw new TypeError('gatewayUrl: give at least one URL');
+    const order = transports && transports.length > 0 ? [...new Set(transports)] : (['webrtc'] as TransportName[]);
+    const Peer = options.RTCPeerConnection ?? globals.RTCPeerConnection;
+    const Wt = options.WebTransport ?? globals.WebTransport;
+    if (order.includes('webrtc') && !Peer && !loadRTCPeerConnection) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
+    if (order.includes('webtransport') && !Wt && !selectWebTransport) throw new TypeError('no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
+    const dialerFor = (url: string, name: TransportName): Dialer =>
+      name === 'webrtc'
+        ? webrtcDialer({
+            gatewayUrl: url,
             endpointId: options.endpointId,
             token,
             clock,
@@ -72,15 +82,9 @@ export class Receiver extends ReceiverCore {
             ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
             ...(signalingFetch ? { fetch: signalingFetch } : {}),
             ...(statsRttInMs ? { statsRttInMs } : {}),
-          }),
-        );
-      } else {
-        const Wt = options.WebTransport ?? globals.WebTransport;
-        if (!Wt && !selectWebTransport) throw new TypeError('no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
-        dialers.set(
-          name,
-          webtransportDialer({
-            gatewayUrl,
+          })
+        : webtransportDialer({
+            gatewayUrl: url,
             endpointId: options.endpointId,
             token,
             clock,
@@ -90,25 +94,26 @@ export class Receiver extends ReceiverCore {
             ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
             ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
             ...(signalingFetch ? { fetch: signalingFetch } : {}),
-          }),
-        );
-      }
-    }
-    const current: { transport: TransportName | undefined } = { transport: undefined };
-    // after a connection on one transport is lost, the next attempt starts with the next
-    // transport, so a broken preferred path costs one reconnect, not a connect timeout
+          });
+    // every (gateway, transport) pair, gateway by gateway in the preferred transport order
+    const routes = urls.flatMap((url) => order.map((name) => ({ url, name, dial: dialerFor(url, name) })));
+    const current: { transport: TransportName | undefined; gatewayUrl: string | undefined } = { transport: undefined, gatewayUrl: undefined };
+    // after a connection is lost, the next attempt starts with the next pair: the next
+    // transport of the same gateway (a broken preferred path costs one reconnect, not a
+    // connect timeout), then the next gateway (a lost instance)
     let start = 0;
-    const names = [...dialers.keys()];
     const dial = async (): Promise<FrameLink> => {
       let lastError: unknown;
       let unavailable: unknown;
-      for (let i = 0; i < names.length; i++) {
-        const name = names[(start + i) % names.length] as TransportName;
+      for (let i = 0; i < routes.length; i++) {
+        const at = (start + i) % routes.length;
+        const route = routes[at] as (typeof routes)[number];
         try {
-          const link = await (dialers.get(name) as Dialer)();
-          current.transport = name;
+          const link = await route.dial();
+          current.transport = route.name;
+          current.gatewayUrl = route.url;
           link.on('close', () => {
-            start = (names.indexOf(name) + 1) % names.length;
+            start = (at + 1) % routes.length;
           });
           return link;
         } catch (error) {
@@ -120,7 +125,7 @@ export class Receiver extends ReceiverCore {
       start = 0;
       throw lastError ?? unavailable;
     };
-    super({ ...core, clock, dial, transports: names });
+    super({ ...core, clock, dial, transports: order });
     this.#current = current;
   }
 }

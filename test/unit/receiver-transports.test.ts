@@ -46,3 +46,37 @@ describe('Receiver transport choice', () => {
     await expect(connecting).rejects.toMatchObject({ code: 'MS_TRANSPORT_CLOSED' });
   });
 });
+
+describe('Receiver with several gateway URLs', () => {
+  it('tries each gateway in turn (all transports of one, then the next) and starts over after the last', async () => {
+    const clock = new ManualClock();
+    const asked: string[] = [];
+    const refuse = (async (url: string | URL | Request) => {
+      asked.push(new URL(String(url)).origin);
+      return new Response('{}', { status: 503 });
+    }) as typeof fetch;
+    const rx = new Receiver({
+      gatewayUrl: ['http://10.0.0.1:8080', 'http://10.0.0.2:8080'],
+      endpointId: 'a',
+      token: 't',
+      clock,
+      transports: ['webtransport'],
+      selectWebTransport: () => {
+        throw new Error('not reached: signaling fails first');
+      },
+      fetch: refuse,
+      reconnect: { nextRetryDelayMs: () => 100 },
+    });
+    const connecting = rx.connect();
+    connecting.catch(() => undefined);
+    await settle();
+    clock.advance(100);
+    await settle();
+    expect(asked).toEqual(['http://10.0.0.1:8080', 'http://10.0.0.2:8080', 'http://10.0.0.1:8080', 'http://10.0.0.2:8080']);
+    rx.close();
+  });
+
+  it('needs at least one URL', () => {
+    expect(() => new Receiver({ gatewayUrl: [], endpointId: 'a', token: 't', loadRTCPeerConnection: missingLibrary })).toThrowError(TypeError);
+  });
+});
