@@ -1,4 +1,5 @@
 import type { CodecRow } from './codec.js';
+import type { DurableRow } from './durable.js';
 import type { failover } from './failover.js';
 import type { FanoutResult } from './fanout.js';
 import type { ThroughputRow } from './throughput.js';
@@ -15,6 +16,7 @@ export interface BenchReport {
   fanout?: FanoutResult['rows'];
   fanout_baseline?: FanoutResult['baseline'];
   codec?: CodecRow[];
+  durable?: DurableRow[];
 }
 
 const n = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '–');
@@ -108,6 +110,18 @@ export function renderMarkdown(r: BenchReport): string {
       ),
       '',
       '`protocol` = encodeFrame + decodeFrame as the gateway and SDK run them (with validation); `msgpackr` = pack + unpack only; `json` = JSON text with a base64 payload.',
+      '',
+    );
+  }
+  if (r.durable) {
+    out.push('## Durable log: publish-ack latency and producer → receiver throughput (1 KiB chunks)', '');
+    out.push(
+      ...table(
+        ['case', 'replicas', 'publish ack p50 / p99 ms (one at a time)', 'chunks/s (batches of 64)', 'MB/s'],
+        r.durable.map((d) => [d.case, d.replicas === 0 ? '–' : `R${d.replicas}`, `${n(d.publish_ack_p50_ms, 3)} / ${n(d.publish_ack_p99_ms, 3)}`, String(d.chunks_per_s), n(d.mbps)]),
+      ),
+      '',
+      `\`gateway/*\` = \`publish()\` resolving once stored (JetStream: once JetStream acked), and chunks/s delivered to one in-process receiver; \`jetstream/raw\` = the NATS client publishing to and consuming from the same servers without the gateway (${r.durable[0]?.acks ?? 0} acks per case). R3 = three nats-server processes on this machine.`,
       '',
     );
   }

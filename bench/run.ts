@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only throughput,failover,fanout,codec]`
+ * `npm run bench [-- --quick] [-- --only throughput,failover,fanout,codec,durable]`
  * Runs every section on loopback and writes bench/results/latest.json and latest.md
  * (keys documented in bench/README.md); a full run of every section also copies the tables
  * into the README. --quick: fewer rounds and shorter runs, < 2 min.
@@ -8,13 +8,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { codecBench, type CodecRow } from './codec.js';
+import { durable } from './durable.js';
 import { failover } from './failover.js';
 import { fanout, type FanoutResult } from './fanout.js';
 import { copyResultsIntoReadme } from './readme.js';
 import { renderMarkdown, type BenchReport } from './report.js';
 import { throughput, type ThroughputRow } from './throughput.js';
 
-const SECTIONS = ['throughput', 'failover', 'fanout', 'codec'] as const;
+const SECTIONS = ['throughput', 'failover', 'fanout', 'codec', 'durable'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -31,8 +32,8 @@ const quick = values.quick;
 
 // how much each section runs; every figure is a median over these repetitions
 const plan = quick
-  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { hardKills: 3, degradations: 2, total: 2_000 }, fanout: { stages: [10, 100], windows: 2, windowMs: 2_000 }, codec: { runs: 3, sliceMs: 100 } }
-  : { throughput: { rounds: 5, seconds: 3 }, failover: { hardKills: 30, degradations: 10, total: 3_000 }, fanout: { stages: [10, 100, 500, 1_000], windows: 3, windowMs: 4_000 }, codec: { runs: 7, sliceMs: 250 } };
+  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { hardKills: 3, degradations: 2, total: 2_000 }, fanout: { stages: [10, 100], windows: 2, windowMs: 2_000 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 } }
+  : { throughput: { rounds: 5, seconds: 3 }, failover: { hardKills: 30, degradations: 10, total: 3_000 }, fanout: { stages: [10, 100, 500, 1_000], windows: 3, windowMs: 4_000 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 } };
 
 const t0 = performance.now();
 const report: BenchReport = {
@@ -43,6 +44,7 @@ const report: BenchReport = {
   duration_s: 0,
 };
 if (only.includes('codec')) report.codec = codecBench(plan.codec.runs, plan.codec.sliceMs) satisfies CodecRow[];
+if (only.includes('durable')) report.durable = await durable(plan.durable);
 if (only.includes('throughput')) report.throughput = (await throughput(plan.throughput)) satisfies ThroughputRow[];
 if (only.includes('failover')) report.failover = await failover(plan.failover);
 if (only.includes('fanout')) {
