@@ -61,10 +61,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.#scheduler.start();
   }
 
-  /** Connect the backend and bring back the streams it kept (JetStream: await it before serving; memory: not needed). */
+  /** Connect the backend, bring back its streams (JetStream: await before serving; memory: not needed); retryable. */
   start(): Promise<void> {
-    // a failed start (NATS up, JetStream still electing) may be retried
-    this.#started ??= this.#backend.start().then(async () => this.#registry.restore(await this.#backend.load())).catch((error: unknown) => {
+    this.#started ??= this.#backend.start().then(() => this.#registry.start()).catch((error: unknown) => {
       this.#started = undefined;
       throw error;
     });

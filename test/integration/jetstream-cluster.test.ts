@@ -43,16 +43,26 @@ describe('JetStream log, 3-node cluster (R3)', () => {
       console.log(`[R3] killed stream leader ${killed} at chunk 500: publishing stalled ${outageMs.toFixed(0)} ms at most, ${refused} publishes refused (MS_LOG_UNAVAILABLE) and retried; ${N} acked`);
       expect(killed).toMatch(/^n[123]$/);
 
-      // JetStream itself (read by a client of the test): every acked chunk once, dense, in order
-      const info = await jsm.streams.info('r3_log_ticks');
+      // the killed node comes back; then JetStream itself (read by a client of the test) holds
+      // every acked chunk once, dense, in order
+      await cluster.restart(killed);
+      const info = await eventually(() => jsm.streams.info('r3_log_ticks'), 30_000);
       expect(info.state).toMatchObject({ first_seq: 1, last_seq: N, messages: N });
       const js = jetstream(nc, { timeout: 5_000 });
-      const consumer = await js.consumers.get('r3_log_ticks', { deliver_policy: DeliverPolicy.All });
-      const payloads: string[] = [];
-      while (payloads.length < N) {
-        const batch = await consumer.fetch({ max_messages: 500, expires: 5_000 });
-        for await (const m of batch) payloads.push(new TextDecoder().decode(m.data));
-      }
+      const payloads = await eventually(async () => {
+        const consumer = await js.consumers.get('r3_log_ticks', { deliver_policy: DeliverPolicy.All });
+        const got: string[] = [];
+        while (got.length < N) {
+          const batch = await consumer.fetch({ max_messages: 500, expires: 5_000 });
+          let n = 0;
+          for await (const m of batch) {
+            got.push(new TextDecoder().decode(m.data));
+            n++;
+          }
+          if (n === 0) throw new Error(`read ${got.length} of ${N}`);
+        }
+        return got;
+      }, 30_000);
       expect(payloads).toEqual(range(1, N).map((i) => `tick ${i}`));
       expect(gateway.getStream('ticks').last_seq).toBe(N);
     } finally {
@@ -73,6 +83,19 @@ async function retrying<T>(f: () => Promise<T>, ms: number, what: string, onRefu
       if (!(error instanceof MirrorstreamError && error.retryable) || Date.now() > deadline) throw new Error(`${what}: ${String(error)}`, { cause: error });
       onRefused?.();
       await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** `f()`, retried on any error (the test's own reads while the cluster recovers), for at most `ms`. */
+async function eventually<T>(f: () => Promise<T>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await f();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 250));
     }
   }
 }

@@ -144,3 +144,36 @@ describe('JetStream log (R1)', () => {
     }
   }, 30_000);
 });
+
+describe('two gateway instances on one NATS', () => {
+  it('share specs (create, change, delete on one, seen on the other), chunks (published on one, delivered by the other) and cursors', async () => {
+    const prefix = `t${++prefixSeq}`;
+    const [a, b] = [jetstreamGateway(prefix), jetstreamGateway(prefix)];
+    await Promise.all([a.start(), b.start()]);
+    const rx = receiver(() => b, 'rx');
+    const ends: string[] = [];
+    rx.core.on('end', (e) => ends.push(e.reason));
+    try {
+      await a.createStream({ stream_id: 's', endpoint_list: ['rx'] });
+      const epoch = a.getStream('s').epoch;
+      await until(() => b.listStreams().some((s) => s.stream_id === 's'), 5_000, 'b has the stream');
+      expect(b.getStream('s').epoch).toBe(epoch);
+      await rx.core.connect();
+      for (let i = 1; i <= 20; i++) await a.publish('s', `c${i}`);
+      await until(() => rx.chunks.length === 20, 5_000, '20 chunks through b');
+      expect(rx.chunks.map((c) => c.seq)).toEqual(range(1, 20));
+      // b's receiver acked: the cursor reaches a through KV
+      await until(() => a.getStream('s').endpoint_list[0]?.last_acked_seq === 20, 5_000, "a sees rx's cursor");
+      await a.addEndpoint('s', { endpoint_id: 'rx2', priority: 0 });
+      await until(() => b.getStream('s').endpoint_list.map((e) => e.endpoint_id).join() === 'rx2,rx', 5_000, 'b has the new endpoint list');
+      await b.setPolicy('s', { overflow: 'drop-oldest' });
+      await until(() => a.getStream('s').policy.overflow === 'drop-oldest', 5_000, 'a has the new policy');
+      await a.deleteStream('s');
+      await until(() => !b.listStreams().some((s) => s.stream_id === 's'), 5_000, 'b dropped the stream');
+      await until(() => ends.includes('deleted'), 5_000, 'rx told END');
+    } finally {
+      rx.core.close();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});

@@ -2,6 +2,7 @@ import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
 import type { GatewayConfig } from '../config.js';
 import { chunkOptionsSchema, parseInput, type ChunkInput, type ChunkOptions } from '../streams/spec.js';
 import { assertOpen, type Closing } from './lifecycle.js';
+import type { Stream } from '../streams/stream.js';
 import type { Registry } from './registry.js';
 import { backpressureTimeout, type AckWaiters } from './waiters.js';
 
@@ -70,10 +71,10 @@ export class Ingest {
       }
       parseInput(chunkOptionsSchema, { key: c.key, layer: c.layer }, `chunk ${i} options`);
     }
-    if (stream.overflow.overflow === 'backpressure' && stream.overloaded(this.#clock.now())) {
+    if (stream.overflow.overflow === 'backpressure' && overloaded(stream, this.#clock.now())) {
       const gone = (): boolean => this.#closing() || this.#registry.findStream(streamId) !== stream;
       const waitMs = options.waitMs;
-      await this.#waiters.until(() => gone() || !stream.overloaded(this.#clock.now()), waitMs, () => backpressureTimeout(waitMs ?? 0));
+      await this.#waiters.until(() => gone() || !overloaded(stream, this.#clock.now()), waitMs, () => backpressureTimeout(waitMs ?? 0));
       assertOpen(this.#closing);
       if (this.#registry.findStream(streamId) !== stream) {
         throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `stream ${streamId} was deleted`);
@@ -85,4 +86,20 @@ export class Ingest {
     return { stream_id: streamId, first_seq: firstSeq, last_seq: lastSeq, count: chunks.length };
   }
 
+}
+
+/**
+ * Backpressure: true while an active, connected endpoint's oldest unacked chunk is older
+ * than `maxBacklogMs`, or half the retention is unacked (so eviction never outruns it).
+ */
+function overloaded(stream: Stream, now: number): boolean {
+  const { maxBacklogMs } = stream.overflow;
+  for (const id of stream.active) {
+    const c = stream.cursor(id);
+    if (!c || !stream.isConnected(id)) continue;
+    const oldest = stream.log.get(c.lastAcked + 1);
+    if (oldest && now - oldest.timestamp > maxBacklogMs) return true;
+    if (stream.log.lastSeq - c.lastAcked > stream.retention.maxChunks / 2) return true;
+  }
+  return false;
 }

@@ -18,7 +18,7 @@ import {
 } from '../streams/spec.js';
 import type { Stream } from '../streams/stream.js';
 import type { StreamLog } from '../streams/stream-log.js';
-import { andThen, type Backend, type Maybe, type RestoredStream, type StoredStream } from '../log/backend.js';
+import { andThen, type Backend, type BackendChange, type Maybe, type RestoredStream, type StoredStream } from '../log/backend.js';
 import { buildStream, retentionOf, toOverflow } from './build-stream.js';
 import type { EventSink } from './events.js';
 import { assertOpen, type Closing } from './lifecycle.js';
@@ -78,8 +78,22 @@ export class Registry {
     });
   }
 
-  /** Bring back the streams a durable backend kept (at start, before serving). */
-  async restore(restored: readonly RestoredStream[]): Promise<void> {
+  /**
+   * Bring back the streams a durable backend kept, then follow what other instances change
+   * (at start, before serving). The watch starts before the load, so nothing changed in
+   * between is missed; what came meanwhile is applied once restored.
+   */
+  async start(): Promise<void> {
+    const { backend } = this.#o;
+    const early: BackendChange[] = [];
+    let live = false;
+    await backend.watch?.((change) => (live ? this.applyRemote(change) : early.push(change)));
+    await this.#restore(await backend.load());
+    live = true;
+    for (const change of early) this.applyRemote(change);
+  }
+
+  async #restore(restored: readonly RestoredStream[]): Promise<void> {
     for (const { stream: record, cursors } of restored) {
       const log = await this.#o.backend.openLog(record, retentionOf(record.spec, this.#o.config.retention));
       this.#register(record, log, cursors, 'restored');
@@ -90,13 +104,7 @@ export class Registry {
   deleteStream(streamId: string): Maybe<void> {
     return this.#exclusive(streamId, () => {
       const stream = this.requireStream(streamId);
-      return andThen(this.#o.backend.deleteStream(streamId), () => {
-        stream.end('deleted');
-        this.#streams.delete(streamId);
-        this.#records.delete(streamId);
-        for (const id of stream.endpointList) this.forgetIfUnused(id);
-        this.#o.log.info({ stream: streamId }, 'stream deleted');
-      });
+      return andThen(this.#o.backend.deleteStream(streamId), () => this.#dropLocal(stream.id));
     });
   }
 
@@ -157,6 +165,21 @@ export class Registry {
     });
   }
 
+  /**
+   * What another instance changed (a shared backend): a stream created, changed or deleted
+   * there, or a cursor moved. Applied in order with our own changes of the same stream;
+   * what we changed ourselves comes back too, and applying it again changes nothing.
+   */
+  applyRemote(change: BackendChange): void {
+    if (change.kind === 'cursor') {
+      this.#streams.get(change.streamId)?.restoreCursor(change.endpointId, change.seq);
+      return;
+    }
+    const id = change.kind === 'stream' ? change.stream.spec.stream_id : change.streamId;
+    const done = this.#exclusive(id, () => (change.kind === 'stream' ? this.#adopt(change.stream) : this.#dropLocal(id)));
+    if (done instanceof Promise) done.catch((error: unknown) => this.#o.log.error({ stream: id, err: error }, 'a change from another instance could not be applied'));
+  }
+
   /** The stored record (spec and epoch) of a stream. */
   record(streamId: string): StoredStream | undefined {
     return this.#records.get(streamId);
@@ -204,6 +227,51 @@ export class Registry {
     if (ep && !ep.connection && this.streamsOf(endpointId).length === 0) this.#endpoints.delete(endpointId);
   }
 
+  /** A stream as another instance stored it: new here, or changed there. */
+  #adopt(record: StoredStream): Maybe<void> {
+    const id = record.spec.stream_id;
+    const stream = this.#streams.get(id);
+    if (stream && stream.epoch === record.epoch) {
+      this.#applySpec(stream, record.spec);
+      this.#records.set(id, record);
+      return;
+    }
+    // another epoch: deleted and created again elsewhere
+    if (stream) this.#dropLocal(id);
+    const limits = retentionOf(record.spec, this.#o.config.retention);
+    return andThen(this.#o.backend.openLog(record, limits, true), (log) => void this.#register(record, log, {}, 'adopted'));
+  }
+
+  /** Bring a stream's endpoints and policy to a spec (only what differs changes). */
+  #applySpec(stream: Stream, spec: StreamSpec): void {
+    const now = this.#o.clock.now();
+    const next = spec.endpoint_list;
+    for (const id of stream.endpointList.filter((e) => !next.includes(e))) {
+      stream.removeEndpoint(id, now);
+      this.forgetIfUnused(id);
+    }
+    for (const [i, id] of next.entries()) {
+      if (stream.cursor(id)) continue;
+      this.ensureEndpoint(id);
+      stream.addEndpoint(id, i, now);
+    }
+    if (next.some((id, i) => stream.endpointList[i] !== id)) stream.reorder(next, now);
+    const policy = toOverflow(spec.policy ?? policySchema.parse({}));
+    const current = stream.overflow;
+    if (policy.overflow !== current.overflow || policy.maxBacklogMs !== current.maxBacklogMs || policy.decimateN !== current.decimateN) stream.setOverflow(policy);
+  }
+
+  /** Forget a stream here (it was deleted elsewhere): its endpoints get END. */
+  #dropLocal(streamId: string): void {
+    const stream = this.#streams.get(streamId);
+    if (!stream) return;
+    stream.end('deleted');
+    this.#streams.delete(streamId);
+    this.#records.delete(streamId);
+    for (const id of stream.endpointList) this.forgetIfUnused(id);
+    this.#o.log.info({ stream: streamId }, 'stream deleted');
+  }
+
   /** Store the stream's changed spec, then apply the change to it. */
   #change(stream: Stream, patch: Partial<StreamSpec>, apply: () => void): Maybe<Stream> {
     const record = this.#records.get(stream.id);
@@ -233,7 +301,7 @@ export class Registry {
     return result;
   }
 
-  #register(record: StoredStream, log: StreamLog, cursors: Readonly<Record<string, number>>, how: 'created' | 'restored'): Stream {
+  #register(record: StoredStream, log: StreamLog, cursors: Readonly<Record<string, number>>, how: 'created' | 'restored' | 'adopted'): Stream {
     const { spec } = record;
     // a backend's epoch travels in ROLE and RESET, where receivers check it
     if (!isValidId(log.epoch)) throw new MirrorstreamError('MS_CONFIG_INVALID', `the stream log gave stream ${spec.stream_id} an invalid epoch id`);

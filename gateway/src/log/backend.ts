@@ -29,6 +29,12 @@ export interface RestoredStream {
   readonly cursors: Readonly<Record<string, number>>;
 }
 
+/** A change another gateway instance made to the shared state. */
+export type BackendChange =
+  | { readonly kind: 'stream'; readonly stream: StoredStream }
+  | { readonly kind: 'stream-deleted'; readonly streamId: string }
+  | { readonly kind: 'cursor'; readonly streamId: string; readonly endpointId: string; readonly seq: number };
+
 /**
  * Where a gateway keeps what must outlive its process: stream specs with their epochs,
  * the chunks (each stream's StreamLog) and the cursors. The memory backend keeps nothing
@@ -48,9 +54,17 @@ export interface Backend {
   updateStream(stream: StoredStream): Maybe<void>;
   /** Forget a stream: spec, chunks and cursors. */
   deleteStream(streamId: string): Maybe<void>;
-  /** The log of a stored stream, with the chunks it retained (its epoch is the data's own). */
-  openLog(stream: StoredStream, limits: RetentionConfig): Maybe<StreamLog>;
+  /**
+   * The log of a stored stream, with the chunks it retained (its epoch is the data's own).
+   * `adopt`: another instance is creating it right now (its spec came through `watch`).
+   */
+  openLog(stream: StoredStream, limits: RetentionConfig, adopt?: boolean): Maybe<StreamLog>;
   /** An endpoint's cursor moved forward: stored in the background, never backwards. */
   saveCursor(streamId: string, endpointId: string, seq: number): void;
+  /**
+   * A backend shared by several instances tells each of them what the others changed
+   * (specs, deletions, cursors); our own changes may come back too (applying them is a no-op).
+   */
+  watch?(listener: (change: BackendChange) => void): Promise<void>;
   close(): Promise<void>;
 }

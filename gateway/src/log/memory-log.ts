@@ -91,7 +91,13 @@ export class MemoryStreamLog implements StreamLog {
    */
   appendAt(seq: number, payload: Uint8Array, timestamp: number, key?: string, layer?: number): LogEntry {
     if (seq !== this.lastSeq + 1) {
-      if (this.#size > 0 || seq < this.#firstSeq) throw new RangeError(`seq ${seq} does not follow ${this.lastSeq} in the window of ${this.streamId}`);
+      if (seq < this.#firstSeq || seq <= this.lastSeq) throw new RangeError(`seq ${seq} does not follow ${this.lastSeq} in the window of ${this.streamId}`);
+      // the durable log dropped what lies between (its own retention): so does the window
+      this.#evicted += this.#size;
+      this.#buf.fill(undefined);
+      this.#head = 0;
+      this.#size = 0;
+      this.#bytes = 0;
       this.#firstSeq = seq;
     }
     const entry: LogEntry = { seq, timestamp, payload, key, layer, frame: undefined };

@@ -54,4 +54,9 @@ export interface StreamLog {
   frame(seq: number): Uint8Array | undefined;
   /** Drop entries older than the age limit (called from the gateway tick). */
   evictExpired(now: number): void;
+  /**
+   * A shared durable log also holds what other writers (other gateway instances) appended:
+   * `listener` hears of every entry that reached this log that way, in seq order.
+   */
+  onForeignAppend?(listener: (entry: LogEntry) => void): void;
 }

@@ -87,6 +87,11 @@ export class Stream {
     );
     this.#order = [...opts.endpointList];
     for (const id of this.#order) this.#cursors.set(id, this.#newCursor(id));
+    // chunks another gateway instance appended to a shared log go out like our own
+    opts.log.onForeignAppend?.((entry) => {
+      this.#input.add(opts.clock(), entry.payload.byteLength);
+      for (const id of this.#active) this.pump(id);
+    });
   }
 
   /** The epoch of this stream's seq space (its log's). */
@@ -315,25 +320,14 @@ export class Stream {
     for (const id of this.#active) this.pump(id);
   }
 
-  /**
-   * Backpressure: true while an active endpoint's oldest unacked chunk is older than
-   * `maxBacklogMs`, or half the retention is unacked (so eviction never outruns it).
-   */
-  overloaded(now: number): boolean {
-    const p = this.overflow;
-    for (const id of this.#active) {
-      const c = this.#cursors.get(id);
-      if (!c || !this.#link(id)) continue;
-      const oldest = this.log.get(c.lastAcked + 1);
-      if (oldest && now - oldest.timestamp > p.maxBacklogMs) return true;
-      if (this.log.lastSeq - c.lastAcked > this.retention.maxChunks / 2) return true;
-    }
-    return false;
-  }
-
   /** Stream input over the health window, bytes/s. */
   inputRate(now: number): number {
     return this.#input.rate(now);
+  }
+
+  /** Whether the endpoint has an open connection to this gateway. */
+  isConnected(endpointId: string): boolean {
+    return this.#link(endpointId) !== undefined;
   }
 
   #link(endpointId: string): ReturnType<StreamHooks['endpoint']>['link'] {

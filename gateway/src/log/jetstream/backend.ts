@@ -4,13 +4,15 @@ import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { NatsConfig, RetentionConfig } from '../../config.js';
 import { streamSpecSchema } from '../../streams/spec.js';
-import type { Backend, RestoredStream, StoredStream } from '../backend.js';
+import type { Backend, BackendChange, RestoredStream, StoredStream } from '../backend.js';
 import { apiErrorCode, logUnavailable, WRONG_LAST_SEQUENCE } from './errors.js';
 import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
 import { escapeId, natsNames, unescapeId } from './names.js';
 
 /** Cursor writes are batched: at most one KV put per cursor per this long. */
 const CURSOR_FLUSH_MS = 200;
+/** How long an instance waits for the log of a stream another instance is creating. */
+const ADOPT_WAIT_MS = 5_000;
 
 /**
  * The durable backend on NATS JetStream. Specs (with their epochs) live in the KV bucket
@@ -130,9 +132,10 @@ export class JetStreamBackend implements Backend {
     }
   }
 
-  async openLog(stream: StoredStream, limits: RetentionConfig): Promise<JetStreamLog> {
+  async openLog(stream: StoredStream, limits: RetentionConfig, adopt = false): Promise<JetStreamLog> {
     const id = stream.spec.stream_id;
-    const log = this.#logs.get(id) ?? (await JetStreamLog.open(this.#context(), id, limits, stream.epoch));
+    const ctx = this.#context();
+    const log = this.#logs.get(id) ?? (adopt ? await JetStreamLog.adopt(ctx, id, limits, stream.epoch, ADOPT_WAIT_MS) : await JetStreamLog.open(ctx, id, limits, stream.epoch));
     this.#logs.set(id, log);
     return log;
   }
@@ -147,11 +150,41 @@ export class JetStreamBackend implements Backend {
     }, CURSOR_FLUSH_MS);
   }
 
+  async watch(listener: (change: BackendChange) => void): Promise<void> {
+    const { KvWatchInclude } = await import('@nats-io/kv');
+    const specs = await this.#kv('specs').watch({ include: KvWatchInclude.UpdatesOnly });
+    const cursors = await this.#kv('cursors').watch({ include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const e of specs) {
+        const streamId = unescapeId(e.key);
+        if (e.operation !== 'PUT') {
+          // deleted elsewhere: its log here is stale
+          await this.#logs.get(streamId)?.stop();
+          this.#logs.delete(streamId);
+          listener({ kind: 'stream-deleted', streamId });
+          continue;
+        }
+        const stream = parseRecord(e.string());
+        if (stream) listener({ kind: 'stream', stream });
+        else this.#log.error({ key: e.key }, 'stream record in KV is not valid: left alone');
+      }
+    })();
+    void (async () => {
+      for await (const e of cursors) {
+        const dot = e.key.indexOf('.');
+        const seq = Number(e.string());
+        if (e.operation !== 'PUT' || dot < 0 || !Number.isSafeInteger(seq) || seq < 0) continue;
+        listener({ kind: 'cursor', streamId: unescapeId(e.key.slice(0, dot)), endpointId: unescapeId(e.key.slice(dot + 1)), seq });
+      }
+    })();
+  }
+
   async close(): Promise<void> {
     this.#clock.clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     await this.#flushing;
     await this.#flushCursors();
+    await Promise.all([...this.#logs.values()].map((l) => l.stop()));
     const nc = this.#nc;
     this.#nc = undefined;
     await nc?.drain().catch(() => undefined);

@@ -1,10 +1,10 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import { DeliverPolicy, DiscardPolicy, StorageType, type JetStreamClient, type JetStreamManager, type PubAck, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { DeliverPolicy, DiscardPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type PubAck, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { RetentionConfig } from '../../config.js';
 import type { AppendChunk, AppendResult, LogEntry, StreamLog } from '../../streams/stream-log.js';
 import { MemoryStreamLog, newEpoch } from '../memory-log.js';
-import { apiErrorCode, logUnavailable, STREAM_NOT_FOUND, WRONG_LAST_SEQUENCE } from './errors.js';
+import { apiErrorCode, logUnavailable, STREAM_NOT_FOUND } from './errors.js';
 import type { NatsNames } from './names.js';
 
 const H_TIMESTAMP = 'Ms-Ts';
@@ -41,19 +41,22 @@ export function logStreamConfig(ctx: JetStreamContext, streamId: string, limits:
 
 /**
  * A stream's log on JetStream: one JetStream stream per mirrorstream stream, so the
- * JetStream sequence is the seq. Appends are published with the stream-level expected
- * last sequence (safe with several writers even on nats-server 2.9) and, for an
- * idempotent publish, a message id; they resolve once JetStream acknowledged them. Reads
- * come from a window in memory with the stream's own limits, filled from JetStream when
- * the log is opened (a restarted gateway replays what JetStream retained) and by appends.
+ * JetStream sequence is the seq. Appends are published (with a message id for an
+ * idempotent publish) and resolve once JetStream acknowledged them; JetStream orders
+ * them, also against other writers. Reads come from a window in memory with the stream's
+ * own limits: filled when the log is opened (a restarted gateway replays what JetStream
+ * retained), by our own appends as they are acknowledged in order, and by a follower (an
+ * ordered consumer) that brings everything else in seq order: chunks other gateway
+ * instances appended, and ours whose ack came out of order or was lost.
  */
 export class JetStreamLog implements StreamLog {
   readonly #ctx: JetStreamContext;
   readonly #window: MemoryStreamLog;
   readonly #name: string;
   readonly #subject: string;
-  /** Appends run one at a time: each one's expected sequences follow the previous one's. */
-  #tail: Promise<unknown> = Promise.resolve();
+  readonly #foreign: ((entry: LogEntry) => void)[] = [];
+  #follower: ConsumerMessages | undefined;
+  #stopped = false;
 
   private constructor(ctx: JetStreamContext, window: MemoryStreamLog) {
     this.#ctx = ctx;
@@ -72,7 +75,9 @@ export class JetStreamLog implements StreamLog {
     } catch (error) {
       throw logUnavailable(`creating the log of ${streamId}`, error);
     }
-    return new JetStreamLog(ctx, new MemoryStreamLog(streamId, limits, epoch));
+    const log = new JetStreamLog(ctx, new MemoryStreamLog(streamId, limits, epoch));
+    await log.#follow();
+    return log;
   }
 
   /**
@@ -81,19 +86,42 @@ export class JetStreamLog implements StreamLog {
    * over under a new epoch, so receivers are told rather than resumed into a new seq space.
    */
   static async open(ctx: JetStreamContext, streamId: string, limits: RetentionConfig, storedEpoch: string): Promise<JetStreamLog> {
-    let info: StreamInfo;
-    try {
-      info = await ctx.jsm.streams.info(ctx.names.logStream(streamId));
-    } catch (error) {
-      if (apiErrorCode(error) !== STREAM_NOT_FOUND) throw logUnavailable(`opening the log of ${streamId}`, error);
+    const info = await JetStreamLog.#info(ctx, streamId);
+    if (!info) {
       ctx.log.warn({ stream: streamId, epoch: storedEpoch }, 'the stream log is gone from JetStream: starting a new epoch');
       return JetStreamLog.create(ctx, streamId, limits, newEpoch());
     }
-    const described = info.config.description?.startsWith(EPOCH_PREFIX) ? info.config.description.slice(EPOCH_PREFIX.length) : undefined;
-    const epoch = described ?? storedEpoch;
+    return JetStreamLog.#bind(ctx, streamId, limits, epochOf(info) ?? storedEpoch, info);
+  }
+
+  /**
+   * Open the log of a stream another instance is creating (its spec reached us through
+   * KV): wait, a bounded time, until its JetStream stream exists with the spec's epoch.
+   */
+  static async adopt(ctx: JetStreamContext, streamId: string, limits: RetentionConfig, epoch: string, waitMs: number): Promise<JetStreamLog> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const info = await JetStreamLog.#info(ctx, streamId);
+      if (info && epochOf(info) === epoch) return JetStreamLog.#bind(ctx, streamId, limits, epoch, info);
+      if (Date.now() > deadline) throw logUnavailable(`following ${streamId}`, new Error(`its log (epoch ${epoch}) did not appear in JetStream within ${waitMs} ms`));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  static async #info(ctx: JetStreamContext, streamId: string): Promise<StreamInfo | undefined> {
+    try {
+      return await ctx.jsm.streams.info(ctx.names.logStream(streamId));
+    } catch (error) {
+      if (apiErrorCode(error) === STREAM_NOT_FOUND) return undefined;
+      throw logUnavailable(`opening the log of ${streamId}`, error);
+    }
+  }
+
+  static async #bind(ctx: JetStreamContext, streamId: string, limits: RetentionConfig, epoch: string, info: StreamInfo): Promise<JetStreamLog> {
     const { first_seq: first, last_seq: last, messages } = info.state;
     const log = new JetStreamLog(ctx, new MemoryStreamLog(streamId, limits, epoch, messages > 0 ? first : last + 1));
     if (messages > 0) await log.#replay(first, last);
+    await log.#follow();
     return log;
   }
 
@@ -134,81 +162,83 @@ export class JetStreamLog implements StreamLog {
     this.#window.evictExpired(now);
   }
 
-  appendBatch(chunks: readonly AppendChunk[], timestamp: number): Promise<AppendResult> {
-    const run = this.#tail.then(() => this.#append(chunks, timestamp));
-    this.#tail = run.catch(() => undefined);
-    return run;
+  onForeignAppend(listener: (entry: LogEntry) => void): void {
+    this.#foreign.push(listener);
+  }
+
+  /** Stop following (the gateway closes). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#follower?.close();
   }
 
   /** Drop the data (the stream was deleted). */
   async destroy(): Promise<void> {
+    await this.stop();
     await this.#ctx.jsm.streams.delete(this.#name).catch((error: unknown) => {
       if (apiErrorCode(error) !== STREAM_NOT_FOUND) throw logUnavailable(`deleting the log of ${this.streamId}`, error);
     });
   }
 
-  async #append(chunks: readonly AppendChunk[], timestamp: number, resynced = false): Promise<AppendResult> {
-    const base = this.#window.lastSeq;
+  async appendBatch(chunks: readonly AppendChunk[], timestamp: number): Promise<AppendResult> {
+    // published together: JetStream stores them in this order, each one acked with its seq
+    const results = await Promise.allSettled(chunks.map((c) => this.#publish(c, timestamp)));
     const acks: PubAck[] = [];
     let failure: unknown;
-    if (chunks.some((c) => c.msgId !== undefined)) {
-      // a retried batch may be partly stored already: one at a time, so a duplicate does not
-      // break the expected sequence of the ones after it
-      let expected = base;
-      for (const c of chunks) {
-        try {
-          const ack = await this.#publish(c, timestamp, expected);
-          if (!ack.duplicate) expected = ack.seq;
-          acks.push(ack);
-        } catch (error) {
-          failure = error;
-          break;
-        }
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        failure ??= r.reason;
+        continue;
       }
-    } else {
-      const results = await Promise.allSettled(chunks.map((c, i) => this.#publish(c, timestamp, base + i)));
-      for (const r of results) {
-        if (r.status === 'rejected') {
-          failure = r.reason;
-          break;
-        }
-        acks.push(r.value);
-      }
+      acks.push(r.value);
     }
-    // what JetStream stored is durable: receivers get it even when the rest failed
-    const seqs: number[] = [];
-    for (const [i, ack] of acks.entries()) {
-      seqs.push(ack.seq);
+    for (const [i, ack] of results.entries()) {
       const c = chunks[i];
-      if (c && !ack.duplicate) this.#window.appendAt(ack.seq, c.payload, timestamp, c.key, c.layer);
-    }
-    if (failure !== undefined) {
-      if (!resynced && acks.length === 0 && apiErrorCode(failure) === WRONG_LAST_SEQUENCE) {
-        // JetStream holds more than the window (an ack lost in a timeout): catch up, retry once
-        await this.#catchUp();
-        return this.#append(chunks, timestamp, true);
+      // in order and next: into the window at once; anything else the follower brings in order
+      if (c && ack.status === 'fulfilled' && !ack.value.duplicate && ack.value.seq === this.#window.lastSeq + 1) {
+        this.#window.appendAt(ack.value.seq, c.payload, timestamp, c.key, c.layer);
       }
-      throw logUnavailable(`publishing to ${this.streamId} (${acks.length} of ${chunks.length} chunks stored)`, failure);
     }
-    return { firstSeq: seqs[0] ?? base + 1, lastSeq: seqs[seqs.length - 1] ?? base };
+    if (failure !== undefined) throw logUnavailable(`publishing to ${this.streamId} (${acks.length} of ${chunks.length} chunks stored)`, failure);
+    const seqs = acks.map((a) => a.seq);
+    return { firstSeq: seqs[0] ?? this.#window.lastSeq + 1, lastSeq: seqs[seqs.length - 1] ?? this.#window.lastSeq };
   }
 
-  #publish(c: AppendChunk, timestamp: number, expectedLast: number): Promise<PubAck> {
+  #publish(c: AppendChunk, timestamp: number): Promise<PubAck> {
     const h: MsgHdrs = natsHeaders();
     h.set(H_TIMESTAMP, String(timestamp));
     if (c.key !== undefined) h.set(H_KEY, encodeURIComponent(c.key));
     if (c.layer !== undefined) h.set(H_LAYER, String(c.layer));
-    return this.#ctx.js.publish(this.#subject, c.payload, {
-      headers: h,
-      expect: { lastSequence: expectedLast },
-      ...(c.msgId === undefined ? {} : { msgID: c.msgId }),
-    });
+    return this.#ctx.js.publish(this.#subject, c.payload, { headers: h, ...(c.msgId === undefined ? {} : { msgID: c.msgId }) });
   }
 
-  /** Load what JetStream has past the window (stored, but its ack never reached us). */
-  async #catchUp(): Promise<void> {
-    const info = await this.#ctx.jsm.streams.info(this.#name);
-    if (info.state.last_seq > this.#window.lastSeq) await this.#replay(Math.max(this.#window.lastSeq + 1, info.state.first_seq), info.state.last_seq);
+  /**
+   * Follow the JetStream stream from past the window, for as long as the log lives: an
+   * ordered consumer (it restarts itself after a gap or a reconnect), so entries arrive
+   * once, in seq order.
+   */
+  async #follow(): Promise<void> {
+    const consumer = await this.#ctx.js.consumers.get(this.#name, { opt_start_seq: this.#window.lastSeq + 1, deliver_policy: DeliverPolicy.StartSequence });
+    const messages = await consumer.consume({ max_messages: 1_000 });
+    this.#follower = messages;
+    void (async () => {
+      try {
+        for await (const m of messages) {
+          if (m.seq <= this.#window.lastSeq) continue; // ours, already in the window
+          const entry = this.#windowAppend(m.seq, m.data, m.headers, m.info.timestampNanos);
+          for (const listener of this.#foreign) listener(entry);
+        }
+      } catch (error) {
+        if (!this.#stopped) this.#ctx.log.warn({ stream: this.streamId, err: error }, 'stopped following the stream log');
+      }
+    })();
+  }
+
+  #windowAppend(seq: number, data: Uint8Array, h: MsgHdrs | undefined, timestampNanos: number): LogEntry {
+    const ts = Number(h?.get(H_TIMESTAMP)) || timestampNanos / NANOS_PER_MS;
+    const key = h?.has(H_KEY) ? decodeURIComponent(h.get(H_KEY)) : undefined;
+    const layer = h?.has(H_LAYER) ? Number(h.get(H_LAYER)) : undefined;
+    return this.#window.appendAt(seq, data, ts, key, layer);
   }
 
   /** Replay `from..to` from JetStream into the window (an ordered consumer, in batches). */
@@ -221,14 +251,16 @@ export class JetStreamLog implements StreamLog {
       for await (const m of batch) {
         got++;
         if (m.seq > to) break;
-        const h = m.headers;
-        const ts = Number(h?.get(H_TIMESTAMP)) || m.info.timestampNanos / NANOS_PER_MS;
-        const key = h?.has(H_KEY) ? decodeURIComponent(h.get(H_KEY)) : undefined;
-        const layer = h?.has(H_LAYER) ? Number(h.get(H_LAYER)) : undefined;
-        this.#window.appendAt(m.seq, m.data, ts, key, layer);
+        this.#windowAppend(m.seq, m.data, m.headers, m.info.timestampNanos);
         next = m.seq + 1;
       }
       if (got === 0) break; // trimmed meanwhile: the window starts where JetStream does
     }
   }
+}
+
+/** The epoch a JetStream stream's description names (`mirrorstream epoch <id>`). */
+function epochOf(info: StreamInfo): string | undefined {
+  const d = info.config.description;
+  return d?.startsWith(EPOCH_PREFIX) ? d.slice(EPOCH_PREFIX.length) : undefined;
 }
