@@ -1,14 +1,14 @@
 import type { FailbackConfig, HealthConfig, RetentionConfig } from '../config.js';
-import type { DemotionReason, FailoverPolicy } from '../failover/policy.js';
-import type { EndpointState } from '../health/failure-detector.js';
+import type { FailoverPolicy } from '../failover/policy.js';
 import type { OverflowPolicy } from '../rate/overflow.js';
 import type { PacerOptions } from '../rate/pacer.js';
 import { RateWindow } from '../rate/rate-window.js';
 import { applyAck, assessCursor, clearInFlight, newCursor, newCursorHealth, type Cursor } from './cursor.js';
+import { decideRoles } from './decide.js';
 import { Sender } from './sender.js';
 import type { ChunkInput } from './spec.js';
 import type { AppendChunk, AppendResult, StreamLog } from './stream-log.js';
-import type { StreamHooks, StreamMode, SwitchReason, SwitchRecord } from './types.js';
+import type { RoleDecision, StreamHooks, StreamMode, SwitchReason, SwitchRecord } from './types.js';
 
 export interface StreamOptions {
   id: string;
@@ -59,6 +59,8 @@ export class Stream {
   #lastLoss: SwitchReason | undefined;
   readonly #switches: SwitchRecord[] = [];
   #closed = false;
+  /** A decision sent to the control and not applied yet (the owner decides once at a time). */
+  #pending = false;
   readonly #input: RateWindow;
 
   constructor(opts: StreamOptions) {
@@ -203,72 +205,67 @@ export class Stream {
     }
   }
 
-  /** Re-run the failover policy and apply its decision (make-before-break). */
+  /**
+   * Re-run the failover policy and apply its decision (make-before-break). When several
+   * instances serve the stream, only its owner decides, and the decision applies once
+   * stored (on every instance, through the control).
+   */
   evaluate(now: number, immediate = false, removing?: string): void {
     if (this.#closed) return;
-    const hooks = this.#opts.hooks;
-    const candidates = this.#order.map((id) => {
-      const view = hooks.endpoint(id);
-      // an endpoint being removed looks disconnected to the policy, so it is replaced
-      const state: EndpointState = id === removing ? 'disconnected' : view.state;
-      const streamDegraded = this.#cursors.get(id)?.health.verdict === 'degraded';
-      return {
-        id,
-        state,
-        degraded: view.degraded || streamDegraded,
-        upSince: streamDegraded ? undefined : view.upSince,
-        disconnectedAt: id === removing ? undefined : view.disconnectedAt,
-        active: this.#active.includes(id),
-      };
-    });
-    const wasActive = this.#active.filter((id) => this.#cursors.has(id));
-    const sel = this.#opts.policy.select({
-      candidates,
-      slots: this.slots,
-      now,
-      failback: { enabled: this.failback.enabled, stableMs: this.failback.stableMs },
-      immediate,
-      reconnectGraceMs: this.#opts.reconnectGraceMs,
-    });
-    if (sel.promoted.length === 0 && sel.demoted.length === 0 && sameList(sel.active, wasActive)) return;
+    const control = this.#opts.hooks.control;
+    if (control && (!control.isOwner() || this.#pending)) return;
+    const decision = this.#decide(now, immediate, removing);
+    if (!decision) return;
+    if (!control) {
+      this.apply(decision, now);
+      return;
+    }
+    this.#pending = true;
+    control.publish(decision).catch(() => (this.#pending = false));
+  }
 
-    const demotionReason = (d: { id: string; reason: DemotionReason }): SwitchReason => (d.id === removing ? 'removed' : d.reason);
-    const demotedReason = new Map(sel.demoted.map((d) => [d.id, demotionReason(d)]));
-    /** What the switch record says about the endpoint that lost its role. */
-    const evidence = (id: string | null, reason: SwitchReason): Pick<SwitchRecord, 'detail' | 'metrics'> => {
-      if (id === null) return {};
-      const ep = hooks.endpoint(id).health();
-      const cur = this.#cursors.get(id)?.health.snapshot();
-      const metrics = { ...ep.metrics, ...cur?.metrics };
-      return reason === 'degraded' ? { detail: [...ep.reasons, ...(cur?.reasons ?? [])], metrics } : { metrics };
-    };
+  /** Apply a decision to the cursors: promoted ones start sending, demoted ones stop. */
+  apply(decision: RoleDecision, now: number): void {
+    this.#pending = false;
+    if (this.#closed) return;
     // make before break: bring the new endpoints up before the old ones are told to stop
-    for (const p of sel.promoted) {
+    for (const p of decision.promoted) {
       const c = this.#cursors.get(p.id);
       if (!c) continue;
-      const fromSeq = this.#startSeq(c);
-      let reason: SwitchReason;
-      if (p.reason === 'failback') reason = 'failback';
-      else if (p.reason === 'operator') reason = 'operator';
-      else if (p.replaces !== undefined) reason = demotedReason.get(p.replaces) ?? 'recovered';
-      else if (!this.#hadActive) reason = 'initial';
-      else reason = this.#lastLoss ?? 'recovered';
-      const from = p.replaces ?? (this.mode === 'failover' ? (wasActive[0] ?? null) : null);
-      this.#activate(c, fromSeq, now, reason);
-      this.#record({ from, to: p.id, reason, at: now, from_seq: fromSeq, ...evidence(from, reason) });
+      this.#activate(c, Math.max(p.fromSeq, this.#startSeq(c)), now, p.reason);
+      this.#record(p.record);
     }
-    for (const d of sel.demoted) {
+    for (const d of decision.demoted) {
       const c = this.#cursors.get(d.id);
       if (!c) continue;
-      const reason = demotionReason(d);
-      this.#deactivate(c, now, reason);
-      const replaced = sel.promoted.some((p) => p.replaces === d.id);
-      if (!replaced) {
-        this.#lastLoss = reason;
-        this.#record({ from: d.id, to: null, reason, at: now, from_seq: c.lastAcked + 1, ...evidence(d.id, reason) });
+      this.#deactivate(c, now, d.reason);
+      if (d.record) {
+        this.#lastLoss = d.reason;
+        this.#record(d.record);
       }
     }
-    this.#active = [...sel.active];
+    this.#active = decision.active.filter((id) => this.#cursors.has(id));
+  }
+
+  #decide(now: number, immediate: boolean, removing: string | undefined): RoleDecision | undefined {
+    return decideRoles({
+      streamId: this.id,
+      mode: this.mode,
+      order: this.#order,
+      cursors: this.#cursors,
+      active: this.#active,
+      slots: this.slots,
+      failback: this.failback,
+      reconnectGraceMs: this.#opts.reconnectGraceMs,
+      policy: this.#opts.policy,
+      endpoint: this.#opts.hooks.endpoint,
+      hadActive: this.#hadActive,
+      lastLoss: this.#lastLoss,
+      startSeq: (c) => this.#startSeq(c),
+      now,
+      immediate,
+      removing,
+    });
   }
 
   addEndpoint(endpointId: string, position: number | undefined, now: number): void {
@@ -384,8 +381,4 @@ export class Stream {
     if (this.#switches.length > this.#opts.switchHistory) this.#switches.shift();
     this.#opts.hooks.switched({ streamId: this.id, ...rec });
   }
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

@@ -32,6 +32,8 @@ export interface EndpointView {
   readonly disconnectedAt: number | undefined;
   /** Loss the receiver reported for this stream between its last two reports. */
   receiverLoss(streamId: string): number | undefined;
+  /** The stream-level verdict another instance measured (an endpoint connected there). */
+  streamDegraded?(streamId: string): boolean;
   health(): HealthSnapshot;
   /** Alive and healthy since (fail-back waits for this to be old enough). */
   readonly upSince: number | undefined;
@@ -69,6 +71,31 @@ export interface GapDeclared {
   reason: string;
 }
 
+/**
+ * One run of the failover policy, as applied to the cursors: who gains and who loses the
+ * active role (with the switch records), and the active set after it. With several
+ * gateway instances the owner of the stream makes it and every instance applies it.
+ */
+export interface RoleDecision {
+  readonly active: readonly string[];
+  readonly promoted: readonly { readonly id: string; readonly fromSeq: number; readonly reason: SwitchReason; readonly record: SwitchRecord }[];
+  readonly demoted: readonly { readonly id: string; readonly reason: SwitchReason; readonly record?: SwitchRecord }[];
+}
+
+/**
+ * Who decides a stream's roles when several gateway instances serve it: the holder of the
+ * stream's lease. It stores its decisions in a fenced log; every instance applies them.
+ */
+export interface StreamControl {
+  /** This instance holds the stream's lease now. */
+  isOwner(): boolean;
+  /** Store a decision; rejects when this instance does not hold the lease (any more). */
+  publish(decision: RoleDecision): Promise<void>;
+  /** Every stored decision, in order (ours too). */
+  onDecision(listener: (decision: RoleDecision) => void): void;
+  close(): Promise<void>;
+}
+
 /** What a stream tells the outside, and the one thing it asks of it (a timer). */
 export interface StreamHooks {
   endpoint(id: string): EndpointView;
@@ -79,4 +106,6 @@ export interface StreamHooks {
   wake(ms: number, fn: () => void): void;
   /** An endpoint's cumulative ack moved forward (a durable backend keeps it). */
   acked(endpointId: string, seq: number): void;
+  /** Several instances serve the stream: decisions go through its control (absent: applied at once). */
+  control?: StreamControl | undefined;
 }

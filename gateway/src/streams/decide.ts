@@ -1,0 +1,101 @@
+import type { FailbackConfig } from '../config.js';
+import type { DemotionReason, FailoverPolicy } from '../failover/policy.js';
+import type { EndpointState } from '../health/failure-detector.js';
+import type { Cursor } from './cursor.js';
+import type { EndpointView, RoleDecision, StreamMode, SwitchReason, SwitchRecord } from './types.js';
+
+export interface DecideInput {
+  streamId: string;
+  mode: StreamMode;
+  /** Endpoints in priority order. */
+  order: readonly string[];
+  cursors: ReadonlyMap<string, Readonly<Cursor>>;
+  active: readonly string[];
+  slots: number;
+  failback: FailbackConfig;
+  reconnectGraceMs: number;
+  policy: FailoverPolicy;
+  endpoint(id: string): EndpointView;
+  /** Whether the stream ever had an active endpoint (the first promotion is `initial`). */
+  hadActive: boolean;
+  /** Why the stream last lost an active endpoint without a replacement. */
+  lastLoss: SwitchReason | undefined;
+  /** Where an endpoint entering the active set starts. */
+  startSeq(c: Readonly<Cursor>): number;
+  now: number;
+  /** An operator changed the list: a better endpoint takes over without the stable wait. */
+  immediate: boolean;
+  /** The endpoint being removed: it looks disconnected, so it is replaced. */
+  removing: string | undefined;
+}
+
+/**
+ * Run the failover policy over a stream's endpoints and turn its selection into a
+ * decision with reasons, start seqs and switch records; undefined when nothing changes.
+ */
+export function decideRoles(input: DecideInput): RoleDecision | undefined {
+  const { now, removing } = input;
+  const candidates = input.order.map((id) => {
+    const view = input.endpoint(id);
+    const state: EndpointState = id === removing ? 'disconnected' : view.state;
+    const streamDegraded = input.cursors.get(id)?.health.verdict === 'degraded' || view.streamDegraded?.(input.streamId) === true;
+    return {
+      id,
+      state,
+      degraded: view.degraded || streamDegraded,
+      upSince: streamDegraded ? undefined : view.upSince,
+      disconnectedAt: id === removing ? undefined : view.disconnectedAt,
+      active: input.active.includes(id),
+    };
+  });
+  const wasActive = input.active.filter((id) => input.cursors.has(id));
+  const sel = input.policy.select({
+    candidates,
+    slots: input.slots,
+    now,
+    failback: { enabled: input.failback.enabled, stableMs: input.failback.stableMs },
+    immediate: input.immediate,
+    reconnectGraceMs: input.reconnectGraceMs,
+  });
+  if (sel.promoted.length === 0 && sel.demoted.length === 0 && sameList(sel.active, wasActive)) return undefined;
+
+  const demotionReason = (d: { id: string; reason: DemotionReason }): SwitchReason => (d.id === removing ? 'removed' : d.reason);
+  const demotedReason = new Map(sel.demoted.map((d) => [d.id, demotionReason(d)]));
+  /** What the switch record says about the endpoint that lost its role. */
+  const evidence = (id: string | null, reason: SwitchReason): Pick<SwitchRecord, 'detail' | 'metrics'> => {
+    if (id === null) return {};
+    const ep = input.endpoint(id).health();
+    const cur = input.cursors.get(id)?.health.snapshot();
+    const metrics = { ...ep.metrics, ...cur?.metrics };
+    return reason === 'degraded' ? { detail: [...ep.reasons, ...(cur?.reasons ?? [])], metrics } : { metrics };
+  };
+  let hadActive = input.hadActive;
+  const promoted: RoleDecision['promoted'][number][] = [];
+  for (const p of sel.promoted) {
+    const c = input.cursors.get(p.id);
+    if (!c) continue;
+    const fromSeq = input.startSeq(c);
+    let reason: SwitchReason;
+    if (p.reason === 'failback') reason = 'failback';
+    else if (p.reason === 'operator') reason = 'operator';
+    else if (p.replaces !== undefined) reason = demotedReason.get(p.replaces) ?? 'recovered';
+    else if (!hadActive) reason = 'initial';
+    else reason = input.lastLoss ?? 'recovered';
+    hadActive = true;
+    const from = p.replaces ?? (input.mode === 'failover' ? (wasActive[0] ?? null) : null);
+    promoted.push({ id: p.id, fromSeq, reason, record: { from, to: p.id, reason, at: now, from_seq: fromSeq, ...evidence(from, reason) } });
+  }
+  const demoted: RoleDecision['demoted'][number][] = [];
+  for (const d of sel.demoted) {
+    const c = input.cursors.get(d.id);
+    if (!c) continue;
+    const reason = demotionReason(d);
+    const replaced = sel.promoted.some((p) => p.replaces === d.id);
+    demoted.push(replaced ? { id: d.id, reason } : { id: d.id, reason, record: { from: d.id, to: null, reason, at: now, from_seq: c.lastAcked + 1, ...evidence(d.id, reason) } });
+  }
+  return { active: [...sel.active], promoted, demoted };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
