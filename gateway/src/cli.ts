@@ -34,7 +34,8 @@ const program = new Command()
   .option('--webrtc-bind-address <ip>', 'gather and bind only this address, e.g. 127.0.0.1 (env MIRRORSTREAM_WEBRTC_BIND_ADDRESS)')
   .option('--token-secret <secret>', 'HS256 secret for endpoint tokens, 32+ chars (env MIRRORSTREAM_TOKEN_SECRET)')
   .option('--nats <urls>', 'keep streams in NATS JetStream: comma-separated nats://host:port (env MIRRORSTREAM_NATS_URL); default: in memory')
-  .option('--nats-replicas <n>', 'JetStream replicas of every stream and KV bucket (env MIRRORSTREAM_NATS_REPLICAS)', int);
+  .option('--nats-replicas <n>', 'JetStream replicas of every stream and KV bucket (env MIRRORSTREAM_NATS_REPLICAS)', int)
+  .option('--nats-lease-ms <ms>', 'how long a stream owner holds its lease; a takeover comes about this long after it dies (env MIRRORSTREAM_NATS_LEASE_MS)', int);
 
 program.parse();
 const flags = program.opts<{
@@ -52,6 +53,7 @@ const flags = program.opts<{
   tokenSecret?: string;
   nats?: string;
   natsReplicas?: number;
+  natsLeaseMs?: number;
 }>();
 const env = process.env;
 const envInt = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
@@ -68,7 +70,7 @@ const input: GatewayConfigInput = {
     bindAddress: flags.webrtcBindAddress ?? (env.MIRRORSTREAM_WEBRTC_BIND_ADDRESS || undefined),
   },
   tokens: { secret: flags.tokenSecret ?? (env.MIRRORSTREAM_TOKEN_SECRET || undefined) },
-  log: natsLog(flags.nats ?? (env.MIRRORSTREAM_NATS_URL || undefined), flags.natsReplicas ?? envInt('MIRRORSTREAM_NATS_REPLICAS')),
+  log: natsLog(flags.nats ?? (env.MIRRORSTREAM_NATS_URL || undefined), flags.natsReplicas ?? envInt('MIRRORSTREAM_NATS_REPLICAS'), flags.natsLeaseMs ?? envInt('MIRRORSTREAM_NATS_LEASE_MS')),
   retention: {
     maxChunks: flags.retentionMaxChunks,
     maxBytes: flags.retentionMaxBytes,
@@ -129,9 +131,9 @@ try {
 }
 
 /** `--nats a,b` selects the JetStream log with those servers. */
-function natsLog(urls: string | undefined, replicas: number | undefined): GatewayConfigInput['log'] {
+function natsLog(urls: string | undefined, replicas: number | undefined, leaseMs: number | undefined): GatewayConfigInput['log'] {
   if (urls === undefined) return undefined;
-  return { kind: 'jetstream', nats: { servers: urls.split(',').map((u) => u.trim()).filter((u) => u.length > 0), replicas } };
+  return { kind: 'jetstream', nats: { servers: urls.split(',').map((u) => u.trim()).filter((u) => u.length > 0), replicas, leaseMs } };
 }
 
 /** Remove undefined leaves so the schema's defaults apply (it is strict about keys, not about absence). */

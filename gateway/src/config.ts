@@ -118,6 +118,12 @@ export const natsSchema = z
     prefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('ms'),
     /** How long one JetStream or KV request may take before it counts as an outage (MS_LOG_UNAVAILABLE). */
     requestTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+    /**
+     * A stream's owner (the instance deciding its roles) holds a lease this long and renews
+     * it every quarter; if the owner dies, another instance takes over within about this
+     * plus a quarter of it. Instances' clocks must agree to well within a quarter of it.
+     */
+    leaseMs: z.number().int().min(400).max(60_000).default(2_000),
   })
   .prefault({});
 

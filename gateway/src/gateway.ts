@@ -57,7 +57,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const sessions = (this.#sessions = new Sessions({ config, clock, log, registry, events: this, waiters, closing }));
     const accept = (t: Transport, auth: { endpointId: string; sessionId?: string }): void => void this.accept(t, auth);
     this.#signaling = new Signaling({ config, clock, log, engine: deps.webrtcEngine, accept, closing });
-    this.#scheduler = new Scheduler({ tickMs: config.tickMs, clock, log, registry, events: this, waiters, afterAssess: () => sessions.reviewTransports() });
+    this.#scheduler = new Scheduler({ tickMs: config.tickMs, clock, log, registry, events: this, waiters, afterAssess: () => (sessions.reviewTransports(), registry.shareEndpoints(clock.now())) });
     this.#scheduler.start();
   }
 
@@ -132,7 +132,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   status(): GatewayStatus {
     const r = this.#registry;
-    return gatewayStatus({ closing: this.#closing, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt });
+    return gatewayStatus({ closing: this.#closing, instanceId: this.#backend.instanceId, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt });
   }
 
   /** Issue a token that admits exactly `endpointId` to signaling. */
@@ -192,8 +192,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.log.info('gateway closed');
   }
 
-
   #info(streamId: string): StreamInfo {
-    return streamInfo(this.#registry.requireStream(streamId), (id) => this.#registry.ensureEndpoint(id));
+    const r = this.#registry;
+    return streamInfo(r.requireStream(streamId), (id) => r.view(id), r.ownerOf(streamId));
   }
 }

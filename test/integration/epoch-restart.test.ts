@@ -1,85 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Receiver, type Chunk, type EpochReset } from '../../receiver-sdk/src/node.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
 import { range } from '../helpers/memory-harness.js';
 import { startNats, type NatsServer } from '../helpers/nats.js';
+import { api, kill, killAll, startGateway, until } from '../helpers/gateway-process.js';
 
 /**
  * The restart a user sees: the gateway process (the built CLI, in-memory log) is killed
  * and started again on the same port with the same secrets; the stream is created again
  * and 50 chunks are published. The receiver must notice the new epoch and deliver them.
  */
-const CLI = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url));
-const API_KEY = 'restart-test-api-key-0123';
-const TOKEN_SECRET = 'restart-test-token-secret-0123456789abcdef';
-
-interface GatewayProcess {
-  proc: ChildProcess;
-  url: string;
-  exited: Promise<void>;
-}
-
-const running = new Set<GatewayProcess>();
-
-async function startGateway(port: number, extra: string[] = []): Promise<GatewayProcess> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does)`);
-  const proc = spawn(
-    process.execPath,
-    [CLI, '--host', '127.0.0.1', '--port', String(port), '--api-key', API_KEY, '--token-secret', TOKEN_SECRET, '--webrtc-bind-address', '127.0.0.1', '--log-level', 'info', ...extra],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const url = await withDeadline(
-    new Promise<string>((resolve, reject) => {
-      proc.once('exit', (code) => reject(new Error(`gateway exited (${code}) before listening`)));
-      createInterface({ input: proc.stdout! }).on('line', (line) => {
-        try {
-          const msg = JSON.parse(line) as { url?: string; msg?: string };
-          if (msg.url && msg.msg?.startsWith('mirrorstream listening')) resolve(msg.url);
-        } catch {
-          // not a log line
-        }
-      });
-    }),
-    15_000,
-    'gateway listening',
-  );
-  const g = { proc, url, exited };
-  running.add(g);
-  return g;
-}
-
-async function kill(g: GatewayProcess): Promise<void> {
-  g.proc.kill('SIGKILL');
-  await g.exited;
-  running.delete(g);
-}
-
-async function api(url: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what} not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-afterEach(async () => {
-  for (const g of [...running]) await kill(g);
-});
+afterEach(killAll);
 
 describe('stream epochs across a real gateway restart', () => {
   it('kill -9 the gateway, start it again on the same port, re-create the stream, publish 50: the receiver emits reset and delivers all 50', async () => {

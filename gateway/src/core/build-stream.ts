@@ -6,7 +6,7 @@ import type { OverflowPolicy } from '../rate/overflow.js';
 import { policySchema, type StreamSpec } from '../streams/spec.js';
 import { Stream } from '../streams/stream.js';
 import type { StreamLog } from '../streams/stream-log.js';
-import type { EndpointView } from '../streams/types.js';
+import type { EndpointView, StreamControl } from '../streams/types.js';
 import type { EventSink } from './events.js';
 
 export interface StreamContext {
@@ -18,6 +18,8 @@ export interface StreamContext {
   endpoint(id: string): EndpointView;
   /** An endpoint's cumulative ack moved forward (the backend stores it). */
   acked(streamId: string, endpointId: string, seq: number): void;
+  /** Several instances serve the stream: who decides its roles. */
+  control?: StreamControl | undefined;
 }
 
 /** The retention limits of a stream: its own, else the gateway's. */
@@ -65,6 +67,7 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
       },
       gap: (e) => events.emit('gap', e),
       acked: (endpointId, seq) => ctx.acked(spec.stream_id, endpointId, seq),
+      control: ctx.control,
     },
   });
 }

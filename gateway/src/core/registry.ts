@@ -18,6 +18,7 @@ import {
 } from '../streams/spec.js';
 import type { Stream } from '../streams/stream.js';
 import type { StreamLog } from '../streams/stream-log.js';
+import type { EndpointView, StreamControl } from '../streams/types.js';
 import { andThen, type Backend, type BackendChange, type Maybe, type RestoredStream, type StoredStream } from '../log/backend.js';
 import { buildStream, retentionOf, toOverflow } from './build-stream.js';
 import type { EventSink } from './events.js';
@@ -48,6 +49,8 @@ export class Registry {
   readonly #endpoints = new Map<string, Endpoint>();
   /** Per stream id: the durable change in flight (the next one waits for it). */
   readonly #busy = new Map<string, Promise<void>>();
+  /** Per stream id, with several instances: who decides its roles. */
+  readonly #controls = new Map<string, StreamControl>();
 
   constructor(options: RegistryOptions) {
     this.#o = options;
@@ -74,7 +77,7 @@ export class Registry {
       const record: StoredStream = { spec, epoch: newEpoch(), createdAt: this.#o.clock.now() };
       const { backend } = this.#o;
       const limits = retentionOf(spec, this.#o.config.retention);
-      return andThen(backend.createStream(record, limits), () => andThen(backend.openLog(record, limits), (log) => this.#register(record, log, {}, 'created')));
+      return andThen(backend.createStream(record, limits), () => andThen(backend.openLog(record, limits), (log) => this.#withControl(record, log, {}, 'created')));
     });
   }
 
@@ -96,7 +99,7 @@ export class Registry {
   async #restore(restored: readonly RestoredStream[]): Promise<void> {
     for (const { stream: record, cursors } of restored) {
       const log = await this.#o.backend.openLog(record, retentionOf(record.spec, this.#o.config.retention));
-      this.#register(record, log, cursors, 'restored');
+      await this.#withControl(record, log, cursors, 'restored');
     }
   }
 
@@ -239,7 +242,7 @@ export class Registry {
     // another epoch: deleted and created again elsewhere
     if (stream) this.#dropLocal(id);
     const limits = retentionOf(record.spec, this.#o.config.retention);
-    return andThen(this.#o.backend.openLog(record, limits, true), (log) => void this.#register(record, log, {}, 'adopted'));
+    return andThen(this.#o.backend.openLog(record, limits, true), (log) => andThen(this.#withControl(record, log, {}, 'adopted'), () => undefined));
   }
 
   /** Bring a stream's endpoints and policy to a spec (only what differs changes). */
@@ -268,8 +271,46 @@ export class Registry {
     stream.end('deleted');
     this.#streams.delete(streamId);
     this.#records.delete(streamId);
+    void this.#controls.get(streamId)?.close();
+    this.#controls.delete(streamId);
     for (const id of stream.endpointList) this.forgetIfUnused(id);
     this.#o.log.info({ stream: streamId }, 'stream deleted');
+  }
+
+  /**
+   * With several instances: tell the others how the endpoints connected here are (the
+   * scheduler calls it every tick; the board sends only changes, and now and then).
+   */
+  shareEndpoints(now: number): void {
+    const board = this.#o.backend.endpoints;
+    if (!board) return;
+    for (const ep of this.#endpoints.values()) {
+      // a connection lost here is told for a while, then the others judge by silence
+      if (!ep.link && (ep.disconnectedAt === undefined || now - ep.disconnectedAt > 5_000)) continue;
+      const streams: Record<string, boolean> = {};
+      for (const s of this.streamsOf(ep.id)) streams[s.id] = s.cursor(ep.id)?.health.verdict === 'degraded';
+      board.publish(ep.id, { state: ep.state, degraded: ep.degraded, upSince: ep.upSince, disconnectedAt: ep.disconnectedAt, streams, health: ep.health() });
+    }
+  }
+
+  /** The instance deciding a stream's roles (null: its lease expired, a takeover is due). */
+  ownerOf(streamId: string): string | null {
+    const control = this.#controls.get(streamId);
+    return control ? (control.owner ?? null) : this.#o.backend.instanceId;
+  }
+
+  /** An endpoint as the streams see it: connected here, else as the instance holding it says. */
+  view(id: string): EndpointView {
+    const local = this.ensureEndpoint(id);
+    if (local.link) return local;
+    return this.#o.backend.endpoints?.view(id) ?? local;
+  }
+
+  /** Open the stream's control when several instances may serve it, then register it. */
+  #withControl(record: StoredStream, log: StreamLog, cursors: Readonly<Record<string, number>>, how: 'created' | 'restored' | 'adopted'): Maybe<Stream> {
+    const open = this.#o.backend.openControl;
+    if (!open) return this.#register(record, log, cursors, how, undefined);
+    return open.call(this.#o.backend, record.spec.stream_id).then((control) => this.#register(record, log, cursors, how, control));
   }
 
   /** Store the stream's changed spec, then apply the change to it. */
@@ -301,7 +342,7 @@ export class Registry {
     return result;
   }
 
-  #register(record: StoredStream, log: StreamLog, cursors: Readonly<Record<string, number>>, how: 'created' | 'restored' | 'adopted'): Stream {
+  #register(record: StoredStream, log: StreamLog, cursors: Readonly<Record<string, number>>, how: 'created' | 'restored' | 'adopted', control: StreamControl | undefined): Stream {
     const { spec } = record;
     // a backend's epoch travels in ROLE and RESET, where receivers check it
     if (!isValidId(log.epoch)) throw new MirrorstreamError('MS_CONFIG_INVALID', `the stream log gave stream ${spec.stream_id} an invalid epoch id`);
@@ -312,9 +353,14 @@ export class Registry {
       log: logger,
       policy,
       events,
-      endpoint: (id) => this.ensureEndpoint(id),
+      endpoint: (id) => this.view(id),
       acked: (streamId, endpointId, seq) => backend.saveCursor(streamId, endpointId, seq),
+      control,
     });
+    if (control) {
+      this.#controls.set(stream.id, control);
+      control.onDecision((d) => stream.apply(d, clock.now()));
+    }
     this.#records.set(stream.id, record);
     this.#streams.set(stream.id, stream);
     for (const [endpointId, seq] of Object.entries(cursors)) stream.restoreCursor(endpointId, seq);

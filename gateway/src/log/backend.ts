@@ -1,6 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { RetentionConfig } from '../config.js';
+import type { EndpointState } from '../health/failure-detector.js';
+import type { HealthSnapshot } from '../health/score.js';
 import type { StreamSpec } from '../streams/spec.js';
 import type { StreamLog } from '../streams/stream-log.js';
+import type { EndpointView, StreamControl } from '../streams/types.js';
 
 /** A value now (an in-memory backend) or later (a durable one). */
 export type Maybe<T> = T | Promise<T>;
@@ -29,6 +33,25 @@ export interface RestoredStream {
   readonly cursors: Readonly<Record<string, number>>;
 }
 
+/** What the instance holding an endpoint's connection tells the others about it. */
+export interface SharedEndpointState {
+  readonly state: EndpointState;
+  readonly degraded: boolean;
+  readonly upSince: number | undefined;
+  readonly disconnectedAt: number | undefined;
+  /** Per stream id: that stream measures the endpoint as degraded (ack lag, delivery ratio). */
+  readonly streams: Readonly<Record<string, boolean>>;
+  readonly health: HealthSnapshot;
+}
+
+/** Endpoint health shared between gateway instances, for the one that decides a stream's roles. */
+export interface EndpointBoard {
+  /** This instance's view of an endpoint it holds (or just lost); sent when it changed, and now and then. */
+  publish(endpointId: string, state: SharedEndpointState): void;
+  /** What the other instances say of an endpoint (undefined: none of them has it). */
+  view(endpointId: string): EndpointView | undefined;
+}
+
 /** A change another gateway instance made to the shared state. */
 export type BackendChange =
   | { readonly kind: 'stream'; readonly stream: StoredStream }
@@ -44,6 +67,8 @@ export type BackendChange =
  */
 export interface Backend {
   readonly kind: 'memory' | 'jetstream';
+  /** This gateway process among the instances sharing the backend (a new one every start). */
+  readonly instanceId: string;
   /** Connect; resolves once the backend can serve (the memory backend at once). */
   start(): Promise<void>;
   /** The streams stored before this instance started. */
@@ -66,5 +91,14 @@ export interface Backend {
    * (specs, deletions, cursors); our own changes may come back too (applying them is a no-op).
    */
   watch?(listener: (change: BackendChange) => void): Promise<void>;
+  /** Several instances may serve a stream: who decides its roles (see StreamControl). */
+  openControl?(streamId: string): Promise<StreamControl>;
+  /** Several instances share endpoint health. */
+  readonly endpoints?: EndpointBoard | undefined;
   close(): Promise<void>;
+}
+
+/** A gateway instance's id: random, so a restarted process is a new instance. */
+export function newInstanceId(): string {
+  return `i-${randomBytes(6).toString('base64url')}`;
 }

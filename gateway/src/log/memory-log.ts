@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeFrame, FrameType } from '@mirrorstream/receiver/protocol';
 import type { RetentionConfig } from '../config.js';
-import type { Backend } from './backend.js';
+import { newInstanceId, type Backend } from './backend.js';
 import type { AppendChunk, AppendResult, LogEntry, StreamLog } from '../streams/stream-log.js';
 
 /** A new epoch id: 16 url-safe characters, unique per stream creation. */
@@ -166,6 +166,7 @@ export class MemoryStreamLog implements StreamLog {
 export function memoryBackend(idempotencyWindowMs?: number): Backend {
   return {
     kind: 'memory',
+    instanceId: newInstanceId(),
     start: () => Promise.resolve(),
     load: () => Promise.resolve([]),
     createStream: () => undefined,

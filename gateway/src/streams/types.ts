@@ -89,6 +89,8 @@ export interface RoleDecision {
 export interface StreamControl {
   /** This instance holds the stream's lease now. */
   isOwner(): boolean;
+  /** The instance holding the lease (undefined: it expired, a takeover is due). */
+  readonly owner: string | undefined;
   /** Store a decision; rejects when this instance does not hold the lease (any more). */
   publish(decision: RoleDecision): Promise<void>;
   /** Every stored decision, in order (ours too). */

@@ -1,7 +1,7 @@
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { HealthSnapshot, MetricState, Verdict } from '../health/score.js';
 import type { Stream } from '../streams/stream.js';
-import type { SwitchRecord } from '../streams/types.js';
+import type { EndpointView, SwitchRecord } from '../streams/types.js';
 import type { Measurement, TransportStats } from '../transports/transport.js';
 
 /**
@@ -36,6 +36,8 @@ export interface StreamInfo {
   failback: { enabled: boolean; stable_ms: number };
   policy: { overflow: string; max_backlog_ms: number; decimate_n: number };
   created_at: string;
+  /** The gateway instance deciding its roles (null: its lease expired, another takes over). */
+  owner: string | null;
 }
 
 export interface StreamHealth {
@@ -97,7 +99,7 @@ export interface EndpointHealth {
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-export function streamInfo(s: Stream, endpoint: (id: string) => Endpoint): StreamInfo {
+export function streamInfo(s: Stream, endpoint: (id: string) => EndpointView, owner: string | null): StreamInfo {
   return {
     stream_id: s.id,
     epoch: s.epoch,
@@ -125,6 +127,7 @@ export function streamInfo(s: Stream, endpoint: (id: string) => Endpoint): Strea
     failback: { enabled: s.failback.enabled, stable_ms: s.failback.stableMs },
     policy: { overflow: s.overflow.overflow, max_backlog_ms: s.overflow.maxBacklogMs, decimate_n: s.overflow.decimateN },
     created_at: new Date(s.createdAt).toISOString(),
+    owner,
   };
 }
 

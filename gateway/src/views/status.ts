@@ -4,6 +4,8 @@ import type { WebTransportInfo } from '../transports/webtransport/server.js';
 /** `GET /healthz` and `Gateway.status()`. */
 export interface GatewayStatus {
   status: 'ok' | 'closing';
+  /** This gateway process (a new id every start); a stream's `owner` names one of these. */
+  instance_id: string;
   /** Which WebTransport backend runs (null until started or when disabled). */
   webtransport: { backend: WebTransportInfo['backend']; url: string } | null;
   streams: number;
@@ -14,6 +16,7 @@ export interface GatewayStatus {
 
 export function gatewayStatus(s: {
   closing: boolean;
+  instanceId: string;
   webtransport: WebTransportInfo | undefined;
   streams: number;
   endpoints: Iterable<Endpoint>;
@@ -28,6 +31,7 @@ export function gatewayStatus(s: {
   const wt = s.webtransport;
   return {
     status: s.closing ? 'closing' : 'ok',
+    instance_id: s.instanceId,
     webtransport: wt ? { backend: wt.backend, url: wt.url } : null,
     streams: s.streams,
     endpoints,

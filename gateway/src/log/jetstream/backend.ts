@@ -4,7 +4,10 @@ import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { NatsConfig, RetentionConfig } from '../../config.js';
 import { streamSpecSchema } from '../../streams/spec.js';
-import type { Backend, BackendChange, RestoredStream, StoredStream } from '../backend.js';
+import type { StreamControl } from '../../streams/types.js';
+import { newInstanceId, type Backend, type BackendChange, type RestoredStream, type StoredStream } from '../backend.js';
+import { JetStreamControl } from './control.js';
+import { JetStreamEndpointBoard } from './endpoint-board.js';
 import { apiErrorCode, logUnavailable, WRONG_LAST_SEQUENCE } from './errors.js';
 import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
 import { escapeId, natsNames, unescapeId } from './names.js';
@@ -30,7 +33,11 @@ export class JetStreamBackend implements Backend {
   #ctx: JetStreamContext | undefined;
   #specs: KV | undefined;
   #cursors: KV | undefined;
+  /** This process among the instances sharing the NATS deployment. */
+  readonly instanceId = newInstanceId();
+  endpoints: JetStreamEndpointBoard | undefined;
   readonly #logs = new Map<string, JetStreamLog>();
+  readonly #controls = new Set<JetStreamControl>();
   /** Cursors acked since the last flush, and what was last written per cursor. */
   readonly #dirty = new Map<string, number>();
   readonly #written = new Map<string, number>();
@@ -59,6 +66,11 @@ export class JetStreamBackend implements Backend {
       const kvm = new Kvm(nc);
       this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
       this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
+      // records of instances that died stay until they age out
+      const board = await kvm.create(this.#names.endpointsBucket, { history: 1, replicas, ttl: 60_000 });
+      const endpoints = new JetStreamEndpointBoard(board, this.instanceId, this.#clock, this.#log);
+      await endpoints.watch();
+      this.endpoints = endpoints;
     } catch (error) {
       // JetStream may still be electing its leaders: the caller retries start()
       throw logUnavailable('opening JetStream and the KV buckets', error);
@@ -125,6 +137,7 @@ export class JetStreamBackend implements Backend {
       await this.#kv('specs').delete(escapeId(streamId));
       await this.#logs.get(streamId)?.destroy();
       this.#logs.delete(streamId);
+      await JetStreamControl.destroy(this.#context(), streamId);
       const cursors = this.#kv('cursors');
       for await (const key of await cursors.keys(`${escapeId(streamId)}.>`)) await cursors.purge(key);
     } catch (error) {
@@ -138,6 +151,14 @@ export class JetStreamBackend implements Backend {
     const log = this.#logs.get(id) ?? (adopt ? await JetStreamLog.adopt(ctx, id, limits, stream.epoch, ADOPT_WAIT_MS) : await JetStreamLog.open(ctx, id, limits, stream.epoch));
     this.#logs.set(id, log);
     return log;
+  }
+
+  async openControl(streamId: string): Promise<StreamControl> {
+    const { leaseMs } = this.#config;
+    const control = await JetStreamControl.open(this.#context(), streamId, this.instanceId, this.#clock, { leaseMs, marginMs: Math.floor(leaseMs / 8) });
+    for (const c of this.#controls) if (c.closed) this.#controls.delete(c);
+    this.#controls.add(control);
+    return control;
   }
 
   saveCursor(streamId: string, endpointId: string, seq: number): void {
@@ -184,6 +205,8 @@ export class JetStreamBackend implements Backend {
     this.#flushTimer = undefined;
     await this.#flushing;
     await this.#flushCursors();
+    // an owner going away hands its leases back, so another instance decides at once
+    await Promise.all([...this.#controls].map((c) => c.close()));
     await Promise.all([...this.#logs.values()].map((l) => l.stop()));
     const nc = this.#nc;
     this.#nc = undefined;

@@ -22,6 +22,11 @@ export function natsNames(prefix: string) {
     logStream: (streamId: string) => `${prefix}_log_${escapeId(streamId)}`,
     logSubject: (streamId: string) => `${prefix}.log.${escapeId(streamId)}`,
     cursorKey: (streamId: string, endpointId: string) => `${escapeId(streamId)}.${escapeId(endpointId)}`,
+    /** The fenced control log of one stream: lease claims and role decisions. */
+    controlStream: (streamId: string) => `${prefix}_ctl_${escapeId(streamId)}`,
+    controlSubject: (streamId: string) => `${prefix}.ctl.${escapeId(streamId)}`,
+    /** KV bucket of endpoint health shared between instances: key = `<escaped endpoint>.<escaped instance>`. */
+    endpointsBucket: `${prefix}_endpoints`,
   };
 }
 

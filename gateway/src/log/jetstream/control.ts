@@ -1,0 +1,167 @@
+import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
+import { DeliverPolicy, DiscardPolicy, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
+import type { RoleDecision, StreamControl } from '../../streams/types.js';
+import { apiErrorCode, logUnavailable, STREAM_NOT_FOUND } from './errors.js';
+import type { JetStreamContext } from './jetstream-log.js';
+
+/** How long a lease lasts without renewal, and how the holder and the others keep clear of its edge. */
+export interface LeaseTiming {
+  leaseMs: number;
+  /** The holder stops deciding this long before its lease ends; others claim this long after. */
+  marginMs: number;
+}
+
+type ControlMessage = { k: 'lease'; by: string; until: number } | { k: 'roles'; by: string; d: RoleDecision };
+
+/**
+ * The fenced control log of one stream: a JetStream stream of its own that every
+ * instance follows. Lease claims, renewals and role decisions are appended with the
+ * stream-level expected last sequence (it holds against concurrent writers, also on
+ * nats-server 2.9 at R3), so appends are linearized: an instance appends only when it saw
+ * everything before, and a holder whose lease was taken over cannot append a decision
+ * after the claim. The owner is whoever appended the last lease that has not expired;
+ * every instance applies the decisions in log order.
+ */
+export class JetStreamControl implements StreamControl {
+  readonly #ctx: JetStreamContext;
+  readonly #name: string;
+  readonly #subject: string;
+  readonly #me: string;
+  readonly #clock: Clock;
+  readonly #t: LeaseTiming;
+  readonly #listeners: ((d: RoleDecision) => void)[] = [];
+  /** The last lease in the log. */
+  #lease: { by: string; until: number } | undefined;
+  /** The last seq this instance knows of (seen, or appended itself): what the next append expects. */
+  #lastSeq = 0;
+  #timer: TimerHandle | undefined;
+  #follower: ConsumerMessages | undefined;
+  #closed = false;
+  #appending = false;
+
+  private constructor(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming) {
+    this.#ctx = ctx;
+    this.#name = ctx.names.controlStream(streamId);
+    this.#subject = ctx.names.controlSubject(streamId);
+    this.#me = me;
+    this.#clock = clock;
+    this.#t = timing;
+  }
+
+  static async open(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming): Promise<JetStreamControl> {
+    const control = new JetStreamControl(ctx, streamId, me, clock, timing);
+    try {
+      await ctx.jsm.streams.info(control.#name).catch(async (error: unknown) => {
+        if (apiErrorCode(error) !== STREAM_NOT_FOUND) throw error;
+        await ctx.jsm.streams.add({ name: control.#name, subjects: [control.#subject], max_msgs: 64, discard: DiscardPolicy.Old, storage: StorageType.File, num_replicas: ctx.replicas });
+      });
+      await control.#follow();
+    } catch (error) {
+      throw logUnavailable(`opening the control of ${streamId}`, error);
+    }
+    control.#timer = clock.setInterval(() => void control.#tend(), Math.max(50, Math.floor(timing.leaseMs / 4)));
+    void control.#tend();
+    return control;
+  }
+
+  /** The control stream of a deleted stream goes too. */
+  static async destroy(ctx: JetStreamContext, streamId: string): Promise<void> {
+    await ctx.jsm.streams.delete(ctx.names.controlStream(streamId)).catch((error: unknown) => {
+      if (apiErrorCode(error) !== STREAM_NOT_FOUND) throw logUnavailable(`deleting the control of ${streamId}`, error);
+    });
+  }
+
+  isOwner(): boolean {
+    return this.#lease?.by === this.#me && this.#clock.now() < this.#lease.until - this.#t.marginMs;
+  }
+
+  get owner(): string | undefined {
+    const l = this.#lease;
+    return l && this.#clock.now() < l.until ? l.by : undefined;
+  }
+
+  async publish(decision: RoleDecision): Promise<void> {
+    if (!this.isOwner()) throw logUnavailable('deciding roles', new Error('this instance does not hold the lease'));
+    await this.#append({ k: 'roles', by: this.#me, d: decision });
+  }
+
+  onDecision(listener: (decision: RoleDecision) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stop following; an owner releases its lease (best effort: it expires anyway). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clock.clearInterval(this.#timer);
+    if (this.isOwner()) await this.#append({ k: 'lease', by: this.#me, until: 0 }).catch(() => undefined);
+    await this.#follower?.close();
+  }
+
+  /** Renew our lease in time, or claim one that expired. */
+  async #tend(): Promise<void> {
+    if (this.#closed || this.#appending) return;
+    const now = this.#clock.now();
+    const l = this.#lease;
+    const mine = l?.by === this.#me && now < l.until - this.#t.marginMs;
+    const free = !l || now > l.until + this.#t.marginMs;
+    if (!mine && !free) return;
+    // renew once a quarter of the lease has passed; claim at once
+    if (mine && l && l.until - now > (this.#t.leaseMs * 3) / 4) return;
+    try {
+      await this.#append({ k: 'lease', by: this.#me, until: now + this.#t.leaseMs });
+    } catch {
+      // someone appended first (or NATS is away): the follower tells us what happened
+    }
+  }
+
+  async #append(m: ControlMessage): Promise<void> {
+    this.#appending = true;
+    try {
+      const ack = await this.#ctx.js.publish(this.#subject, JSON.stringify(m), { expect: { lastSequence: this.#lastSeq } });
+      this.#lastSeq = Math.max(this.#lastSeq, ack.seq);
+      this.#see(ack.seq, m);
+    } finally {
+      this.#appending = false;
+    }
+  }
+
+  /** Follow the control log from its start (it keeps the last 64 entries). */
+  async #follow(): Promise<void> {
+    const consumer = await this.#ctx.js.consumers.get(this.#name, { deliver_policy: DeliverPolicy.All });
+    const messages = await consumer.consume({ max_messages: 256 });
+    this.#follower = messages;
+    void (async () => {
+      try {
+        for await (const msg of messages) {
+          this.#lastSeq = Math.max(this.#lastSeq, msg.seq);
+          let m: ControlMessage;
+          try {
+            m = msg.json<ControlMessage>();
+          } catch {
+            continue;
+          }
+          this.#see(msg.seq, m);
+        }
+      } catch (error) {
+        if (!this.#closed) this.#ctx.log.warn({ control: this.#name, err: error }, 'stopped following the stream control');
+      }
+    })();
+  }
+
+  /** Take in one entry, once (our own appends are seen when acked, and again when followed). */
+  #seen = 0;
+  #see(seq: number, m: ControlMessage): void {
+    if (seq <= this.#seen) return;
+    this.#seen = seq;
+    if (m.k === 'lease') {
+      this.#lease = { by: m.by, until: m.until };
+      return;
+    }
+    for (const listener of this.#listeners) listener(m.d);
+  }
+}

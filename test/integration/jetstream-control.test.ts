@@ -1,0 +1,85 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../receiver-sdk/src/protocol/index.js';
+import { JetStreamControl } from '../../gateway/src/log/jetstream/control.js';
+import type { JetStreamContext } from '../../gateway/src/log/jetstream/jetstream-log.js';
+import { natsNames } from '../../gateway/src/log/jetstream/names.js';
+import type { RoleDecision } from '../../gateway/src/streams/types.js';
+import { until } from '../helpers/gateway-process.js';
+import { startNats, type NatsServer } from '../helpers/nats.js';
+
+/**
+ * The lease of a stream's control on a real nats-server: one owner at a time, decisions
+ * in one order on every instance, and fencing: an owner whose lease was claimed by another
+ * (its clock says it still holds it: a pause, a skew) cannot store a decision after the
+ * claim. Each instance has its own ManualClock; NATS round trips are real (bounded waits).
+ */
+const TIMING = { leaseMs: 2_000, marginMs: 250 };
+const decision = (active: string): RoleDecision => ({ active: [active], promoted: [], demoted: [] });
+
+describe('stream control lease and fencing (JetStream)', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let ctx: JetStreamContext;
+  beforeAll(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+    ctx = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: natsNames('ctl'), replicas: 1, idempotencyWindowMs: 60_000, log: pino({ level: 'silent' }) };
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.close();
+  });
+
+  it('one owner; its decisions reach every instance in order; a claimed-over owner is fenced; a released lease is taken at once', async () => {
+    const clockA = new ManualClock();
+    const clockB = new ManualClock();
+    const a = await JetStreamControl.open(ctx, 's1', 'A', clockA, TIMING);
+    await until(() => a.isOwner(), 5_000, 'A claims the free lease');
+    const b = await JetStreamControl.open(ctx, 's1', 'B', clockB, TIMING);
+    await until(() => b.owner === 'A', 5_000, 'B sees A holding the lease');
+    expect(b.isOwner()).toBe(false);
+    const seenA: string[] = [];
+    const seenB: string[] = [];
+    a.onDecision((d) => seenA.push(d.active.join()));
+    b.onDecision((d) => seenB.push(d.active.join()));
+
+    await a.publish(decision('e1'));
+    await a.publish(decision('e2'));
+    await until(() => seenB.length === 2, 5_000, 'B applies A’s decisions');
+    expect(seenA).toEqual(['e1', 'e2']);
+    expect(seenB).toEqual(['e1', 'e2']);
+    await expect(b.publish(decision('x'))).rejects.toMatchObject({ code: 'MS_LOG_UNAVAILABLE' });
+
+    // B's clock runs past A's lease (A stalled, or the clocks disagree): B claims it
+    clockB.advance(TIMING.leaseMs + TIMING.marginMs + 600);
+    await until(() => b.isOwner(), 5_000, 'B claims the expired lease');
+    // A's own clock still says it holds the lease: its decision must not be stored anyway
+    await expect(a.publish(decision('stale'))).rejects.toBeDefined();
+    await until(() => a.owner === 'B', 5_000, 'A sees B holding the lease');
+    expect(a.isOwner()).toBe(false);
+    await b.publish(decision('e3'));
+    await until(() => seenA.length === 3 && seenB.length === 3, 5_000, 'both apply B’s decision');
+    expect(seenA).toEqual(['e1', 'e2', 'e3']);
+    expect(seenB).toEqual(['e1', 'e2', 'e3']);
+
+    // a closing owner hands the lease back: A claims it on its next round, without waiting it out
+    await b.close();
+    await until(() => a.owner === undefined, 5_000, 'A sees the lease released');
+    clockA.advance(TIMING.leaseMs / 4);
+    await until(() => a.isOwner(), 5_000, 'A claims the released lease');
+    await a.close();
+    await JetStreamControl.destroy(ctx, 's1');
+  }, 30_000);
+
+  it('two instances claiming a free lease at the same moment: exactly one gets it', async () => {
+    const [ca, cb] = [new ManualClock(), new ManualClock()];
+    const [a, b] = await Promise.all([JetStreamControl.open(ctx, 's2', 'A', ca, TIMING), JetStreamControl.open(ctx, 's2', 'B', cb, TIMING)]);
+    await until(() => a.owner !== undefined && a.owner === b.owner, 5_000, 'both see one owner');
+    expect([a.isOwner(), b.isOwner()].filter(Boolean)).toHaveLength(1);
+    await Promise.all([a.close(), b.close()]);
+    await JetStreamControl.destroy(ctx, 's2');
+  }, 30_000);
+});

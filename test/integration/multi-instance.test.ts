@@ -1,0 +1,234 @@
+import { performance } from 'node:perf_hooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Receiver } from '../../receiver-sdk/src/node.js';
+import { api, kill, killAll, startGateway, until, type GatewayProcess } from '../helpers/gateway-process.js';
+import { startNats, type NatsServer } from '../helpers/nats.js';
+import { withDeadline } from '../helpers/webrtc-scenario.js';
+
+/**
+ * Two gateway instances (the built CLI, child processes) on one nats-server; one failover
+ * stream over three receivers (Node SDK, WebRTC). A producer posts 500 chunks/s (10 every
+ * 20 ms) with an Idempotency-Key, and retries a failed batch on the other instance. One
+ * instance is SIGKILLed mid-stream; the union of what the receivers delivered must be
+ * exactly the seqs acked to the producer, each receiver's seqs strictly increasing, and
+ * no payload at two seqs (a retry appended nothing twice).
+ */
+const STREAM = { stream_id: 's', mode: 'failover', endpoint_list: ['e1', 'e2', 'e3'] };
+const BATCH = 10;
+const EVERY_MS = 20;
+
+interface Delivery {
+  endpoint: string;
+  seq: number;
+  payload: string;
+  at: number;
+}
+
+class Producer {
+  readonly acked = new Set<number>();
+  /** When each batch was acked (for the producer's own stall). */
+  readonly ackTimes: number[] = [];
+  retries = 0;
+  #stop = false;
+  #done: Promise<void> | undefined;
+  #urls: string[];
+
+  constructor(urls: string[]) {
+    this.#urls = urls;
+  }
+
+  start(): void {
+    this.#done = this.#run();
+  }
+
+  /** Stop after the batch in flight is acked. */
+  async stop(): Promise<void> {
+    this.#stop = true;
+    await this.#done;
+  }
+
+  async #run(): Promise<void> {
+    const t0 = performance.now();
+    for (let n = 0; !this.#stop; n++) {
+      const wait = t0 + n * EVERY_MS - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const body = { chunks: Array.from({ length: BATCH }, (_, i) => ({ payload: `b${n}-${i}` })) };
+      await this.#post(body, `batch-${n}`);
+    }
+  }
+
+  /** One batch until it is acked: on an error, the next instance with the same key (bounded). */
+  async #post(body: unknown, key: string): Promise<void> {
+    const deadline = performance.now() + 20_000;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = (await api(this.#urls[0]!, 'POST', '/v1/streams/s/chunks', body, { 'idempotency-key': key })) as { first_seq: number; last_seq: number };
+        for (let seq = r.first_seq; seq <= r.last_seq; seq++) this.acked.add(seq);
+        this.ackTimes.push(performance.now());
+        return;
+      } catch (error) {
+        if (performance.now() > deadline) throw error;
+        this.retries++;
+        // connection refused: that instance is gone, go on with the other
+        if (attempt % 2 === 0) this.#urls = [...this.#urls.slice(1), this.#urls[0]!];
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+}
+
+/** The longest stretch without a new seq delivered anywhere, from `from` on (ms). */
+function longestSilence(deliveries: readonly Delivery[], from: number): number {
+  const seen = new Set<number>();
+  const firsts: number[] = [];
+  for (const d of [...deliveries].sort((a, b) => a.at - b.at)) {
+    if (seen.has(d.seq)) continue;
+    seen.add(d.seq);
+    if (d.at >= from) firsts.push(d.at);
+  }
+  let longest = 0;
+  let last = from;
+  for (const t of firsts) {
+    longest = Math.max(longest, t - last);
+    last = t;
+  }
+  return longest;
+}
+
+describe('two gateway instances on one NATS', () => {
+  let nats: NatsServer | undefined;
+  const receivers: Receiver[] = [];
+  afterEach(async () => {
+    for (const rx of receivers.splice(0)) rx.close();
+    await killAll();
+    await nats?.close();
+    nats = undefined;
+  });
+
+  /** Both instances up, the stream created, and the instance holding its lease known. */
+  async function twoInstances(): Promise<{ owner: GatewayProcess; other: GatewayProcess; ids: Map<GatewayProcess, string> }> {
+    nats = await startNats();
+    const a = await startGateway(0, ['--nats', nats.url]);
+    const b = await startGateway(0, ['--nats', nats.url]);
+    const ids = new Map<GatewayProcess, string>();
+    for (const g of [a, b]) ids.set(g, ((await api(g.url, 'GET', '/healthz')) as { instance_id: string }).instance_id);
+    await api(a.url, 'POST', '/v1/streams', STREAM);
+    let owner: string | null = null;
+    await until(
+      async () => {
+        const seen = await Promise.all([a, b].map(async (g) => ((await api(g.url, 'GET', '/v1/streams/s').catch(() => ({ owner: null }))) as { owner: string | null }).owner));
+        owner = seen[0] === seen[1] ? (seen[0] ?? null) : null;
+        return owner !== null;
+      },
+      10_000,
+      'both instances name the same owner',
+    );
+    return owner === ids.get(a) ? { owner: a, other: b, ids } : { owner: b, other: a, ids };
+  }
+
+  async function receiver(endpointId: string, urls: string[], deliveries: Delivery[], perReceiver: Map<string, number[]>): Promise<Receiver> {
+    const { token } = (await api(urls[0]!, 'POST', `/v1/endpoints/${endpointId}/token`, {})) as { token: string };
+    const rx = new Receiver({ gatewayUrl: urls, endpointId, token, rtcConfig: { bindAddress: '127.0.0.1' }, reconnect: { nextRetryDelayMs: () => 100 } });
+    receivers.push(rx);
+    const seqs: number[] = [];
+    perReceiver.set(endpointId, seqs);
+    rx.on('chunk', (c) => {
+      seqs.push(c.seq);
+      deliveries.push({ endpoint: endpointId, seq: c.seq, payload: new TextDecoder().decode(c.payload), at: performance.now() });
+    });
+    await withDeadline(rx.connect(), 15_000, `${endpointId} connected`);
+    return rx;
+  }
+
+  async function activeOn(g: GatewayProcess): Promise<string[]> {
+    return ((await api(g.url, 'GET', '/v1/streams/s')) as { active: string[] }).active;
+  }
+
+  /** Every acked seq delivered (and nothing else), strictly increasing per receiver, no payload twice. */
+  function checkDelivery(producer: Producer, deliveries: readonly Delivery[], perReceiver: Map<string, number[]>): void {
+    const union = new Set(deliveries.map((d) => d.seq));
+    expect([...union].sort((x, y) => x - y)).toEqual([...producer.acked].sort((x, y) => x - y));
+    for (const [endpoint, seqs] of perReceiver) expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), `${endpoint} strictly increasing`).toBe(true);
+    const seqOf = new Map<string, number>();
+    for (const d of deliveries) {
+      const known = seqOf.get(d.payload);
+      if (known !== undefined) expect(known, `${d.payload} at one seq`).toBe(d.seq);
+      seqOf.set(d.payload, d.seq);
+    }
+    expect(seqOf.size).toBe(producer.acked.size);
+  }
+
+  for (const holder of ['owner', 'other'] as const) {
+    it(`SIGKILL the instance holding the active connection (${holder === 'owner' ? 'and the lease' : 'not the lease'}): the other fails over, the receivers get every acked chunk`, async () => {
+      const pair = await twoInstances();
+      const a = holder === 'owner' ? pair.owner : pair.other;
+      const b = holder === 'owner' ? pair.other : pair.owner;
+      const deliveries: Delivery[] = [];
+      const perReceiver = new Map<string, number[]>();
+      // e1 (first priority) only knows A, so when A dies the stream must move on to e2 or e3 on B
+      await receiver('e1', [a.url], deliveries, perReceiver);
+      await receiver('e2', [b.url, a.url], deliveries, perReceiver);
+      await receiver('e3', [b.url, a.url], deliveries, perReceiver);
+      await until(async () => (await activeOn(a)).join() === 'e1' && (await activeOn(b)).join() === 'e1', 10_000, 'e1 active on both instances');
+
+      const producer = new Producer([a.url, b.url]);
+      producer.start();
+      await until(() => producer.acked.size >= 500, 10_000, '500 chunks acked before the kill');
+      await until(() => deliveries.length >= 400, 10_000, 'e1 delivering');
+      const killedAt = performance.now();
+      const ackedBeforeKill = producer.acked.size;
+      await kill(a);
+      await until(async () => ['e2', 'e3'].includes((await activeOn(b))[0] ?? ''), 15_000, 'B made e2 or e3 active');
+      const promotedAt = performance.now();
+      await until(() => producer.acked.size >= ackedBeforeKill + 1000, 20_000, '1000 more chunks acked after the kill');
+      await producer.stop();
+      await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 15_000, 'every acked chunk delivered');
+
+      checkDelivery(producer, deliveries, perReceiver);
+      const producerStall = Math.max(...producer.ackTimes.filter((t, i) => i > 0 && t > killedAt).map((t, i, all) => t - (i === 0 ? killedAt : all[i - 1]!)));
+      console.log(
+        `[multi-instance, killed active holder${holder === 'owner' ? ' + owner' : ''}] ${producer.acked.size} chunks acked (${ackedBeforeKill} before the kill), ` +
+          `all delivered once per receiver in order; kill → ${(await activeOn(b)).join()} active on B ${Math.round(promotedAt - killedAt)} ms; ` +
+          `longest delivery interruption ${Math.round(longestSilence(deliveries, killedAt))} ms; producer stall ${Math.round(producerStall)} ms, ${producer.retries} retries`,
+      );
+    }, 90_000);
+  }
+
+  it('SIGKILL the owner while the other instance holds the active connection: delivery goes on, the other takes the lease and decides', async () => {
+    const { owner, other, ids } = await twoInstances();
+    const deliveries: Delivery[] = [];
+    const perReceiver = new Map<string, number[]>();
+    const e1 = await receiver('e1', [other.url], deliveries, perReceiver);
+    await receiver('e2', [owner.url, other.url], deliveries, perReceiver);
+    await receiver('e3', [owner.url, other.url], deliveries, perReceiver);
+    await until(async () => (await activeOn(other)).join() === 'e1', 10_000, 'e1 active');
+
+    const producer = new Producer([other.url]);
+    producer.start();
+    await until(() => deliveries.length >= 500, 10_000, 'e1 delivering');
+    const killedAt = performance.now();
+    await kill(owner);
+    const otherId = ids.get(other);
+    await until(async () => ((await api(other.url, 'GET', '/v1/streams/s')) as { owner: string | null }).owner === otherId, 15_000, 'the other instance took the lease');
+    const takeover = performance.now() - killedAt;
+    const e1Count = (): number => perReceiver.get('e1')!.length;
+    const e1AtTakeover = e1Count();
+    await until(() => e1Count() >= e1AtTakeover + 250, 10_000, 'e1 still delivering');
+    const silence = longestSilence(deliveries, killedAt);
+    // the new owner decides: e1 goes away, e2 (reconnected to the other instance) takes over
+    const closedAt = performance.now();
+    e1.close();
+    await until(async () => (await activeOn(other)).join() === 'e2', 15_000, 'the new owner failed over to e2');
+    const failover = performance.now() - closedAt;
+    await until(() => perReceiver.get('e2')!.length >= 100, 10_000, 'e2 delivering');
+    await producer.stop();
+    await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 15_000, 'every acked chunk delivered');
+
+    checkDelivery(producer, deliveries, perReceiver);
+    expect(silence).toBeLessThan(1_000);
+    console.log(
+      `[multi-instance, killed owner] ${producer.acked.size} chunks acked, all delivered; longest delivery interruption after the kill ${Math.round(silence)} ms; ` +
+        `lease taken over ${Math.round(takeover)} ms after the kill (leaseMs 2000); then e1 closed → e2 active ${Math.round(failover)} ms`,
+    );
+  }, 90_000);
+});
