@@ -18,7 +18,7 @@ if (!endpointId || !token) {
 const bind = process.env.MIRRORSTREAM_RTC_BIND ?? '127.0.0.1';
 const rx = new Receiver({ gatewayUrl: gatewayUrl.split(','), endpointId, token, ...(bind ? { rtcConfig: { bindAddress: bind } } : {}) });
 const text = new TextDecoder();
-rx.on('status', (status, detail) => console.log(`[${endpointId}] ${status} (${detail}) ${rx.gatewayUrl}`));
+rx.on('status', (status, detail) => console.log(`[${endpointId}] ${status} (${detail}) ${rx.gatewayUrl ?? ''}`));
 rx.on('role', (r) => console.log(`[${endpointId}] ${r.streamId}: ${r.role} from seq ${r.fromSeq}`));
 rx.on('gap', (g) => console.log(`[${endpointId}] ${g.streamId}: gap ${g.from}..${g.to} (${g.reason})`));
 rx.on('chunk', (c) => {
