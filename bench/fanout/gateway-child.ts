@@ -28,12 +28,15 @@ const publisher = setInterval(() => {
 process.on('message', (raw: ToGateway) => {
   void (async () => {
     if (raw.cmd === 'add') {
-      const tokens: { id: string; token: string }[] = [];
-      for (const id of raw.ids) {
-        gateway.createStream({ stream_id: `s-${id}`, endpoint_list: [id] });
-        streams.push(`s-${id}`);
-        tokens.push({ id, token: (await gateway.issueToken(id)).token });
-      }
+      // all at once: with hundreds of endpoints connected the event loop is busy, and one
+      // await per token would wait a loop turn each (minutes at 1000)
+      const tokens = await Promise.all(
+        raw.ids.map(async (id) => {
+          await gateway.createStream({ stream_id: `s-${id}`, endpoint_list: [id] });
+          streams.push(`s-${id}`);
+          return { id, token: (await gateway.issueToken(id)).token };
+        }),
+      );
       send({ ev: 'added', tokens });
     } else if (raw.cmd === 'measure') {
       const gc = (globalThis as { gc?: () => void }).gc;
