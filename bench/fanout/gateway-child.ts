@@ -10,7 +10,8 @@ const RATE = Number(process.env.FANOUT_RATE ?? 1);
 const send = (m: FromGateway): void => void process.send?.(m);
 // extra gateway configuration from the bench (e.g. a probe interval), JSON
 const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInput;
-const gateway = createGateway({ logLevel: 'silent', ...extra, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1' } });
+// every synthetic receiver signals from 127.0.0.1: the per-address signaling limit is off here
+const gateway = createGateway({ logLevel: 'silent', ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1' } });
 const server = await serve(gateway, { apiKey: 'fanout-bench-key-0123', host: '127.0.0.1', port: 0 });
 const streams: string[] = [];
 const payload = new Uint8Array(100);

@@ -148,6 +148,32 @@ export const tokensSchema = z
   })
   .prefault({});
 
+/** Limits that keep one client (or a flood of them) from exhausting the gateway. */
+export const limitsSchema = z
+  .strictObject({
+    /** JSON request bodies nested deeper than this are refused (400) before anything walks them. */
+    maxJsonDepth: z.number().int().min(4).max(1_000).default(64),
+    /** A request head must arrive within this (408 after); against slow-header clients. */
+    headersTimeoutMs: z.number().int().min(1_000).max(600_000).default(10_000),
+    /** A whole request (head and body) must arrive within this (408 after). */
+    requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
+    /**
+     * Signaling sessions (WebRTC offers answered, WebTransport tickets) per endpoint that may
+     * be open at once: the current one, a replacement overlapping it, and a retry.
+     */
+    sessionsPerEndpoint: z.number().int().min(1).max(100).default(3),
+    /** Signaling sessions open at once in the whole gateway. */
+    maxSessions: z.number().int().min(1).max(1_000_000).default(20_000),
+    /** The window of the per-address rate limits below. */
+    rateWindowMs: z.number().int().min(100).max(3_600_000).default(10_000),
+    /** Signaling requests (offers, WebTransport tickets, session deletes) per client address per window; 0: no limit. */
+    signalingPerAddress: z.number().int().min(0).default(50),
+    /** Token requests per client address per window; 0: no limit. */
+    tokensPerAddress: z.number().int().min(0).default(1_000),
+  })
+  .refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, { message: 'headersTimeoutMs must not exceed requestTimeoutMs', path: ['headersTimeoutMs'] })
+  .prefault({});
+
 /**
  * Bytes a DATA frame adds around its payload at most: stream id (128 chars), key (256
  * chars, up to 4 bytes each in UTF-8), seq, timestamp, layer and the msgpack headers.
@@ -188,6 +214,7 @@ export const gatewayConfigSchema = z.strictObject({
   webrtc: webrtcSchema,
   webtransport: webtransportSchema,
   tokens: tokensSchema,
+  limits: limitsSchema,
   log: logSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
@@ -206,6 +233,7 @@ export type HealthConfig = z.output<typeof healthSchema>;
 export type FailbackConfig = z.output<typeof failbackSchema>;
 export type LogConfig = z.output<typeof logSchema>;
 export type NatsConfig = z.output<typeof natsSchema>;
+export type LimitsConfig = z.output<typeof limitsSchema>;
 
 /** Validate and freeze; throws MirrorstreamError MS_CONFIG_INVALID with every problem listed. */
 export function parseConfig(input: GatewayConfigInput = {}): GatewayConfig {

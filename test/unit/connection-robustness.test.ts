@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../../gateway/src/index.js';
+import { ERROR_LINGER_MS } from '../../gateway/src/endpoints/connection.js';
 import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, SDK_VERSION, type Frame } from '../../receiver-sdk/src/index.js';
 import { harness, seqsOf } from '../helpers/memory-harness.js';
 
@@ -7,16 +8,23 @@ import { harness, seqsOf } from '../helpers/memory-harness.js';
 function rawClient(h: ReturnType<typeof harness>, endpointId: string) {
   const [g, r] = MemoryTransport.pair();
   const frames: Frame[] = [];
+  /** What arrived, in order: frame type names and `close`. */
+  const events: string[] = [];
   let closed: string | undefined;
   r.on('message', (b) => {
     const d = decodeFrame(b);
     if (d.ok) frames.push(d.frame);
+    events.push(d.ok ? `frame ${d.frame.type}` : 'undecodable');
   });
-  r.on('close', (reason) => (closed = reason));
+  r.on('close', (reason) => {
+    closed = reason;
+    events.push('close');
+  });
   h.gateway.accept(g, { endpointId });
   return {
     r,
     frames,
+    events,
     closed: () => closed,
     hello: (id = endpointId, version = PROTOCOL_VERSION) =>
       r.send(encodeFrame({ type: FrameType.HELLO, version, endpointId: id, sdkVersion: SDK_VERSION, resume: {}, epochs: {} }), 'control'),
@@ -42,7 +50,10 @@ describe('gateway connection input validation', () => {
     for (let i = 1; i <= 10; i++) await h.gateway.publish('s1', `c${i}`);
     await h.step(100);
     expect(errorCode(bad.frames)).toBe(expected);
-    expect(bad.closed()).toBeDefined();
+    // this client does not close on ERROR: the gateway waits ERROR_LINGER_MS for it to arrive, then closes
+    expect(bad.closed()).toBeUndefined();
+    await h.step(ERROR_LINGER_MS);
+    expect(bad.events).toEqual([`frame ${FrameType.ERROR}`, 'close']);
     expect(seqsOf(good)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await h.close();
   });
@@ -71,8 +82,20 @@ describe('gateway connection input validation', () => {
     expect(errorCode(c.frames)).toBe('MS_PROTOCOL_STATE');
     const silent = rawClient(h, 'dave');
     await h.step(1_100);
-    expect(errorCode(silent.frames)).toBe('MS_PROTOCOL_STATE');
-    expect(silent.closed()).toBeDefined();
+    expect(errorCode(silent.frames)).toBe('MS_HELLO_TIMEOUT');
+    await h.step(ERROR_LINGER_MS);
+    expect(silent.events).toEqual([`frame ${FrameType.ERROR}`, 'close']);
+    await h.close();
+  });
+
+  it('a client that closes on the ERROR (as the SDK does) is not kept waiting, and frames after the violation are ignored', async () => {
+    const h = harness();
+    const c = rawClient(h, 'frank');
+    c.r.on('message', () => c.r.close('closing on the error'));
+    for (let i = 0; i < 100; i++) c.r.send(new Uint8Array([0xc1]), 'control');
+    await h.step(10);
+    expect(c.events).toEqual([`frame ${FrameType.ERROR}`, 'close']);
+    expect(c.closed()).toBe('closing on the error');
     await h.close();
   });
 

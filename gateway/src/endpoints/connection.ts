@@ -30,6 +30,12 @@ export type ConnectionEvents = {
   close: [reason: string];
 };
 
+/**
+ * After an ERROR, how long the transport stays open for it to arrive: a receiver closes on
+ * ERROR (then we close at once); one that does not is closed after this.
+ */
+export const ERROR_LINGER_MS = 1_000;
+
 export interface ConnectionOptions {
   transport: Transport;
   /** The endpoint the signaling layer authenticated; HELLO must name the same one. */
@@ -74,7 +80,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     opts.transport.on('drain', () => this.emit('drain'));
     opts.transport.on('close', (reason) => this.#onClosed(reason));
     opts.transport.on('error', (error) => opts.log.warn({ err: error }, 'transport error'));
-    this.#helloTimer = opts.clock.setTimeout(() => this.fail(new ProtocolError('MS_PROTOCOL_STATE', 'no HELLO in time')), opts.helloTimeoutMs);
+    this.#helloTimer = opts.clock.setTimeout(() => this.fail(new ProtocolError('MS_HELLO_TIMEOUT', `no valid HELLO within ${opts.helloTimeoutMs} ms`)), opts.helloTimeoutMs);
     if (opts.transport.isClosed) queueMicrotask(() => this.#onClosed('closed before open'));
   }
 
@@ -113,12 +119,20 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.#sendHeartbeat();
   }
 
-  /** Answer a protocol violation with ERROR and close. */
+  /**
+   * Answer a protocol violation with ERROR and close. The gateway is done with the
+   * connection at once (nothing more is read or sent); the transport closes once the
+   * receiver closed on the ERROR, or after ERROR_LINGER_MS, so the ERROR is not cut off.
+   */
   fail(error: ProtocolError): void {
     if (this.#state === 'closed') return;
     this.#opts.log.warn({ code: error.code, endpointId: this.endpointId }, `closing connection: ${error.message}`);
-    this.transport.send(encodeFrame({ type: FrameType.ERROR, code: error.code, message: error.message }), 'control');
-    this.close(error.code);
+    const { transport, clock } = this.#opts;
+    transport.send(encodeFrame({ type: FrameType.ERROR, code: error.code, message: error.message }), 'control');
+    this.#onClosed(error.code);
+    if (transport.isClosed) return;
+    const linger = clock.setTimeout(() => transport.close(error.code), ERROR_LINGER_MS);
+    void transport.closed.then(() => clock.clearTimeout(linger));
   }
 
   close(reason: string): void {

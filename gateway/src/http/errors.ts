@@ -9,6 +9,7 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   MS_FRAME_INVALID_FIELD: 400,
   MS_PROTOCOL_VERSION: 400,
   MS_PROTOCOL_STATE: 400,
+  MS_HELLO_TIMEOUT: 400,
   MS_UNAUTHORIZED: 401,
   MS_NOT_FOUND: 404,
   MS_STREAM_NOT_FOUND: 404,
@@ -18,8 +19,12 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   MS_ENDPOINT_EXISTS: 409,
   MS_PAYLOAD_TOO_LARGE: 413,
   MS_UNSUPPORTED_MEDIA_TYPE: 415,
+  MS_REQUEST_TIMEOUT: 408,
+  MS_HEADERS_TOO_LARGE: 431,
   MS_ENDPOINT_LIST_INVALID: 422,
   MS_BACKPRESSURE: 429,
+  MS_RATE_LIMITED: 429,
+  MS_TOO_MANY_SESSIONS: 429,
   MS_TRANSPORT_DEGRADED: 503,
   MS_GATEWAY_CLOSED: 503,
   MS_TRANSPORT_CLOSED: 503,
@@ -30,24 +35,30 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string };
 }
 
-/** Map anything thrown while serving a request to a status and `{error:{code,message}}`. */
+const httpError = (status: number, code: ErrorCode, message: string): { status: number; body: ErrorBody } => ({ status, body: { error: { code, message } } });
+
+/**
+ * Map anything thrown while serving a request to a status and `{error:{code,message}}`.
+ * Besides our own errors, what Express and body-parser throw for bad input (http-errors
+ * with a 4xx status: a bad percent-escape in a path, a corrupt gzip body, bad JSON) is a
+ * client error too, never a 500.
+ */
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
-  if (err instanceof MirrorstreamError) {
-    return { status: HTTP_STATUS[err.code] ?? 500, body: { error: { code: err.code, message: err.message } } };
+  if (err instanceof MirrorstreamError) return httpError(HTTP_STATUS[err.code] ?? 500, err.code, err.message);
+  const e = typeof err === 'object' && err !== null ? (err as { type?: unknown; status?: unknown; statusCode?: unknown }) : {};
+  const type = typeof e.type === 'string' ? e.type : undefined;
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  if (type === 'entity.too.large' || status === 413) return httpError(413, 'MS_PAYLOAD_TOO_LARGE', 'request body is larger than maxBodyBytes');
+  if (type === 'entity.parse.failed') return httpError(400, 'MS_BAD_REQUEST', 'request body is not valid JSON');
+  if (type === 'charset.unsupported' || type === 'encoding.unsupported' || status === 415) {
+    return httpError(415, 'MS_UNSUPPORTED_MEDIA_TYPE', 'unsupported charset or content encoding');
   }
-  // body-parser errors carry a `type`
-  const type = typeof err === 'object' && err !== null && 'type' in err ? String(err.type) : undefined;
-  if (type === 'entity.too.large') {
-    return { status: 413, body: { error: { code: 'MS_PAYLOAD_TOO_LARGE', message: 'request body is larger than maxBodyBytes' } } };
+  if (type === 'request.aborted' || type === 'request.size.invalid') return httpError(400, 'MS_BAD_REQUEST', 'request body was cut short');
+  if (err instanceof URIError) return httpError(400, 'MS_BAD_REQUEST', 'a path parameter is not valid percent-encoding');
+  if (status !== undefined && status >= 400 && status < 500) {
+    // zlib errors of a corrupt compressed body come as a bare 400
+    const zlib = typeof (err as { code?: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('Z_');
+    return httpError(400, 'MS_BAD_REQUEST', zlib ? 'request body is not valid for its Content-Encoding' : 'bad request');
   }
-  if (type === 'entity.parse.failed') {
-    return { status: 400, body: { error: { code: 'MS_BAD_REQUEST', message: 'request body is not valid JSON' } } };
-  }
-  if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
-    return { status: 415, body: { error: { code: 'MS_UNSUPPORTED_MEDIA_TYPE', message: 'unsupported charset or content encoding' } } };
-  }
-  if (type === 'request.aborted' || type === 'request.size.invalid') {
-    return { status: 400, body: { error: { code: 'MS_BAD_REQUEST', message: 'request body was cut short' } } };
-  }
-  return { status: 500, body: { error: { code: 'MS_INTERNAL', message: 'internal error' } } };
+  return httpError(500, 'MS_INTERNAL', 'internal error');
 }

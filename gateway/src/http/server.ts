@@ -10,6 +10,7 @@ import type { Gateway } from '../gateway.js';
 import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type PolicyInput, type StreamSpecInput } from '../streams/spec.js';
 import { chunkFromRaw, chunksFromJson, chunksFromMsgpack } from './chunks.js';
 import { toHttpError } from './errors.js';
+import { answerParserErrors, jsonDepthLimit, perAddressLimit, serverOptions } from './guards.js';
 import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
 
 export interface HttpServerOptions {
@@ -42,6 +43,7 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   const limit = gateway.config.maxBodyBytes;
+  const limits = gateway.config.limits;
 
   app.get('/healthz', (_req, res) => {
     const status = gateway.status();
@@ -63,6 +65,7 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   const v1 = express.Router();
   v1.use(requireApiKey(options.apiKey));
   v1.use(express.json({ limit, type: ['application/json', 'application/*+json'] }));
+  v1.use(jsonDepthLimit(limits.maxJsonDepth));
   v1.use(express.raw({ limit, type: [...MSGPACK_TYPES, 'application/octet-stream'] }));
 
   v1.post('/streams', async (req, res) => {
@@ -117,7 +120,7 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   v1.get('/endpoints/:id/health', (req, res) => {
     res.json(gateway.endpointHealth(id(req)));
   });
-  v1.post('/endpoints/:id/token', async (req, res) => {
+  v1.post('/endpoints/:id/token', perAddressLimit(limits.tokensPerAddress, limits.rateWindowMs, 'token'), async (req, res) => {
     const body = req.body === undefined || (typeof req.body === 'object' && Object.keys(req.body as object).length === 0) ? {} : jsonBody(req);
     const { ttl_s } = parseInput(tokenRequestSchema, body, 'token request');
     res.status(201).json(await gateway.issueToken(id(req), ttl_s === undefined ? {} : { ttl_s }));
@@ -127,10 +130,12 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   app.use((req, _res, next) => next(new MirrorstreamError('MS_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const { status, body } = toHttpError(err);
+    // bad input is the client's: below error level, so no client can fill the error log
     if (status >= 500) gateway.log.error({ err, path: req.path }, 'request failed');
+    else gateway.log.debug({ code: body.error.code, path: req.path.slice(0, 200) }, 'request refused');
     if (res.headersSent) return;
     // a retryable outage (log unavailable, closing, backpressure): tell clients when to come back
-    if (err instanceof MirrorstreamError && err.retryable && (status === 503 || status === 429)) res.set('retry-after', '1');
+    if (err instanceof MirrorstreamError && err.retryable && (status === 503 || status === 429) && !res.get('retry-after')) res.set('retry-after', '1');
     res.status(status).json(body);
   });
   return app;
@@ -140,7 +145,8 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
 export async function serve(gateway: Gateway, options: HttpServerOptions): Promise<RunningServer> {
   const metrics = createMetrics(gateway);
   const app = createHttpApp(gateway, { apiKey: options.apiKey, metrics });
-  const server = createServer(app);
+  const server = createServer(serverOptions(gateway.config.limits), app);
+  answerParserErrors(server, gateway.log);
   const host = options.host ?? gateway.config.host;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -185,10 +191,12 @@ function signalingRouter(gateway: Gateway): express.Router {
     next();
   };
   const sdpBody = express.text({ type: 'application/sdp', limit: 64 * 1024 });
+  const { signalingPerAddress, rateWindowMs } = gateway.config.limits;
+  const limited = perAddressLimit(signalingPerAddress, rateWindowMs, 'signaling');
   r.options(['/endpoints/:id/webrtc', '/endpoints/:id/webrtc/:session'], cors, (_req, res) => {
     res.status(204).end();
   });
-  r.post('/endpoints/:id/webrtc', cors, sdpBody, async (req, res) => {
+  r.post('/endpoints/:id/webrtc', cors, limited, sdpBody, async (req, res) => {
     const endpointId = id(req);
     const token = bearer(req);
     if (!req.is('application/sdp')) {
@@ -205,10 +213,10 @@ function signalingRouter(gateway: Gateway): express.Router {
   r.options('/endpoints/:id/webtransport', cors, (_req, res) => {
     res.status(204).end();
   });
-  r.post('/endpoints/:id/webtransport', cors, async (req, res) => {
+  r.post('/endpoints/:id/webtransport', cors, limited, async (req, res) => {
     res.status(201).json(await gateway.openWebTransportSession(id(req), bearer(req)));
   });
-  r.delete('/endpoints/:id/webrtc/:session', cors, async (req, res) => {
+  r.delete('/endpoints/:id/webrtc/:session', cors, limited, async (req, res) => {
     const session = String(req.params.session ?? '');
     await gateway.closeSession(id(req), bearer(req), session);
     res.status(204).end();

@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config.js';
 import type { Closing } from '../core/lifecycle.js';
 import type { Transport } from '../transports/transport.js';
 import type { WebRtcEngine } from '../transports/webrtc/index.js';
+import { SessionBudget } from './budget.js';
 import { EndpointTokens } from './tokens.js';
 import { WebRtcSessions } from './webrtc-sessions.js';
 import { WebTransportSignaling } from './webtransport.js';
@@ -25,8 +26,9 @@ export class Signaling {
   }) {
     const { config, clock, log, accept, closing } = o;
     this.tokens = new EndpointTokens(config.tokens.secret ?? randomBytes(32).toString('base64url'), config.tokens.ttlS, clock);
-    this.webrtc = new WebRtcSessions({ config: config.webrtc, clock, log, tokens: this.tokens, engine: o.engine, accept, closing });
-    this.webtransport = new WebTransportSignaling({ config, clock, log, tokens: this.tokens, accept, closing });
+    const budget = new SessionBudget(config.limits);
+    this.webrtc = new WebRtcSessions({ config: config.webrtc, clock, log, tokens: this.tokens, budget, engine: o.engine, accept, closing });
+    this.webtransport = new WebTransportSignaling({ config, clock, log, tokens: this.tokens, budget, accept, closing });
   }
 
   async close(reason: string): Promise<void> {

@@ -6,6 +6,7 @@ import { assertOpen, type Closing } from '../core/lifecycle.js';
 import { idSchema, parseInput } from '../streams/spec.js';
 import type { Transport } from '../transports/transport.js';
 import { createWebRtcEngine, looksLikeDataOffer, type WebRtcEngine } from '../transports/webrtc/index.js';
+import type { SessionBudget } from './budget.js';
 import type { EndpointTokens } from './tokens.js';
 
 export interface WebRtcSession {
@@ -19,6 +20,7 @@ export interface WebRtcSessionsOptions {
   clock: Clock;
   log: Logger;
   tokens: EndpointTokens;
+  budget: SessionBudget;
   /** Use this engine instead of the one `config.engine` names. */
   engine?: WebRtcEngine | undefined;
   /** Hand a transport whose channels opened to the gateway. */
@@ -49,12 +51,15 @@ export class WebRtcSessions {
     if (!looksLikeDataOffer(offerSdp)) {
       throw new MirrorstreamError('MS_BAD_REQUEST', 'body must be an SDP offer (v=0 ...) with an m=application SCTP section, at most 64 KiB');
     }
-    this.#engine ??= createWebRtcEngine(this.#o.config, this.#o.clock);
-    const engine = await this.#engine;
+    const release = this.#o.budget.take(endpointId);
     let offer;
     try {
-      offer = await engine.answer(offerSdp);
+      this.#engine ??= createWebRtcEngine(this.#o.config, this.#o.clock);
+      const engine = await this.#engine;
+      offer = { ...(await engine.answer(offerSdp)), engine: engine.name };
     } catch (error) {
+      release();
+      if (error instanceof MirrorstreamError) throw error;
       throw new MirrorstreamError('MS_BAD_REQUEST', `the WebRTC engine rejected the offer: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     const sessionId = randomUUID();
@@ -62,6 +67,7 @@ export class WebRtcSessions {
     this.#sessions.set(sessionId, session);
     offer.transport.then(
       (transport) => {
+        void transport.closed.then(release);
         if (session.closed || this.#o.closing()) {
           transport.close(session.closed ? 'session deleted' : 'gateway closing');
           return;
@@ -71,11 +77,12 @@ export class WebRtcSessions {
         this.#o.accept(transport, { endpointId, sessionId });
       },
       (error: unknown) => {
+        release();
         this.#sessions.delete(sessionId);
         this.#o.log.warn({ endpointId, err: error }, 'WebRTC session did not come up');
       },
     );
-    this.#o.log.info({ endpointId, session: sessionId, engine: engine.name }, 'WebRTC offer answered');
+    this.#o.log.info({ endpointId, session: sessionId, engine: offer.engine }, 'WebRTC offer answered');
     return { session_id: sessionId, endpoint_id: endpointId, answer_sdp: offer.answerSdp };
   }
 

@@ -5,6 +5,7 @@ import { assertOpen, type Closing } from '../core/lifecycle.js';
 import { idSchema, parseInput } from '../streams/spec.js';
 import type { Transport } from '../transports/transport.js';
 import { WebTransportService, type WebTransportInfo, type WebTransportTicket } from '../transports/webtransport/server.js';
+import type { SessionBudget } from './budget.js';
 import type { EndpointTokens } from './tokens.js';
 
 export interface WebTransportSignalingOptions {
@@ -12,6 +13,7 @@ export interface WebTransportSignalingOptions {
   clock: Clock;
   log: Logger;
   tokens: EndpointTokens;
+  budget: SessionBudget;
   accept(transport: Transport, auth: { endpointId: string }): void;
   closing: Closing;
 }
@@ -45,7 +47,13 @@ export class WebTransportSignaling {
     parseInput(idSchema, endpointId, 'endpoint id');
     await this.#o.tokens.verify(token, endpointId);
     const service = await this.#start();
-    return service.ticket(endpointId);
+    const release = this.#o.budget.take(endpointId);
+    try {
+      return service.ticket(endpointId, release);
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   async stop(): Promise<void> {

@@ -39,7 +39,7 @@ interface WtServer {
 
 interface WtServerSession extends WtSession {
   ready: Promise<unknown>;
-  userData?: { endpointId?: string };
+  userData?: { endpointId?: string; release?: () => void };
   incomingBidirectionalStreams: ReadableStream<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>;
   createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
 }
@@ -56,7 +56,8 @@ export class WebTransportService {
   readonly info: WebTransportInfo;
   readonly #server: WtServer;
   readonly #tls: TlsMaterial;
-  readonly #tickets = new Map<string, { endpointId: string; expires: number }>();
+  /** Unused tickets; each holds a signaling slot, given back at expiry or when its session ends. */
+  readonly #tickets = new Map<string, { endpointId: string; expires: number; release: () => void }>();
   readonly #clock: Clock;
   #stopped = false;
 
@@ -104,13 +105,20 @@ export class WebTransportService {
     return service;
   }
 
-  /** A single-use session URL for one endpoint (the caller checked its token). */
-  ticket(endpointId: string): WebTransportTicket {
+  /**
+   * A single-use session URL for one endpoint (the caller checked its token). `release`
+   * is called once the ticket expired unused, or once its session ended.
+   */
+  ticket(endpointId: string, release: () => void = () => undefined): WebTransportTicket {
     if (this.#stopped) throw new MirrorstreamError('MS_GATEWAY_CLOSED', 'WebTransport is stopped');
     const now = this.#clock.now();
-    for (const [t, v] of this.#tickets) if (v.expires < now) this.#tickets.delete(t);
     const ticket = randomBytes(18).toString('base64url');
-    this.#tickets.set(ticket, { endpointId, expires: now + TICKET_TTL_MS });
+    this.#tickets.set(ticket, { endpointId, expires: now + TICKET_TTL_MS, release });
+    this.#clock.setTimeout(() => {
+      const unused = this.#tickets.get(ticket);
+      this.#tickets.delete(ticket);
+      unused?.release();
+    }, TICKET_TTL_MS + 1);
     return {
       url: `${this.info.url}?ticket=${ticket}`,
       backend: this.info.backend,
@@ -130,8 +138,11 @@ export class WebTransportService {
     const ticket = new URLSearchParams(q >= 0 ? path.slice(q + 1) : '').get('ticket') ?? '';
     const entry = this.#tickets.get(ticket);
     this.#tickets.delete(ticket);
-    if (!entry || entry.expires < this.#clock.now() || !path.startsWith(PATH)) return { status: 401 };
-    return { status: 200, path: PATH, userData: { endpointId: entry.endpointId } };
+    if (!entry || entry.expires < this.#clock.now() || !path.startsWith(PATH)) {
+      entry?.release();
+      return { status: 401 };
+    }
+    return { status: 200, path: PATH, userData: { endpointId: entry.endpointId, release: entry.release } };
   }
 
   async #acceptLoop(
@@ -143,6 +154,7 @@ export class WebTransportService {
       const { value: session, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
       if (done || !session) return;
       void this.#setUp(session, opts).catch((error: unknown) => {
+        session.userData?.release?.();
         opts.log.warn({ err: error }, 'WebTransport session did not come up');
         try {
           session.close({ closeCode: 1, reason: 'setup failed' });
@@ -163,6 +175,8 @@ export class WebTransportService {
     if (bidi.done || !bidi.value) throw new Error('no control stream');
     const data = await session.createUnidirectionalStream();
     const transport = new WebTransportTransport({ session, backend: this.info.backend, control: bidi.value, data, maxFrameBytes: opts.maxFrameBytes, clock: opts.clock });
+    const release = session.userData?.release;
+    if (release) void transport.closed.then(release);
     opts.onSession(transport, endpointId);
   }
 }
