@@ -35,7 +35,10 @@ const program = new Command()
   .option('--token-secret <secret>', 'HS256 secret for endpoint tokens, 32+ chars (env MIRRORSTREAM_TOKEN_SECRET)')
   .option('--nats <urls>', 'keep streams in NATS JetStream: comma-separated nats://host:port (env MIRRORSTREAM_NATS_URL); default: in memory')
   .option('--nats-replicas <n>', 'JetStream replicas of every stream and KV bucket (env MIRRORSTREAM_NATS_REPLICAS)', int)
-  .option('--nats-lease-ms <ms>', 'how long a stream owner holds its lease; a takeover comes about this long after it dies (env MIRRORSTREAM_NATS_LEASE_MS)', int);
+  .option('--nats-lease-ms <ms>', 'how long a stream owner holds its lease; a takeover comes about this long after it dies (env MIRRORSTREAM_NATS_LEASE_MS)', int)
+  .option('--signaling-per-address <n>', 'signaling requests per client address per 10 s, 0 = no limit (env MIRRORSTREAM_SIGNALING_PER_ADDRESS)', int)
+  .option('--tokens-per-address <n>', 'token requests per client address per 10 s, 0 = no limit (env MIRRORSTREAM_TOKENS_PER_ADDRESS)', int)
+  .option('--max-sessions <n>', 'signaling sessions open at once in the gateway (env MIRRORSTREAM_MAX_SESSIONS)', int);
 
 program.parse();
 const flags = program.opts<{
@@ -54,6 +57,9 @@ const flags = program.opts<{
   nats?: string;
   natsReplicas?: number;
   natsLeaseMs?: number;
+  signalingPerAddress?: number;
+  tokensPerAddress?: number;
+  maxSessions?: number;
 }>();
 const env = process.env;
 const envInt = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
@@ -71,6 +77,11 @@ const input: GatewayConfigInput = {
   },
   tokens: { secret: flags.tokenSecret ?? (env.MIRRORSTREAM_TOKEN_SECRET || undefined) },
   log: natsLog(flags.nats ?? (env.MIRRORSTREAM_NATS_URL || undefined), flags.natsReplicas ?? envInt('MIRRORSTREAM_NATS_REPLICAS'), flags.natsLeaseMs ?? envInt('MIRRORSTREAM_NATS_LEASE_MS')),
+  limits: {
+    signalingPerAddress: flags.signalingPerAddress ?? envInt('MIRRORSTREAM_SIGNALING_PER_ADDRESS'),
+    tokensPerAddress: flags.tokensPerAddress ?? envInt('MIRRORSTREAM_TOKENS_PER_ADDRESS'),
+    maxSessions: flags.maxSessions ?? envInt('MIRRORSTREAM_MAX_SESSIONS'),
+  },
   retention: {
     maxChunks: flags.retentionMaxChunks,
     maxBytes: flags.retentionMaxBytes,

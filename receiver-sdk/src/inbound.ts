@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from './protocol/clock.js';
-import { encodeFrame, FrameType, type DataFrame, type ReceiverReportFrame } from './protocol/frames.js';
+import { encodeFrame, END_REASON_REMOVED, FrameType, type DataFrame, type ReceiverReportFrame } from './protocol/frames.js';
 
 /** One chunk, delivered in seq order per stream. */
 export interface Chunk {
@@ -190,13 +190,24 @@ export class InboundStreams {
     this.#drainPending(gap.streamId, st);
   }
 
-  /** The stream ended: forget it (a stream created again under its id is a new one). */
-  end(streamId: string): void {
+  /**
+   * The stream ended for this receiver. Ended (deleted, gateway closing): forget it, a
+   * stream created again under its id is a new one. Only this endpoint `removed` from the
+   * list: keep the position and its epoch, so if it is added back nothing delivered is
+   * delivered again (what is held for it is dropped: the gateway resends from the position).
+   */
+  end(streamId: string, reason: string): void {
     const st = this.#streams.get(streamId);
     if (st) this.#o.clock.clearTimeout(st.ackTimer);
-    this.#streams.delete(streamId);
     this.#confirmed.delete(streamId);
     this.#early.delete(streamId);
+    if (st && reason === END_REASON_REMOVED) {
+      st.ackTimer = undefined;
+      st.pending.clear();
+      st.role = 'standby';
+      return;
+    }
+    this.#streams.delete(streamId);
   }
 
   /** Send every pending ACK now. */

@@ -285,7 +285,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         this.#inbound.gap({ streamId: f.streamId, from: f.from, to: f.to, reason: f.reason });
         return;
       case FrameType.END:
-        this.#inbound.end(f.streamId);
+        this.#inbound.end(f.streamId, f.reason);
         this.emit('end', { streamId: f.streamId, reason: f.reason });
         return;
       case FrameType.ERROR: {

@@ -63,7 +63,7 @@ function run(args: string[]): ChildProcess {
 }
 
 /** A free TCP port on 127.0.0.1 (bound and released: cluster routes must be known before the nodes start). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

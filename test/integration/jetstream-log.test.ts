@@ -79,6 +79,31 @@ describe('JetStream log (R1)', () => {
     await gateway.close();
   });
 
+  it('mirror: an endpoint removed, the gateway restarted, the endpoint added back: it resumes from its stored cursor, not the oldest chunk', async () => {
+    const prefix = `t${++prefixSeq}`;
+    let gateway = jetstreamGateway(prefix);
+    await gateway.start();
+    await gateway.createStream({ stream_id: 'm', mode: 'mirror', endpoint_list: ['a', 'b'] });
+    const b = receiver(() => gateway, 'b');
+    await b.core.connect();
+    for (let i = 1; i <= 100; i++) await gateway.publish('m', `c${i}`);
+    await until(() => b.chunks.length === 100, 5_000, '100 chunks');
+    await new Promise((r) => setTimeout(r, 400)); // acks in, cursor flushed
+    await gateway.removeEndpoint('m', 'b');
+    await gateway.close();
+
+    gateway = jetstreamGateway(prefix);
+    await gateway.start();
+    for (let i = 101; i <= 150; i++) await gateway.publish('m', `c${i}`);
+    await gateway.addEndpoint('m', { endpoint_id: 'b' });
+    await until(() => b.chunks.length === 150, 10_000, '150 chunks after the re-add');
+    expect(b.chunks.map((c) => c.seq)).toEqual(range(1, 150));
+    // from its own last ack (100) on: 50 sent, not the 150 retained
+    expect(gateway.streamHealth('m').endpoints.find((e) => e.endpoint_id === 'b')?.chunks_sent).toBe(50);
+    b.core.close();
+    await gateway.close();
+  });
+
   it('what JetStream trimmed stays trimmed after a restart: the window starts where JetStream does', async () => {
     const prefix = `t${++prefixSeq}`;
     let gateway = jetstreamGateway(prefix);
@@ -173,6 +198,29 @@ describe('two gateway instances on one NATS', () => {
       await until(() => ends.includes('deleted'), 5_000, 'rx told END');
     } finally {
       rx.core.close();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('a change on one instance right after a change on the other starts from what the other stored (no stale list)', async () => {
+    const prefix = `t${++prefixSeq}`;
+    const [a, b] = [jetstreamGateway(prefix), jetstreamGateway(prefix)];
+    await Promise.all([a.start(), b.start()]);
+    try {
+      await a.createStream({ stream_id: 's', endpoint_list: ['x', 'y', 'z'] });
+      await until(() => b.listStreams().some((s) => s.stream_id === 's'), 5_000, 'b has the stream');
+      // like a client behind a load balancer: each call may land on the other instance
+      for (let round = 0; round < 20; round++) {
+        const [first, second] = round % 2 === 0 ? [a, b] : [b, a];
+        await first.removeEndpoint('s', 'y');
+        await second.addEndpoint('s', { endpoint_id: 'y', priority: round % 3 });
+        await first.reorderEndpoints('s', ['z', 'y', 'x']);
+        await second.setPolicy('s', { overflow: round % 2 === 0 ? 'drop-oldest' : 'backpressure' });
+      }
+      const list = (g: Gateway): string => g.getStream('s').endpoint_list.map((e) => e.endpoint_id).join();
+      await until(() => list(a) === 'z,y,x' && list(b) === 'z,y,x', 5_000, 'both instances have the last list');
+      expect(a.getStream('s').policy.overflow).toBe('backpressure');
+    } finally {
       await Promise.all([a.close(), b.close()]);
     }
   });

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { createGateway, ManualClock, serve, type HeartbeatEvent } from '../../gateway/src/index.js';
 import { Receiver, type Chunk } from '../../receiver-sdk/src/node.js';
+import { API_KEY, killAll, startGateway } from '../helpers/gateway-process.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
 
 /**
@@ -108,6 +109,17 @@ describe('resource limits', () => {
     } finally {
       await server.close();
       await gateway.close();
+    }
+  });
+
+  it('the CLI sets the per-address limits (--tokens-per-address)', async () => {
+    try {
+      const g = await startGateway(0, ['--tokens-per-address', '2']);
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await fetch(`${g.url}/v1/endpoints/e/token`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } })).status);
+      expect(statuses).toEqual([201, 201, 429]);
+    } finally {
+      await killAll();
     }
   });
 

@@ -54,6 +54,30 @@ describe('endpoints added, removed and reordered while the stream runs', () => {
     await h.close();
   });
 
+  it('mirror mode: an endpoint removed and added back resumes from its own last ack, and its receiver sees no seq twice', async () => {
+    const h = harness();
+    const [a, b] = [await h.receiver('a'), await h.receiver('b')];
+    h.gateway.createStream({ stream_id: 's1', mode: 'mirror', endpoint_list: ['a', 'b'] });
+    const ends: string[] = [];
+    b.core.on('end', (e) => ends.push(e.reason));
+    for (let seq = 1; seq <= 3_000; seq++) {
+      await h.gateway.publish('s1', bytes(`${seq}`));
+      if (seq === 1_000) h.gateway.removeEndpoint('s1', 'b');
+      if (seq === 1_500) h.gateway.addEndpoint('s1', { endpoint_id: 'b', priority: 0 });
+      await h.step(2, 2);
+    }
+    await h.step(300);
+    expect(ends).toEqual(['removed']);
+    // it missed nothing while it was out (retained), and got nothing twice
+    expect(seqsOf(b)).toEqual(range(1, 3_000));
+    expect(seqsOf(a)).toEqual(range(1, 3_000));
+    // sent again from its own last ack (a few unacked chunks at most), not from the oldest retained
+    const sent = h.gateway.streamHealth('s1').endpoints.find((e) => e.endpoint_id === 'b')!.chunks_sent;
+    expect(sent).toBeGreaterThanOrEqual(2_000);
+    expect(sent).toBeLessThan(2_100);
+    await h.close();
+  });
+
   it('mirror mode with k = 2: the third endpoint joins when one of the two dies', async () => {
     const h = harness({ failback: { enabled: false } });
     const [a, b, c] = [await h.receiver('a'), await h.receiver('b'), await h.receiver('c')];

@@ -112,7 +112,7 @@ export class Registry {
   }
 
   addEndpoint(streamId: string, input: AddEndpointInput): Maybe<Stream> {
-    return this.#exclusive(streamId, () => {
+    return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       const { endpoint_id, priority } = parseInput(addEndpointSchema, input, 'endpoint');
       if (stream.cursor(endpoint_id)) {
@@ -124,11 +124,11 @@ export class Registry {
         this.ensureEndpoint(endpoint_id);
         stream.addEndpoint(endpoint_id, priority, this.#o.clock.now());
       });
-    });
+    }));
   }
 
   removeEndpoint(streamId: string, endpointId: string): Maybe<Stream> {
-    return this.#exclusive(streamId, () => {
+    return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       if (!stream.cursor(endpointId)) {
         throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `${endpointId} is not on stream ${streamId}`);
@@ -137,12 +137,12 @@ export class Registry {
         stream.removeEndpoint(endpointId, this.#o.clock.now());
         this.forgetIfUnused(endpointId);
       });
-    });
+    }));
   }
 
   /** Reorder priorities; the list must hold exactly the stream's current endpoints. */
   reorderEndpoints(streamId: string, endpointList: readonly string[]): Maybe<Stream> {
-    return this.#exclusive(streamId, () => {
+    return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       const { endpoint_list } = parseInput(reorderSchema, { endpoint_list: endpointList }, 'endpoint list');
       const current = new Set(stream.endpointList);
@@ -153,19 +153,21 @@ export class Registry {
         );
       }
       return this.#change(stream, { endpoint_list }, () => stream.reorder(endpoint_list, this.#o.clock.now()));
-    });
+    }));
   }
 
   /** Change a stream's overflow policy while it runs. */
   setPolicy(streamId: string, input: PolicyInput): Maybe<Stream> {
-    return this.#exclusive(streamId, () => {
-      const stream = this.requireStream(streamId);
-      const policy = parseInput(policySchema, input, 'policy');
-      return this.#change(stream, { policy }, () => {
-        stream.setOverflow(toOverflow(policy));
-        this.#o.log.info({ stream: streamId, policy: stream.overflow }, 'overflow policy changed');
-      });
-    });
+    return this.#exclusive(streamId, () =>
+      this.#fresh(streamId, () => {
+        const stream = this.requireStream(streamId);
+        const policy = parseInput(policySchema, input, 'policy');
+        return this.#change(stream, { policy }, () => {
+          stream.setOverflow(toOverflow(policy));
+          this.#o.log.info({ stream: streamId, policy: stream.overflow }, 'overflow policy changed');
+        });
+      }),
+    );
   }
 
   /**
@@ -311,6 +313,22 @@ export class Registry {
     const open = this.#o.backend.openControl;
     if (!open) return this.#register(record, log, cursors, how, undefined);
     return open.call(this.#o.backend, record.spec.stream_id).then((control) => this.#register(record, log, cursors, how, control));
+  }
+
+  /**
+   * Run a change of a stored spec on the spec as stored now: with several instances, what
+   * another one stored a moment ago may not have come through the watch yet (a client that
+   * removes on one instance and adds on the next must not be told "already there").
+   */
+  #fresh<T>(streamId: string, op: () => Maybe<T>): Maybe<T> {
+    const read = this.#o.backend.storedStream;
+    if (!read || !this.#streams.has(streamId)) return op();
+    return read.call(this.#o.backend, streamId).then(async (stored) => {
+      const local = this.#records.get(streamId);
+      if (!stored) this.#dropLocal(streamId);
+      else if (local && JSON.stringify(stored) !== JSON.stringify(local)) await this.#adopt(stored);
+      return op();
+    });
   }
 
   /** Store the stream's changed spec, then apply the change to it. */

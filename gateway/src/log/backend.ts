@@ -77,6 +77,12 @@ export interface Backend {
   createStream(stream: StoredStream, limits: RetentionConfig): Maybe<void>;
   /** Store a changed spec (endpoint list, policy) of an existing stream. */
   updateStream(stream: StoredStream): Maybe<void>;
+  /**
+   * A shared backend: the stream as stored now (undefined: deleted), so a change made here
+   * starts from what another instance stored a moment ago, not from a view its watch has not
+   * brought yet.
+   */
+  storedStream?(streamId: string): Promise<StoredStream | undefined>;
   /** Forget a stream: spec, chunks and cursors. */
   deleteStream(streamId: string): Maybe<void>;
   /**

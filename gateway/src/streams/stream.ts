@@ -1,3 +1,4 @@
+import { END_REASON_REMOVED } from '@mirrorstream/receiver/protocol';
 import type { FailbackConfig, HealthConfig, RetentionConfig } from '../config.js';
 import type { FailoverPolicy } from '../failover/policy.js';
 import type { OverflowPolicy } from '../rate/overflow.js';
@@ -6,7 +7,7 @@ import { RateWindow } from '../rate/rate-window.js';
 import { applyAck, assessCursor, clearInFlight, newCursor, newCursorHealth, type Cursor } from './cursor.js';
 import { decideRoles } from './decide.js';
 import { Sender } from './sender.js';
-import type { ChunkInput } from './spec.js';
+import { MAX_ENDPOINTS_PER_STREAM, type ChunkInput } from './spec.js';
 import type { AppendChunk, AppendResult, StreamLog } from './stream-log.js';
 import type { RoleDecision, StreamHooks, StreamMode, SwitchReason, SwitchRecord } from './types.js';
 
@@ -51,6 +52,8 @@ export class Stream {
   readonly #opts: StreamOptions;
   readonly #sender: Sender;
   readonly #cursors = new Map<string, Cursor>();
+  /** Last acked seq of endpoints off the list: one added back resumes there (bounded, oldest out). */
+  readonly #departed = new Map<string, number>();
   #order: string[];
   #active: string[] = [];
   /** Highest cumulative ack of any endpoint: in failover mode everything up to it is delivered. */
@@ -159,12 +162,16 @@ export class Stream {
   }
 
   /**
-   * A cursor as a durable backend kept it (the stream is being restored after a restart):
-   * everything up to `seq` was delivered to that endpoint.
+   * A cursor as the durable backend kept it (a restore) or another instance moved it: up to
+   * `seq` was delivered to that endpoint. One not on the list is kept for when it is added back.
    */
   restoreCursor(endpointId: string, seq: number): void {
     const c = this.#cursors.get(endpointId);
-    if (!c || seq <= c.lastAcked) return;
+    if (!c) {
+      if (seq > (this.#departed.get(endpointId) ?? 0)) this.#depart(endpointId, seq);
+      return;
+    }
+    if (seq <= c.lastAcked) return;
     c.lastAcked = seq;
     c.sentUpTo = Math.max(c.sentUpTo, seq);
     c.everActive = true;
@@ -189,11 +196,7 @@ export class Stream {
     else this.#sender.role(this.#link(endpointId), 'standby', this.#ackFrontier + 1);
   }
 
-  /**
-   * Measure what only the stream sees (ack lag, delivery ratio, receiver-reported loss)
-   * and re-aim the active endpoints' pacing. Called on every tick, before the decisions
-   * that read these verdicts.
-   */
+  /** Measure what only the stream sees (ack lag, delivery ratio, reported loss), re-aim pacing; every tick, before decisions. */
   assess(now: number): void {
     const input = this.#input.rate(now);
     for (const c of this.#cursors.values()) {
@@ -273,6 +276,9 @@ export class Stream {
     const at = position === undefined ? this.#order.length : Math.min(position, this.#order.length);
     this.#order.splice(at, 0, endpointId);
     this.#cursors.set(endpointId, this.#newCursor(endpointId));
+    const departed = this.#departed.get(endpointId);
+    this.#departed.delete(endpointId);
+    if (departed !== undefined) this.restoreCursor(endpointId, departed);
     this.#sender.role(this.#link(endpointId), 'standby', this.#ackFrontier + 1);
     this.evaluate(now, true);
   }
@@ -283,8 +289,10 @@ export class Stream {
     this.evaluate(now, true, endpointId);
     this.#order = this.#order.filter((id) => id !== endpointId);
     this.#active = this.#active.filter((id) => id !== endpointId);
+    const lastAcked = this.#cursors.get(endpointId)?.lastAcked ?? 0;
     this.#cursors.delete(endpointId);
-    this.#sender.end(this.#link(endpointId), 'removed');
+    if (lastAcked > 0) this.#depart(endpointId, lastAcked);
+    this.#sender.end(this.#link(endpointId), END_REASON_REMOVED);
   }
 
   /** New priority order (same set of endpoints); a better endpoint takes over at once. */
@@ -329,6 +337,12 @@ export class Stream {
 
   #link(endpointId: string): ReturnType<StreamHooks['endpoint']>['link'] {
     return this.#opts.hooks.endpoint(endpointId).link;
+  }
+
+  #depart(endpointId: string, lastAcked: number): void {
+    this.#departed.delete(endpointId);
+    this.#departed.set(endpointId, lastAcked);
+    if (this.#departed.size > MAX_ENDPOINTS_PER_STREAM) this.#departed.delete(this.#departed.keys().next().value!);
   }
 
   #newCursor(endpointId: string): Cursor {

@@ -165,6 +165,12 @@ export interface GapFrame {
   reason: string;
 }
 
+/**
+ * END's reason when only this endpoint left the stream's list (the stream goes on, and the
+ * endpoint may be added back); any other reason means the stream itself ended.
+ */
+export const END_REASON_REMOVED = 'removed';
+
 export interface EndFrame {
   type: typeof FrameType.END;
   streamId: string;

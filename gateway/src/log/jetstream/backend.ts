@@ -132,6 +132,16 @@ export class JetStreamBackend implements Backend {
     }
   }
 
+  async storedStream(streamId: string): Promise<StoredStream | undefined> {
+    let entry;
+    try {
+      entry = await this.#kv('specs').get(escapeId(streamId));
+    } catch (error) {
+      throw logUnavailable(`reading stream ${streamId}`, error);
+    }
+    return entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : undefined;
+  }
+
   async deleteStream(streamId: string): Promise<void> {
     try {
       await this.#kv('specs').delete(escapeId(streamId));
