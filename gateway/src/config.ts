@@ -40,6 +40,11 @@ export const failoverSchema = z
      * over at once.
      */
     reconnectGraceMs: z.number().int().min(0).max(60_000).default(0),
+    /**
+     * A new stream waits up to this long for its higher-priority endpoints to connect before
+     * it picks its first active one (no needless first switch when a lower one is quicker).
+     */
+    startupGraceMs: z.number().int().min(0).max(60_000).default(1_000),
   })
   .prefault({});
 

@@ -8,6 +8,7 @@
  * read-only descriptions, werift rejects its SDP — and it is unmaintained since 2021.)
  */
 import { MirrorstreamError } from './protocol/errors.js';
+import { importQuietly, MISSING_HTTP3_NOISE } from './protocol/quiet-import.js';
 import type { WebTransportCtor } from './transports/webtransport.js';
 import { Receiver as BaseReceiver, type ReceiverOptions } from './webrtc-receiver.js';
 
@@ -23,7 +24,8 @@ async function loadNodeDataChannel(): Promise<typeof RTCPeerConnection> {
 }
 
 async function loadFailsWebTransport(): Promise<WebTransportCtor> {
-  const { WebTransport } = await import('@fails-components/webtransport');
+  // without the optional HTTP/3 backend the library prints stack traces: not in a user's program
+  const { WebTransport } = await importQuietly(() => import('@fails-components/webtransport'), MISSING_HTTP3_NOISE, (lib) => lib.quicheLoaded);
   return WebTransport as unknown as WebTransportCtor;
 }
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
@@ -49,9 +49,18 @@ afterAll(async () => {
   rmSync(certDir, { recursive: true, force: true });
 });
 
-async function browserReceiver(endpointId: string, transports: string[]) {
+/** Every URL the page requests or connects to (HTTP, WebSocket, WebTransport), from the DevTools protocol. */
+async function watchNetwork(page: Page, urls: string[]): Promise<void> {
+  const cdp = await page.createCDPSession();
+  await cdp.send('Network.enable');
+  cdp.on('Network.requestWillBeSent', (e) => urls.push(e.request.url));
+  cdp.on('Network.webSocketCreated', (e) => urls.push(e.url));
+  cdp.on('Network.webTransportCreated', (e) => urls.push(e.url));
+}
+
+async function browserReceiver(endpointId: string, transports: string[], urls?: string[]) {
   const { token } = await gateway.issueToken(endpointId);
-  return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token, transports });
+  return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token, transports, ...(urls ? { beforeLoad: (page: Page) => watchNetwork(page, urls) } : {}) });
 }
 
 describe('browser receiver SDK in headless Chromium', () => {
@@ -68,5 +77,29 @@ describe('browser receiver SDK in headless Chromium', () => {
     expect(await seqs()).toEqual(Array.from({ length: 2_000 }, (_, i) => i + 1));
     expect(gateway.endpointHealth(id).transport?.kind).toBe(transport);
     await page.close();
+  }, 60_000);
+
+  it('contacts no host but the gateway: loading the SDK and receiving over WebRTC and over WebTransport', async () => {
+    const gatewayHost = new URL(server.url).hostname;
+    const contacted: string[] = [];
+    for (const transport of ['webrtc', 'webtransport']) {
+      const id = `browser-origins-${transport}`;
+      gateway.createStream({ stream_id: id, endpoint_list: [id] });
+      const urls: string[] = [];
+      const page = await browserReceiver(id, [transport], urls);
+      await waitFor(() => gateway.getStream(id).active.length === 1, 5_000, 'active');
+      for (let i = 1; i <= 50; i++) await gateway.publish(id, `tick ${i}`);
+      const deadline = Date.now() + 10_000;
+      while ((await pageChunks(page)).length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect((await pageChunks(page)).length).toBe(50);
+      // anything the library would start late (a probe after the first dial) shows up here too
+      await new Promise((r) => setTimeout(r, 500));
+      await page.close();
+      contacted.push(...urls);
+    }
+    const origins = [...new Set(contacted.map((u) => new URL(u).origin))];
+    console.log(`[browser origins] ${contacted.length} requests and connections, to ${origins.join(', ')}`);
+    expect(origins.filter((o) => new URL(o).hostname !== gatewayHost)).toEqual([]);
+    expect(contacted.some((u) => u.endsWith('/sdk/mirrorstream-receiver.js'))).toBe(true);
   }, 60_000);
 });

@@ -50,6 +50,8 @@ export interface ReceiverPageOptions {
    * path): called with the offer, returns the gateway's answer.
    */
   signal?: (url: string, offer: string, authorization: string) => Promise<{ status: number; location: string | null; text: string }>;
+  /** Called with the new page before it loads anything (e.g. to watch its network). */
+  beforeLoad?: (page: Page) => Promise<void>;
 }
 
 /**
@@ -58,6 +60,7 @@ export interface ReceiverPageOptions {
  */
 export async function openReceiverPage(browser: Browser, o: ReceiverPageOptions): Promise<Page> {
   const page = await browser.newPage();
+  await o.beforeLoad?.(page);
   if (o.signal) await page.exposeFunction('signal', o.signal);
   await page.goto(`${o.gatewayUrl}/healthz`);
   // a string, not a function: vitest would rewrite import() inside a function body

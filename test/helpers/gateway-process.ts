@@ -17,6 +17,8 @@ export interface GatewayProcess {
   readonly proc: ChildProcess;
   readonly url: string;
   readonly exited: Promise<void>;
+  /** Everything it printed, stdout and stderr, line by line (stderr is also passed on). */
+  readonly output: string[];
 }
 
 const running = new Set<GatewayProcess>();
@@ -26,13 +28,19 @@ export async function startGateway(port: number, extra: string[] = []): Promise<
   const proc = spawn(
     process.execPath,
     [CLI, '--host', '127.0.0.1', '--port', String(port), '--api-key', API_KEY, '--token-secret', TOKEN_SECRET, '--webrtc-bind-address', '127.0.0.1', '--log-level', 'info', ...extra],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  const output: string[] = [];
+  createInterface({ input: proc.stderr! }).on('line', (line) => {
+    output.push(line);
+    process.stderr.write(`${line}\n`);
+  });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const url = await withDeadline(
     new Promise<string>((resolve, reject) => {
       proc.once('exit', (code) => reject(new Error(`gateway exited (${code}) before listening`)));
       createInterface({ input: proc.stdout! }).on('line', (line) => {
+        output.push(line);
         try {
           const msg = JSON.parse(line) as { url?: string; msg?: string };
           if (msg.url && msg.msg?.startsWith('mirrorstream listening')) resolve(msg.url);
@@ -44,7 +52,7 @@ export async function startGateway(port: number, extra: string[] = []): Promise<
     15_000,
     'gateway listening',
   );
-  const g = { proc, url, exited };
+  const g = { proc, url, exited, output };
   running.add(g);
   return g;
 }

@@ -56,6 +56,7 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
     clock: () => clock.now(),
     overflow: toOverflow(spec.policy ?? policySchema.parse({})),
     reconnectGraceMs: config.failover.reconnectGraceMs,
+    startupGraceMs: config.failover.startupGraceMs,
     pacing: { minBytesPerSec: config.rate.minPaceBytesPerSec, gain: config.rate.paceGain, burstMs: config.rate.paceBurstMs },
     hooks: {
       wake: (ms, fn) => void clock.setTimeout(fn, ms),

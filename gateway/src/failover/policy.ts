@@ -28,6 +28,8 @@ export interface SelectionInput {
   readonly immediate: boolean;
   /** A disconnected active endpoint keeps its slot this long, to come back on another transport. */
   readonly reconnectGraceMs?: number;
+  /** The stream is new and has had no active endpoint yet: until then only the first `slots` candidates may take a slot. */
+  readonly startupUntil?: number;
 }
 
 export type DemotionReason = 'heartbeat-timeout' | 'disconnected' | 'degraded' | 'failback' | 'operator';
@@ -90,8 +92,11 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
       promoted.push({ id: c.id, reason: 'fill', replaces: lost.shift() });
       set.sort(byRank);
     };
+    const waiting = input.startupUntil !== undefined && now < input.startupUntil && set.length === 0;
     for (const c of candidates) {
       if (!good(c) || set.includes(c)) continue;
+      // a new stream gives its first choices a moment to connect before settling for less
+      if (waiting && (rank.get(c.id) ?? 0) >= slots) continue;
       if (set.length < slots) {
         fill(c);
         continue;
@@ -108,7 +113,7 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
       set.sort(byRank);
     }
     // nobody healthy: a degraded but alive endpoint is better than none
-    if (set.length === 0) {
+    if (set.length === 0 && !waiting) {
       const fallback = candidates.find((c) => c.state === 'alive' && !demoted.some((d) => d.id === c.id && d.reason === 'degraded'));
       if (fallback) fill(fallback);
     }

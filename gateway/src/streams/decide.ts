@@ -14,6 +14,8 @@ export interface DecideInput {
   slots: number;
   failback: FailbackConfig;
   reconnectGraceMs: number;
+  /** While the stream never had an active endpoint, the end of its startup grace. */
+  startupUntil: number;
   policy: FailoverPolicy;
   endpoint(id: string): EndpointView;
   /** Whether the stream ever had an active endpoint (the first promotion is `initial`). */
@@ -56,6 +58,7 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
     failback: { enabled: input.failback.enabled, stableMs: input.failback.stableMs },
     immediate: input.immediate,
     reconnectGraceMs: input.reconnectGraceMs,
+    ...(input.hadActive ? {} : { startupUntil: input.startupUntil }),
   });
   if (sel.promoted.length === 0 && sel.demoted.length === 0 && sameList(sel.active, wasActive)) return undefined;
 

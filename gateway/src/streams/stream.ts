@@ -28,6 +28,7 @@ export interface StreamOptions {
   overflow: OverflowPolicy;
   pacing: PacerOptions;
   reconnectGraceMs: number;
+  startupGraceMs: number;
 }
 
 /** A resume position from HELLO: the last seq the receiver delivered, and the epoch it names. */
@@ -59,6 +60,7 @@ export class Stream {
   /** Highest cumulative ack of any endpoint: in failover mode everything up to it is delivered. */
   #ackFrontier = 0;
   #hadActive = false;
+  readonly #startupUntil: number;
   #lastLoss: SwitchReason | undefined;
   readonly #switches: SwitchRecord[] = [];
   #closed = false;
@@ -68,6 +70,7 @@ export class Stream {
 
   constructor(opts: StreamOptions) {
     this.#opts = opts;
+    this.#startupUntil = opts.clock() + opts.startupGraceMs;
     this.id = opts.id;
     this.mode = opts.mode;
     this.reliability = opts.reliability;
@@ -179,9 +182,8 @@ export class Stream {
   }
 
   /**
-   * An endpoint (re)connected. A position in this stream's epoch counts as acked as far as
-   * it was actually sent; a position from another epoch is never clamped into this one:
-   * the receiver gets RESET and starts over. Then the endpoint learns its role.
+   * An endpoint (re)connected. A position in this stream's epoch counts as acked as far as it
+   * was sent; one of another epoch gets RESET (never clamped). Then the endpoint learns its role.
    */
   endpointConnected(endpointId: string, position: ResumePosition | undefined, now: number): void {
     const c = this.#cursors.get(endpointId);
@@ -209,9 +211,8 @@ export class Stream {
   }
 
   /**
-   * Re-run the failover policy and apply its decision (make-before-break). When several
-   * instances serve the stream, only its owner decides, and the decision applies once
-   * stored (on every instance, through the control).
+   * Re-run the failover policy and apply its decision (make-before-break). With several
+   * instances only the owner decides; the decision applies once stored (on every instance).
    */
   evaluate(now: number, immediate = false, removing?: string): void {
     if (this.#closed) return;
@@ -260,6 +261,7 @@ export class Stream {
       slots: this.slots,
       failback: this.failback,
       reconnectGraceMs: this.#opts.reconnectGraceMs,
+      startupUntil: this.#startupUntil,
       policy: this.#opts.policy,
       endpoint: this.#opts.hooks.endpoint,
       hadActive: this.#hadActive,

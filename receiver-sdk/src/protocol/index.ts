@@ -10,3 +10,4 @@ export * from './framing.js';
 export * from './errors.js';
 export * from './clock.js';
 export * from './emitter.js';
+export * from './quiet-import.js';

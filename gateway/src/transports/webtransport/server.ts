@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
+import { importQuietly, MirrorstreamError, MISSING_HTTP3_NOISE, type Clock } from '@mirrorstream/receiver/protocol';
 import { loadTls, type TlsMaterial } from './cert.js';
 import { WebTransportTransport, type WebTransportBackend, type WtSession } from './transport.js';
 
@@ -187,7 +187,8 @@ interface Library {
 }
 
 async function loadLibrary(): Promise<Library> {
-  return (await import('@fails-components/webtransport')) as unknown as Library;
+  // the library's own lines about a missing HTTP/3 backend are dropped: the gateway logs one of its own
+  return (await importQuietly(() => import('@fails-components/webtransport'), MISSING_HTTP3_NOISE, (lib) => lib.quicheLoaded)) as unknown as Library;
 }
 
 /** HTTP/3 needs the optional native quiche backend; it cannot be installed everywhere. */
