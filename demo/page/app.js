@@ -8,6 +8,7 @@ const seen = new Set();
 let minSeq = Infinity;
 let maxSeq = 0;
 const prices = [];
+const priceSeqs = [];
 const panels = new Map();
 
 for (const id of config.endpoints) {
@@ -56,7 +57,11 @@ function onChunk(id, c) {
   try {
     const tick = JSON.parse(decoder.decode(c.payload));
     prices.push(tick.px);
-    if (prices.length > 600) prices.shift();
+    priceSeqs.push(c.seq);
+    if (prices.length > 600) {
+      prices.shift();
+      priceSeqs.shift();
+    }
   } catch { /* not a tick */ }
 }
 
@@ -68,7 +73,8 @@ function setRole(id, role) {
   el.classList.toggle('active', role === 'active');
 }
 
-function drawLine(canvas, values, color, fill) {
+/** `marks`: indexes into `values` where a dashed vertical line goes (switches on the price chart). */
+function drawLine(canvas, values, color, fill, marks = []) {
   const ctx = canvas.getContext('2d');
   const { width: w, height: h } = canvas;
   ctx.clearRect(0, 0, w, h);
@@ -92,6 +98,17 @@ function drawLine(canvas, values, color, fill) {
     ctx.fillStyle = fill;
     ctx.fill();
   }
+  ctx.setLineDash([4, 4]);
+  ctx.strokeStyle = '#ffb454';
+  ctx.lineWidth = 1;
+  for (const i of marks) {
+    const x = (i / (values.length - 1)) * w;
+    ctx.beginPath();
+    ctx.moveTo(x, 0);
+    ctx.lineTo(x, h);
+    ctx.stroke();
+  }
+  ctx.setLineDash([]);
 }
 
 const fmt = (m, unit, digits = 0) => (m && m.value !== undefined && m.value !== null ? `${Number(m.value).toFixed(digits)} ${unit}` : '–');
@@ -116,7 +133,9 @@ async function refresh() {
   const items = state.stream.switches.slice().reverse().map((s) => {
     const when = new Date(s.at).toLocaleTimeString();
     const detail = s.detail ? ` (${s.detail.join(', ')})` : '';
-    return `<li><span class="when">${when}</span>${s.from ?? '—'} → <b>${s.to ?? '—'}</b> <span class="reason">${s.reason}${detail}</span> from seq ${s.from_seq}</li>`;
+    // measured by the gateway: the old path's last ack → the new path's first ack
+    const gap = s.interruption_ms !== undefined ? ` · <b class="interruption">${s.interruption_ms} ms</b> interruption` : s.from && s.to ? ' · measuring…' : '';
+    return `<li><span class="when">${when}</span>${s.from ?? '—'} → <b>${s.to ?? '—'}</b> <span class="reason">${s.reason}${detail}</span> from seq ${s.from_seq}${gap}</li>`;
   });
   $('#timeline').innerHTML = items.join('');
   $('#lastSeq').textContent = String(state.stream.last_seq);
@@ -125,6 +144,7 @@ async function refresh() {
   $('#missed').textContent = String(missed);
   $('#missed').className = `big ${missed === 0 ? 'ok' : 'bad'}`;
   $('#px').textContent = prices.length ? prices[prices.length - 1].toFixed(3) : '–';
-  drawLine($('#priceChart'), prices, '#3ddc97', 'rgba(61,220,151,.10)');
+  const switchMarks = state.stream.switches.filter((s) => s.from !== null).map((s) => priceSeqs.findIndex((q) => q >= s.from_seq)).filter((i) => i > 0);
+  drawLine($('#priceChart'), prices, '#3ddc97', 'rgba(61,220,151,.10)', switchMarks);
 }
 setInterval(() => void refresh().catch(() => undefined), 500);

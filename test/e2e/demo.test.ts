@@ -50,6 +50,8 @@ describe('demo page', () => {
     });
     await page.waitForFunction(() => /primary → .*backup1.*degraded/.test(document.querySelector('#timeline')?.textContent ?? ''), { timeout: 15_000 });
     await page.waitForFunction(() => document.querySelector('.panel:nth-child(2) .role')?.textContent === 'active', { timeout: 5_000 });
+    // the switch record's measured interruption, on the timeline
+    await page.waitForFunction(() => /primary → backup1.*· \d+ ms interruption/.test(document.querySelector('#timeline')?.textContent ?? ''), { timeout: 5_000 });
     await new Promise((r) => setTimeout(r, 1_500)); // a few refreshes for the charts
     expect(await text(page, '#missed')).toBe('0');
     const dir = new URL('./screenshots/', import.meta.url);

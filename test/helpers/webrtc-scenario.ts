@@ -67,6 +67,8 @@ export interface FailoverRun {
   takeover: string | undefined;
   /** Last chunk the killed receiver delivered → first chunk the new active delivered after it. */
   interruptionMs: number;
+  /** The same as the gateway measured it in the switch record (last ack on the old → first on the new). */
+  recordedInterruptionMs: number | undefined;
   perReceiver: Record<string, number[]>;
   /** Every delivery with its wall time (ms since the epoch, performance clock), per receiver. */
   timeline: Record<string, { seq: number; t: number }[]>;
@@ -116,6 +118,7 @@ export async function runFailover(
       killed,
       takeover,
       interruptionMs: next && lastBefore ? next.t - lastBefore.t : Number.NaN,
+      recordedInterruptionMs: gateway.streamHealth('feed').switches.find((s) => s.reason !== 'initial')?.interruption_ms,
       perReceiver: Object.fromEntries(rx.map((r) => [r.id, r.chunks.map((c) => c.seq)])),
       timeline: Object.fromEntries(rx.map((r) => [r.id, r.chunks])),
       killTime,

@@ -49,10 +49,16 @@ describe('failover mode with a manual clock', () => {
     const union = new Set<number>();
     for (const r of [a, b, c]) for (const s of seqsOf(r)) if (s <= (acked.get(r.id) ?? 0)) union.add(s);
     expect([...union].sort((x, y) => x - y)).toEqual(range(1, 10_000));
-    expect(h.gateway.streamHealth('s1').switches.map((s) => [s.from, s.to, s.reason])).toEqual([
+    const switches = h.gateway.streamHealth('s1').switches;
+    expect(switches.map((s) => [s.from, s.to, s.reason])).toEqual([
       [null, 'a', 'initial'],
       ['a', 'b', 'heartbeat-timeout'],
     ]);
+    // it starts at a's last ack or at the ingestion of b's first chunk (both within 40 ms of the
+    // freeze) and ends at b's first ack (within its 20 ms ack delay of the takeover)
+    expect(switches[0]?.interruption_ms).toBeUndefined();
+    expect(switches[1]?.interruption_ms).toBeGreaterThanOrEqual(detectionMs - 40);
+    expect(switches[1]?.interruption_ms).toBeLessThanOrEqual(detectionMs + 70);
     await h.close();
   });
 

@@ -20,6 +20,8 @@ export interface Cursor {
   sentUpTo: number;
   /** Cumulative ack from the endpoint. */
   lastAcked: number;
+  /** When the cumulative ack last moved (undefined: never). */
+  lastAckAt: number | undefined;
   everActive: boolean;
   chunksSent: number;
   bytesSent: number;
@@ -52,6 +54,7 @@ export function newCursor(endpointId: string, health: HealthConfig, pacing: Pace
     nextSeq: 1,
     sentUpTo: 0,
     lastAcked: 0,
+    lastAckAt: undefined,
     everActive: false,
     chunksSent: 0,
     bytesSent: 0,
@@ -84,6 +87,7 @@ export function applyAck(c: Cursor, seq: number, now: number): number | undefine
   const acked = Math.min(seq, c.sentUpTo);
   if (acked <= c.lastAcked) return undefined;
   c.lastAcked = acked;
+  c.lastAckAt = now;
   let bytes = 0;
   while (c.inFlightHead < c.inFlight.length && (c.inFlight[c.inFlightHead]?.[0] ?? Infinity) <= acked) {
     bytes += c.inFlight[c.inFlightHead]?.[2] ?? 0;

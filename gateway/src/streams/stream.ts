@@ -6,6 +6,7 @@ import type { PacerOptions } from '../rate/pacer.js';
 import { RateWindow } from '../rate/rate-window.js';
 import { applyAck, assessCursor, clearInFlight, newCursor, newCursorHealth, type Cursor } from './cursor.js';
 import { decideRoles } from './decide.js';
+import { InterruptionMeter } from './interruption.js';
 import { Sender } from './sender.js';
 import { MAX_ENDPOINTS_PER_STREAM, type ChunkInput } from './spec.js';
 import type { AppendChunk, AppendResult, StreamLog } from './stream-log.js';
@@ -60,9 +61,9 @@ export class Stream {
   /** Highest cumulative ack of any endpoint: in failover mode everything up to it is delivered. */
   #ackFrontier = 0;
   #hadActive = false;
-  readonly #startupUntil: number;
   #lastLoss: SwitchReason | undefined;
   readonly #switches: SwitchRecord[] = [];
+  readonly #interruptions = new InterruptionMeter();
   #closed = false;
   /** A decision sent to the control and not applied yet (the owner decides once at a time). */
   #pending = false;
@@ -70,7 +71,6 @@ export class Stream {
 
   constructor(opts: StreamOptions) {
     this.#opts = opts;
-    this.#startupUntil = opts.clock() + opts.startupGraceMs;
     this.id = opts.id;
     this.mode = opts.mode;
     this.reliability = opts.reliability;
@@ -158,8 +158,10 @@ export class Stream {
   /** Cumulative ack from an endpoint; acks beyond what was sent are clamped. */
   ack(endpointId: string, seq: number): void {
     const c = this.#cursors.get(endpointId);
-    const acked = c ? applyAck(c, seq, this.#opts.clock()) : undefined;
+    const now = this.#opts.clock();
+    const acked = c ? applyAck(c, seq, now) : undefined;
     if (acked === undefined) return;
+    this.#interruptions.acked(endpointId, acked, now, (s) => this.log.get(s)?.timestamp);
     if (acked > this.#ackFrontier) this.#ackFrontier = acked;
     this.#opts.hooks.acked(endpointId, acked);
   }
@@ -261,7 +263,7 @@ export class Stream {
       slots: this.slots,
       failback: this.failback,
       reconnectGraceMs: this.#opts.reconnectGraceMs,
-      startupUntil: this.#startupUntil,
+      startupUntil: this.createdAt + this.#opts.startupGraceMs,
       policy: this.#opts.policy,
       endpoint: this.#opts.hooks.endpoint,
       hadActive: this.#hadActive,
@@ -385,6 +387,7 @@ export class Stream {
 
   #deactivate(c: Cursor, now: number, reason: SwitchReason): void {
     if (c.role !== 'active') return;
+    this.#interruptions.forget(c.endpointId);
     c.role = 'standby';
     c.activeSince = undefined;
     clearInFlight(c);
@@ -393,6 +396,7 @@ export class Stream {
   }
 
   #record(rec: SwitchRecord): void {
+    this.#interruptions.switched(rec, rec.from === null ? undefined : this.#cursors.get(rec.from)?.lastAckAt);
     this.#switches.push(rec);
     if (this.#switches.length > this.#opts.switchHistory) this.#switches.shift();
     this.#opts.hooks.switched({ streamId: this.id, ...rec });

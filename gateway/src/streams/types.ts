@@ -52,6 +52,12 @@ export interface SwitchRecord {
   readonly detail?: string[];
   /** The health metrics of the endpoint that lost its role, at the moment of the switch. */
   readonly metrics?: Record<string, MetricState>;
+  /**
+   * Measured delivery interruption (ms): the old endpoint's last ack (or, if later, the
+   * ingestion of `from_seq`: a quiet producer is no interruption) → the new endpoint's first
+   * ack of `from_seq` or later. Set once that ack arrives; absent for a first start.
+   */
+  interruption_ms?: number;
 }
 
 export interface RoleChange {
