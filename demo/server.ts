@@ -6,9 +6,9 @@
  *
  *   npm run demo            # http://127.0.0.1:8090/demo/  (MIRRORSTREAM_DEMO_PORT)
  *
- * Relays need the browser's real host candidates: Chromium hides them behind `.local`
- * names unless started with `--disable-features=WebRtcHideLocalIpsWithMdns`; without that
- * the demo connects directly and only "kill" degrades a path.
+ * A stock browser hides its host candidates behind `.local` names: then only the gateway's
+ * side is relayed, and the one candidate pair ICE can form runs through the relay (see
+ * netsim's ImpairedLink), so the sliders work in any browser, no flags.
  */
 import { fileURLToPath } from 'node:url';
 import express from 'express';
@@ -60,11 +60,10 @@ export async function startDemo(port = 0, host = '127.0.0.1'): Promise<Demo> {
     await links.get(id)?.close();
     const link = new ImpairedLink();
     links.set(id, link);
+    // a stock browser offers only `.local` host candidates (dropped here): the link then relays the gateway's side only
     const offer = loopbackHostCandidates(String(req.body ?? ''));
-    const useRelay = offer.includes('a=candidate');
     const target = `${gatewayBase(req)}/v1/endpoints/${id}/webrtc`;
-    const init = { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: req.get('authorization') ?? '' }, body: useRelay ? offer : String(req.body ?? '') };
-    const answer = useRelay ? await link.fetch(target, init) : await fetch(target, init);
+    const answer = await link.fetch(target, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: req.get('authorization') ?? '' }, body: offer });
     const location = answer.headers.get('location');
     res.status(answer.status).type(answer.headers.get('content-type') ?? 'application/sdp');
     if (location) res.location(location);
@@ -85,7 +84,9 @@ export async function startDemo(port = 0, host = '127.0.0.1'): Promise<Demo> {
     res.json({ ok: true });
   });
   demo.get('/api/state', (_req, res) => {
-    res.json({ stream: gateway.streamHealth(STREAM), endpoints: ENDPOINTS.map((id) => gateway.endpointHealth(id)) });
+    // relay counters: every packet of a path crosses its relay (the e2e test checks them against the browser's own)
+    const relays = Object.fromEntries([...links].map(([id, l]) => [id, l.relays.map((r) => r.stats())]));
+    res.json({ stream: gateway.streamHealth(STREAM), endpoints: ENDPOINTS.map((id) => gateway.endpointHealth(id)), relays });
   });
   // express 5 keeps the app's routes; mount the demo before the API's 404 handler
   const root = express();

@@ -3,10 +3,15 @@ import type { Impairment } from './impairment.js';
 import { UdpRelay } from './udp-relay.js';
 
 /**
- * Puts a netsim UDP relay pair between a receiver and the gateway by rewriting both
- * sides' host candidates during signaling (rewriting one side only lets ICE find the
- * direct pair): the gateway learns relay B (→ receiver), the receiver learns relay A
- * (→ gateway). Every packet of the peer connection then crosses the relays.
+ * Puts netsim UDP relays between a receiver and the gateway by rewriting candidates during
+ * signaling, so every packet of the peer connection crosses them:
+ * - the offer names a usable host candidate: a relay pair, both sides rewritten (rewriting
+ *   one side only lets ICE find the direct pair): the gateway learns relay B (→ receiver),
+ *   the receiver learns relay A (→ gateway);
+ * - it does not (a stock browser hides its host candidates behind `.local` names, which the
+ *   gateway drops): only the gateway's side, relay A. The receiver knows no other address of
+ *   the gateway, and the gateway knows the receiver only as the peer-reflexive address it
+ *   sees, relay A's upstream socket: the one pair runs through the relay.
  */
 export class ImpairedLink {
   readonly relays: UdpRelay[] = [];
@@ -14,11 +19,13 @@ export class ImpairedLink {
   /** A `fetch` for the SDK's signaling that inserts the relays. */
   readonly fetch: typeof fetch = async (input, init) => {
     const offer = String(init?.body ?? '');
-    const rx = candidateAddresses(offer).find((c) => c.protocol.toLowerCase() === 'udp');
-    if (!rx) throw new Error('offer has no UDP candidate');
-    const toReceiver = await UdpRelay.start({ target: { host: '127.0.0.1', port: rx.port } });
-    this.relays.push(toReceiver);
-    const rewrittenOffer = rewriteCandidates(offer, () => ({ host: '127.0.0.1', port: toReceiver.port }));
+    const rx = candidateAddresses(offer).find((c) => c.protocol.toLowerCase() === 'udp' && /^\d+\.\d+\.\d+\.\d+$/.test(c.host));
+    let rewrittenOffer = offer;
+    if (rx) {
+      const toReceiver = await UdpRelay.start({ target: { host: '127.0.0.1', port: rx.port } });
+      this.relays.push(toReceiver);
+      rewrittenOffer = rewriteCandidates(offer, () => ({ host: '127.0.0.1', port: toReceiver.port }));
+    }
     const res = await fetch(input, { ...init, body: rewrittenOffer });
     if (res.status !== 201) return res;
     const answer = await res.text();
