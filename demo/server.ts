@@ -1,7 +1,8 @@
 /**
- * mirrorstream demo: a gateway, a synthetic market feed (ticks at 50/s) on a failover
- * stream with three endpoints, and a page (/demo/) that runs the three receivers with
- * the browser SDK. Each receiver's WebRTC path runs through a netsim relay pair the page's
+ * mirrorstream demo: a gateway, a synthetic market feed (ticks at 50/s), and a page (/demo/)
+ * that runs three receivers with the browser SDK. Each viewer gets its own failover stream
+ * with its own three endpoints (deleted when the page has been gone for a while), state as
+ * server-sent events, and each receiver's WebRTC path runs through netsim relays its
  * sliders control (loss, delay, rate cap, kill).
  *
  *   npm run demo            # http://127.0.0.1:8090/demo/  (MIRRORSTREAM_DEMO_PORT)
@@ -10,13 +11,16 @@
  * side is relayed, and the one candidate pair ICE can form runs through the relay (see
  * netsim's ImpairedLink), so the sliders work in any browser, no flags.
  */
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { createGateway, createHttpApp, createMetrics, type Gateway } from '../gateway/src/index.js';
 import { ImpairedLink, loopbackHostCandidates } from '../netsim/index.js';
 
 const ENDPOINTS = ['primary', 'backup1', 'backup2'] as const;
-const STREAM = 'ticks';
+type Role = (typeof ENDPOINTS)[number];
+/** Viewers at once; each has its own stream, three endpoints and six relays at most. */
+const MAX_VIEWERS = 20;
 
 export interface Demo {
   url: string;
@@ -24,7 +28,24 @@ export interface Demo {
   close(): Promise<void>;
 }
 
-export async function startDemo(port = 0, host = '127.0.0.1'): Promise<Demo> {
+export interface DemoOptions {
+  /** A viewer's session is deleted this long after its page's event stream closed (a reload keeps it). */
+  sessionGraceMs?: number;
+}
+
+/** One viewer's page: its own stream and endpoints, relays and kill switches. */
+interface Viewer {
+  readonly id: string;
+  readonly stream: string;
+  readonly links: Map<Role, ImpairedLink>;
+  readonly killed: Set<Role>;
+  /** Open event streams (tabs); cleanup starts when the last one closes. */
+  watchers: number;
+  cleanup: NodeJS.Timeout | undefined;
+}
+
+export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptions = {}): Promise<Demo> {
+  const graceMs = options.sessionGraceMs ?? 30_000;
   const gateway = createGateway({
     logLevel: 'warn',
     host,
@@ -37,68 +58,107 @@ export async function startDemo(port = 0, host = '127.0.0.1'): Promise<Demo> {
   const metrics = createMetrics(gateway);
   const app = createHttpApp(gateway, { apiKey, metrics });
   const demo = express.Router();
-  const links = new Map<string, ImpairedLink>();
-  const killed = new Set<string>();
+  const viewers = new Map<string, Viewer>();
   const gatewayBase = (req: express.Request): string => `${req.protocol}://${req.get('host') ?? host}`;
+  const endpointId = (v: Viewer, role: Role): string => `${v.id}-${role}`;
+  const isRole = (r: string): r is Role => (ENDPOINTS as readonly string[]).includes(r);
+  const notFound = (res: express.Response, what: string): void => void res.status(404).json({ error: { code: 'MS_STREAM_NOT_FOUND', message: what } });
+
+  const drop = async (v: Viewer): Promise<void> => {
+    viewers.delete(v.id);
+    clearTimeout(v.cleanup);
+    await Promise.resolve(gateway.deleteStream(v.stream)).catch(() => undefined);
+    for (const l of v.links.values()) await l.close();
+  };
+  const state = (v: Viewer): unknown => ({
+    session: v.id,
+    stream: gateway.streamHealth(v.stream),
+    endpoints: ENDPOINTS.map((r) => gateway.endpointHealth(endpointId(v, r))),
+    // relay counters: every packet of a path crosses its relay (the e2e test checks them)
+    relays: Object.fromEntries([...v.links].map(([r, l]) => [r, l.relays.map((x) => x.stats())])),
+  });
 
   demo.use('/', express.static(fileURLToPath(new URL('./page/', import.meta.url))));
-  demo.get('/api/config', async (_req, res) => {
-    const tokens = Object.fromEntries(await Promise.all(ENDPOINTS.map(async (id) => [id, (await gateway.issueToken(id, { ttl_s: 86_400 })).token] as const)));
-    res.json({ stream: STREAM, endpoints: ENDPOINTS, tokens });
+  // a new viewer: its own stream on the shared feed, cleaned up when its page goes away
+  demo.post('/api/session', async (_req, res) => {
+    if (viewers.size >= MAX_VIEWERS) {
+      res.status(429).set('retry-after', '30').json({ error: { code: 'MS_RATE_LIMITED', message: `the demo serves ${MAX_VIEWERS} viewers at once` } });
+      return;
+    }
+    const id = randomBytes(4).toString('hex');
+    const v: Viewer = { id, stream: `ticks-${id}`, links: new Map(), killed: new Set(), watchers: 0, cleanup: undefined };
+    viewers.set(v.id, v);
+    // no event stream within the grace (the page never loaded): dropped like a closed one
+    v.cleanup = setTimeout(() => void drop(v), graceMs);
+    gateway.createStream({ stream_id: v.stream, endpoint_list: ENDPOINTS.map((r) => endpointId(v, r)) });
+    const tokens = Object.fromEntries(await Promise.all(ENDPOINTS.map(async (r) => [r, (await gateway.issueToken(endpointId(v, r), { ttl_s: 86_400 })).token] as const)));
+    res.status(201).json({ session: v.id, stream: v.stream, endpoints: ENDPOINTS, ids: Object.fromEntries(ENDPOINTS.map((r) => [r, endpointId(v, r)])), tokens });
+  });
+  // the page's state as a stream of server-sent events, twice a second
+  demo.get('/api/:session/events', (req, res) => {
+    const v = viewers.get(String(req.params.session));
+    if (!v) return notFound(res, 'no such demo session (it ended): reload the page');
+    clearTimeout(v.cleanup);
+    v.watchers++;
+    res.set({ 'content-type': 'text/event-stream', 'cache-control': 'no-store' }).flushHeaders();
+    const push = (): void => void res.write(`data: ${JSON.stringify(state(v))}\n\n`);
+    push();
+    const timer = setInterval(push, 500);
+    req.on('close', () => {
+      clearInterval(timer);
+      if (--v.watchers === 0 && viewers.has(v.id)) v.cleanup = setTimeout(() => void drop(v), graceMs);
+    });
+  });
+  demo.get('/api/:session/state', (req, res) => {
+    const v = viewers.get(String(req.params.session));
+    if (!v) return notFound(res, 'no such demo session');
+    res.json(state(v));
   });
   // the page's WebRTC signaling comes here: the offer and answer get relayed candidates
-  demo.post('/api/signal/:endpoint', express.text({ type: 'application/sdp', limit: 64 * 1024 }), async (req, res) => {
-    const id = String(req.params.endpoint);
-    if (!ENDPOINTS.includes(id as (typeof ENDPOINTS)[number])) {
-      res.status(404).json({ error: { code: 'MS_ENDPOINT_NOT_FOUND', message: 'not a demo endpoint' } });
+  demo.post('/api/:session/signal/:endpoint', express.text({ type: 'application/sdp', limit: 64 * 1024 }), async (req, res) => {
+    const v = viewers.get(String(req.params.session));
+    const role = String(req.params.endpoint);
+    if (!v || !isRole(role)) return notFound(res, 'not a demo session endpoint');
+    if (v.killed.has(role)) {
+      res.status(503).json({ error: { code: 'MS_TRANSPORT_CLOSED', message: `${role} is killed in the demo` } });
       return;
     }
-    if (killed.has(id)) {
-      res.status(503).json({ error: { code: 'MS_TRANSPORT_CLOSED', message: `${id} is killed in the demo` } });
-      return;
-    }
-    await links.get(id)?.close();
+    await v.links.get(role)?.close();
     const link = new ImpairedLink();
-    links.set(id, link);
+    v.links.set(role, link);
     // a stock browser offers only `.local` host candidates (dropped here): the link then relays the gateway's side only
     const offer = loopbackHostCandidates(String(req.body ?? ''));
-    const target = `${gatewayBase(req)}/v1/endpoints/${id}/webrtc`;
+    const target = `${gatewayBase(req)}/v1/endpoints/${endpointId(v, role)}/webrtc`;
     const answer = await link.fetch(target, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: req.get('authorization') ?? '' }, body: offer });
     const location = answer.headers.get('location');
     res.status(answer.status).type(answer.headers.get('content-type') ?? 'application/sdp');
     if (location) res.location(location);
     res.send(await answer.text());
   });
-  demo.post('/api/impair/:endpoint', express.json(), async (req, res) => {
-    const id = String(req.params.endpoint);
+  demo.post('/api/:session/impair/:endpoint', express.json(), async (req, res) => {
+    const v = viewers.get(String(req.params.session));
+    const role = String(req.params.endpoint);
+    const link = v && isRole(role) ? v.links.get(role) : undefined;
+    if (!v || !isRole(role) || !link) return notFound(res, 'no live link for this endpoint');
     const body = (req.body ?? {}) as { lossPct?: number; delayMs?: number; rateKBps?: number; kill?: boolean };
-    const link = links.get(id);
-    if (!link) {
-      res.status(404).json({ error: { code: 'MS_ENDPOINT_NOT_FOUND', message: 'no live link for this endpoint' } });
-      return;
-    }
-    const clamp = (v: unknown, max: number): number => (typeof v === 'number' && Number.isFinite(v) ? Math.min(max, Math.max(0, v)) : 0);
-    if (body.kill === true) killed.add(id);
-    if (body.kill === false) killed.delete(id);
-    link.set({ lossPct: clamp(body.lossPct, 100), delayMs: clamp(body.delayMs, 5_000), rateBytesPerSec: clamp(body.rateKBps, 100_000) * 1000, blackhole: killed.has(id) });
+    const clamp = (x: unknown, max: number): number => (typeof x === 'number' && Number.isFinite(x) ? Math.min(max, Math.max(0, x)) : 0);
+    if (body.kill === true) v.killed.add(role);
+    if (body.kill === false) v.killed.delete(role);
+    link.set({ lossPct: clamp(body.lossPct, 100), delayMs: clamp(body.delayMs, 5_000), rateBytesPerSec: clamp(body.rateKBps, 100_000) * 1000, blackhole: v.killed.has(role) });
     res.json({ ok: true });
-  });
-  demo.get('/api/state', (_req, res) => {
-    // relay counters: every packet of a path crosses its relay (the e2e test checks them against the browser's own)
-    const relays = Object.fromEntries([...links].map(([id, l]) => [id, l.relays.map((r) => r.stats())]));
-    res.json({ stream: gateway.streamHealth(STREAM), endpoints: ENDPOINTS.map((id) => gateway.endpointHealth(id)), relays });
   });
   // express 5 keeps the app's routes; mount the demo before the API's 404 handler
   const root = express();
   root.use('/demo', demo);
   root.use(app);
 
-  gateway.createStream({ stream_id: STREAM, endpoint_list: [...ENDPOINTS] });
+  // one feed, published to every viewer's stream
   let px = 100;
   let n = 0;
   const feed = setInterval(() => {
     px = Math.max(1, px * (1 + (Math.random() - 0.5) * 0.002));
-    void gateway.publish(STREAM, JSON.stringify({ sym: 'ACME', px: Number(px.toFixed(3)), n: ++n, t: Date.now() }), { key: 'ACME', waitMs: 0 }).catch(() => undefined);
+    const tick = JSON.stringify({ sym: 'ACME', px: Number(px.toFixed(3)), n: ++n, t: Date.now() });
+    for (const v of viewers.values()) void gateway.publish(v.stream, tick, { key: 'ACME', waitMs: 0 }).catch(() => undefined);
   }, 20);
 
   const { createServer } = await import('node:http');
@@ -111,13 +171,13 @@ export async function startDemo(port = 0, host = '127.0.0.1'): Promise<Demo> {
     gateway,
     close: async () => {
       clearInterval(feed);
+      for (const v of [...viewers.values()]) await drop(v);
       metrics.close();
       await gateway.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      for (const l of links.values()) await l.close();
     },
   };
 }

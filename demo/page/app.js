@@ -1,9 +1,12 @@
-// The demo page: three receivers (browser SDK) of one failover stream, their health from
-// the gateway, and sliders that degrade each one's network through the demo's netsim relays.
+// The demo page: three receivers (browser SDK) of this viewer's own failover stream, their
+// health from the gateway as server-sent events, and sliders that degrade each one's network
+// through the demo's netsim relays.
 import { Receiver } from '/sdk/mirrorstream-receiver.js';
 
 const $ = (sel, el = document) => el.querySelector(sel);
-const config = await (await fetch('/demo/api/config')).json();
+const config = await (await fetch('/demo/api/session', { method: 'POST' })).json();
+const api = `/demo/api/${config.session}`;
+window.demoSession = config.session;
 const seen = new Set();
 let minSeq = Infinity;
 let maxSeq = 0;
@@ -21,8 +24,8 @@ for (const id of config.endpoints) {
   for (const input of el.querySelectorAll('input[type=range]')) input.addEventListener('input', () => showValues(el));
   // signaling goes through the demo server, which puts netsim relays into the path
   const viaDemo = (url, init) =>
-    init?.method === 'POST' && String(url).endsWith('/webrtc') ? fetch(`/demo/api/signal/${id}`, init) : fetch(url, init);
-  const rx = new Receiver({ gatewayUrl: location.origin, endpointId: id, token: config.tokens[id], fetch: viaDemo });
+    init?.method === 'POST' && String(url).endsWith('/webrtc') ? fetch(`${api}/signal/${id}`, init) : fetch(url, init);
+  const rx = new Receiver({ gatewayUrl: location.origin, endpointId: config.ids[id], token: config.tokens[id], fetch: viaDemo });
   rx.on('chunk', (c) => onChunk(id, c));
   rx.on('role', (r) => setRole(id, r.role));
   rx.on('status', (s) => { if (s !== 'connected') setRole(id, s); });
@@ -40,7 +43,7 @@ function showValues(el) {
 async function impair(id) {
   const el = panels.get(id).el;
   showValues(el);
-  await fetch(`/demo/api/impair/${id}`, {
+  await fetch(`${api}/impair/${id}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ lossPct: Number($('.lossPct', el).value), delayMs: Number($('.delayMs', el).value), rateKBps: Number($('.rateKBps', el).value), kill: $('.killBox', el).checked }),
@@ -113,10 +116,12 @@ function drawLine(canvas, values, color, fill, marks = []) {
 
 const fmt = (m, unit, digits = 0) => (m && m.value !== undefined && m.value !== null ? `${Number(m.value).toFixed(digits)} ${unit}` : '–');
 
-async function refresh() {
-  const state = await (await fetch('/demo/api/state')).json();
+/** An endpoint's name on this page: its id without the session prefix. */
+const nameOf = (endpointId) => (endpointId ? endpointId.slice(config.session.length + 1) : '—');
+
+function render(state) {
   for (const e of state.stream.endpoints) {
-    const p = panels.get(e.endpoint_id);
+    const p = panels.get(nameOf(e.endpoint_id));
     if (!p) continue;
     const el = p.el;
     const verdict = $('.verdict', el);
@@ -135,7 +140,7 @@ async function refresh() {
     const detail = s.detail ? ` (${s.detail.join(', ')})` : '';
     // measured by the gateway: the old path's last ack → the new path's first ack
     const gap = s.interruption_ms !== undefined ? ` · <b class="interruption">${s.interruption_ms} ms</b> interruption` : s.from && s.to ? ' · measuring…' : '';
-    return `<li><span class="when">${when}</span>${s.from ?? '—'} → <b>${s.to ?? '—'}</b> <span class="reason">${s.reason}${detail}</span> from seq ${s.from_seq}${gap}</li>`;
+    return `<li><span class="when">${when}</span>${nameOf(s.from)} → <b>${nameOf(s.to)}</b> <span class="reason">${s.reason}${detail}</span> from seq ${s.from_seq}${gap}</li>`;
   });
   $('#timeline').innerHTML = items.join('');
   $('#lastSeq').textContent = String(state.stream.last_seq);
@@ -147,4 +152,4 @@ async function refresh() {
   const switchMarks = state.stream.switches.filter((s) => s.from !== null).map((s) => priceSeqs.findIndex((q) => q >= s.from_seq)).filter((i) => i > 0);
   drawLine($('#priceChart'), prices, '#3ddc97', 'rgba(61,220,151,.10)', switchMarks);
 }
-setInterval(() => void refresh().catch(() => undefined), 500);
+new EventSource(`${api}/events`).onmessage = (e) => render(JSON.parse(e.data));

@@ -14,7 +14,7 @@ let browser: Browser;
 let closeBrowser: () => Promise<void>;
 
 beforeAll(async () => {
-  demo = await startDemo(0);
+  demo = await startDemo(0, '127.0.0.1', { sessionGraceMs: 1_000 });
   // a stock Chromium: host candidates hidden behind .local names, as in anyone's browser
   ({ browser, close: closeBrowser } = await launchChromium());
 }, 60_000);
@@ -63,7 +63,8 @@ describe('demo page', () => {
     expect(await text(page, '#missed')).toBe('0');
     // every path runs through its relay: each relay forwarded traffic both ways, and the
     // degraded primary's relay dropped what its loss setting said
-    const state = (await (await fetch(`${demo.url}/demo/api/state`)).json()) as { relays: Record<string, { up: RelayCounters; down: RelayCounters }[]> };
+    const session = await page.evaluate(() => (window as unknown as { demoSession: string }).demoSession);
+    const state = (await (await fetch(`${demo.url}/demo/api/${session}/state`)).json()) as { relays: Record<string, { up: RelayCounters; down: RelayCounters }[]> };
     const relayLine = Object.entries(state.relays)
       .map(([id, rs]) => `${id}: ${rs.map((r) => `up ${r.up.packetsForwarded}/${r.up.packetsIn} down ${r.down.packetsForwarded}/${r.down.packetsIn}`).join(', ')}`)
       .join('; ');
@@ -79,5 +80,30 @@ describe('demo page', () => {
     mkdirSync(dir, { recursive: true });
     await page.screenshot({ path: new URL('demo.png', dir).pathname as `${string}.png` });
     console.log(`[demo] timeline: ${(await text(page, '#timeline')).slice(0, 160)}; received ${await text(page, '#received')}, missed ${await text(page, '#missed')}`);
+    await page.close();
+  }, 60_000);
+
+  it('each viewer has its own stream and endpoints; a page that goes away has its stream deleted', async () => {
+    const streams = (): string[] => demo.gateway.listStreams().map((x) => x.stream_id).filter((id) => id.startsWith('ticks-'));
+    const pages = [await browser.newPage(), await browser.newPage()];
+    for (const p of pages) await p.goto(`${demo.url}/demo/`);
+    for (const p of pages) {
+      // a background tab's timers are throttled (as in any browser): look at each in turn
+      await p.bringToFront();
+      await p.waitForFunction(() => Number(document.querySelector('#received')?.textContent) > 50, { timeout: 25_000 });
+    }
+    const sessions = await Promise.all(pages.map((p) => p.evaluate(() => (window as unknown as { demoSession: string }).demoSession)));
+    expect(new Set(sessions).size).toBe(2);
+    expect(streams()).toEqual(expect.arrayContaining(sessions.map((id) => `ticks-${id}`)));
+    await pages[1]!.close();
+    const deadline = Date.now() + 10_000;
+    while (streams().includes(`ticks-${sessions[1]}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(streams()).not.toContain(`ticks-${sessions[1]}`);
+    expect(streams()).toContain(`ticks-${sessions[0]}`);
+    // the other viewer goes on
+    const received = Number(await text(pages[0]!, '#received'));
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(Number(await text(pages[0]!, '#received'))).toBeGreaterThan(received);
+    await pages[0]!.close();
   }, 60_000);
 });
