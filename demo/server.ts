@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { createGateway, createHttpApp, createMetrics, type Gateway } from '../gateway/src/index.js';
-import { ImpairedLink, loopbackHostCandidates } from '../netsim/index.js';
+import { ImpairedLink, loopbackHostCandidates, type Impairment } from '../netsim/index.js';
 
 const ENDPOINTS = ['primary', 'backup1', 'backup2'] as const;
 type Role = (typeof ENDPOINTS)[number];
@@ -39,6 +39,8 @@ interface Viewer {
   readonly stream: string;
   readonly links: Map<Role, ImpairedLink>;
   readonly killed: Set<Role>;
+  /** The sliders' settings per path: a reconnect's new relays get them too. */
+  readonly impairments: Map<Role, Partial<Impairment>>;
   /** Open event streams (tabs); cleanup starts when the last one closes. */
   watchers: number;
   cleanup: NodeJS.Timeout | undefined;
@@ -86,7 +88,7 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
       return;
     }
     const id = randomBytes(4).toString('hex');
-    const v: Viewer = { id, stream: `ticks-${id}`, links: new Map(), killed: new Set(), watchers: 0, cleanup: undefined };
+    const v: Viewer = { id, stream: `ticks-${id}`, links: new Map(), killed: new Set(), impairments: new Map(), watchers: 0, cleanup: undefined };
     viewers.set(v.id, v);
     // no event stream within the grace (the page never loaded): dropped like a closed one
     v.cleanup = setTimeout(() => void drop(v), graceMs);
@@ -130,6 +132,7 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
     const offer = loopbackHostCandidates(String(req.body ?? ''));
     const target = `${gatewayBase(req)}/v1/endpoints/${endpointId(v, role)}/webrtc`;
     const answer = await link.fetch(target, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: req.get('authorization') ?? '' }, body: offer });
+    link.set(v.impairments.get(role) ?? {});
     const location = answer.headers.get('location');
     res.status(answer.status).type(answer.headers.get('content-type') ?? 'application/sdp');
     if (location) res.location(location);
@@ -144,7 +147,9 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
     const clamp = (x: unknown, max: number): number => (typeof x === 'number' && Number.isFinite(x) ? Math.min(max, Math.max(0, x)) : 0);
     if (body.kill === true) v.killed.add(role);
     if (body.kill === false) v.killed.delete(role);
-    link.set({ lossPct: clamp(body.lossPct, 100), delayMs: clamp(body.delayMs, 5_000), rateBytesPerSec: clamp(body.rateKBps, 100_000) * 1000, blackhole: v.killed.has(role) });
+    const impairment = { lossPct: clamp(body.lossPct, 100), delayMs: clamp(body.delayMs, 5_000), rateBytesPerSec: clamp(body.rateKBps, 100_000) * 1000, blackhole: v.killed.has(role) };
+    v.impairments.set(role, impairment);
+    link.set(impairment);
     res.json({ ok: true });
   });
   // express 5 keeps the app's routes; mount the demo before the API's 404 handler

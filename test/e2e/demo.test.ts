@@ -55,7 +55,13 @@ describe('demo page', () => {
       input.dispatchEvent(new Event('input'));
       input.dispatchEvent(new Event('change'));
     });
-    await page.waitForFunction(() => /primary → .*backup1.*degraded/.test(document.querySelector('#timeline')?.textContent ?? ''), { timeout: 15_000 });
+    await page
+      .waitForFunction(() => /primary → .*backup1.*degraded/.test(document.querySelector('#timeline')?.textContent ?? ''), { timeout: 15_000 })
+      .catch(async (error: unknown) => {
+        // what the page showed instead, for the failure's record
+        console.log(`[demo, no switch] ${(await page.evaluate(() => document.body.innerText)).replace(/\s+/g, ' ').slice(0, 900)}`);
+        throw error;
+      });
     await page.waitForFunction(() => document.querySelector('.panel:nth-child(2) .role')?.textContent === 'active', { timeout: 5_000 });
     // the switch record's measured interruption, on the timeline
     await page.waitForFunction(() => /primary → backup1.*· \d+ ms interruption/.test(document.querySelector('#timeline')?.textContent ?? ''), { timeout: 5_000 });

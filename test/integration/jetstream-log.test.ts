@@ -215,7 +215,13 @@ describe('two gateway instances on one NATS', () => {
         await first.removeEndpoint('s', 'y');
         await second.addEndpoint('s', { endpoint_id: 'y', priority: round % 3 });
         await first.reorderEndpoints('s', ['z', 'y', 'x']);
-        await second.setPolicy('s', { overflow: round % 2 === 0 ? 'drop-oldest' : 'backpressure' });
+        const policy = round % 2 === 0 ? 'drop-oldest' : 'backpressure';
+        await second.setPolicy('s', { overflow: policy });
+        // what an instance wrote stays: the watch bringing back older changes must not take it back
+        for (let i = 0; i < 5; i++) {
+          expect(second.getStream('s').policy.overflow, `round ${round}, ${i * 10} ms after the write`).toBe(policy);
+          await new Promise((r) => setTimeout(r, 10));
+        }
       }
       const list = (g: Gateway): string => g.getStream('s').endpoint_list.map((e) => e.endpoint_id).join();
       await until(() => list(a) === 'z,y,x' && list(b) === 'z,y,x', 5_000, 'both instances have the last list');

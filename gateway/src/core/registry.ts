@@ -45,6 +45,8 @@ export interface RegistryOptions {
 export class Registry {
   readonly #o: RegistryOptions;
   readonly #records = new Map<string, StoredStream>();
+  /** The newest revision of each stream's stored spec this instance applied (shared backends). */
+  readonly #revisions = new Map<string, number>();
   readonly #streams = new Map<string, Stream>();
   readonly #endpoints = new Map<string, Endpoint>();
   /** Per stream id: the durable change in flight (the next one waits for it). */
@@ -181,7 +183,12 @@ export class Registry {
       return;
     }
     const id = change.kind === 'stream' ? change.stream.spec.stream_id : change.streamId;
-    const done = this.#exclusive(id, () => (change.kind === 'stream' ? this.#adopt(change.stream) : this.#dropLocal(id)));
+    const done = this.#exclusive(id, () => {
+      if (change.kind !== 'stream') return this.#dropLocal(id);
+      // a change this instance has already seen (it read or wrote a newer one) must not take it back
+      if (!this.#newer(id, change.revision)) return undefined;
+      return this.#adopt(change.stream);
+    });
     if (done instanceof Promise) done.catch((error: unknown) => this.#o.log.error({ stream: id, err: error }, 'a change from another instance could not be applied'));
   }
 
@@ -273,6 +280,7 @@ export class Registry {
     stream.end('deleted');
     this.#streams.delete(streamId);
     this.#records.delete(streamId);
+    this.#revisions.delete(streamId);
     void this.#controls.get(streamId)?.close();
     this.#controls.delete(streamId);
     for (const id of stream.endpointList) this.forgetIfUnused(id);
@@ -324,11 +332,21 @@ export class Registry {
     const read = this.#o.backend.storedStream;
     if (!read || !this.#streams.has(streamId)) return op();
     return read.call(this.#o.backend, streamId).then(async (stored) => {
-      const local = this.#records.get(streamId);
       if (!stored) this.#dropLocal(streamId);
-      else if (local && JSON.stringify(stored) !== JSON.stringify(local)) await this.#adopt(stored);
+      else if (this.#newer(streamId, stored.revision)) await this.#adopt(stored.stream);
       return op();
     });
+  }
+
+  /**
+   * Whether `revision` of a stream's stored spec is newer than any this instance applied
+   * (and note it); without revisions (memory backend) every change is new.
+   */
+  #newer(streamId: string, revision: number | undefined): boolean {
+    if (revision === undefined) return true;
+    if (revision <= (this.#revisions.get(streamId) ?? 0)) return false;
+    this.#revisions.set(streamId, revision);
+    return true;
   }
 
   /** Store the stream's changed spec, then apply the change to it. */
@@ -336,7 +354,8 @@ export class Registry {
     const record = this.#records.get(stream.id);
     if (!record) throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `no stream ${stream.id}`);
     const next: StoredStream = { ...record, spec: { ...record.spec, ...patch } };
-    return andThen(this.#o.backend.updateStream(next), () => {
+    return andThen(this.#o.backend.updateStream(next), (revision) => {
+      if (typeof revision === 'number') this.#newer(stream.id, revision);
       this.#records.set(stream.id, next);
       apply();
       return stream;

@@ -54,7 +54,7 @@ export interface EndpointBoard {
 
 /** A change another gateway instance made to the shared state. */
 export type BackendChange =
-  | { readonly kind: 'stream'; readonly stream: StoredStream }
+  | { readonly kind: 'stream'; readonly stream: StoredStream; readonly revision?: number }
   | { readonly kind: 'stream-deleted'; readonly streamId: string }
   | { readonly kind: 'cursor'; readonly streamId: string; readonly endpointId: string; readonly seq: number };
 
@@ -75,14 +75,14 @@ export interface Backend {
   load(): Promise<RestoredStream[]>;
   /** Store a new stream and make its (empty) log; MS_STREAM_EXISTS when its id is taken (by another instance too). */
   createStream(stream: StoredStream, limits: RetentionConfig): Maybe<void>;
-  /** Store a changed spec (endpoint list, policy) of an existing stream. */
-  updateStream(stream: StoredStream): Maybe<void>;
+  /** Store a changed spec (endpoint list, policy) of an existing stream; a shared backend answers its revision. */
+  updateStream(stream: StoredStream): Maybe<number | void>;
   /**
    * A shared backend: the stream as stored now (undefined: deleted), so a change made here
    * starts from what another instance stored a moment ago, not from a view its watch has not
    * brought yet.
    */
-  storedStream?(streamId: string): Promise<StoredStream | undefined>;
+  storedStream?(streamId: string): Promise<{ stream: StoredStream; revision: number } | undefined>;
   /** Forget a stream: spec, chunks and cursors. */
   deleteStream(streamId: string): Maybe<void>;
   /**

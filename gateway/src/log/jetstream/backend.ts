@@ -124,22 +124,23 @@ export class JetStreamBackend implements Backend {
     this.#logs.set(id, await JetStreamLog.create(this.#context(), id, limits, stream.epoch));
   }
 
-  async updateStream(stream: StoredStream): Promise<void> {
+  async updateStream(stream: StoredStream): Promise<number> {
     try {
-      await this.#kv('specs').put(escapeId(stream.spec.stream_id), JSON.stringify(stream));
+      return await this.#kv('specs').put(escapeId(stream.spec.stream_id), JSON.stringify(stream));
     } catch (error) {
       throw logUnavailable(`storing stream ${stream.spec.stream_id}`, error);
     }
   }
 
-  async storedStream(streamId: string): Promise<StoredStream | undefined> {
+  async storedStream(streamId: string): Promise<{ stream: StoredStream; revision: number } | undefined> {
     let entry;
     try {
       entry = await this.#kv('specs').get(escapeId(streamId));
     } catch (error) {
       throw logUnavailable(`reading stream ${streamId}`, error);
     }
-    return entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : undefined;
+    const stream = entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : undefined;
+    return stream && entry ? { stream, revision: entry.revision } : undefined;
   }
 
   async deleteStream(streamId: string): Promise<void> {
@@ -196,7 +197,7 @@ export class JetStreamBackend implements Backend {
           continue;
         }
         const stream = parseRecord(e.string());
-        if (stream) listener({ kind: 'stream', stream });
+        if (stream) listener({ kind: 'stream', stream, revision: e.revision });
         else this.#log.error({ key: e.key }, 'stream record in KV is not valid: left alone');
       }
     })();
