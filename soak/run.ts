@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { until } from '../test/helpers/gateway-process.js';
 import { startNats, type NatsServer } from '../test/helpers/nats.js';
 import { mulberry32 } from '../test/helpers/random.js';
@@ -30,12 +30,11 @@ const opts = new Command()
   .option('--faults <n>', 'faults to inject', int, 1_000)
   .option('--seed <n>', 'seed of the fault plan', int, 1)
   .option('--every-ms <ms>', 'mean time between fault starts', int, 500)
-  .option('--log <log>', 'nats (two gateway instances on one nats-server) or memory (one gateway)', 'nats')
+  .addOption(new Option('--log <log>', 'nats: two gateway instances on one nats-server; memory: one gateway').choices(['nats', 'memory']).default('nats'))
   .option('--rate <n>', 'chunks per second per stream', int, 100)
   .option('--out <file>', 'results file', 'bench/results/soak-latest.json')
   .parse()
   .opts<{ faults: number; seed: number; everyMs: number; log: string; rate: number; out: string }>();
-if (opts.log !== 'nats' && opts.log !== 'memory') throw new InvalidArgumentError('--log is nats or memory');
 
 // long names: the bad bursts generate short ids, and must not hit the soak's own streams
 const FAILOVER = 'soak-failover-stream';

@@ -23,6 +23,7 @@ import { andThen, type Backend, type BackendChange, type Maybe, type RestoredStr
 import { buildStream, retentionOf, toOverflow } from './build-stream.js';
 import type { EventSink } from './events.js';
 import { assertOpen, type Closing } from './lifecycle.js';
+import { applySpec, SpecRevisions } from './stored-specs.js';
 
 export interface RegistryOptions {
   config: GatewayConfig;
@@ -45,8 +46,8 @@ export interface RegistryOptions {
 export class Registry {
   readonly #o: RegistryOptions;
   readonly #records = new Map<string, StoredStream>();
-  /** The newest revision of each stream's stored spec this instance applied (shared backends). */
-  readonly #revisions = new Map<string, number>();
+  readonly #revisions = new SpecRevisions();
+  readonly #specEndpoints = { ensure: (id: string) => void this.ensureEndpoint(id), forgetIfUnused: (id: string) => this.forgetIfUnused(id) };
   readonly #streams = new Map<string, Stream>();
   readonly #endpoints = new Map<string, Endpoint>();
   /** Per stream id: the durable change in flight (the next one waits for it). */
@@ -186,7 +187,7 @@ export class Registry {
     const done = this.#exclusive(id, () => {
       if (change.kind !== 'stream') return this.#dropLocal(id);
       // a change this instance has already seen (it read or wrote a newer one) must not take it back
-      if (!this.#newer(id, change.revision)) return undefined;
+      if (!this.#revisions.newer(id, change.revision)) return undefined;
       return this.#adopt(change.stream);
     });
     if (done instanceof Promise) done.catch((error: unknown) => this.#o.log.error({ stream: id, err: error }, 'a change from another instance could not be applied'));
@@ -244,7 +245,7 @@ export class Registry {
     const id = record.spec.stream_id;
     const stream = this.#streams.get(id);
     if (stream && stream.epoch === record.epoch) {
-      this.#applySpec(stream, record.spec);
+      applySpec(stream, record.spec, this.#specEndpoints, this.#o.clock.now());
       this.#records.set(id, record);
       return;
     }
@@ -254,25 +255,6 @@ export class Registry {
     return andThen(this.#o.backend.openLog(record, limits, true), (log) => andThen(this.#withControl(record, log, {}, 'adopted'), () => undefined));
   }
 
-  /** Bring a stream's endpoints and policy to a spec (only what differs changes). */
-  #applySpec(stream: Stream, spec: StreamSpec): void {
-    const now = this.#o.clock.now();
-    const next = spec.endpoint_list;
-    for (const id of stream.endpointList.filter((e) => !next.includes(e))) {
-      stream.removeEndpoint(id, now);
-      this.forgetIfUnused(id);
-    }
-    for (const [i, id] of next.entries()) {
-      if (stream.cursor(id)) continue;
-      this.ensureEndpoint(id);
-      stream.addEndpoint(id, i, now);
-    }
-    if (next.some((id, i) => stream.endpointList[i] !== id)) stream.reorder(next, now);
-    const policy = toOverflow(spec.policy ?? policySchema.parse({}));
-    const current = stream.overflow;
-    if (policy.overflow !== current.overflow || policy.maxBacklogMs !== current.maxBacklogMs || policy.decimateN !== current.decimateN) stream.setOverflow(policy);
-  }
-
   /** Forget a stream here (it was deleted elsewhere): its endpoints get END. */
   #dropLocal(streamId: string): void {
     const stream = this.#streams.get(streamId);
@@ -280,7 +262,7 @@ export class Registry {
     stream.end('deleted');
     this.#streams.delete(streamId);
     this.#records.delete(streamId);
-    this.#revisions.delete(streamId);
+    this.#revisions.forget(streamId);
     void this.#controls.get(streamId)?.close();
     this.#controls.delete(streamId);
     for (const id of stream.endpointList) this.forgetIfUnused(id);
@@ -333,20 +315,9 @@ export class Registry {
     if (!read || !this.#streams.has(streamId)) return op();
     return read.call(this.#o.backend, streamId).then(async (stored) => {
       if (!stored) this.#dropLocal(streamId);
-      else if (this.#newer(streamId, stored.revision)) await this.#adopt(stored.stream);
+      else if (this.#revisions.newer(streamId, stored.revision)) await this.#adopt(stored.stream);
       return op();
     });
-  }
-
-  /**
-   * Whether `revision` of a stream's stored spec is newer than any this instance applied
-   * (and note it); without revisions (memory backend) every change is new.
-   */
-  #newer(streamId: string, revision: number | undefined): boolean {
-    if (revision === undefined) return true;
-    if (revision <= (this.#revisions.get(streamId) ?? 0)) return false;
-    this.#revisions.set(streamId, revision);
-    return true;
   }
 
   /** Store the stream's changed spec, then apply the change to it. */
@@ -355,7 +326,7 @@ export class Registry {
     if (!record) throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `no stream ${stream.id}`);
     const next: StoredStream = { ...record, spec: { ...record.spec, ...patch } };
     return andThen(this.#o.backend.updateStream(next), (revision) => {
-      if (typeof revision === 'number') this.#newer(stream.id, revision);
+      if (typeof revision === 'number') this.#revisions.newer(stream.id, revision);
       this.#records.set(stream.id, next);
       apply();
       return stream;

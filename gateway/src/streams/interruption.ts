@@ -1,3 +1,4 @@
+import type { StreamLog } from './stream-log.js';
 import type { SwitchRecord } from './types.js';
 
 /**
@@ -14,12 +15,12 @@ export class InterruptionMeter {
     this.#open.set(record.to, { record, since: oldLastAckAt ?? record.at });
   }
 
-  /** `endpointId` acked up to `seq` at `now`; `ingestedAt(seq)`: when the gateway took that chunk. */
-  acked(endpointId: string, seq: number, now: number, ingestedAt: (seq: number) => number | undefined): void {
+  /** `endpointId` acked up to `seq` at `now` (on every ack: a map lookup unless a switch waits for it). */
+  acked(endpointId: string, seq: number, now: number, log: Pick<StreamLog, 'get'>): void {
     const open = this.#open.get(endpointId);
     if (!open || seq < open.record.from_seq) return;
     this.#open.delete(endpointId);
-    const start = Math.max(open.since ?? open.record.at, ingestedAt(open.record.from_seq) ?? -Infinity);
+    const start = Math.max(open.since ?? open.record.at, log.get(open.record.from_seq)?.timestamp ?? -Infinity);
     open.record.interruption_ms = Math.max(0, Math.round(now - start));
   }
 

@@ -6,9 +6,10 @@ import type { PacerOptions } from '../rate/pacer.js';
 import { RateWindow } from '../rate/rate-window.js';
 import { applyAck, assessCursor, clearInFlight, newCursor, newCursorHealth, type Cursor } from './cursor.js';
 import { decideRoles } from './decide.js';
+import { DepartedCursors } from './departed.js';
 import { InterruptionMeter } from './interruption.js';
 import { Sender } from './sender.js';
-import { MAX_ENDPOINTS_PER_STREAM, type ChunkInput } from './spec.js';
+import type { ChunkInput } from './spec.js';
 import type { AppendChunk, AppendResult, StreamLog } from './stream-log.js';
 import type { RoleDecision, StreamHooks, StreamMode, SwitchReason, SwitchRecord } from './types.js';
 
@@ -54,8 +55,7 @@ export class Stream {
   readonly #opts: StreamOptions;
   readonly #sender: Sender;
   readonly #cursors = new Map<string, Cursor>();
-  /** Last acked seq of endpoints off the list: one added back resumes there (bounded, oldest out). */
-  readonly #departed = new Map<string, number>();
+  readonly #departed = new DepartedCursors();
   #order: string[];
   #active: string[] = [];
   /** Highest cumulative ack of any endpoint: in failover mode everything up to it is delivered. */
@@ -161,7 +161,7 @@ export class Stream {
     const now = this.#opts.clock();
     const acked = c ? applyAck(c, seq, now) : undefined;
     if (acked === undefined) return;
-    this.#interruptions.acked(endpointId, acked, now, (s) => this.log.get(s)?.timestamp);
+    this.#interruptions.acked(endpointId, acked, now, this.log);
     if (acked > this.#ackFrontier) this.#ackFrontier = acked;
     this.#opts.hooks.acked(endpointId, acked);
   }
@@ -173,7 +173,7 @@ export class Stream {
   restoreCursor(endpointId: string, seq: number): void {
     const c = this.#cursors.get(endpointId);
     if (!c) {
-      if (seq > (this.#departed.get(endpointId) ?? 0)) this.#depart(endpointId, seq);
+      this.#departed.remember(endpointId, seq);
       return;
     }
     if (seq <= c.lastAcked) return;
@@ -280,8 +280,7 @@ export class Stream {
     const at = position === undefined ? this.#order.length : Math.min(position, this.#order.length);
     this.#order.splice(at, 0, endpointId);
     this.#cursors.set(endpointId, this.#newCursor(endpointId));
-    const departed = this.#departed.get(endpointId);
-    this.#departed.delete(endpointId);
+    const departed = this.#departed.take(endpointId);
     if (departed !== undefined) this.restoreCursor(endpointId, departed);
     this.#sender.role(this.#link(endpointId), 'standby', this.#ackFrontier + 1);
     this.evaluate(now, true);
@@ -295,7 +294,7 @@ export class Stream {
     this.#active = this.#active.filter((id) => id !== endpointId);
     const lastAcked = this.#cursors.get(endpointId)?.lastAcked ?? 0;
     this.#cursors.delete(endpointId);
-    if (lastAcked > 0) this.#depart(endpointId, lastAcked);
+    this.#departed.remember(endpointId, lastAcked);
     this.#sender.end(this.#link(endpointId), END_REASON_REMOVED);
   }
 
@@ -341,12 +340,6 @@ export class Stream {
 
   #link(endpointId: string): ReturnType<StreamHooks['endpoint']>['link'] {
     return this.#opts.hooks.endpoint(endpointId).link;
-  }
-
-  #depart(endpointId: string, lastAcked: number): void {
-    this.#departed.delete(endpointId);
-    this.#departed.set(endpointId, lastAcked);
-    if (this.#departed.size > MAX_ENDPOINTS_PER_STREAM) this.#departed.delete(this.#departed.keys().next().value!);
   }
 
   #newCursor(endpointId: string): Cursor {
