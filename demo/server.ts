@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { createGateway, createHttpApp, createMetrics, type Gateway } from '../gateway/src/index.js';
+import { toHttpError } from '../gateway/src/http/errors.js';
 import { ImpairedLink, loopbackHostCandidates, type Impairment } from '../netsim/index.js';
 
 const ENDPOINTS = ['primary', 'backup1', 'backup2'] as const;
@@ -151,6 +152,11 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
     v.impairments.set(role, impairment);
     link.set(impairment);
     res.json({ ok: true });
+  });
+  // bad input to the demo's own routes (a body that is not JSON, say) gets the API's coded JSON error
+  demo.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    const { status, body } = toHttpError(err);
+    res.status(status).json(body);
   });
   // express 5 keeps the app's routes; mount the demo before the API's 404 handler
   const root = express();

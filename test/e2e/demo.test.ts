@@ -112,4 +112,15 @@ describe('demo page', () => {
     expect(Number(await text(pages[0]!, '#received'))).toBeGreaterThan(received);
     await pages[0]!.close();
   }, 60_000);
+
+  it("the demo's own routes answer bad input with a coded JSON error", async () => {
+    const { session } = (await (await fetch(`${demo.url}/demo/api/session`, { method: 'POST' })).json()) as { session: string };
+    const post = (path: string, body: string): Promise<Response> => fetch(`${demo.url}/demo/api/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const badJson = await post(`${session}/impair/primary`, '{bad');
+    expect(badJson.status).toBe(400);
+    expect(((await badJson.json()) as { error: { code: string } }).error.code).toBe('MS_BAD_REQUEST');
+    const unknown = await post('no-such-session/impair/primary', '{}');
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('MS_STREAM_NOT_FOUND');
+  });
 });
