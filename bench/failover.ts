@@ -1,7 +1,9 @@
 /**
- * Failover interruption over real loopback WebRTC (node-datachannel, the default engine),
- * the stream at 500 chunks/s:
- * - hard kill: 3 receivers in child processes, SIGKILL of the active one mid-stream;
+ * Failover interruption over real loopback sockets, the stream at 500 chunks/s:
+ * - process faults: 3 receivers in child processes on the public SDK, over WebRTC
+ *   (node-datachannel) or WebTransport/HTTP-2; the active one is SIGKILLed, or frozen
+ *   (SIGSTOP for 2 s, then SIGCONT: no close, no packets); with hedging (the default) and,
+ *   side by side as the baseline, with `failover.hedge: false` (the switch on death only);
  * - degradation: 2 in-process receivers behind netsim UDP relays, 10 % loss (both
  *   directions) put on the active link mid-stream.
  * Interruption = the longest time, from the fault on, that the in-order frontier of the
@@ -20,6 +22,10 @@ const RATE = 500;
 
 export interface FailoverRun {
   interruption_ms: number;
+  /** Median ingestion → delivery latency of every delivery in the run. */
+  latency_p50_ms?: number;
+  hedges?: { started: number; ended: number; committed: number };
+  switches?: string[];
   /** Fault → the gateway's switch event (degradation only; a kill has no switch-time stamp here). */
   switch_ms?: number;
   published: number;
@@ -38,7 +44,20 @@ export interface FailoverSummary {
   lost: number;
   duplicates: number;
   duplicates_per_endpoint: Record<string, number>;
+  latency_p50_ms?: number;
+  hedges_started?: number;
+  hedges_ended?: number;
+  hedges_committed?: number;
   samples_ms: number[];
+}
+
+export type ProcessFault = 'kill' | 'freeze';
+export type Transport = 'webrtc' | 'webtransport';
+
+export interface ProcessFaultCase extends FailoverSummary {
+  fault: ProcessFault;
+  transport: Transport;
+  hedge: boolean;
 }
 
 function accounting(timeline: Timeline, published: number): Pick<FailoverRun, 'lost' | 'duplicates'> {
@@ -47,9 +66,24 @@ function accounting(timeline: Timeline, published: number): Pick<FailoverRun, 'l
   return { lost: published - union.size, duplicates };
 }
 
-export async function hardKill(total: number, killAt: number): Promise<FailoverRun> {
-  const r = await runFailover('node-datachannel', total, RATE, killAt);
-  return { interruption_ms: frontierStall(r.timeline, r.killTime), published: total, ...accounting(r.timeline, total) };
+export async function processFault(fault: ProcessFault, transport: Transport, hedge: boolean, total: number, killAt: number): Promise<FailoverRun> {
+  const r = await runFailover('node-datachannel', {
+    total,
+    ratePerS: RATE,
+    killAt,
+    fault,
+    freezeMs: 2_000,
+    transports: { a: transport, b: transport, c: transport },
+    config: { failover: { hedge } },
+  });
+  return {
+    interruption_ms: frontierStall(r.timeline, r.killTime),
+    latency_p50_ms: Number(r.latencyP50Ms.toFixed(2)),
+    hedges: r.hedges,
+    switches: r.switchReasons,
+    published: total,
+    ...accounting(r.timeline, total),
+  };
 }
 
 export async function degradation(impairment: Partial<Impairment>, beforeMs = 2_000, afterMs = 2_000): Promise<FailoverRun> {
@@ -115,6 +149,9 @@ export function summarizeRuns(runs: FailoverRun[]): FailoverSummary {
   const perEndpoint: Record<string, number> = {};
   for (const r of runs) for (const [id, d] of Object.entries(r.duplicates)) perEndpoint[id] = (perEndpoint[id] ?? 0) + d;
   const round = (v: number): number => Number(v.toFixed(1));
+  const lat = runs.map((r) => r.latency_p50_ms).filter((v): v is number => v !== undefined);
+  const hedged = runs.filter((r) => r.hedges);
+  const sum = (k: 'started' | 'ended' | 'committed'): number => hedged.reduce((n, r) => n + (r.hedges?.[k] ?? 0), 0);
   return {
     runs: runs.length,
     p50_ms: round(percentile(ms, 50)),
@@ -125,39 +162,58 @@ export function summarizeRuns(runs: FailoverRun[]): FailoverSummary {
     lost: runs.reduce((n, r) => n + r.lost, 0),
     duplicates: Object.values(perEndpoint).reduce((a, b) => a + b, 0),
     duplicates_per_endpoint: perEndpoint,
+    ...(lat.length ? { latency_p50_ms: Number(percentile(lat, 50).toFixed(2)) } : {}),
+    ...(hedged.length ? { hedges_started: sum('started'), hedges_ended: sum('ended'), hedges_committed: sum('committed') } : {}),
     samples_ms: ms.map(round),
   };
 }
 
-export async function failover(opts: { hardKills: number; degradations: number; total: number }): Promise<{
+export interface FailoverPlan {
+  /** Runs per (fault, transport) with hedging, and of the hedge-off baseline. */
+  processFaults: number;
+  baselineRuns: number;
+  degradations: number;
+  total: number;
+}
+
+export async function failover(opts: FailoverPlan): Promise<{
   rate_per_s: number;
-  hard_kill: FailoverSummary;
+  process_faults: ProcessFaultCase[];
   degradation: FailoverSummary & { impairment: string };
   lost: number;
   duplicates: number;
 }> {
-  const kills: FailoverRun[] = [];
-  for (let i = 0; i < opts.hardKills; i++) {
-    kills.push(await hardKill(opts.total, Math.floor(opts.total / 2)));
-    console.log(`failover hard kill ${i + 1}/${opts.hardKills}: ${JSON.stringify(kills.at(-1))}`);
+  const cases: ProcessFaultCase[] = [];
+  for (const transport of ['webrtc', 'webtransport'] as const) {
+    for (const fault of ['kill', 'freeze'] as const) {
+      for (const hedge of [true, false]) {
+        const n = hedge ? opts.processFaults : opts.baselineRuns;
+        const runs: FailoverRun[] = [];
+        for (let i = 0; i < n; i++) {
+          runs.push(await processFault(fault, transport, hedge, opts.total, Math.floor(opts.total / 3)));
+          console.log(`failover ${fault} ${transport} hedge=${hedge} ${i + 1}/${n}: ${JSON.stringify(runs.at(-1))}`);
+        }
+        cases.push({ fault, transport, hedge, ...summarizeRuns(runs) });
+      }
+    }
   }
   const degr: FailoverRun[] = [];
   for (let i = 0; i < opts.degradations; i++) {
     degr.push(await degradation({ lossPct: 10 }));
     console.log(`failover degradation ${i + 1}/${opts.degradations}: ${JSON.stringify(degr.at(-1))}`);
   }
-  const hard_kill = summarizeRuns(kills);
   const degradationSummary = { ...summarizeRuns(degr), impairment: 'netsim 10 % loss, both directions, on the active link' };
   return {
     rate_per_s: RATE,
-    hard_kill,
+    process_faults: cases,
     degradation: degradationSummary,
-    lost: hard_kill.lost + degradationSummary.lost,
-    duplicates: hard_kill.duplicates + degradationSummary.duplicates,
+    lost: cases.reduce((n, c) => n + c.lost, 0) + degradationSummary.lost,
+    duplicates: cases.reduce((n, c) => n + c.duplicates, 0) + degradationSummary.duplicates,
   };
 }
 
 if (process.argv[1]?.endsWith('failover.ts')) {
-  console.log(JSON.stringify(await failover({ hardKills: Number(process.argv[2] ?? 2), degradations: Number(process.argv[3] ?? 2), total: 3_000 }), null, 2));
+  const runs = Number(process.argv[2] ?? 2);
+  console.log(JSON.stringify(await failover({ processFaults: runs, baselineRuns: runs, degradations: Number(process.argv[3] ?? 2), total: 3_000 }), null, 2));
   process.exit(0);
 }

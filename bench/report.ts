@@ -1,6 +1,6 @@
 import type { CodecRow } from './codec.js';
 import type { DurableRow } from './durable.js';
-import type { failover } from './failover.js';
+import type { failover, FailoverSummary } from './failover.js';
 import type { FanoutResult } from './fanout.js';
 import type { ThroughputRow } from './throughput.js';
 
@@ -51,26 +51,48 @@ export function renderMarkdown(r: BenchReport): string {
   }
   if (r.failover) {
     const f = r.failover;
-    out.push(`## Failover interruption at ${f.rate_per_s} chunks/s (node-datachannel)`, '');
+    out.push(`## Failover interruption at ${f.rate_per_s} chunks/s`, '');
+    out.push(
+      'Process faults of the active receiver (3 receivers in child processes; kill = SIGKILL, freeze = SIGSTOP for 2 s then SIGCONT); hedge off is the baseline (the switch on death only). Interruption = the longest stall of the in-order frontier of the union of all receivers after the fault.',
+      '',
+    );
+    const dups = (s: FailoverSummary): string =>
+      Object.entries(s.duplicates_per_endpoint)
+        .map(([id, d]) => `${id}: ${d}`)
+        .join(', ');
     out.push(
       ...table(
-        ['fault', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'min ms', 'fault → switch ms (p50 / max)', 'lost', 'duplicates per endpoint'],
-        [
-          ['hard kill (SIGKILL of the active receiver process)', f.hard_kill, '–'] as const,
-          [f.degradation.impairment, f.degradation, `${n(f.degradation.switch_p50_ms ?? Number.NaN, 0)} / ${n(f.degradation.switch_max_ms ?? Number.NaN, 0)}`] as const,
-        ].map(([name, s, sw]) => [
-          name,
-          String(s.runs),
-          n(s.p50_ms),
-          n(s.p99_ms),
-          n(s.max_ms),
-          n(s.min_ms),
-          sw,
-          String(s.lost),
-          Object.entries(s.duplicates_per_endpoint)
-            .map(([id, d]) => `${id}: ${d}`)
-            .join(', '),
+        ['fault', 'transport', 'hedge', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'min ms', 'latency p50 ms', 'hedges started / ended / committed', 'lost', 'duplicates per endpoint'],
+        f.process_faults.map((c) => [
+          c.fault,
+          c.transport === 'webrtc' ? 'WebRTC (node-datachannel)' : 'WebTransport/HTTP-2',
+          c.hedge ? 'on' : 'off (baseline)',
+          String(c.runs),
+          n(c.p50_ms),
+          n(c.p99_ms),
+          n(c.max_ms),
+          n(c.min_ms),
+          n(c.latency_p50_ms ?? Number.NaN, 2),
+          `${c.hedges_started ?? 0} / ${c.hedges_ended ?? 0} / ${c.hedges_committed ?? 0}`,
+          String(c.lost),
+          dups(c),
         ]),
+      ),
+      '',
+      ...table(
+        ['degradation', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'fault → switch ms (p50 / max)', 'lost', 'duplicates per endpoint'],
+        [
+          [
+            f.degradation.impairment,
+            String(f.degradation.runs),
+            n(f.degradation.p50_ms),
+            n(f.degradation.p99_ms),
+            n(f.degradation.max_ms),
+            `${n(f.degradation.switch_p50_ms ?? Number.NaN, 0)} / ${n(f.degradation.switch_max_ms ?? Number.NaN, 0)}`,
+            String(f.degradation.lost),
+            dups(f.degradation),
+          ],
+        ],
       ),
       '',
       'Interruption: the longest time from the fault on that the in-order frontier of the union of all receivers did not advance (2 ms between chunks without a fault).',

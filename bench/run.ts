@@ -32,8 +32,8 @@ const quick = values.quick;
 
 // how much each section runs; every figure is a median over these repetitions
 const plan = quick
-  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { hardKills: 3, degradations: 2, total: 2_000 }, fanout: { stages: [10, 100], windows: 2, windowMs: 2_000 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 } }
-  : { throughput: { rounds: 5, seconds: 3 }, failover: { hardKills: 30, degradations: 10, total: 3_000 }, fanout: { stages: [10, 100, 500, 1_000], windows: 3, windowMs: 4_000 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 } };
+  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000 }, fanout: { stages: [10, 100], windows: 2, windowMs: 2_000 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 } }
+  : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000 }, fanout: { stages: [10, 100, 500, 1_000], windows: 3, windowMs: 4_000 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 } };
 
 const t0 = performance.now();
 const report: BenchReport = {

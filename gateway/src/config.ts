@@ -45,6 +45,13 @@ export const failoverSchema = z
      * it picks its first active one (no needless first switch when a lower one is quicker).
      */
     startupGraceMs: z.number().int().min(0).max(60_000).default(1_000),
+    /**
+     * Hedged delivery (failover mode): while the active endpoint is silent or suspect, the
+     * next healthy standby also receives the stream from the last acked seq + 1. Its death
+     * commits the switch (`hedge-commit`, nothing replayed); an answer ends the hedge.
+     * false: today's switch on death only.
+     */
+    hedge: z.boolean().default(true),
   })
   .prefault({});
 
@@ -60,6 +67,12 @@ export const healthSchema = z
   .strictObject({
     /** Probe (HEARTBEAT on the unreliable channel) interval: loss and RTT samples. */
     probeIntervalMs: z.number().int().min(5).max(10_000).default(20),
+    /**
+     * An endpoint carrying a stream is silent (suspect) when a probe has waited for its echo,
+     * with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).
+     */
+    silenceFloorMs: z.number().int().min(1).max(60_000).default(15),
+    silenceRttFactor: z.number().min(1).max(100).default(4),
     /** Measurement window for probe loss/RTT and delivery ratio. */
     windowMs: z.number().int().min(100).max(60_000).default(1_000),
     /** A breach must last this long before the verdict turns degraded. */

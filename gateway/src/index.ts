@@ -3,7 +3,7 @@ export { createGateway } from './create.js';
 export type { GatewayOptions } from './create.js';
 export { Gateway } from './gateway.js';
 export type { GatewayDeps } from './gateway-deps.js';
-export type { EndpointHealthEvent, GapEvent, GatewayEvents, HeartbeatEvent, RoleChangedEvent, SwitchEvent } from './core/events.js';
+export type { EndpointHealthEvent, GapEvent, GatewayEvents, HedgeEvent, HeartbeatEvent, RoleChangedEvent, SwitchEvent } from './core/events.js';
 export type { BatchResult, PublishOptions, PublishResult } from './core/ingest.js';
 export { parseConfig, ConfigError, gatewayConfigSchema } from './config.js';
 export type { GatewayConfig, GatewayConfigInput } from './config.js';

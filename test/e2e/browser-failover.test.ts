@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
-import { createGateway, serve, type Gateway, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
+import { createGateway, serve, type Gateway, type HedgeEvent, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
 import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
 
@@ -9,31 +9,36 @@ import { waitFor } from '../helpers/webrtc-scenario.js';
  * closed without the SDK's close (crash-like): the next one takes over and the union of
  * what the pages report is every seq.
  */
-let gateway: Gateway;
-let server: RunningServer;
 let browser: Browser;
 let closeBrowser: () => Promise<void>;
 
 beforeAll(async () => {
-  gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: '127.0.0.1' }, webtransport: { enabled: false } });
-  server = await serve(gateway, { apiKey: 'e2e-key-0123456789abcd', host: '127.0.0.1', port: 0 });
   ({ browser, close: closeBrowser } = await launchChromium());
 }, 60_000);
 
 afterAll(async () => {
   await closeBrowser?.();
-  await gateway?.close();
-  await server?.close();
 });
-
-async function receiverPage(endpointId: string): Promise<Page> {
-  const { token } = await gateway.issueToken(endpointId);
-  return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token });
-}
 
 const got = pageChunks;
 
-describe('failover between Chromium pages', () => {
+// hedging on (the default) and off (the switch on death only), side by side
+describe.each([true, false])('failover between Chromium pages (hedge %s)', (hedge) => {
+  let gateway: Gateway;
+  let server: RunningServer;
+  beforeAll(async () => {
+    gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: '127.0.0.1' }, webtransport: { enabled: false }, failover: { hedge } });
+    server = await serve(gateway, { apiKey: 'e2e-key-0123456789abcd', host: '127.0.0.1', port: 0 });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await server?.close();
+  });
+  async function receiverPage(endpointId: string): Promise<Page> {
+    const { token } = await gateway.issueToken(endpointId);
+    return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token });
+  }
+
   it('3 pages, 3 000 chunks, the active page is closed (crash-like): the next takes over, union 1..3 000', async () => {
     const ids = ['p1', 'p2', 'p3'];
     const pages = new Map<string, Page>();
@@ -42,6 +47,8 @@ describe('failover between Chromium pages', () => {
     await waitFor(() => gateway.getStream('feed').active[0] === 'p1', 5_000, 'p1 active');
     const switches: SwitchEvent[] = [];
     gateway.on('switched', (e) => switches.push(e));
+    const hedges: HedgeEvent[] = [];
+    gateway.on('hedged', (e) => hedges.push(e));
     const collected = new Map<string, [number, number][]>();
     let closedAt = 0;
     const start = performance.now();
@@ -78,9 +85,14 @@ describe('failover between Chromium pages', () => {
     const away = switches.find((s) => s.from === 'p1');
     const lastOnP1 = collected.get('p1')?.at(-1);
     const firstOnNext = collected.get(away?.to ?? '')?.find(([seq]) => seq > (lastOnP1?.[0] ?? 0));
+    const hedged = hedges.find((e) => e.kind === 'started' && e.for === 'p1');
     console.log(
-      `[chromium] page p1 closed at chunk 1 200: ${away?.to} took over (reason ${away?.reason}) ${(away?.at ?? 0) - closedAt} ms after the close; ` +
+      `[chromium, hedge ${hedge ? 'on' : 'off'}] page p1 closed at chunk 1 200: ${away?.to} took over (reason ${away?.reason}) ${(away?.at ?? 0) - closedAt} ms after the close` +
+        `${hedged ? ` (hedge by ${hedged.by} began ${(hedged.at - closedAt).toFixed(0)} ms after the close)` : ''}; ` +
         `interruption (last chunk on p1 -> first new chunk on ${away?.to}) ${((firstOnNext?.[1] ?? 0) - (lastOnP1?.[1] ?? 0)).toFixed(0)} ms`,
     );
+    // hedging off: never a hedge; on: a hedge that began is what took over
+    if (!hedge) expect(hedges).toEqual([]);
+    else if (hedged) expect(away?.reason).toBe('hedge-commit');
   }, 90_000);
 });

@@ -17,6 +17,10 @@ export interface TestReceiver {
   freeze(): void;
   /** Come back: allow reconnecting (the silent link is dropped by the silence timer). */
   thaw(): void;
+  /** Stop like SIGSTOP: the connection stays, traffic both ways is held (nothing lost). */
+  pause(): void;
+  /** Continue like SIGCONT: what was held arrives, in order. */
+  resume(): void;
 }
 
 export interface Harness {
@@ -78,6 +82,12 @@ export function harness(config: GatewayConfigInput = {}): Harness {
         },
         thaw: () => {
           frozen = false;
+        },
+        pause: () => {
+          if (current) current.paused = true;
+        },
+        resume: () => {
+          if (current) current.paused = false;
         },
       };
       receivers.push(r);

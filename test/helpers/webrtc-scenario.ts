@@ -15,7 +15,8 @@ const TSX = fileURLToPath(new URL('../../node_modules/tsx/dist/loader.mjs', impo
 export interface ChildReceiver {
   id: string;
   proc: ChildProcess;
-  chunks: { seq: number; t: number }[];
+  /** Deliveries: seq, wall time at the receiver, gateway ingestion time (same clock basis). */
+  chunks: { seq: number; t: number; ts: number }[];
   ready: Promise<void>;
   exited: Promise<void>;
 }
@@ -32,18 +33,18 @@ export async function spawnReceiver(gateway: Gateway, url: string, id: string, t
     env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const chunks: { seq: number; t: number }[] = [];
+  const chunks: { seq: number; t: number; ts: number }[] = [];
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   createInterface({ input: proc.stdout! }).on('line', (line) => {
-    let msg: { e?: string; seq?: number; t?: number };
+    let msg: { e?: string; seq?: number; t?: number; ts?: number };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
       return;
     }
-    if (msg.e === 'chunk' && msg.seq !== undefined && msg.t !== undefined) chunks.push({ seq: msg.seq, t: msg.t });
+    if (msg.e === 'chunk' && msg.seq !== undefined && msg.t !== undefined) chunks.push({ seq: msg.seq, t: msg.t, ts: msg.ts ?? Number.NaN });
     if (msg.e === 'ready') markReady();
   });
   return { id, proc, chunks, ready: withDeadline(ready, 20_000, `${id} ready`), exited };
@@ -71,20 +72,34 @@ export interface FailoverRun {
   recordedInterruptionMs: number | undefined;
   perReceiver: Record<string, number[]>;
   /** Every delivery with its wall time (ms since the epoch, performance clock), per receiver. */
-  timeline: Record<string, { seq: number; t: number }[]>;
-  /** Wall time of the SIGKILL, same clock. */
+  timeline: Record<string, { seq: number; t: number; ts: number }[]>;
+  /** Wall time of the fault, same clock. */
   killTime: number;
+  /** Median delivery latency (ingestion at the gateway → the receiver's application), every delivery of the run. */
+  latencyP50Ms: number;
+  /** The stream's hedge counters at the end. */
+  hedges: { started: number; ended: number; committed: number };
+  switchReasons: string[];
 }
 
-/** Failover mode, 3 receivers, `total` chunks at `ratePerS`, SIGKILL the active one at `killAt`. */
-export async function runFailover(
-  engine: Engine,
-  total = 5_000,
-  ratePerS = 500,
-  killAt = 2_000,
-  transports: Record<string, string> = {},
-): Promise<FailoverRun> {
-  const { gateway, server } = await startGateway(engine);
+export interface FailoverOptions {
+  total?: number;
+  ratePerS?: number;
+  /** The chunk after which the fault hits the active receiver. */
+  killAt?: number;
+  /** Transports per receiver id (default webrtc). */
+  transports?: Record<string, string>;
+  /** kill: SIGKILL; freeze: SIGSTOP, SIGCONT after `freezeMs` (no close, no packets meanwhile). */
+  fault?: 'kill' | 'freeze';
+  freezeMs?: number;
+  config?: GatewayConfigInput;
+}
+
+/** Failover mode, 3 receivers, `total` chunks at `ratePerS`, the fault on the active one at `killAt`. */
+export async function runFailover(engine: Engine, opts: FailoverOptions = {}): Promise<FailoverRun> {
+  const { total = 5_000, ratePerS = 500, killAt = 2_000, transports = {}, fault = 'kill', freezeMs = 2_000 } = opts;
+  const { gateway, server } = await startGateway(engine, opts.config);
+  let thaw: ReturnType<typeof setTimeout> | undefined;
   const ids = ['a', 'b', 'c'];
   const rx: ChildReceiver[] = [];
   try {
@@ -98,8 +113,10 @@ export async function runFailover(
     for (let seq = 1; seq <= total; seq++) {
       await gateway.publish('feed', new TextEncoder().encode(`tick ${seq}`));
       if (seq === killAt) {
-        rx.find((r) => r.id === killed)?.proc.kill('SIGKILL');
+        const victim = rx.find((r) => r.id === killed)?.proc;
+        victim?.kill(fault === 'kill' ? 'SIGKILL' : 'SIGSTOP');
         killTime = performance.timeOrigin + performance.now();
+        if (fault === 'freeze') thaw = setTimeout(() => victim?.kill('SIGCONT'), freezeMs);
       }
       const due = start + (seq * 1000) / ratePerS;
       const wait = due - performance.now();
@@ -111,6 +128,8 @@ export async function runFailover(
     const lastBefore = killedRx?.chunks.filter((c) => c.t <= killTime).at(-1);
     const takeover = gateway.getStream('feed').active[0];
     const next = rx.find((r) => r.id === takeover)?.chunks.find((c) => c.seq > (lastBefore?.seq ?? 0));
+    const latencies = rx.flatMap((r) => r.chunks.map((c) => c.t - c.ts)).filter(Number.isFinite).sort((x, y) => x - y);
+    const health = gateway.streamHealth('feed');
     return {
       engine,
       total,
@@ -118,12 +137,16 @@ export async function runFailover(
       killed,
       takeover,
       interruptionMs: next && lastBefore ? next.t - lastBefore.t : Number.NaN,
-      recordedInterruptionMs: gateway.streamHealth('feed').switches.find((s) => s.reason !== 'initial')?.interruption_ms,
+      recordedInterruptionMs: health.switches.find((s) => s.reason !== 'initial')?.interruption_ms,
       perReceiver: Object.fromEntries(rx.map((r) => [r.id, r.chunks.map((c) => c.seq)])),
       timeline: Object.fromEntries(rx.map((r) => [r.id, r.chunks])),
       killTime,
+      latencyP50Ms: latencies[Math.floor(latencies.length / 2)] ?? Number.NaN,
+      hedges: { started: health.hedges.started, ended: health.hedges.ended, committed: health.hedges.committed },
+      switchReasons: health.switches.map((s) => s.reason),
     };
   } finally {
+    clearTimeout(thaw);
     for (const r of rx) r.proc.kill('SIGKILL');
     await Promise.all(rx.map((r) => withDeadline(r.exited, 5_000, `${r.id} exit`).catch(() => undefined)));
     await gateway.close();

@@ -62,6 +62,40 @@ describe('priority failover policy', () => {
 
   it('does nothing when nothing changed', () => {
     const sel = policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', true), c('b', 'alive')] });
-    expect(sel).toEqual({ active: ['a'], promoted: [], demoted: [] });
+    expect(sel).toEqual({ active: ['a'], promoted: [], demoted: [], hedges: [] });
+  });
+
+  describe('hedging', () => {
+    const h = { ...base, slots: 1, hedge: true };
+    const hedging = (cand: SelectionCandidate, forId: string): SelectionCandidate => ({ ...cand, hedging: forId });
+
+    it('puts the best healthy standby beside a suspect active endpoint, and none beside a healthy one', () => {
+      const sel = policy.select({ ...h, candidates: [c('a', 'suspect', true), c('b', 'alive', false, 0, true), c('c', 'alive'), c('d', 'alive')] });
+      expect(sel.active).toEqual(['a']);
+      expect(sel.promoted).toEqual([]);
+      expect(sel.hedges).toEqual([{ for: 'a', by: 'c' }]); // b is degraded: not a hedge
+      expect(policy.select({ ...h, candidates: [c('a', 'alive', true), c('b', 'alive')] }).hedges).toEqual([]);
+      // hedging off: a suspect active endpoint is only kept
+      expect(policy.select({ ...base, slots: 1, candidates: [c('a', 'suspect', true), c('b', 'alive')] }).hedges).toEqual([]);
+    });
+
+    it('keeps the standby already hedging (no hopping), and hedges an active endpoint in its reconnect grace', () => {
+      const sel = policy.select({ ...h, candidates: [c('a', 'suspect', true), c('b', 'alive'), hedging(c('c', 'alive'), 'a')] });
+      expect(sel.hedges).toEqual([{ for: 'a', by: 'c' }]);
+      const grace = policy.select({ ...h, reconnectGraceMs: 2_000, candidates: [{ ...c('a', 'disconnected', true), disconnectedAt: 9_500 }, c('b', 'alive')] });
+      expect(grace.active).toEqual(['a']);
+      expect(grace.hedges).toEqual([{ for: 'a', by: 'b' }]);
+    });
+
+    it('a dead active endpoint is replaced by the standby hedging for it (the best healthy one)', () => {
+      const sel = policy.select({ ...h, candidates: [c('a', 'dead', true), hedging(c('b', 'alive'), 'a'), c('c', 'alive')] });
+      expect(sel.active).toEqual(['b']);
+      expect(sel.promoted).toEqual([{ id: 'b', reason: 'fill', replaces: 'a' }]);
+      expect(sel.hedges).toEqual([]);
+    });
+
+    it('no healthy standby: no hedge', () => {
+      expect(policy.select({ ...h, candidates: [c('a', 'suspect', true), c('b', 'suspect'), c('c', 'dead')] }).hedges).toEqual([]);
+    });
   });
 });

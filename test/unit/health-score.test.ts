@@ -39,7 +39,7 @@ describe('ProbeWindow', () => {
     w.settle(150, 100); // probes sent before 50 ms and unanswered are lost
     w.settle(400, 100);
     expect(w.lossRatio()).toBe(4 / 20);
-    expect(w.medianRttMs()).toBe(5);
+    expect(w.rttStats()?.medianMs).toBe(5);
     w.settle(2_000, 100);
     expect(w.lossRatio()).toBeUndefined();
   });

@@ -57,6 +57,7 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
     overflow: toOverflow(spec.policy ?? policySchema.parse({})),
     reconnectGraceMs: config.failover.reconnectGraceMs,
     startupGraceMs: config.failover.startupGraceMs,
+    hedge: config.failover.hedge,
     pacing: { minBytesPerSec: config.rate.minPaceBytesPerSec, gain: config.rate.paceGain, burstMs: config.rate.paceBurstMs },
     hooks: {
       wake: (ms, fn) => void clock.setTimeout(fn, ms),
@@ -67,6 +68,10 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
         events.emit('switched', e);
       },
       gap: (e) => events.emit('gap', e),
+      hedged: (e) => {
+        ctx.log.info({ stream: e.streamId, for: e.for, by: e.by, fromSeq: e.fromSeq }, `hedge ${e.kind}`);
+        events.emit('hedged', e);
+      },
       acked: (endpointId, seq) => ctx.acked(spec.stream_id, endpointId, seq),
       control: ctx.control,
     },

@@ -1,11 +1,12 @@
 import type { TypedEmitter } from '@mirrorstream/receiver/protocol';
 import type { EndpointState } from '../health/failure-detector.js';
-import type { GapDeclared, RoleChange, SwitchRecord } from '../streams/types.js';
+import type { GapDeclared, HedgeEvent, RoleChange, SwitchRecord } from '../streams/types.js';
 
 /** Public events of a gateway; telemetry (metrics) and embedders listen to them. */
 export type RoleChangedEvent = RoleChange;
 export type SwitchEvent = { streamId: string } & SwitchRecord;
 export type GapEvent = GapDeclared;
+export type { HedgeEvent };
 
 export interface EndpointHealthEvent {
   endpointId: string;
@@ -28,6 +29,8 @@ export type GatewayEvents = {
   endpointHealth: [event: EndpointHealthEvent];
   gap: [event: GapEvent];
   heartbeat: [event: HeartbeatEvent];
+  /** A standby began receiving beside a suspect active endpoint, stopped, or took over. */
+  hedged: [event: HedgeEvent];
 };
 
 /** How the modules raise the gateway's events (the facade is the emitter). */

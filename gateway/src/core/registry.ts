@@ -234,6 +234,12 @@ export class Registry {
     return [...this.#streams.values()].filter((s) => s.cursor(endpointId) !== undefined);
   }
 
+  /** The endpoint receives some stream now (active, or hedging for a silent active one). */
+  carriesStream(endpointId: string): boolean {
+    for (const s of this.#streams.values()) if (s.isReceiving(endpointId)) return true;
+    return false;
+  }
+
   /** Drop an endpoint record nobody refers to (not listed, not connected). */
   forgetIfUnused(endpointId: string): void {
     const ep = this.#endpoints.get(endpointId);
@@ -276,13 +282,16 @@ export class Registry {
   shareEndpoints(now: number): void {
     const board = this.#o.backend.endpoints;
     if (!board) return;
-    for (const ep of this.#endpoints.values()) {
-      // a connection lost here is told for a while, then the others judge by silence
-      if (!ep.link && (ep.disconnectedAt === undefined || now - ep.disconnectedAt > 5_000)) continue;
-      const streams: Record<string, boolean> = {};
-      for (const s of this.streamsOf(ep.id)) streams[s.id] = s.cursor(ep.id)?.health.verdict === 'degraded';
-      board.publish(ep.id, { state: ep.state, degraded: ep.degraded, upSince: ep.upSince, disconnectedAt: ep.disconnectedAt, streams, health: ep.health() });
-    }
+    for (const ep of this.#endpoints.values()) this.shareEndpoint(ep, now);
+  }
+
+  shareEndpoint(ep: Endpoint, now: number): void {
+    const board = this.#o.backend.endpoints;
+    // a connection lost here is told for a while, then the others judge by silence
+    if (!board || (!ep.link && (ep.disconnectedAt === undefined || now - ep.disconnectedAt > 5_000))) return;
+    const streams: Record<string, boolean> = {};
+    for (const s of this.streamsOf(ep.id)) streams[s.id] = s.cursor(ep.id)?.health.verdict === 'degraded';
+    board.publish(ep.id, { state: ep.state, degraded: ep.degraded, upSince: ep.upSince, disconnectedAt: ep.disconnectedAt, streams, health: ep.health() });
   }
 
   /** The instance deciding a stream's roles (null: its lease expired, a takeover is due). */

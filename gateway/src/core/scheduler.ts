@@ -1,10 +1,14 @@
 import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import type { EndpointState } from '../health/failure-detector.js';
 import { emitEndpointHealth, type EventSink } from './events.js';
 import type { Registry } from './registry.js';
 import type { AckWaiters } from './waiters.js';
 
 const AGE_SWEEP_MS = 1_000;
+/** A tick this much later than due means the gateway itself was stalled (GC, a busy loop). */
+const LATE_TICKS = 3;
 
 export interface SchedulerOptions {
   tickMs: number;
@@ -18,14 +22,22 @@ export interface SchedulerOptions {
 }
 
 /**
- * The gateway's one periodic job, every `tickMs`: failure detectors and path health of
- * every endpoint, stream-level health, then every stream re-runs its failover policy
- * (fail-back timers, dead endpoints); age eviction once a second; waiters re-checked.
+ * Time-driven health. The gateway's one periodic job, every `tickMs`: failure detectors and
+ * path health of every endpoint, stream-level health, then every stream re-runs its
+ * failover policy (fail-back timers, dead endpoints); age eviction once a second; waiters
+ * re-checked. And between ticks, a silence timer per endpoint that carries a stream, so a
+ * silent active endpoint is suspect (and hedged) within its RTT bound, not a tick later.
+ *
+ * No judgment of liveness on stale input: a tick or silence timer that fires late (the
+ * gateway's own event loop was blocked) first lets pending I/O in, then judges, so the
+ * gateway's stall is not blamed on the endpoints.
  */
 export class Scheduler {
   readonly #o: SchedulerOptions;
   #timer: TimerHandle | undefined;
   #lastAgeSweep = 0;
+  #lastTick: number | undefined;
+  readonly #silenceTimers = new Map<Endpoint, TimerHandle>();
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -38,17 +50,64 @@ export class Scheduler {
   stop(): void {
     this.#o.clock.clearInterval(this.#timer);
     this.#timer = undefined;
+    for (const t of this.#silenceTimers.values()) this.#o.clock.clearTimeout(t);
+    this.#silenceTimers.clear();
+  }
+
+  /** A probe went out to `ep`: if it carries a stream, judge its silence at the deadline. */
+  probeSent(ep: Endpoint): void {
+    if (this.#timer === undefined || this.#silenceTimers.has(ep) || !this.#o.registry.carriesStream(ep.id)) return;
+    const deadline = ep.silenceDeadline;
+    if (deadline === undefined) return;
+    const { clock } = this.#o;
+    const wait = Math.max(0, deadline - clock.now()) + 1;
+    const timer = clock.setTimeout(() => {
+      // a timer runs before pending I/O is read: let an echo that is already here count
+      this.#silenceTimers.set(ep, clock.setTimeout(() => {
+        this.#silenceTimers.delete(ep);
+        this.recheck(ep);
+      }, 0));
+    }, wait);
+    this.#silenceTimers.set(ep, timer);
+  }
+
+  /** Something was heard from a silent endpoint, or its silence deadline passed: re-derive its state and act on a change. */
+  recheck(ep: Endpoint): void {
+    const now = this.#o.clock.now();
+    if (this.#checkEndpoint(ep, now) === undefined) return;
+    for (const s of this.#o.registry.streamsOf(ep.id)) s.evaluate(now);
+    this.#o.registry.shareEndpoint(ep, now);
   }
 
   tick(): void {
-    const { clock, log, registry, events } = this.#o;
+    const { clock } = this.#o;
+    const now = clock.now();
+    const stalledMs = this.#lastTick === undefined ? 0 : now - this.#lastTick - this.#o.tickMs;
+    this.#lastTick = now;
+    if (stalledMs <= LATE_TICKS * this.#o.tickMs) {
+      this.#run();
+      return;
+    }
+    // the gateway was blocked: forgive the endpoints that time, read what arrived, then judge
+    this.#o.log.warn({ stalledMs: Math.round(stalledMs) }, 'gateway event loop was blocked; liveness judged after pending input');
+    for (const ep of this.#o.registry.endpoints) ep.forgive(stalledMs);
+    clock.setTimeout(() => this.#run(), 0);
+  }
+
+  #checkEndpoint(ep: Endpoint, now: number): EndpointState | undefined {
+    const previous = ep.check(now, this.#o.registry.carriesStream(ep.id));
+    if (previous !== undefined) {
+      this.#o.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
+      emitEndpointHealth(this.#o.events, ep, previous, now);
+    }
+    return previous;
+  }
+
+  #run(): void {
+    const { clock, log, registry } = this.#o;
     const now = clock.now();
     for (const ep of registry.endpoints) {
-      const previous = ep.check(now);
-      if (previous !== undefined) {
-        log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
-        emitEndpointHealth(events, ep, previous, now);
-      }
+      this.#checkEndpoint(ep, now);
       if (ep.assess(now)) {
         const h = ep.health();
         log.warn({ endpointId: ep.id, verdict: h.verdict, reasons: h.reasons, score: h.score }, 'endpoint path health changed');

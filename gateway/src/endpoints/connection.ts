@@ -21,6 +21,8 @@ import type { Transport } from '../transports/transport.js';
 
 export type ConnectionEvents = {
   hello: [hello: HelloFrame];
+  /** A valid frame arrived after the handshake (the endpoint is alive), before its own event. */
+  heard: [at: number];
   ack: [ack: AckFrame];
   heartbeatAck: [rttMs: number, at: number];
   probeSent: [nonce: number, at: number];
@@ -191,6 +193,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       this.emit('hello', frame);
       return;
     }
+    this.emit('heard', this.#opts.clock.now());
     switch (frame.type) {
       case FrameType.ACK:
         this.emit('ack', frame);

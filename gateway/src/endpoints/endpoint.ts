@@ -2,6 +2,7 @@ import type { ReceiverReportFrame as ReceiverReport } from '@mirrorstream/receiv
 import type { HealthConfig, HeartbeatConfig } from '../config.js';
 import { PhiAccrualDetector, type EndpointState } from '../health/failure-detector.js';
 import { ProbeWindow } from '../health/probes.js';
+import { SilenceDetector } from '../health/silence.js';
 import { HealthTracker, type HealthSnapshot, type MetricSample } from '../health/score.js';
 import type { EndpointView } from '../streams/types.js';
 import type { Connection } from './connection.js';
@@ -15,6 +16,10 @@ export class Endpoint implements EndpointView {
   readonly #heartbeat: HeartbeatConfig;
   readonly #healthConfig: HealthConfig;
   readonly #probes: ProbeWindow;
+  readonly #silence: SilenceDetector;
+  /** Time spent suspect before the current spell, and when the current one began. */
+  #suspectMsBefore = 0;
+  #suspectSince: number | undefined;
   #health: HealthTracker;
   #lastKind: string | undefined;
   /** Latest RECEIVER_REPORT per stream and the one before it (for per-interval loss). */
@@ -48,6 +53,7 @@ export class Endpoint implements EndpointView {
     this.#heartbeat = heartbeat;
     this.#healthConfig = health;
     this.#probes = new ProbeWindow(health.windowMs);
+    this.#silence = new SilenceDetector({ floorMs: health.silenceFloorMs, rttFactor: health.silenceRttFactor, probeIntervalMs: health.probeIntervalMs });
     this.#health = new HealthTracker({ degradeAfterMs: health.degradeAfterMs, recoverAfterMs: health.recoverAfterMs }, now);
   }
 
@@ -83,6 +89,27 @@ export class Endpoint implements EndpointView {
 
   probeSent(nonce: number, at: number): void {
     this.#probes.sent(nonce, at);
+    this.#silence.probeSent(at);
+  }
+
+  /**
+   * A valid frame arrived on the current connection: the endpoint is not silent. Returns
+   * true when it was (its state should be re-derived at once: a hedge may end).
+   */
+  heard(now: number): boolean {
+    const wasSilent = this.#state === 'suspect' && this.#silence.isSilent(now);
+    this.#silence.heard();
+    return wasSilent;
+  }
+
+  /** When the endpoint turns silent unless something is heard first (undefined: no probe waits). */
+  get silenceDeadline(): number | undefined {
+    return this.link ? this.#silence.deadline : undefined;
+  }
+
+  /** Total time spent suspect (silent, or heartbeats late), up to `now`. */
+  suspectMs(now: number): number {
+    return this.#suspectMsBefore + (this.#suspectSince === undefined ? 0 : now - this.#suspectSince);
   }
 
   probeAck(nonce: number, at: number): void {
@@ -93,7 +120,9 @@ export class Endpoint implements EndpointView {
   assess(now: number): boolean {
     if (!this.link) return false;
     const h = this.#healthConfig;
-    const median = this.#probes.medianRttMs();
+    const rtt = this.#probes.rttStats();
+    const median = rtt?.medianMs;
+    this.#silence.setPath(rtt?.p99Ms, this.#probes.lossRatio());
     // a probe is lost when its echo is later than 3 RTTs (at least 300 ms): delay is not loss
     this.#probes.settle(now, Math.max(300, 3 * (median ?? this.srttMs ?? 0)));
     const samples: Record<string, MetricSample> = {
@@ -154,6 +183,7 @@ export class Endpoint implements EndpointView {
     });
     this.#detector.reset(now);
     this.#probes.clear();
+    this.#silence.reset();
     this.#reports.clear();
     this.disconnectedAt = undefined;
     this.connects++;
@@ -179,12 +209,26 @@ export class Endpoint implements EndpointView {
     this.srttMs = this.srttMs === undefined ? rttMs : this.srttMs + (rttMs - this.srttMs) / 8;
   }
 
-  /** Re-derive the state from phi; returns the previous state if it changed. */
-  check(now: number): EndpointState | undefined {
+  /** The gateway's own event loop was blocked for `ms`: do not count that as the endpoint's silence. */
+  forgive(ms: number): void {
+    this.#detector?.forgive(ms);
+    this.#silence.forgive(ms);
+  }
+
+  /**
+   * Re-derive the state from phi and, for an endpoint that carries a stream (`watchSilence`),
+   * from probe silence; returns the previous state if it changed. A standby is judged by its
+   * heartbeats only: a lossy standby path must not keep restarting its fail-back stable period.
+   */
+  check(now: number, watchSilence: boolean): EndpointState | undefined {
     if (!this.#detector) return undefined;
     this.#phi = this.#detector.phi(now);
     const next: EndpointState =
-      this.#phi >= this.#heartbeat.phiDead ? 'dead' : this.#phi >= this.#heartbeat.phiSuspect ? 'suspect' : 'alive';
+      this.#phi >= this.#heartbeat.phiDead
+        ? 'dead'
+        : this.#phi >= this.#heartbeat.phiSuspect || (watchSilence && this.#silence.isSilent(now))
+          ? 'suspect'
+          : 'alive';
     if (next === this.#state) return undefined;
     const previous = this.#state;
     if (next !== 'alive') this.heartbeatMisses++;
@@ -193,6 +237,10 @@ export class Endpoint implements EndpointView {
   }
 
   #setState(state: EndpointState, now: number): void {
+    if (this.#suspectSince !== undefined && state !== 'suspect') {
+      this.#suspectMsBefore += now - this.#suspectSince;
+      this.#suspectSince = undefined;
+    } else if (state === 'suspect') this.#suspectSince ??= now;
     this.#state = state;
     this.#updateGood(now);
   }

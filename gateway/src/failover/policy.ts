@@ -15,6 +15,8 @@ export interface SelectionCandidate {
   /** When its connection closed (disconnected endpoints only). */
   readonly disconnectedAt?: number | undefined;
   readonly active: boolean;
+  /** The active endpoint this one is hedging for now, if any. */
+  readonly hedging?: string | undefined;
 }
 
 export interface SelectionInput {
@@ -30,6 +32,8 @@ export interface SelectionInput {
   readonly reconnectGraceMs?: number;
   /** The stream is new and has had no active endpoint yet: until then only the first `slots` candidates may take a slot. */
   readonly startupUntil?: number;
+  /** Hedge: a suspect active endpoint (or one in its reconnect grace) gets a healthy standby beside it. */
+  readonly hedge?: boolean;
 }
 
 export type DemotionReason = 'heartbeat-timeout' | 'disconnected' | 'degraded' | 'failback' | 'operator';
@@ -40,6 +44,8 @@ export interface Selection {
   readonly active: readonly string[];
   readonly promoted: readonly { id: string; reason: PromotionReason; replaces: string | undefined }[];
   readonly demoted: readonly { id: string; reason: DemotionReason }[];
+  /** Standbys that also receive the stream, each beside a suspect active endpoint (`for`). */
+  readonly hedges: readonly { for: string; by: string }[];
 }
 
 export interface FailoverPolicy {
@@ -51,7 +57,10 @@ export interface FailoverPolicy {
  * `suspect`; a newcomer must be `alive` and not degraded; a degraded active endpoint is
  * replaced only when a healthy one is available (a degraded path beats none); a
  * recovered higher-priority endpoint takes a slot back only after `failback.stableMs`
- * of being alive and healthy (or at once for operator changes).
+ * of being alive and healthy (or at once for operator changes). With `hedge`, each active
+ * endpoint that is suspect (or disconnected within its grace) gets the best healthy standby
+ * beside it, the one already hedging for it first; when it is then replaced, that standby
+ * is normally the one promoted (it is the best healthy outsider).
  */
 export class PriorityFailoverPolicy implements FailoverPolicy {
   select(input: SelectionInput): Selection {
@@ -117,6 +126,17 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
       const fallback = candidates.find((c) => c.state === 'alive' && !demoted.some((d) => d.id === c.id && d.reason === 'degraded'));
       if (fallback) fill(fallback);
     }
-    return { active: set.map((c) => c.id), promoted, demoted };
+    const hedges: { for: string; by: string }[] = [];
+    if (input.hedge) {
+      const taken = new Set(set.map((c) => c.id));
+      for (const m of set) {
+        if (m.state !== 'suspect' && !inGrace(m)) continue;
+        const by = candidates.find((c) => c.hedging === m.id && good(c) && !taken.has(c.id)) ?? candidates.find((c) => good(c) && !taken.has(c.id));
+        if (!by) continue;
+        taken.add(by.id);
+        hedges.push({ for: m.id, by: by.id });
+      }
+    }
+    return { active: set.map((c) => c.id), promoted, demoted, hedges };
   }
 }

@@ -40,6 +40,11 @@ export class PhiAccrualDetector {
     this.#last = now;
   }
 
+  /** The gateway itself was stalled for `ms`: that silence is not the endpoint's. */
+  forgive(ms: number): void {
+    if (this.#last !== undefined) this.#last += ms;
+  }
+
   /** Start the clock without an interval sample (connection just opened). */
   reset(now: number): void {
     this.#last = now;

@@ -56,11 +56,12 @@ export class ProbeWindow {
     return lost / this.#samples.length;
   }
 
-  /** Median RTT of echoed probes in the window. */
-  medianRttMs(): number | undefined {
+  /** Median and 99th percentile RTT of echoed probes in the window. */
+  rttStats(): { medianMs: number; p99Ms: number } | undefined {
     const rtts = this.#samples.flatMap(([, r]) => (r === undefined ? [] : [r])).sort((a, b) => a - b);
     if (rtts.length === 0) return undefined;
-    return rtts[Math.floor(rtts.length / 2)];
+    const at = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * q))] ?? 0;
+    return { medianMs: at(0.5), p99Ms: at(0.99) };
   }
 
   clear(): void {

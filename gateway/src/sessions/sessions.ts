@@ -7,6 +7,7 @@ import { assertOpen, type Closing } from '../core/lifecycle.js';
 import type { Registry } from '../core/registry.js';
 import type { AckWaiters } from '../core/waiters.js';
 import { Connection } from '../endpoints/connection.js';
+import type { Endpoint } from '../endpoints/endpoint.js';
 import { idSchema, parseInput } from '../streams/spec.js';
 import type { Transport } from '../transports/transport.js';
 import { transportSwitchReasons } from './transport-switch.js';
@@ -19,6 +20,8 @@ export interface SessionsOptions {
   events: EventSink;
   waiters: AckWaiters;
   closing: Closing;
+  /** Time-driven health (the scheduler): silence timers, and re-judging an endpoint heard again. */
+  health: { probeSent(ep: Endpoint): void; recheck(ep: Endpoint): void };
 }
 
 /**
@@ -80,7 +83,16 @@ export class Sessions {
       events.emit('heartbeat', { endpointId, rttMs, at });
     });
     conn.on('report', (report) => registry.findEndpoint(endpointId)?.report(report, clock.now()));
-    conn.on('probeSent', (nonce, at) => registry.findEndpoint(endpointId)?.probeSent(nonce, at));
+    conn.on('heard', (at) => {
+      const ep = registry.findEndpoint(endpointId);
+      if (ep?.connection === conn && ep.heard(at)) this.#o.health.recheck(ep);
+    });
+    conn.on('probeSent', (nonce, at) => {
+      const ep = registry.findEndpoint(endpointId);
+      if (ep?.connection !== conn) return;
+      ep.probeSent(nonce, at);
+      this.#o.health.probeSent(ep);
+    });
     conn.on('probeAck', (nonce, at) => registry.findEndpoint(endpointId)?.probeAck(nonce, at));
     conn.on('drain', () => {
       for (const s of registry.streamsOf(endpointId)) s.pump(endpointId);

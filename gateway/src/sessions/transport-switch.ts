@@ -17,7 +17,7 @@ import type { Stream } from '../streams/stream.js';
 export function transportSwitchReasons(ep: Endpoint, streamsOf: (endpointId: string) => readonly Stream[]): string[] | undefined {
   if (!ep.canSwitchTransport) return undefined;
   if (ep.degraded) return [...ep.health().reasons];
-  const active = streamsOf(ep.id).filter((s) => s.cursor(ep.id)?.role === 'active');
+  const active = streamsOf(ep.id).filter((s) => s.active.includes(ep.id));
   if (active.length === 0) return undefined;
   if (ep.state === 'dead') return ['heartbeat-timeout'];
   const reasons = active.flatMap((s) => {

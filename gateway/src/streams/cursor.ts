@@ -34,6 +34,8 @@ export interface Cursor {
   /** The same over a short window: pacing follows it so a new path ramps in a few RTTs. */
   deliveredRecent: RateWindow;
   activeSince: number | undefined;
+  /** The seq it was first sent when it last became active. */
+  activeFromSeq: number;
   /** Stream-level health of this endpoint: ack lag and delivery ratio while active. */
   health: HealthTracker;
   pacer: Pacer;
@@ -63,6 +65,7 @@ export function newCursor(endpointId: string, health: HealthConfig, pacing: Pace
     delivered: new RateWindow(health.windowMs),
     deliveredRecent: new RateWindow(PACING_WINDOW_MS),
     activeSince: undefined,
+    activeFromSeq: 1,
     health: newCursorHealth(health, now),
     pacer: new Pacer(pacing, now),
     wakeScheduled: false,

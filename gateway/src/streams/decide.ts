@@ -2,7 +2,7 @@ import type { FailbackConfig } from '../config.js';
 import type { DemotionReason, FailoverPolicy } from '../failover/policy.js';
 import type { EndpointState } from '../health/failure-detector.js';
 import type { Cursor } from './cursor.js';
-import type { EndpointView, RoleDecision, StreamMode, SwitchReason, SwitchRecord } from './types.js';
+import type { EndpointView, Hedge, RoleDecision, StreamMode, SwitchReason, SwitchRecord } from './types.js';
 
 export interface DecideInput {
   streamId: string;
@@ -29,6 +29,10 @@ export interface DecideInput {
   immediate: boolean;
   /** The endpoint being removed: it looks disconnected, so it is replaced. */
   removing: string | undefined;
+  /** Hedge suspect active endpoints (failover mode only: in mirror mode each has its own cursor). */
+  hedge: boolean;
+  /** The hedges running now, by hedging standby. */
+  hedges: ReadonlyMap<string, Hedge>;
 }
 
 /**
@@ -48,6 +52,7 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
       upSince: streamDegraded ? undefined : view.upSince,
       disconnectedAt: id === removing ? undefined : view.disconnectedAt,
       active: input.active.includes(id),
+      hedging: input.hedges.get(id)?.for,
     };
   });
   const wasActive = input.active.filter((id) => input.cursors.has(id));
@@ -59,8 +64,16 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
     immediate: input.immediate,
     reconnectGraceMs: input.reconnectGraceMs,
     ...(input.hadActive ? {} : { startupUntil: input.startupUntil }),
+    hedge: input.hedge && input.mode === 'failover',
   });
-  if (sel.promoted.length === 0 && sel.demoted.length === 0 && sameList(sel.active, wasActive)) return undefined;
+  const hedges = sel.hedges.map((h): Hedge => {
+    const running = input.hedges.get(h.by);
+    const c = input.cursors.get(h.by);
+    if (running?.for === h.for) return running;
+    return { for: h.for, by: h.by, fromSeq: c ? Math.max(input.startSeq(c), c.lastAcked + 1) : 1 };
+  });
+  const sameHedges = hedges.length === input.hedges.size && hedges.every((h) => input.hedges.get(h.by) === h);
+  if (sel.promoted.length === 0 && sel.demoted.length === 0 && sameList(sel.active, wasActive) && sameHedges) return undefined;
 
   const demotionReason = (d: { id: string; reason: DemotionReason }): SwitchReason => (d.id === removing ? 'removed' : d.reason);
   const demotedReason = new Map(sel.demoted.map((d) => [d.id, demotionReason(d)]));
@@ -77,7 +90,16 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
   for (const p of sel.promoted) {
     const c = input.cursors.get(p.id);
     if (!c) continue;
-    const fromSeq = input.startSeq(c);
+    // a standby already receiving for the endpoint it replaces keeps going: nothing replayed
+    const hedged = input.hedges.get(p.id);
+    const cause = p.replaces === undefined ? undefined : demotedReason.get(p.replaces);
+    if (hedged && hedged.for === p.replaces && (cause === 'heartbeat-timeout' || cause === 'disconnected')) {
+      const record: SwitchRecord = { from: p.replaces, to: p.id, reason: 'hedge-commit', at: now, from_seq: hedged.fromSeq, detail: [cause], ...evidence(p.replaces, 'hedge-commit') };
+      promoted.push({ id: p.id, fromSeq: hedged.fromSeq, reason: 'hedge-commit', record });
+      hadActive = true;
+      continue;
+    }
+    const fromSeq = hedged?.fromSeq ?? input.startSeq(c);
     let reason: SwitchReason;
     if (p.reason === 'failback') reason = 'failback';
     else if (p.reason === 'operator') reason = 'operator';
@@ -96,7 +118,7 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
     const replaced = sel.promoted.some((p) => p.replaces === d.id);
     demoted.push(replaced ? { id: d.id, reason } : { id: d.id, reason, record: { from: d.id, to: null, reason, at: now, from_seq: c.lastAcked + 1, ...evidence(d.id, reason) } });
   }
-  return { active: [...sel.active], promoted, demoted };
+  return { active: [...sel.active], promoted, demoted, ...(hedges.length > 0 ? { hedges } : {}) };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

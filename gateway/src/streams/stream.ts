@@ -11,6 +11,7 @@ import { InterruptionMeter } from './interruption.js';
 import { Sender } from './sender.js';
 import type { ChunkInput } from './spec.js';
 import type { AppendChunk, AppendResult, StreamLog } from './stream-log.js';
+import { HedgeSet } from './hedges.js';
 import type { RoleDecision, StreamHooks, StreamMode, SwitchReason, SwitchRecord } from './types.js';
 
 export interface StreamOptions {
@@ -31,6 +32,7 @@ export interface StreamOptions {
   pacing: PacerOptions;
   reconnectGraceMs: number;
   startupGraceMs: number;
+  hedge: boolean;
 }
 
 /** A resume position from HELLO: the last seq the receiver delivered, and the epoch it names. */
@@ -64,6 +66,7 @@ export class Stream {
   #lastLoss: SwitchReason | undefined;
   readonly #switches: SwitchRecord[] = [];
   readonly #interruptions = new InterruptionMeter();
+  readonly #hedges: HedgeSet;
   #closed = false;
   /** A decision sent to the control and not applied yet (the owner decides once at a time). */
   #pending = false;
@@ -93,12 +96,22 @@ export class Stream {
       opts.log,
       opts.overflow,
     );
+    this.#hedges = new HedgeSet({
+      streamId: opts.id,
+      hooks: opts.hooks,
+      interruptions: this.#interruptions,
+      cursor: (id) => this.#cursors.get(id),
+      isActive: (id) => this.#active.includes(id),
+      startSeq: (c) => this.#startSeq(c),
+      start: (c, fromSeq) => this.#activate(c, fromSeq, opts.clock(), undefined),
+      standDown: (c) => this.#standDown(c),
+    });
     this.#order = [...opts.endpointList];
     for (const id of this.#order) this.#cursors.set(id, this.#newCursor(id));
     // chunks another gateway instance appended to a shared log go out like our own
     opts.log.onForeignAppend?.((entry) => {
       this.#input.add(opts.clock(), entry.payload.byteLength);
-      for (const id of this.#active) this.pump(id);
+      for (const id of this.#receiving()) this.pump(id);
     });
   }
 
@@ -127,6 +140,16 @@ export class Stream {
     return this.#switches;
   }
 
+  /** The hedges running now (by standby), with when each began, and how many started, ended and were committed. */
+  get hedges(): Pick<HedgeSet, 'running' | 'counts'> {
+    return this.#hedges;
+  }
+
+  /** The endpoint is sent the stream now: active, or hedging. */
+  isReceiving(endpointId: string): boolean {
+    return this.#active.includes(endpointId) || this.#hedges.running.has(endpointId);
+  }
+
   cursor(endpointId: string): Readonly<Cursor> | undefined {
     return this.#cursors.get(endpointId);
   }
@@ -143,7 +166,7 @@ export class Stream {
 
   #appended(chunks: readonly ChunkInput[], now: number, result: AppendResult): AppendResult {
     for (const c of chunks) this.#input.add(now, c.payload.byteLength);
-    for (const id of this.#active) this.pump(id);
+    for (const id of this.#receiving()) this.pump(id);
     return result;
   }
 
@@ -196,7 +219,12 @@ export class Stream {
       if (position.epoch === this.epoch) this.ack(endpointId, position.seq);
       else if (position.seq > 0 || position.epoch !== undefined) this.#sender.reset(this.#link(endpointId), position.epoch ?? null);
     }
-    if (c.role === 'active') this.#activate(c, this.#startSeq(c), now, undefined);
+    if (c.role === 'active') {
+      // the active endpoint back within its grace goes on from its own position, even where a
+      // hedge carried the stream meanwhile (and moved the frontier): it has no hole of its own
+      const own = this.mode === 'failover' && this.#active.includes(endpointId) ? Math.max(c.lastAcked + 1, c.activeFromSeq) : undefined;
+      this.#activate(c, own ?? this.#startSeq(c), now, undefined);
+    }
     else this.#sender.role(this.#link(endpointId), 'standby', this.#ackFrontier + 1);
   }
 
@@ -238,7 +266,7 @@ export class Stream {
     for (const p of decision.promoted) {
       const c = this.#cursors.get(p.id);
       if (!c) continue;
-      this.#activate(c, Math.max(p.fromSeq, this.#startSeq(c)), now, p.reason);
+      if (!this.#hedges.commit(c, p.reason, now)) this.#activate(c, Math.max(p.fromSeq, this.#startSeq(c)), now, p.reason);
       this.#record(p.record);
     }
     for (const d of decision.demoted) {
@@ -251,6 +279,11 @@ export class Stream {
       }
     }
     this.#active = decision.active.filter((id) => this.#cursors.has(id));
+    this.#hedges.apply(decision.hedges ?? [], now);
+  }
+
+  #receiving(): string[] {
+    return this.#hedges.size === 0 ? this.#active : [...this.#active, ...this.#hedges.running.keys()];
   }
 
   #decide(now: number, immediate: boolean, removing: string | undefined): RoleDecision | undefined {
@@ -266,6 +299,8 @@ export class Stream {
       startupUntil: this.createdAt + this.#opts.startupGraceMs,
       policy: this.#opts.policy,
       endpoint: this.#opts.hooks.endpoint,
+      hedge: this.#opts.hedge,
+      hedges: this.#hedges.running,
       hadActive: this.#hadActive,
       lastLoss: this.#lastLoss,
       startSeq: (c) => this.#startSeq(c),
@@ -325,7 +360,7 @@ export class Stream {
   /** Change the overflow policy live; plans made under the old one are dropped. */
   setOverflow(policy: OverflowPolicy): void {
     this.#sender.setOverflow(policy, this.#cursors.values());
-    for (const id of this.#active) this.pump(id);
+    for (const id of this.#receiving()) this.pump(id);
   }
 
   /** Stream input over the health window, bytes/s. */
@@ -365,6 +400,7 @@ export class Stream {
     if (!wasActive) {
       this.#sender.restartPacing(c, now);
       c.activeSince = now;
+      c.activeFromSeq = fromSeq;
     }
     this.#hadActive = true;
     const link = this.#link(c.endpointId);
@@ -381,11 +417,15 @@ export class Stream {
   #deactivate(c: Cursor, now: number, reason: SwitchReason): void {
     if (c.role !== 'active') return;
     this.#interruptions.forget(c.endpointId);
+    this.#standDown(c);
+    this.#opts.hooks.roleChanged({ streamId: this.id, endpointId: c.endpointId, role: 'standby', fromSeq: c.lastAcked + 1, reason, at: now });
+  }
+
+  #standDown(c: Cursor): void {
     c.role = 'standby';
     c.activeSince = undefined;
     clearInFlight(c);
     this.#sender.role(this.#link(c.endpointId), 'standby', this.#ackFrontier + 1);
-    this.#opts.hooks.roleChanged({ streamId: this.id, endpointId: c.endpointId, role: 'standby', fromSeq: c.lastAcked + 1, reason, at: now });
   }
 
   #record(rec: SwitchRecord): void {

@@ -14,7 +14,9 @@ export type SwitchReason =
   | 'removed'
   | 'failback'
   | 'operator'
-  | 'recovered';
+  | 'recovered'
+  /** A standby hedging for a silent active endpoint keeps the stream once that one is confirmed gone (detail: why). */
+  | 'hedge-commit';
 
 /** Where a stream writes frames for one endpoint: its open connection. */
 export interface StreamLink {
@@ -86,6 +88,23 @@ export interface RoleDecision {
   readonly active: readonly string[];
   readonly promoted: readonly { readonly id: string; readonly fromSeq: number; readonly reason: SwitchReason; readonly record: SwitchRecord }[];
   readonly demoted: readonly { readonly id: string; readonly reason: SwitchReason; readonly record?: SwitchRecord }[];
+  /** Standbys receiving beside a suspect active endpoint after this decision, from `fromSeq` (absent: none). */
+  readonly hedges?: readonly Hedge[];
+}
+
+/** A standby (`by`) that also receives the stream while the active endpoint `for` is suspect. */
+export interface Hedge {
+  readonly for: string;
+  readonly by: string;
+  /** First seq the standby was sent. */
+  readonly fromSeq: number;
+}
+
+/** A hedge began, ended (the active endpoint answered, or the hedge was no longer needed) or was committed (the standby took over). */
+export interface HedgeEvent extends Hedge {
+  streamId: string;
+  kind: 'started' | 'ended' | 'committed';
+  at: number;
 }
 
 /**
@@ -110,6 +129,7 @@ export interface StreamHooks {
   roleChanged(e: RoleChange): void;
   switched(e: { streamId: string } & SwitchRecord): void;
   gap(e: GapDeclared): void;
+  hedged(e: HedgeEvent): void;
   /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
   wake(ms: number, fn: () => void): void;
   /** An endpoint's cumulative ack moved forward (a durable backend keeps it). */

@@ -42,6 +42,7 @@ const KNOWN_REASONS: readonly SwitchReason[] = [
   'failback',
   'operator',
   'recovered',
+  'hedge-commit',
 ];
 
 type StreamEndpoint = StreamHealth['endpoints'][number];
@@ -123,8 +124,11 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   gauge('mirrorstream_queue_bytes', 'Bytes queued in the endpoint transport and not yet sent (bufferedAmount; 0 when the transport does not report it).', ['endpoint'], (emit, s) => {
     for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.transport?.extra?.bufferedAmount?.value ?? 0);
   });
-  counter('mirrorstream_heartbeat_misses_total', 'Times the failure detector moved the endpoint to suspect or dead.', ['endpoint'], (emit, s) => {
+  counter('mirrorstream_heartbeat_misses_total', 'Times the failure detector moved the endpoint to suspect (probes unanswered, heartbeats late) or dead.', ['endpoint'], (emit, s) => {
     for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.heartbeat.misses);
+  });
+  counter('mirrorstream_endpoint_suspect_seconds_total', 'Time the endpoint spent suspect (silent on the probe path, or heartbeats late).', ['endpoint'], (emit, s) => {
+    for (const e of s.endpoints) emit({ endpoint: e.endpoint_id }, e.suspect_ms_total / 1000);
   });
 
   // ---- stream × endpoint ------------------------------------------------------
@@ -173,6 +177,13 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   gauge('mirrorstream_stream_policy_info', 'The stream overflow policy (value always 1).', ['stream', 'policy'], (emit, s) => {
     for (const { info } of s.streams) emit({ stream: info.stream_id, policy: info.policy.overflow }, 1);
   });
+  const hedgeCounter = (kind: 'started' | 'ended' | 'committed', help: string): void =>
+    counter(`mirrorstream_hedges_${kind}_total`, help, ['stream'], (emit, s) => {
+      for (const { health } of s.streams) emit({ stream: health.stream_id }, health.hedges[kind]);
+    });
+  hedgeCounter('started', 'Hedges begun: a standby also receiving the stream while the active endpoint is suspect.');
+  hedgeCounter('ended', 'Hedges ended without a switch (the active endpoint answered again, or the hedge was no longer needed).');
+  hedgeCounter('committed', 'Hedges committed: the active endpoint was confirmed gone and the hedging standby kept the stream.');
   gauge('mirrorstream_metrics_series_omitted', `Streams, endpoints and stream-endpoint pairs left out of this scrape by the cap of ${MAX_SERIES_PER_KIND} per kind.`, [], (emit, s) => {
     emit({}, s.omitted);
   });

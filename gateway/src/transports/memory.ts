@@ -5,7 +5,8 @@ import type { Channel, Transport, TransportEvents, TransportStats } from './tran
  * In-process transport pair: for embedding a receiver in the gateway's process and for
  * unit tests. Messages are delivered in order on a microtask, so a sender never
  * re-enters its own receiver synchronously. `blackhole` drops traffic silently (a hung
- * peer); `kill` closes both ends at once (a crashed peer).
+ * peer); `paused` holds it and delivers it all on resume (a stopped process: SIGSTOP, then
+ * SIGCONT); `kill` closes both ends at once (a crashed peer).
  */
 export class MemoryTransport extends TypedEmitter<TransportEvents> implements Transport {
   readonly kind = 'memory';
@@ -13,6 +14,8 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
   #buffered = 0;
   #closed = false;
   #blackhole = false;
+  /** Held while paused, in order (this → peer). */
+  #held: [Uint8Array, Channel][] | undefined;
   /** Drop ratio for the unreliable channel only (reliable channels retransmit, so they never lose). */
   #unreliableLoss = 0;
   #random: () => number = Math.random;
@@ -55,6 +58,24 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
 
   get blackhole(): boolean {
     return this.#blackhole;
+  }
+
+  /** Hold everything sent in either direction (true); deliver what was held, in order, and go on (false). */
+  set paused(on: boolean) {
+    for (const t of [this, this.#peer]) {
+      if (!t) continue;
+      if (on) {
+        t.#held ??= [];
+        continue;
+      }
+      const held = t.#held ?? [];
+      t.#held = undefined;
+      for (const [bytes, channel] of held) {
+        t.#buffered -= bytes.byteLength;
+        t.#deliver(bytes, channel);
+      }
+      if (held.length > 0 && !t.#closed) queueMicrotask(() => t.emit('drain'));
+    }
   }
 
   /** Lose this share of `data-unreliable` messages in both directions (tests of loss scoring). */
@@ -109,6 +130,11 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     this.#messagesSent++;
     if (this.#blackhole) return true;
     if (channel === 'data-unreliable' && this.#unreliableLoss > 0 && this.#random() < this.#unreliableLoss) return true;
+    if (this.#held) {
+      this.#held.push([bytes, channel]);
+      this.#buffered += bytes.byteLength;
+      return true;
+    }
     if (this.#cap) {
       this.#cap.queue.push([bytes, channel]);
       this.#buffered += bytes.byteLength;

@@ -69,8 +69,19 @@ export interface StreamHealth {
     skipped: Record<string, number>;
     chunks_sent: number;
     bytes_sent: number;
+    /** The active endpoint this standby is receiving beside (a hedge), or null. */
+    hedging_for: string | null;
+    /** Time the endpoint has spent suspect (silent, or heartbeats late) since the gateway knows it. */
+    suspect_ms_total: number;
   }[];
   input_bytes_per_sec: number;
+  /** Hedged delivery: the hedges running now and how many started, ended and were committed. */
+  hedges: {
+    running: { for: string; by: string; from_seq: number; since: string }[];
+    started: number;
+    ended: number;
+    committed: number;
+  };
   switches: SwitchRecord[];
 }
 
@@ -83,6 +94,8 @@ export interface EndpointHealth {
   rtt_ms: Measurement | null;
   srtt_ms: Measurement | null;
   heartbeat: { interval_ms: number; last_at: string | null; sent: number; acked: number; misses: number };
+  /** Time spent suspect (silent, or heartbeats late) since the gateway knows the endpoint. */
+  suspect_ms_total: number;
   /** Health score of the path: verdict, score and every metric with value, threshold and source. */
   path: HealthSnapshot;
   connects: number;
@@ -111,7 +124,7 @@ export function streamInfo(s: Stream, endpoint: (id: string) => EndpointView, ow
       return {
         endpoint_id: id,
         priority,
-        role: c?.role ?? 'standby',
+        role: roleOn(s, id),
         state: endpoint(id).state,
         last_acked_seq: c?.lastAcked ?? 0,
         sent_seq: c?.sentUpTo ?? 0,
@@ -143,7 +156,7 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
     return {
       endpoint_id: id,
       priority,
-      role: c?.role ?? ('standby' as const),
+      role: roleOn(s, id),
       state: ep.state,
       phi: round(ep.phi),
       rtt_ms: heartbeatRtt(ep),
@@ -158,6 +171,8 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
       skipped: { ...c?.skipped },
       chunks_sent: c?.chunksSent ?? 0,
       bytes_sent: c?.bytesSent ?? 0,
+      hedging_for: s.hedges.running.get(id)?.for ?? null,
+      suspect_ms_total: Math.round(ep.suspectMs(now)),
     };
   });
   const activeStates = endpoints.filter((e) => e.role === 'active');
@@ -176,6 +191,10 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
     active: [...s.active],
     endpoints,
     input_bytes_per_sec: Math.round(s.inputRate(now)),
+    hedges: {
+      running: [...s.hedges.running.values()].map((h) => ({ for: h.for, by: h.by, from_seq: h.fromSeq, since: new Date(h.since).toISOString() })),
+      ...s.hedges.counts,
+    },
     switches: [...s.switches],
   };
 }
@@ -201,7 +220,7 @@ export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, interval
     if (!c) continue;
     list.push({
       stream_id: s.id,
-      role: c.role,
+      role: roleOn(s, ep.id),
       last_acked_seq: c.lastAcked,
       ack_lag_chunks: c.role === 'active' ? Math.max(0, s.log.lastSeq - c.lastAcked) : 0,
       receiver_report: reportOf(ep, s.id, now),
@@ -222,11 +241,17 @@ export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, interval
       acked: conn?.heartbeatsAcked ?? 0,
       misses: ep.heartbeatMisses,
     },
+    suspect_ms_total: Math.round(ep.suspectMs(now)),
     path: ep.health(),
     connects: ep.connects,
     transport: ep.link ? ep.link.transport.stats() : null,
     streams: list,
   };
+}
+
+/** The API's role: a hedging standby is sent the stream but is still a standby. */
+function roleOn(s: Stream, id: string): 'active' | 'standby' {
+  return s.active.includes(id) ? 'active' : 'standby';
 }
 
 function heartbeatRtt(ep: Endpoint): Measurement | null {
