@@ -67,12 +67,14 @@ export const healthSchema = z
   .strictObject({
     /** Probe (HEARTBEAT on the unreliable channel) interval: loss and RTT samples. */
     probeIntervalMs: z.number().int().min(5).max(10_000).default(20),
+    /** Probe interval of an endpoint active on a stream: its silence is judged this finely. */
+    carrierProbeIntervalMs: z.number().int().min(5).max(10_000).default(10),
     /**
-     * An endpoint carrying a stream is silent (suspect) when a probe has waited for its echo,
+     * An endpoint active on a stream is silent (suspect) when a probe has waited for its echo,
      * with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).
      */
     silenceFloorMs: z.number().int().min(1).max(60_000).default(15),
-    silenceRttFactor: z.number().min(1).max(100).default(4),
+    silenceRttFactor: z.number().min(1).max(100).default(3),
     /** Measurement window for probe loss/RTT and delivery ratio. */
     windowMs: z.number().int().min(100).max(60_000).default(1_000),
     /** A breach must last this long before the verdict turns degraded. */

@@ -29,6 +29,11 @@ export async function startGateway(engine: Engine, config: GatewayConfigInput = 
 
 export async function spawnReceiver(gateway: Gateway, url: string, id: string, transports = 'webrtc'): Promise<ChildReceiver> {
   const { token } = await gateway.issueToken(id);
+  return spawnReceiverWithToken(url, id, token, transports);
+}
+
+/** A receiver child process with a token from anywhere (e.g. a gateway process's API). */
+export function spawnReceiverWithToken(url: string, id: string, token: string, transports = 'webrtc'): ChildReceiver {
   const proc = spawn(process.execPath, ['--import', TSX, CHILD], {
     env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports },
     stdio: ['ignore', 'pipe', 'inherit'],

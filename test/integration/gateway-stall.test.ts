@@ -38,7 +38,7 @@ describe('the gateway stalls, the receivers are fine', () => {
       const union = (): Set<number> => new Set(rx.flatMap((r) => r.chunks.map((c) => c.seq)));
       await waitFor(() => union().size >= published, 10_000, 'every chunk delivered');
       const a = rx[0]?.chunks.map((c) => c.seq) ?? [];
-      console.log(`[gateway stall] 5 × 800 ms blocked: switches ${switches.map((s) => s.reason).join(', ')}; hedges ${hedges.filter((h) => h.kind === 'started').length} started; a got ${a.length} of ${published}`);
+      console.log(`[gateway stall] 5 × 800 ms blocked: switches ${switches.map((s) => `${s.reason}${s.detail ? `(${s.detail.join(" ")})` : ""}`).join(', ')}; hedges ${hedges.filter((h) => h.kind === 'started').length} started; a got ${a.length} of ${published}`);
       expect(switches.map((s) => s.reason)).toEqual(['initial']);
       expect(gateway.getStream('feed').active).toEqual(['a']);
       expect(a).toEqual(Array.from({ length: published }, (_, i) => i + 1));

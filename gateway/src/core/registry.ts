@@ -179,6 +179,12 @@ export class Registry {
    * what we changed ourselves comes back too, and applying it again changes nothing.
    */
   applyRemote(change: BackendChange): void {
+    if (change.kind === 'endpoint') {
+      // decided now, not at the next tick: a silent active endpoint elsewhere may need a hedge
+      const now = this.#o.clock.now();
+      for (const s of this.streamsOf(change.endpointId)) s.evaluate(now);
+      return;
+    }
     if (change.kind === 'cursor') {
       this.#streams.get(change.streamId)?.restoreCursor(change.endpointId, change.seq);
       return;
@@ -234,9 +240,9 @@ export class Registry {
     return [...this.#streams.values()].filter((s) => s.cursor(endpointId) !== undefined);
   }
 
-  /** The endpoint receives some stream now (active, or hedging for a silent active one). */
-  carriesStream(endpointId: string): boolean {
-    for (const s of this.#streams.values()) if (s.isReceiving(endpointId)) return true;
+  /** The endpoint is active on some stream (whose silence would start a hedge). */
+  isActiveAnywhere(endpointId: string): boolean {
+    for (const s of this.#streams.values()) if (s.isActive(endpointId)) return true;
     return false;
   }
 

@@ -17,6 +17,7 @@ export interface SchedulerOptions {
   registry: Registry;
   events: EventSink;
   waiters: AckWaiters;
+  probeIntervals: { normalMs: number; carrierMs: number };
   /** Decisions that read the verdicts just assessed and act before streams re-evaluate (the transport-pair rule). */
   afterAssess: () => void;
 }
@@ -25,7 +26,7 @@ export interface SchedulerOptions {
  * Time-driven health. The gateway's one periodic job, every `tickMs`: failure detectors and
  * path health of every endpoint, stream-level health, then every stream re-runs its
  * failover policy (fail-back timers, dead endpoints); age eviction once a second; waiters
- * re-checked. And between ticks, a silence timer per endpoint that carries a stream, so a
+ * re-checked. And between ticks, a silence timer per endpoint active on a stream, so a
  * silent active endpoint is suspect (and hedged) within its RTT bound, not a tick later.
  *
  * No judgment of liveness on stale input: a tick or silence timer that fires late (the
@@ -54,9 +55,15 @@ export class Scheduler {
     this.#silenceTimers.clear();
   }
 
-  /** A probe went out to `ep`: if it carries a stream, judge its silence at the deadline. */
+  /**
+   * A probe went out to `ep`: if it is active on a stream, probe it at the carrier rate and
+   * judge its silence at the deadline; else back to the normal rate. (A hedging standby is
+   * judged by heartbeats like any standby: its own hiccup must not make the hedge hop.)
+   */
   probeSent(ep: Endpoint): void {
-    if (this.#timer === undefined || this.#silenceTimers.has(ep) || !this.#o.registry.carriesStream(ep.id)) return;
+    const carries = this.#o.registry.isActiveAnywhere(ep.id);
+    ep.link?.setProbeInterval(carries ? this.#o.probeIntervals.carrierMs : this.#o.probeIntervals.normalMs);
+    if (this.#timer === undefined || this.#silenceTimers.has(ep) || !carries) return;
     const deadline = ep.silenceDeadline;
     if (deadline === undefined) return;
     const { clock } = this.#o;
@@ -74,28 +81,40 @@ export class Scheduler {
   /** Something was heard from a silent endpoint, or its silence deadline passed: re-derive its state and act on a change. */
   recheck(ep: Endpoint): void {
     const now = this.#o.clock.now();
+    // input read right after a stall, before the late tick came: forgive first, judge later
+    if (this.#caughtStall(now)) {
+      this.#o.clock.setTimeout(() => this.recheck(ep), 0);
+      return;
+    }
     if (this.#checkEndpoint(ep, now) === undefined) return;
     for (const s of this.#o.registry.streamsOf(ep.id)) s.evaluate(now);
     this.#o.registry.shareEndpoint(ep, now);
   }
 
   tick(): void {
-    const { clock } = this.#o;
-    const now = clock.now();
-    const stalledMs = this.#lastTick === undefined ? 0 : now - this.#lastTick - this.#o.tickMs;
+    const now = this.#o.clock.now();
+    if (this.#caughtStall(now)) this.#o.clock.setTimeout(() => this.#run(), 0);
+    else this.#run();
     this.#lastTick = now;
-    if (stalledMs <= LATE_TICKS * this.#o.tickMs) {
-      this.#run();
-      return;
-    }
-    // the gateway was blocked: forgive the endpoints that time, read what arrived, then judge
+  }
+
+  /**
+   * Whether the gateway's own event loop was blocked since the last tick (more than
+   * LATE_TICKS late); if so every endpoint is forgiven that time, once, and the caller judges
+   * after pending input is read.
+   */
+  #caughtStall(now: number): boolean {
+    if (this.#lastTick === undefined) return false;
+    const stalledMs = now - this.#lastTick - this.#o.tickMs;
+    if (stalledMs <= LATE_TICKS * this.#o.tickMs) return false;
+    this.#lastTick = now;
     this.#o.log.warn({ stalledMs: Math.round(stalledMs) }, 'gateway event loop was blocked; liveness judged after pending input');
-    for (const ep of this.#o.registry.endpoints) ep.forgive(stalledMs);
-    clock.setTimeout(() => this.#run(), 0);
+    for (const ep of this.#o.registry.endpoints) ep.forgive(stalledMs, now);
+    return true;
   }
 
   #checkEndpoint(ep: Endpoint, now: number): EndpointState | undefined {
-    const previous = ep.check(now, this.#o.registry.carriesStream(ep.id));
+    const previous = ep.check(now, this.#o.registry.isActiveAnywhere(ep.id));
     if (previous !== undefined) {
       this.#o.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
       emitEndpointHealth(this.#o.events, ep, previous, now);

@@ -68,6 +68,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly #probes = new Set<number>();
   #helloTimer: TimerHandle | undefined;
   #nonce = 0;
+  #probeIntervalMs: number;
   heartbeatsSent = 0;
   heartbeatsAcked = 0;
 
@@ -77,6 +78,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.endpointId = opts.endpointId;
     this.sessionId = opts.sessionId;
     this.transport = opts.transport;
+    this.#probeIntervalMs = opts.probeIntervalMs;
     this.onListenerError = (error, event) => opts.log.error({ err: error, event }, 'connection listener failed');
     opts.transport.on('message', (bytes) => this.#onMessage(bytes));
     opts.transport.on('drain', () => this.emit('drain'));
@@ -117,7 +119,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       'control',
     );
     this.#heartbeatTimer = this.#opts.clock.setInterval(() => this.#sendHeartbeat(), this.#opts.heartbeatIntervalMs);
-    this.#probeTimer = this.#opts.clock.setInterval(() => this.#sendProbe(), this.#opts.probeIntervalMs);
+    this.#probeTimer = this.#opts.clock.setInterval(() => this.#sendProbe(), this.#probeIntervalMs);
     this.#sendHeartbeat();
   }
 
@@ -141,6 +143,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (this.#state === 'closed') return;
     this.transport.close(reason);
     this.#onClosed(reason);
+  }
+
+  /** Probe this often from now on (an endpoint active on a stream is probed faster). */
+  setProbeInterval(ms: number): void {
+    if (ms === this.#probeIntervalMs) return;
+    this.#probeIntervalMs = ms;
+    if (this.#state !== 'open' || this.#probeTimer === undefined) return;
+    this.#opts.clock.clearInterval(this.#probeTimer);
+    this.#probeTimer = this.#opts.clock.setInterval(() => this.#sendProbe(), ms);
   }
 
   #sendHeartbeat(): void {

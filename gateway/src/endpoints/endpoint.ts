@@ -7,6 +7,9 @@ import { HealthTracker, type HealthSnapshot, type MetricSample } from '../health
 import type { EndpointView } from '../streams/types.js';
 import type { Connection } from './connection.js';
 
+/** A receiver report counts this long. */
+const REPORT_FRESH_MS = 3_000;
+
 /**
  * What the gateway knows about one endpoint across its connections: the current
  * connection, the failure detector fed by heartbeat echoes, the derived state and RTT.
@@ -22,6 +25,8 @@ export class Endpoint implements EndpointView {
   #suspectSince: number | undefined;
   #health: HealthTracker;
   #lastKind: string | undefined;
+  /** Receiver-reported RTTs are not used until then (they span a stall of the gateway's own). */
+  #reportsIgnoredUntil = 0;
   /** Latest RECEIVER_REPORT per stream and the one before it (for per-interval loss). */
   readonly #reports = new Map<string, { at: number; now: ReceiverReport; before: ReceiverReport | undefined }>();
   /** When the endpoint last became alive *and* healthy: what fail-back's stable period counts from. */
@@ -53,7 +58,7 @@ export class Endpoint implements EndpointView {
     this.#heartbeat = heartbeat;
     this.#healthConfig = health;
     this.#probes = new ProbeWindow(health.windowMs);
-    this.#silence = new SilenceDetector({ floorMs: health.silenceFloorMs, rttFactor: health.silenceRttFactor, probeIntervalMs: health.probeIntervalMs });
+    this.#silence = new SilenceDetector({ floorMs: health.silenceFloorMs, rttFactor: health.silenceRttFactor, probeIntervalMs: health.carrierProbeIntervalMs });
     this.#health = new HealthTracker({ degradeAfterMs: health.degradeAfterMs, recoverAfterMs: health.recoverAfterMs }, now);
   }
 
@@ -107,6 +112,11 @@ export class Endpoint implements EndpointView {
     return this.link ? this.#silence.deadline : undefined;
   }
 
+  /** How long a probe may wait, with nothing heard, before this endpoint counts as silent (while it is active on a stream). */
+  get silenceLimitMs(): number {
+    return this.#silence.limitMs;
+  }
+
   /** Total time spent suspect (silent, or heartbeats late), up to `now`. */
   suspectMs(now: number): number {
     return this.#suspectMsBefore + (this.#suspectSince === undefined ? 0 : now - this.#suspectSince);
@@ -135,7 +145,7 @@ export class Endpoint implements EndpointView {
     // the receiver's own RTT view (browsers: candidate-pair currentRoundTripTime), if recent
     let receiverRtt: number | undefined;
     for (const { at, now: r } of this.#reports.values()) {
-      if (now - at < 3_000 && r.rttMs !== null) receiverRtt = Math.max(receiverRtt ?? 0, r.rttMs);
+      if (now - at < REPORT_FRESH_MS && now >= this.#reportsIgnoredUntil && r.rttMs !== null) receiverRtt = Math.max(receiverRtt ?? 0, r.rttMs);
     }
     samples.receiver_rtt_ms = { value: receiverRtt, threshold: h.maxRttMs, kind: 'max', source: 'receiver.report.rtt' };
     const transportLoss = this.link.transport.stats().lossRate;
@@ -209,16 +219,21 @@ export class Endpoint implements EndpointView {
     this.srttMs = this.srttMs === undefined ? rttMs : this.srttMs + (rttMs - this.srttMs) / 8;
   }
 
-  /** The gateway's own event loop was blocked for `ms`: do not count that as the endpoint's silence. */
-  forgive(ms: number): void {
+  /**
+   * The gateway's own event loop was blocked for `ms` until `now`: that is not the endpoint's
+   * silence, and what the receiver measured across it (its RTT to us) measured us, not the path.
+   */
+  forgive(ms: number, now: number): void {
     this.#detector?.forgive(ms);
     this.#silence.forgive(ms);
+    this.#reportsIgnoredUntil = now + REPORT_FRESH_MS;
   }
 
   /**
-   * Re-derive the state from phi and, for an endpoint that carries a stream (`watchSilence`),
+   * Re-derive the state from phi and, for an endpoint active on a stream (`watchSilence`),
    * from probe silence; returns the previous state if it changed. A standby is judged by its
-   * heartbeats only: a lossy standby path must not keep restarting its fail-back stable period.
+   * heartbeats only: a lossy standby path must not keep restarting its fail-back stable period,
+   * nor a busy hedging standby make the hedge hop.
    */
   check(now: number, watchSilence: boolean): EndpointState | undefined {
     if (!this.#detector) return undefined;

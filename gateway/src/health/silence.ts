@@ -1,6 +1,6 @@
 /**
- * Fast silence detection for the endpoints that carry a stream. The gateway probes every
- * endpoint every `probeIntervalMs` and the receiver echoes at once, so a live path answers
+ * Fast silence detection for the endpoints active on a stream. The gateway probes them every
+ * `carrierProbeIntervalMs` and the receiver echoes at once, so a live path answers
  * a probe within its round-trip time. The endpoint is *silent* when, since the last frame
  * heard from it, probes went unanswered for longer than the path allows: the first one
  * waited `max(floorMs, rttFactor × RTT p99)`, plus one probe interval for each further probe

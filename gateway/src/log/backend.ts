@@ -56,7 +56,9 @@ export interface EndpointBoard {
 export type BackendChange =
   | { readonly kind: 'stream'; readonly stream: StoredStream; readonly revision?: number }
   | { readonly kind: 'stream-deleted'; readonly streamId: string }
-  | { readonly kind: 'cursor'; readonly streamId: string; readonly endpointId: string; readonly seq: number };
+  | { readonly kind: 'cursor'; readonly streamId: string; readonly endpointId: string; readonly seq: number }
+  /** Another instance's view of an endpoint it holds changed state (e.g. it went silent: a hedge may be due). */
+  | { readonly kind: 'endpoint'; readonly endpointId: string };
 
 /**
  * Where a gateway keeps what must outlive its process: stream specs with their epochs,

@@ -93,8 +93,10 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
     // a standby already receiving for the endpoint it replaces keeps going: nothing replayed
     const hedged = input.hedges.get(p.id);
     const cause = p.replaces === undefined ? undefined : demotedReason.get(p.replaces);
-    if (hedged && hedged.for === p.replaces && (cause === 'heartbeat-timeout' || cause === 'disconnected')) {
-      const record: SwitchRecord = { from: p.replaces, to: p.id, reason: 'hedge-commit', at: now, from_seq: hedged.fromSeq, detail: [cause], ...evidence(p.replaces, 'hedge-commit') };
+    // the silent endpoint was confirmed gone (dead, disconnected, or its path failed): the hedge is committed
+    if (hedged && hedged.for === p.replaces && (cause === 'heartbeat-timeout' || cause === 'disconnected' || cause === 'degraded')) {
+      const why = evidence(p.replaces, cause);
+      const record: SwitchRecord = { from: p.replaces, to: p.id, reason: 'hedge-commit', at: now, from_seq: hedged.fromSeq, ...why, detail: [cause, ...(why.detail ?? [])] };
       promoted.push({ id: p.id, fromSeq: hedged.fromSeq, reason: 'hedge-commit', record });
       hadActive = true;
       continue;

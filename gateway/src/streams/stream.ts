@@ -145,9 +145,9 @@ export class Stream {
     return this.#hedges;
   }
 
-  /** The endpoint is sent the stream now: active, or hedging. */
-  isReceiving(endpointId: string): boolean {
-    return this.#active.includes(endpointId) || this.#hedges.running.has(endpointId);
+  /** The endpoint is active on this stream (a hedging standby is not). */
+  isActive(endpointId: string): boolean {
+    return this.#active.includes(endpointId);
   }
 
   cursor(endpointId: string): Readonly<Cursor> | undefined {

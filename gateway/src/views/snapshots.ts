@@ -96,6 +96,8 @@ export interface EndpointHealth {
   heartbeat: { interval_ms: number; last_at: string | null; sent: number; acked: number; misses: number };
   /** Time spent suspect (silent, or heartbeats late) since the gateway knows the endpoint. */
   suspect_ms_total: number;
+  /** While it is active on a stream: how long a probe may wait unanswered before it is suspect (from its RTT p99 and loss). */
+  silence_limit_ms: number;
   /** Health score of the path: verdict, score and every metric with value, threshold and source. */
   path: HealthSnapshot;
   connects: number;
@@ -242,6 +244,7 @@ export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, interval
       misses: ep.heartbeatMisses,
     },
     suspect_ms_total: Math.round(ep.suspectMs(now)),
+    silence_limit_ms: round(ep.silenceLimitMs),
     path: ep.health(),
     connects: ep.connects,
     transport: ep.link ? ep.link.transport.stats() : null,

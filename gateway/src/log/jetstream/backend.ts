@@ -209,6 +209,7 @@ export class JetStreamBackend implements Backend {
         listener({ kind: 'cursor', streamId: unescapeId(e.key.slice(0, dot)), endpointId: unescapeId(e.key.slice(dot + 1)), seq });
       }
     })();
+    if (this.endpoints) this.endpoints.onChange = (endpointId) => listener({ kind: 'endpoint', endpointId });
   }
 
   async close(): Promise<void> {

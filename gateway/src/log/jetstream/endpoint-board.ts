@@ -27,6 +27,8 @@ export class JetStreamEndpointBoard implements EndpointBoard {
   readonly #log: Logger;
   /** endpoint -> instance -> record, of the other instances. */
   readonly #others = new Map<string, Map<string, Record_>>();
+  /** Told when another instance's record of an endpoint changes its state or verdict. */
+  onChange: ((endpointId: string) => void) | undefined;
   /** What we sent last per endpoint, and when. */
   readonly #sent = new Map<string, { json: string; at: number }>();
 
@@ -53,7 +55,10 @@ export class JetStreamEndpointBoard implements EndpointBoard {
           continue;
         }
         try {
-          byInstance.set(instance, e.json<Record_>());
+          const record = e.json<Record_>();
+          const before = byInstance.get(instance);
+          byInstance.set(instance, record);
+          if (before?.state !== record.state || before.degraded !== record.degraded) this.onChange?.(endpointId);
         } catch {
           // not ours to read
         }
