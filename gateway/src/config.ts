@@ -74,7 +74,7 @@ export const healthSchema = z
      * with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).
      */
     silenceFloorMs: z.number().int().min(1).max(60_000).default(15),
-    silenceRttFactor: z.number().min(1).max(100).default(3),
+    silenceRttFactor: z.number().min(1).max(100).default(2),
     /** Measurement window for probe loss/RTT and delivery ratio. */
     windowMs: z.number().int().min(100).max(60_000).default(1_000),
     /** A breach must last this long before the verdict turns degraded. */

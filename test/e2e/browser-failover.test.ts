@@ -89,7 +89,8 @@ describe.each([true, false])('failover between Chromium pages (hedge %s)', (hedg
     console.log(
       `[chromium, hedge ${hedge ? 'on' : 'off'}] page p1 closed at chunk 1 200: ${away?.to} took over (reason ${away?.reason}) ${(away?.at ?? 0) - closedAt} ms after the close` +
         `${hedged ? ` (hedge by ${hedged.by} began ${(hedged.at - closedAt).toFixed(0)} ms after the close)` : ''}; ` +
-        `interruption (last chunk on p1 -> first new chunk on ${away?.to}) ${((firstOnNext?.[1] ?? 0) - (lastOnP1?.[1] ?? 0)).toFixed(0)} ms`,
+        `interruption (last chunk on p1 -> first new chunk on ${away?.to}, with the test's 100 ms pause before the close) ${((firstOnNext?.[1] ?? 0) - (lastOnP1?.[1] ?? 0)).toFixed(0)} ms; ` +
+        `first new chunk on ${away?.to} ${((firstOnNext?.[1] ?? 0) - closedAt).toFixed(0)} ms after the close`,
     );
     // hedging off: never a hedge; on: a hedge that began is what took over
     if (!hedge) expect(hedges).toEqual([]);

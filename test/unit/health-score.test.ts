@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProbeWindow } from '../../gateway/src/health/probes.js';
 import { HealthTracker, type MetricSample } from '../../gateway/src/health/score.js';
+import { RttHistogram } from '../../gateway/src/health/silence.js';
 import { harness, seqsOf, strictlyIncreasing } from '../helpers/memory-harness.js';
 
 const rtt = (value: number | undefined): Record<string, MetricSample> => ({ rtt_ms: { value, threshold: 100, kind: 'max', source: 'test' } });
@@ -39,7 +40,7 @@ describe('ProbeWindow', () => {
     w.settle(150, 100); // probes sent before 50 ms and unanswered are lost
     w.settle(400, 100);
     expect(w.lossRatio()).toBe(4 / 20);
-    expect(w.rttStats()?.medianMs).toBe(5);
+    expect(w.medianRttMs()).toBe(5);
     w.settle(2_000, 100);
     expect(w.lossRatio()).toBeUndefined();
   });
@@ -76,5 +77,26 @@ describe('degradation failover without flapping (manual clock)', () => {
     const union = new Set([...seqsOf(a), ...seqsOf(b)]);
     expect(union.size).toBe(3_000);
     await h.close();
+  });
+});
+
+describe('RTT histogram (silence limit)', () => {
+  it('nearest-rank quantiles within 10 %, over the last `capacity` samples only', () => {
+    const h = new RttHistogram(100);
+    expect(h.quantile(0.99)).toBeUndefined();
+    for (let i = 1; i <= 100; i++) h.add(i); // 1..100 ms
+    const p99 = h.quantile(0.99) ?? 0;
+    expect(p99).toBeGreaterThanOrEqual(99);
+    expect(p99).toBeLessThanOrEqual(99 * 1.1);
+    const p50 = h.quantile(0.5) ?? 0;
+    expect(p50).toBeGreaterThanOrEqual(50);
+    expect(p50).toBeLessThanOrEqual(55);
+    // one hiccup among 100 samples is the max, not the p99
+    for (let i = 0; i < 99; i++) h.add(1);
+    h.add(500);
+    expect(h.quantile(0.99)).toBeLessThanOrEqual(1.1);
+    expect(h.quantile(1)).toBeGreaterThanOrEqual(500);
+    h.clear();
+    expect(h.quantile(0.5)).toBeUndefined();
   });
 });

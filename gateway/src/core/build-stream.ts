@@ -20,6 +20,8 @@ export interface StreamContext {
   acked(streamId: string, endpointId: string, seq: number): void;
   /** Several instances serve the stream: who decides its roles. */
   control?: StreamControl | undefined;
+  /** The stream's active set may have changed. */
+  activeChanged?: () => void;
 }
 
 /** The retention limits of a stream: its own, else the gateway's. */
@@ -74,6 +76,7 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
       },
       acked: (endpointId, seq) => ctx.acked(spec.stream_id, endpointId, seq),
       control: ctx.control,
+      activeChanged: ctx.activeChanged,
     },
   });
 }

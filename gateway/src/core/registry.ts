@@ -49,6 +49,8 @@ export class Registry {
   readonly #revisions = new SpecRevisions();
   readonly #specEndpoints = { ensure: (id: string) => void this.ensureEndpoint(id), forgetIfUnused: (id: string) => this.forgetIfUnused(id) };
   readonly #streams = new Map<string, Stream>();
+  /** Endpoints active on some stream (rebuilt when an active set changed). */
+  #activeIndex: Set<string> | undefined;
   readonly #endpoints = new Map<string, Endpoint>();
   /** Per stream id: the durable change in flight (the next one waits for it). */
   readonly #busy = new Map<string, Promise<void>>();
@@ -240,10 +242,10 @@ export class Registry {
     return [...this.#streams.values()].filter((s) => s.cursor(endpointId) !== undefined);
   }
 
-  /** The endpoint is active on some stream (whose silence would start a hedge). */
+  /** The endpoint is active on some stream (whose silence would start a hedge); asked on every probe, so indexed. */
   isActiveAnywhere(endpointId: string): boolean {
-    for (const s of this.#streams.values()) if (s.isActive(endpointId)) return true;
-    return false;
+    this.#activeIndex ??= new Set([...this.#streams.values()].flatMap((s) => s.active));
+    return this.#activeIndex.has(endpointId);
   }
 
   /** Drop an endpoint record nobody refers to (not listed, not connected). */
@@ -273,6 +275,7 @@ export class Registry {
     if (!stream) return;
     stream.end('deleted');
     this.#streams.delete(streamId);
+    this.#activeIndex = undefined;
     this.#records.delete(streamId);
     this.#revisions.forget(streamId);
     void this.#controls.get(streamId)?.close();
@@ -379,6 +382,7 @@ export class Registry {
       endpoint: (id) => this.view(id),
       acked: (streamId, endpointId, seq) => backend.saveCursor(streamId, endpointId, seq),
       control,
+      activeChanged: () => (this.#activeIndex = undefined),
     });
     if (control) {
       this.#controls.set(stream.id, control);
@@ -386,6 +390,7 @@ export class Registry {
     }
     this.#records.set(stream.id, record);
     this.#streams.set(stream.id, stream);
+    this.#activeIndex = undefined;
     for (const [endpointId, seq] of Object.entries(cursors)) stream.restoreCursor(endpointId, seq);
     const now = clock.now();
     for (const id of spec.endpoint_list) {

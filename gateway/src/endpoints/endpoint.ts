@@ -2,7 +2,7 @@ import type { ReceiverReportFrame as ReceiverReport } from '@mirrorstream/receiv
 import type { HealthConfig, HeartbeatConfig } from '../config.js';
 import { PhiAccrualDetector, type EndpointState } from '../health/failure-detector.js';
 import { ProbeWindow } from '../health/probes.js';
-import { SilenceDetector } from '../health/silence.js';
+import { RttHistogram, SilenceDetector } from '../health/silence.js';
 import { HealthTracker, type HealthSnapshot, type MetricSample } from '../health/score.js';
 import type { EndpointView } from '../streams/types.js';
 import type { Connection } from './connection.js';
@@ -20,6 +20,8 @@ export class Endpoint implements EndpointView {
   readonly #healthConfig: HealthConfig;
   readonly #probes: ProbeWindow;
   readonly #silence: SilenceDetector;
+  /** Probe RTTs over a longer history than the health window: what silence is judged against. */
+  readonly #rtts = new RttHistogram();
   /** Time spent suspect before the current spell, and when the current one began. */
   #suspectMsBefore = 0;
   #suspectSince: number | undefined;
@@ -123,16 +125,16 @@ export class Endpoint implements EndpointView {
   }
 
   probeAck(nonce: number, at: number): void {
-    this.#probes.echoed(nonce, at);
+    const rtt = this.#probes.echoed(nonce, at);
+    if (rtt !== undefined) this.#rtts.add(rtt);
   }
 
   /** Re-measure the path; returns true when the verdict changed. */
   assess(now: number): boolean {
     if (!this.link) return false;
     const h = this.#healthConfig;
-    const rtt = this.#probes.rttStats();
-    const median = rtt?.medianMs;
-    this.#silence.setPath(rtt?.p99Ms, this.#probes.lossRatio());
+    const median = this.#probes.medianRttMs();
+    this.#silence.setPath(this.#rtts.quantile(0.99), this.#probes.lossRatio());
     // a probe is lost when its echo is later than 3 RTTs (at least 300 ms): delay is not loss
     this.#probes.settle(now, Math.max(300, 3 * (median ?? this.srttMs ?? 0)));
     const samples: Record<string, MetricSample> = {
@@ -194,6 +196,7 @@ export class Endpoint implements EndpointView {
     this.#detector.reset(now);
     this.#probes.clear();
     this.#silence.reset();
+    this.#rtts.clear();
     this.#reports.clear();
     this.disconnectedAt = undefined;
     this.connects++;

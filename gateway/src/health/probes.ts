@@ -56,12 +56,11 @@ export class ProbeWindow {
     return lost / this.#samples.length;
   }
 
-  /** Median and 99th percentile RTT of echoed probes in the window. */
-  rttStats(): { medianMs: number; p99Ms: number } | undefined {
+  /** Median RTT of echoed probes in the window. */
+  medianRttMs(): number | undefined {
     const rtts = this.#samples.flatMap(([, r]) => (r === undefined ? [] : [r])).sort((a, b) => a - b);
     if (rtts.length === 0) return undefined;
-    const at = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * q))] ?? 0;
-    return { medianMs: at(0.5), p99Ms: at(0.99) };
+    return rtts[Math.floor(rtts.length / 2)];
   }
 
   clear(): void {

@@ -76,3 +76,59 @@ export class SilenceDetector {
     this.#rttP99Ms = undefined;
   }
 }
+
+const BUCKET_BASE_MS = 0.1;
+const BUCKET_GROWTH = 1.1;
+const BUCKETS = 160; // 0.1 ms × 1.1^159 ≈ 390 s: every RTT fits
+
+function bucketOf(ms: number): number {
+  if (!(ms > BUCKET_BASE_MS)) return 0;
+  return Math.min(BUCKETS - 1, 1 + Math.floor(Math.log(ms / BUCKET_BASE_MS) / Math.log(BUCKET_GROWTH)));
+}
+
+/**
+ * The RTT distribution of the last `capacity` probe echoes (3 s of an active endpoint's
+ * probes by default), in log-spaced buckets: O(1) per sample, O(buckets) per quantile,
+ * quantiles within 10 %. Its p99 is the 3rd-longest RTT: one or two hiccups do not set the
+ * silence limit, as the max of a 1 s window would; a fresh connection's warm-up is forgotten in 3 s.
+ */
+export class RttHistogram {
+  readonly #ring: Uint8Array;
+  readonly #counts = new Uint32Array(BUCKETS);
+  #next = 0;
+  #size = 0;
+
+  constructor(capacity = 300) {
+    this.#ring = new Uint8Array(capacity);
+  }
+
+  add(ms: number): void {
+    const b = bucketOf(ms);
+    const counts = this.#counts;
+    if (this.#size === this.#ring.length) {
+      const old = this.#ring[this.#next] ?? 0;
+      counts[old] = (counts[old] ?? 1) - 1;
+    } else this.#size++;
+    this.#ring[this.#next] = b;
+    counts[b] = (counts[b] ?? 0) + 1;
+    this.#next = (this.#next + 1) % this.#ring.length;
+  }
+
+  /** Nearest-rank quantile (q in 0..1), as the upper bound of its bucket; undefined when empty. */
+  quantile(q: number): number | undefined {
+    if (this.#size === 0) return undefined;
+    const rank = Math.max(1, Math.ceil(q * this.#size));
+    let seen = 0;
+    for (let b = 0; b < BUCKETS; b++) {
+      seen += this.#counts[b] ?? 0;
+      if (seen >= rank) return BUCKET_BASE_MS * BUCKET_GROWTH ** b;
+    }
+    return undefined;
+  }
+
+  clear(): void {
+    this.#counts.fill(0);
+    this.#next = 0;
+    this.#size = 0;
+  }
+}

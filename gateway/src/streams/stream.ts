@@ -279,6 +279,7 @@ export class Stream {
       }
     }
     this.#active = decision.active.filter((id) => this.#cursors.has(id));
+    this.#opts.hooks.activeChanged?.();
     this.#hedges.apply(decision.hedges ?? [], now);
   }
 
@@ -327,6 +328,7 @@ export class Stream {
     this.evaluate(now, true, endpointId);
     this.#order = this.#order.filter((id) => id !== endpointId);
     this.#active = this.#active.filter((id) => id !== endpointId);
+    this.#opts.hooks.activeChanged?.();
     const lastAcked = this.#cursors.get(endpointId)?.lastAcked ?? 0;
     this.#cursors.delete(endpointId);
     this.#departed.remember(endpointId, lastAcked);

@@ -130,6 +130,8 @@ export interface StreamHooks {
   switched(e: { streamId: string } & SwitchRecord): void;
   gap(e: GapDeclared): void;
   hedged(e: HedgeEvent): void;
+  /** The active set may have changed (an index of active endpoints is stale). */
+  activeChanged?(): void;
   /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
   wake(ms: number, fn: () => void): void;
   /** An endpoint's cumulative ack moved forward (a durable backend keeps it). */
