@@ -86,3 +86,4 @@ try {
   await gateway.close();
   await server.close();
 }
+process.exit(process.exitCode ?? 0);
