@@ -135,12 +135,15 @@ describe('one endpoint, two transports', () => {
       expect(a.transport).toBe('webrtc');
       expect(gateway.endpointHealth('a').transport?.kind).toBe('webrtc');
       expect(gateway.streamHealth('pair').switches.filter((s) => s.to === 'b')).toEqual([]);
-      // b only hedged for a while a reconnected (a got that stretch as well, on its return)
+      // b only hedged (for a while a reconnected, and maybe for a hiccup before): each hedge is
+      // one contiguous run of seqs, a got all of them too, and none was committed
       const hedges = gateway.streamHealth('pair').hedges;
       expect(hedges.committed).toBe(0);
-      expect(hedges.started).toBe(other.length > 0 ? hedges.ended : 0);
+      expect(hedges.ended).toBe(hedges.started);
       const got = other.map((c) => c.seq);
-      expect(got).toEqual(got.length ? Array.from({ length: got.length }, (_, i) => (got[0] ?? 0) + i) : []);
+      expect(got.every((v, i) => i === 0 || v > (got[i - 1] ?? 0))).toBe(true);
+      const runs = got.filter((v, i) => i === 0 || v !== (got[i - 1] ?? 0) + 1).length;
+      expect(runs).toBeLessThanOrEqual(hedges.started);
       const lastBefore = chunks.filter((c) => c.timestamp <= resetAt).at(-1);
       const firstAfter = chunks.find((c) => c.timestamp > resetAt && c.seq > (lastBefore?.seq ?? 0));
       console.log(`[transport pair] WebTransport reset at chunk 600: endpoint a back on WebRTC, first chunk ${((firstAfter?.timestamp ?? 0) - resetAt).toFixed(0)} ms after the reset, no gap, no stream failover`);

@@ -87,7 +87,9 @@ export class Scheduler {
       return;
     }
     if (this.#checkEndpoint(ep, now) === undefined) return;
-    for (const s of this.#o.registry.streamsOf(ep.id)) s.evaluate(now);
+    // death is acted on by the tick, after the transport-pair rule had its say (it may move
+    // the endpoint to its other transport within its grace instead of failing over)
+    if (ep.state !== 'dead') for (const s of this.#o.registry.streamsOf(ep.id)) s.evaluate(now);
     this.#o.registry.shareEndpoint(ep, now);
   }
 
