@@ -1,46 +1,77 @@
 /**
  * Fan-out: N warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s
- * of 100 B). The gateway runs in its own process, the receivers in another, so the
- * gateway's CPU % and RSS are its own. Endpoints are added in stages (10 → 100 → …);
- * each stage is measured over several windows after the new receivers are connected and
- * have settled; a figure is the median over the windows with min and max.
+ * of 100 B), over WebRTC or WebTransport/HTTP-2. The gateway runs in its own process and
+ * the receivers are spread over several others, so the gateway's CPU % and RSS are its own
+ * and no single receiver process is the bottleneck. Endpoints are added in stages; each
+ * stage is measured over several windows once the new receivers are connected and have
+ * settled (a figure is the median over the windows with min and max); after the last
+ * stage one window with publishing paused gives what an idle warm endpoint costs.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { GatewayConfigInput } from '../gateway/src/index.js';
-import type { FromGateway, FromReceivers, ToGateway, ToReceivers } from './fanout/protocol.js';
+import type { FanoutTransport, FromGateway, FromReceivers, ToGateway, ToReceivers } from './fanout/protocol.js';
 import { flat, percentile, sleep, summarize } from './stats.js';
 
 /** Figures measured per window; a row has each as median `x` with `x_min`/`x_max` over the windows. */
 const FIGURES = [
   'cpu_pct',
-  /** CPU % of the process holding all the receivers (same machine: it competes with the gateway). */
+  /** CPU % of all receiver processes together (same machine: they compete with the gateway). */
   'receivers_cpu_pct',
   'rss_mib',
   'heap_mib',
   /** (value at this stage − value with no endpoint) / endpoints, both after a GC. */
-  'memory_per_endpoint_kib',
+  'rss_per_endpoint_kib',
   'heap_per_endpoint_kib',
   'hb_rtt_p50_ms',
   'hb_rtt_p99_ms',
-  /** Chunks the gateway published per second (the target is 1 per endpoint): below it, the gateway fell behind. */
+  /** Chunks the gateway published per second; the target is 1 per endpoint. */
   'published_per_s',
-  'chunks_per_s',
+  /** Chunks the receivers got per second, all together. */
+  'delivered_per_s',
 ] as const;
 type Figure = (typeof FIGURES)[number];
 
 export type FanoutRow = {
+  transport: FanoutTransport;
   endpoints: number;
   connected: number;
+  /** Seconds to connect this stage's new endpoints (signaling + handshake), all receiver processes at once. */
   connect_s: number;
+  connect_failed: number;
   windows: number;
   hb_samples: number;
+  target_per_s: number;
+  /** Over the stage's windows: a seq skipped or repeated on some receiver (both must be 0). */
+  gaps: number;
+  duplicates: number;
+  /** Gateway CPU % of one core added per 1 000 endpoints since the previous stage. */
+  cpu_pct_per_1000: number | null;
 } & Record<Figure | `${Figure}_min` | `${Figure}_max`, number>;
+
+export interface FanoutIdle {
+  transport: FanoutTransport;
+  endpoints: number;
+  cpu_pct: number;
+  rss_per_endpoint_kib: number;
+  heap_per_endpoint_kib: number;
+  hb_rtt_p99_ms: number;
+}
 
 export interface FanoutResult {
   rows: FanoutRow[];
-  /** The gateway process with no endpoint, after a GC. */
-  baseline: { rss_mib: number; heap_mib: number };
+  idle: FanoutIdle[];
+  /** The gateway process with no endpoint, after a GC, per transport run. */
+  baseline: Record<string, { rss_mib: number; heap_mib: number }>;
+}
+
+export interface FanoutPlan {
+  transport: FanoutTransport;
+  stages: number[];
+  windows: number;
+  windowMs: number;
+  receiverProcesses: number;
+  config?: GatewayConfigInput;
 }
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
@@ -77,37 +108,62 @@ class Child<In, Out extends { ev: string }> {
   }
 }
 
-export async function fanout(stages: number[], measureMs: number, windows: number, config: GatewayConfigInput = {}): Promise<FanoutResult> {
+type Counts = { count: number; gaps: number; duplicates: number; cpuUs: number };
+
+/** The receiver processes together. */
+class ReceiverPool {
+  readonly #children: Child<ToReceivers, FromReceivers>[];
+  constructor(processes: number) {
+    this.#children = Array.from({ length: processes }, () => new Child<ToReceivers, FromReceivers>('./fanout/receivers-child.ts'));
+  }
+  /** Deal the endpoints out round-robin; resolves when every process has connected its share. */
+  async connect(url: string, transport: FanoutTransport, endpoints: { id: string; token: string }[]): Promise<{ seconds: number; failed: number }> {
+    const t0 = performance.now();
+    const shares = this.#children.map((_, i) => endpoints.filter((_, j) => j % this.#children.length === i));
+    const done = this.#children.map((c) => c.next('connected', 60_000 + 100 * endpoints.length));
+    this.#children.forEach((c, i) => c.send({ cmd: 'connect', url, transport, endpoints: shares[i] ?? [] }));
+    const results = await Promise.all(done);
+    return { seconds: (performance.now() - t0) / 1000, failed: results.reduce((a, r) => a + r.failed, 0) };
+  }
+  async counts(): Promise<Counts> {
+    const all = await Promise.all(this.#children.map((c) => (c.send({ cmd: 'count' }), c.next('chunks', 10_000))));
+    return all.reduce((a, r) => ({ count: a.count + r.count, gaps: a.gaps + r.gaps, duplicates: a.duplicates + r.duplicates, cpuUs: a.cpuUs + r.cpuUs }), { count: 0, gaps: 0, duplicates: 0, cpuUs: 0 });
+  }
+  stop(): Promise<void[]> {
+    return Promise.all(this.#children.map((c) => c.stop()));
+  }
+}
+
+export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idle: FanoutIdle; baseline: { rss_mib: number; heap_mib: number } }> {
   // FANOUT_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway process
   const gw = new Child<ToGateway, FromGateway>('./fanout/gateway-child.ts', ['--expose-gc', ...(process.env.FANOUT_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [])], {
-    FANOUT_CONFIG: JSON.stringify(config),
+    FANOUT_CONFIG: JSON.stringify(plan.config ?? {}),
   });
-  const rx = new Child<ToReceivers, FromReceivers>('./fanout/receivers-child.ts');
+  const pool = new ReceiverPool(plan.receiverProcesses);
   const rows: FanoutRow[] = [];
+  const { transport, windows, windowMs } = plan;
   try {
     const { url } = await gw.next('listening', 20_000);
-    gw.send({ cmd: 'measure', ms: Math.min(measureMs, 1_000) });
-    const base = await gw.next('measured', 10_000 + measureMs);
+    gw.send({ cmd: 'measure', ms: 1_000 });
+    const base = await gw.next('measured', 11_000);
     let have = 0;
-    for (const n of stages) {
+    for (const n of plan.stages) {
       const ids = Array.from({ length: n - have }, (_, i) => `fan${have + i}`);
       gw.send({ cmd: 'add', ids });
       const { tokens } = await gw.next('added', 60_000);
-      rx.send({ cmd: 'connect', url, endpoints: tokens });
-      const conn = await rx.next('connected', 30_000 + 200 * ids.length);
+      const conn = await pool.connect(url, transport, tokens);
       have = n;
-      await sleep(2_000); // let the new connections' first heartbeats and probes settle
+      await sleep(3_000); // let the new connections' first heartbeats and probes settle
       const perWindow = new Map<Figure, number[]>(FIGURES.map((f) => [f, []]));
       let connected = 0;
       let hbSamples = 0;
+      const first = await pool.counts();
+      let before = first;
       for (let w = 0; w < windows; w++) {
-        rx.send({ cmd: 'count' });
-        const before = await rx.next('chunks', 10_000);
         const t0 = performance.now();
-        gw.send({ cmd: 'measure', ms: measureMs });
-        const m = await gw.next('measured', 30_000 + measureMs);
-        rx.send({ cmd: 'count' });
-        const after = await rx.next('chunks', 10_000);
+        gw.send({ cmd: 'measure', ms: windowMs });
+        const m = await gw.next('measured', 30_000 + windowMs);
+        const after = await pool.counts();
         const windowS = (performance.now() - t0) / 1000;
         connected = m.connected;
         hbSamples += m.rttSamplesMs.length;
@@ -116,35 +172,71 @@ export async function fanout(stages: number[], measureMs: number, windows: numbe
           receivers_cpu_pct: (after.cpuUs - before.cpuUs) / 1e4 / windowS,
           rss_mib: m.rssBytes / 2 ** 20,
           heap_mib: m.heapUsedBytes / 2 ** 20,
-          memory_per_endpoint_kib: (m.rssBytes - base.rssBytes) / 1024 / n,
+          rss_per_endpoint_kib: (m.rssBytes - base.rssBytes) / 1024 / n,
           heap_per_endpoint_kib: (m.heapUsedBytes - base.heapUsedBytes) / 1024 / n,
           hb_rtt_p50_ms: percentile(m.rttSamplesMs, 50),
           hb_rtt_p99_ms: percentile(m.rttSamplesMs, 99),
           published_per_s: m.publishedPerS,
-          chunks_per_s: (after.count - before.count) / windowS,
+          delivered_per_s: (after.count - before.count) / windowS,
         };
         for (const f of FIGURES) perWindow.get(f)?.push(got[f]);
+        before = after;
       }
+      const cpu = summarize(perWindow.get('cpu_pct') ?? []).median;
+      const prev = rows.at(-1);
       const row = {
+        transport,
         endpoints: n,
         connected,
         connect_s: Number(conn.seconds.toFixed(2)),
+        connect_failed: conn.failed,
         windows,
         hb_samples: hbSamples,
+        target_per_s: n,
+        gaps: before.gaps - first.gaps,
+        duplicates: before.duplicates - first.duplicates,
+        cpu_pct_per_1000: prev ? Number((((cpu - prev.cpu_pct) / (n - prev.endpoints)) * 1000).toFixed(1)) : null,
         ...Object.assign({}, ...FIGURES.map((f) => flat(f, summarize(perWindow.get(f) ?? []), f.startsWith('hb_') ? 2 : 1))),
       } as FanoutRow;
       rows.push(row);
       console.log(`fan-out ${JSON.stringify(row)}`);
     }
-    return { rows, baseline: { rss_mib: Number((base.rssBytes / 2 ** 20).toFixed(1)), heap_mib: Number((base.heapUsedBytes / 2 ** 20).toFixed(1)) } };
+    gw.send({ cmd: 'measure', ms: windowMs, idle: true });
+    const m = await gw.next('measured', 30_000 + windowMs);
+    const r1 = (v: number): number => Number(v.toFixed(1));
+    const idle: FanoutIdle = {
+      transport,
+      endpoints: have,
+      cpu_pct: r1(m.cpuPct),
+      rss_per_endpoint_kib: r1((m.rssBytes - base.rssBytes) / 1024 / have),
+      heap_per_endpoint_kib: r1((m.heapUsedBytes - base.heapUsedBytes) / 1024 / have),
+      hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
+    };
+    console.log(`fan-out idle ${JSON.stringify(idle)}`);
+    return { rows, idle, baseline: { rss_mib: r1(base.rssBytes / 2 ** 20), heap_mib: r1(base.heapUsedBytes / 2 ** 20) } };
   } finally {
-    await Promise.all([rx.stop(), gw.stop()]);
+    await Promise.all([pool.stop(), gw.stop()]);
   }
 }
 
+/** Every plan in turn, each on a fresh gateway. */
+export async function fanoutAll(plans: FanoutPlan[]): Promise<FanoutResult> {
+  const result: FanoutResult = { rows: [], idle: [], baseline: {} };
+  for (const p of plans) {
+    const r = await fanout(p);
+    result.rows.push(...r.rows);
+    result.idle.push(r.idle);
+    result.baseline[p.transport] = r.baseline;
+  }
+  return result;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  // npx tsx bench/fanout.ts [stages] [gateway config JSON], e.g. 1000 '{"health":{"probeIntervalMs":200}}'
-  const stages = (process.argv[2] ?? '10,100').split(',').map(Number);
-  console.log(JSON.stringify(await fanout(stages, 3_000, 1, JSON.parse(process.argv[3] ?? '{}') as GatewayConfigInput), null, 2));
+  // npx tsx bench/fanout.ts [webrtc|webtransport] [stages] [gateway config JSON], e.g. webrtc 100,1000 '{"health":{"probeIntervalMs":200}}'
+  const transport = (process.argv[2] ?? 'webrtc') as FanoutTransport;
+  const stages = (process.argv[3] ?? '10,100').split(',').map(Number);
+  const config = JSON.parse(process.argv[4] ?? '{}') as GatewayConfigInput;
+  const windows = Number(process.env.FANOUT_WINDOWS ?? 1);
+  console.log(JSON.stringify(await fanout({ transport, stages, windows, windowMs: 3_000, receiverProcesses: Number(process.env.FANOUT_PROCESSES ?? 4), config }), null, 2));
   process.exit(0);
 }

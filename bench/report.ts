@@ -15,6 +15,7 @@ export interface BenchReport {
   failover?: Awaited<ReturnType<typeof failover>>;
   fanout?: FanoutResult['rows'];
   fanout_baseline?: FanoutResult['baseline'];
+  fanout_idle?: FanoutResult['idle'];
   codec?: CodecRow[];
   durable?: DurableRow[];
 }
@@ -103,23 +104,31 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(`## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s; ${r.fanout[0]?.windows ?? 0} windows per stage)`, '');
     out.push(
       ...table(
-        ['endpoints', 'connected', 'gateway CPU %', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'chunks/s published', 'chunks/s delivered', 'receivers CPU %', 'connect s'],
+        ['transport', 'endpoints', 'connected', 'gateway CPU %', 'CPU % per 1000 added', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s'],
         r.fanout.map((x) => [
+          x.transport,
           String(x.endpoints),
           String(x.connected),
           range(x.cpu_pct, x.cpu_pct_min, x.cpu_pct_max),
+          x.cpu_pct_per_1000 === null ? '' : n(x.cpu_pct_per_1000),
           range(x.rss_mib, x.rss_mib_min, x.rss_mib_max),
-          range(x.memory_per_endpoint_kib, x.memory_per_endpoint_kib_min, x.memory_per_endpoint_kib_max),
+          range(x.rss_per_endpoint_kib, x.rss_per_endpoint_kib_min, x.rss_per_endpoint_kib_max),
           range(x.heap_per_endpoint_kib, x.heap_per_endpoint_kib_min, x.heap_per_endpoint_kib_max),
           `${n(x.hb_rtt_p50_ms, 2)} / ${range(x.hb_rtt_p99_ms, x.hb_rtt_p99_ms_min, x.hb_rtt_p99_ms_max, 2)}`,
-          range(x.published_per_s, x.published_per_s_min, x.published_per_s_max, 0),
-          range(x.chunks_per_s, x.chunks_per_s_min, x.chunks_per_s_max, 0),
+          `${range(x.published_per_s, x.published_per_s_min, x.published_per_s_max, 0)} / ${x.target_per_s}`,
+          range(x.delivered_per_s, x.delivered_per_s_min, x.delivered_per_s_max, 0),
+          `${x.gaps} / ${x.duplicates}`,
           range(x.receivers_cpu_pct, x.receivers_cpu_pct_min, x.receivers_cpu_pct_max),
-          n(x.connect_s, 2),
+          `${n(x.connect_s, 2)}${x.connect_failed > 0 ? ` (${x.connect_failed} failed)` : ''}`,
         ]),
       ),
       '',
-      `Per endpoint: (value at the stage − value with no endpoint) / endpoints, after a GC; the gateway with no endpoint: ${n(r.fanout_baseline?.rss_mib ?? Number.NaN)} MiB RSS, ${n(r.fanout_baseline?.heap_mib ?? Number.NaN)} MiB heap. CPU % is of one core and includes the gateway's native WebRTC threads; all receivers run in one other process on the same ${r.machine.cpus} cores.`,
+      ...table(
+        ['idle (publishing paused)', 'endpoints', 'gateway CPU %', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms'],
+        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2)]),
+      ),
+      '',
+      `Per endpoint: (value at the stage − value with no endpoint) / endpoints, after a GC; the gateway with no endpoint: ${Object.entries(r.fanout_baseline ?? {}).map(([t, b]) => `${t} run ${n(b.rss_mib)} MiB RSS, ${n(b.heap_mib)} MiB heap`).join('; ')}. CPU % is of one core and includes the gateway's native threads; the receivers run in several other processes on the same ${r.machine.cpus} cores.`,
       '',
     );
   }

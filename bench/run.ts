@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { codecBench, type CodecRow } from './codec.js';
 import { durable } from './durable.js';
 import { failover } from './failover.js';
-import { fanout, type FanoutResult } from './fanout.js';
+import { fanoutAll, type FanoutPlan, type FanoutResult } from './fanout.js';
 import { copyResultsIntoReadme } from './readme.js';
 import { renderMarkdown, type BenchReport } from './report.js';
 import { throughput, type ThroughputRow } from './throughput.js';
@@ -32,8 +32,8 @@ const quick = values.quick;
 
 // how much each section runs; every figure is a median over these repetitions
 const plan = quick
-  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000 }, fanout: { stages: [10, 100], windows: 2, windowMs: 2_000 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 } }
-  : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000 }, fanout: { stages: [10, 100, 500, 1_000], windows: 3, windowMs: 4_000 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 } };
+  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000 }, fanout: { webrtc: [10, 100], webtransport: [100], windows: 2, windowMs: 2_000, receiverProcesses: 2 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 } }
+  : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000 }, fanout: { webrtc: [100, 1_000, 2_000], webtransport: [1_000, 5_000], windows: 3, windowMs: 4_000, receiverProcesses: 4 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 } };
 
 const t0 = performance.now();
 const report: BenchReport = {
@@ -48,9 +48,15 @@ if (only.includes('durable')) report.durable = await durable(plan.durable);
 if (only.includes('throughput')) report.throughput = (await throughput(plan.throughput)) satisfies ThroughputRow[];
 if (only.includes('failover')) report.failover = await failover(plan.failover);
 if (only.includes('fanout')) {
-  const f: FanoutResult = await fanout(plan.fanout.stages, plan.fanout.windowMs, plan.fanout.windows);
+  const { windows, windowMs, receiverProcesses } = plan.fanout;
+  const plans: FanoutPlan[] = [
+    { transport: 'webrtc', stages: plan.fanout.webrtc, windows, windowMs, receiverProcesses },
+    { transport: 'webtransport', stages: plan.fanout.webtransport, windows, windowMs, receiverProcesses },
+  ];
+  const f: FanoutResult = await fanoutAll(plans);
   report.fanout = f.rows;
   report.fanout_baseline = f.baseline;
+  report.fanout_idle = f.idle;
 }
 report.duration_s = Number(((performance.now() - t0) / 1000).toFixed(1));
 

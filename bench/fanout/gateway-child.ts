@@ -19,7 +19,9 @@ const payload = new Uint8Array(100);
 // every 100 ms a tenth of the streams get a chunk: RATE chunks/s each, spread evenly
 let slice = 0;
 let published = 0;
+let idle = false;
 const publisher = setInterval(() => {
+  if (idle) return;
   for (let r = 0; r < RATE; r++) {
     for (let i = slice; i < streams.length; i += 10) void gateway.publish(streams[i] ?? '', payload).then(() => void published++, () => undefined);
   }
@@ -46,12 +48,14 @@ process.on('message', (raw: ToGateway) => {
       const onHeartbeat = (e: HeartbeatEvent): void => void rttSamplesMs.push(e.rttMs);
       gateway.on('heartbeat', onHeartbeat);
       const published0 = published;
+      idle = raw.idle === true;
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, raw.ms));
       const cpu = process.cpuUsage(cpu0);
       const wallUs = (performance.now() - t0) * 1000;
       gateway.off('heartbeat', onHeartbeat);
+      idle = false;
       gc?.();
       const mem = process.memoryUsage();
       send({
@@ -59,6 +63,7 @@ process.on('message', (raw: ToGateway) => {
         connected: gateway.listEndpoints().filter((e) => e.connected).length,
         cpuPct: ((cpu.user + cpu.system) / wallUs) * 100,
         publishedPerS: ((published - published0) * 1e6) / wallUs,
+        published,
         rssBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
         rttSamplesMs,

@@ -1,15 +1,19 @@
-/** IPC between the fan-out bench and its two child processes (gateway, receivers). */
+/** IPC between the fan-out bench and its child processes (one gateway, several receiver processes). */
+export type FanoutTransport = 'webrtc' | 'webtransport';
+
 export type ToGateway =
   | { cmd: 'add'; ids: string[] }
-  | { cmd: 'measure'; ms: number };
+  /** Measure for `ms`; `idle`: publish nothing meanwhile (what an idle warm endpoint costs). */
+  | { cmd: 'measure'; ms: number; idle?: boolean };
 
 export type FromGateway =
   | { ev: 'listening'; url: string }
   | { ev: 'added'; tokens: { id: string; token: string }[] }
-  | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[] };
+  | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; published: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[] };
 
-export type ToReceivers = { cmd: 'connect'; url: string; endpoints: { id: string; token: string }[] } | { cmd: 'count' };
+export type ToReceivers = { cmd: 'connect'; url: string; transport: FanoutTransport; endpoints: { id: string; token: string }[] } | { cmd: 'count' };
 
 export type FromReceivers =
   | { ev: 'connected'; count: number; failed: number; seconds: number }
-  | { ev: 'chunks'; count: number; cpuUs: number };
+  /** Chunks received so far; gaps: a seq skipped on some receiver; duplicates: a seq seen twice. */
+  | { ev: 'chunks'; count: number; gaps: number; duplicates: number; cpuUs: number };

@@ -1,25 +1,36 @@
 /**
- * Fan-out bench, receiver side: many SDK receivers (node-datachannel) in one process,
- * connected a few at a time so signaling is not one burst.
+ * Fan-out bench, receiver side: a share of the SDK receivers (node-datachannel or
+ * WebTransport over HTTP/2) in one of several processes, connected a few at a time so
+ * signaling is not one burst. Counts chunks, and checks each receiver's seqs run on with
+ * no gap and no repeat.
  */
 import { Receiver } from '../../receiver-sdk/src/node.js';
 import type { FromReceivers, ToReceivers } from './protocol.js';
 
-const CONCURRENCY = 16;
+const CONCURRENCY = 8;
 const send = (m: FromReceivers): void => void process.send?.(m);
 const receivers: Receiver[] = [];
 let chunks = 0;
+let gaps = 0;
+let duplicates = 0;
 
 process.on('message', (msg: ToReceivers) => {
-  if (msg.cmd === 'count') return send({ ev: 'chunks', count: chunks, cpuUs: ((u) => u.user + u.system)(process.cpuUsage()) });
+  if (msg.cmd === 'count') return send({ ev: 'chunks', count: chunks, gaps, duplicates, cpuUs: ((u) => u.user + u.system)(process.cpuUsage()) });
   void (async () => {
     const t0 = performance.now();
     const queue = [...msg.endpoints];
     let failed = 0;
     const worker = async (): Promise<void> => {
       for (let next = queue.shift(); next; next = queue.shift()) {
-        const rx = new Receiver({ gatewayUrl: msg.url, endpointId: next.id, token: next.token, rtcConfig: { bindAddress: '127.0.0.1' } });
-        rx.on('chunk', () => void chunks++);
+        const rx = new Receiver({ gatewayUrl: msg.url, endpointId: next.id, token: next.token, transports: [msg.transport], rtcConfig: { bindAddress: '127.0.0.1' } });
+        let last = 0;
+        rx.on('chunk', (c) => {
+          chunks++;
+          // the first chunk may be any seq (the stream ran before this receiver connected)
+          if (last !== 0 && c.seq > last + 1) gaps++;
+          if (c.seq <= last) duplicates++;
+          last = Math.max(last, c.seq);
+        });
         rx.on('error', () => undefined);
         receivers.push(rx);
         await rx.connect().catch(() => void failed++);

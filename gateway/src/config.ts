@@ -67,8 +67,15 @@ export const healthSchema = z
   .strictObject({
     /** Probe (HEARTBEAT on the unreliable channel) interval: loss and RTT samples. */
     probeIntervalMs: z.number().int().min(5).max(10_000).default(20),
-    /** Probe interval of an endpoint active on a stream: its silence is judged this finely. */
+    /** Probe interval of an endpoint active on a stream that has another endpoint to fail over to: its silence is judged this finely. */
     carrierProbeIntervalMs: z.number().int().min(5).max(10_000).default(10),
+    /**
+     * Probe interval of an endpoint no decision is waiting on: a standby that is not next in
+     * line, or the active endpoint of a stream with no other endpoint (the heartbeat rate by
+     * default). Next-in-line standbys, hedging ones, degraded ones proving recovery and
+     * active ones that may switch transport are probed every probeIntervalMs.
+     */
+    standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(250),
     /**
      * An endpoint active on a stream is silent (suspect) when a probe has waited for its echo,
      * with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).

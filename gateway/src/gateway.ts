@@ -54,7 +54,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const registry = (this.#registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), backend, events: this, closing }));
     const waiters = (this.#waiters = new AckWaiters(clock));
     this.#ingest = new Ingest({ config, clock, registry, waiters, closing });
-    const scheduler = (this.#scheduler = new Scheduler({ tickMs: config.tickMs, clock, log, registry, events: this, waiters, probeIntervals: { normalMs: config.health.probeIntervalMs, carrierMs: config.health.carrierProbeIntervalMs }, afterAssess: () => (sessions.reviewTransports(), registry.shareEndpoints(clock.now())) }));
+    const scheduler = (this.#scheduler = new Scheduler({ tickMs: config.tickMs, clock, log, registry, events: this, waiters, probeIntervals: { normalMs: config.health.probeIntervalMs, carrierMs: config.health.carrierProbeIntervalMs, standbyMs: config.health.standbyProbeIntervalMs }, afterAssess: () => (sessions.reviewTransports(), registry.shareEndpoints(clock.now())) }));
     const sessions = (this.#sessions = new Sessions({ config, clock, log, registry, events: this, waiters, closing, health: scheduler }));
     const accept = (t: Transport, auth: { endpointId: string; sessionId?: string }): void => void this.accept(t, auth);
     this.#signaling = new Signaling({ config, clock, log, engine: deps.webrtcEngine, accept, closing });

@@ -22,6 +22,8 @@ export interface StreamContext {
   control?: StreamControl | undefined;
   /** The stream's active set may have changed. */
   activeChanged?: () => void;
+  /** An endpoint joined or left the stream's list. */
+  listChanged?: () => void;
 }
 
 /** The retention limits of a stream: its own, else the gateway's. */
@@ -77,6 +79,7 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
       acked: (endpointId, seq) => ctx.acked(spec.stream_id, endpointId, seq),
       control: ctx.control,
       activeChanged: ctx.activeChanged,
+      listChanged: ctx.listChanged,
     },
   });
 }

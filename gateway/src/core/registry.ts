@@ -49,8 +49,8 @@ export class Registry {
   readonly #revisions = new SpecRevisions();
   readonly #specEndpoints = { ensure: (id: string) => void this.ensureEndpoint(id), forgetIfUnused: (id: string) => this.forgetIfUnused(id) };
   readonly #streams = new Map<string, Stream>();
-  /** Endpoints active on some stream (rebuilt when an active set changed). */
-  #activeIndex: Set<string> | undefined;
+  /** The streams listing each endpoint (rebuilt when a list changed): asked on every probe and frame. */
+  #memberIndex: Map<string, Stream[]> | undefined;
   readonly #endpoints = new Map<string, Endpoint>();
   /** Per stream id: the durable change in flight (the next one waits for it). */
   readonly #busy = new Map<string, Promise<void>>();
@@ -238,14 +238,18 @@ export class Registry {
     return this.#endpoints.get(id);
   }
 
-  streamsOf(endpointId: string): Stream[] {
-    return [...this.#streams.values()].filter((s) => s.cursor(endpointId) !== undefined);
-  }
-
-  /** The endpoint is active on some stream (whose silence would start a hedge); asked on every probe, so indexed. */
-  isActiveAnywhere(endpointId: string): boolean {
-    this.#activeIndex ??= new Set([...this.#streams.values()].flatMap((s) => s.active));
-    return this.#activeIndex.has(endpointId);
+  streamsOf(endpointId: string): readonly Stream[] {
+    if (!this.#memberIndex) {
+      this.#memberIndex = new Map();
+      for (const s of this.#streams.values()) {
+        for (const id of s.endpointList) {
+          const list = this.#memberIndex.get(id);
+          if (list) list.push(s);
+          else this.#memberIndex.set(id, [s]);
+        }
+      }
+    }
+    return this.#memberIndex.get(endpointId) ?? [];
   }
 
   /** Drop an endpoint record nobody refers to (not listed, not connected). */
@@ -275,7 +279,7 @@ export class Registry {
     if (!stream) return;
     stream.end('deleted');
     this.#streams.delete(streamId);
-    this.#activeIndex = undefined;
+    this.#memberIndex = undefined;
     this.#records.delete(streamId);
     this.#revisions.forget(streamId);
     void this.#controls.get(streamId)?.close();
@@ -382,7 +386,7 @@ export class Registry {
       endpoint: (id) => this.view(id),
       acked: (streamId, endpointId, seq) => backend.saveCursor(streamId, endpointId, seq),
       control,
-      activeChanged: () => (this.#activeIndex = undefined),
+      listChanged: () => (this.#memberIndex = undefined),
     });
     if (control) {
       this.#controls.set(stream.id, control);
@@ -390,7 +394,7 @@ export class Registry {
     }
     this.#records.set(stream.id, record);
     this.#streams.set(stream.id, stream);
-    this.#activeIndex = undefined;
+    this.#memberIndex = undefined;
     for (const [endpointId, seq] of Object.entries(cursors)) stream.restoreCursor(endpointId, seq);
     const now = clock.now();
     for (const id of spec.endpoint_list) {

@@ -17,7 +17,7 @@ export interface SchedulerOptions {
   registry: Registry;
   events: EventSink;
   waiters: AckWaiters;
-  probeIntervals: { normalMs: number; carrierMs: number };
+  probeIntervals: { normalMs: number; carrierMs: number; standbyMs: number };
   /** Decisions that read the verdicts just assessed and act before streams re-evaluate (the transport-pair rule). */
   afterAssess: () => void;
 }
@@ -39,6 +39,8 @@ export class Scheduler {
   #lastAgeSweep = 0;
   #lastTick: number | undefined;
   readonly #silenceTimers = new Map<Endpoint, TimerHandle>();
+  /** Endpoints probed at the carrier rate: active with somewhere to fail over to; only their silence is judged. */
+  readonly #carriers = new Set<Endpoint>();
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -56,14 +58,16 @@ export class Scheduler {
   }
 
   /**
-   * A probe went out to `ep`: if it is active on a stream, probe it at the carrier rate and
-   * judge its silence at the deadline; else back to the normal rate. (A hedging standby is
-   * judged by heartbeats like any standby: its own hiccup must not make the hedge hop.)
+   * A probe went out to `ep`: set its probe rate to what decisions need of it now (see
+   * #probeRate), and if it carries a stream, judge its silence at the deadline. (A hedging
+   * standby is judged by heartbeats like any standby: its own hiccup must not make the hedge hop.)
    */
   probeSent(ep: Endpoint): void {
-    const carries = this.#o.registry.isActiveAnywhere(ep.id);
-    ep.link?.setProbeInterval(carries ? this.#o.probeIntervals.carrierMs : this.#o.probeIntervals.normalMs);
-    if (this.#timer === undefined || this.#silenceTimers.has(ep) || !carries) return;
+    const { ms, carrier } = this.#probeRate(ep);
+    ep.link?.setProbeInterval(ms);
+    if (carrier) this.#carriers.add(ep);
+    else this.#carriers.delete(ep);
+    if (this.#timer === undefined || this.#silenceTimers.has(ep) || !carrier) return;
     const deadline = ep.silenceDeadline;
     if (deadline === undefined) return;
     const { clock } = this.#o;
@@ -76,6 +80,27 @@ export class Scheduler {
       }, 0));
     }, wait);
     this.#silenceTimers.set(ep, timer);
+  }
+
+  /**
+   * Adaptive probing: fast probes only where a decision needs them. Carrier rate for an
+   * endpoint active on a stream with another endpoint to fail over to (its silence starts a
+   * hedge); the normal rate for a stream's next-in-line standby (the hedge candidate), a
+   * hedging standby, a degraded endpoint proving recovery, and an active endpoint that may
+   * switch transport; the standby rate for everyone else (the rest of a long standby list,
+   * the active endpoint of a stream with no other endpoint).
+   */
+  #probeRate(ep: Endpoint): { ms: number; carrier: boolean } {
+    const { carrierMs, normalMs, standbyMs } = this.#o.probeIntervals;
+    let ms = ep.degraded ? normalMs : standbyMs;
+    for (const s of this.#o.registry.streamsOf(ep.id)) {
+      const list = s.endpointList;
+      if (s.isActive(ep.id)) {
+        if (list.length > 1) return { ms: carrierMs, carrier: true };
+        if (ep.canSwitchTransport) ms = Math.min(ms, normalMs);
+      } else if (s.hedges.running.has(ep.id) || list.find((id) => !s.isActive(id)) === ep.id) ms = Math.min(ms, normalMs);
+    }
+    return { ms, carrier: false };
   }
 
   /** Something was heard from a silent endpoint, or its silence deadline passed: re-derive its state and act on a change. */
@@ -116,7 +141,7 @@ export class Scheduler {
   }
 
   #checkEndpoint(ep: Endpoint, now: number): EndpointState | undefined {
-    const previous = ep.check(now, this.#o.registry.isActiveAnywhere(ep.id));
+    const previous = ep.check(now, this.#carriers.has(ep));
     if (previous !== undefined) {
       this.#o.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
       emitEndpointHealth(this.#o.events, ep, previous, now);

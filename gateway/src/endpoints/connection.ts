@@ -64,10 +64,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly #opts: ConnectionOptions;
   #heartbeatTimer: TimerHandle | undefined;
   #probeTimer: TimerHandle | undefined;
-  /** Nonces of probes in flight, to tell their echoes from heartbeat echoes. */
-  readonly #probes = new Set<number>();
   #helloTimer: TimerHandle | undefined;
-  #nonce = 0;
+  /** Heartbeat nonces are even, probe nonces odd: an echo tells which it answers by itself. */
+  #heartbeatNonce = 0;
+  #probeNonce = 1;
   #probeIntervalMs: number;
   heartbeatsSent = 0;
   heartbeatsAcked = 0;
@@ -145,7 +145,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.#onClosed(reason);
   }
 
-  /** Probe this often from now on (an endpoint active on a stream is probed faster). */
+  get probeIntervalMs(): number {
+    return this.#probeIntervalMs;
+  }
+
+  /** Probe this often from now on (the scheduler probes fast only where a decision needs it). */
   setProbeInterval(ms: number): void {
     if (ms === this.#probeIntervalMs) return;
     this.#probeIntervalMs = ms;
@@ -158,7 +162,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (this.#state !== 'open') return;
     this.heartbeatsSent++;
     this.transport.send(
-      encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#nonce, sentAt: this.#opts.clock.now() }),
+      encodeFrame({ type: FrameType.HEARTBEAT, nonce: (this.#heartbeatNonce = (this.#heartbeatNonce + 2) % 2 ** 32), sentAt: this.#opts.clock.now() }),
       'control',
     );
   }
@@ -166,11 +170,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** Probes ride the unreliable channel: a lost one is a lost packet, not a retransmission. */
   #sendProbe(): void {
     if (this.#state !== 'open') return;
-    const nonce = ++this.#nonce;
+    const nonce = (this.#probeNonce = (this.#probeNonce + 2) % 2 ** 32);
     const at = this.#opts.clock.now();
     if (!this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt: at }), 'data-unreliable')) return;
-    this.#probes.add(nonce);
-    if (this.#probes.size > 10_000) this.#probes.delete(this.#probes.values().next().value ?? 0);
     this.emit('probeSent', nonce, at);
   }
 
@@ -214,7 +216,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         return;
       case FrameType.HEARTBEAT_ACK: {
         const now = this.#opts.clock.now();
-        if (this.#probes.delete(frame.nonce)) {
+        if (frame.nonce % 2 === 1) {
           this.emit('probeAck', frame.nonce, now);
           return;
         }

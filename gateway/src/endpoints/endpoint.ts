@@ -136,7 +136,8 @@ export class Endpoint implements EndpointView {
     const median = this.#probes.medianRttMs();
     this.#silence.setPath(this.#rtts.quantile(0.99), this.#probes.lossRatio());
     // a probe is lost when its echo is later than 3 RTTs (at least 300 ms): delay is not loss
-    this.#probes.settle(now, Math.max(300, 3 * (median ?? this.srttMs ?? 0)));
+    // a slowly probed path keeps at least 10 probes in its window
+    this.#probes.settle(now, Math.max(300, 3 * (median ?? this.srttMs ?? 0)), 10 * this.link.probeIntervalMs);
     const samples: Record<string, MetricSample> = {
       rtt_ms:
         median !== undefined

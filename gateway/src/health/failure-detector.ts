@@ -19,13 +19,17 @@ export interface PhiDetectorOptions {
 
 export class PhiAccrualDetector {
   readonly #opts: PhiDetectorOptions;
-  readonly #intervals: number[] = [];
+  /** The last `windowSize` inter-arrival times, as a ring. */
+  readonly #intervals: Float64Array;
+  #count = 0;
+  #next = 0;
   #sum = 0;
   #sumSq = 0;
   #last: number | undefined;
 
   constructor(opts: PhiDetectorOptions) {
     this.#opts = opts;
+    this.#intervals = new Float64Array(Math.max(2, opts.windowSize));
     // two seed samples around the expected interval: mean = expected, std = expected / 4
     const seedStd = opts.expectedIntervalMs / 4;
     this.#push(opts.expectedIntervalMs - seedStd);
@@ -51,35 +55,44 @@ export class PhiAccrualDetector {
   }
 
   get meanMs(): number {
-    return this.#sum / this.#intervals.length;
+    return this.#sum / this.#count;
   }
 
   get stdDevMs(): number {
-    const n = this.#intervals.length;
-    const mean = this.#sum / n;
-    return Math.sqrt(Math.max(0, this.#sumSq / n - mean * mean));
+    const mean = this.#sum / this.#count;
+    return Math.sqrt(Math.max(0, this.#sumSq / this.#count - mean * mean));
   }
 
   phi(now: number): number {
     if (this.#last === undefined) return 0;
-    const elapsed = now - this.#last;
-    const mean = this.meanMs + this.#opts.acceptablePauseMs;
-    const std = Math.max(this.stdDevMs, this.#opts.minStdDevMs);
-    const y = (elapsed - mean) / std;
+    const y = (now - this.#last - this.#mean) / this.#std;
     // logistic approximation of the normal CDF's tail (Akka); exact to ~1e-4
-    const e = Math.exp(-y * (1.5976 + 0.070566 * y * y));
-    const p = elapsed > mean ? e / (1 + e) : 1 - 1 / (1 + e);
+    const e = Math.exp(-y * (A + B * y * y));
+    const p = y > 0 ? e / (1 + e) : 1 / (1 + 1 / e);
     return p <= 0 ? Number.POSITIVE_INFINITY : -Math.log10(p);
   }
 
+  get #mean(): number {
+    return this.meanMs + this.#opts.acceptablePauseMs;
+  }
+
+  get #std(): number {
+    return Math.max(this.stdDevMs, this.#opts.minStdDevMs);
+  }
+
   #push(interval: number): void {
-    this.#intervals.push(interval);
-    this.#sum += interval;
-    this.#sumSq += interval * interval;
-    if (this.#intervals.length > this.#opts.windowSize) {
-      const old = this.#intervals.shift() ?? 0;
+    const ring = this.#intervals;
+    if (this.#count === ring.length) {
+      const old = ring[this.#next] ?? 0;
       this.#sum -= old;
       this.#sumSq -= old * old;
-    }
+    } else this.#count++;
+    ring[this.#next] = interval;
+    this.#next = (this.#next + 1) % ring.length;
+    this.#sum += interval;
+    this.#sumSq += interval * interval;
   }
 }
+
+const A = 1.5976;
+const B = 0.070566;

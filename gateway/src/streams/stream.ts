@@ -316,6 +316,7 @@ export class Stream {
     const at = position === undefined ? this.#order.length : Math.min(position, this.#order.length);
     this.#order.splice(at, 0, endpointId);
     this.#cursors.set(endpointId, this.#newCursor(endpointId));
+    this.#opts.hooks.listChanged?.();
     const departed = this.#departed.take(endpointId);
     if (departed !== undefined) this.restoreCursor(endpointId, departed);
     this.#sender.role(this.#link(endpointId), 'standby', this.#ackFrontier + 1);
@@ -331,6 +332,7 @@ export class Stream {
     this.#opts.hooks.activeChanged?.();
     const lastAcked = this.#cursors.get(endpointId)?.lastAcked ?? 0;
     this.#cursors.delete(endpointId);
+    this.#opts.hooks.listChanged?.();
     this.#departed.remember(endpointId, lastAcked);
     this.#sender.end(this.#link(endpointId), END_REASON_REMOVED);
   }

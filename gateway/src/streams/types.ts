@@ -132,6 +132,8 @@ export interface StreamHooks {
   hedged(e: HedgeEvent): void;
   /** The active set may have changed (an index of active endpoints is stale). */
   activeChanged?(): void;
+  /** An endpoint was added to or removed from the list (an index of members is stale). */
+  listChanged?(): void;
   /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
   wake(ms: number, fn: () => void): void;
   /** An endpoint's cumulative ack moved forward (a durable backend keeps it). */

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { harness, type TestReceiver } from '../helpers/memory-harness.js';
+
+/** Probes (HEARTBEATs on the unreliable channel) a receiver gets over `ms` of manual-clock time. */
+async function probesOver(h: ReturnType<typeof harness>, receivers: TestReceiver[], ms: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const offs = receivers.map((r) => {
+    counts[r.id] = 0;
+    const link = r.link();
+    const on = (_bytes: Uint8Array, channel: string): void => void (channel === 'data-unreliable' && (counts[r.id] = (counts[r.id] ?? 0) + 1));
+    link?.on('message', on);
+    return () => link?.off('message', on);
+  });
+  await h.step(ms, 5);
+  for (const off of offs) off();
+  return counts;
+}
+
+describe('adaptive probing (manual clock)', () => {
+  it('probes fast only where a decision needs it: the carrying endpoint, the next in line; the rest at the standby rate', async () => {
+    const h = harness({ health: { carrierProbeIntervalMs: 10, probeIntervalMs: 20, standbyProbeIntervalMs: 250 } });
+    const rx = [await h.receiver('a'), await h.receiver('b'), await h.receiver('c'), await h.receiver('d'), await h.receiver('solo')];
+    await h.gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b', 'c', 'd'] });
+    await h.gateway.createStream({ stream_id: 'alone', endpoint_list: ['solo'] });
+    await h.step(1_000, 5); // rates settle at the first probe after the roles are known
+    const counts = await probesOver(h, rx, 2_000);
+    console.log(`probes in 2 s: ${JSON.stringify(counts)}`);
+    // a carries feed with b..d behind it: every 10 ms (slack for the 5 ms step)
+    expect(counts.a).toBeGreaterThanOrEqual(190);
+    // b is next in line (the hedge candidate): every 20 ms
+    expect(counts.b).toBeGreaterThanOrEqual(95);
+    expect(counts.b).toBeLessThanOrEqual(101);
+    // c, d wait behind b; solo is active with nowhere to fail over to: the standby rate
+    for (const id of ['c', 'd', 'solo']) expect(counts[id]).toBeLessThanOrEqual(9);
+    for (const id of ['c', 'd', 'solo']) expect(counts[id]).toBeGreaterThanOrEqual(7);
+    await h.close();
+  });
+
+  it('a standby that becomes active is probed at the carrier rate from its next probe on', async () => {
+    const h = harness({ health: { carrierProbeIntervalMs: 10, probeIntervalMs: 20, standbyProbeIntervalMs: 250 } });
+    const rx = [await h.receiver('a'), await h.receiver('b'), await h.receiver('c')];
+    await h.gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b', 'c'] });
+    await h.step(1_000, 5);
+    await h.gateway.reorderEndpoints('feed', ['c', 'a', 'b']);
+    await h.step(300, 5); // one standby-rate probe interval for c to learn its new rate
+    expect(h.gateway.getStream('feed').active).toEqual(['c']);
+    const counts = await probesOver(h, rx, 1_000);
+    console.log(`after the reorder, probes in 1 s: ${JSON.stringify(counts)}`);
+    expect(counts.c).toBeGreaterThanOrEqual(75);
+    expect(counts.a).toBeGreaterThanOrEqual(40); // next in line now
+    expect(counts.b).toBeLessThanOrEqual(5);
+    await h.close();
+  });
+});
