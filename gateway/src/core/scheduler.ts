@@ -23,8 +23,8 @@ export interface SchedulerOptions {
 }
 
 /**
- * Time-driven health. The gateway's one periodic job, every `tickMs`: failure detectors and
- * path health of every endpoint, stream-level health, then every stream re-runs its
+ * Time-driven health. The gateway's one periodic job, every `tickMs`: failure detectors of
+ * every endpoint (path health rides each endpoint's probes instead, see #assess), stream-level health, then every stream re-runs its
  * failover policy (fail-back timers, dead endpoints); age eviction once a second; waiters
  * re-checked. And between ticks, a silence timer per endpoint active on a stream, so a
  * silent active endpoint is suspect (and hedged) within its RTT bound, not a tick later.
@@ -65,6 +65,7 @@ export class Scheduler {
   probeSent(ep: Endpoint): void {
     const { ms, carrier } = this.#probeRate(ep);
     ep.link?.setProbeInterval(ms);
+    this.#assess(ep);
     if (carrier) this.#carriers.add(ep);
     else this.#carriers.delete(ep);
     if (this.#timer === undefined || this.#silenceTimers.has(ep) || !carrier) return;
@@ -80,6 +81,17 @@ export class Scheduler {
       }, 0));
     }, wait);
     this.#silenceTimers.set(ep, timer);
+  }
+
+  /**
+   * Path health rides the probes: re-measured when a probe goes out, at most once a tick, so
+   * an endpoint probed at the standby rate is scored at that rate, not on every tick.
+   */
+  #assess(ep: Endpoint): void {
+    const now = this.#o.clock.now();
+    if (now - ep.assessedAt < this.#o.tickMs || !ep.assess(now)) return;
+    const h = ep.health();
+    this.#o.log.warn({ endpointId: ep.id, verdict: h.verdict, reasons: h.reasons, score: h.score }, 'endpoint path health changed');
   }
 
   /**
@@ -150,15 +162,9 @@ export class Scheduler {
   }
 
   #run(): void {
-    const { clock, log, registry } = this.#o;
+    const { clock, registry } = this.#o;
     const now = clock.now();
-    for (const ep of registry.endpoints) {
-      this.#checkEndpoint(ep, now);
-      if (ep.assess(now)) {
-        const h = ep.health();
-        log.warn({ endpointId: ep.id, verdict: h.verdict, reasons: h.reasons, score: h.score }, 'endpoint path health changed');
-      }
-    }
+    for (const ep of registry.endpoints) this.#checkEndpoint(ep, now);
     for (const s of registry.streams) s.assess(now);
     this.#o.afterAssess();
     for (const s of registry.streams) s.evaluate(now);

@@ -129,9 +129,13 @@ export class Endpoint implements EndpointView {
     if (rtt !== undefined) this.#rtts.add(rtt);
   }
 
+  /** When the path was last re-measured. */
+  assessedAt = Number.NEGATIVE_INFINITY;
+
   /** Re-measure the path; returns true when the verdict changed. */
   assess(now: number): boolean {
     if (!this.link) return false;
+    this.assessedAt = now;
     const h = this.#healthConfig;
     const median = this.#probes.medianRttMs();
     this.#silence.setPath(this.#rtts.quantile(0.99), this.#probes.lossRatio());
