@@ -51,4 +51,18 @@ describe('adaptive probing (manual clock)', () => {
     expect(counts.b).toBeLessThanOrEqual(5);
     await h.close();
   });
+
+  it('the hedge candidate is the first *connected* standby: with b not connected, c is probed at the normal rate', async () => {
+    const h = harness({ health: { carrierProbeIntervalMs: 10, probeIntervalMs: 20, standbyProbeIntervalMs: 250 } });
+    const rx = [await h.receiver('a'), await h.receiver('c'), await h.receiver('d')];
+    await h.gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b', 'c', 'd'] });
+    await h.step(1_000, 5);
+    const counts = await probesOver(h, rx, 1_000);
+    console.log(`b never connected, probes in 1 s: ${JSON.stringify(counts)}`);
+    expect(counts.a).toBeGreaterThanOrEqual(95);
+    expect(counts.c).toBeGreaterThanOrEqual(47);
+    expect(counts.c).toBeLessThanOrEqual(51);
+    expect(counts.d).toBeLessThanOrEqual(5);
+    await h.close();
+  });
 });

@@ -24,6 +24,7 @@ import { buildStream, retentionOf, toOverflow } from './build-stream.js';
 import type { EventSink } from './events.js';
 import { assertOpen, type Closing } from './lifecycle.js';
 import { applySpec, SpecRevisions } from './stored-specs.js';
+import { StreamMembers } from './stream-members.js';
 
 export interface RegistryOptions {
   config: GatewayConfig;
@@ -49,8 +50,7 @@ export class Registry {
   readonly #revisions = new SpecRevisions();
   readonly #specEndpoints = { ensure: (id: string) => void this.ensureEndpoint(id), forgetIfUnused: (id: string) => this.forgetIfUnused(id) };
   readonly #streams = new Map<string, Stream>();
-  /** The streams listing each endpoint (rebuilt when a list changed): asked on every probe and frame. */
-  #memberIndex: Map<string, Stream[]> | undefined;
+  readonly #members = new StreamMembers(() => this.#streams.values());
   readonly #endpoints = new Map<string, Endpoint>();
   /** Per stream id: the durable change in flight (the next one waits for it). */
   readonly #busy = new Map<string, Promise<void>>();
@@ -239,17 +239,7 @@ export class Registry {
   }
 
   streamsOf(endpointId: string): readonly Stream[] {
-    if (!this.#memberIndex) {
-      this.#memberIndex = new Map();
-      for (const s of this.#streams.values()) {
-        for (const id of s.endpointList) {
-          const list = this.#memberIndex.get(id);
-          if (list) list.push(s);
-          else this.#memberIndex.set(id, [s]);
-        }
-      }
-    }
-    return this.#memberIndex.get(endpointId) ?? [];
+    return this.#members.of(endpointId);
   }
 
   /** Drop an endpoint record nobody refers to (not listed, not connected). */
@@ -279,7 +269,7 @@ export class Registry {
     if (!stream) return;
     stream.end('deleted');
     this.#streams.delete(streamId);
-    this.#memberIndex = undefined;
+    this.#members.invalidate();
     this.#records.delete(streamId);
     this.#revisions.forget(streamId);
     void this.#controls.get(streamId)?.close();
@@ -386,7 +376,7 @@ export class Registry {
       endpoint: (id) => this.view(id),
       acked: (streamId, endpointId, seq) => backend.saveCursor(streamId, endpointId, seq),
       control,
-      listChanged: () => (this.#memberIndex = undefined),
+      listChanged: () => this.#members.invalidate(),
     });
     if (control) {
       this.#controls.set(stream.id, control);
@@ -394,7 +384,7 @@ export class Registry {
     }
     this.#records.set(stream.id, record);
     this.#streams.set(stream.id, stream);
-    this.#memberIndex = undefined;
+    this.#members.invalidate();
     for (const [endpointId, seq] of Object.entries(cursors)) stream.restoreCursor(endpointId, seq);
     const now = clock.now();
     for (const id of spec.endpoint_list) {

@@ -96,8 +96,8 @@ export class Scheduler {
 
   /**
    * Adaptive probing: fast probes only where a decision needs them. Carrier rate for an
-   * endpoint active on a stream with another endpoint to fail over to (its silence starts a
-   * hedge); the normal rate for a stream's next-in-line standby (the hedge candidate), a
+   * endpoint active on a stream with another connected endpoint to fail over to (its silence
+   * starts a hedge); the normal rate for a stream's first connected standby (the hedge candidate), a
    * hedging standby, a degraded endpoint proving recovery, and an active endpoint that may
    * switch transport; the standby rate for everyone else (the rest of a long standby list,
    * the active endpoint of a stream with no other endpoint).
@@ -105,12 +105,15 @@ export class Scheduler {
   #probeRate(ep: Endpoint): { ms: number; carrier: boolean } {
     const { carrierMs, normalMs, standbyMs } = this.#o.probeIntervals;
     let ms = ep.degraded ? normalMs : standbyMs;
-    for (const s of this.#o.registry.streamsOf(ep.id)) {
+    const { registry } = this.#o;
+    // connected here or, with several instances, to another one (as its board says)
+    const reachable = (id: string): boolean => ['alive', 'suspect'].includes(registry.view(id).state);
+    for (const s of registry.streamsOf(ep.id)) {
       const list = s.endpointList;
       if (s.isActive(ep.id)) {
-        if (list.length > 1) return { ms: carrierMs, carrier: true };
+        if (list.some((id) => id !== ep.id && reachable(id))) return { ms: carrierMs, carrier: true };
         if (ep.canSwitchTransport) ms = Math.min(ms, normalMs);
-      } else if (s.hedges.running.has(ep.id) || list.find((id) => !s.isActive(id)) === ep.id) ms = Math.min(ms, normalMs);
+      } else if (s.hedges.running.has(ep.id) || list.find((id) => !s.isActive(id) && reachable(id)) === ep.id) ms = Math.min(ms, normalMs);
     }
     return { ms, carrier: false };
   }
@@ -164,7 +167,11 @@ export class Scheduler {
   #run(): void {
     const { clock, registry } = this.#o;
     const now = clock.now();
-    for (const ep of registry.endpoints) this.#checkEndpoint(ep, now);
+    for (const ep of registry.endpoints) {
+      this.#checkEndpoint(ep, now);
+      // probes that cannot be sent (a full or closed channel) do not freeze its path health
+      if (now - ep.assessedAt >= 2 * this.#o.probeIntervals.standbyMs) this.#assess(ep);
+    }
     for (const s of registry.streams) s.assess(now);
     this.#o.afterAssess();
     for (const s of registry.streams) s.evaluate(now);
