@@ -27,6 +27,9 @@ const FIGURES = [
   'hb_rtt_p99_ms',
   /** Chunks the gateway published per second; the target is 1 per endpoint. */
   'published_per_s',
+  /** The gateway's event-loop delay (perf_hooks, 5 ms resolution): p99 and max over the window. */
+  'loop_delay_p99_ms',
+  'loop_delay_max_ms',
   /** Chunks the receivers got per second, all together. */
   'delivered_per_s',
 ] as const;
@@ -47,6 +50,8 @@ export type FanoutRow = {
   duplicates: number;
   /** Gateway CPU % of one core added per 1 000 endpoints since the previous stage. */
   cpu_pct_per_1000: number | null;
+  /** Gateway CPU % by thread in the last window: the JavaScript thread vs the engine's native ones. */
+  gateway_threads_pct: Record<string, number>;
 } & Record<Figure | `${Figure}_min` | `${Figure}_max`, number>;
 
 export interface FanoutIdle {
@@ -114,7 +119,9 @@ type Counts = { count: number; gaps: number; duplicates: number; cpuUs: number }
 class ReceiverPool {
   readonly #children: Child<ToReceivers, FromReceivers>[];
   constructor(processes: number) {
-    this.#children = Array.from({ length: processes }, () => new Child<ToReceivers, FromReceivers>('./fanout/receivers-child.ts'));
+    // FANOUT_RECEIVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof-rx" profiles the receiver processes
+    const args = process.env.FANOUT_RECEIVER_ARGS?.split(' ').filter(Boolean) ?? [];
+    this.#children = Array.from({ length: processes }, () => new Child<ToReceivers, FromReceivers>('./fanout/receivers-child.ts', args));
   }
   /** Deal the endpoints out round-robin; resolves when every process has connected its share. */
   async connect(url: string, transport: FanoutTransport, endpoints: { id: string; token: string }[]): Promise<{ seconds: number; failed: number }> {
@@ -157,6 +164,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
       const perWindow = new Map<Figure, number[]>(FIGURES.map((f) => [f, []]));
       let connected = 0;
       let hbSamples = 0;
+      let threads: Record<string, number> = {};
       const first = await pool.counts();
       let before = first;
       for (let w = 0; w < windows; w++) {
@@ -177,9 +185,12 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           hb_rtt_p50_ms: percentile(m.rttSamplesMs, 50),
           hb_rtt_p99_ms: percentile(m.rttSamplesMs, 99),
           published_per_s: m.publishedPerS,
+          loop_delay_p99_ms: m.loopDelayP99Ms,
+          loop_delay_max_ms: m.loopDelayMaxMs,
           delivered_per_s: (after.count - before.count) / windowS,
         };
         for (const f of FIGURES) perWindow.get(f)?.push(got[f]);
+        threads = m.threadsPct;
         before = after;
       }
       const cpu = summarize(perWindow.get('cpu_pct') ?? []).median;
@@ -195,6 +206,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
         target_per_s: n,
         gaps: before.gaps - first.gaps,
         duplicates: before.duplicates - first.duplicates,
+        gateway_threads_pct: threads,
         cpu_pct_per_1000: prev ? Number((((cpu - prev.cpu_pct) / (n - prev.endpoints)) * 1000).toFixed(1)) : null,
         ...Object.assign({}, ...FIGURES.map((f) => flat(f, summarize(perWindow.get(f) ?? []), f.startsWith('hb_') ? 2 : 1))),
       } as FanoutRow;

@@ -1,17 +1,38 @@
 /**
  * Fan-out bench, gateway side: one gateway in its own process so its CPU and RSS are
  * its own. One stream per endpoint, each fed at `FANOUT_RATE` chunks/s (100 B).
- * Run with --expose-gc so the memory figures are taken after a collection.
+ * Run with --expose-gc so the memory figures are taken after a collection. It runs the built
+ * gateway (`gateway/dist`, as `npm start` does; `npm run bench` builds first), not the sources
+ * through tsx, whose per-function name helpers would show in the profile.
  */
-import { createGateway, serve, type GatewayConfigInput, type HeartbeatEvent } from '../../gateway/src/index.js';
+import { createGateway, serve, type GatewayConfigInput, type HeartbeatEvent } from '../../gateway/dist/index.js';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { writeHeapSnapshot } from 'node:v8';
+import { freeUdpPorts } from './free-port.js';
 import type { FromGateway, ToGateway } from './protocol.js';
 
 const RATE = Number(process.env.FANOUT_RATE ?? 1);
+
+/** CPU ticks (user + system) of this process per thread name (Linux /proc): where the gateway's CPU goes, JS vs native threads. */
+async function threadTicks(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const tid of await readdir('/proc/self/task').catch(() => [])) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(')');
+    if (close < 0) continue;
+    const name = tid === String(process.pid) ? 'main (JS)' : stat.slice(stat.indexOf('(') + 1, close);
+    const f = stat.slice(close + 2).split(' ');
+    out[name] = (out[name] ?? 0) + Number(f[11]) + Number(f[12]);
+  }
+  return out;
+}
 const send = (m: FromGateway): void => void process.send?.(m);
 // extra gateway configuration from the bench (e.g. a probe interval), JSON
 const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInput;
 // every synthetic receiver signals from 127.0.0.1: the per-address signaling limit is off here
-const gateway = createGateway({ logLevel: 'silent', ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1' } });
+const gateway = createGateway({ logLevel: 'silent', ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1', icePort: await freeUdpPorts(4), ...extra.webrtc } });
 const server = await serve(gateway, { apiKey: 'fanout-bench-key-0123', host: '127.0.0.1', port: 0 });
 const streams: string[] = [];
 const payload = new Uint8Array(100);
@@ -49,15 +70,37 @@ process.on('message', (raw: ToGateway) => {
       gateway.on('heartbeat', onHeartbeat);
       const published0 = published;
       idle = raw.idle === true;
+      // FANOUT_PROFILE_DIR=/tmp/x: a CPU profile of the gateway's JavaScript per window (steady state only)
+      const profiler = process.env.FANOUT_PROFILE_DIR ? new Session() : undefined;
+      if (profiler) {
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+      }
+      const loop = monitorEventLoopDelay({ resolution: 5 });
+      loop.enable();
+      const ticks0 = await threadTicks();
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, raw.ms));
       const cpu = process.cpuUsage(cpu0);
+      const ticks1 = await threadTicks();
+      loop.disable();
+      const threadsPct: Record<string, number> = {};
+      // clock ticks are 1/100 s on Linux
+      for (const [name, t] of Object.entries(ticks1)) threadsPct[name] = Number((((t - (ticks0[name] ?? 0)) / 100) * 1000 / raw.ms * 100).toFixed(1));
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        await writeFile(`${process.env.FANOUT_PROFILE_DIR}/window-${Date.now()}.cpuprofile`, JSON.stringify(profile));
+        profiler.disconnect();
+      }
       const wallUs = (performance.now() - t0) * 1000;
       gateway.off('heartbeat', onHeartbeat);
       idle = false;
       gc?.();
       const mem = process.memoryUsage();
+      // FANOUT_HEAP_SNAPSHOT=/tmp/x: what the heap holds at the idle window (bench/heap-summary.ts reads it)
+      if (raw.idle && process.env.FANOUT_HEAP_SNAPSHOT) writeHeapSnapshot(`${process.env.FANOUT_HEAP_SNAPSHOT}/gateway-${streams.length}.heapsnapshot`);
       send({
         ev: 'measured',
         connected: gateway.listEndpoints().filter((e) => e.connected).length,
@@ -67,6 +110,9 @@ process.on('message', (raw: ToGateway) => {
         rssBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
         rttSamplesMs,
+        threadsPct,
+        loopDelayP99Ms: loop.percentile(99) / 1e6,
+        loopDelayMaxMs: loop.max / 1e6,
       });
     }
   })();

@@ -4,18 +4,40 @@
  * signaling is not one burst. Counts chunks, and checks each receiver's seqs run on with
  * no gap and no repeat.
  */
-import { Receiver } from '../../receiver-sdk/src/node.js';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { Receiver } from '../../receiver-sdk/dist/node.js';
 import type { FromReceivers, ToReceivers } from './protocol.js';
 
 const CONCURRENCY = 8;
+
 const send = (m: FromReceivers): void => void process.send?.(m);
 const receivers: Receiver[] = [];
 let chunks = 0;
 let gaps = 0;
 let duplicates = 0;
 
+// FANOUT_PROFILE_DIR=/tmp/x: a CPU profile of this process between two counts (the measured windows)
+const profiler = process.env.FANOUT_PROFILE_DIR ? new Session() : undefined;
+let profiling = false;
+async function profileWindow(): Promise<void> {
+  if (!profiler) return;
+  if (profiling) {
+    const { profile } = await profiler.post('Profiler.stop');
+    await writeFile(`${process.env.FANOUT_PROFILE_DIR}/receivers-${process.pid}-${Date.now()}.cpuprofile`, JSON.stringify(profile));
+  } else {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+  }
+  await profiler.post('Profiler.start');
+  profiling = true;
+}
+
 process.on('message', (msg: ToReceivers) => {
-  if (msg.cmd === 'count') return send({ ev: 'chunks', count: chunks, gaps, duplicates, cpuUs: ((u) => u.user + u.system)(process.cpuUsage()) });
+  if (msg.cmd === 'count') {
+    void profileWindow();
+    return send({ ev: 'chunks', count: chunks, gaps, duplicates, cpuUs: ((u) => u.user + u.system)(process.cpuUsage()) });
+  }
   void (async () => {
     const t0 = performance.now();
     const queue = [...msg.endpoints];

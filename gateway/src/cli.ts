@@ -32,6 +32,8 @@ const program = new Command()
   .option('--retention-max-age-ms <ms>', 'age after which retained chunks are dropped', int)
   .option('--webrtc-engine <engine>', 'node-datachannel | werift (env MIRRORSTREAM_WEBRTC_ENGINE)')
   .option('--webrtc-bind-address <ip>', 'gather and bind only this address, e.g. 127.0.0.1 (env MIRRORSTREAM_WEBRTC_BIND_ADDRESS)')
+  .option('--webrtc-ice-port <port>', 'WebRTC sessions on UDP ports from this one (ICE UDP mux); default: a port per session (env MIRRORSTREAM_WEBRTC_ICE_PORT)', int)
+  .option('--webrtc-ice-port-count <n>', 'how many consecutive ICE ports from --webrtc-ice-port, default 4 (env MIRRORSTREAM_WEBRTC_ICE_PORT_COUNT)', int)
   .option('--token-secret <secret>', 'HS256 secret for endpoint tokens, 32+ chars (env MIRRORSTREAM_TOKEN_SECRET)')
   .option('--nats <urls>', 'keep streams in NATS JetStream: comma-separated nats://host:port (env MIRRORSTREAM_NATS_URL); default: in memory')
   .option('--nats-replicas <n>', 'JetStream replicas of every stream and KV bucket (env MIRRORSTREAM_NATS_REPLICAS)', int)
@@ -53,6 +55,8 @@ const flags = program.opts<{
   retentionMaxAgeMs?: number;
   webrtcEngine?: 'node-datachannel' | 'werift';
   webrtcBindAddress?: string;
+  webrtcIcePort?: number;
+  webrtcIcePortCount?: number;
   tokenSecret?: string;
   nats?: string;
   natsReplicas?: number;
@@ -74,6 +78,8 @@ const input: GatewayConfigInput = {
   webrtc: {
     engine: flags.webrtcEngine ?? (env.MIRRORSTREAM_WEBRTC_ENGINE as 'node-datachannel' | 'werift' | undefined),
     bindAddress: flags.webrtcBindAddress ?? (env.MIRRORSTREAM_WEBRTC_BIND_ADDRESS || undefined),
+    icePort: flags.webrtcIcePort ?? envInt('MIRRORSTREAM_WEBRTC_ICE_PORT'),
+    icePortCount: flags.webrtcIcePortCount ?? envInt('MIRRORSTREAM_WEBRTC_ICE_PORT_COUNT'),
   },
   tokens: { secret: flags.tokenSecret ?? (env.MIRRORSTREAM_TOKEN_SECRET || undefined) },
   log: natsLog(flags.nats ?? (env.MIRRORSTREAM_NATS_URL || undefined), flags.natsReplicas ?? envInt('MIRRORSTREAM_NATS_REPLICAS'), flags.natsLeaseMs ?? envInt('MIRRORSTREAM_NATS_LEASE_MS')),
@@ -98,7 +104,7 @@ try {
   } else if (config.webrtc.engine === 'werift') {
     logger.info('werift self-test passed: SCTP srtt/rto/cwnd/flightSize, queues and ICE stunServer are where expected');
   }
-  logger.info({ engine: config.webrtc.engine, bindAddress: config.webrtc.bindAddress ?? 'all interfaces' }, 'WebRTC engine');
+  logger.info({ engine: config.webrtc.engine, bindAddress: config.webrtc.bindAddress ?? 'all interfaces', icePorts: config.webrtc.icePort ? `${config.webrtc.icePort}-${config.webrtc.icePort + config.webrtc.icePortCount - 1}` : 'one per session' }, 'WebRTC engine');
   const gateway = new Gateway(config, { logger });
   // with JetStream: connect and bring back the stored streams before taking requests
   for (let attempt = 1; ; attempt++) {

@@ -16,8 +16,19 @@ export const retentionSchema = z
 
 export const heartbeatSchema = z
   .strictObject({
-    /** How often the gateway sends HEARTBEAT on every endpoint connection. */
+    /**
+     * How often the gateway sends HEARTBEAT to an endpoint a decision waits on: one carrying a
+     * stream with somewhere to fail over to, the next in line, a hedging or degraded one (as
+     * adaptive probing picks them).
+     */
     intervalMs: z.number().int().min(10).max(60_000).default(250),
+    /**
+     * Heartbeat interval of every other endpoint (a standby further down a list, the only
+     * endpoint of a stream): its death is found within a few of these. WELCOME tells receivers
+     * this interval, so a receiver gives up on a silent gateway after 4 × it (SDK default).
+     * Default: 1 s, or intervalMs where that is longer.
+     */
+    standbyIntervalMs: z.number().int().min(10).max(60_000).optional(),
     /** Phi at which an endpoint is `suspect` (not promoted, but kept if already active). */
     phiSuspect: z.number().positive().default(3),
     /** Phi at which an endpoint is `dead` (an active endpoint is replaced). */
@@ -30,6 +41,9 @@ export const heartbeatSchema = z
     windowSize: z.number().int().min(2).max(10_000).default(100),
   })
   .refine((h) => h.phiDead > h.phiSuspect, { message: 'phiDead must be greater than phiSuspect' })
+  .refine((h) => h.standbyIntervalMs === undefined || h.standbyIntervalMs >= h.intervalMs, { message: 'standbyIntervalMs must be at least intervalMs' })
+  // default: 1 s, or intervalMs where that is longer
+  .transform((h) => ({ ...h, standbyIntervalMs: h.standbyIntervalMs ?? Math.max(1_000, h.intervalMs) }))
   .prefault({});
 
 export const failoverSchema = z
@@ -71,11 +85,11 @@ export const healthSchema = z
     carrierProbeIntervalMs: z.number().int().min(5).max(10_000).default(10),
     /**
      * Probe interval of an endpoint no decision is waiting on: a standby that is not next in
-     * line, or the active endpoint of a stream with no other endpoint (the heartbeat rate by
-     * default). Next-in-line standbys, hedging ones, degraded ones proving recovery and
+     * line, or the active endpoint of a stream with no other endpoint: slower than heartbeats,
+     * its loss is measured over 10 probes. Next-in-line standbys, hedging ones, degraded ones proving recovery and
      * active ones that may switch transport are probed every probeIntervalMs.
      */
-    standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(250),
+    standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(1_000),
     /**
      * An endpoint active on a stream is silent (suspect) when a probe has waited for its echo,
      * with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).
@@ -120,7 +134,19 @@ export const webrtcSchema = z
     iceServers: z.array(z.string().regex(/^stun:[^\s]+:\d+$/)).max(8).default([]),
     /** How long ICE gathering and the data channels may take to come up. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    /**
+     * WebRTC sessions on a few fixed UDP ports (ICE UDP mux, node-datachannel engine): ports
+     * icePort .. icePort + icePortCount - 1, sessions dealt round-robin. Each port is one socket
+     * and one ICE thread for its sessions instead of a socket per session (whose thread polls
+     * them all on every packet), and a firewall opens a known range. Unset: each session binds
+     * its own ephemeral port.
+     */
+    icePort: z.number().int().min(1).max(65_535).optional(),
+    /** How many consecutive ports from icePort (each ICE thread then serves a share of the sessions). */
+    icePortCount: z.number().int().min(1).max(64).default(4),
   })
+  .refine((w) => w.icePort === undefined || w.engine === 'node-datachannel', { message: 'icePort (ICE UDP mux) needs the node-datachannel engine' })
+  .refine((w) => w.icePort === undefined || w.icePort + w.icePortCount - 1 <= 65_535, { message: 'icePort + icePortCount - 1 must be a port (at most 65535)' })
   .prefault({});
 
 export const webtransportSchema = z

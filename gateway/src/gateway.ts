@@ -3,8 +3,9 @@ import { pino, type Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import type { GatewayEvents } from './core/events.js';
 import { Ingest, type BatchResult, type PublishOptions, type PublishResult } from './core/ingest.js';
-import { Registry } from './core/registry.js';
+import { Registry, type StreamTiming } from './core/registry.js';
 import { Scheduler } from './core/scheduler.js';
+import { TimerQueue } from './core/timers.js';
 import { AckWaiters } from './core/waiters.js';
 import type { Connection } from './endpoints/connection.js';
 import { PriorityFailoverPolicy } from './failover/policy.js';
@@ -51,11 +52,29 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.#startedAt = clock.now();
     const closing = (): boolean => this.#closing;
     const backend = (this.#backend = deps.backend ?? createBackend(config, clock, log));
-    const registry = (this.#registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), backend, events: this, closing }));
+    const timers = new TimerQueue(clock);
+    const streamTiming: StreamTiming = {
+      assessing: (s) => scheduler.streamAssessing(s),
+      evaluateAt: (s, at) => scheduler.streamEvaluateAt(s, at),
+      changed: (s) => scheduler.streamChanged(s),
+    };
+    const registry = (this.#registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), backend, events: this, closing, streamTiming }));
     const waiters = (this.#waiters = new AckWaiters(clock));
     this.#ingest = new Ingest({ config, clock, registry, waiters, closing });
-    const scheduler = (this.#scheduler = new Scheduler({ tickMs: config.tickMs, clock, log, registry, events: this, waiters, probeIntervals: { normalMs: config.health.probeIntervalMs, carrierMs: config.health.carrierProbeIntervalMs, standbyMs: config.health.standbyProbeIntervalMs }, afterAssess: () => (sessions.reviewTransports(), registry.shareEndpoints(clock.now())) }));
-    const sessions = (this.#sessions = new Sessions({ config, clock, log, registry, events: this, waiters, closing, health: scheduler }));
+    const { health, heartbeat } = config;
+    const scheduler = (this.#scheduler = new Scheduler({
+      tickMs: config.tickMs,
+      clock,
+      timers,
+      log,
+      registry,
+      events: this,
+      waiters,
+      probeIntervals: { normalMs: health.probeIntervalMs, carrierMs: health.carrierProbeIntervalMs, standbyMs: health.standbyProbeIntervalMs },
+      heartbeatIntervals: { normalMs: heartbeat.intervalMs, standbyMs: heartbeat.standbyIntervalMs },
+      reviewTransports: (endpoints) => sessions.reviewTransports(endpoints),
+    }));
+    const sessions = (this.#sessions = new Sessions({ config, clock, timers, log, registry, events: this, waiters, closing, health: scheduler }));
     const accept = (t: Transport, auth: { endpointId: string; sessionId?: string }): void => void this.accept(t, auth);
     this.#signaling = new Signaling({ config, clock, log, engine: deps.webrtcEngine, accept, closing });
     scheduler.start();

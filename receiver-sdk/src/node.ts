@@ -1,26 +1,22 @@
 /**
  * Node entry of @mirrorstream/receiver: everything from the browser-safe entry, with
- * `Receiver` loading node-datachannel's W3C RTCPeerConnection polyfill (an optional peer
- * dependency: `npm install node-datachannel` to receive over WebRTC in Node) and
+ * `Receiver` dialing WebRTC on node-datachannel's native API (an optional peer dependency:
+ * `npm install node-datachannel` to receive over WebRTC in Node; see webrtc-native.ts for
+ * why not its W3C polyfill) and
  * @fails-components/webtransport's WebTransport, each at its first dial, so an app that
  * uses only one transport never loads the other's library.
  * (simple-peer is not used: measured here it fails with both Node implementations —
  * read-only descriptions, werift rejects its SDP — and it is unmaintained since 2021.)
  */
-import { MirrorstreamError } from './protocol/errors.js';
 import { importQuietly, MISSING_HTTP3_NOISE } from './protocol/quiet-import.js';
+import { nativeWebrtcDialer, type NodeDataChannelModule } from './transports/webrtc-native.js';
 import type { WebTransportCtor } from './transports/webtransport.js';
 import { Receiver as BaseReceiver, type ReceiverOptions } from './webrtc-receiver.js';
 
 export * from './index.js';
 
-async function loadNodeDataChannel(): Promise<typeof RTCPeerConnection> {
-  try {
-    const polyfill = await import('node-datachannel/polyfill');
-    return polyfill.RTCPeerConnection as unknown as typeof RTCPeerConnection;
-  } catch (error) {
-    throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'WebRTC in Node needs node-datachannel: npm install node-datachannel', { cause: error });
-  }
+async function loadNodeDataChannel(): Promise<NodeDataChannelModule> {
+  return (await import('node-datachannel')).default as unknown as NodeDataChannelModule;
 }
 
 async function loadFailsWebTransport(): Promise<WebTransportCtor> {
@@ -32,9 +28,8 @@ async function loadFailsWebTransport(): Promise<WebTransportCtor> {
 export class Receiver extends BaseReceiver {
   constructor(options: ReceiverOptions) {
     super({
-      loadRTCPeerConnection: loadNodeDataChannel,
-      // the polyfill's candidate-pair currentRoundTripTime is in ms, not W3C seconds
-      statsRttInMs: true,
+      // node-datachannel's native API (an RTCPeerConnection passed in options takes the W3C dialer)
+      ...(options.RTCPeerConnection ? {} : { webrtcDialer: (o) => nativeWebrtcDialer({ ...o, load: loadNodeDataChannel }) }),
       ...(options.WebTransport ? {} : { selectWebTransport: loadFailsWebTransport }),
       // without HTTP/3 on the gateway, @fails-components speaks WebTransport over HTTP/2
       webtransportOptions: (ticket) => ({ forceReliable: ticket.backend === 'http2' }),

@@ -57,6 +57,9 @@ export interface ReceiverCoreOptions {
 }
 
 /** Codes after which reconnecting cannot help. */
+/** How often a report reads the transport's own RTT (getStats); reports in between carry the last reading. */
+const TRANSPORT_RTT_EVERY_MS = 5_000;
+
 const FATAL = new Set(['MS_UNAUTHORIZED', 'MS_PROTOCOL_VERSION', 'MS_TRANSPORT_UNAVAILABLE']);
 
 /**
@@ -75,11 +78,15 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   #retryTimer: TimerHandle | undefined;
   #silenceTimer: TimerHandle | undefined;
   #silenceMs = 1_000;
+  #lastHeardAt = 0;
+  /** When the transport's RTT was last read (a new link reads it at its first report). */
+  #rttReadAt = Number.NEGATIVE_INFINITY;
   /** The one pending connect(): every caller gets this promise until WELCOME or failure. */
   #welcome: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
   #maxFrameBytes: number;
   sessionId: string | undefined;
   #reportTimer: TimerHandle | undefined;
+  #reporting = false;
   #lastReportAt = 0;
   #hbNonce = 0;
   /** RTT seen by this receiver: the transport's view if it has one, else our own heartbeat echo. */
@@ -173,6 +180,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#link = link;
+    this.#rttReadAt = Number.NEGATIVE_INFINITY;
     this.#inbound.newConnection();
     this.#maxFrameBytes = this.#initialMaxFrameBytes();
     link.on('message', (bytes, channel) => {
@@ -227,16 +235,31 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     else w.reject(error);
   }
 
-  /** A gateway that says nothing for too long is gone: drop the link and reconnect. */
+  /**
+   * A gateway that says nothing for `#silenceMs` is gone: drop the link and reconnect. One
+   * timer per silence period, not one per frame: a frame only notes when it came, and the
+   * timer, when it fires, waits out the rest if something came meanwhile.
+   */
   #armSilence(): void {
-    this.#opts.clock.clearTimeout(this.#silenceTimer);
-    this.#silenceTimer = this.#opts.clock.setTimeout(() => {
+    this.#lastHeardAt = this.#opts.clock.now();
+    this.#silenceAfter(this.#silenceMs);
+  }
+
+  #silenceAfter(afterMs: number): void {
+    const { clock } = this.#opts;
+    clock.clearTimeout(this.#silenceTimer);
+    this.#silenceTimer = clock.setTimeout(() => {
       const link = this.#link;
       if (!link) return;
+      const quietMs = clock.now() - this.#lastHeardAt;
+      if (quietMs < this.#silenceMs) {
+        this.#silenceAfter(this.#silenceMs - quietMs);
+        return;
+      }
       this.#link = undefined;
       link.close('gateway silent');
       this.#scheduleRetry(new MirrorstreamError('MS_TRANSPORT_CLOSED', `no frame from the gateway for ${this.#silenceMs} ms`, { retryable: true }));
-    }, this.#silenceMs);
+    }, afterMs);
   }
 
   #onMessage(link: FrameLink, bytes: Uint8Array, channel: LinkChannel): void {
@@ -245,7 +268,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       this.#protocolFailure(link, decoded.error);
       return;
     }
-    this.#armSilence();
+    this.#lastHeardAt = this.#opts.clock.now();
     const f = decoded.frame;
     switch (f.type) {
       case FrameType.WELCOME:
@@ -267,6 +290,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       case FrameType.HEARTBEAT:
         // echo on the channel it came by: probes on the unreliable channel measure its loss
         link.send(encodeFrame({ type: FrameType.HEARTBEAT_ACK, nonce: f.nonce, sentAt: f.sentAt }), channel === 'data-unreliable' ? channel : 'control');
+        if (channel === 'control' && this.#status === 'connected') this.#reportIfDue();
         return;
       case FrameType.HEARTBEAT_ACK:
         // our own heartbeat came back: RTT as this receiver sees it
@@ -340,22 +364,52 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
 
   /**
    * RECEIVER_REPORT per stream: what arrived, at what rate, the RTT this side sees and
-   * the chunks lost in transit, so the gateway can score the path from both ends.
+   * the chunks lost in transit, so the gateway can score the path from both ends. A report
+   * that is due goes out with the echo of the gateway's next heartbeat (one turn, back to
+   * back), so a gateway with thousands of receivers gets them in the batches its heartbeats
+   * went out in, not one wake-up each at random times; a timer sends it if no heartbeat came.
    */
   #startReports(): void {
-    this.#opts.clock.clearInterval(this.#reportTimer);
-    if (this.#opts.reportIntervalMs <= 0) return;
-    this.#lastReportAt = this.#opts.clock.now();
-    this.#reportTimer = this.#opts.clock.setInterval(() => void this.#report(), this.#opts.reportIntervalMs);
+    const { clock, reportIntervalMs } = this.#opts;
+    clock.clearInterval(this.#reportTimer);
+    if (reportIntervalMs <= 0) return;
+    this.#lastReportAt = clock.now();
+    this.#reportTimer = clock.setInterval(() => {
+      if (clock.now() - this.#lastReportAt >= 1.5 * reportIntervalMs) void this.#report();
+    }, reportIntervalMs);
+  }
+
+  /** A heartbeat from the gateway came: a report that is (nearly) due goes with its echo. */
+  #reportIfDue(): void {
+    const { clock, reportIntervalMs } = this.#opts;
+    if (reportIntervalMs > 0 && clock.now() - this.#lastReportAt >= 0.9 * reportIntervalMs) void this.#report();
   }
 
   async #report(): Promise<void> {
     const link = this.#link;
-    if (!link) return;
-    link.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#hbNonce, sentAt: this.#opts.clock.now() }), 'control');
-    const transportRtt = link.rttMs ? await link.rttMs() : undefined;
-    if (transportRtt !== undefined) this.#rttMs = { value: transportRtt, source: 'receiver.transport' };
-    if (link !== this.#link) return;
+    if (!link || this.#reporting) return;
+    this.#reporting = true;
+    try {
+      await this.#sendReports(link);
+    } finally {
+      this.#reporting = false;
+    }
+  }
+
+  async #sendReports(link: FrameLink): Promise<void> {
+    const { clock } = this.#opts;
+    // the transport's RTT (getStats, a costly call) is read every few reports, not at every one
+    const fresh = this.#rttMs?.source === 'receiver.transport' && clock.now() - this.#rttReadAt < TRANSPORT_RTT_EVERY_MS;
+    if (!fresh) {
+      const transportRtt = link.rttMs ? await link.rttMs() : undefined;
+      if (link !== this.#link) return;
+      if (transportRtt !== undefined) {
+        this.#rttMs = { value: transportRtt, source: 'receiver.transport' };
+        this.#rttReadAt = clock.now();
+      }
+      // our own heartbeat measures the RTT only where the transport does not (its echo feeds the next report)
+      else link.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#hbNonce, sentAt: clock.now() }), 'control');
+    }
     const now = this.#opts.clock.now();
     const seconds = Math.max(0.001, (now - this.#lastReportAt) / 1000);
     this.#lastReportAt = now;

@@ -38,6 +38,8 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial'> {
   fetch?: typeof fetch;
   /** The RTCPeerConnection reports candidate-pair RTT in ms instead of W3C seconds. */
   statsRttInMs?: boolean;
+  /** Dials WebRTC instead of the W3C `RTCPeerConnection` dialer (the Node entry's native node-datachannel one). */
+  webrtcDialer?: (opts: WebRtcDialOptions) => Dialer;
 }
 
 /**
@@ -59,7 +61,7 @@ export class Receiver extends ReceiverCore {
   }
 
   constructor(options: ReceiverOptions) {
-    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, transports, webtransportOptions, selectWebTransport, loadRTCPeerConnection, ...core } =
+    const { gatewayUrl, token, rtcConfig, connectTimeoutMs, fetch: signalingFetch, statsRttInMs, transports, webtransportOptions, selectWebTransport, loadRTCPeerConnection, webrtcDialer: dialWebrtc, ...core } =
       options;
     const clock = options.clock ?? new RealClock();
     const globals = globalThis as { RTCPeerConnection?: typeof RTCPeerConnection; WebTransport?: WebTransportCtor };
@@ -68,11 +70,11 @@ export class Receiver extends ReceiverCore {
     const order = transports && transports.length > 0 ? [...new Set(transports)] : (['webrtc'] as TransportName[]);
     const Peer = options.RTCPeerConnection ?? globals.RTCPeerConnection;
     const Wt = options.WebTransport ?? globals.WebTransport;
-    if (order.includes('webrtc') && !Peer && !loadRTCPeerConnection) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
+    if (order.includes('webrtc') && !Peer && !loadRTCPeerConnection && !dialWebrtc) throw new TypeError('no RTCPeerConnection here: pass one, or import @mirrorstream/receiver/node in Node');
     if (order.includes('webtransport') && !Wt && !selectWebTransport) throw new TypeError('no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
     const dialerFor = (url: string, name: TransportName): Dialer =>
       name === 'webrtc'
-        ? webrtcDialer({
+        ? (dialWebrtc ?? webrtcDialer)({
             gatewayUrl: url,
             endpointId: options.endpointId,
             token,

@@ -1,5 +1,25 @@
+import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, SDK_VERSION } from '@mirrorstream/receiver/protocol';
+import { MemoryTransport } from '../../gateway/src/index.js';
 import { describe, expect, it } from 'vitest';
 import { harness, type TestReceiver } from '../helpers/memory-harness.js';
+
+/** Heartbeats (HEARTBEATs on the control channel) a receiver gets over `ms` of manual-clock time. */
+async function heartbeatsOver(h: ReturnType<typeof harness>, receivers: TestReceiver[], ms: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const offs = receivers.map((r) => {
+    counts[r.id] = 0;
+    const link = r.link();
+    const on = (bytes: Uint8Array, channel: string): void => {
+      const d = decodeFrame(bytes);
+      if (channel === 'control' && d.ok && d.frame.type === FrameType.HEARTBEAT) counts[r.id] = (counts[r.id] ?? 0) + 1;
+    };
+    link?.on('message', on);
+    return () => link?.off('message', on);
+  });
+  await h.step(ms, 5);
+  for (const off of offs) off();
+  return counts;
+}
 
 /** Probes (HEARTBEATs on the unreliable channel) a receiver gets over `ms` of manual-clock time. */
 async function probesOver(h: ReturnType<typeof harness>, receivers: TestReceiver[], ms: number): Promise<Record<string, number>> {
@@ -63,6 +83,58 @@ describe('adaptive probing (manual clock)', () => {
     expect(counts.c).toBeGreaterThanOrEqual(47);
     expect(counts.c).toBeLessThanOrEqual(51);
     expect(counts.d).toBeLessThanOrEqual(5);
+    await h.close();
+  });
+
+  it('heartbeats follow the same need: 250 ms where a decision waits, 1 s elsewhere; WELCOME tells the longest', async () => {
+    const h = harness();
+    const rx = [await h.receiver('a'), await h.receiver('b'), await h.receiver('c'), await h.receiver('solo')];
+    await h.gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b', 'c'] });
+    await h.gateway.createStream({ stream_id: 'alone', endpoint_list: ['solo'] });
+    await h.step(2_000, 5);
+    const counts = await heartbeatsOver(h, rx, 4_000);
+    console.log(`heartbeats in 4 s: ${JSON.stringify(counts)}`);
+    for (const id of ['a', 'b']) expect(counts[id]).toBeGreaterThanOrEqual(15);
+    for (const id of ['a', 'b']) expect(counts[id]).toBeLessThanOrEqual(17);
+    for (const id of ['c', 'solo']) expect(counts[id]).toBeGreaterThanOrEqual(3);
+    for (const id of ['c', 'solo']) expect(counts[id]).toBeLessThanOrEqual(5);
+    // a new connection learns the longest interval it may see (its silence limit is 4 x that)
+    const [gatewaySide, receiverSide] = MemoryTransport.pair();
+    const welcomes: number[] = [];
+    receiverSide.on('message', (bytes) => {
+      const d = decodeFrame(bytes);
+      if (d.ok && d.frame.type === FrameType.WELCOME) welcomes.push(d.frame.heartbeatIntervalMs);
+    });
+    h.gateway.accept(gatewaySide, { endpointId: 'raw' });
+    receiverSide.send(encodeFrame({ type: FrameType.HELLO, version: PROTOCOL_VERSION, endpointId: 'raw', sdkVersion: SDK_VERSION, resume: {}, epochs: {} }), 'control');
+    await h.step(20, 5);
+    expect(welcomes).toEqual([1_000]);
+    receiverSide.close('done');
+    await h.close();
+  });
+
+  it('a standby that moves up to next in line is heartbeated fast at once; one further down that dies is found dead within a few seconds', async () => {
+    const h = harness();
+    const rx = [await h.receiver('a'), await h.receiver('b'), await h.receiver('c')];
+    await h.gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b', 'c'] });
+    await h.step(2_000, 5);
+    // b leaves the list: c is next in line now
+    await h.gateway.removeEndpoint('feed', 'b');
+    await h.step(100, 5);
+    const counts = await heartbeatsOver(h, [rx[2] as TestReceiver], 1_000);
+    expect(counts.c).toBeGreaterThanOrEqual(3);
+    // b comes back at the end of the list (heartbeated every second) and hangs there: found dead
+    // after a few of its heartbeat intervals, not at the 250 ms rate of the endpoints ahead of it
+    await h.gateway.addEndpoint('feed', { endpoint_id: 'b' });
+    await h.step(100, 5);
+    const dead: Record<string, number> = {};
+    const start = h.clock.now();
+    h.gateway.on('endpointHealth', (e) => void (e.state === 'dead' && (dead[e.endpointId] ??= h.clock.now() - start)));
+    rx[1]?.freeze();
+    await h.step(6_000, 10);
+    console.log(`far standby b found dead after ${dead.b} ms of silence`);
+    expect(dead.b).toBeGreaterThan(1_000);
+    expect(dead.b).toBeLessThan(4_000);
     await h.close();
   });
 });

@@ -131,7 +131,8 @@ describe('stream epochs across a gateway restart (manual clock)', () => {
     await t.publish(30);
     t.dropLink(); // the path dies, the gateway lives on
     await t.publish(20); // published while the receiver is away (no ack comes back)
-    await t.step(1_500);
+    // the receiver drops the silent link after 4 x the heartbeat interval WELCOME told it (1 s for a stream's only endpoint), then redials
+    await t.step(4_500);
     expect(t.rx.status).toBe('connected');
     await t.publish(10);
     expect(t.resets).toEqual([]);

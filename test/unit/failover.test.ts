@@ -63,7 +63,8 @@ describe('failover mode with a manual clock', () => {
   });
 
   it('fails back to the recovered primary after the stable period, resuming after the frontier', async () => {
-    const h = harness({ failback: { enabled: true, stableMs: 2_000 } });
+    // every endpoint heartbeated at 250 ms, so the thawed receiver notices the dead link within 1 s (4 x the interval WELCOME tells it)
+    const h = harness({ failback: { enabled: true, stableMs: 2_000 }, heartbeat: { standbyIntervalMs: 250 } });
     const [a, b] = [await h.receiver('a'), await h.receiver('b')];
     h.gateway.createStream({ stream_id: 's1', endpoint_list: ['a', 'b'] });
     const publish = async (n: number): Promise<void> => {

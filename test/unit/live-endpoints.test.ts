@@ -124,7 +124,7 @@ describe('resume and retention', () => {
     for (let seq = 1; seq <= 50; seq++) await h.gateway.publish('s1', bytes(`${seq}`));
     await h.step(100);
     a.freeze();
-    await h.step(1_500); // dead and disconnected (silence timer)
+    await h.step(4_500); // dead (a stream's only endpoint is heartbeated every second) and disconnected (the receiver's silence limit, 4 s)
     for (let seq = 51; seq <= 500; seq++) await h.gateway.publish('s1', bytes(`${seq}`));
     a.thaw();
     await h.step(1_000);

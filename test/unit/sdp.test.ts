@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { looksLikeDataOffer, stripMdnsCandidates } from '../../gateway/src/transports/webrtc/channel.js';
+import { looksLikeDataOffer, preparedOffer, stripMdnsCandidates } from '../../gateway/src/transports/webrtc/channel.js';
 
 const offer = [
   'v=0',
@@ -10,6 +10,8 @@ const offer = [
   'a=candidate:1 1 udp 2122260223 4f1c2a9e-2b1d-4c55-9a0e-8d1f3b2c7e11.local 54321 typ host generation 0',
   'a=candidate:2 1 udp 2122260223 127.0.0.1 54322 typ host generation 0',
   'a=candidate:3 1 udp 1686052607 HOST.LOCAL 54323 typ srflx raddr 0.0.0.0 rport 0',
+  'a=mid:0',
+  'a=setup:actpass',
   'a=sctp-port:5000',
   '',
 ].join('\r\n');
@@ -28,5 +30,16 @@ describe('SDP handling before the engine', () => {
     expect(looksLikeDataOffer('hello')).toBe(false);
     expect(looksLikeDataOffer(offer.replace('m=application 9 UDP/DTLS/SCTP', 'm=audio 9 UDP/TLS/RTP/SAVPF'))).toBe(false);
     expect(looksLikeDataOffer(offer + 'a=x\r\n'.repeat(20_000))).toBe(false);
+  });
+
+  it('prepares an offer for the engine: mDNS names dropped, other candidates kept, DTLS opened by the receiver', () => {
+    const sdp = preparedOffer(offer);
+    expect(sdp).not.toMatch(/\.local/i);
+    expect(sdp).toContain('a=candidate:2 1 udp 2122260223 127.0.0.1 54322 typ host generation 0\r\n');
+    expect(sdp).toContain('a=setup:active\r\n');
+    expect(sdp).not.toContain('actpass');
+    expect(sdp.split('\r\n')).toHaveLength(offer.split('\r\n').length - 2);
+    // an offer that already chose a role keeps it
+    expect(preparedOffer(offer.replace('actpass', 'passive'))).toContain('a=setup:passive');
   });
 });

@@ -24,6 +24,10 @@ export interface StreamContext {
   activeChanged?: () => void;
   /** An endpoint joined or left the stream's list. */
   listChanged?: () => void;
+  /** The stream sent or its roles changed: measure it every tick until it settles. */
+  assessing?: () => void;
+  /** Re-run its policy at this time unless something changes first (undefined: nothing pending). */
+  evaluateAt?: (at: number | undefined) => void;
 }
 
 /** The retention limits of a stream: its own, else the gateway's. */
@@ -80,6 +84,8 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
       control: ctx.control,
       activeChanged: ctx.activeChanged,
       listChanged: ctx.listChanged,
+      assessing: ctx.assessing,
+      evaluateAt: ctx.evaluateAt,
     },
   });
 }

@@ -34,6 +34,15 @@ export interface RegistryOptions {
   backend: Backend;
   events: EventSink;
   closing: Closing;
+  /** The scheduler's side of a stream: when to measure it and when to re-run its policy. */
+  streamTiming?: StreamTiming;
+}
+
+export interface StreamTiming {
+  assessing(s: Stream): void;
+  evaluateAt(s: Stream, at: number | undefined): void;
+  /** An input of its policy changed that the scheduler does not see (an owner change). */
+  changed(s: Stream): void;
 }
 
 /**
@@ -279,15 +288,9 @@ export class Registry {
   }
 
   /**
-   * With several instances: tell the others how the endpoints connected here are (the
-   * scheduler calls it every tick; the board sends only changes, and now and then).
+   * With several instances: tell the others how an endpoint connected here is (the scheduler
+   * calls it when its health changed; the board sends only changes, and refreshes what it sent).
    */
-  shareEndpoints(now: number): void {
-    const board = this.#o.backend.endpoints;
-    if (!board) return;
-    for (const ep of this.#endpoints.values()) this.shareEndpoint(ep, now);
-  }
-
   shareEndpoint(ep: Endpoint, now: number): void {
     const board = this.#o.backend.endpoints;
     // a connection lost here is told for a while, then the others judge by silence
@@ -376,11 +379,19 @@ export class Registry {
       endpoint: (id) => this.view(id),
       acked: (streamId, endpointId, seq) => backend.saveCursor(streamId, endpointId, seq),
       control,
-      listChanged: () => this.#members.invalidate(),
+      listChanged: () => {
+        this.#members.invalidate();
+        this.#o.streamTiming?.changed(stream);
+      },
+      // roles moved: the rates of its endpoints follow at the next tick
+      activeChanged: () => this.#o.streamTiming?.changed(stream),
+      assessing: () => this.#o.streamTiming?.assessing(stream),
+      evaluateAt: (at) => this.#o.streamTiming?.evaluateAt(stream, at),
     });
     if (control) {
       this.#controls.set(stream.id, control);
       control.onDecision((d) => stream.apply(d, clock.now()));
+      control.onOwnerChange?.(() => this.#o.streamTiming?.changed(stream));
     }
     this.#records.set(stream.id, record);
     this.#streams.set(stream.id, stream);

@@ -1,9 +1,11 @@
-import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
+import type { Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { EndpointState } from '../health/failure-detector.js';
+import type { Stream } from '../streams/stream.js';
 import { emitEndpointHealth, type EventSink } from './events.js';
 import type { Registry } from './registry.js';
+import type { Timer, TimerQueue } from './timers.js';
 import type { AckWaiters } from './waiters.js';
 
 const AGE_SWEEP_MS = 1_000;
@@ -13,78 +15,119 @@ const LATE_TICKS = 3;
 export interface SchedulerOptions {
   tickMs: number;
   clock: Clock;
+  timers: TimerQueue;
   log: Logger;
   registry: Registry;
   events: EventSink;
   waiters: AckWaiters;
   probeIntervals: { normalMs: number; carrierMs: number; standbyMs: number };
-  /** Decisions that read the verdicts just assessed and act before streams re-evaluate (the transport-pair rule). */
-  afterAssess: () => void;
+  heartbeatIntervals: { normalMs: number; standbyMs: number };
+  /** The transport-pair rule for these endpoints (their health changed), before streams re-run their policy. */
+  reviewTransports: (endpoints: Iterable<Endpoint>) => void;
+}
+
+/** The timed work of one endpoint. */
+interface EndpointTimers {
+  /** When its phi detector would next change its state (no heartbeat meanwhile). */
+  liveness: Timer;
+  /** When an endpoint carrying a stream turns silent (no echo meanwhile). */
+  silence: Timer;
 }
 
 /**
- * Time-driven health. The gateway's one periodic job, every `tickMs`: failure detectors of
- * every endpoint (path health rides each endpoint's probes instead, see #assess), stream-level health, then every stream re-runs its
- * failover policy (fail-back timers, dead endpoints); age eviction once a second; waiters
- * re-checked. And between ticks, a silence timer per endpoint active on a stream, so a
- * silent active endpoint is suspect (and hedged) within its RTT bound, not a tick later.
+ * Time-driven health, with work proportional to change. Nothing visits every endpoint or
+ * every stream on a timer:
+ * - an endpoint's liveness is judged when its phi detector would cross a threshold (a
+ *   deadline moved by each heartbeat, on the gateway's one timer queue), when it is heard
+ *   after a silence, and at its silence deadline while it carries a stream;
+ * - its path health rides its probes (re-scored when one goes out, at most once a tick);
+ * - a stream is measured every tick only while it is not settled (something in flight, a
+ *   breach, a hedge), and re-runs its policy when an input of it changed (an endpoint's state
+ *   or verdict, its own verdict on an endpoint) or at the time its policy named.
+ * The tick (`tickMs`) measures those streams, applies the transport-pair rule to endpoints
+ * whose health changed, re-runs the policy of streams that changed, sweeps retention once a
+ * second and re-checks ack waiters.
  *
- * No judgment of liveness on stale input: a tick or silence timer that fires late (the
- * gateway's own event loop was blocked) first lets pending I/O in, then judges, so the
- * gateway's stall is not blamed on the endpoints.
+ * No judgment of liveness on stale input: a tick or deadline that fires late (the gateway's
+ * own event loop was blocked) first lets pending I/O in, then judges, so the gateway's stall
+ * is not blamed on the endpoints.
  */
 export class Scheduler {
   readonly #o: SchedulerOptions;
-  #timer: TimerHandle | undefined;
+  #tick: Timer | undefined;
   #lastAgeSweep = 0;
   #lastTick: number | undefined;
-  readonly #silenceTimers = new Map<Endpoint, TimerHandle>();
+  readonly #timers = new WeakMap<Endpoint, EndpointTimers>();
   /** Endpoints probed at the carrier rate: active with somewhere to fail over to; only their silence is judged. */
   readonly #carriers = new Set<Endpoint>();
+  /** Streams measured every tick until settled. */
+  readonly #unsettled = new Set<Stream>();
+  /** Streams whose policy runs at the next tick (an input changed). */
+  readonly #dirty = new Set<Stream>();
+  /** Endpoints whose health changed since the last tick (the transport-pair rule looks at them). */
+  readonly #changed = new Set<Endpoint>();
+  readonly #wakes = new WeakMap<Stream, Timer>();
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
   }
 
   start(): void {
-    this.#timer ??= this.#o.clock.setInterval(() => this.tick(), this.#o.tickMs);
+    if (this.#tick) return;
+    const tick = (this.#tick = this.#o.timers.timer((now) => {
+      tick.at(now + this.#o.tickMs);
+      this.tick();
+    }));
+    tick.after(this.#o.tickMs);
   }
 
   stop(): void {
-    this.#o.clock.clearInterval(this.#timer);
-    this.#timer = undefined;
-    for (const t of this.#silenceTimers.values()) this.#o.clock.clearTimeout(t);
-    this.#silenceTimers.clear();
+    this.#tick?.cancel();
+    this.#tick = undefined;
+    this.#o.timers.clear();
+  }
+
+  // ---- endpoints
+
+  /** An endpoint's connection finished its handshake (or closed): rates, deadlines, its streams. */
+  endpointConnected(ep: Endpoint): void {
+    this.#rate(ep);
+    this.#scheduleLiveness(ep);
+    this.#endpointChanged(ep);
+  }
+
+  endpointDisconnected(ep: Endpoint): void {
+    const t = this.#timers.get(ep);
+    t?.liveness.cancel();
+    t?.silence.cancel();
+    this.#carriers.delete(ep);
+    this.#endpointChanged(ep);
+  }
+
+  /** A heartbeat came back: the liveness deadline moves; a suspect or dead endpoint is judged again now. */
+  heartbeat(ep: Endpoint): void {
+    if (ep.state !== 'alive') this.recheck(ep);
+    else this.#scheduleLiveness(ep);
   }
 
   /**
-   * A probe went out to `ep`: set its probe rate to what decisions need of it now (see
-   * #probeRate), and if it carries a stream, judge its silence at the deadline. (A hedging
-   * standby is judged by heartbeats like any standby: its own hiccup must not make the hedge hop.)
+   * A probe came due for `ep` (sent or not): set its probe and heartbeat rates to what
+   * decisions need of it now, re-score its path, and if it carries a stream, judge its
+   * silence at the deadline. (A hedging standby is judged by heartbeats like any standby: its
+   * own hiccup must not make the hedge hop.)
    */
-  probeSent(ep: Endpoint): void {
-    const { ms, carrier } = this.#probeRate(ep);
-    ep.link?.setProbeInterval(ms);
+  probeDue(ep: Endpoint, sent: boolean): void {
+    const carrier = this.#rate(ep);
     this.#assess(ep);
-    if (carrier) this.#carriers.add(ep);
-    else this.#carriers.delete(ep);
-    if (this.#timer === undefined || this.#silenceTimers.has(ep) || !carrier) return;
+    if (!sent || !carrier || this.#tick === undefined) return;
+    const timers = this.#timersOf(ep);
     const deadline = ep.silenceDeadline;
-    if (deadline === undefined) return;
-    const { clock } = this.#o;
-    const wait = Math.max(0, deadline - clock.now()) + 1;
-    const timer = clock.setTimeout(() => {
-      // a timer runs before pending I/O is read: let an echo that is already here count
-      this.#silenceTimers.set(ep, clock.setTimeout(() => {
-        this.#silenceTimers.delete(ep);
-        this.recheck(ep);
-      }, 0));
-    }, wait);
-    this.#silenceTimers.set(ep, timer);
+    if (timers.silence.pending || deadline === undefined) return;
+    timers.silence.at(deadline + 1);
   }
 
   /**
-   * Path health rides the probes: re-measured when a probe goes out, at most once a tick, so
+   * Path health rides the probes: re-measured when a probe comes due, at most once a tick, so
    * an endpoint probed at the standby rate is scored at that rate, not on every tick.
    */
   #assess(ep: Endpoint): void {
@@ -92,33 +135,75 @@ export class Scheduler {
     if (now - ep.assessedAt < this.#o.tickMs || !ep.assess(now)) return;
     const h = ep.health();
     this.#o.log.warn({ endpointId: ep.id, verdict: h.verdict, reasons: h.reasons, score: h.score }, 'endpoint path health changed');
+    this.#endpointChanged(ep);
   }
 
   /**
-   * Adaptive probing: fast probes only where a decision needs them. Carrier rate for an
-   * endpoint active on a stream with another connected endpoint to fail over to (its silence
-   * starts a hedge); the normal rate for a stream's first connected standby (the hedge candidate), a
-   * hedging standby, a degraded endpoint proving recovery, and an active endpoint that may
-   * switch transport; the standby rate for everyone else (the rest of a long standby list,
-   * the active endpoint of a stream with no other endpoint).
+   * Adaptive probing and heartbeats: fast only where a decision needs them. Carrier probe rate
+   * for an endpoint active on a stream with another reachable endpoint to fail over to (its
+   * silence starts a hedge); the normal probe rate for a stream's first reachable standby (the
+   * hedge candidate), a hedging standby, a degraded endpoint proving recovery, and an active
+   * endpoint that may switch transport; the standby rate for everyone else (the rest of a long
+   * standby list, the active endpoint of a stream with no other endpoint). Heartbeats: the
+   * normal interval wherever probes are faster than the standby rate, else the standby interval.
+   * Returns whether the endpoint is a carrier.
    */
-  #probeRate(ep: Endpoint): { ms: number; carrier: boolean } {
-    const { carrierMs, normalMs, standbyMs } = this.#o.probeIntervals;
-    let ms = ep.degraded ? normalMs : standbyMs;
-    const { registry } = this.#o;
+  #rate(ep: Endpoint): boolean {
+    const { probeIntervals: p, heartbeatIntervals: hb, registry, clock } = this.#o;
+    let ms = ep.degraded ? p.normalMs : p.standbyMs;
+    let carrier = false;
     // connected here or, with several instances, to another one (as its board says)
-    const reachable = (id: string): boolean => ['alive', 'suspect'].includes(registry.view(id).state);
+    const reachable = (id: string): boolean => {
+      const state = registry.view(id).state;
+      return state === 'alive' || state === 'suspect';
+    };
     for (const s of registry.streamsOf(ep.id)) {
       const list = s.endpointList;
       if (s.isActive(ep.id)) {
-        if (list.some((id) => id !== ep.id && reachable(id))) return { ms: carrierMs, carrier: true };
-        if (ep.canSwitchTransport) ms = Math.min(ms, normalMs);
-      } else if (s.hedges.running.has(ep.id) || list.find((id) => !s.isActive(id) && reachable(id)) === ep.id) ms = Math.min(ms, normalMs);
+        if (list.some((id) => id !== ep.id && reachable(id))) {
+          ms = p.carrierMs;
+          carrier = true;
+          break;
+        }
+        if (ep.canSwitchTransport) ms = Math.min(ms, p.normalMs);
+      } else if (s.hedges.running.has(ep.id) || list.find((id) => !s.isActive(id) && reachable(id)) === ep.id) ms = Math.min(ms, p.normalMs);
     }
-    return { ms, carrier: false };
+    if (carrier) this.#carriers.add(ep);
+    else this.#carriers.delete(ep);
+    const link = ep.link;
+    if (!link) return carrier;
+    link.setProbeInterval(ms);
+    const heartbeatMs = ms < p.standbyMs ? hb.normalMs : hb.standbyMs;
+    if (heartbeatMs !== link.heartbeatIntervalMs) {
+      link.setHeartbeatInterval(heartbeatMs);
+      ep.heartbeatRateChanged(heartbeatMs, clock.now());
+      this.#scheduleLiveness(ep);
+    }
+    return carrier;
   }
 
-  /** Something was heard from a silent endpoint, or its silence deadline passed: re-derive its state and act on a change. */
+  #timersOf(ep: Endpoint): EndpointTimers {
+    let t = this.#timers.get(ep);
+    if (!t) {
+      const { timers, clock } = this.#o;
+      t = {
+        liveness: timers.timer(() => this.recheck(ep)),
+        // a deadline runs before pending I/O is read: let an echo that is already here count
+        silence: timers.timer(() => void clock.setTimeout(() => this.recheck(ep), 0)),
+      };
+      this.#timers.set(ep, t);
+    }
+    return t;
+  }
+
+  #scheduleLiveness(ep: Endpoint): void {
+    const at = ep.link ? ep.livenessDeadline : undefined;
+    const t = this.#timersOf(ep).liveness;
+    if (at === undefined) t.cancel();
+    else t.at(at);
+  }
+
+  /** Something was heard from a silent endpoint, or one of its deadlines passed: re-derive its state and act on a change. */
   recheck(ep: Endpoint): void {
     const now = this.#o.clock.now();
     // input read right after a stall, before the late tick came: forgive first, judge later
@@ -126,11 +211,55 @@ export class Scheduler {
       this.#o.clock.setTimeout(() => this.recheck(ep), 0);
       return;
     }
-    if (this.#checkEndpoint(ep, now) === undefined) return;
+    const previous = this.#checkEndpoint(ep, now);
+    this.#scheduleLiveness(ep);
+    if (previous === undefined) return;
     // death is acted on by the tick, after the transport-pair rule had its say (it may move
     // the endpoint to its other transport within its grace instead of failing over)
     if (ep.state !== 'dead') for (const s of this.#o.registry.streamsOf(ep.id)) s.evaluate(now);
     this.#o.registry.shareEndpoint(ep, now);
+  }
+
+  #checkEndpoint(ep: Endpoint, now: number): EndpointState | undefined {
+    const previous = ep.check(now, this.#carriers.has(ep));
+    if (previous !== undefined) {
+      this.#o.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
+      emitEndpointHealth(this.#o.events, ep, previous, now);
+      this.#endpointChanged(ep);
+    }
+    return previous;
+  }
+
+  /** An input of its streams' policies changed: they re-run it at the next tick, and the transport-pair rule looks at it. */
+  #endpointChanged(ep: Endpoint): void {
+    this.#changed.add(ep);
+    for (const s of this.#o.registry.streamsOf(ep.id)) this.#dirty.add(s);
+  }
+
+  // ---- streams
+
+  /** The stream sent or its roles changed: measure it every tick until it settles. */
+  streamAssessing(s: Stream): void {
+    this.#unsettled.add(s);
+  }
+
+  /** Re-run the stream's policy at `at` (its policy's wake time), unless something changes first. */
+  streamEvaluateAt(s: Stream, at: number | undefined): void {
+    let t = this.#wakes.get(s);
+    if (at === undefined) {
+      t?.cancel();
+      return;
+    }
+    if (!t) {
+      t = this.#o.timers.timer(() => void this.#dirty.add(s));
+      this.#wakes.set(s, t);
+    }
+    if (!t.pending || at < t.dueAt) t.at(at);
+  }
+
+  /** An input of the stream's policy changed outside of what the scheduler sees (a remote endpoint, an owner change). */
+  streamChanged(s: Stream): void {
+    this.#dirty.add(s);
   }
 
   tick(): void {
@@ -151,30 +280,41 @@ export class Scheduler {
     if (stalledMs <= LATE_TICKS * this.#o.tickMs) return false;
     this.#lastTick = now;
     this.#o.log.warn({ stalledMs: Math.round(stalledMs) }, 'gateway event loop was blocked; liveness judged after pending input');
-    for (const ep of this.#o.registry.endpoints) ep.forgive(stalledMs, now);
-    return true;
-  }
-
-  #checkEndpoint(ep: Endpoint, now: number): EndpointState | undefined {
-    const previous = ep.check(now, this.#carriers.has(ep));
-    if (previous !== undefined) {
-      this.#o.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
-      emitEndpointHealth(this.#o.events, ep, previous, now);
+    for (const ep of this.#o.registry.endpoints) {
+      ep.forgive(stalledMs, now);
+      this.#scheduleLiveness(ep);
     }
-    return previous;
+    return true;
   }
 
   #run(): void {
     const { clock, registry } = this.#o;
     const now = clock.now();
-    for (const ep of registry.endpoints) {
-      this.#checkEndpoint(ep, now);
-      // probes that cannot be sent (a full or closed channel) do not freeze its path health
-      if (now - ep.assessedAt >= 2 * this.#o.probeIntervals.standbyMs) this.#assess(ep);
+    for (const s of this.#unsettled) {
+      if (s.assess(now)) this.#dirty.add(s);
+      if (s.settled) this.#unsettled.delete(s);
     }
-    for (const s of registry.streams) s.assess(now);
-    this.#o.afterAssess();
-    for (const s of registry.streams) s.evaluate(now);
+    // the transport-pair rule reads the verdicts just assessed, before streams decide
+    const review = new Set(this.#changed);
+    this.#changed.clear();
+    for (const s of this.#dirty) {
+      for (const id of s.endpointList) {
+        const ep = registry.findEndpoint(id);
+        if (ep?.link) review.add(ep);
+      }
+    }
+    if (review.size > 0) this.#o.reviewTransports(review);
+    for (const ep of review) registry.shareEndpoint(ep, now);
+    const dirty = [...this.#dirty];
+    this.#dirty.clear();
+    for (const s of dirty) {
+      s.evaluate(now);
+      // roles may have moved: the rates of its endpoints follow
+      for (const id of s.endpointList) {
+        const ep = registry.findEndpoint(id);
+        if (ep?.link) this.#rate(ep);
+      }
+    }
     if (now - this.#lastAgeSweep >= AGE_SWEEP_MS) {
       this.#lastAgeSweep = now;
       for (const s of registry.streams) s.log.evictExpired(now);

@@ -14,9 +14,9 @@ import {
   type Clock,
   type HelloFrame,
   type ReceiverReportFrame as ReportFrame,
-  type TimerHandle,
 } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
+import type { Timer, TimerQueue } from '../core/timers.js';
 import type { Transport } from '../transports/transport.js';
 
 export type ConnectionEvents = {
@@ -25,12 +25,30 @@ export type ConnectionEvents = {
   heard: [at: number];
   ack: [ack: AckFrame];
   heartbeatAck: [rttMs: number, at: number];
-  probeSent: [nonce: number, at: number];
+  /** A probe came due: its nonce, or undefined when it could not be sent (a full or closed channel). */
+  probe: [nonce: number | undefined, at: number];
   probeAck: [nonce: number, at: number];
   report: [report: ReportFrame];
   drain: [];
   close: [reason: string];
 };
+
+/**
+ * When a heartbeat or probe sent at `from` is next due, `intervalMs` later. Intervals of
+ * 100 ms and more are rounded up to a grid of a twentieth of the interval, so the sends of
+ * many connections go out together in one turn of the timer queue: measured with 1 000
+ * WebRTC endpoints, sends spread one by one cost the gateway twice the CPU, because every
+ * packet woke the engine's threads (and on loopback the receivers') once each, and each
+ * wake-up visits every connection in the engine. A twentieth keeps each batch short (its
+ * sends block the event loop while they go out) and the interval within 5 %. The fast probe
+ * rates keep their exact interval.
+ */
+function batched(from: number, intervalMs: number): number {
+  const at = from + intervalMs;
+  if (intervalMs < 100) return at;
+  const slot = intervalMs / 20;
+  return Math.ceil(at / slot) * slot;
+}
 
 /**
  * After an ERROR, how long the transport stays open for it to arrive: a receiver closes on
@@ -43,9 +61,14 @@ export interface ConnectionOptions {
   /** The endpoint the signaling layer authenticated; HELLO must name the same one. */
   endpointId: string;
   clock: Clock;
+  /** Heartbeats, probes and the HELLO deadline run on the gateway's one timer queue. */
+  timers: TimerQueue;
   log: Logger;
   maxFrameBytes: number;
+  /** Heartbeat interval at first; the scheduler sets it per endpoint afterwards. */
   heartbeatIntervalMs: number;
+  /** The longest heartbeat interval this connection may get, told in WELCOME (the receiver's silence limit follows from it). */
+  maxHeartbeatIntervalMs: number;
   probeIntervalMs: number;
   helloTimeoutMs: number;
   sessionId: string;
@@ -62,13 +85,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly transport: Transport;
   #state: 'hello' | 'open' | 'closed' = 'hello';
   readonly #opts: ConnectionOptions;
-  #heartbeatTimer: TimerHandle | undefined;
-  #probeTimer: TimerHandle | undefined;
-  #helloTimer: TimerHandle | undefined;
+  readonly #heartbeatTimer: Timer;
+  readonly #probeTimer: Timer;
+  readonly #helloTimer: Timer;
   /** Heartbeat nonces are even, probe nonces odd: an echo tells which it answers by itself. */
   #heartbeatNonce = 0;
   #probeNonce = 1;
   #probeIntervalMs: number;
+  #heartbeatIntervalMs: number;
+  #lastHeartbeatAt = 0;
+  #lastProbeAt = 0;
   heartbeatsSent = 0;
   heartbeatsAcked = 0;
 
@@ -79,12 +105,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.sessionId = opts.sessionId;
     this.transport = opts.transport;
     this.#probeIntervalMs = opts.probeIntervalMs;
+    this.#heartbeatIntervalMs = opts.heartbeatIntervalMs;
+    this.#heartbeatTimer = opts.timers.timer((now) => this.#sendHeartbeat(now));
+    this.#probeTimer = opts.timers.timer((now) => this.#sendProbe(now));
+    this.#helloTimer = opts.timers.timer(() => this.fail(new ProtocolError('MS_HELLO_TIMEOUT', `no valid HELLO within ${opts.helloTimeoutMs} ms`)));
     this.onListenerError = (error, event) => opts.log.error({ err: error, event }, 'connection listener failed');
     opts.transport.on('message', (bytes) => this.#onMessage(bytes));
     opts.transport.on('drain', () => this.emit('drain'));
     opts.transport.on('close', (reason) => this.#onClosed(reason));
     opts.transport.on('error', (error) => opts.log.warn({ err: error }, 'transport error'));
-    this.#helloTimer = opts.clock.setTimeout(() => this.fail(new ProtocolError('MS_HELLO_TIMEOUT', `no valid HELLO within ${opts.helloTimeoutMs} ms`)), opts.helloTimeoutMs);
+    this.#helloTimer.after(opts.helloTimeoutMs);
     if (opts.transport.isClosed) queueMicrotask(() => this.#onClosed('closed before open'));
   }
 
@@ -113,14 +143,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         type: FrameType.WELCOME,
         version: PROTOCOL_VERSION,
         sessionId: this.sessionId,
-        heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
+        heartbeatIntervalMs: Math.max(this.#opts.maxHeartbeatIntervalMs, this.#heartbeatIntervalMs),
         maxFrameBytes: this.#opts.maxFrameBytes,
       }),
       'control',
     );
-    this.#heartbeatTimer = this.#opts.clock.setInterval(() => this.#sendHeartbeat(), this.#opts.heartbeatIntervalMs);
-    this.#probeTimer = this.#opts.clock.setInterval(() => this.#sendProbe(), this.#probeIntervalMs);
-    this.#sendHeartbeat();
+    const now = this.#opts.clock.now();
+    this.#lastProbeAt = now;
+    this.#probeTimer.at(batched(now, this.#probeIntervalMs));
+    this.#sendHeartbeat(now);
   }
 
   /**
@@ -149,31 +180,43 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     return this.#probeIntervalMs;
   }
 
+  get heartbeatIntervalMs(): number {
+    return this.#heartbeatIntervalMs;
+  }
+
   /** Probe this often from now on (the scheduler probes fast only where a decision needs it). */
   setProbeInterval(ms: number): void {
     if (ms === this.#probeIntervalMs) return;
     this.#probeIntervalMs = ms;
-    if (this.#state !== 'open' || this.#probeTimer === undefined) return;
-    this.#opts.clock.clearInterval(this.#probeTimer);
-    this.#probeTimer = this.#opts.clock.setInterval(() => this.#sendProbe(), ms);
+    if (this.#state === 'open') this.#probeTimer.at(batched(this.#lastProbeAt, ms));
   }
 
-  #sendHeartbeat(): void {
+  /** Heartbeat this often from now on (the scheduler's choice, like the probe rate). */
+  setHeartbeatInterval(ms: number): void {
+    if (ms === this.#heartbeatIntervalMs) return;
+    this.#heartbeatIntervalMs = ms;
+    if (this.#state === 'open') this.#heartbeatTimer.at(batched(this.#lastHeartbeatAt, ms));
+  }
+
+  #sendHeartbeat(now: number): void {
     if (this.#state !== 'open') return;
+    this.#lastHeartbeatAt = now;
+    this.#heartbeatTimer.at(batched(now, this.#heartbeatIntervalMs));
     this.heartbeatsSent++;
-    this.transport.send(
-      encodeFrame({ type: FrameType.HEARTBEAT, nonce: (this.#heartbeatNonce = (this.#heartbeatNonce + 2) % 2 ** 32), sentAt: this.#opts.clock.now() }),
-      'control',
-    );
+    // stamped when it goes out, not when its batch came due: the RTT is the path's, not the batch's
+    const sentAt = this.#opts.clock.now();
+    this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: (this.#heartbeatNonce = (this.#heartbeatNonce + 2) % 2 ** 32), sentAt }), 'control');
   }
 
   /** Probes ride the unreliable channel: a lost one is a lost packet, not a retransmission. */
-  #sendProbe(): void {
+  #sendProbe(now: number): void {
     if (this.#state !== 'open') return;
+    this.#lastProbeAt = now;
+    this.#probeTimer.at(batched(now, this.#probeIntervalMs));
     const nonce = (this.#probeNonce = (this.#probeNonce + 2) % 2 ** 32);
-    const at = this.#opts.clock.now();
-    if (!this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt: at }), 'data-unreliable')) return;
-    this.emit('probeSent', nonce, at);
+    const sentAt = this.#opts.clock.now();
+    const sent = this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt }), 'data-unreliable');
+    this.emit('probe', sent ? nonce : undefined, sentAt);
   }
 
   #onMessage(bytes: Uint8Array): void {
@@ -201,7 +244,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         this.fail(new ProtocolError('MS_UNAUTHORIZED', `HELLO names ${frame.endpointId}, connection is authorized for ${this.endpointId}`));
         return;
       }
-      this.#opts.clock.clearTimeout(this.#helloTimer);
+      this.#helloTimer.cancel();
       this.#state = 'open';
       this.emit('hello', frame);
       return;
@@ -239,9 +282,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   #onClosed(reason: string): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    this.#opts.clock.clearTimeout(this.#helloTimer);
-    this.#opts.clock.clearInterval(this.#heartbeatTimer);
-    this.#opts.clock.clearInterval(this.#probeTimer);
+    this.#helloTimer.cancel();
+    this.#heartbeatTimer.cancel();
+    this.#probeTimer.cancel();
     this.emit('close', reason);
   }
 }

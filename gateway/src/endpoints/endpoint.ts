@@ -220,6 +220,22 @@ export class Endpoint implements EndpointView {
     return true;
   }
 
+  /**
+   * When the phi detector would next change the state if no heartbeat comes: alive → suspect,
+   * suspect → dead (undefined: dead or not connected; a heartbeat is what changes it then).
+   */
+  get livenessDeadline(): number | undefined {
+    const phi = this.#state === 'alive' ? this.#heartbeat.phiSuspect : this.#state === 'suspect' ? this.#heartbeat.phiDead : undefined;
+    const at = phi === undefined ? undefined : this.#detector?.timeAtPhi(phi);
+    // a millisecond past the crossing, so the check there sees it crossed
+    return at === undefined ? undefined : at + 1;
+  }
+
+  /** Heartbeats now come every `intervalMs` (the scheduler's choice): liveness is judged against that rate from now on. */
+  heartbeatRateChanged(intervalMs: number, now: number): void {
+    this.#detector?.rebase(intervalMs, now);
+  }
+
   heartbeatAck(rttMs: number, now: number): void {
     this.#detector?.heartbeat(now);
     this.lastHeartbeatAt = now;

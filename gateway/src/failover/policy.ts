@@ -46,6 +46,12 @@ export interface Selection {
   readonly demoted: readonly { id: string; reason: DemotionReason }[];
   /** Standbys that also receive the stream, each beside a suspect active endpoint (`for`). */
   readonly hedges: readonly { for: string; by: string }[];
+  /**
+   * The earliest time at which the selection may change with no candidate changing (a grace
+   * or stable period ends); undefined: only a change of the candidates can change it. The
+   * gateway re-runs the policy on every change and at this time, not on a timer of its own.
+   */
+  readonly wakeAt?: number | undefined;
 }
 
 export interface FailoverPolicy {
@@ -73,6 +79,9 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
     const good = (c: SelectionCandidate): boolean => c.state === 'alive' && !c.degraded;
     const demoted: { id: string; reason: DemotionReason }[] = [];
     const promoted: { id: string; reason: PromotionReason; replaces: string | undefined }[] = [];
+    let wakeAt: number | undefined;
+    const wake = (at: number): void => void (at > now && (wakeAt === undefined || at < wakeAt) && (wakeAt = at));
+    for (const c of candidates) if (c.active && inGrace(c) && c.disconnectedAt !== undefined) wake(c.disconnectedAt + grace);
 
     let set: SelectionCandidate[] = [];
     for (const c of candidates) {
@@ -102,6 +111,7 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
       set.sort(byRank);
     };
     const waiting = input.startupUntil !== undefined && now < input.startupUntil && set.length === 0;
+    if (waiting && input.startupUntil !== undefined) wake(input.startupUntil);
     for (const c of candidates) {
       if (!good(c) || set.includes(c)) continue;
       // a new stream gives its first choices a moment to connect before settling for less
@@ -113,7 +123,10 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
       const lowest = set[set.length - 1];
       if (!lowest || (rank.get(c.id) ?? 0) > (rank.get(lowest.id) ?? 0)) continue;
       const stable = failback.enabled && c.upSince !== undefined && now - c.upSince >= failback.stableMs;
-      if (!immediate && !stable) continue;
+      if (!immediate && !stable) {
+        if (failback.enabled && c.upSince !== undefined) wake(c.upSince + failback.stableMs);
+        continue;
+      }
       const reason = immediate ? 'operator' : 'failback';
       set.pop();
       demoted.push({ id: lowest.id, reason });
@@ -137,6 +150,6 @@ export class PriorityFailoverPolicy implements FailoverPolicy {
         hedges.push({ for: m.id, by: by.id });
       }
     }
-    return { active: set.map((c) => c.id), promoted, demoted, hedges };
+    return { active: set.map((c) => c.id), promoted, demoted, hedges, wakeAt };
   }
 }

@@ -30,10 +30,34 @@ export class PhiAccrualDetector {
   constructor(opts: PhiDetectorOptions) {
     this.#opts = opts;
     this.#intervals = new Float64Array(Math.max(2, opts.windowSize));
-    // two seed samples around the expected interval: mean = expected, std = expected / 4
-    const seedStd = opts.expectedIntervalMs / 4;
-    this.#push(opts.expectedIntervalMs - seedStd);
-    this.#push(opts.expectedIntervalMs + seedStd);
+    this.#seed(opts.expectedIntervalMs);
+  }
+
+  /** Two seed samples around the expected interval: mean = expected, std = expected / 4. */
+  #seed(expectedMs: number): void {
+    const seedStd = expectedMs / 4;
+    this.#push(expectedMs - seedStd);
+    this.#push(expectedMs + seedStd);
+  }
+
+  /**
+   * Heartbeats now come every `expectedMs` (the gateway changed the rate): the history of the
+   * old rate no longer says what is late, so it starts over from the new one, and the clock
+   * from now (a heartbeat at the new rate is on its way).
+   */
+  rebase(expectedMs: number, now: number): void {
+    this.#count = 0;
+    this.#next = 0;
+    this.#sum = 0;
+    this.#sumSq = 0;
+    this.#seed(expectedMs);
+    this.#last = now;
+  }
+
+  /** When phi reaches `phi` if no heartbeat comes first (undefined before the first). */
+  timeAtPhi(phi: number): number | undefined {
+    if (this.#last === undefined) return undefined;
+    return this.#last + this.#mean + this.#std * yAtPhi(phi);
   }
 
   heartbeat(now: number): void {
@@ -65,11 +89,8 @@ export class PhiAccrualDetector {
 
   phi(now: number): number {
     if (this.#last === undefined) return 0;
-    const y = (now - this.#last - this.#mean) / this.#std;
     // logistic approximation of the normal CDF's tail (Akka); exact to ~1e-4
-    const e = Math.exp(-y * (A + B * y * y));
-    const p = y > 0 ? e / (1 + e) : 1 / (1 + 1 / e);
-    return p <= 0 ? Number.POSITIVE_INFINITY : -Math.log10(p);
+    return phiOfY((now - this.#last - this.#mean) / this.#std);
   }
 
   get #mean(): number {
@@ -96,3 +117,28 @@ export class PhiAccrualDetector {
 
 const A = 1.5976;
 const B = 0.070566;
+
+/** phi as a function of y = (elapsed - mean) / std (the logistic tail above). */
+function phiOfY(y: number): number {
+  const e = Math.exp(-y * (A + B * y * y));
+  const p = y > 0 ? e / (1 + e) : 1 / (1 + 1 / e);
+  return p <= 0 ? Number.POSITIVE_INFINITY : -Math.log10(p);
+}
+
+const yCache = new Map<number, number>();
+
+/** The y at which phi reaches `phi` (phi grows with y): found once per threshold by bisection. */
+function yAtPhi(phi: number): number {
+  let y = yCache.get(phi);
+  if (y !== undefined) return y;
+  let lo = -10;
+  let hi = 40;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (phiOfY(mid) < phi) lo = mid;
+    else hi = mid;
+  }
+  y = hi;
+  yCache.set(phi, y);
+  return y;
+}

@@ -44,6 +44,8 @@ export class HealthTracker {
   #lastBreachAt: number | undefined;
   #reasons: string[] = [];
   readonly #metrics = new Map<string, MetricState>();
+  /** Metrics breached at the last update. */
+  #breached = 0;
 
   constructor(thresholds: HealthThresholds, now: number) {
     this.#t = thresholds;
@@ -58,29 +60,44 @@ export class HealthTracker {
     return this.#reasons;
   }
 
-  /** Feed the current values; returns true when the verdict changed. */
+  /** Degraded, or some metric breached now: the verdict may still change with time alone. */
+  get unsettled(): boolean {
+    return this.#verdict === 'degraded' || this.#breached > 0;
+  }
+
+  /** Feed the current values; returns true when the verdict changed. Runs often: it allocates only when a metric is first seen or a breach begins or ends. */
   update(now: number, samples: Record<string, MetricSample>): boolean {
-    const breachedNow: string[] = [];
-    const sustained: string[] = [];
-    for (const [name, s] of Object.entries(samples)) {
+    let breachedNow: string[] | undefined;
+    let sustained: string[] | undefined;
+    let breachedCount = 0;
+    for (const name in samples) {
+      const s = samples[name];
+      if (!s) continue;
       const breached = s.value !== undefined && (s.kind === 'max' ? s.value > s.threshold : s.value < s.threshold);
-      const prev = this.#metrics.get(name);
-      const breachedSince = breached ? (prev?.breachedSince ?? now) : undefined;
-      this.#metrics.set(name, { ...s, breached, breachedSince });
+      let m = this.#metrics.get(name);
+      if (!m) this.#metrics.set(name, (m = { ...s, breached: false, breachedSince: undefined }));
+      m.value = s.value;
+      m.threshold = s.threshold;
+      m.kind = s.kind;
+      m.source = s.source;
+      m.breached = breached;
+      m.breachedSince = breached ? (m.breachedSince ?? now) : undefined;
       if (breached) {
-        breachedNow.push(name);
-        if (now - (breachedSince ?? now) >= this.#t.degradeAfterMs) sustained.push(name);
+        breachedCount++;
+        (breachedNow ??= []).push(name);
+        if (now - (m.breachedSince ?? now) >= this.#t.degradeAfterMs) (sustained ??= []).push(name);
       }
     }
-    if (breachedNow.length > 0) this.#lastBreachAt = now;
-    if (this.#verdict === 'healthy' && sustained.length > 0) {
+    this.#breached = breachedCount;
+    if (breachedNow) this.#lastBreachAt = now;
+    if (this.#verdict === 'healthy' && sustained) {
       this.#verdict = 'degraded';
       this.#since = now;
       this.#reasons = sustained;
       return true;
     }
     if (this.#verdict === 'degraded') {
-      if (breachedNow.length > 0) this.#reasons = breachedNow;
+      if (breachedNow) this.#reasons = breachedNow;
       if (now - (this.#lastBreachAt ?? 0) >= this.#t.recoverAfterMs) {
         this.#verdict = 'healthy';
         this.#since = now;

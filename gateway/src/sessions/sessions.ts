@@ -5,6 +5,8 @@ import type { GatewayConfig } from '../config.js';
 import { emitEndpointHealth, type EventSink } from '../core/events.js';
 import { assertOpen, type Closing } from '../core/lifecycle.js';
 import type { Registry } from '../core/registry.js';
+import type { Scheduler } from '../core/scheduler.js';
+import type { TimerQueue } from '../core/timers.js';
 import type { AckWaiters } from '../core/waiters.js';
 import { Connection } from '../endpoints/connection.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
@@ -20,8 +22,10 @@ export interface SessionsOptions {
   events: EventSink;
   waiters: AckWaiters;
   closing: Closing;
-  /** Time-driven health (the scheduler): silence timers, and re-judging an endpoint heard again. */
-  health: { probeSent(ep: Endpoint): void; recheck(ep: Endpoint): void };
+  /** Heartbeats and probes run on the gateway's one timer queue. */
+  timers: TimerQueue;
+  /** Time-driven health (the scheduler): rates, deadlines, and re-judging an endpoint heard again. */
+  health: Pick<Scheduler, 'probeDue' | 'recheck' | 'heartbeat' | 'endpointConnected' | 'endpointDisconnected'>;
 }
 
 /**
@@ -49,9 +53,11 @@ export class Sessions {
       transport,
       endpointId,
       clock,
+      timers: this.#o.timers,
       log: log.child({ module: 'connection', endpointId }),
       maxFrameBytes: config.maxFrameBytes,
       heartbeatIntervalMs: config.heartbeat.intervalMs,
+      maxHeartbeatIntervalMs: config.heartbeat.standbyIntervalMs,
       probeIntervalMs: config.health.probeIntervalMs,
       helloTimeoutMs: config.helloTimeoutMs,
       sessionId: auth.sessionId ?? randomUUID(),
@@ -73,13 +79,18 @@ export class Sessions {
       }
       emitEndpointHealth(events, ep, previous, now);
       for (const s of streams) s.evaluate(now);
+      this.#o.health.endpointConnected(ep);
     });
     conn.on('ack', (ack) => {
       registry.findStream(ack.streamId)?.ack(endpointId, ack.seq);
       this.#o.waiters.notify();
     });
     conn.on('heartbeatAck', (rttMs, at) => {
-      registry.findEndpoint(endpointId)?.heartbeatAck(rttMs, at);
+      const ep = registry.findEndpoint(endpointId);
+      if (ep?.connection === conn) {
+        ep.heartbeatAck(rttMs, at);
+        this.#o.health.heartbeat(ep);
+      }
       events.emit('heartbeat', { endpointId, rttMs, at });
     });
     conn.on('report', (report) => registry.findEndpoint(endpointId)?.report(report, clock.now()));
@@ -87,11 +98,11 @@ export class Sessions {
       const ep = registry.findEndpoint(endpointId);
       if (ep?.connection === conn && ep.heard(at)) this.#o.health.recheck(ep);
     });
-    conn.on('probeSent', (nonce, at) => {
+    conn.on('probe', (nonce, at) => {
       const ep = registry.findEndpoint(endpointId);
       if (ep?.connection !== conn) return;
-      ep.probeSent(nonce, at);
-      this.#o.health.probeSent(ep);
+      if (nonce !== undefined) ep.probeSent(nonce, at);
+      this.#o.health.probeDue(ep, nonce !== undefined);
     });
     conn.on('probeAck', (nonce, at) => registry.findEndpoint(endpointId)?.probeAck(nonce, at));
     conn.on('drain', () => {
@@ -107,20 +118,22 @@ export class Sessions {
       log.info({ endpointId, reason }, 'endpoint disconnected');
       emitEndpointHealth(events, ep, previous, now);
       for (const s of registry.streamsOf(endpointId)) s.evaluate(now);
+      this.#o.health.endpointDisconnected(ep);
       registry.forgetIfUnused(endpointId);
     });
     return conn;
   }
 
   /**
-   * Apply the transport-pair rule to every connected endpoint: the receiver gets ERROR
-   * MS_TRANSPORT_DEGRADED and the connection closes (its streams re-evaluate with the
-   * endpoint disconnected, within its reconnect grace). The tick calls it after endpoint and
-   * stream health were assessed and before streams re-run their policy.
+   * Apply the transport-pair rule to these endpoints (the tick passes those whose health, or
+   * a stream's verdict on them, changed): the receiver gets ERROR MS_TRANSPORT_DEGRADED and
+   * the connection closes (its streams re-evaluate with the endpoint disconnected, within its
+   * reconnect grace). The tick calls it after endpoint and stream health were assessed and
+   * before streams re-run their policy.
    */
-  reviewTransports(): void {
+  reviewTransports(endpoints: Iterable<Endpoint>): void {
     const { registry, log } = this.#o;
-    for (const ep of [...registry.endpoints]) {
+    for (const ep of [...endpoints]) {
       const conn = ep.link;
       if (!conn) continue;
       const reasons = transportSwitchReasons(ep, (id) => registry.streamsOf(id));

@@ -118,17 +118,17 @@ export function clearInFlight(c: Cursor): void {
  * Stream-level health of one endpoint, from what only the stream sees: how far behind its
  * acks the active endpoint is, whether it delivers what the producer offers, and on an
  * unreliable stream what the receiver says it lost. Standbys get no samples, so their
- * verdict recovers after `recoverAfterMs`.
+ * verdict recovers after `recoverAfterMs`. Returns true when the verdict changed.
  */
 export function assessCursor(
   c: Cursor,
   at: { now: number; active: boolean; inputRate: number; receiverLoss: number | undefined },
   h: HealthConfig,
-): void {
+): boolean {
   const { now, active, inputRate } = at;
   const head = c.inFlight[c.inFlightHead];
   const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
-  c.health.update(now, {
+  return c.health.update(now, {
     ack_lag_ms: { value: active ? (head ? now - head[1] : 0) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
     delivery_ratio: {
       value: warmedUp && inputRate > 0 ? c.delivered.rate(now) / inputRate : undefined,

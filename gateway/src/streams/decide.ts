@@ -1,5 +1,5 @@
 import type { FailbackConfig } from '../config.js';
-import type { DemotionReason, FailoverPolicy } from '../failover/policy.js';
+import type { DemotionReason, FailoverPolicy, Selection } from '../failover/policy.js';
 import type { EndpointState } from '../health/failure-detector.js';
 import type { Cursor } from './cursor.js';
 import type { EndpointView, Hedge, RoleDecision, StreamMode, SwitchReason, SwitchRecord } from './types.js';
@@ -37,9 +37,15 @@ export interface DecideInput {
 
 /**
  * Run the failover policy over a stream's endpoints and turn its selection into a
- * decision with reasons, start seqs and switch records; undefined when nothing changes.
+ * decision with reasons, start seqs and switch records (undefined when nothing changes),
+ * and when to run it again if nothing else changes (the policy's `wakeAt`).
  */
-export function decideRoles(input: DecideInput): RoleDecision | undefined {
+export function decideRoles(input: DecideInput): { decision: RoleDecision | undefined; wakeAt: number | undefined } {
+  const sel = select(input);
+  return { decision: toDecision(input, sel), wakeAt: sel.wakeAt };
+}
+
+function select(input: DecideInput): Selection {
   const { now, removing } = input;
   const candidates = input.order.map((id) => {
     const view = input.endpoint(id);
@@ -55,8 +61,7 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
       hedging: input.hedges.get(id)?.for,
     };
   });
-  const wasActive = input.active.filter((id) => input.cursors.has(id));
-  const sel = input.policy.select({
+  return input.policy.select({
     candidates,
     slots: input.slots,
     now,
@@ -66,6 +71,11 @@ export function decideRoles(input: DecideInput): RoleDecision | undefined {
     ...(input.hadActive ? {} : { startupUntil: input.startupUntil }),
     hedge: input.hedge && input.mode === 'failover',
   });
+}
+
+function toDecision(input: DecideInput, sel: Selection): RoleDecision | undefined {
+  const { now, removing } = input;
+  const wasActive = input.active.filter((id) => input.cursors.has(id));
   const hedges = sel.hedges.map((h): Hedge => {
     const running = input.hedges.get(h.by);
     const c = input.cursors.get(h.by);

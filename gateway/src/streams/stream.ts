@@ -175,7 +175,9 @@ export class Stream {
     const c = this.#cursors.get(endpointId);
     if (!c || c.role !== 'active' || this.#closed) return;
     const link = this.#opts.hooks.endpoint(endpointId).link;
-    if (link) this.#sender.pump(c, link);
+    if (!link) return;
+    this.#sender.pump(c, link);
+    this.#opts.hooks.assessing?.();
   }
 
   /** Cumulative ack from an endpoint; acks beyond what was sent are clamped. */
@@ -228,16 +230,38 @@ export class Stream {
     else this.#sender.role(this.#link(endpointId), 'standby', this.#ackFrontier + 1);
   }
 
-  /** Measure what only the stream sees (ack lag, delivery ratio, reported loss), re-aim pacing; every tick, before decisions. */
-  assess(now: number): void {
+  /**
+   * Measure what only the stream sees (ack lag, delivery ratio, reported loss), re-aim
+   * pacing; every tick while the stream is not `settled`, before decisions. Returns true
+   * when an endpoint's verdict on this stream changed (the policy should run again).
+   */
+  assess(now: number): boolean {
     const input = this.#input.rate(now);
+    let changed = false;
     for (const c of this.#cursors.values()) {
       const view = this.#opts.hooks.endpoint(c.endpointId);
       const active = c.role === 'active' && view.link !== undefined;
       if (active) this.#sender.tune(c, now, input);
       const receiverLoss = active && this.reliability === 'unreliable' ? view.receiverLoss(this.id) : undefined;
-      assessCursor(c, { now, active, inputRate: input, receiverLoss }, this.#opts.health);
+      if (assessCursor(c, { now, active, inputRate: input, receiverLoss }, this.#opts.health)) changed = true;
     }
+    return changed;
+  }
+
+  /**
+   * Nothing to measure until something is sent again: no hedge running, nothing in flight
+   * or waiting to go to a connected receiving endpoint, no verdict breached or degraded.
+   */
+  get settled(): boolean {
+    if (this.#hedges.size > 0) return false;
+    const last = this.log.lastSeq;
+    for (const c of this.#cursors.values()) {
+      if (c.health.unsettled) return false;
+      if (c.role !== 'active') continue;
+      if (c.inFlightHead < c.inFlight.length) return false;
+      if (c.nextSeq <= last && this.#link(c.endpointId)) return false;
+    }
+    return true;
   }
 
   /**
@@ -248,14 +272,19 @@ export class Stream {
     if (this.#closed) return;
     const control = this.#opts.hooks.control;
     if (control && (!control.isOwner() || this.#pending)) return;
-    const decision = this.#decide(now, immediate, removing);
+    const { decision, wakeAt } = this.#decide(now, immediate, removing);
+    this.#opts.hooks.evaluateAt?.(wakeAt);
     if (!decision) return;
     if (!control) {
       this.apply(decision, now);
       return;
     }
     this.#pending = true;
-    control.publish(decision).catch(() => (this.#pending = false));
+    control.publish(decision).catch(() => {
+      this.#pending = false;
+      // not stored (lease lost, NATS away): decide again, with what is true by then
+      this.#opts.hooks.evaluateAt?.(this.#opts.clock());
+    });
   }
 
   /** Apply a decision to the cursors: promoted ones start sending, demoted ones stop. */
@@ -281,13 +310,16 @@ export class Stream {
     this.#active = decision.active.filter((id) => this.#cursors.has(id));
     this.#opts.hooks.activeChanged?.();
     this.#hedges.apply(decision.hedges ?? [], now);
+    this.#opts.hooks.assessing?.();
+    // with a control, what changed while this decision was being stored is decided now
+    if (this.#opts.hooks.control) this.#opts.hooks.evaluateAt?.(now);
   }
 
   #receiving(): string[] {
     return this.#hedges.size === 0 ? this.#active : [...this.#active, ...this.#hedges.running.keys()];
   }
 
-  #decide(now: number, immediate: boolean, removing: string | undefined): RoleDecision | undefined {
+  #decide(now: number, immediate: boolean, removing: string | undefined): ReturnType<typeof decideRoles> {
     return decideRoles({
       streamId: this.id,
       mode: this.mode,

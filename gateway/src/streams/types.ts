@@ -120,6 +120,8 @@ export interface StreamControl {
   publish(decision: RoleDecision): Promise<void>;
   /** Every stored decision, in order (ours too). */
   onDecision(listener: (decision: RoleDecision) => void): void;
+  /** This instance took the lease or lost it (the stream decides again). */
+  onOwnerChange?(listener: () => void): void;
   close(): Promise<void>;
 }
 
@@ -136,6 +138,10 @@ export interface StreamHooks {
   listChanged?(): void;
   /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
   wake(ms: number, fn: () => void): void;
+  /** The stream sent, or its roles changed: assess it every tick until it is `settled` again. */
+  assessing?(): void;
+  /** Run the policy again at `at` (undefined: no time-driven change pending) unless something changes first. */
+  evaluateAt?(at: number | undefined): void;
   /** An endpoint's cumulative ack moved forward (a durable backend keeps it). */
   acked(endpointId: string, seq: number): void;
   /** Several instances serve the stream: decisions go through its control (absent: applied at once). */

@@ -135,3 +135,27 @@ export function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, timeoutE
     }),
   ]).finally(() => clock.clearTimeout(timer));
 }
+
+/**
+ * Resolve once `done()` is true, reject with what it returns when that is an Error, or with
+ * `timeoutError()` after `ms`; `done` is looked at every `everyMs` of `clock` time. For state
+ * a native library exposes as getters: its callbacks may cost more than a few looks.
+ */
+export function pollUntil(clock: Clock, done: () => boolean | Error, ms: number, timeoutError: () => Error, everyMs = 2): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = clock.now() + ms;
+    const look = (): void => {
+      let result: boolean | Error;
+      try {
+        result = done();
+      } catch (error) {
+        result = error instanceof Error ? error : new Error(String(error));
+      }
+      if (result instanceof Error) reject(result);
+      else if (result) resolve();
+      else if (clock.now() >= deadline) reject(timeoutError());
+      else clock.setTimeout(look, everyMs);
+    };
+    look();
+  });
+}

@@ -2,7 +2,8 @@ import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
 import { withTimeout, type Clock } from '../protocol/clock.js';
 import { TypedEmitter } from '../protocol/emitter.js';
 import { MirrorstreamError } from '../protocol/errors.js';
-import { dialTimeout, httpError } from './signaling.js';
+import { dialTimeout } from './signaling.js';
+import { CHANNELS, endSession, postOffer } from './whep.js';
 
 /**
  * WebRTC dialer on the W3C `RTCPeerConnection` API, so the browser (native) and Node
@@ -31,12 +32,6 @@ export interface WebRtcDialOptions {
   statsRttInMs?: boolean;
 }
 
-/** Same ids and settings as the gateway's negotiated channels. */
-const CHANNELS: { label: LinkChannel; id: number; init: RTCDataChannelInit }[] = [
-  { label: 'control', id: 0, init: { ordered: true } },
-  { label: 'data', id: 1, init: { ordered: true } },
-  { label: 'data-unreliable', id: 2, init: { ordered: false, maxRetransmits: 0 } },
-];
 
 export function webrtcDialer(opts: WebRtcDialOptions): Dialer {
   return () => dialWebRtc(opts);
@@ -58,16 +53,9 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
   try {
     await pc.setLocalDescription(await pc.createOffer());
     await withTimeout(opts.clock, gatheringComplete(pc), timeoutMs, dialTimeout('ICE gathering', timeoutMs));
-    const base = opts.gatewayUrl.replace(/\/+$/, '');
-    const res = await doFetch(`${base}/v1/endpoints/${encodeURIComponent(opts.endpointId)}/webrtc`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
-      body: pc.localDescription?.sdp ?? '',
-    });
-    if (res.status !== 201) throw await httpError(res);
-    const location = res.headers.get('location');
-    if (location) sessionUrl = new URL(location, `${base}/`).toString();
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    const answer = await postOffer(doFetch, opts.gatewayUrl, opts.endpointId, token, pc.localDescription?.sdp ?? '');
+    sessionUrl = answer.sessionUrl;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     await withTimeout(opts.clock, Promise.all(channels.map((c) => opened(c.dc))), timeoutMs, dialTimeout('data channels open', timeoutMs));
   } catch (error) {
     pc.close();
@@ -76,6 +64,7 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
   }
   return new DataChannelLink(pc, channels, () => (sessionUrl ? endSession(doFetch, sessionUrl, token) : Promise.resolve()), opts.statsRttInMs ? 1 : 1000);
 }
+
 
 class DataChannelLink extends TypedEmitter<LinkEvents> implements FrameLink {
   readonly #pc: RTCPeerConnection;
@@ -171,8 +160,4 @@ function opened(dc: RTCDataChannel): Promise<void> {
     dc.addEventListener('open', () => resolve(), { once: true });
     dc.addEventListener('close', () => reject(new Error(`${dc.label} closed before opening`)), { once: true });
   });
-}
-
-async function endSession(doFetch: typeof fetch, url: string, token: string): Promise<void> {
-  await doFetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
 }

@@ -213,6 +213,7 @@ export class JetStreamBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    this.endpoints?.close();
     this.#clock.clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     await this.#flushing;

@@ -30,6 +30,7 @@ export class JetStreamControl implements StreamControl {
   readonly #clock: Clock;
   readonly #t: LeaseTiming;
   readonly #listeners: ((d: RoleDecision) => void)[] = [];
+  readonly #ownerListeners: (() => void)[] = [];
   /** The last lease in the log. */
   #lease: { by: string; until: number } | undefined;
   /** The last seq this instance knows of (seen, or appended itself): what the next append expects. */
@@ -87,6 +88,10 @@ export class JetStreamControl implements StreamControl {
 
   onDecision(listener: (decision: RoleDecision) => void): void {
     this.#listeners.push(listener);
+  }
+
+  onOwnerChange(listener: () => void): void {
+    this.#ownerListeners.push(listener);
   }
 
   get closed(): boolean {
@@ -159,7 +164,9 @@ export class JetStreamControl implements StreamControl {
     if (seq <= this.#seen) return;
     this.#seen = seq;
     if (m.k === 'lease') {
+      const before = this.isOwner();
       this.#lease = { by: m.by, until: m.until };
+      if (before !== this.isOwner()) for (const listener of this.#ownerListeners) listener();
       return;
     }
     for (const listener of this.#listeners) listener(m.d);

@@ -1,4 +1,4 @@
-import type { Clock } from '@mirrorstream/receiver/protocol';
+import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { HealthSnapshot } from '../../health/score.js';
@@ -9,6 +9,8 @@ import { escapeId, unescapeId } from './names.js';
 /** A holder republishes at least this often; a record older than STALE_MS is a holder gone. */
 const REFRESH_MS = 500;
 const STALE_MS = 1_500;
+/** A connection lost here is told for this long, then the others judge by silence. */
+const TELL_LOSS_MS = 5_000;
 
 interface Record_ extends SharedEndpointState {
   readonly at: number;
@@ -16,9 +18,10 @@ interface Record_ extends SharedEndpointState {
 
 /**
  * Endpoint health on a KV bucket: each instance writes `<endpoint>.<instance>` for the
- * endpoints connected to it, when something changed and every REFRESH_MS; the others read
- * it through a watch. A record that is not refreshed (its instance died) counts as the
- * endpoint disconnected from the time it was last heard of.
+ * endpoints connected to it, when something changed (the scheduler publishes then) and every
+ * REFRESH_MS (the board's own timer re-sends what it last published); the others read it
+ * through a watch. A record that is not refreshed (its instance died) counts as the endpoint
+ * disconnected from the time it was last heard of, and the board says so when it goes stale.
  */
 export class JetStreamEndpointBoard implements EndpointBoard {
   readonly #kv: KV;
@@ -30,13 +33,39 @@ export class JetStreamEndpointBoard implements EndpointBoard {
   /** Told when another instance's record of an endpoint changes its state or verdict. */
   onChange: ((endpointId: string) => void) | undefined;
   /** What we sent last per endpoint, and when. */
-  readonly #sent = new Map<string, { json: string; at: number }>();
+  readonly #sent = new Map<string, { json: string; at: number; state: SharedEndpointState }>();
+  /** Endpoints whose newest connected record elsewhere went stale, told once. */
+  readonly #staleTold = new Set<string>();
+  readonly #timer: TimerHandle;
 
   constructor(kv: KV, me: string, clock: Clock, log: Logger) {
     this.#kv = kv;
     this.#me = me;
     this.#clock = clock;
     this.#log = log;
+    this.#timer = clock.setInterval(() => this.#refresh(), REFRESH_MS / 2);
+  }
+
+  close(): void {
+    this.#clock.clearInterval(this.#timer);
+  }
+
+  /** Re-send our records that are due, and tell of records elsewhere that went stale. */
+  #refresh(): void {
+    const now = this.#clock.now();
+    for (const [endpointId, last] of this.#sent) {
+      const { state } = last;
+      if (state.state === 'disconnected' && now - (state.disconnectedAt ?? 0) > TELL_LOSS_MS) this.#sent.delete(endpointId);
+      else if (now - last.at >= REFRESH_MS) this.#put(endpointId, state, last.json, now);
+    }
+    for (const [endpointId, byInstance] of this.#others) {
+      const live = [...byInstance.values()].some((r) => r.state !== 'disconnected' && now - r.at < STALE_MS);
+      if (live) this.#staleTold.delete(endpointId);
+      else if (!this.#staleTold.has(endpointId) && [...byInstance.values()].some((r) => r.state !== 'disconnected')) {
+        this.#staleTold.add(endpointId);
+        this.onChange?.(endpointId);
+      }
+    }
   }
 
   async watch(): Promise<void> {
@@ -71,10 +100,16 @@ export class JetStreamEndpointBoard implements EndpointBoard {
     const json = JSON.stringify({ ...state, health: { ...state.health, metrics: {} } });
     const last = this.#sent.get(endpointId);
     if (last && last.json === json && now - last.at < REFRESH_MS) return;
-    this.#sent.set(endpointId, { json, at: now });
+    this.#put(endpointId, state, json, now);
+  }
+
+  #put(endpointId: string, state: SharedEndpointState, json: string, now: number): void {
+    this.#sent.set(endpointId, { json, at: now, state });
     const record: Record_ = { ...state, at: now };
     this.#kv.put(`${escapeId(endpointId)}.${escapeId(this.#me)}`, JSON.stringify(record)).catch((error: unknown) => {
-      this.#sent.delete(endpointId);
+      // the next refresh sends it again
+      const sent = this.#sent.get(endpointId);
+      if (sent?.json === json) sent.at = 0;
       this.#log.warn({ endpointId, err: error }, 'endpoint health not shared; retrying');
     });
   }

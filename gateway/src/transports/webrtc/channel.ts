@@ -7,8 +7,9 @@ export interface ChannelHandle {
   readonly isOpen: boolean;
   readonly bufferedAmount: number;
   send(bytes: Uint8Array): void;
-  setLowThreshold(bytes: number): void;
-  onLow(cb: () => void): void;
+  /** The engine's low-water event, where the transport takes it (the drain poll covers a channel without). */
+  setLowThreshold?(bytes: number): void;
+  onLow?(cb: () => void): void;
   onMessage(cb: (bytes: Uint8Array) => void): void;
   onClose(cb: () => void): void;
   close(): void;
@@ -38,6 +39,23 @@ export function stripMdnsCandidates(sdp: string): string {
       const address = line.split(' ')[4];
       return !(address && address.toLowerCase().endsWith('.local'));
     })
+    .join(eol);
+}
+
+/**
+ * The offer as the gateway's engine takes it: mDNS candidates dropped, and the receiver's
+ * `setup:actpass` read as `active`, so the gateway answers `setup:passive` and the receiver
+ * opens DTLS. Measured with node-datachannel on both ends (100 connects, loopback): with the
+ * gateway as the DTLS client, 1 in 4 connects took a second more: its ICE came up first (it
+ * has the receiver's candidates before the receiver has its answer), and its first DTLS
+ * flight reached a receiver whose ICE, hence DTLS, was not up yet, then waited for the 1 s
+ * DTLS retransmission. As the DTLS server, being up early costs nothing: p50 15 ms, max 162.
+ */
+export function preparedOffer(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return stripMdnsCandidates(sdp)
+    .split(/\r?\n/)
+    .map((line) => (line === 'a=setup:actpass' ? 'a=setup:active' : line))
     .join(eol);
 }
 

@@ -18,6 +18,9 @@ export interface EngineOptions {
   /** `stun:host:port` URLs; empty means host candidates only, and no lookup leaves the machine. */
   iceServers: readonly string[];
   connectTimeoutMs: number;
+  /** Sessions on the UDP ports icePort .. icePort + icePortCount - 1 (ICE UDP mux), round-robin; undefined: a port per session. */
+  icePort?: number | undefined;
+  icePortCount?: number;
   /** Connect timeouts and the transports' timers run on it. */
   clock: Clock;
 }

@@ -3,11 +3,11 @@ import type { WebRtcConfig } from '../../config.js';
 import type { WebRtcEngine } from './engine.js';
 
 export type { WebRtcEngine, WebRtcOffer } from './engine.js';
-export { stripMdnsCandidates, looksLikeDataOffer, CHANNELS } from './channel.js';
+export { stripMdnsCandidates, preparedOffer, looksLikeDataOffer, CHANNELS } from './channel.js';
 
 /** Load the configured engine; the other engine's module is never imported. */
 export async function createWebRtcEngine(config: WebRtcConfig, clock: Clock): Promise<WebRtcEngine> {
-  const opts = { bindAddress: config.bindAddress, iceServers: config.iceServers, connectTimeoutMs: config.connectTimeoutMs, clock };
+  const opts = { bindAddress: config.bindAddress, iceServers: config.iceServers, connectTimeoutMs: config.connectTimeoutMs, icePort: config.icePort, icePortCount: config.icePortCount, clock };
   if (config.engine === 'werift') {
     const { WeriftEngine } = await import('./werift-engine.js');
     return new WeriftEngine(opts);

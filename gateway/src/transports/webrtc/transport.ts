@@ -63,8 +63,9 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
       ch.onClose(() => this.close(`${name} channel closed`));
     }
     for (const name of ['data', 'data-unreliable', 'control'] as const) {
-      opts.channels[name].setLowThreshold(opts.lowWaterBytes);
-      opts.channels[name].onLow(() => this.emit('drain'));
+      const ch = opts.channels[name];
+      ch.setLowThreshold?.(opts.lowWaterBytes);
+      ch.onLow?.(() => this.emit('drain'));
     }
     if (opts.telemetry.refresh) {
       const refresh = opts.telemetry.refresh.bind(opts.telemetry);

@@ -1,0 +1,155 @@
+import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
+import { pollUntil } from '../protocol/clock.js';
+import { TypedEmitter } from '../protocol/emitter.js';
+import { MirrorstreamError } from '../protocol/errors.js';
+import { dialTimeout } from './signaling.js';
+import type { WebRtcDialOptions } from './webrtc.js';
+import { CHANNELS, endSession, postOffer } from './whep.js';
+
+/** The part of node-datachannel's native API the dialer uses (the package stays an optional peer). */
+interface NativeChannel {
+  isOpen(): boolean;
+  sendMessageBinary(bytes: Uint8Array): boolean;
+  onMessage(cb: (msg: string | Buffer | ArrayBuffer) => void): void;
+  onClosed(cb: () => void): void;
+  close(): void;
+}
+interface NativePeer {
+  createDataChannel(label: string, init: { negotiated: boolean; id: number; unordered?: boolean; maxRetransmits?: number }): NativeChannel;
+  setLocalDescription(type?: 'offer'): void;
+  setRemoteDescription(sdp: string, type: 'answer'): void;
+  localDescription(): { sdp: string } | null;
+  gatheringState(): string;
+  state(): string;
+  rtt(): number;
+  close(): void;
+}
+export interface NodeDataChannelModule {
+  PeerConnection: new (name: string, config: Record<string, unknown>) => NativePeer;
+}
+
+export interface NativeWebRtcDialOptions extends Omit<WebRtcDialOptions, 'RTCPeerConnection' | 'loadRTCPeerConnection' | 'statsRttInMs'> {
+  /** Loads node-datachannel at the first dial. */
+  load: () => Promise<NodeDataChannelModule>;
+}
+
+/**
+ * WebRTC for Node receivers on node-datachannel's native API, not its W3C polyfill: the
+ * polyfill takes a native callback (a thread-safe function, i.e. a libuv async handle that
+ * every wake-up of the event loop scans) for every event of every peer and channel, about 23
+ * per connection, and an EventTarget dispatch per message; here a connection keeps 7 (its
+ * channels' messages and closes, and the peer's own), and dial progress is polled. Same
+ * signaling, channels and frames as the W3C dialer. `rtcConfig` takes node-datachannel's
+ * options (`bindAddress`, `enableIceUdpMux`, `portRangeBegin`/`End`) and W3C `iceServers`.
+ */
+export function nativeWebrtcDialer(opts: NativeWebRtcDialOptions): Dialer {
+  return () => dialNative(opts);
+}
+
+async function dialNative(opts: NativeWebRtcDialOptions): Promise<FrameLink> {
+  const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const token = typeof opts.token === 'string' ? opts.token : await opts.token();
+  let ndc: NodeDataChannelModule;
+  try {
+    ndc = await opts.load();
+  } catch (error) {
+    throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'WebRTC in Node needs node-datachannel: npm install node-datachannel', { cause: error });
+  }
+  const { iceServers, ...rest } = opts.rtcConfig ?? {};
+  const pc = new ndc.PeerConnection(`mirrorstream-${opts.endpointId}`, { ...rest, iceServers: stunUrls(iceServers), disableAutoNegotiation: true });
+  const channels = CHANNELS.map((c) => ({
+    label: c.label,
+    dc: pc.createDataChannel(c.label, { negotiated: true, id: c.id, unordered: c.init.ordered === false, ...(c.init.maxRetransmits === undefined ? {} : { maxRetransmits: c.init.maxRetransmits }) }),
+  }));
+  const link = new NativeLink(pc, channels);
+  let sessionUrl: string | undefined;
+  const failed = (): Error | undefined => (['failed', 'closed'].includes(pc.state()) ? new Error(`peer connection ${pc.state()}`) : undefined);
+  try {
+    pc.setLocalDescription('offer');
+    await pollUntil(opts.clock, () => failed() ?? pc.gatheringState() === 'complete', timeoutMs, dialTimeout('ICE gathering', timeoutMs));
+    const answer = await postOffer(doFetch, opts.gatewayUrl, opts.endpointId, token, pc.localDescription()?.sdp ?? '');
+    sessionUrl = answer.sessionUrl;
+    pc.setRemoteDescription(answer.sdp, 'answer');
+    await pollUntil(opts.clock, () => failed() ?? channels.every((c) => c.dc.isOpen()), timeoutMs, dialTimeout('data channels open', timeoutMs));
+  } catch (error) {
+    link.close('dial failed');
+    if (sessionUrl) void endSession(doFetch, sessionUrl, token);
+    throw error;
+  }
+  const url = sessionUrl;
+  link.onClose = () => (url ? endSession(doFetch, url, token) : Promise.resolve());
+  return link;
+}
+
+class NativeLink extends TypedEmitter<LinkEvents> implements FrameLink {
+  readonly #pc: NativePeer;
+  readonly #channels: Map<LinkChannel, NativeChannel>;
+  #closed = false;
+  onClose: () => Promise<void> = () => Promise.resolve();
+
+  constructor(pc: NativePeer, channels: { label: LinkChannel; dc: NativeChannel }[]) {
+    super();
+    this.#pc = pc;
+    this.#channels = new Map(channels.map((c) => [c.label, c.dc]));
+    for (const { label, dc } of channels) {
+      dc.onMessage((m) => {
+        if (this.#closed || typeof m === 'string') return;
+        this.emit('message', m instanceof ArrayBuffer ? new Uint8Array(m) : new Uint8Array(m.buffer, m.byteOffset, m.byteLength), label);
+      });
+      dc.onClosed(() => this.close(`${label} channel closed`));
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** The SCTP association's RTT (libdatachannel measures it; -1 until it has a sample). */
+  rttMs(): Promise<number | undefined> {
+    if (this.#closed) return Promise.resolve(undefined);
+    try {
+      const rtt = this.#pc.rtt();
+      return Promise.resolve(rtt >= 0 ? rtt : undefined);
+    } catch {
+      return Promise.resolve(undefined);
+    }
+  }
+
+  send(bytes: Uint8Array, channel: LinkChannel): boolean {
+    const dc = this.#channels.get(channel);
+    if (this.#closed || !dc) return false;
+    try {
+      dc.sendMessageBinary(bytes);
+      return true;
+    } catch {
+      this.close('send failed');
+      return false;
+    }
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    void this.onClose().catch(() => undefined);
+    for (const dc of this.#channels.values()) {
+      try {
+        dc.close();
+      } catch {
+        // already closed
+      }
+    }
+    try {
+      this.#pc.close();
+    } catch {
+      // already closed
+    }
+    this.emit('close', reason);
+  }
+}
+
+/** node-datachannel takes ICE servers as `stun:host:port` strings. */
+function stunUrls(servers: unknown): string[] {
+  if (!Array.isArray(servers)) return [];
+  return (servers as RTCIceServer[]).flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls])).filter((u): u is string => typeof u === 'string');
+}
