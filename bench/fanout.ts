@@ -54,13 +54,24 @@ export type FanoutRow = {
   gateway_threads_pct: Record<string, number>;
 } & Record<Figure | `${Figure}_min` | `${Figure}_max`, number>;
 
+/**
+ * One window after a stage with publishing paused and the retained chunks aged out: what
+ * the warm endpoints cost by themselves. Per endpoint = the slope from the previous stage's
+ * idle window (from the gateway with no endpoint for the first stage, which also counts the
+ * code the gateway compiles as it warms up).
+ */
 export interface FanoutIdle {
   transport: FanoutTransport;
   endpoints: number;
   cpu_pct: number;
+  rss_mib: number;
+  heap_mib: number;
+  /** The endpoints this slope is over (from the previous idle window, or from none). */
+  per_endpoint_over: string;
   rss_per_endpoint_kib: number;
   heap_per_endpoint_kib: number;
   hb_rtt_p99_ms: number;
+  loop_delay_p99_ms: number;
 }
 
 export interface FanoutResult {
@@ -141,7 +152,7 @@ class ReceiverPool {
   }
 }
 
-export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idle: FanoutIdle; baseline: { rss_mib: number; heap_mib: number } }> {
+export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idle: FanoutIdle[]; baseline: { rss_mib: number; heap_mib: number } }> {
   // FANOUT_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway process
   const gw = new Child<ToGateway, FromGateway>('./fanout/gateway-child.ts', ['--expose-gc', ...(process.env.FANOUT_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [])], {
     FANOUT_CONFIG: JSON.stringify(plan.config ?? {}),
@@ -153,6 +164,9 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
     const { url } = await gw.next('listening', 20_000);
     gw.send({ cmd: 'measure', ms: 1_000 });
     const base = await gw.next('measured', 11_000);
+    const idle: FanoutIdle[] = [];
+    const r1 = (v: number): number => Number(v.toFixed(1));
+    let idleBefore = { endpoints: 0, rssBytes: base.rssBytes, heapUsedBytes: base.heapUsedBytes };
     let have = 0;
     for (const n of plan.stages) {
       const ids = Array.from({ length: n - have }, (_, i) => `fan${have + i}`);
@@ -212,19 +226,25 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
       } as FanoutRow;
       rows.push(row);
       console.log(`fan-out ${JSON.stringify(row)}`);
+      gw.send({ cmd: 'measure', ms: windowMs, idle: true });
+      const m = await gw.next('measured', 60_000 + windowMs);
+      const added = n - idleBefore.endpoints;
+      const still: FanoutIdle = {
+        transport,
+        endpoints: n,
+        cpu_pct: r1(m.cpuPct),
+        rss_mib: r1(m.rssBytes / 2 ** 20),
+        heap_mib: r1(m.heapUsedBytes / 2 ** 20),
+        per_endpoint_over: `${idleBefore.endpoints} → ${n}`,
+        rss_per_endpoint_kib: r1((m.rssBytes - idleBefore.rssBytes) / 1024 / added),
+        heap_per_endpoint_kib: r1((m.heapUsedBytes - idleBefore.heapUsedBytes) / 1024 / added),
+        hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
+        loop_delay_p99_ms: r1(m.loopDelayP99Ms),
+      };
+      idle.push(still);
+      idleBefore = { endpoints: n, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes };
+      console.log(`fan-out idle ${JSON.stringify(still)}`);
     }
-    gw.send({ cmd: 'measure', ms: windowMs, idle: true });
-    const m = await gw.next('measured', 30_000 + windowMs);
-    const r1 = (v: number): number => Number(v.toFixed(1));
-    const idle: FanoutIdle = {
-      transport,
-      endpoints: have,
-      cpu_pct: r1(m.cpuPct),
-      rss_per_endpoint_kib: r1((m.rssBytes - base.rssBytes) / 1024 / have),
-      heap_per_endpoint_kib: r1((m.heapUsedBytes - base.heapUsedBytes) / 1024 / have),
-      hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
-    };
-    console.log(`fan-out idle ${JSON.stringify(idle)}`);
     return { rows, idle, baseline: { rss_mib: r1(base.rssBytes / 2 ** 20), heap_mib: r1(base.heapUsedBytes / 2 ** 20) } };
   } finally {
     await Promise.all([pool.stop(), gw.stop()]);
@@ -237,7 +257,7 @@ export async function fanoutAll(plans: FanoutPlan[]): Promise<FanoutResult> {
   for (const p of plans) {
     const r = await fanout(p);
     result.rows.push(...r.rows);
-    result.idle.push(r.idle);
+    result.idle.push(...r.idle);
     result.baseline[p.transport] = r.baseline;
   }
   return result;

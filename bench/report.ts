@@ -104,13 +104,15 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(`## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s; ${r.fanout[0]?.windows ?? 0} windows per stage)`, '');
     out.push(
       ...table(
-        ['transport', 'endpoints', 'connected', 'gateway CPU %', 'CPU % per 1000 added', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s'],
+        ['transport', 'endpoints', 'connected', 'gateway CPU %', 'of it JS thread / native threads %', 'CPU % per 1000 added', 'loop delay p99 ms', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s'],
         r.fanout.map((x) => [
           x.transport,
           String(x.endpoints),
           String(x.connected),
           range(x.cpu_pct, x.cpu_pct_min, x.cpu_pct_max),
+          threadSplit(x.gateway_threads_pct),
           x.cpu_pct_per_1000 === null ? '' : n(x.cpu_pct_per_1000),
+          range(x.loop_delay_p99_ms, x.loop_delay_p99_ms_min, x.loop_delay_p99_ms_max),
           range(x.rss_mib, x.rss_mib_min, x.rss_mib_max),
           range(x.rss_per_endpoint_kib, x.rss_per_endpoint_kib_min, x.rss_per_endpoint_kib_max),
           range(x.heap_per_endpoint_kib, x.heap_per_endpoint_kib_min, x.heap_per_endpoint_kib_max),
@@ -124,11 +126,11 @@ export function renderMarkdown(r: BenchReport): string {
       ),
       '',
       ...table(
-        ['idle (publishing paused)', 'endpoints', 'gateway CPU %', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms'],
-        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2)]),
+        ['idle (publishing paused, retention aged out)', 'endpoints', 'gateway CPU %', 'RSS MiB', 'heap MiB', 'per endpoint over', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms', 'loop delay p99 ms'],
+        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms)]),
       ),
       '',
-      `Per endpoint: (value at the stage − value with no endpoint) / endpoints, after a GC; the gateway with no endpoint: ${Object.entries(r.fanout_baseline ?? {}).map(([t, b]) => `${t} run ${n(b.rss_mib)} MiB RSS, ${n(b.heap_mib)} MiB heap`).join('; ')}. CPU % is of one core and includes the gateway's native threads; the receivers run in several other processes on the same ${r.machine.cpus} cores.`,
+      `Per endpoint at a stage: (value at the stage − value with no endpoint) / endpoints, after a GC; idle: the slope from the previous idle window (the first from none, so it also holds the code the gateway compiled while warming up). The gateway with no endpoint: ${Object.entries(r.fanout_baseline ?? {}).map(([t, b]) => `${t} run ${n(b.rss_mib)} MiB RSS, ${n(b.heap_mib)} MiB heap`).join('; ')}. CPU % is of one core and includes the gateway's native threads; the receivers run in several other processes on the same ${r.machine.cpus} cores.`,
       '',
     );
   }
@@ -157,4 +159,12 @@ export function renderMarkdown(r: BenchReport): string {
     );
   }
   return out.join('\n');
+}
+
+/** The gateway's CPU in its last window: its JavaScript thread vs the engine's native threads (and V8's helpers). */
+function threadSplit(threads: Record<string, number> | undefined): string {
+  if (!threads) return '';
+  const js = threads['main (JS)'] ?? 0;
+  const rest = Object.entries(threads).reduce((sum, [name, pct]) => (name === 'main (JS)' ? sum : sum + pct), 0);
+  return `${js.toFixed(1)} / ${rest.toFixed(1)}`;
 }

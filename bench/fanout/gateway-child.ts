@@ -32,7 +32,9 @@ const send = (m: FromGateway): void => void process.send?.(m);
 // extra gateway configuration from the bench (e.g. a probe interval), JSON
 const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInput;
 // every synthetic receiver signals from 127.0.0.1: the per-address signaling limit is off here
-const gateway = createGateway({ logLevel: 'silent', ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1', icePort: await freeUdpPorts(4), ...extra.webrtc } });
+// streams keep 10 s of chunks (retention.maxAgeMs; the default is 60 s): what an endpoint
+// costs is measured apart from how much data its stream keeps
+const gateway = createGateway({ logLevel: 'silent', retention: { maxAgeMs: 10_000 }, ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1', icePort: await freeUdpPorts(8), ...extra.webrtc } });
 const server = await serve(gateway, { apiKey: 'fanout-bench-key-0123', host: '127.0.0.1', port: 0 });
 const streams: string[] = [];
 const payload = new Uint8Array(100);
@@ -64,6 +66,12 @@ process.on('message', (raw: ToGateway) => {
       send({ ev: 'added', tokens });
     } else if (raw.cmd === 'measure') {
       const gc = (globalThis as { gc?: () => void }).gc;
+      if (raw.idle) {
+        // idle: nothing published, and the chunks retained from before aged out (the stream's
+        // data, not the endpoint's cost) before the window starts
+        idle = true;
+        await new Promise((r) => setTimeout(r, gateway.config.retention.maxAgeMs + 1_500));
+      }
       gc?.();
       const rttSamplesMs: number[] = [];
       const onHeartbeat = (e: HeartbeatEvent): void => void rttSamplesMs.push(e.rttMs);
@@ -100,7 +108,7 @@ process.on('message', (raw: ToGateway) => {
       gc?.();
       const mem = process.memoryUsage();
       // FANOUT_HEAP_SNAPSHOT=/tmp/x: what the heap holds at the idle window (bench/heap-summary.ts reads it)
-      if (raw.idle && process.env.FANOUT_HEAP_SNAPSHOT) writeHeapSnapshot(`${process.env.FANOUT_HEAP_SNAPSHOT}/gateway-${streams.length}.heapsnapshot`);
+      if ((raw.idle || streams.length === 0) && process.env.FANOUT_HEAP_SNAPSHOT) writeHeapSnapshot(`${process.env.FANOUT_HEAP_SNAPSHOT}/gateway-${streams.length}.heapsnapshot`);
       send({
         ev: 'measured',
         connected: gateway.listEndpoints().filter((e) => e.connected).length,

@@ -143,7 +143,7 @@ export const webrtcSchema = z
      */
     icePort: z.number().int().min(1).max(65_535).optional(),
     /** How many consecutive ports from icePort (each ICE thread then serves a share of the sessions). */
-    icePortCount: z.number().int().min(1).max(64).default(4),
+    icePortCount: z.number().int().min(1).max(64).default(8),
   })
   .refine((w) => w.icePort === undefined || w.engine === 'node-datachannel', { message: 'icePort (ICE UDP mux) needs the node-datachannel engine' })
   .refine((w) => w.icePort === undefined || w.icePort + w.icePortCount - 1 <= 65_535, { message: 'icePort + icePortCount - 1 must be a port (at most 65535)' })

@@ -172,7 +172,10 @@ export class Scheduler {
     else this.#carriers.delete(ep);
     const link = ep.link;
     if (!link) return carrier;
-    link.setProbeInterval(ms);
+    if (ms !== link.probeIntervalMs) {
+      link.setProbeInterval(ms);
+      ep.probeRateChanged(ms);
+    }
     const heartbeatMs = ms < p.standbyMs ? hb.normalMs : hb.standbyMs;
     if (heartbeatMs !== link.heartbeatIntervalMs) {
       link.setHeartbeatInterval(heartbeatMs);

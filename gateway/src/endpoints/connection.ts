@@ -109,11 +109,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.#heartbeatTimer = opts.timers.timer((now) => this.#sendHeartbeat(now));
     this.#probeTimer = opts.timers.timer((now) => this.#sendProbe(now));
     this.#helloTimer = opts.timers.timer(() => this.fail(new ProtocolError('MS_HELLO_TIMEOUT', `no valid HELLO within ${opts.helloTimeoutMs} ms`)));
-    this.onListenerError = (error, event) => opts.log.error({ err: error, event }, 'connection listener failed');
+    this.onListenerError = (error, event) => opts.log.error({ err: error, event, endpointId: this.endpointId }, 'connection listener failed');
     opts.transport.on('message', (bytes) => this.#onMessage(bytes));
     opts.transport.on('drain', () => this.emit('drain'));
     opts.transport.on('close', (reason) => this.#onClosed(reason));
-    opts.transport.on('error', (error) => opts.log.warn({ err: error }, 'transport error'));
+    opts.transport.on('error', (error) => opts.log.warn({ err: error, endpointId: this.endpointId }, 'transport error'));
     this.#helloTimer.after(opts.helloTimeoutMs);
     if (opts.transport.isClosed) queueMicrotask(() => this.#onClosed('closed before open'));
   }

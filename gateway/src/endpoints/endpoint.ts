@@ -1,7 +1,7 @@
 import type { ReceiverReportFrame as ReceiverReport } from '@mirrorstream/receiver/protocol';
 import type { HealthConfig, HeartbeatConfig } from '../config.js';
 import { PhiAccrualDetector, type EndpointState } from '../health/failure-detector.js';
-import { ProbeWindow } from '../health/probes.js';
+import { probeSlotsFor, ProbeWindow } from '../health/probes.js';
 import { RttHistogram, SilenceDetector } from '../health/silence.js';
 import { HealthTracker, type HealthSnapshot, type MetricSample } from '../health/score.js';
 import type { EndpointView } from '../streams/types.js';
@@ -59,7 +59,7 @@ export class Endpoint implements EndpointView {
     this.id = id;
     this.#heartbeat = heartbeat;
     this.#healthConfig = health;
-    this.#probes = new ProbeWindow(health.windowMs);
+    this.#probes = new ProbeWindow(health.windowMs, probeSlotsFor(health.standbyProbeIntervalMs, health.windowMs));
     this.#silence = new SilenceDetector({ floorMs: health.silenceFloorMs, rttFactor: health.silenceRttFactor, probeIntervalMs: health.carrierProbeIntervalMs });
     this.#health = new HealthTracker({ degradeAfterMs: health.degradeAfterMs, recoverAfterMs: health.recoverAfterMs }, now);
   }
@@ -229,6 +229,11 @@ export class Endpoint implements EndpointView {
     const at = phi === undefined ? undefined : this.#detector?.timeAtPhi(phi);
     // a millisecond past the crossing, so the check there sees it crossed
     return at === undefined ? undefined : at + 1;
+  }
+
+  /** Probes now go out every `intervalMs` (the scheduler's choice): the probe window is sized for that rate. */
+  probeRateChanged(intervalMs: number): void {
+    this.#probes.resize(probeSlotsFor(intervalMs, this.#healthConfig.windowMs));
   }
 
   /** Heartbeats now come every `intervalMs` (the scheduler's choice): liveness is judged against that rate from now on. */

@@ -19,8 +19,8 @@ export interface PhiDetectorOptions {
 
 export class PhiAccrualDetector {
   readonly #opts: PhiDetectorOptions;
-  /** The last `windowSize` inter-arrival times, as a ring. */
-  readonly #intervals: Float64Array;
+  /** The last `windowSize` inter-arrival times, as a ring (32-bit floats: ms to a thousandth for hours). */
+  readonly #intervals: Float32Array;
   #count = 0;
   #next = 0;
   #sum = 0;
@@ -29,7 +29,7 @@ export class PhiAccrualDetector {
 
   constructor(opts: PhiDetectorOptions) {
     this.#opts = opts;
-    this.#intervals = new Float64Array(Math.max(2, opts.windowSize));
+    this.#intervals = new Float32Array(Math.max(2, opts.windowSize));
     this.#seed(opts.expectedIntervalMs);
   }
 
@@ -101,7 +101,9 @@ export class PhiAccrualDetector {
     return Math.max(this.stdDevMs, this.#opts.minStdDevMs);
   }
 
-  #push(interval: number): void {
+  #push(ms: number): void {
+    // the sums take the value as the ring keeps it, so what is added is exactly what is later taken away
+    const interval = Math.fround(ms);
     const ring = this.#intervals;
     if (this.#count === ring.length) {
       const old = ring[this.#next] ?? 0;

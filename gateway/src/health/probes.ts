@@ -5,32 +5,69 @@
  * (werift's retransmission counter exists, node-datachannel has none); their echoes
  * also give RTT samples at a finer grain than the liveness heartbeats.
  *
- * The window is the last PROBE_SLOTS probes sent within `windowMs`, in fixed typed arrays
- * (2 KiB per endpoint, nothing allocated per probe): a probe's slot is its nonce modulo
- * the (odd) slot count, so consecutive nonces of any stride fill every slot in turn.
+ * The window is the last probes sent within `windowMs`, in typed arrays sized for the probe
+ * rate (nothing allocated per probe; 127 slots, 2 KiB, at the fast rates, 13 slots at the
+ * standby rate): a probe's slot is its nonce modulo the (odd) slot count, so consecutive
+ * nonces of any stride fill every slot in turn.
  */
 export const PROBE_SLOTS = 127;
 
 const PENDING = -1;
 const LOST = -2;
+const NONE = 0xffffffff;
 /** Shared by every window: the median is selected in it, one window at a time. */
 const scratch = new Float64Array(PROBE_SLOTS);
 
+/** Slots for probes every `intervalMs` over a window of `windowMs` (at least 10 probes), odd. */
+export function probeSlotsFor(intervalMs: number, windowMs: number): number {
+  const n = Math.min(PROBE_SLOTS, Math.ceil(Math.max(windowMs, 10 * intervalMs) / intervalMs) + 2);
+  return n % 2 === 1 ? n : n + 1;
+}
+
 export class ProbeWindow {
   readonly #windowMs: number;
-  readonly #nonces = new Float64Array(PROBE_SLOTS).fill(-1);
-  readonly #sentAt = new Float64Array(PROBE_SLOTS);
+  #slots: number;
+  /** Nonces are odd 32-bit numbers; NONE marks an empty slot. */
+  #nonces: Uint32Array;
+  #sentAt: Float64Array;
   /** RTT in ms, PENDING (no echo yet) or LOST. */
-  readonly #rtt = new Float32Array(PROBE_SLOTS);
+  #rtt: Float32Array;
   /** Samples count back to this (probes sent earlier are out of the window). */
   #cutoff = Number.NEGATIVE_INFINITY;
 
-  constructor(windowMs: number) {
+  constructor(windowMs: number, slots = PROBE_SLOTS) {
     this.#windowMs = windowMs;
+    this.#slots = slots;
+    this.#nonces = new Uint32Array(slots).fill(NONE);
+    this.#sentAt = new Float64Array(slots);
+    this.#rtt = new Float32Array(slots);
+  }
+
+  get slots(): number {
+    return this.#slots;
+  }
+
+  /** Resize for another probe rate, keeping what fits (the newest probe where two share a slot). */
+  resize(slots: number): void {
+    if (slots === this.#slots) return;
+    const [nonces, sentAt, rtt] = [this.#nonces, this.#sentAt, this.#rtt];
+    this.#slots = slots;
+    this.#nonces = new Uint32Array(slots).fill(NONE);
+    this.#sentAt = new Float64Array(slots);
+    this.#rtt = new Float32Array(slots);
+    for (let j = 0; j < nonces.length; j++) {
+      const nonce = nonces[j] ?? NONE;
+      if (nonce === NONE) continue;
+      const i = nonce % slots;
+      if (this.#nonces[i] !== NONE && (this.#sentAt[i] ?? 0) > (sentAt[j] ?? 0)) continue;
+      this.#nonces[i] = nonce;
+      this.#sentAt[i] = sentAt[j] ?? 0;
+      this.#rtt[i] = rtt[j] ?? PENDING;
+    }
   }
 
   sent(nonce: number, at: number): void {
-    const i = nonce % PROBE_SLOTS;
+    const i = nonce % this.#slots;
     this.#nonces[i] = nonce;
     this.#sentAt[i] = at;
     this.#rtt[i] = PENDING;
@@ -38,7 +75,7 @@ export class ProbeWindow {
 
   /** An echo arrived; returns its RTT, or undefined if the nonce is not a pending probe. */
   echoed(nonce: number, at: number): number | undefined {
-    const i = nonce % PROBE_SLOTS;
+    const i = nonce % this.#slots;
     if (this.#nonces[i] !== nonce || this.#rtt[i] !== PENDING) return undefined;
     const rtt = Math.max(0, at - (this.#sentAt[i] ?? at));
     this.#rtt[i] = rtt;
@@ -51,8 +88,8 @@ export class ProbeWindow {
    * a path probed slowly) stop counting.
    */
   settle(now: number, lossAfterMs: number, windowMs = this.#windowMs): void {
-    for (let i = 0; i < PROBE_SLOTS; i++) {
-      if (this.#rtt[i] === PENDING && this.#nonces[i] !== -1 && now - (this.#sentAt[i] ?? now) > lossAfterMs) this.#rtt[i] = LOST;
+    for (let i = 0; i < this.#slots; i++) {
+      if (this.#rtt[i] === PENDING && this.#nonces[i] !== NONE && now - (this.#sentAt[i] ?? now) > lossAfterMs) this.#rtt[i] = LOST;
     }
     this.#cutoff = now - Math.max(windowMs, this.#windowMs) - lossAfterMs;
   }
@@ -61,9 +98,9 @@ export class ProbeWindow {
   lossRatio(minSamples = 10): number | undefined {
     let lost = 0;
     let settled = 0;
-    for (let i = 0; i < PROBE_SLOTS; i++) {
+    for (let i = 0; i < this.#slots; i++) {
       const rtt = this.#rtt[i] ?? PENDING;
-      if (rtt === PENDING || this.#nonces[i] === -1 || (this.#sentAt[i] ?? 0) < this.#cutoff) continue;
+      if (rtt === PENDING || this.#nonces[i] === NONE || (this.#sentAt[i] ?? 0) < this.#cutoff) continue;
       settled++;
       if (rtt === LOST) lost++;
     }
@@ -73,15 +110,15 @@ export class ProbeWindow {
   /** Median RTT of echoed probes in the window (selected, not sorted). */
   medianRttMs(): number | undefined {
     let n = 0;
-    for (let i = 0; i < PROBE_SLOTS; i++) {
+    for (let i = 0; i < this.#slots; i++) {
       const rtt = this.#rtt[i] ?? PENDING;
-      if (rtt >= 0 && this.#nonces[i] !== -1 && (this.#sentAt[i] ?? 0) >= this.#cutoff) scratch[n++] = rtt;
+      if (rtt >= 0 && this.#nonces[i] !== NONE && (this.#sentAt[i] ?? 0) >= this.#cutoff) scratch[n++] = rtt;
     }
     return n === 0 ? undefined : select(scratch, n, Math.floor(n / 2));
   }
 
   clear(): void {
-    this.#nonces.fill(-1);
+    this.#nonces.fill(NONE);
     this.#cutoff = Number.NEGATIVE_INFINITY;
   }
 }

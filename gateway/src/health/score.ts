@@ -75,7 +75,9 @@ export class HealthTracker {
       if (!s) continue;
       const breached = s.value !== undefined && (s.kind === 'max' ? s.value > s.threshold : s.value < s.threshold);
       let m = this.#metrics.get(name);
-      if (!m) this.#metrics.set(name, (m = { ...s, breached: false, breachedSince: undefined }));
+      // one literal, always in this order: every metric of every tracker shares one hidden class
+      // (a spread of the sample gave each its own: 6 per connection, measured in a heap snapshot)
+      if (!m) this.#metrics.set(name, (m = { value: undefined, threshold: 0, kind: s.kind, source: s.source, breached: false, breachedSince: undefined }));
       m.value = s.value;
       m.threshold = s.threshold;
       m.kind = s.kind;

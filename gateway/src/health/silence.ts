@@ -94,11 +94,13 @@ function bucketOf(ms: number): number {
  */
 export class RttHistogram {
   readonly #ring: Uint8Array;
-  readonly #counts = new Uint32Array(BUCKETS);
+  /** Counts fit 16 bits: at most `capacity` (300 by default) samples. */
+  readonly #counts = new Uint16Array(BUCKETS);
   #next = 0;
   #size = 0;
 
   constructor(capacity = 300) {
+    if (capacity > 0xffff) throw new RangeError('RttHistogram capacity must fit 16 bits');
     this.#ring = new Uint8Array(capacity);
   }
 

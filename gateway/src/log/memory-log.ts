@@ -19,7 +19,8 @@ export class MemoryStreamLog implements StreamLog {
   readonly streamId: string;
   readonly epoch: string;
   readonly #retention: RetentionConfig;
-  #buf: (LogEntry | undefined)[] = new Array<LogEntry | undefined>(64);
+  /** Starts small and doubles as the retention fills (a quiet stream keeps a few entries, not 64). */
+  #buf: (LogEntry | undefined)[] = new Array<LogEntry | undefined>(8);
   #head = 0; // index of firstSeq
   #size = 0;
   #firstSeq = 1;
@@ -27,7 +28,7 @@ export class MemoryStreamLog implements StreamLog {
   #evicted = 0;
   readonly #idempotencyWindowMs: number;
   /** msgId -> [seq, when seen], oldest first (insertion order), pruned past the window. */
-  readonly #seen = new Map<string, [number, number]>();
+  #seen: Map<string, [number, number]> | undefined;
 
   /** `nextSeq`: the seq the first append gets (a window over a durable log may start past 1). */
   constructor(streamId: string, retention: RetentionConfig, epoch: string = newEpoch(), nextSeq = 1, idempotencyWindowMs = 120_000) {
@@ -66,16 +67,19 @@ export class MemoryStreamLog implements StreamLog {
   }
 
   appendBatch(chunks: readonly AppendChunk[], timestamp: number): AppendResult {
-    for (const [id, [, at]] of this.#seen) {
-      if (timestamp - at <= this.#idempotencyWindowMs) break;
-      this.#seen.delete(id);
+    const seen = this.#seen;
+    if (seen) {
+      for (const [id, [, at]] of seen) {
+        if (timestamp - at <= this.#idempotencyWindowMs) break;
+        seen.delete(id);
+      }
     }
     let first: number | undefined;
     let last = this.lastSeq;
     for (const c of chunks) {
-      const known = c.msgId === undefined ? undefined : this.#seen.get(c.msgId)?.[0];
+      const known = c.msgId === undefined ? undefined : this.#seen?.get(c.msgId)?.[0];
       last = known ?? this.append(c.payload, timestamp, c.key, c.layer).seq;
-      if (c.msgId !== undefined && known === undefined) this.#seen.set(c.msgId, [last, timestamp]);
+      if (c.msgId !== undefined && known === undefined) (this.#seen ??= new Map()).set(c.msgId, [last, timestamp]);
       first ??= last;
     }
     return { firstSeq: first ?? last + 1, lastSeq: last };

@@ -36,9 +36,12 @@ export interface SessionsOptions {
 export class Sessions {
   readonly #o: SessionsOptions;
   readonly #connections = new Set<Connection>();
+  /** One child logger for every connection (its lines name the endpoint): not one per connection. */
+  readonly #connectionLog: Logger;
 
   constructor(options: SessionsOptions) {
     this.#o = options;
+    this.#connectionLog = options.log.child({ module: 'connection' });
   }
 
   /**
@@ -54,7 +57,7 @@ export class Sessions {
       endpointId,
       clock,
       timers: this.#o.timers,
-      log: log.child({ module: 'connection', endpointId }),
+      log: this.#connectionLog,
       maxFrameBytes: config.maxFrameBytes,
       heartbeatIntervalMs: config.heartbeat.intervalMs,
       maxHeartbeatIntervalMs: config.heartbeat.standbyIntervalMs,

@@ -25,9 +25,12 @@ export interface Cursor {
   everActive: boolean;
   chunksSent: number;
   bytesSent: number;
-  /** Sent DATA not yet acked, oldest first: [seq, sentAt, bytes] (ack lag, delivery rate). */
-  inFlight: [number, number, number][];
-  /** Index of the oldest unacked entry in `inFlight` (acked ones are dropped in batches). */
+  /**
+   * Sent DATA not yet acked, oldest first, flat: seq, sentAt, bytes, seq, sentAt, bytes, ...
+   * (ack lag, delivery rate). Flat numbers, not an array per chunk: nothing allocated per send.
+   */
+  inFlight: number[];
+  /** Entry (not number) index of the oldest unacked chunk in `inFlight`. */
   inFlightHead: number;
   /** Bytes of DATA this endpoint acked (skipped chunks excluded), over the health window. */
   delivered: RateWindow;
@@ -92,25 +95,40 @@ export function applyAck(c: Cursor, seq: number, now: number): number | undefine
   c.lastAcked = acked;
   c.lastAckAt = now;
   let bytes = 0;
-  while (c.inFlightHead < c.inFlight.length && (c.inFlight[c.inFlightHead]?.[0] ?? Infinity) <= acked) {
-    bytes += c.inFlight[c.inFlightHead]?.[2] ?? 0;
+  const f = c.inFlight;
+  while (c.inFlightHead * IN_FLIGHT_STRIDE < f.length && (f[c.inFlightHead * IN_FLIGHT_STRIDE] ?? Infinity) <= acked) {
+    bytes += f[c.inFlightHead * IN_FLIGHT_STRIDE + 2] ?? 0;
     c.inFlightHead++;
   }
   if (bytes > 0) {
     c.delivered.add(now, bytes);
     c.deliveredRecent.add(now, bytes);
   }
+  // everything acked (the usual case at low rates): start over in the same array; else
   // compact now and then instead of shifting the array on every ack
-  if (c.inFlightHead > 1024 && c.inFlightHead * 2 > c.inFlight.length) {
-    c.inFlight = c.inFlight.slice(c.inFlightHead);
+  if (c.inFlightHead * IN_FLIGHT_STRIDE === f.length) clearInFlight(c);
+  else if (c.inFlightHead > 1024 && c.inFlightHead * IN_FLIGHT_STRIDE * 2 > f.length) {
+    f.splice(0, c.inFlightHead * IN_FLIGHT_STRIDE);
     c.inFlightHead = 0;
   }
   return acked;
 }
 
+const IN_FLIGHT_STRIDE = 3;
+
+/** DATA `seq` of `bytes` went out at `at`. */
+export function recordSent(c: Cursor, seq: number, at: number, bytes: number): void {
+  c.inFlight.push(seq, at, bytes);
+}
+
+/** When the oldest unacked DATA went out (undefined: none in flight). */
+export function oldestUnackedAt(c: Cursor): number | undefined {
+  return c.inFlightHead * IN_FLIGHT_STRIDE < c.inFlight.length ? c.inFlight[c.inFlightHead * IN_FLIGHT_STRIDE + 1] : undefined;
+}
+
 /** Forget what was in flight (the cursor starts or stops being active). */
 export function clearInFlight(c: Cursor): void {
-  c.inFlight = [];
+  c.inFlight.length = 0;
   c.inFlightHead = 0;
 }
 
@@ -126,10 +144,10 @@ export function assessCursor(
   h: HealthConfig,
 ): boolean {
   const { now, active, inputRate } = at;
-  const head = c.inFlight[c.inFlightHead];
+  const oldest = oldestUnackedAt(c);
   const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
   return c.health.update(now, {
-    ack_lag_ms: { value: active ? (head ? now - head[1] : 0) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
+    ack_lag_ms: { value: active ? (oldest === undefined ? 0 : now - oldest) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
     delivery_ratio: {
       value: warmedUp && inputRate > 0 ? c.delivered.rate(now) / inputRate : undefined,
       threshold: h.minDeliveryRatio,

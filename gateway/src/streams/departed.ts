@@ -6,20 +6,22 @@ import { MAX_ENDPOINTS_PER_STREAM } from './spec.js';
  * instead of starting over. Bounded: the oldest goes first.
  */
 export class DepartedCursors {
-  readonly #acked = new Map<string, number>();
+  /** Made at the first departure: most streams never have one. */
+  #acked: Map<string, number> | undefined;
 
   /** Keep `seq` for the endpoint unless a later one is kept already. */
   remember(endpointId: string, seq: number): void {
-    if (seq <= (this.#acked.get(endpointId) ?? 0)) return;
-    this.#acked.delete(endpointId);
-    this.#acked.set(endpointId, seq);
-    if (this.#acked.size > MAX_ENDPOINTS_PER_STREAM) this.#acked.delete(this.#acked.keys().next().value!);
+    const acked = (this.#acked ??= new Map());
+    if (seq <= (acked.get(endpointId) ?? 0)) return;
+    acked.delete(endpointId);
+    acked.set(endpointId, seq);
+    if (acked.size > MAX_ENDPOINTS_PER_STREAM) acked.delete(acked.keys().next().value!);
   }
 
   /** The kept seq of an endpoint coming back (and forget it). */
   take(endpointId: string): number | undefined {
-    const seq = this.#acked.get(endpointId);
-    this.#acked.delete(endpointId);
+    const seq = this.#acked?.get(endpointId);
+    this.#acked?.delete(endpointId);
     return seq;
   }
 }

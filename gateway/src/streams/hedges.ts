@@ -17,6 +17,8 @@ export interface HedgeHost {
   standDown(c: Cursor): void;
 }
 
+const NO_HEDGES: ReadonlyMap<string, Hedge & { since: number }> = new Map();
+
 /**
  * The standbys of one stream that receive beside a suspect active endpoint (by standby),
  * applied from the decisions the failover policy makes: started, ended, or committed when
@@ -24,7 +26,8 @@ export interface HedgeHost {
  */
 export class HedgeSet {
   readonly #host: HedgeHost;
-  readonly #running = new Map<string, Hedge & { since: number }>();
+  /** Made at the first hedge: most streams never hedge. */
+  #running: Map<string, Hedge & { since: number }> | undefined;
   readonly counts = { started: 0, ended: 0, committed: 0 };
 
   constructor(host: HedgeHost) {
@@ -32,20 +35,21 @@ export class HedgeSet {
   }
 
   get running(): ReadonlyMap<string, Hedge & { since: number }> {
-    return this.#running;
+    return this.#running ?? NO_HEDGES;
   }
 
   get size(): number {
-    return this.#running.size;
+    return this.#running?.size ?? 0;
   }
 
   /** Start the hedges a decision names and end the others. */
   apply(hedges: readonly Hedge[], now: number): void {
     const h = this.#host;
     const wanted = new Map(hedges.map((x) => [x.by, x]));
-    for (const [by, hedge] of this.#running) {
+    const running = (this.#running ??= new Map());
+    for (const [by, hedge] of running) {
       if (wanted.get(by)?.for === hedge.for) continue;
-      this.#running.delete(by);
+      running.delete(by);
       this.counts.ended++;
       h.interruptions.forget(by);
       const c = h.cursor(by);
@@ -54,9 +58,9 @@ export class HedgeSet {
     }
     for (const x of wanted.values()) {
       const c = h.cursor(x.by);
-      if (!c || this.#running.has(x.by) || h.isActive(x.by)) continue;
+      if (!c || running.has(x.by) || h.isActive(x.by)) continue;
       const fromSeq = Math.max(x.fromSeq, h.startSeq(c));
-      this.#running.set(x.by, { for: x.for, by: x.by, fromSeq, since: now });
+      running.set(x.by, { for: x.for, by: x.by, fromSeq, since: now });
       this.counts.started++;
       h.interruptions.hedged(x.by, fromSeq, h.cursor(x.for)?.lastAckAt, now);
       h.start(c, fromSeq);
@@ -69,10 +73,10 @@ export class HedgeSet {
    * false when it was not hedging (the caller activates it the usual way).
    */
   commit(c: Cursor, reason: SwitchReason, now: number): boolean {
-    const hedge = this.#running.get(c.endpointId);
+    const hedge = this.#running?.get(c.endpointId);
     if (!hedge) return false;
     const h = this.#host;
-    this.#running.delete(c.endpointId);
+    this.#running?.delete(c.endpointId);
     this.counts.committed++;
     h.hooks.roleChanged({ streamId: h.streamId, endpointId: c.endpointId, role: 'active', fromSeq: hedge.fromSeq, reason, at: now });
     h.hooks.hedged({ streamId: h.streamId, for: hedge.for, by: hedge.by, fromSeq: hedge.fromSeq, kind: 'committed', at: now });

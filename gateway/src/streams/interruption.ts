@@ -19,41 +19,43 @@ interface Open {
  * hedge that is later committed, the interruption is the hedge's: it began delivering then.
  */
 export class InterruptionMeter {
-  readonly #open = new Map<string, Open>();
+  /** Made at the first switch or hedge. */
+  #open: Map<string, Open> | undefined;
 
   /** A switch to `record.to`; `oldLastAckAt`: when the endpoint it replaces last acked. */
   switched(record: SwitchRecord, oldLastAckAt: number | undefined): void {
     if (record.to === null || record.from === null) return;
-    const hedge = this.#open.get(record.to);
+    const open = (this.#open ??= new Map());
+    const hedge = open.get(record.to);
     if (hedge && hedge.record === undefined) {
       if (hedge.measuredMs !== undefined) {
         record.interruption_ms = hedge.measuredMs;
-        this.#open.delete(record.to);
+        open.delete(record.to);
       } else hedge.record = record;
       return;
     }
-    this.#open.set(record.to, { fromSeq: record.from_seq, since: oldLastAckAt, at: record.at, record, measuredMs: undefined });
+    open.set(record.to, { fromSeq: record.from_seq, since: oldLastAckAt, at: record.at, record, measuredMs: undefined });
   }
 
   /** `by` began receiving from `fromSeq` beside the active endpoint, which last acked at `activeLastAckAt`. */
   hedged(by: string, fromSeq: number, activeLastAckAt: number | undefined, at: number): void {
-    this.#open.set(by, { fromSeq, since: activeLastAckAt, at, record: undefined, measuredMs: undefined });
+    (this.#open ??= new Map()).set(by, { fromSeq, since: activeLastAckAt, at, record: undefined, measuredMs: undefined });
   }
 
   /** `endpointId` acked up to `seq` at `now` (on every ack: a map lookup unless a switch waits for it). */
   acked(endpointId: string, seq: number, now: number, log: Pick<StreamLog, 'get'>): void {
-    const open = this.#open.get(endpointId);
+    const open = this.#open?.get(endpointId);
     if (!open || seq < open.fromSeq || open.measuredMs !== undefined) return;
     const start = Math.max(open.since ?? open.at, log.get(open.fromSeq)?.timestamp ?? -Infinity);
     const ms = Math.max(0, Math.round(now - start));
     if (open.record) {
       open.record.interruption_ms = ms;
-      this.#open.delete(endpointId);
+      this.#open?.delete(endpointId);
     } else open.measuredMs = ms;
   }
 
   /** The endpoint lost its role or left before acking: nothing to measure. */
   forget(endpointId: string): void {
-    this.#open.delete(endpointId);
+    this.#open?.delete(endpointId);
   }
 }

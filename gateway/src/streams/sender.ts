@@ -1,7 +1,7 @@
 import { encodeFrame, FrameType, type Channel } from '@mirrorstream/receiver/protocol';
 import { planBacklog, topLayer, type OverflowPolicy } from '../rate/overflow.js';
 import { Pacer, type PacerOptions } from '../rate/pacer.js';
-import { ALL_LAYERS, type Cursor } from './cursor.js';
+import { ALL_LAYERS, recordSent, type Cursor } from './cursor.js';
 import type { StreamLog } from './stream-log.js';
 import type { GapDeclared, Role, StreamLink } from './types.js';
 
@@ -99,7 +99,7 @@ export class Sender {
       if (!link.send(frame, this.#dataChannel)) return;
       if (c.plan) c.plan.idx++;
       c.sentUpTo = c.nextSeq;
-      c.inFlight.push([c.nextSeq, now, frame.byteLength]);
+      recordSent(c, c.nextSeq, now, frame.byteLength);
       c.nextSeq++;
       c.chunksSent++;
       c.bytesSent += frame.byteLength;

@@ -4,7 +4,7 @@ import type { FailoverPolicy } from '../failover/policy.js';
 import type { OverflowPolicy } from '../rate/overflow.js';
 import type { PacerOptions } from '../rate/pacer.js';
 import { RateWindow } from '../rate/rate-window.js';
-import { applyAck, assessCursor, clearInFlight, newCursor, newCursorHealth, type Cursor } from './cursor.js';
+import { applyAck, assessCursor, clearInFlight, newCursor, newCursorHealth, oldestUnackedAt, type Cursor } from './cursor.js';
 import { decideRoles } from './decide.js';
 import { DepartedCursors } from './departed.js';
 import { InterruptionMeter } from './interruption.js';
@@ -258,7 +258,7 @@ export class Stream {
     for (const c of this.#cursors.values()) {
       if (c.health.unsettled) return false;
       if (c.role !== 'active') continue;
-      if (c.inFlightHead < c.inFlight.length) return false;
+      if (oldestUnackedAt(c) !== undefined) return false;
       if (c.nextSeq <= last && this.#link(c.endpointId)) return false;
     }
     return true;

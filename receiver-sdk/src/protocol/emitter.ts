@@ -7,14 +7,18 @@ type Listener<A extends unknown[]> = (...args: A) => void;
 type AnyListener = (...args: unknown[]) => void;
 
 export class TypedEmitter<E extends EventMap> {
-  readonly #listeners = new Map<keyof E, Set<AnyListener>>();
+  /**
+   * Per event, its listeners as an array that is replaced, never changed in place, when one
+   * is added or removed: `emit` walks the array it found without copying it (it runs for
+   * every frame), and one emitter per connection stays small.
+   */
+  readonly #listeners = new Map<keyof E, readonly AnyListener[]>();
   /** Called with errors thrown by listeners; silent by default. */
   onListenerError: (error: unknown, event: keyof E) => void = () => {};
 
   on<K extends keyof E>(event: K, listener: Listener<E[K]>): this {
-    let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, (set = new Set()));
-    set.add(listener as unknown as AnyListener);
+    const list = this.#listeners.get(event) ?? [];
+    if (!list.includes(listener as unknown as AnyListener)) this.#listeners.set(event, [...list, listener as unknown as AnyListener]);
     return this;
   }
 
@@ -27,12 +31,16 @@ export class TypedEmitter<E extends EventMap> {
   }
 
   off<K extends keyof E>(event: K, listener: Listener<E[K]>): this {
-    this.#listeners.get(event)?.delete(listener as unknown as AnyListener);
+    const list = this.#listeners.get(event);
+    if (!list?.includes(listener as unknown as AnyListener)) return this;
+    const rest = list.filter((l) => l !== (listener as unknown as AnyListener));
+    if (rest.length > 0) this.#listeners.set(event, rest);
+    else this.#listeners.delete(event);
     return this;
   }
 
   listenerCount<K extends keyof E>(event: K): number {
-    return this.#listeners.get(event)?.size ?? 0;
+    return this.#listeners.get(event)?.length ?? 0;
   }
 
   removeAllListeners(): void {
@@ -41,9 +49,9 @@ export class TypedEmitter<E extends EventMap> {
 
   /** Emit to every listener; returns whether anyone listened. */
   emit<K extends keyof E>(event: K, ...args: E[K]): boolean {
-    const set = this.#listeners.get(event);
-    if (!set || set.size === 0) return false;
-    for (const listener of [...set]) {
+    const list = this.#listeners.get(event);
+    if (!list) return false;
+    for (const listener of list) {
       try {
         (listener as unknown as Listener<E[K]>)(...args);
       } catch (error) {

@@ -59,7 +59,7 @@ export class NodeDataChannelEngine implements WebRtcEngine {
       () =>
         new DataChannelTransport({
           engine: this.name,
-          channels: Object.fromEntries(channels.map((c) => [c.label, wrap(c.dc, c.label === 'data')])) as Record<ChannelLabel, ChannelHandle>,
+          channels: Object.fromEntries(channels.map((c): [ChannelLabel, ChannelHandle] => [c.label, new NdcChannel(c.dc, c.label === 'data')])) as Record<ChannelLabel, ChannelHandle>,
           telemetry: telemetry(pc),
           lowWaterBytes: 64 * 1024,
           highWaterBytes: 1024 * 1024,
@@ -83,41 +83,64 @@ export class NodeDataChannelEngine implements WebRtcEngine {
  * needs (messages, close, the data channel's low-water mark), 8 instead of 17.
  */
 
-/** @param lowWater whether to take the engine's low-water event (the data channel); the transport's drain poll covers the others. */
-function wrap(dc: DataChannel, lowWater: boolean): ChannelHandle {
-  let closed = false;
-  const closeListeners: (() => void)[] = [];
-  dc.onClosed(() => {
-    closed = true;
-    for (const cb of closeListeners) cb();
-  });
-  return {
-    label: dc.getLabel(),
-    get isOpen() {
-      return !closed && dc.isOpen();
-    },
-    get bufferedAmount() {
-      return closed ? 0 : dc.bufferedAmount();
-    },
-    send: (bytes) => {
-      dc.sendMessageBinary(bytes);
-    },
-    ...(lowWater
-      ? {
-          setLowThreshold: (n: number) => dc.setBufferedAmountLowThreshold(n),
-          onLow: (cb: () => void) => dc.onBufferedAmountLow(cb),
-        }
-      : {}),
-    onMessage: (cb) =>
-      dc.onMessage((m) => {
-        if (typeof m === 'string') return;
-        cb(m instanceof ArrayBuffer ? new Uint8Array(m) : new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
-      }),
-    onClose: (cb) => void closeListeners.push(cb),
-    close: () => {
-      if (!closed) dc.close();
-    },
-  };
+/**
+ * A node-datachannel channel as the transport sees it: a class, so a connection's three
+ * channels cost three small objects, not a dozen closures each. The engine's low-water event
+ * is taken on the data channel only (`lowWater`); the transport's drain poll covers the others.
+ * The channel was open when this was made: `isOpen` is ours (no native call per send).
+ */
+class NdcChannel implements ChannelHandle {
+  readonly label: string;
+  readonly #dc: DataChannel;
+  readonly #lowWater: boolean;
+  #closed = false;
+  #onClose: (() => void) | undefined;
+
+  constructor(dc: DataChannel, lowWater: boolean) {
+    this.#dc = dc;
+    this.#lowWater = lowWater;
+    this.label = dc.getLabel();
+    dc.onClosed(() => {
+      this.#closed = true;
+      this.#onClose?.();
+    });
+  }
+
+  get isOpen(): boolean {
+    return !this.#closed;
+  }
+
+  get bufferedAmount(): number {
+    return this.#closed ? 0 : this.#dc.bufferedAmount();
+  }
+
+  send(bytes: Uint8Array): void {
+    this.#dc.sendMessageBinary(bytes);
+  }
+
+  setLowThreshold(bytes: number): void {
+    if (this.#lowWater) this.#dc.setBufferedAmountLowThreshold(bytes);
+  }
+
+  onLow(cb: () => void): void {
+    if (this.#lowWater) this.#dc.onBufferedAmountLow(cb);
+  }
+
+  onMessage(cb: (bytes: Uint8Array) => void): void {
+    this.#dc.onMessage((m) => {
+      if (typeof m === 'string') return;
+      cb(m instanceof ArrayBuffer ? new Uint8Array(m) : new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+    });
+  }
+
+  /** The transport's one close listener. */
+  onClose(cb: () => void): void {
+    this.#onClose = cb;
+  }
+
+  close(): void {
+    if (!this.#closed) this.#dc.close();
+  }
 }
 
 function telemetry(pc: PeerConnection): PeerTelemetry {
