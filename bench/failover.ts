@@ -16,6 +16,9 @@ import { ImpairedLink } from '../netsim/index.js';
 import type { SwitchEvent } from '../gateway/src/index.js';
 import { Receiver } from '../receiver-sdk/src/node.js';
 import { runFailover, startGateway, waitFor } from '../test/helpers/webrtc-scenario.js';
+import type { Gateway } from '../gateway/src/index.js';
+import { ReceiverPool } from './fanout.js';
+import { freeUdpPorts } from './fanout/free-port.js';
 import { frontierStall, percentile, sleep, type Timeline } from './stats.js';
 
 const RATE = 500;
@@ -58,6 +61,38 @@ export interface ProcessFaultCase extends FailoverSummary {
   fault: ProcessFault;
   transport: Transport;
   hedge: boolean;
+  /** Warm standby endpoints connected to the gateway beside the failover stream (0: none). */
+  standbys: number;
+}
+
+/** Endpoints per background stream: the most a stream may list. */
+const STANDBYS_PER_STREAM = 64;
+
+/**
+ * The gateway also carries `count` warm endpoints over WebRTC, in streams of 64 (one active
+ * with one next in line, the rest far standbys), each stream fed 1 chunk/s; their receivers
+ * run in the pool's processes (the SDK, like every receiver here).
+ */
+function withStandbys(count: number, pool: ReceiverPool): (gateway: Gateway, url: string) => Promise<() => Promise<void>> {
+  return async (gateway, url) => {
+    const streams = Math.ceil(count / STANDBYS_PER_STREAM);
+    const tokens: { id: string; token: string }[] = [];
+    for (let s = 0; s < streams; s++) {
+      const ids = Array.from({ length: Math.min(STANDBYS_PER_STREAM, count - s * STANDBYS_PER_STREAM) }, (_, i) => `warm-${s}-${i}`);
+      await gateway.createStream({ stream_id: `warm-${s}`, endpoint_list: ids });
+      tokens.push(...(await Promise.all(ids.map(async (id) => ({ id, token: (await gateway.issueToken(id)).token })))));
+    }
+    const { failed } = await pool.connect(url, 'webrtc', tokens);
+    if (failed > 0) throw new Error(`${failed} of ${count} standby receivers did not connect`);
+    const feed = setInterval(() => {
+      for (let s = 0; s < streams; s++) void gateway.publish(`warm-${s}`, new Uint8Array(100)).catch(() => undefined);
+    }, 1_000);
+    await sleep(2_000); // their first heartbeats and probes
+    return async () => {
+      clearInterval(feed);
+      await pool.closeAll();
+    };
+  };
 }
 
 function accounting(timeline: Timeline, published: number): Pick<FailoverRun, 'lost' | 'duplicates'> {
@@ -66,7 +101,7 @@ function accounting(timeline: Timeline, published: number): Pick<FailoverRun, 'l
   return { lost: published - union.size, duplicates };
 }
 
-export async function processFault(fault: ProcessFault, transport: Transport, hedge: boolean, total: number, killAt: number): Promise<FailoverRun> {
+export async function processFault(fault: ProcessFault, transport: Transport, hedge: boolean, total: number, killAt: number, background?: ReturnType<typeof withStandbys>): Promise<FailoverRun> {
   const r = await runFailover('node-datachannel', {
     total,
     ratePerS: RATE,
@@ -74,7 +109,10 @@ export async function processFault(fault: ProcessFault, transport: Transport, he
     fault,
     freezeMs: 2_000,
     transports: { a: transport, b: transport, c: transport },
-    config: { failover: { hedge } },
+    // with the standbys: their receivers signal from one address (the per-address signaling
+    // limit is off), and the gateway serves its sessions on ICE ports as a large one would
+    config: { failover: { hedge }, ...(background ? { limits: { signalingPerAddress: 0 }, webrtc: { icePort: await freeUdpPorts(8) } } : {}) },
+    ...(background ? { background } : {}),
   });
   return {
     interruption_ms: frontierStall(r.timeline, r.killTime),
@@ -174,6 +212,9 @@ export interface FailoverPlan {
   baselineRuns: number;
   degradations: number;
   total: number;
+  /** Runs per fault over WebRTC with hedging while `standbys` warm endpoints are connected too (0 runs: none). */
+  standbyRuns: number;
+  standbys: number;
 }
 
 export async function failover(opts: FailoverPlan): Promise<{
@@ -193,8 +234,23 @@ export async function failover(opts: FailoverPlan): Promise<{
           runs.push(await processFault(fault, transport, hedge, opts.total, Math.floor(opts.total / 3)));
           console.log(`failover ${fault} ${transport} hedge=${hedge} ${i + 1}/${n}: ${JSON.stringify(runs.at(-1))}`);
         }
-        cases.push({ fault, transport, hedge, ...summarizeRuns(runs) });
+        cases.push({ fault, transport, hedge, standbys: 0, ...summarizeRuns(runs) });
       }
+    }
+  }
+  if (opts.standbyRuns > 0) {
+    const pool = new ReceiverPool(4);
+    try {
+      for (const fault of ['kill', 'freeze'] as const) {
+        const runs: FailoverRun[] = [];
+        for (let i = 0; i < opts.standbyRuns; i++) {
+          runs.push(await processFault(fault, 'webrtc', true, opts.total, Math.floor(opts.total / 3), withStandbys(opts.standbys, pool)));
+          console.log(`failover ${fault} webrtc hedge=true with ${opts.standbys} standbys ${i + 1}/${opts.standbyRuns}: ${JSON.stringify(runs.at(-1))}`);
+        }
+        cases.push({ fault, transport: 'webrtc', hedge: true, standbys: opts.standbys, ...summarizeRuns(runs) });
+      }
+    } finally {
+      await pool.stop();
     }
   }
   const degr: FailoverRun[] = [];
@@ -214,6 +270,8 @@ export async function failover(opts: FailoverPlan): Promise<{
 
 if (process.argv[1]?.endsWith('failover.ts')) {
   const runs = Number(process.argv[2] ?? 2);
-  console.log(JSON.stringify(await failover({ processFaults: runs, baselineRuns: runs, degradations: Number(process.argv[3] ?? 2), total: 3_000 }), null, 2));
+  // npx tsx bench/failover.ts [runs] [degradations] [standby runs] [standbys]
+  const standbyRuns = Number(process.argv[4] ?? 0);
+  console.log(JSON.stringify(await failover({ processFaults: runs, baselineRuns: runs, degradations: Number(process.argv[3] ?? 2), total: 3_000, standbyRuns, standbys: Number(process.argv[5] ?? 1_000) }), null, 2));
   process.exit(0);
 }

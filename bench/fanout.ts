@@ -127,7 +127,7 @@ class Child<In, Out extends { ev: string }> {
 type Counts = { count: number; gaps: number; duplicates: number; cpuUs: number };
 
 /** The receiver processes together. */
-class ReceiverPool {
+export class ReceiverPool {
   readonly #children: Child<ToReceivers, FromReceivers>[];
   constructor(processes: number) {
     // FANOUT_RECEIVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof-rx" profiles the receiver processes
@@ -147,6 +147,11 @@ class ReceiverPool {
     const all = await Promise.all(this.#children.map((c) => (c.send({ cmd: 'count' }), c.next('chunks', 10_000))));
     return all.reduce((a, r) => ({ count: a.count + r.count, gaps: a.gaps + r.gaps, duplicates: a.duplicates + r.duplicates, cpuUs: a.cpuUs + r.cpuUs }), { count: 0, gaps: 0, duplicates: 0, cpuUs: 0 });
   }
+  /** Close every receiver (the processes stay for the next gateway). */
+  async closeAll(): Promise<void> {
+    await Promise.all(this.#children.map((c) => (c.send({ cmd: 'close' }), c.next('closed', 30_000))));
+  }
+
   stop(): Promise<void[]> {
     return Promise.all(this.#children.map((c) => c.stop()));
   }

@@ -32,8 +32,8 @@ const quick = values.quick;
 
 // how much each section runs; every figure is a median over these repetitions
 const plan = quick
-  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000 }, fanout: { webrtc: [10, 100], webtransport: [100], windows: 2, windowMs: 2_000, receiverProcesses: 2 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 } }
-  : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000 }, fanout: { webrtc: [100, 1_000, 2_000], webtransport: [1_000, 5_000], windows: 3, windowMs: 4_000, receiverProcesses: 4 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 } };
+  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000, standbyRuns: 2, standbys: 200 }, fanout: { webrtc: [10, 100], webtransport: [100], windows: 2, windowMs: 2_000, receiverProcesses: 2 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 } }
+  : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000, standbyRuns: 10, standbys: 1_000 }, fanout: { webrtc: [100, 1_000, 2_000], webtransport: [1_000, 5_000], windows: 3, windowMs: 4_000, receiverProcesses: 4 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 } };
 
 const t0 = performance.now();
 const report: BenchReport = {

@@ -11,9 +11,11 @@ export type FromGateway =
   | { ev: 'added'; tokens: { id: string; token: string }[] }
   | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; published: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[]; threadsPct: Record<string, number>; loopDelayP99Ms: number; loopDelayMaxMs: number };
 
-export type ToReceivers = { cmd: 'connect'; url: string; transport: FanoutTransport; endpoints: { id: string; token: string }[] } | { cmd: 'count' };
+export type ToReceivers = { cmd: 'connect'; url: string; transport: FanoutTransport; endpoints: { id: string; token: string }[] } | { cmd: 'count' } | { cmd: 'close' };
 
 export type FromReceivers =
   | { ev: 'connected'; count: number; failed: number; seconds: number }
+  /** Every receiver of the process closed (the pool is reused for the next gateway). */
+  | { ev: 'closed' }
   /** Chunks received so far; gaps: a seq skipped on some receiver; duplicates: a seq seen twice. */
   | { ev: 'chunks'; count: number; gaps: number; duplicates: number; cpuUs: number };

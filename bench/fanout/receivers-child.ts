@@ -34,6 +34,10 @@ async function profileWindow(): Promise<void> {
 }
 
 process.on('message', (msg: ToReceivers) => {
+  if (msg.cmd === 'close') {
+    for (const r of receivers.splice(0)) r.close();
+    return send({ ev: 'closed' });
+  }
   if (msg.cmd === 'count') {
     void profileWindow();
     return send({ ev: 'chunks', count: chunks, gaps, duplicates, cpuUs: ((u) => u.user + u.system)(process.cpuUsage()) });

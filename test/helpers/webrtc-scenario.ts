@@ -22,7 +22,7 @@ export interface ChildReceiver {
 }
 
 export async function startGateway(engine: Engine, config: GatewayConfigInput = {}): Promise<{ gateway: Gateway; server: RunningServer }> {
-  const gateway = createGateway({ logLevel: 'silent', ...config, webrtc: { engine, bindAddress: '127.0.0.1' } });
+  const gateway = createGateway({ logLevel: 'silent', ...config, webrtc: { engine, bindAddress: '127.0.0.1', ...config.webrtc } });
   const server = await serve(gateway, { apiKey: 'scenario-key-0123456789', host: '127.0.0.1', port: 0 });
   return { gateway, server };
 }
@@ -98,6 +98,8 @@ export interface FailoverOptions {
   fault?: 'kill' | 'freeze';
   freezeMs?: number;
   config?: GatewayConfigInput;
+  /** Load the gateway carries beside the failover stream (set up after it starts; returns its teardown). */
+  background?: (gateway: Gateway, url: string) => Promise<() => Promise<void>>;
 }
 
 /** Failover mode, 3 receivers, `total` chunks at `ratePerS`, the fault on the active one at `killAt`. */
@@ -107,7 +109,9 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
   let thaw: ReturnType<typeof setTimeout> | undefined;
   const ids = ['a', 'b', 'c'];
   const rx: ChildReceiver[] = [];
+  let stopBackground: (() => Promise<void>) | undefined;
   try {
+    stopBackground = await opts.background?.(gateway, server.url);
     for (const id of ids) rx.push(await spawnReceiver(gateway, server.url, id, transports[id]));
     await Promise.all(rx.map((r) => r.ready));
     gateway.createStream({ stream_id: 'feed', endpoint_list: ids });
@@ -154,6 +158,7 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
     clearTimeout(thaw);
     for (const r of rx) r.proc.kill('SIGKILL');
     await Promise.all(rx.map((r) => withDeadline(r.exited, 5_000, `${r.id} exit`).catch(() => undefined)));
+    await stopBackground?.();
     await gateway.close();
     await server.close();
   }

@@ -60,6 +60,25 @@ describe('priority failover policy', () => {
     expect(policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', false, 0, true), c('b', 'alive', true)] }).active).toEqual(['b']);
   });
 
+  it('says when time alone would change its choice (wakeAt): a stable period, a reconnect grace, the startup grace; else nothing', () => {
+    // a is back since 8 000 but failback waits for 5 000 ms of it: at 13 000
+    const failback = policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', false, 8_000), c('b', 'alive', true)] });
+    expect(failback.active).toEqual(['b']);
+    expect(failback.wakeAt).toBe(13_000);
+    // a disconnected at 9 500 keeps its slot for the 2 000 ms grace: at 11 500
+    const grace = policy.select({ ...base, slots: 1, reconnectGraceMs: 2_000, candidates: [{ ...c('a', 'disconnected', true), disconnectedAt: 9_500 }, c('b', 'alive')] });
+    expect(grace.active).toEqual(['a']);
+    expect(grace.wakeAt).toBe(11_500);
+    // a new stream waits for its first choice until 10 800
+    const startup = policy.select({ ...base, slots: 1, startupUntil: 10_800, candidates: [c('a', 'disconnected'), c('b', 'alive')] });
+    expect(startup.active).toEqual([]);
+    expect(startup.wakeAt).toBe(10_800);
+    // settled: a is active and first; nothing waits on time
+    expect(policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', true), c('b', 'alive')] }).wakeAt).toBeUndefined();
+    // failback off: a recovered a can wait forever, no wake
+    expect(policy.select({ ...base, slots: 1, failback: { enabled: false, stableMs: 5_000 }, candidates: [c('a', 'alive', false, 8_000), c('b', 'alive', true)] }).wakeAt).toBeUndefined();
+  });
+
   it('does nothing when nothing changed', () => {
     const sel = policy.select({ ...base, slots: 1, candidates: [c('a', 'alive', true), c('b', 'alive')] });
     expect(sel).toEqual({ active: ['a'], promoted: [], demoted: [], hedges: [] });

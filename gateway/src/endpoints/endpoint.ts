@@ -155,7 +155,7 @@ export class Endpoint implements EndpointView {
       if (now - at < REPORT_FRESH_MS && now >= this.#reportsIgnoredUntil && r.rttMs !== null) receiverRtt = Math.max(receiverRtt ?? 0, r.rttMs);
     }
     samples.receiver_rtt_ms = { value: receiverRtt, threshold: h.maxRttMs, kind: 'max', source: 'receiver.report.rtt' };
-    const transportLoss = this.link.transport.stats().lossRate;
+    const transportLoss = this.link.transport.lossRate?.();
     if (transportLoss) samples.transport_loss_ratio = { value: transportLoss.value, threshold: h.maxLossRatio, kind: 'max', source: transportLoss.source };
     const changed = this.#health.update(now, samples);
     this.#updateGood(now);

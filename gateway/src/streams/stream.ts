@@ -176,8 +176,10 @@ export class Stream {
     if (!c || c.role !== 'active' || this.#closed) return;
     const link = this.#opts.hooks.endpoint(endpointId).link;
     if (!link) return;
+    const before = c.nextSeq;
     this.#sender.pump(c, link);
-    this.#opts.hooks.assessing?.();
+    // something went out: measure the stream until it is acked (a drain with nothing to send is no news)
+    if (c.nextSeq !== before) this.#opts.hooks.assessing?.();
   }
 
   /** Cumulative ack from an endpoint; acks beyond what was sent are clamped. */

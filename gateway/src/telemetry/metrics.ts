@@ -9,7 +9,8 @@ import type { EndpointHealth, StreamHealth, StreamInfo } from '../views/snapshot
  *
  * The core knows nothing of Prometheus: every gauge and most counters are read from the
  * gateway's public snapshot API (`listStreams`, `streamHealth`, `listEndpoints`) when
- * scraped; only the failover counters (`switched` event) and the heartbeat RTT histogram
+ * scraped, and their series are dropped once the scrape is written, so a gateway with
+ * thousands of endpoints holds no series for them between scrapes; only the failover counters (`switched` event) and the heartbeat RTT histogram
  * (`heartbeat` event) are fed as things happen. Each instance has
  * its own registry (never prom-client's global one), so several gateways in one process
  * do not collide. Default process metrics (`process_*`, `nodejs_*`) are included
@@ -72,9 +73,12 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     return cached;
   };
 
+  /** Series built from the snapshot for one scrape and dropped after it (nothing per endpoint is held between scrapes). */
+  const perScrape: { reset(): void }[] = [];
+
   /** A gauge whose series are rebuilt from the snapshot on every scrape. */
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (emit: Emit<L>, s: Snapshot) => void): void => {
-    new Gauge<L>({
+    const g = new Gauge<L>({
       name,
       help,
       labelNames,
@@ -86,6 +90,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
         }, snapshot());
       },
     });
+    perScrape.push(g);
   };
 
   /**
@@ -93,7 +98,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
    * prom-client's Counter has no `set`, so collect() resets and increments by the total.
    */
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (emit: Emit<L>, s: Snapshot) => void): void => {
-    new Counter<L>({
+    const c = new Counter<L>({
       name,
       help,
       labelNames,
@@ -105,6 +110,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
         }, snapshot());
       },
     });
+    perScrape.push(c);
   };
 
   // ---- endpoints -------------------------------------------------------------
@@ -225,7 +231,11 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   return {
     registry,
     contentType: registry.contentType,
-    text: () => registry.metrics(),
+    text: async () => {
+      const text = await registry.metrics();
+      for (const m of perScrape) m.reset();
+      return text;
+    },
     close() {
       if (closed) return;
       closed = true;

@@ -49,6 +49,11 @@ export interface Transport extends Pick<TypedEmitter<TransportEvents>, 'on' | 'o
   /** Queue one message; returns false (and drops it) when the transport is closed. */
   send(bytes: Uint8Array, channel: Channel): boolean;
   stats(): TransportStats;
+  /**
+   * The transport's own loss measurement, where it has one, without the rest of `stats()`
+   * (each path assessment reads it; node-datachannel's stats are native calls).
+   */
+  lossRate?(): Measurement | undefined;
   /** Idempotent. */
   close(reason: string): void;
 }

@@ -6,6 +6,8 @@ import type { ChannelHandle } from './channel.js';
 export interface PeerTelemetry {
   /** Synchronous snapshot of what the engine measures (RTT, cwnd, retransmissions...). */
   snapshot(): { rttMs?: Measurement; lossRate?: Measurement; extra: Record<string, Measurement> };
+  /** The loss share the engine measured (werift: SCTP retransmissions), alone. */
+  lossRate?(): Measurement | undefined;
   /** Refresh anything that needs an async call (getStats); called periodically. */
   refresh?(): Promise<void>;
   close(): void;
@@ -101,6 +103,10 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
     this.#bytesSent += bytes.byteLength;
     this.#messagesSent++;
     return true;
+  }
+
+  lossRate(): Measurement | undefined {
+    return this.#closed ? undefined : this.#telemetry.lossRate?.();
   }
 
   stats(): TransportStats {

@@ -220,7 +220,9 @@ function telemetry(pc: RTCPeerConnection, sctp: SctpInternals | undefined, count
   // retransmission share over the last refresh interval (a lifetime ratio would never recover)
   let mark = { dataSent: 0, retransmits: 0 };
   let recentLoss: number | undefined;
+  const lossRate = (): Measurement | undefined => (recentLoss === undefined ? undefined : { value: recentLoss, source: 'werift.sctp.retransmits/dataChunksSent (last 1 s)' });
   return {
+    lossRate,
     snapshot() {
       const extra: Record<string, Measurement> = {};
       if (sctp) {
@@ -238,8 +240,8 @@ function telemetry(pc: RTCPeerConnection, sctp: SctpInternals | undefined, count
           : sctp?.srtt !== undefined
             ? { value: sctp.srtt * 1000, source: 'werift.sctp.srtt' }
             : undefined;
-      const lossRate = recentLoss === undefined ? undefined : { value: recentLoss, source: 'werift.sctp.retransmits/dataChunksSent (last 1 s)' };
-      return { ...(rttMs ? { rttMs } : {}), ...(lossRate ? { lossRate } : {}), extra };
+      const loss = lossRate();
+      return { ...(rttMs ? { rttMs } : {}), ...(loss ? { lossRate: loss } : {}), extra };
     },
     async refresh() {
       const sent = counters.dataSent - mark.dataSent;
