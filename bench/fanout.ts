@@ -126,6 +126,9 @@ class Child<In, Out extends { ev: string }> {
 
 type Counts = { count: number; gaps: number; duplicates: number; cpuUs: number };
 
+/** How long a stage may take to connect its new endpoints; what did not connect by then is reported as failed. */
+const CONNECT_DEADLINE_MS = 120_000;
+
 /** The receiver processes together. */
 export class ReceiverPool {
   readonly #children: Child<ToReceivers, FromReceivers>[];
@@ -134,12 +137,15 @@ export class ReceiverPool {
     const args = process.env.FANOUT_RECEIVER_ARGS?.split(' ').filter(Boolean) ?? [];
     this.#children = Array.from({ length: processes }, () => new Child<ToReceivers, FromReceivers>('./fanout/receivers-child.ts', args));
   }
-  /** Deal the endpoints out round-robin; resolves when every process has connected its share. */
-  async connect(url: string, transport: FanoutTransport, endpoints: { id: string; token: string }[]): Promise<{ seconds: number; failed: number }> {
+  /**
+   * Deal the endpoints out round-robin; resolves when every process has connected its share,
+   * or at `deadlineMs` with what connected by then (the rest count as failed).
+   */
+  async connect(url: string, transport: FanoutTransport, endpoints: { id: string; token: string }[], deadlineMs = CONNECT_DEADLINE_MS): Promise<{ seconds: number; failed: number }> {
     const t0 = performance.now();
     const shares = this.#children.map((_, i) => endpoints.filter((_, j) => j % this.#children.length === i));
-    const done = this.#children.map((c) => c.next('connected', 60_000 + 100 * endpoints.length));
-    this.#children.forEach((c, i) => c.send({ cmd: 'connect', url, transport, endpoints: shares[i] ?? [] }));
+    const done = this.#children.map((c) => c.next('connected', deadlineMs + 30_000));
+    this.#children.forEach((c, i) => c.send({ cmd: 'connect', url, transport, endpoints: shares[i] ?? [], deadlineMs }));
     const results = await Promise.all(done);
     return { seconds: (performance.now() - t0) / 1000, failed: results.reduce((a, r) => a + r.failed, 0) };
   }

@@ -43,10 +43,27 @@ const report: BenchReport = {
   plan,
   duration_s: 0,
 };
+const dir = new URL('./results/', import.meta.url);
+await mkdir(dir, { recursive: true });
+// written after every section too, so a section that fails late does not take the others with it
+const save = async (): Promise<void> => {
+  report.duration_s = Number(((performance.now() - t0) / 1000).toFixed(1));
+  await writeFile(new URL(`${values.out}.json`, dir), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(new URL(`${values.out}.md`, dir), renderMarkdown(report));
+};
 if (only.includes('codec')) report.codec = codecBench(plan.codec.runs, plan.codec.sliceMs) satisfies CodecRow[];
-if (only.includes('durable')) report.durable = await durable(plan.durable);
-if (only.includes('throughput')) report.throughput = (await throughput(plan.throughput)) satisfies ThroughputRow[];
-if (only.includes('failover')) report.failover = await failover(plan.failover);
+if (only.includes('durable')) {
+  report.durable = await durable(plan.durable);
+  await save();
+}
+if (only.includes('throughput')) {
+  report.throughput = (await throughput(plan.throughput)) satisfies ThroughputRow[];
+  await save();
+}
+if (only.includes('failover')) {
+  report.failover = await failover(plan.failover);
+  await save();
+}
 if (only.includes('fanout')) {
   const { windows, windowMs, receiverProcesses } = plan.fanout;
   const plans: FanoutPlan[] = [
@@ -58,12 +75,7 @@ if (only.includes('fanout')) {
   report.fanout_baseline = f.baseline;
   report.fanout_idle = f.idle;
 }
-report.duration_s = Number(((performance.now() - t0) / 1000).toFixed(1));
-
-const dir = new URL('./results/', import.meta.url);
-await mkdir(dir, { recursive: true });
-await writeFile(new URL(`${values.out}.json`, dir), `${JSON.stringify(report, null, 2)}\n`);
-await writeFile(new URL(`${values.out}.md`, dir), renderMarkdown(report));
+await save();
 if (!quick && values.out === 'latest' && only.length === SECTIONS.length) await copyResultsIntoReadme();
 console.log(`\n${renderMarkdown(report)}\nwritten: bench/results/${values.out}.json, bench/results/${values.out}.md (${report.duration_s} s)`);
 // lost chunks or duplicates are failures, not figures: say so and exit non-zero

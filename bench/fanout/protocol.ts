@@ -11,7 +11,7 @@ export type FromGateway =
   | { ev: 'added'; tokens: { id: string; token: string }[] }
   | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; published: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[]; threadsPct: Record<string, number>; loopDelayP99Ms: number; loopDelayMaxMs: number };
 
-export type ToReceivers = { cmd: 'connect'; url: string; transport: FanoutTransport; endpoints: { id: string; token: string }[] } | { cmd: 'count' } | { cmd: 'close' };
+export type ToReceivers = { cmd: 'connect'; url: string; transport: FanoutTransport; endpoints: { id: string; token: string }[]; deadlineMs: number } | { cmd: 'count' } | { cmd: 'close' };
 
 export type FromReceivers =
   | { ev: 'connected'; count: number; failed: number; seconds: number }

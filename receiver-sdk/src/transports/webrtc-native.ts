@@ -1,7 +1,7 @@
-import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
+import type { Dialer, FrameLink, LinkChannel } from '../link.js';
 import { pollUntil } from '../protocol/clock.js';
-import { TypedEmitter } from '../protocol/emitter.js';
 import { MirrorstreamError } from '../protocol/errors.js';
+import { ChannelLink } from './channel-link.js';
 import { dialTimeout } from './signaling.js';
 import type { WebRtcDialOptions } from './webrtc.js';
 import { CHANNELS, endSession, postOffer } from './whep.js';
@@ -78,36 +78,33 @@ async function dialNative(opts: NativeWebRtcDialOptions): Promise<FrameLink> {
     throw error;
   }
   const url = sessionUrl;
-  link.onClose = () => (url ? endSession(doFetch, url, token) : Promise.resolve());
+  if (url) link.endSession = () => endSession(doFetch, url, token);
   return link;
 }
 
-class NativeLink extends TypedEmitter<LinkEvents> implements FrameLink {
+class NativeLink extends ChannelLink {
   readonly #pc: NativePeer;
-  readonly #channels: Map<LinkChannel, NativeChannel>;
-  #closed = false;
-  onClose: () => Promise<void> = () => Promise.resolve();
 
   constructor(pc: NativePeer, channels: { label: LinkChannel; dc: NativeChannel }[]) {
-    super();
+    // the channels were open when the dial returned; a close comes as a callback
+    let open = true;
+    super(new Map(channels.map(({ label, dc }) => [label, { writable: () => open, write: (bytes: Uint8Array) => void dc.sendMessageBinary(bytes), close: () => dc.close() }])));
     this.#pc = pc;
-    this.#channels = new Map(channels.map((c) => [c.label, c.dc]));
     for (const { label, dc } of channels) {
       dc.onMessage((m) => {
-        if (this.#closed || typeof m === 'string') return;
-        this.emit('message', m instanceof ArrayBuffer ? new Uint8Array(m) : new Uint8Array(m.buffer, m.byteOffset, m.byteLength), label);
+        if (typeof m === 'string') return;
+        this.received(m instanceof ArrayBuffer ? new Uint8Array(m) : new Uint8Array(m.buffer, m.byteOffset, m.byteLength), label);
       });
-      dc.onClosed(() => this.close(`${label} channel closed`));
+      dc.onClosed(() => {
+        open = false;
+        this.close(`${label} channel closed`);
+      });
     }
-  }
-
-  get isClosed(): boolean {
-    return this.#closed;
   }
 
   /** The SCTP association's RTT (libdatachannel measures it; -1 until it has a sample). */
   rttMs(): Promise<number | undefined> {
-    if (this.#closed) return Promise.resolve(undefined);
+    if (this.isClosed) return Promise.resolve(undefined);
     try {
       const rtt = this.#pc.rtt();
       return Promise.resolve(rtt >= 0 ? rtt : undefined);
@@ -116,35 +113,8 @@ class NativeLink extends TypedEmitter<LinkEvents> implements FrameLink {
     }
   }
 
-  send(bytes: Uint8Array, channel: LinkChannel): boolean {
-    const dc = this.#channels.get(channel);
-    if (this.#closed || !dc) return false;
-    try {
-      dc.sendMessageBinary(bytes);
-      return true;
-    } catch {
-      this.close('send failed');
-      return false;
-    }
-  }
-
-  close(reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    void this.onClose().catch(() => undefined);
-    for (const dc of this.#channels.values()) {
-      try {
-        dc.close();
-      } catch {
-        // already closed
-      }
-    }
-    try {
-      this.#pc.close();
-    } catch {
-      // already closed
-    }
-    this.emit('close', reason);
+  protected closePeer(): void {
+    this.#pc.close();
   }
 }
 

@@ -1,7 +1,7 @@
-import type { Dialer, FrameLink, LinkChannel, LinkEvents } from '../link.js';
+import type { Dialer, FrameLink, LinkChannel } from '../link.js';
 import { withTimeout, type Clock } from '../protocol/clock.js';
-import { TypedEmitter } from '../protocol/emitter.js';
 import { MirrorstreamError } from '../protocol/errors.js';
+import { ChannelLink } from './channel-link.js';
 import { dialTimeout } from './signaling.js';
 import { CHANNELS, endSession, postOffer } from './whep.js';
 
@@ -62,28 +62,26 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
     if (sessionUrl) void endSession(doFetch, sessionUrl, token);
     throw error;
   }
-  return new DataChannelLink(pc, channels, () => (sessionUrl ? endSession(doFetch, sessionUrl, token) : Promise.resolve()), opts.statsRttInMs ? 1 : 1000);
+  const link = new DataChannelLink(pc, channels, opts.statsRttInMs ? 1 : 1000);
+  const url = sessionUrl;
+  if (url) link.endSession = () => endSession(doFetch, url, token);
+  return link;
 }
 
 
-class DataChannelLink extends TypedEmitter<LinkEvents> implements FrameLink {
+class DataChannelLink extends ChannelLink {
   readonly #pc: RTCPeerConnection;
-  readonly #channels: Map<LinkChannel, RTCDataChannel>;
-  readonly #onClose: () => Promise<void>;
   readonly #rttScale: number;
-  #closed = false;
 
-  constructor(pc: RTCPeerConnection, channels: { label: LinkChannel; dc: RTCDataChannel }[], onClose: () => Promise<void>, rttScale: number) {
-    super();
+  constructor(pc: RTCPeerConnection, channels: { label: LinkChannel; dc: RTCDataChannel }[], rttScale: number) {
+    super(new Map(channels.map(({ label, dc }) => [label, { writable: () => dc.readyState === 'open', write: (bytes: Uint8Array) => dc.send(bytes as Uint8Array<ArrayBuffer>), close: () => dc.close() }])));
     this.#rttScale = rttScale;
     this.#pc = pc;
-    this.#onClose = onClose;
-    this.#channels = new Map(channels.map((c) => [c.label, c.dc]));
     for (const { label, dc } of channels) {
       dc.addEventListener('message', (e: MessageEvent) => {
         const data: unknown = e.data;
-        if (data instanceof ArrayBuffer) this.emit('message', new Uint8Array(data), label);
-        else if (ArrayBuffer.isView(data)) this.emit('message', new Uint8Array(data.buffer, data.byteOffset, data.byteLength), label);
+        if (data instanceof ArrayBuffer) this.received(new Uint8Array(data), label);
+        else if (ArrayBuffer.isView(data)) this.received(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), label);
       });
       dc.addEventListener('close', () => this.close(`${label} channel closed`));
     }
@@ -92,13 +90,9 @@ class DataChannelLink extends TypedEmitter<LinkEvents> implements FrameLink {
     });
   }
 
-  get isClosed(): boolean {
-    return this.#closed;
-  }
-
   /** RTT of the selected candidate pair from getStats (Chromium fills it; polyfills may not). */
   async rttMs(): Promise<number | undefined> {
-    if (this.#closed) return undefined;
+    if (this.isClosed) return undefined;
     try {
       const report = await this.#pc.getStats();
       let rtt: number | undefined;
@@ -113,31 +107,8 @@ class DataChannelLink extends TypedEmitter<LinkEvents> implements FrameLink {
     }
   }
 
-  send(bytes: Uint8Array, channel: LinkChannel): boolean {
-    const dc = this.#channels.get(channel);
-    if (this.#closed || !dc || dc.readyState !== 'open') return false;
-    try {
-      dc.send(bytes as Uint8Array<ArrayBuffer>);
-      return true;
-    } catch {
-      this.close('send failed');
-      return false;
-    }
-  }
-
-  close(reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    void this.#onClose().catch(() => undefined);
-    for (const dc of this.#channels.values()) {
-      try {
-        dc.close();
-      } catch {
-        // already closed
-      }
-    }
+  protected closePeer(): void {
     this.#pc.close();
-    this.emit('close', reason);
   }
 }
 
