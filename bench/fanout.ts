@@ -74,9 +74,20 @@ export interface FanoutIdle {
   loop_delay_p99_ms: number;
 }
 
+/** A stage the gateway could not be measured at (it stopped answering within the bench's wait): the run for that transport ends there. */
+export interface FanoutStopped {
+  transport: FanoutTransport;
+  endpoints: number;
+  /** Endpoints connected when it stopped answering. */
+  connected: number;
+  connect_failed: number;
+  reason: string;
+}
+
 export interface FanoutResult {
   rows: FanoutRow[];
   idle: FanoutIdle[];
+  stopped: FanoutStopped[];
   /** The gateway process with no endpoint, after a GC, per transport run. */
   baseline: Record<string, { rss_mib: number; heap_mib: number }>;
 }
@@ -163,7 +174,7 @@ export class ReceiverPool {
   }
 }
 
-export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idle: FanoutIdle[]; baseline: { rss_mib: number; heap_mib: number } }> {
+export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idle: FanoutIdle[]; stopped: FanoutStopped | undefined; baseline: { rss_mib: number; heap_mib: number } }> {
   // FANOUT_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway process
   const gw = new Child<ToGateway, FromGateway>('./fanout/gateway-child.ts', ['--expose-gc', ...(process.env.FANOUT_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [])], {
     FANOUT_CONFIG: JSON.stringify(plan.config ?? {}),
@@ -179,84 +190,92 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
     const r1 = (v: number): number => Number(v.toFixed(1));
     let idleBefore = { endpoints: 0, rssBytes: base.rssBytes, heapUsedBytes: base.heapUsedBytes };
     let have = 0;
+    let stopped: FanoutStopped | undefined;
     for (const n of plan.stages) {
       const ids = Array.from({ length: n - have }, (_, i) => `fan${have + i}`);
       gw.send({ cmd: 'add', ids });
       const { tokens } = await gw.next('added', 60_000);
       const conn = await pool.connect(url, transport, tokens);
       have = n;
-      await sleep(3_000); // let the new connections' first heartbeats and probes settle
-      const perWindow = new Map<Figure, number[]>(FIGURES.map((f) => [f, []]));
-      let connected = 0;
-      let hbSamples = 0;
-      let threads: Record<string, number> = {};
-      const first = await pool.counts();
-      let before = first;
-      for (let w = 0; w < windows; w++) {
-        const t0 = performance.now();
-        gw.send({ cmd: 'measure', ms: windowMs });
-        const m = await gw.next('measured', 30_000 + windowMs);
-        const after = await pool.counts();
-        const windowS = (performance.now() - t0) / 1000;
-        connected = m.connected;
-        hbSamples += m.rttSamplesMs.length;
-        const got: Record<Figure, number> = {
-          cpu_pct: m.cpuPct,
-          receivers_cpu_pct: (after.cpuUs - before.cpuUs) / 1e4 / windowS,
-          rss_mib: m.rssBytes / 2 ** 20,
-          heap_mib: m.heapUsedBytes / 2 ** 20,
-          rss_per_endpoint_kib: (m.rssBytes - base.rssBytes) / 1024 / n,
-          heap_per_endpoint_kib: (m.heapUsedBytes - base.heapUsedBytes) / 1024 / n,
-          hb_rtt_p50_ms: percentile(m.rttSamplesMs, 50),
-          hb_rtt_p99_ms: percentile(m.rttSamplesMs, 99),
-          published_per_s: m.publishedPerS,
-          loop_delay_p99_ms: m.loopDelayP99Ms,
-          loop_delay_max_ms: m.loopDelayMaxMs,
-          delivered_per_s: (after.count - before.count) / windowS,
+      try {
+        await sleep(3_000); // let the new connections' first heartbeats and probes settle
+        const perWindow = new Map<Figure, number[]>(FIGURES.map((f) => [f, []]));
+        let connected = 0;
+        let hbSamples = 0;
+        let threads: Record<string, number> = {};
+        const first = await pool.counts();
+        let before = first;
+        for (let w = 0; w < windows; w++) {
+          const t0 = performance.now();
+          gw.send({ cmd: 'measure', ms: windowMs });
+          const m = await gw.next('measured', 30_000 + windowMs);
+          const after = await pool.counts();
+          const windowS = (performance.now() - t0) / 1000;
+          connected = m.connected;
+          hbSamples += m.rttSamplesMs.length;
+          const got: Record<Figure, number> = {
+            cpu_pct: m.cpuPct,
+            receivers_cpu_pct: (after.cpuUs - before.cpuUs) / 1e4 / windowS,
+            rss_mib: m.rssBytes / 2 ** 20,
+            heap_mib: m.heapUsedBytes / 2 ** 20,
+            rss_per_endpoint_kib: (m.rssBytes - base.rssBytes) / 1024 / n,
+            heap_per_endpoint_kib: (m.heapUsedBytes - base.heapUsedBytes) / 1024 / n,
+            hb_rtt_p50_ms: percentile(m.rttSamplesMs, 50),
+            hb_rtt_p99_ms: percentile(m.rttSamplesMs, 99),
+            published_per_s: m.publishedPerS,
+            loop_delay_p99_ms: m.loopDelayP99Ms,
+            loop_delay_max_ms: m.loopDelayMaxMs,
+            delivered_per_s: (after.count - before.count) / windowS,
+          };
+          for (const f of FIGURES) perWindow.get(f)?.push(got[f]);
+          threads = m.threadsPct;
+          before = after;
+        }
+        const cpu = summarize(perWindow.get('cpu_pct') ?? []).median;
+        const prev = rows.at(-1);
+        const row = {
+          transport,
+          endpoints: n,
+          connected,
+          connect_s: Number(conn.seconds.toFixed(2)),
+          connect_failed: conn.failed,
+          windows,
+          hb_samples: hbSamples,
+          target_per_s: n,
+          gaps: before.gaps - first.gaps,
+          duplicates: before.duplicates - first.duplicates,
+          gateway_threads_pct: threads,
+          cpu_pct_per_1000: prev ? Number((((cpu - prev.cpu_pct) / (n - prev.endpoints)) * 1000).toFixed(1)) : null,
+          ...Object.assign({}, ...FIGURES.map((f) => flat(f, summarize(perWindow.get(f) ?? []), f.startsWith('hb_') ? 2 : 1))),
+        } as FanoutRow;
+        rows.push(row);
+        console.log(`fan-out ${JSON.stringify(row)}`);
+        gw.send({ cmd: 'measure', ms: windowMs, idle: true });
+        const m = await gw.next('measured', 60_000 + windowMs);
+        const added = n - idleBefore.endpoints;
+        const still: FanoutIdle = {
+          transport,
+          endpoints: n,
+          cpu_pct: r1(m.cpuPct),
+          rss_mib: r1(m.rssBytes / 2 ** 20),
+          heap_mib: r1(m.heapUsedBytes / 2 ** 20),
+          per_endpoint_over: `${idleBefore.endpoints} → ${n}`,
+          rss_per_endpoint_kib: r1((m.rssBytes - idleBefore.rssBytes) / 1024 / added),
+          heap_per_endpoint_kib: r1((m.heapUsedBytes - idleBefore.heapUsedBytes) / 1024 / added),
+          hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
+          loop_delay_p99_ms: r1(m.loopDelayP99Ms),
         };
-        for (const f of FIGURES) perWindow.get(f)?.push(got[f]);
-        threads = m.threadsPct;
-        before = after;
+        idle.push(still);
+        idleBefore = { endpoints: n, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes };
+        console.log(`fan-out idle ${JSON.stringify(still)}`);
+      } catch (error) {
+        // a saturated gateway stops answering the bench in time: that is the stage's result
+        stopped = { transport, endpoints: n, connected: n - conn.failed, connect_failed: conn.failed, reason: error instanceof Error ? error.message : String(error) };
+        console.log(`fan-out stopped ${JSON.stringify(stopped)}`);
+        break;
       }
-      const cpu = summarize(perWindow.get('cpu_pct') ?? []).median;
-      const prev = rows.at(-1);
-      const row = {
-        transport,
-        endpoints: n,
-        connected,
-        connect_s: Number(conn.seconds.toFixed(2)),
-        connect_failed: conn.failed,
-        windows,
-        hb_samples: hbSamples,
-        target_per_s: n,
-        gaps: before.gaps - first.gaps,
-        duplicates: before.duplicates - first.duplicates,
-        gateway_threads_pct: threads,
-        cpu_pct_per_1000: prev ? Number((((cpu - prev.cpu_pct) / (n - prev.endpoints)) * 1000).toFixed(1)) : null,
-        ...Object.assign({}, ...FIGURES.map((f) => flat(f, summarize(perWindow.get(f) ?? []), f.startsWith('hb_') ? 2 : 1))),
-      } as FanoutRow;
-      rows.push(row);
-      console.log(`fan-out ${JSON.stringify(row)}`);
-      gw.send({ cmd: 'measure', ms: windowMs, idle: true });
-      const m = await gw.next('measured', 60_000 + windowMs);
-      const added = n - idleBefore.endpoints;
-      const still: FanoutIdle = {
-        transport,
-        endpoints: n,
-        cpu_pct: r1(m.cpuPct),
-        rss_mib: r1(m.rssBytes / 2 ** 20),
-        heap_mib: r1(m.heapUsedBytes / 2 ** 20),
-        per_endpoint_over: `${idleBefore.endpoints} → ${n}`,
-        rss_per_endpoint_kib: r1((m.rssBytes - idleBefore.rssBytes) / 1024 / added),
-        heap_per_endpoint_kib: r1((m.heapUsedBytes - idleBefore.heapUsedBytes) / 1024 / added),
-        hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
-        loop_delay_p99_ms: r1(m.loopDelayP99Ms),
-      };
-      idle.push(still);
-      idleBefore = { endpoints: n, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes };
-      console.log(`fan-out idle ${JSON.stringify(still)}`);
     }
-    return { rows, idle, baseline: { rss_mib: r1(base.rssBytes / 2 ** 20), heap_mib: r1(base.heapUsedBytes / 2 ** 20) } };
+    return { rows, idle, stopped, baseline: { rss_mib: r1(base.rssBytes / 2 ** 20), heap_mib: r1(base.heapUsedBytes / 2 ** 20) } };
   } finally {
     await Promise.all([pool.stop(), gw.stop()]);
   }
@@ -264,11 +283,12 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
 
 /** Every plan in turn, each on a fresh gateway. */
 export async function fanoutAll(plans: FanoutPlan[]): Promise<FanoutResult> {
-  const result: FanoutResult = { rows: [], idle: [], baseline: {} };
+  const result: FanoutResult = { rows: [], idle: [], stopped: [], baseline: {} };
   for (const p of plans) {
     const r = await fanout(p);
     result.rows.push(...r.rows);
     result.idle.push(...r.idle);
+    if (r.stopped) result.stopped.push(r.stopped);
     result.baseline[p.transport] = r.baseline;
   }
   return result;

@@ -16,6 +16,7 @@ export interface BenchReport {
   fanout?: FanoutResult['rows'];
   fanout_baseline?: FanoutResult['baseline'];
   fanout_idle?: FanoutResult['idle'];
+  fanout_stopped?: FanoutResult['stopped'];
   codec?: CodecRow[];
   durable?: DurableRow[];
 }
@@ -131,6 +132,7 @@ export function renderMarkdown(r: BenchReport): string {
         (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms)]),
       ),
       '',
+      ...(r.fanout_stopped ?? []).map((x) => `**${x.transport} at ${x.endpoints} endpoints: not measured** (${x.connected} connected, ${x.connect_failed} did not connect within the stage's deadline): ${x.reason}. The gateway stopped answering the bench in time: that run ends there.\n`),
       `Per endpoint at a stage: (value at the stage − value with no endpoint) / endpoints, after a GC; idle: the slope from the previous idle window (the first from none, so it also holds the code the gateway compiled while warming up). The gateway with no endpoint: ${Object.entries(r.fanout_baseline ?? {}).map(([t, b]) => `${t} run ${n(b.rss_mib)} MiB RSS, ${n(b.heap_mib)} MiB heap`).join('; ')}. CPU % is of one core and includes the gateway's native threads; the receivers run in several other processes on the same ${r.machine.cpus} cores.`,
       '',
     );

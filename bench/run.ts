@@ -74,6 +74,7 @@ if (only.includes('fanout')) {
   report.fanout = f.rows;
   report.fanout_baseline = f.baseline;
   report.fanout_idle = f.idle;
+  report.fanout_stopped = f.stopped;
 }
 await save();
 if (!quick && values.out === 'latest' && only.length === SECTIONS.length) await copyResultsIntoReadme();
