@@ -239,7 +239,7 @@ export async function failover(opts: FailoverPlan): Promise<{
     }
   }
   if (opts.standbyRuns > 0) {
-    const pool = new ReceiverPool(4);
+    const pool = new ReceiverPool(4, 10);
     try {
       for (const fault of ['kill', 'freeze'] as const) {
         const runs: FailoverRun[] = [];

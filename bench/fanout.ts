@@ -8,6 +8,7 @@
  * stage one window with publishing paused gives what an idle warm endpoint costs.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { GatewayConfigInput } from '../gateway/src/index.js';
 import type { FanoutTransport, FromGateway, FromReceivers, ToGateway, ToReceivers } from './fanout/protocol.js';
@@ -143,10 +144,16 @@ const CONNECT_DEADLINE_MS = 120_000;
 /** The receiver processes together. */
 export class ReceiverPool {
   readonly #children: Child<ToReceivers, FromReceivers>[];
-  constructor(processes: number) {
+  /**
+   * `niceness` > 0 runs the receivers below the gateway's priority: where they stand in for
+   * other machines (the failover bench's standbys), their CPU must not come out of the
+   * gateway's share of this machine's cores.
+   */
+  constructor(processes: number, niceness = 0) {
     // FANOUT_RECEIVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof-rx" profiles the receiver processes
     const args = process.env.FANOUT_RECEIVER_ARGS?.split(' ').filter(Boolean) ?? [];
     this.#children = Array.from({ length: processes }, () => new Child<ToReceivers, FromReceivers>('./fanout/receivers-child.ts', args));
+    for (const c of this.#children) if (niceness > 0 && c.proc.pid !== undefined) setPriority(c.proc.pid, niceness);
   }
   /**
    * Deal the endpoints out round-robin; resolves when every process has connected its share,
