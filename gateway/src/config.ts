@@ -85,8 +85,8 @@ export const healthSchema = z
     carrierProbeIntervalMs: z.number().int().min(5).max(10_000).default(10),
     /**
      * Probe interval of an endpoint no decision is waiting on: a standby that is not next in
-     * line, or the active endpoint of a stream with no other endpoint: slower than heartbeats,
-     * its loss is measured over 10 probes. Next-in-line standbys, hedging ones, degraded ones proving recovery and
+     * line, or the active endpoint of a stream with no other endpoint: by default at the
+     * standby heartbeat rate, its loss measured over 10 probes. Next-in-line standbys, hedging ones, degraded ones proving recovery and
      * active ones that may switch transport are probed every probeIntervalMs.
      */
     standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(1_000),
@@ -108,6 +108,10 @@ export const healthSchema = z
     maxAckLagMs: z.number().positive().default(1_000),
     /** Acked bytes/s over input bytes/s on the active endpoint, while the stream produces. */
     minDeliveryRatio: z.number().min(0).max(1).default(0.8),
+  })
+  // the scheduler picks a rate by role; a slower rate for a more urgent role would invert it
+  .refine((h) => h.carrierProbeIntervalMs <= h.probeIntervalMs && h.probeIntervalMs <= h.standbyProbeIntervalMs, {
+    message: 'probe intervals must satisfy carrierProbeIntervalMs <= probeIntervalMs <= standbyProbeIntervalMs',
   })
   .prefault({});
 

@@ -52,11 +52,12 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.#startedAt = clock.now();
     const closing = (): boolean => this.#closing;
     const backend = (this.#backend = deps.backend ?? createBackend(config, clock, log));
-    const timers = new TimerQueue(clock);
+    const timers = new TimerQueue(clock, (err) => log.error({ err }, 'timed work failed'));
     const streamTiming: StreamTiming = {
       assessing: (s) => scheduler.streamAssessing(s),
       evaluateAt: (s, at) => scheduler.streamEvaluateAt(s, at),
       changed: (s) => scheduler.streamChanged(s),
+      removed: (s) => scheduler.streamRemoved(s),
     };
     const registry = (this.#registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), backend, events: this, closing, streamTiming }));
     const waiters = (this.#waiters = new AckWaiters(clock));

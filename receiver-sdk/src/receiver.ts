@@ -56,10 +56,10 @@ export interface ReceiverCoreOptions {
   logger?: ReceiverLogger;
 }
 
-/** Codes after which reconnecting cannot help. */
 /** How often a report reads the transport's own RTT (getStats); reports in between carry the last reading. */
 const TRANSPORT_RTT_EVERY_MS = 5_000;
 
+/** Codes after which reconnecting cannot help. */
 const FATAL = new Set(['MS_UNAUTHORIZED', 'MS_PROTOCOL_VERSION', 'MS_TRANSPORT_UNAVAILABLE']);
 
 /**
@@ -180,6 +180,8 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#link = link;
+    // an RTT is the path's: the new link measures its own
+    this.#rttMs = undefined;
     this.#rttReadAt = Number.NEGATIVE_INFINITY;
     this.#inbound.newConnection();
     this.#maxFrameBytes = this.#initialMaxFrameBytes();

@@ -56,6 +56,23 @@ describe('adaptive probing (manual clock)', () => {
     await h.close();
   });
 
+  it('an endpoint probed at the normal rate from its first connection counts its lost probes (the window fits that rate)', async () => {
+    // standby probes every second: a window sized for that rate would reuse its slots before a fast probe could count as lost
+    const h = harness({ health: { carrierProbeIntervalMs: 10, probeIntervalMs: 20, standbyProbeIntervalMs: 1_000 } });
+    // the stream first: b connects as next in line, at the rate a new connection starts with (no rate change)
+    await h.gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b'] });
+    await h.receiver('a');
+    const b = await h.receiver('b');
+    let seed = 11;
+    b.link()?.setUnreliableLoss(0.3, () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    await h.step(2_000, 5);
+    const loss = h.gateway.endpointHealth('b').path.metrics.loss_ratio?.value;
+    console.log(`b next in line, 30 % unreliable loss each way: loss_ratio ${loss}`);
+    expect(loss).toBeGreaterThan(0.15); // 0 before: lost probes were overwritten before they could count
+    expect(h.gateway.endpointHealth('b').path.verdict).toBe('degraded');
+    await h.close();
+  });
+
   it('a standby that becomes active is probed at the carrier rate from its next probe on', async () => {
     const h = harness({ health: { carrierProbeIntervalMs: 10, probeIntervalMs: 20, standbyProbeIntervalMs: 250 } });
     const rx = [await h.receiver('a'), await h.receiver('b'), await h.receiver('c')];

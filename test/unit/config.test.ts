@@ -18,7 +18,7 @@ describe('gateway config', () => {
   });
 
   it('rejects unknown keys, wrong units and inconsistent thresholds with MS_CONFIG_INVALID', () => {
-    for (const bad of [{ prot: 1 }, { port: 70_000 }, { heartbeat: { intervalMs: 1 } }, { heartbeat: { phiSuspect: 9, phiDead: 8 } }, { apiKey: 'short' }]) {
+    for (const bad of [{ prot: 1 }, { port: 70_000 }, { heartbeat: { intervalMs: 1 } }, { heartbeat: { phiSuspect: 9, phiDead: 8 } }, { health: { probeIntervalMs: 2_000 } }, { health: { carrierProbeIntervalMs: 30 } }, { apiKey: 'short' }]) {
       expect(() => parseConfig(bad as never)).toThrowError(ConfigError);
       try {
         parseConfig(bad as never);

@@ -33,6 +33,27 @@ describe('phi accrual failure detector', () => {
     expect(d.phi(250 + 1_000)).toBeLessThan(1);
   });
 
+  it('a rate change keeps a silence under way: overdue stays overdue, between heartbeats stays fine', () => {
+    const slow = { ...opts, expectedIntervalMs: 1_000 };
+    // 3 s silent at a 1 s rate (dead there), then moved to 250 ms heartbeats
+    const silent = new PhiAccrualDetector(slow);
+    for (let t = 1_000; t <= 10_000; t += 1_000) silent.heartbeat(t);
+    expect(silent.phi(13_000)).toBeGreaterThan(8);
+    silent.rebase(250, 13_000);
+    expect(silent.phi(13_000)).toBeGreaterThan(8);
+    // half an interval since the last heartbeat: still fine at the new rate, and late one new interval on
+    const between = new PhiAccrualDetector(slow);
+    for (let t = 1_000; t <= 10_000; t += 1_000) between.heartbeat(t);
+    between.rebase(250, 10_500);
+    expect(between.phi(10_500)).toBeLessThan(1);
+    expect(between.phi(10_500 + 500)).toBeGreaterThan(3);
+    // from fast to slow: the next heartbeat is judged against the slow rate
+    const fast = new PhiAccrualDetector(opts);
+    for (let t = 250; t <= 5_000; t += 250) fast.heartbeat(t);
+    fast.rebase(1_000, 5_100);
+    expect(fast.phi(5_000 + 1_000)).toBeLessThan(3); // not suspect when the first slow one is due
+  });
+
   it('phi is monotonic in elapsed time', () => {
     const d = new PhiAccrualDetector(opts);
     d.reset(0);

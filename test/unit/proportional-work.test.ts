@@ -34,4 +34,23 @@ describe('work proportional to change', () => {
     expect(h.gateway.getStream('pair').active).toEqual(['p2']);
     await h.close();
   });
+
+  it('a stream deleted with chunks in flight is measured no more (its acks cannot reach it: it would never settle)', async () => {
+    const h = harness();
+    const rx = await h.receiver('e');
+    await h.gateway.createStream({ stream_id: 'gone', endpoint_list: ['e'] });
+    await h.step(1_000, 10);
+    rx.freeze(); // nothing is acked from here on
+    for (let i = 0; i < 5; i++) await h.gateway.publish('gone', `x${i}`);
+    await h.step(100, 10);
+    const spyAssess = vi.spyOn(Stream.prototype, 'assess');
+    await h.step(100, 10);
+    expect(spyAssess.mock.calls.length).toBeGreaterThan(0); // in flight: measured every tick
+    await h.gateway.deleteStream('gone');
+    spyAssess.mockClear();
+    await h.step(1_000, 10);
+    console.log(`deleted stream: ${spyAssess.mock.calls.length} measurements in the 1 s after`);
+    expect(spyAssess.mock.calls.length).toBe(0);
+    await h.close();
+  });
 });

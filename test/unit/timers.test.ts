@@ -1,4 +1,4 @@
-import { ManualClock } from '@mirrorstream/receiver/protocol';
+import { ManualClock, pollUntil } from '@mirrorstream/receiver/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TimerQueue } from '../../gateway/src/core/timers.js';
@@ -18,6 +18,26 @@ describe('TimerQueue: one clock timer for all timed work', () => {
     expect(ran).toEqual(['a', 'b', 'c']);
     expect(q.size).toBe(0);
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('an entry that throws is reported and the others due with it still run; a closed queue takes no more', () => {
+    const clock = new ManualClock();
+    const errors: unknown[] = [];
+    const q = new TimerQueue(clock, (e) => errors.push(e));
+    const ran: string[] = [];
+    q.timer(() => {
+      throw new Error('boom');
+    }).after(10);
+    q.timer(() => ran.push('after')).after(10);
+    clock.advance(20);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['boom']);
+    expect(ran).toEqual(['after']);
+    q.close();
+    q.timer(() => ran.push('late')).after(5);
+    expect(q.size).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    clock.advance(50);
+    expect(ran).toEqual(['after']);
   });
 
   it('moves a rescheduled entry and forgets a cancelled one', () => {
@@ -88,5 +108,36 @@ describe('TimerQueue: one clock timer for all timed work', () => {
         },
       ),
     );
+  });
+});
+
+describe('pollUntil: connect progress of a native engine, looked at instead of called back', () => {
+  it('looks every 2 ms for the first 100 ms, then every 20 ms until its timeout', async () => {
+    const clock = new ManualClock();
+    let looks = 0;
+    const start = clock.now();
+    const p = pollUntil(clock, () => (looks++, false), 1_000, () => new Error('timed out'));
+    const outcome = p.then(
+      () => 'resolved',
+      (e: Error) => e.message,
+    );
+    clock.advance(100);
+    const early = looks;
+    for (let t = 100; t < 1_100; t += 10) clock.advance(10);
+    expect(await outcome).toBe('timed out');
+    console.log(`looks in the first 100 ms: ${early}; in all ${looks} (${clock.now() - start} ms)`);
+    expect(early).toBeGreaterThanOrEqual(50);
+    expect(looks - early).toBeLessThanOrEqual(51); // 900 ms at 20 ms
+  });
+
+  it('resolves at the first look that finds it done, and rejects with what done() returns', async () => {
+    const clock = new ManualClock();
+    let ready = false;
+    const p = pollUntil(clock, () => ready, 1_000, () => new Error('timed out'));
+    clock.advance(10);
+    ready = true;
+    clock.advance(2);
+    await expect(p).resolves.toBeUndefined();
+    await expect(pollUntil(clock, () => new Error('peer failed'), 1_000, () => new Error('timed out'))).rejects.toThrow('peer failed');
   });
 });

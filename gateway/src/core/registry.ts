@@ -43,6 +43,8 @@ export interface StreamTiming {
   evaluateAt(s: Stream, at: number | undefined): void;
   /** An input of its policy changed that the scheduler does not see (an owner change). */
   changed(s: Stream): void;
+  /** The stream is gone from this gateway: nothing more to measure or decide. */
+  removed(s: Stream): void;
 }
 
 /**
@@ -277,6 +279,7 @@ export class Registry {
     const stream = this.#streams.get(streamId);
     if (!stream) return;
     stream.end('deleted');
+    this.#o.streamTiming?.removed(stream);
     this.#streams.delete(streamId);
     this.#members.invalidate();
     this.#records.delete(streamId);

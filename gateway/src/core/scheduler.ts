@@ -84,7 +84,7 @@ export class Scheduler {
   stop(): void {
     this.#tick?.cancel();
     this.#tick = undefined;
-    this.#o.timers.clear();
+    this.#o.timers.close();
   }
 
   // ---- endpoints
@@ -122,7 +122,8 @@ export class Scheduler {
     if (!sent || !carrier || this.#tick === undefined) return;
     const timers = this.#timersOf(ep);
     const deadline = ep.silenceDeadline;
-    if (timers.silence.pending || deadline === undefined) return;
+    // the limit follows the path's RTT and loss: a shorter one moves a pending check earlier
+    if (deadline === undefined || (timers.silence.pending && timers.silence.dueAt <= deadline + 1)) return;
     timers.silence.at(deadline + 1);
   }
 
@@ -263,6 +264,13 @@ export class Scheduler {
   /** An input of the stream's policy changed outside of what the scheduler sees (a remote endpoint, an owner change). */
   streamChanged(s: Stream): void {
     this.#dirty.add(s);
+  }
+
+  /** The stream was deleted here: it is neither measured nor decided again (its acks no longer reach it, so it would never settle). */
+  streamRemoved(s: Stream): void {
+    this.#unsettled.delete(s);
+    this.#dirty.delete(s);
+    this.#wakes.get(s)?.cancel();
   }
 
   tick(): void {

@@ -14,9 +14,17 @@ export class TimerQueue {
   #armed: TimerHandle | undefined;
   #armedAt = Number.POSITIVE_INFINITY;
   #running = false;
+  #closed = false;
+  readonly #onError: (error: unknown) => void;
 
-  constructor(clock: Clock) {
+  /** `onError` hears what an entry threw; the entries due with it still run. Without it, the error is thrown on. */
+  constructor(clock: Clock, onError?: (error: unknown) => void) {
     this.#clock = clock;
+    this.#onError =
+      onError ??
+      ((error) => {
+        throw error;
+      });
   }
 
   get clock(): Clock {
@@ -33,8 +41,9 @@ export class TimerQueue {
     return new Timer(this, fn);
   }
 
-  /** Drop every entry (the gateway closes). */
-  clear(): void {
+  /** Drop every entry and take no more (the gateway closes: what its shutdown still schedules never runs). */
+  close(): void {
+    this.#closed = true;
     for (const t of this.#heap) t.index = -1;
     this.#heap.length = 0;
     this.#clock.clearTimeout(this.#armed);
@@ -44,6 +53,7 @@ export class TimerQueue {
 
   /** @internal Timer.at */
   place(t: Timer): void {
+    if (this.#closed) return;
     if (t.index < 0) {
       t.index = this.#heap.length;
       this.#heap.push(t);
@@ -86,7 +96,11 @@ export class TimerQueue {
       // what a run schedules for now or earlier runs in this turn too
       for (let first = this.#heap[0]; first && first.dueAt <= now; first = this.#heap[0]) {
         this.remove(first);
-        first.fn(now);
+        try {
+          first.fn(now);
+        } catch (error) {
+          this.#onError(error);
+        }
       }
     } finally {
       this.#running = false;

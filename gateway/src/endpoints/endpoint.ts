@@ -200,6 +200,8 @@ export class Endpoint implements EndpointView {
     });
     this.#detector.reset(now);
     this.#probes.clear();
+    // sized for the rate this connection probes at now (the scheduler resizes it when that changes)
+    this.#probes.resize(probeSlotsFor(connection.probeIntervalMs, this.#healthConfig.windowMs));
     this.#silence.reset();
     this.#rtts.clear();
     this.#reports.clear();

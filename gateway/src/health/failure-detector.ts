@@ -42,16 +42,19 @@ export class PhiAccrualDetector {
 
   /**
    * Heartbeats now come every `expectedMs` (the gateway changed the rate): the history of the
-   * old rate no longer says what is late, so it starts over from the new one, and the clock
-   * from now (a heartbeat at the new rate is on its way).
+   * old rate no longer says what is late, so it starts over from the new one. The time since
+   * the last heartbeat keeps its weight in intervals (half an old interval becomes half a new
+   * one), so a silence under way is neither forgotten nor blown up: a dead standby moved up
+   * to next in line stays overdue, and one merely between heartbeats is not judged late.
    */
   rebase(expectedMs: number, now: number): void {
+    const oldMean = this.#mean;
     this.#count = 0;
     this.#next = 0;
     this.#sum = 0;
     this.#sumSq = 0;
     this.#seed(expectedMs);
-    this.#last = now;
+    if (this.#last !== undefined && oldMean > 0) this.#last = now - (Math.max(0, now - this.#last) * expectedMs) / oldMean;
   }
 
   /** When phi reaches `phi` if no heartbeat comes first (undefined before the first). */

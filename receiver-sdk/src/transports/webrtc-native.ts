@@ -37,8 +37,8 @@ export interface NativeWebRtcDialOptions extends Omit<WebRtcDialOptions, 'RTCPee
  * WebRTC for Node receivers on node-datachannel's native API, not its W3C polyfill: the
  * polyfill takes a native callback (a thread-safe function, i.e. a libuv async handle that
  * every wake-up of the event loop scans) for every event of every peer and channel, about 23
- * per connection, and an EventTarget dispatch per message; here a connection keeps 7 (its
- * channels' messages and closes, and the peer's own), and dial progress is polled. Same
+ * per connection, and an EventTarget dispatch per message; here a connection keeps 6 (its
+ * channels' messages and closes), and dial progress is polled. Same
  * signaling, channels and frames as the W3C dialer. `rtcConfig` takes node-datachannel's
  * options (`bindAddress`, `enableIceUdpMux`, `portRangeBegin`/`End`) and W3C `iceServers`.
  */

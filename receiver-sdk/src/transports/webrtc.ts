@@ -27,7 +27,8 @@ export interface WebRtcDialOptions {
   fetch?: typeof fetch;
   /**
    * W3C `currentRoundTripTime` is in seconds; node-datachannel's polyfill reports
-   * milliseconds. The Node entry sets this.
+   * milliseconds: set this when passing the polyfill as `RTCPeerConnection` (the Node entry's
+   * own WebRTC dialer uses node-datachannel's native API and does not need it).
    */
   statsRttInMs?: boolean;
 }
