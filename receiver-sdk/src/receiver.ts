@@ -7,6 +7,8 @@ import { TypedEmitter } from './protocol/emitter.js';
 import { ERROR_CODES, MirrorstreamError, ProtocolError } from './protocol/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameType, MAX_FRAME_BYTES_LIMIT } from './protocol/frames.js';
 import { PROTOCOL_VERSION, SDK_VERSION } from './protocol/version.js';
+import { PathRtt } from './path-rtt.js';
+import { SilenceWatch } from './silence-watch.js';
 
 export type { Chunk, EpochReset, Gap, RoleChange } from './inbound.js';
 
@@ -56,9 +58,6 @@ export interface ReceiverCoreOptions {
   logger?: ReceiverLogger;
 }
 
-/** How often a report reads the transport's own RTT (getStats); reports in between carry the last reading. */
-const TRANSPORT_RTT_EVERY_MS = 5_000;
-
 /** Codes after which reconnecting cannot help. */
 const FATAL = new Set(['MS_UNAUTHORIZED', 'MS_PROTOCOL_VERSION', 'MS_TRANSPORT_UNAVAILABLE']);
 
@@ -76,11 +75,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   #link: FrameLink | undefined;
   #attempt = 0;
   #retryTimer: TimerHandle | undefined;
-  #silenceTimer: TimerHandle | undefined;
-  #silenceMs = 1_000;
-  #lastHeardAt = 0;
-  /** When the transport's RTT was last read (a new link reads it at its first report). */
-  #rttReadAt = Number.NEGATIVE_INFINITY;
+  readonly #silence: SilenceWatch;
   /** The one pending connect(): every caller gets this promise until WELCOME or failure. */
   #welcome: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
   #maxFrameBytes: number;
@@ -88,9 +83,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   #reportTimer: TimerHandle | undefined;
   #reporting = false;
   #lastReportAt = 0;
-  #hbNonce = 0;
-  /** RTT seen by this receiver: the transport's view if it has one, else our own heartbeat echo. */
-  #rttMs: { value: number; source: string } | undefined;
+  readonly #rtt: PathRtt;
 
   constructor(options: ReceiverCoreOptions) {
     super();
@@ -110,6 +103,8 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       logger: options.logger,
     };
     this.#maxFrameBytes = this.#initialMaxFrameBytes();
+    this.#rtt = new PathRtt(this.#opts.clock);
+    this.#silence = new SilenceWatch(this.#opts.clock, (limitMs) => this.#gatewaySilent(limitMs));
     this.onListenerError = (error, event) => this.#listenerFailed(error, event);
     this.#inbound = new InboundStreams(this.#opts, {
       chunk: (c) => this.emit('chunk', c),
@@ -156,7 +151,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     if (this.#status === 'closed') return;
     this.#inbound.flushAcks();
     this.#opts.clock.clearTimeout(this.#retryTimer);
-    this.#opts.clock.clearTimeout(this.#silenceTimer);
+    this.#silence.stop();
     this.#opts.clock.clearInterval(this.#reportTimer);
     this.#inbound.stop();
     const link = this.#link;
@@ -180,9 +175,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#link = link;
-    // an RTT is the path's: the new link measures its own
-    this.#rttMs = undefined;
-    this.#rttReadAt = Number.NEGATIVE_INFINITY;
+    this.#rtt.reset();
     this.#inbound.newConnection();
     this.#maxFrameBytes = this.#initialMaxFrameBytes();
     link.on('message', (bytes, channel) => {
@@ -191,7 +184,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     link.on('close', (reason) => {
       if (this.#link !== link) return;
       this.#link = undefined;
-      this.#opts.clock.clearTimeout(this.#silenceTimer);
+      this.#silence.stop();
       this.#scheduleRetry(new MirrorstreamError('MS_TRANSPORT_CLOSED', reason, { retryable: true }));
     });
     link.send(
@@ -206,7 +199,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       }),
       'control',
     );
-    this.#armSilence();
+    this.#silence.start();
   }
 
   #initialMaxFrameBytes(): number {
@@ -237,31 +230,13 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     else w.reject(error);
   }
 
-  /**
-   * A gateway that says nothing for `#silenceMs` is gone: drop the link and reconnect. One
-   * timer per silence period, not one per frame: a frame only notes when it came, and the
-   * timer, when it fires, waits out the rest if something came meanwhile.
-   */
-  #armSilence(): void {
-    this.#lastHeardAt = this.#opts.clock.now();
-    this.#silenceAfter(this.#silenceMs);
-  }
-
-  #silenceAfter(afterMs: number): void {
-    const { clock } = this.#opts;
-    clock.clearTimeout(this.#silenceTimer);
-    this.#silenceTimer = clock.setTimeout(() => {
-      const link = this.#link;
-      if (!link) return;
-      const quietMs = clock.now() - this.#lastHeardAt;
-      if (quietMs < this.#silenceMs) {
-        this.#silenceAfter(this.#silenceMs - quietMs);
-        return;
-      }
-      this.#link = undefined;
-      link.close('gateway silent');
-      this.#scheduleRetry(new MirrorstreamError('MS_TRANSPORT_CLOSED', `no frame from the gateway for ${this.#silenceMs} ms`, { retryable: true }));
-    }, afterMs);
+  /** The silence watch fired: drop the link and reconnect. */
+  #gatewaySilent(limitMs: number): void {
+    const link = this.#link;
+    if (!link) return;
+    this.#link = undefined;
+    link.close('gateway silent');
+    this.#scheduleRetry(new MirrorstreamError('MS_TRANSPORT_CLOSED', `no frame from the gateway for ${limitMs} ms`, { retryable: true }));
   }
 
   #onMessage(link: FrameLink, bytes: Uint8Array, channel: LinkChannel): void {
@@ -270,7 +245,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       this.#protocolFailure(link, decoded.error);
       return;
     }
-    this.#lastHeardAt = this.#opts.clock.now();
+    this.#silence.heard();
     const f = decoded.frame;
     switch (f.type) {
       case FrameType.WELCOME:
@@ -279,11 +254,11 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
           return;
         }
         this.sessionId = f.sessionId;
-        this.#silenceMs = this.#opts.gatewayTimeoutMs ?? Math.max(1_000, 4 * f.heartbeatIntervalMs);
+
         // the gateway sends nothing larger than it says; our own cap, if set, still holds
         this.#maxFrameBytes = Math.min(f.maxFrameBytes, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_LIMIT, MAX_FRAME_BYTES_LIMIT);
         link.setMaxFrameBytes?.(this.#maxFrameBytes);
-        this.#armSilence();
+        this.#silence.start(this.#opts.gatewayTimeoutMs ?? Math.max(1_000, 4 * f.heartbeatIntervalMs));
         this.#attempt = 0;
         this.#setStatus('connected', `session ${f.sessionId}`);
         this.#startReports();
@@ -295,8 +270,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         if (channel === 'control' && this.#status === 'connected') this.#reportIfDue();
         return;
       case FrameType.HEARTBEAT_ACK:
-        // our own heartbeat came back: RTT as this receiver sees it
-        if (this.#rttMs?.source !== 'receiver.transport') this.#rttMs = { value: Math.max(0, this.#opts.clock.now() - f.sentAt), source: 'receiver.heartbeat' };
+        this.#rtt.echoed(f.sentAt);
         return;
       case FrameType.DATA:
         this.#inbound.data(f, channel === 'data-unreliable');
@@ -399,23 +373,11 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   }
 
   async #sendReports(link: FrameLink): Promise<void> {
-    const { clock } = this.#opts;
-    // the transport's RTT (getStats, a costly call) is read every few reports, not at every one
-    const fresh = this.#rttMs?.source === 'receiver.transport' && clock.now() - this.#rttReadAt < TRANSPORT_RTT_EVERY_MS;
-    if (!fresh) {
-      const transportRtt = link.rttMs ? await link.rttMs() : undefined;
-      if (link !== this.#link) return;
-      if (transportRtt !== undefined) {
-        this.#rttMs = { value: transportRtt, source: 'receiver.transport' };
-        this.#rttReadAt = clock.now();
-      }
-      // our own heartbeat measures the RTT only where the transport does not (its echo feeds the next report)
-      else link.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#hbNonce, sentAt: clock.now() }), 'control');
-    }
+    if (!(await this.#rtt.refresh(link, () => link === this.#link))) return;
     const now = this.#opts.clock.now();
     const seconds = Math.max(0.001, (now - this.#lastReportAt) / 1000);
     this.#lastReportAt = now;
-    for (const report of this.#inbound.reports(seconds, this.#rttMs?.value ?? null)) link.send(encodeFrame(report), 'control');
+    for (const report of this.#inbound.reports(seconds, this.#rtt.ms)) link.send(encodeFrame(report), 'control');
   }
 
   #setStatus(status: ReceiverStatus, detail: string): void {

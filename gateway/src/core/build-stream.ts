@@ -89,3 +89,13 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
     },
   });
 }
+
+/** The scheduler's side of the gateway's streams: when to measure each and when to re-run its policy. */
+export interface StreamTiming {
+  assessing(s: Stream): void;
+  evaluateAt(s: Stream, at: number | undefined): void;
+  /** An input of its policy changed that the scheduler does not see (an owner change). */
+  changed(s: Stream): void;
+  /** The stream is gone from this gateway: nothing more to measure or decide. */
+  removed(s: Stream): void;
+}

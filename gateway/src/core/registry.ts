@@ -20,7 +20,7 @@ import type { Stream } from '../streams/stream.js';
 import type { StreamLog } from '../streams/stream-log.js';
 import type { EndpointView, StreamControl } from '../streams/types.js';
 import { andThen, type Backend, type BackendChange, type Maybe, type RestoredStream, type StoredStream } from '../log/backend.js';
-import { buildStream, retentionOf, toOverflow } from './build-stream.js';
+import { buildStream, retentionOf, toOverflow, type StreamTiming } from './build-stream.js';
 import type { EventSink } from './events.js';
 import { assertOpen, type Closing } from './lifecycle.js';
 import { applySpec, SpecRevisions } from './stored-specs.js';
@@ -36,15 +36,6 @@ export interface RegistryOptions {
   closing: Closing;
   /** The scheduler's side of a stream: when to measure it and when to re-run its policy. */
   streamTiming?: StreamTiming;
-}
-
-export interface StreamTiming {
-  assessing(s: Stream): void;
-  evaluateAt(s: Stream, at: number | undefined): void;
-  /** An input of its policy changed that the scheduler does not see (an owner change). */
-  changed(s: Stream): void;
-  /** The stream is gone from this gateway: nothing more to measure or decide. */
-  removed(s: Stream): void;
 }
 
 /**
