@@ -186,7 +186,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
   const gw = new Child<ToGateway, FromGateway>('./fanout/gateway-child.ts', ['--expose-gc', ...(process.env.FANOUT_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [])], {
     FANOUT_CONFIG: JSON.stringify(plan.config ?? {}),
   });
-  const pool = new ReceiverPool(plan.receiverProcesses);
+  const pool = new ReceiverPool(plan.receiverProcesses, Number(process.env.FANOUT_RECEIVERS_NICE ?? 0));
   const rows: FanoutRow[] = [];
   const { transport, windows, windowMs } = plan;
   try {

@@ -82,13 +82,23 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     scheduler.start();
   }
 
-  /** Connect the backend, bring back its streams (JetStream: await before serving; memory: not needed); retryable. */
+  /**
+   * Connect the backend, bring back its streams (JetStream: await before serving; memory: not
+   * needed); retryable. With ICE ports configured the WebRTC engine claims them here
+   * (MS_ICE_PORT_IN_USE, not retryable, when one is taken).
+   */
   start(): Promise<void> {
-    this.#started ??= this.#backend.start().then(() => this.#registry.start()).catch((error: unknown) => {
+    this.#started ??= this.#start().catch((error: unknown) => {
       this.#started = undefined;
       throw error;
     });
     return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    if (this.config.webrtc.icePort !== undefined) await this.#signaling.webrtc.start();
+    await this.#backend.start();
+    await this.#registry.start();
   }
 
   // Changes: invalid input throws at once; the promise settles once the change is stored

@@ -29,6 +29,7 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   MS_GATEWAY_CLOSED: 503,
   MS_TRANSPORT_CLOSED: 503,
   MS_LOG_UNAVAILABLE: 503,
+  MS_ICE_PORT_IN_USE: 503,
 };
 
 export interface ErrorBody {

@@ -32,7 +32,7 @@ export class Signaling {
   }
 
   async close(reason: string): Promise<void> {
-    this.webrtc.closeAll(reason);
+    await this.webrtc.stop(reason);
     await this.webtransport.stop();
   }
 }

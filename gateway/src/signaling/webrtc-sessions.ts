@@ -54,8 +54,7 @@ export class WebRtcSessions {
     const release = this.#o.budget.take(endpointId);
     let offer;
     try {
-      this.#engine ??= createWebRtcEngine(this.#o.config, this.#o.clock);
-      const engine = await this.#engine;
+      const engine = await this.start();
       offer = { ...(await engine.answer(offerSdp)), engine: engine.name };
     } catch (error) {
       release();
@@ -86,6 +85,19 @@ export class WebRtcSessions {
     return { session_id: sessionId, endpoint_id: endpointId, answer_sdp: offer.answerSdp };
   }
 
+  /**
+   * Load the engine (the first offer does it otherwise). With ICE ports the engine claims them
+   * here, so a port taken by another process is MS_ICE_PORT_IN_USE at start, not a session
+   * later; a failed load is tried again by the next call.
+   */
+  start(): Promise<WebRtcEngine> {
+    this.#engine ??= createWebRtcEngine(this.#o.config, this.#o.clock).catch((error: unknown) => {
+      this.#engine = undefined;
+      throw error;
+    });
+    return this.#engine;
+  }
+
   /** End a session (WHEP DELETE). */
   async close(endpointId: string, token: string | undefined, sessionId: string): Promise<void> {
     await this.#o.tokens.verify(token, endpointId);
@@ -102,5 +114,12 @@ export class WebRtcSessions {
       session.transport?.close(reason);
     }
     this.#sessions.clear();
+  }
+
+  /** Close every session and let go of the engine's own resources (its ICE ports). */
+  async stop(reason: string): Promise<void> {
+    this.closeAll(reason);
+    const engine = await this.#engine?.catch(() => undefined);
+    engine?.close?.();
   }
 }

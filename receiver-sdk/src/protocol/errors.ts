@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   MS_GATEWAY_CLOSED: 'the gateway is closing or closed',
   MS_TRANSPORT_CLOSED: 'the transport is closed',
   MS_CONFIG_INVALID: 'configuration is invalid',
+  MS_ICE_PORT_IN_USE: 'a configured WebRTC ICE port is taken by another socket',
   MS_INTERNAL: 'internal error',
   // receiver SDK
   MS_LISTENER_ERROR: 'an application event listener threw (the SDK went on)',

@@ -10,6 +10,8 @@ export interface WebRtcOffer {
 export interface WebRtcEngine {
   readonly name: 'werift' | 'node-datachannel';
   answer(offerSdp: string): Promise<WebRtcOffer>;
+  /** Let go of what the engine holds beyond its sessions (node-datachannel: its ICE ports). */
+  close?(): void;
 }
 
 export interface EngineOptions {

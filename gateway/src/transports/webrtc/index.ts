@@ -13,7 +13,7 @@ export async function createWebRtcEngine(config: WebRtcConfig, clock: Clock): Pr
     return new WeriftEngine(opts);
   }
   const { NodeDataChannelEngine } = await import('./ndc-engine.js');
-  return new NodeDataChannelEngine(opts);
+  return NodeDataChannelEngine.open(opts);
 }
 
 /** Missing werift internals (empty when all is well, or when the engine is not werift). */

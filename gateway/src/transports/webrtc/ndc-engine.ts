@@ -1,4 +1,5 @@
-import { pollUntil } from '@mirrorstream/receiver/protocol';
+import dgram from 'node:dgram';
+import { MirrorstreamError, pollUntil } from '@mirrorstream/receiver/protocol';
 import nodeDataChannel from 'node-datachannel';
 import type { Measurement } from '../transport.js';
 import { CHANNELS, preparedOffer, type ChannelHandle, type ChannelLabel } from './channel.js';
@@ -18,9 +19,40 @@ export class NodeDataChannelEngine implements WebRtcEngine {
   readonly name = 'node-datachannel';
   readonly #opts: EngineOptions;
   #seq = 0;
+  /** One idle peer connection per ICE port: it keeps the port's socket bound between sessions. */
+  readonly #keepers: PeerConnection[];
 
-  constructor(opts: EngineOptions) {
+  private constructor(opts: EngineOptions, keepers: PeerConnection[]) {
     this.#opts = opts;
+    this.#keepers = keepers;
+  }
+
+  /**
+   * With ICE ports, each one is claimed here, before any session: libjuice binds a mux port
+   * when the first session on it gathers and lets it go when the last one ends, and a port
+   * some other process took meanwhile made gathering throw on a native thread, which aborts
+   * the whole process. So a port in use is MS_ICE_PORT_IN_USE now (checked with a bind of our
+   * own), and a keeper connection holds each port for the engine's lifetime.
+   */
+  static async open(opts: EngineOptions): Promise<NodeDataChannelEngine> {
+    const keepers: PeerConnection[] = [];
+    if (opts.icePort) {
+      try {
+        for (let i = 0; i < (opts.icePortCount ?? 1); i++) {
+          const port = opts.icePort + i;
+          await assertUdpPortFree(port, opts.bindAddress);
+          keepers.push(keeper(port, opts.bindAddress));
+        }
+      } catch (error) {
+        for (const k of keepers) k.close();
+        throw error;
+      }
+    }
+    return new NodeDataChannelEngine(opts, keepers);
+  }
+
+  close(): void {
+    for (const k of this.#keepers.splice(0)) k.close();
   }
 
   async answer(offerSdp: string): Promise<WebRtcOffer> {
@@ -167,4 +199,27 @@ function telemetry(pc: PeerConnection): PeerTelemetry {
 
 function muxPort(port: number): Record<string, unknown> {
   return { enableIceUdpMux: true, portRangeBegin: port, portRangeEnd: port };
+}
+
+/** MS_ICE_PORT_IN_USE unless we can bind `port` (UDP) on `address` (every interface when undefined); released at once. */
+function assertUdpPortFree(port: number, address: string | undefined): Promise<void> {
+  const family = address?.includes(':') ? 'udp6' : 'udp4';
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(family);
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      socket.close();
+      reject(new MirrorstreamError('MS_ICE_PORT_IN_USE', `ICE port ${port} (UDP${address ? ` on ${address}` : ''}) cannot be bound: ${error.code ?? error.message}; choose free ports with webrtc.icePort / icePortCount`, { cause: error }));
+    });
+    socket.bind(port, address, () => socket.close(() => resolve()));
+  });
+}
+
+/** An idle connection on a mux port: gathering binds the port, and it stays bound while this lives. */
+function keeper(port: number, address: string | undefined): PeerConnection {
+  const pc = new nodeDataChannel.PeerConnection(`ice-port-${port}`, { iceServers: [], ...(address ? { bindAddress: address } : {}), ...muxPort(port), disableAutoNegotiation: true });
+  pc.onStateChange(() => undefined);
+  // an offer needs something to negotiate; nothing ever answers it
+  pc.createDataChannel('ice-port', { negotiated: true, id: 0 });
+  pc.setLocalDescription('offer');
+  return pc;
 }

@@ -1,0 +1,143 @@
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { createGateway, serve } from '../../gateway/src/index.js';
+import { MirrorstreamError } from '../../receiver-sdk/src/protocol/index.js';
+import { Receiver } from '../../receiver-sdk/src/node.js';
+import { waitFor, withDeadline } from '../helpers/webrtc-scenario.js';
+
+/** Bound UDP sockets on `count` consecutive ports of 127.0.0.1, below the ephemeral range (other tests' sockets do not land there). */
+async function bindRun(count: number): Promise<{ port: number; sockets: dgram.Socket[] }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 20_000);
+    const sockets = await Promise.all(Array.from({ length: count }, (_, i) => bind(port + i)));
+    if (sockets.every((s) => s !== undefined)) return { port, sockets: sockets as dgram.Socket[] };
+    await Promise.all(sockets.map((s) => closeSocket(s)));
+  }
+  throw new Error(`no ${count} consecutive free UDP ports`);
+}
+
+function bind(port: number): Promise<dgram.Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', () => resolve(undefined));
+    socket.bind(port, '127.0.0.1', () => resolve(socket));
+  });
+}
+
+const closeSocket = (s: dgram.Socket | undefined): Promise<void> => new Promise((r) => (s ? s.close(() => r()) : r()));
+
+/** Whether another socket can bind the port right now (it is released again at once). */
+async function bindable(port: number): Promise<boolean> {
+  const s = await bind(port);
+  await closeSocket(s);
+  return s !== undefined;
+}
+
+const options = (icePort: number, icePortCount: number) =>
+  ({ logLevel: 'silent', webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1', icePort, icePortCount }, webtransport: { enabled: false } }) as const;
+
+/**
+ * ICE UDP mux ports (node-datachannel): the engine claims every port at start and holds it
+ * for its lifetime. libjuice binds a mux port when the first session on it gathers and lets
+ * it go after the last; a port taken meanwhile made gathering throw on a native thread,
+ * which aborted the whole gateway process.
+ */
+describe('ICE ports', () => {
+  it('sessions share the ports, which stay held between sessions and are let go at close', async () => {
+    const { port, sockets } = await bindRun(2);
+    await Promise.all(sockets.map((s) => closeSocket(s)));
+    const gateway = createGateway(options(port, 2));
+    await gateway.start();
+    const server = await serve(gateway, { apiKey: 'ice-ports-api-key-0123', port: 0 });
+    const receivers: Receiver[] = [];
+    try {
+      expect(await bindable(port)).toBe(false);
+      expect(await bindable(port + 1)).toBe(false);
+      const got = new Map<string, number>();
+      for (const id of ['a', 'b', 'c']) {
+        await gateway.createStream({ stream_id: `s-${id}`, endpoint_list: [id] });
+        const { token } = await gateway.issueToken(id);
+        const rx = new Receiver({ gatewayUrl: server.url, endpointId: id, token, transports: ['webrtc'], rtcConfig: { bindAddress: '127.0.0.1' } });
+        rx.on('chunk', () => got.set(id, (got.get(id) ?? 0) + 1));
+        receivers.push(rx);
+        await withDeadline(rx.connect(), 15_000, `${id} connected`);
+      }
+      for (let i = 0; i < 20; i++) for (const id of ['a', 'b', 'c']) await gateway.publish(`s-${id}`, `x${i}`);
+      await waitFor(() => ['a', 'b', 'c'].every((id) => got.get(id) === 20), 10_000, 'every receiver got its 20 chunks');
+      for (const rx of receivers.splice(0)) rx.close();
+      await waitFor(() => gateway.listEndpoints().every((e) => !e.connected), 10_000, 'sessions gone');
+      // no session left: the ports are still ours
+      expect(await bindable(port)).toBe(false);
+      expect(await bindable(port + 1)).toBe(false);
+    } finally {
+      for (const rx of receivers) rx.close();
+      await gateway.close();
+      await server.close();
+    }
+    // closing the engine lets the ports go (libdatachannel tears its ICE agents down on its own threads)
+    const deadline = performance.now() + 5_000;
+    while (!((await bindable(port)) && (await bindable(port + 1))) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await bindable(port)).toBe(true);
+    expect(await bindable(port + 1)).toBe(true);
+  }, 40_000);
+
+  it('a port taken by another process: start fails with MS_ICE_PORT_IN_USE, the process lives on, and once it is free WebRTC works', async () => {
+    const { port, sockets } = await bindRun(1);
+    const gateway = createGateway(options(port, 1));
+    const server = await serve(gateway, { apiKey: 'ice-ports-api-key-0123', port: 0 });
+    try {
+      const failed = await gateway.start().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failed).toBeInstanceOf(MirrorstreamError);
+      expect((failed as MirrorstreamError).code).toBe('MS_ICE_PORT_IN_USE');
+      expect((failed as MirrorstreamError).message).toContain(String(port));
+
+      // signaling answers the same coded error (503), not a crash and not a 400
+      await gateway.createStream({ stream_id: 's', endpoint_list: ['rx'] });
+      const { token } = await gateway.issueToken('rx');
+      const res = await fetch(`${server.url}/v1/endpoints/rx/webrtc`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/sdp' },
+        body: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=sctp-port:5000\r\n',
+      });
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('MS_ICE_PORT_IN_USE');
+
+      await Promise.all(sockets.splice(0).map((s) => closeSocket(s)));
+      await gateway.start();
+      const rx = new Receiver({ gatewayUrl: server.url, endpointId: 'rx', token, transports: ['webrtc'], rtcConfig: { bindAddress: '127.0.0.1' } });
+      let got = 0;
+      rx.on('chunk', () => got++);
+      try {
+        await withDeadline(rx.connect(), 15_000, 'connected once the port is free');
+        for (let i = 0; i < 10; i++) await gateway.publish('s', `x${i}`);
+        await waitFor(() => got === 10, 10_000, '10 chunks');
+      } finally {
+        rx.close();
+      }
+    } finally {
+      await Promise.all(sockets.map((s) => closeSocket(s)));
+      await gateway.close();
+      await server.close();
+    }
+  }, 40_000);
+
+  it('the CLI refuses to start on a taken ICE port: exit code 2 and the code on stderr', async () => {
+    const { port, sockets } = await bindRun(1);
+    try {
+      const cli = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url));
+      const proc = spawn(process.execPath, [cli, '--host', '127.0.0.1', '--port', '0', '--api-key', 'ice-ports-api-key-0123', '--webrtc-bind-address', '127.0.0.1', '--webrtc-ice-port', String(port), '--webrtc-ice-port-count', '1', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await withDeadline(new Promise<number | null>((r) => proc.once('exit', (c) => r(c))), 15_000, 'CLI exit');
+      expect(code).toBe(2);
+      expect(stderr).toContain('MS_ICE_PORT_IN_USE');
+    } finally {
+      await Promise.all(sockets.map((s) => closeSocket(s)));
+    }
+  }, 20_000);
+});
