@@ -33,6 +33,11 @@ const FIGURES = [
   'loop_delay_max_ms',
   /** Chunks the receivers got per second, all together. */
   'delivered_per_s',
+  /**
+   * Share of the machine's CPU time the hypervisor gave to others while our vCPUs wanted it
+   * (/proc/stat steal, all CPUs): on a shared VM, a window with much steal measured less machine.
+   */
+  'steal_pct',
 ] as const;
 type Figure = (typeof FIGURES)[number];
 
@@ -73,6 +78,7 @@ export interface FanoutIdle {
   heap_per_endpoint_kib: number;
   hb_rtt_p99_ms: number;
   loop_delay_p99_ms: number;
+  steal_pct: number;
 }
 
 /** A stage the gateway could not be measured at (it stopped answering within the bench's wait): the run for that transport ends there. */
@@ -233,6 +239,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
             loop_delay_p99_ms: m.loopDelayP99Ms,
             loop_delay_max_ms: m.loopDelayMaxMs,
             delivered_per_s: (after.count - before.count) / windowS,
+            steal_pct: m.stealPct,
           };
           for (const f of FIGURES) perWindow.get(f)?.push(got[f]);
           threads = m.threadsPct;
@@ -271,6 +278,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           heap_per_endpoint_kib: r1((m.heapUsedBytes - idleBefore.heapUsedBytes) / 1024 / added),
           hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
           loop_delay_p99_ms: r1(m.loopDelayP99Ms),
+          steal_pct: r1(m.stealPct),
         };
         idle.push(still);
         idleBefore = { endpoints: n, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes };

@@ -106,7 +106,7 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(`## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s; ${r.fanout[0]?.windows ?? 0} windows per stage)`, '');
     out.push(
       ...table(
-        ['transport', 'endpoints', 'connected', 'gateway CPU %', 'of it JS thread / native threads %', 'CPU % per 1000 added', 'loop delay p99 ms', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s'],
+        ['transport', 'endpoints', 'connected', 'gateway CPU %', 'of it JS thread / native threads %', 'CPU % per 1000 added', 'loop delay p99 ms', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s', 'machine CPU stolen %'],
         r.fanout.map((x) => [
           x.transport,
           String(x.endpoints),
@@ -124,12 +124,13 @@ export function renderMarkdown(r: BenchReport): string {
           `${x.gaps} / ${x.duplicates}`,
           range(x.receivers_cpu_pct, x.receivers_cpu_pct_min, x.receivers_cpu_pct_max),
           `${n(x.connect_s, 2)}${x.connect_failed > 0 ? ` (${x.connect_failed} failed)` : ''}`,
+          x.steal_pct === undefined ? 'not recorded' : range(x.steal_pct, x.steal_pct_min, x.steal_pct_max),
         ]),
       ),
       '',
       ...table(
-        ['idle (publishing paused, retention aged out)', 'endpoints', 'gateway CPU %', 'RSS MiB', 'heap MiB', 'per endpoint over', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms', 'loop delay p99 ms'],
-        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms)]),
+        ['idle (publishing paused, retention aged out)', 'endpoints', 'gateway CPU %', 'RSS MiB', 'heap MiB', 'per endpoint over', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms', 'loop delay p99 ms', 'machine CPU stolen %'],
+        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms), x.steal_pct === undefined ? 'not recorded' : n(x.steal_pct)]),
       ),
       '',
       ...(r.fanout_stopped ?? []).map((x) => `**${x.transport} at ${x.endpoints} endpoints: not measured** (${x.connected} connected, ${x.connect_failed} did not connect within the stage's deadline): ${x.reason}. The gateway stopped answering the bench in time: that run ends there.\n`),

@@ -44,6 +44,16 @@ function threadTicks(): Record<string, number> {
   }
   return out;
 }
+/** The machine's CPU time so far (Linux /proc/stat, all CPUs): total and stolen by the hypervisor, in ticks. */
+function machineTicks(): { total: number; steal: number } {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    return { total: cpu.slice(0, 8).reduce((a, b) => a + b, 0), steal: cpu[7] ?? 0 };
+  } catch {
+    return { total: 0, steal: 0 };
+  }
+}
 const send = (m: FromGateway): void => void process.send?.(m);
 // extra gateway configuration from the bench (e.g. a probe interval), JSON
 const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInput;
@@ -104,11 +114,13 @@ process.on('message', (raw: ToGateway) => {
       const loop = monitorEventLoopDelay({ resolution: 5 });
       loop.enable();
       const ticks0 = threadTicks();
+      const machine0 = machineTicks();
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, raw.ms));
       const cpu = process.cpuUsage(cpu0);
       const ticks1 = threadTicks();
+      const machine1 = machineTicks();
       loop.disable();
       const threadsPct: Record<string, number> = {};
       // clock ticks are 1/100 s on Linux
@@ -137,6 +149,7 @@ process.on('message', (raw: ToGateway) => {
         threadsPct,
         loopDelayP99Ms: loop.percentile(99) / 1e6,
         loopDelayMaxMs: loop.max / 1e6,
+        stealPct: machine1.total > machine0.total ? ((machine1.steal - machine0.steal) / (machine1.total - machine0.total)) * 100 : 0,
       });
     }
   })();

@@ -9,7 +9,7 @@ export type ToGateway =
 export type FromGateway =
   | { ev: 'listening'; url: string }
   | { ev: 'added'; tokens: { id: string; token: string }[] }
-  | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; published: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[]; threadsPct: Record<string, number>; loopDelayP99Ms: number; loopDelayMaxMs: number };
+  | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; published: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[]; threadsPct: Record<string, number>; loopDelayP99Ms: number; loopDelayMaxMs: number; stealPct: number };
 
 export type ToReceivers = { cmd: 'connect'; url: string; transport: FanoutTransport; endpoints: { id: string; token: string }[]; deadlineMs: number } | { cmd: 'count' } | { cmd: 'close' };
 
