@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
-import { parseConfig, type GatewayConfigInput } from './config.js';
+import { ConfigError, layeredConfig, parseConfig, parseConfigFile, type GatewayConfigInput } from './config.js';
 import { Gateway } from './gateway.js';
 import { serve } from './http/server.js';
 import { webrtcSelfTest } from './transports/webrtc/index.js';
 
 /**
  * `mirrorstream`: flags and environment variables map to the config schema here and
- * nowhere else. Flags win over environment variables.
+ * nowhere else. Precedence, highest first: flags, environment variables, the `--config`
+ * JSON file (any key of the schema, nested as in the README's configuration table), defaults.
  */
 function int(value: string): number {
   const n = Number(value);
@@ -21,6 +23,7 @@ function int(value: string): number {
 const program = new Command()
   .name('mirrorstream')
   .description('Sequenced stream gateway with prioritized receivers and health-based failover')
+  .option('--config <file>', 'JSON configuration file, checked by the same schema; environment variables and flags override it (env MIRRORSTREAM_CONFIG)')
   .option('--host <host>', 'address to listen on (env MIRRORSTREAM_HOST)')
   .option('--port <port>', 'HTTP port, 0 for any free port (env MIRRORSTREAM_PORT)', int)
   .option('--api-key <key>', 'bearer key for the control API, 16+ chars (env MIRRORSTREAM_API_KEY); generated if absent')
@@ -44,6 +47,7 @@ const program = new Command()
 
 program.parse();
 const flags = program.opts<{
+  config?: string;
   host?: string;
   port?: number;
   apiKey?: string;
@@ -96,7 +100,7 @@ const input: GatewayConfigInput = {
 };
 
 try {
-  const config = parseConfig(dropUndefined(input));
+  const config = parseConfig(layeredConfig(readConfigFile(flags.config ?? (env.MIRRORSTREAM_CONFIG || undefined)), dropUndefined(input)));
   const logger = pino({ level: config.logLevel });
   const missing = await webrtcSelfTest(config.webrtc);
   if (missing.length > 0) {
@@ -145,6 +149,18 @@ try {
     process.exit(2);
   }
   throw error;
+}
+
+/** The `--config` file's settings (none without a file); MS_CONFIG_INVALID when it cannot be read or is not a JSON object. */
+function readConfigFile(path: string | undefined): unknown {
+  if (path === undefined) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`config file ${path} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return parseConfigFile(path, text);
 }
 
 /** `--nats a,b` selects the JetStream log with those servers. */

@@ -301,6 +301,41 @@ export function parseConfig(input: GatewayConfigInput = {}): GatewayConfig {
   return deepFreeze(result.data);
 }
 
+/**
+ * Layers of configuration, lowest precedence first (a JSON file, then environment variables,
+ * then flags): objects merge key by key, anything else (numbers, strings, arrays) from the
+ * higher layer replaces the lower one; an undefined leaf leaves the lower layer's value.
+ * The result still goes through parseConfig, so a file is checked by the same schema.
+ */
+export function layeredConfig(...layers: unknown[]): GatewayConfigInput {
+  const merge = (lower: unknown, higher: unknown): unknown => {
+    if (higher === undefined) return lower;
+    if (!isPlainObject(higher) || !isPlainObject(lower)) return higher;
+    const out: Record<string, unknown> = { ...lower };
+    // defineProperty: a "__proto__" key stays a key (the schema rejects it), not a prototype
+    for (const [k, v] of Object.entries(higher)) Object.defineProperty(out, k, { value: merge(out[k], v), enumerable: true, writable: true, configurable: true });
+    return out;
+  };
+  const merged = layers.reduce<unknown>((acc, layer) => merge(acc, layer), {});
+  return merged as GatewayConfigInput;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A `--config` file: JSON, checked by the gateway's schema once layered (MS_CONFIG_INVALID when it cannot be read or parsed). */
+export function parseConfigFile(path: string, text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (!isPlainObject(value)) throw new ConfigError(`config file ${path} must hold a JSON object`);
+  return value;
+}
+
 export class ConfigError extends MirrorstreamError {
   constructor(message: string) {
     super('MS_CONFIG_INVALID', message);

@@ -21,7 +21,7 @@ import type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpe
 import type { Transport } from './transports/transport.js';
 import type { WebTransportInfo, WebTransportTicket } from './transports/webtransport/server.js';
 import { endpointHealth, streamHealth, streamInfo, type EndpointHealth, type StreamHealth, type StreamInfo } from './views/snapshots.js';
-import { gatewayStatus, type GatewayStatus } from './views/status.js';
+import { gatewayStatus, type GatewayReadiness, type GatewayStatus } from './views/status.js';
 
 /**
  * The gateway: a facade over the registry (streams, endpoints), ingest, sessions
@@ -166,6 +166,14 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     return gatewayStatus({ closing: this.#closing, instanceId: this.#backend.instanceId, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt });
   }
 
+  /** Ready for new receivers and publishers: not draining, and the stream log can store (see GatewayReadiness). */
+  async readiness(): Promise<GatewayReadiness> {
+    const available = this.#closing || (await this.#backend.available());
+    // draining may have begun while the log answered
+    const status = this.#closing ? 'draining' : available ? 'ready' : 'log_unavailable';
+    return { ready: status === 'ready', status, instance_id: this.#backend.instanceId };
+  }
+
   /** Issue a token that admits exactly `endpointId` to signaling. */
   issueToken(endpointId: string, options: { ttl_s?: number } = {}): Promise<IssuedToken> {
     return this.#signaling.tokens.issue(endpointId, options.ttl_s);
@@ -215,8 +223,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const drained = (): boolean => [...this.#registry.streams].every((s) => s.drained);
     await this.#waiters.until(drained, this.config.drainTimeoutMs, () => void this.log.warn('drain timed out; closing with unacked chunks'));
     this.#scheduler.stop();
-    // an in-memory stream ends with the process; a stored one goes on when a gateway serves it again
+    // an in-memory stream ends with the process (END); a stored one goes on at another gateway.
+    // GOAWAY, behind the last DATA and END, sends the receivers on now (with a stored log they
+    // resume from what they acked) and lets the close wait until they have everything
     if (this.#backend.kind === 'memory') for (const s of this.#registry.streams) s.end('gateway closing');
+    await this.#sessions.goawayAll('gateway draining');
     this.#sessions.closeAll('gateway closing');
     await this.#signaling.close('gateway closing');
     await this.#backend.close();

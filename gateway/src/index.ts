@@ -5,7 +5,7 @@ export { Gateway } from './gateway.js';
 export type { GatewayDeps } from './gateway-deps.js';
 export type { EndpointHealthEvent, GapEvent, GatewayEvents, HedgeEvent, HeartbeatEvent, RoleChangedEvent, SwitchEvent } from './core/events.js';
 export type { BatchResult, PublishOptions, PublishResult } from './core/ingest.js';
-export { parseConfig, ConfigError, gatewayConfigSchema } from './config.js';
+export { parseConfig, ConfigError, gatewayConfigSchema, layeredConfig, parseConfigFile } from './config.js';
 export type { GatewayConfig, GatewayConfigInput } from './config.js';
 export { PriorityFailoverPolicy } from './failover/policy.js';
 export type { FailoverPolicy, Selection, SelectionInput } from './failover/policy.js';
@@ -16,7 +16,7 @@ export type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpe
 export type { AppendResult, LogEntry, StreamLog } from './streams/stream-log.js';
 export type { Role, StreamMode, SwitchReason, SwitchRecord } from './streams/types.js';
 export type { EndpointHealth, StreamHealth, StreamInfo } from './views/snapshots.js';
-export type { GatewayStatus } from './views/status.js';
+export type { GatewayReadiness, GatewayStatus } from './views/status.js';
 export type { Channel, Measurement, Transport, TransportEvents, TransportStats } from './transports/transport.js';
 export { MemoryTransport } from './transports/memory.js';
 export { createHttpApp, serve } from './http/server.js';

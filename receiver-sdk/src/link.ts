@@ -24,8 +24,13 @@ export interface FrameLink {
   off<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
 }
 
+/** What the receiver wants from the next dial. `nextGateway`: the current gateway said GOAWAY, so start with another gateway URL (the same one when it has only one: a load balancer picks another instance). */
+export interface DialHint {
+  nextGateway?: boolean;
+}
+
 /** Opens a new link to the gateway (one per connection attempt). */
-export type Dialer = () => Promise<FrameLink>;
+export type Dialer = (hint?: DialHint) => Promise<FrameLink>;
 
 /** Decides the wait before the next reconnect attempt; `null` gives up. */
 export interface ReconnectPolicy {

@@ -1,5 +1,5 @@
 import { InboundStreams, type Chunk, type EpochReset, type Gap, type RoleChange } from './inbound.js';
-import type { Dialer, FrameLink, LinkChannel, ReconnectPolicy } from './link.js';
+import type { DialHint, Dialer, FrameLink, LinkChannel, ReconnectPolicy } from './link.js';
 import { ExponentialBackoff } from './link.js';
 import { RealClock, type Clock, type TimerHandle } from './protocol/clock.js';
 import { decodeFrame } from './protocol/decode.js';
@@ -161,11 +161,11 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     this.#settleWelcome(new MirrorstreamError('MS_TRANSPORT_CLOSED', 'receiver closed'));
   }
 
-  async #open(status: 'connecting' | 'reconnecting'): Promise<void> {
+  async #open(status: 'connecting' | 'reconnecting', hint?: DialHint): Promise<void> {
     this.#setStatus(status, `attempt ${this.#attempt + 1}`);
     let link: FrameLink;
     try {
-      link = await this.#opts.dial();
+      link = await this.#opts.dial(hint);
     } catch (error) {
       this.#scheduleRetry(error);
       return;
@@ -288,6 +288,9 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         this.#inbound.end(f.streamId, f.reason);
         this.emit('end', { streamId: f.streamId, reason: f.reason });
         return;
+      case FrameType.GOAWAY:
+        this.#goaway(link, f.reason);
+        return;
       case FrameType.ERROR: {
         if (this.#status !== 'connected' && f.code.startsWith('MS_FRAME_')) {
           // the gateway cannot read our HELLO: it speaks another protocol, retrying will not help
@@ -306,6 +309,21 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       default:
         this.#protocolFailure(link, new ProtocolError('MS_PROTOCOL_STATE', `unexpected frame type ${f.type} from gateway`));
     }
+  }
+
+  /**
+   * The gateway is going away (a planned restart): send what is still unacked, leave, and dial
+   * the next gateway at once (no backoff: nothing failed); it resumes from our positions.
+   */
+  #goaway(link: FrameLink, reason: string): void {
+    this.#inbound.flushAcks();
+    this.#link = undefined;
+    this.#silence.stop();
+    link.close('gateway going away');
+    this.#attempt = 0;
+    this.#opts.clock.clearTimeout(this.#retryTimer);
+    this.#setStatus('reconnecting', `gateway going away: ${reason}`);
+    void this.#open('reconnecting', { nextGateway: true });
   }
 
   /** Something reconnecting cannot fix (FATAL code): report it, drop the link, stop. */

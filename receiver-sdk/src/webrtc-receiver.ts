@@ -1,4 +1,4 @@
-import type { Dialer, FrameLink } from './link.js';
+import type { DialHint, Dialer, FrameLink } from './link.js';
 import { RealClock } from './protocol/clock.js';
 import { MirrorstreamError } from './protocol/errors.js';
 import { ReceiverCore, type ReceiverCoreOptions } from './receiver.js';
@@ -104,7 +104,12 @@ export class Receiver extends ReceiverCore {
     // transport of the same gateway (a broken preferred path costs one reconnect, not a
     // connect timeout), then the next gateway (a lost instance)
     let start = 0;
-    const dial = async (): Promise<FrameLink> => {
+    const dial = async (hint?: DialHint): Promise<FrameLink> => {
+      // GOAWAY: the gateway we were on is leaving, so begin with the next one's first transport
+      if (hint?.nextGateway && current.gatewayUrl !== undefined) {
+        const next = urls[(urls.indexOf(current.gatewayUrl) + 1) % urls.length];
+        start = Math.max(0, routes.findIndex((r) => r.url === next));
+      }
       let lastError: unknown;
       let unavailable: unknown;
       for (let i = 0; i < routes.length; i++) {

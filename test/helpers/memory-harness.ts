@@ -36,6 +36,21 @@ export async function settle(): Promise<void> {
   for (let i = 0; i < 4; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
+/**
+ * Close a gateway that runs on a manual clock: its drain deadline, then the linger after GOAWAY
+ * for receivers that do not close (a raw test client), each wait on that clock. Advance it until
+ * the close is through (bounded).
+ */
+export async function closeOnManualClock(gateway: Gateway, clock: ManualClock): Promise<void> {
+  let done = false;
+  const closed = gateway.close().finally(() => (done = true));
+  for (let i = 0; i < 20 && !done; i++) {
+    clock.advance(gateway.config.drainTimeoutMs + 1);
+    await settle();
+  }
+  await closed;
+}
+
 export function harness(config: GatewayConfigInput = {}): Harness {
   const clock = new ManualClock();
   const gateway = createGateway({ clock, logLevel: 'silent', ...config });
@@ -98,9 +113,7 @@ export function harness(config: GatewayConfigInput = {}): Harness {
     },
     async close(): Promise<void> {
       for (const r of receivers) r.core.close();
-      const closed = gateway.close();
-      clock.advance(gateway.config.drainTimeoutMs + 1);
-      await closed;
+      await closeOnManualClock(gateway, clock);
     },
   };
   return h;

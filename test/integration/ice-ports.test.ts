@@ -128,15 +128,19 @@ describe('ICE ports', () => {
 
   it('the CLI refuses to start on a taken ICE port: exit code 2 and the code on stderr', async () => {
     const { port, sockets } = await bindRun(1);
+    let proc: ReturnType<typeof spawn> | undefined;
     try {
       const cli = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url));
-      const proc = spawn(process.execPath, [cli, '--host', '127.0.0.1', '--port', '0', '--api-key', 'ice-ports-api-key-0123', '--webrtc-bind-address', '127.0.0.1', '--webrtc-ice-port', String(port), '--webrtc-ice-port-count', '1', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      proc = spawn(process.execPath, [cli, '--host', '127.0.0.1', '--port', '0', '--api-key', 'ice-ports-api-key-0123', '--webrtc-bind-address', '127.0.0.1', '--webrtc-ice-port', String(port), '--webrtc-ice-port-count', '1', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
-      proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const code = await withDeadline(new Promise<number | null>((r) => proc.once('exit', (c) => r(c))), 15_000, 'CLI exit');
+      proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = proc;
+      const code = await withDeadline(new Promise<number | null>((r) => exited.once('exit', (c) => r(c))), 15_000, 'CLI exit');
       expect(code).toBe(2);
       expect(stderr).toContain('MS_ICE_PORT_IN_USE');
     } finally {
+      // a CLI that did not refuse would run on: it goes with the test
+      if (proc && proc.exitCode === null) proc.kill('SIGKILL');
       await Promise.all(sockets.map((s) => closeSocket(s)));
     }
   }, 20_000);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createGateway, ManualClock, serve, type HeartbeatEvent } from '../../gateway/src/index.js';
 import { Receiver, type Chunk } from '../../receiver-sdk/src/node.js';
 import { API_KEY, killAll, startGateway } from '../helpers/gateway-process.js';
+import { closeOnManualClock } from '../helpers/memory-harness.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
 
 /**
@@ -148,9 +149,7 @@ describe('resource limits', () => {
       expect((await ticket()).status).toBe(201);
     } finally {
       await server.close();
-      const closed = gateway.close();
-      clock.advance(10_000);
-      await closed;
+      await closeOnManualClock(gateway, clock);
     }
   }, 60_000);
 

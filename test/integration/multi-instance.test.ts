@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Receiver } from '../../receiver-sdk/src/node.js';
 import { api, kill, killAll, startGateway, until, type GatewayProcess } from '../helpers/gateway-process.js';
-import { startNats, type NatsServer } from '../helpers/nats.js';
+import { freePort, startNats, type NatsServer } from '../helpers/nats.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
 
 /**
@@ -231,4 +231,39 @@ describe('two gateway instances on one NATS', () => {
         `lease taken over ${Math.round(takeover)} ms after the kill (leaseMs 2000); then e1 closed → e2 active ${Math.round(failover)} ms`,
     );
   }, 90_000);
+
+  it('rolling restart: SIGTERM A, wait for its exit, start it again, then the same for B: every acked chunk delivered, none twice per receiver', async () => {
+    nats = await startNats();
+    // fixed ports: a restarted instance comes back at the URL the receivers and the producer know
+    const ports = [await freePort(), await freePort()];
+    const args = ['--nats', nats.url];
+    const instances = [await startGateway(ports[0]!, args), await startGateway(ports[1]!, args)];
+    const urls = instances.map((g) => g.url);
+    await api(urls[0]!, 'POST', '/v1/streams', STREAM);
+    const deliveries: Delivery[] = [];
+    const perReceiver = new Map<string, number[]>();
+    await receiver('e1', [urls[0]!, urls[1]!], deliveries, perReceiver);
+    await receiver('e2', [urls[1]!, urls[0]!], deliveries, perReceiver);
+    await receiver('e3', [urls[0]!, urls[1]!], deliveries, perReceiver);
+    await until(async () => (await activeOn(instances[0]!)).join() === 'e1', 10_000, 'e1 active');
+    const producer = new Producer([...urls]);
+    producer.start();
+    await until(() => producer.acked.size >= 500, 10_000, '500 chunks acked before the first restart');
+    const steps: string[] = [];
+    for (const i of [0, 1]) {
+      const g = instances[i]!;
+      const at = performance.now();
+      const before = producer.acked.size;
+      g.proc.kill('SIGTERM');
+      await withDeadline(g.exited, 15_000, `instance ${i} exits on SIGTERM`);
+      const exitedMs = performance.now() - at;
+      instances[i] = await startGateway(ports[i]!, args);
+      await until(() => producer.acked.size >= before + 1_000, 20_000, `1000 chunks acked after restarting instance ${i}`);
+      steps.push(`${'AB'[i]}: exit ${Math.round(exitedMs)} ms after SIGTERM, longest delivery interruption ${Math.round(longestSilence(deliveries, at))} ms`);
+    }
+    await producer.stop();
+    await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 15_000, 'every acked chunk delivered');
+    checkDelivery(producer, deliveries, perReceiver);
+    console.log(`[multi-instance, rolling restart] ${producer.acked.size} chunks acked (${producer.retries} producer retries), all delivered once per receiver in order; ${steps.join('; ')}`);
+  }, 120_000);
 });

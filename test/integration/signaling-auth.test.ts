@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, ManualClock, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import type { WebRtcEngine } from '../../gateway/src/transports/webrtc/index.js';
+import { closeOnManualClock } from '../helpers/memory-harness.js';
 
 const API_KEY = 'signaling-key-0123456789';
 const OFFER = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n';
@@ -22,9 +23,7 @@ beforeAll(async () => {
   server = await serve(gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
 });
 afterAll(async () => {
-  const closing = gateway.close();
-  clock.advance(10_000);
-  await closing;
+  await closeOnManualClock(gateway, clock);
   await server.close();
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../gateway/src/index.js';
+import { ConfigError, layeredConfig, parseConfig, parseConfigFile } from '../../gateway/src/index.js';
 
 describe('gateway config', () => {
   it('fills documented defaults and freezes the result', () => {
@@ -34,5 +34,48 @@ describe('gateway config: frame and chunk sizes', () => {
     expect(() => parseConfig({ maxChunkBytes: 1024 * 1024 })).toThrowError(/maxChunkBytes/);
     expect(parseConfig({ maxFrameBytes: 2 * 1024 * 1024, maxChunkBytes: 1024 * 1024 }).maxChunkBytes).toBe(1024 * 1024);
     expect(parseConfig({}).maxChunkBytes).toBe(512 * 1024);
+  });
+});
+
+describe('gateway config: layers (a --config file, environment variables, flags)', () => {
+  it('objects merge key by key, a higher layer wins, an undefined leaf keeps the lower value, arrays are replaced', () => {
+    const file = { port: 1000, limits: { maxSessions: 7, signalingPerAddress: 3 }, webrtc: { iceServers: ['stun:a:1', 'stun:b:2'] } };
+    const env = { limits: { maxSessions: 9, signalingPerAddress: undefined } };
+    const flags = { port: 2000, webrtc: { iceServers: ['stun:c:3'] } };
+    const config = parseConfig(layeredConfig(file, env, flags));
+    expect(config.port).toBe(2000);
+    expect(config.limits.maxSessions).toBe(9);
+    expect(config.limits.signalingPerAddress).toBe(3);
+    expect(config.webrtc.iceServers).toEqual(['stun:c:3']);
+    // the layers themselves are left alone
+    expect(file.limits.maxSessions).toBe(7);
+  });
+
+  it('a file is checked by the same schema: unknown keys (also "__proto__"), bad JSON, a non-object are MS_CONFIG_INVALID', () => {
+    expect(() => parseConfig(layeredConfig(parseConfigFile('a.json', '{"limits":{"maxSesions":3}}')))).toThrow(/maxSesions/);
+    const polluted = layeredConfig(parseConfigFile('b.json', '{"__proto__":{"port":5}}'));
+    expect(({} as { port?: number }).port).toBeUndefined();
+    expect(() => parseConfig(polluted)).toThrow(ConfigError);
+    for (const text of ['{"port":', '[1,2]', '"x"', 'null']) {
+      let error: unknown;
+      try {
+        parseConfigFile('c.json', text);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).code).toBe('MS_CONFIG_INVALID');
+      expect((error as ConfigError).message).toContain('c.json');
+    }
+  });
+});
+
+describe('gateway config: deploy/config.example.json', () => {
+  it('is a valid --config file', async () => {
+    const { readFileSync } = await import('node:fs');
+    const path = new URL('../../deploy/config.example.json', import.meta.url);
+    const config = parseConfig(layeredConfig(parseConfigFile(path.pathname, readFileSync(path, 'utf8'))));
+    expect(config.log.kind).toBe('jetstream');
+    expect(config.webrtc.icePort).toBe(50_000);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createGateway, ManualClock, MemoryTransport, type Gateway } from '../../gateway/src/index.js';
 import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, ReceiverCore, SDK_VERSION, type Chunk, type EpochReset, type Frame } from '../../receiver-sdk/src/index.js';
-import { range, settle } from '../helpers/memory-harness.js';
+import { closeOnManualClock, range, settle } from '../helpers/memory-harness.js';
 
 /**
  * A receiver that always dials "the gateway at this address", whichever process that is
@@ -69,11 +69,7 @@ function restartable() {
   };
 }
 
-async function closeGateway(gateway: Gateway, clock: ManualClock): Promise<void> {
-  const closed = gateway.close();
-  clock.advance(gateway.config.drainTimeoutMs + 1);
-  await closed;
-}
+const closeGateway = closeOnManualClock;
 
 const seqs = (chunks: Chunk[]): number[] => chunks.map((c) => c.seq);
 

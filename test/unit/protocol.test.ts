@@ -167,6 +167,7 @@ const samples: Frame[] = [
   { type: FrameType.ERROR, code: 'MS_FRAME_MALFORMED', message: 'ünïcødé ✓ message' },
   { type: FrameType.RESET, streamId: 'cam1', epoch: 'e2', previousEpoch: 'e1' },
   { type: FrameType.RESET, streamId: 'cam1', epoch: 'e2', previousEpoch: null },
+  { type: FrameType.GOAWAY, reason: 'gateway draining' },
 ];
 
 describe('round trip', () => {
@@ -236,7 +237,7 @@ describe('wire format', () => {
 
   it('exports names and id helpers', () => {
     expect(FRAME_TYPE_NAMES[FrameType.RECEIVER_REPORT]).toBe('RECEIVER_REPORT');
-    expect(Object.keys(FRAME_TYPE_NAMES)).toHaveLength(12);
+    expect(Object.keys(FRAME_TYPE_NAMES)).toHaveLength(13);
     expect(isValidId('a.B-9:_')).toBe(true);
     expect(isValidId('x'.repeat(128))).toBe(true);
     expect(isValidId('x'.repeat(129))).toBe(false);
@@ -499,7 +500,7 @@ describe('frame structure', () => {
   const unknown: Array<[string, Uint8Array]> = [
     ['type 99', mp([99, 's', 0])],
     ['type 0', mp([0])],
-    ['type 13', mp([13, 'future', [1, [2, [3]]]])],
+    ['type 14', mp([14, 'future', [1, [2, [3]]]])],
     ['type -1', mp([-1, 's'])],
     ['type 300 (uint16)', mp([300, 's'])],
     ['type 2^40 (uint64)', mp([2 ** 40])],

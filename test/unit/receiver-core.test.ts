@@ -23,13 +23,15 @@ async function fakeGateway(options: Partial<Omit<ReceiverCoreOptions, 'dial'>> =
   const sent: Frame[] = [];
   let gw: MemoryTransport | undefined;
   let dials = 0;
+  const hints: unknown[] = [];
   const rx = new ReceiverCore({
     endpointId: 'rx',
     clock,
     reconnect: { nextRetryDelayMs: () => 50 },
     ...options,
-    dial: async () => {
+    dial: async (hint) => {
       dials++;
+      hints.push(hint);
       const [g, r] = MemoryTransport.pair();
       gw = g;
       g.on('message', (b) => {
@@ -47,7 +49,7 @@ async function fakeGateway(options: Partial<Omit<ReceiverCoreOptions, 'dial'>> =
   const send = (f: Frame): void => void gw?.send(encodeFrame(f), 'data');
   const welcome = (maxFrameBytes = 1 << 20, version = PROTOCOL_VERSION): void =>
     send({ type: FrameType.WELCOME, version, sessionId: 'sess', heartbeatIntervalMs: 250, maxFrameBytes });
-  return { clock, rx, sent, chunks, send, welcome, connected, gw: () => gw, dials: () => dials };
+  return { clock, rx, sent, chunks, send, welcome, connected, gw: () => gw, dials: () => dials, hints };
 }
 
 /** The fake gateway after WELCOME, with a DATA sender for stream `s`. */
@@ -115,6 +117,29 @@ describe('ReceiverCore', () => {
     expect(statuses).toContain('reconnecting');
     const hellos = t.sent.filter((f) => f.type === FrameType.HELLO);
     expect(hellos.at(-1)).toMatchObject({ resume: { s: 5 } });
+    t.rx.close();
+  });
+
+  it('GOAWAY: what is unacked is acked on the old link, then it dials again at once (no backoff), asking for the next gateway, and resumes', async () => {
+    const t = await fakeGateway({ reconnect: { nextRetryDelayMs: () => 60_000 } });
+    t.welcome();
+    await t.connected;
+    for (let seq = 1; seq <= 3; seq++) t.send({ type: FrameType.DATA, streamId: 's', seq, timestamp: 1, payload: new Uint8Array([seq]) });
+    await settle();
+    // the ack is due 20 ms later: not sent yet
+    expect(t.sent.filter((f) => f.type === FrameType.ACK)).toEqual([]);
+    const old = t.gw()!;
+    const statuses: string[] = [];
+    t.rx.on('status', (s, detail) => statuses.push(`${s}: ${detail}`));
+    t.send({ type: FrameType.GOAWAY, reason: 'gateway draining' });
+    await settle();
+    expect(t.sent.filter((f) => f.type === FrameType.ACK)).toEqual([{ type: FrameType.ACK, streamId: 's', seq: 3 }]);
+    expect(old.isClosed).toBe(true);
+    // no clock advance: the new dial did not wait for the (60 s) backoff
+    expect(t.dials()).toBe(2);
+    expect(t.hints).toEqual([undefined, { nextGateway: true }]);
+    expect(statuses[0]).toBe('reconnecting: gateway going away: gateway draining');
+    expect(t.sent.filter((f) => f.type === FrameType.HELLO).at(-1)).toMatchObject({ resume: { s: 3 } });
     t.rx.close();
   });
 

@@ -170,6 +170,24 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     void transport.closed.then(() => clock.clearTimeout(linger));
   }
 
+  /**
+   * This gateway is going away: GOAWAY tells the receiver to resume at another one now. It
+   * goes on the ordered data channel, behind every DATA and END already sent, so the receiver
+   * has them (and acks them) before it leaves. The gateway is done with the connection at
+   * once; the transport closes once the receiver closed it, or after ERROR_LINGER_MS, so
+   * nothing before GOAWAY is cut off. Resolves then.
+   */
+  async goaway(reason: string): Promise<void> {
+    if (this.#state === 'closed') return;
+    const { transport, clock } = this.#opts;
+    transport.send(encodeFrame({ type: FrameType.GOAWAY, reason }), 'data');
+    this.#onClosed(`goaway: ${reason}`);
+    if (transport.isClosed) return;
+    const linger = clock.setTimeout(() => transport.close(reason), ERROR_LINGER_MS);
+    await transport.closed;
+    clock.clearTimeout(linger);
+  }
+
   close(reason: string): void {
     if (this.#state === 'closed') return;
     this.transport.close(reason);

@@ -45,9 +45,17 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   const limit = gateway.config.maxBodyBytes;
   const limits = gateway.config.limits;
 
+  // alive: 200 for as long as the process serves, draining included (a liveness probe must not
+  // restart a gateway that is handing its receivers over)
   app.get('/healthz', (_req, res) => {
-    const status = gateway.status();
-    res.status(status.status === 'ok' ? 200 : 503).json({ ...status, version: GATEWAY_VERSION });
+    res.json({ ...gateway.status(), version: GATEWAY_VERSION });
+  });
+
+  // ready: 503 while draining or while the stream log cannot store (a load balancer takes the
+  // instance out of rotation); open like /healthz
+  app.get('/readyz', async (_req, res) => {
+    const r = await gateway.readiness();
+    res.status(r.ready ? 200 : 503).json(r);
   });
 
   // Open like /healthz: Prometheus scrapers rarely carry bearer keys, and the text holds

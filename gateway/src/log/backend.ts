@@ -103,6 +103,11 @@ export interface Backend {
   openControl?(streamId: string): Promise<StreamControl>;
   /** Several instances share endpoint health. */
   readonly endpoints?: EndpointBoard | undefined;
+  /**
+   * Whether the backend can store what comes in now (readiness): the memory backend always;
+   * JetStream once started, while connected to NATS and JetStream answers (no leader: not).
+   */
+  available(): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -178,6 +178,7 @@ export function memoryBackend(idempotencyWindowMs?: number): Backend {
     deleteStream: () => undefined,
     openLog: (stream, limits) => new MemoryStreamLog(stream.spec.stream_id, limits, stream.epoch, 1, idempotencyWindowMs),
     saveCursor: () => undefined,
+    available: () => Promise.resolve(true),
     close: () => Promise.resolve(),
   };
 }

@@ -150,4 +150,9 @@ export class Sessions {
   closeAll(reason: string): void {
     for (const c of [...this.#connections]) c.close(reason);
   }
+
+  /** Tell every receiver to move to another gateway (GOAWAY); resolves once their transports closed, at most ERROR_LINGER_MS later. */
+  async goawayAll(reason: string): Promise<void> {
+    await Promise.all([...this.#connections].map((c) => c.goaway(reason)));
+  }
 }

@@ -1,9 +1,9 @@
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { WebTransportInfo } from '../transports/webtransport/server.js';
 
-/** `GET /healthz` and `Gateway.status()`. */
+/** `GET /healthz` (alive: 200 while the process serves, draining too) and `Gateway.status()`. */
 export interface GatewayStatus {
-  status: 'ok' | 'closing';
+  status: 'ok' | 'draining';
   /** This gateway process (a new id every start); a stream's `owner` names one of these. */
   instance_id: string;
   /** Which WebTransport backend runs (null until started or when disabled). */
@@ -30,7 +30,7 @@ export function gatewayStatus(s: {
   }
   const wt = s.webtransport;
   return {
-    status: s.closing ? 'closing' : 'ok',
+    status: s.closing ? 'draining' : 'ok',
     instance_id: s.instanceId,
     webtransport: wt ? { backend: wt.backend, url: wt.url } : null,
     streams: s.streams,
@@ -38,4 +38,15 @@ export function gatewayStatus(s: {
     connected_endpoints: connected,
     uptime_s: Math.round(s.uptimeMs / 1000),
   };
+}
+
+/**
+ * `GET /readyz`: whether a load balancer should send new receivers and publishers here.
+ * `draining`: the gateway is shutting down (SIGTERM); `log_unavailable`: its stream log cannot
+ * store what comes in (NATS down, no JetStream leader, not started yet).
+ */
+export interface GatewayReadiness {
+  ready: boolean;
+  status: 'ready' | 'draining' | 'log_unavailable';
+  instance_id: string;
 }

@@ -34,8 +34,8 @@ const unpackr = new Unpackr({
 });
 
 // Allowed array lengths per frame type, indexed by type; DATA may omit trailing key/layer.
-const MIN_ARITY = [0, 6, 5, 5, 3, 3, 3, 7, 5, 5, 3, 3, 4] as const;
-const MAX_ARITY = [0, 7, 5, 7, 3, 3, 3, 7, 5, 5, 3, 3, 4] as const;
+const MIN_ARITY = [0, 6, 5, 5, 3, 3, 3, 7, 5, 5, 3, 3, 4, 2] as const;
+const MAX_ARITY = [0, 7, 5, 7, 3, 3, 3, 7, 5, 5, 3, 3, 4, 2] as const;
 
 function fail(code: ErrorCode, message: string): DecodeResult {
   return { ok: false, error: new ProtocolError(code, message) };
@@ -211,6 +211,11 @@ function validate(type: FrameType, a: unknown[]): Frame | string {
       if (!isValidId(epoch)) return 'RESET.epoch is not a valid id';
       if (previousEpoch !== null && !isValidId(previousEpoch)) return 'RESET.previousEpoch must be nil or a valid id';
       return { type: FrameType.RESET, streamId, epoch, previousEpoch };
+    }
+    case FrameType.GOAWAY: {
+      const reason = a[1];
+      if (!isString(reason, MAX_STRING_LENGTH)) return 'GOAWAY.reason must be a string';
+      return { type: FrameType.GOAWAY, reason };
     }
   }
 }

@@ -51,10 +51,11 @@ export const FrameType = {
   END: 10,
   ERROR: 11,
   RESET: 12,
+  GOAWAY: 13,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 export type FrameTypeName = keyof typeof FrameType;
-export const MAX_FRAME_TYPE = 12;
+export const MAX_FRAME_TYPE = 13;
 
 /** For log lines: numbers on the wire, names for humans. */
 export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, FrameTypeName>> = Object.freeze({
@@ -70,6 +71,7 @@ export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, FrameTypeName>> = Obje
   10: 'END',
   11: 'ERROR',
   12: 'RESET',
+  13: 'GOAWAY',
 });
 
 /**
@@ -195,6 +197,16 @@ export interface ResetFrame {
   previousEpoch: string | null;
 }
 
+/**
+ * Gateway → receiver: this gateway is going away (a planned restart or scale-in). The receiver
+ * dials the next gateway at once and resumes there; what it has acked is stored, so nothing
+ * is lost. An SDK that predates GOAWAY rejects the frame type and reconnects all the same.
+ */
+export interface GoawayFrame {
+  type: typeof FrameType.GOAWAY;
+  reason: string;
+}
+
 export type Frame =
   | HelloFrame
   | WelcomeFrame
@@ -207,7 +219,8 @@ export type Frame =
   | GapFrame
   | EndFrame
   | ErrorFrame
-  | ResetFrame;
+  | ResetFrame
+  | GoawayFrame;
 
 // useRecords: false keeps the output plain msgpack. encodeUndefinedAsNil: a JS caller that
 // leaves a field undefined gets a nil the peer rejects by name, not msgpackr's ext 0.
@@ -256,6 +269,8 @@ export function encodeFrame(frame: Frame): Uint8Array {
       return packr.pack([FrameType.GAP, frame.streamId, frame.from, frame.to, frame.reason]);
     case FrameType.END:
       return packr.pack([FrameType.END, frame.streamId, frame.reason]);
+    case FrameType.GOAWAY:
+      return packr.pack([FrameType.GOAWAY, frame.reason]);
     case FrameType.ERROR:
       return packr.pack([FrameType.ERROR, frame.code, frame.message]);
     case FrameType.RESET:

@@ -23,6 +23,9 @@ const ADOPT_WAIT_MS = 5_000;
  * JetStream stream of its own (JetStreamLog). Every answer comes after NATS answered; a
  * NATS outage is MS_LOG_UNAVAILABLE (retryable). The NATS client reconnects by itself.
  */
+/** How long a readiness answer from JetStream is reused. */
+const READY_CHECK_TTL_MS = 1_000;
+
 export class JetStreamBackend implements Backend {
   readonly kind = 'jetstream';
   readonly #config: NatsConfig;
@@ -43,6 +46,11 @@ export class JetStreamBackend implements Backend {
   readonly #written = new Map<string, number>();
   #flushTimer: TimerHandle | undefined;
   #flushing: Promise<void> = Promise.resolve();
+  /** NATS connection state from the client's status events (it reconnects by itself). */
+  #connected = false;
+  /** The last JetStream round trip for readiness, reused for a second so probes do not hammer NATS. */
+  #checked: { at: number; ok: boolean } | undefined;
+  #checking: Promise<boolean> | undefined;
 
   readonly #idempotencyWindowMs: number;
 
@@ -83,9 +91,13 @@ export class JetStreamBackend implements Backend {
     const { servers, requestTimeoutMs: timeout } = this.#config;
     this.#log.info({ servers }, 'connecting to NATS');
     const nc = await connect({ servers, name: 'mirrorstream-gateway', timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true });
+    this.#connected = true;
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect') this.#log.warn({ status: s.type }, `NATS ${s.type}`);
+        if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;
+        this.#connected = s.type === 'reconnect';
+        this.#checked = undefined;
+        this.#log.warn({ status: s.type }, `NATS ${s.type}`);
       }
     })();
     return nc;
@@ -210,6 +222,24 @@ export class JetStreamBackend implements Backend {
       }
     })();
     if (this.endpoints) this.endpoints.onChange = (endpointId) => listener({ kind: 'endpoint', endpointId });
+  }
+
+  available(): Promise<boolean> {
+    const ctx = this.#ctx;
+    if (!ctx || !this.#nc || this.#nc.isClosed() || !this.#connected) return Promise.resolve(false);
+    if (this.#checked && this.#clock.now() - this.#checked.at < READY_CHECK_TTL_MS) return Promise.resolve(this.#checked.ok);
+    this.#checking ??= ctx.jsm
+      .getAccountInfo()
+      .then(
+        () => true,
+        () => false,
+      )
+      .then((ok) => {
+        this.#checked = { at: this.#clock.now(), ok };
+        this.#checking = undefined;
+        return ok;
+      });
+    return this.#checking;
   }
 
   async close(): Promise<void> {

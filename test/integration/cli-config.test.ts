@@ -1,0 +1,84 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { killAll, startGateway } from '../helpers/gateway-process.js';
+import { withDeadline } from '../helpers/webrtc-scenario.js';
+
+const CLI = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'ms-cli-config-'));
+afterEach(() => killAll());
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, content: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+/** Run the CLI to its exit (it must refuse to start); its exit code and stderr. */
+async function refused(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  const proc = spawn(process.execPath, [CLI, '--host', '127.0.0.1', '--port', '0', '--api-key', 'cli-config-api-key-0123', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    const code = await withDeadline(new Promise<number | null>((r) => proc.once('exit', (c) => r(c))), 15_000, 'CLI exit');
+    return { code, stderr };
+  } finally {
+    // a CLI that did not refuse would run on: it goes with the test
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  }
+}
+
+/** The ICE ports the CLI says its WebRTC engine uses (its startup log line). */
+function icePorts(output: string[]): string | undefined {
+  for (const line of output) {
+    try {
+      const msg = JSON.parse(line) as { msg?: string; icePorts?: string };
+      if (msg.msg === 'WebRTC engine') return msg.icePorts;
+    } catch {
+      // not a log line
+    }
+  }
+  return undefined;
+}
+
+/** `mirrorstream --config file.json`: the same schema as flags and environment; flags > environment > file > defaults. */
+describe('CLI --config', () => {
+  it('settings come from the file unless the environment or a flag sets them', async () => {
+    const port = 10_000 + Math.floor(Math.random() * 20_000);
+    const path = file('layers.json', JSON.stringify({ webrtc: { icePort: port, icePortCount: 4 }, limits: { maxSessions: 50 } }));
+    // the file alone
+    const a = await startGateway(0, ['--config', path]);
+    expect(icePorts(a.output)).toBe(`${port}-${port + 3}`);
+    await killAll();
+    // the environment over the file, and a flag over both (env MIRRORSTREAM_CONFIG names the file)
+    process.env.MIRRORSTREAM_CONFIG = path;
+    process.env.MIRRORSTREAM_WEBRTC_ICE_PORT_COUNT = '3';
+    try {
+      const b = await startGateway(0);
+      expect(icePorts(b.output)).toBe(`${port}-${port + 2}`);
+      await killAll();
+      const c = await startGateway(0, ['--webrtc-ice-port-count', '2']);
+      expect(icePorts(c.output)).toBe(`${port}-${port + 1}`);
+    } finally {
+      delete process.env.MIRRORSTREAM_CONFIG;
+      delete process.env.MIRRORSTREAM_WEBRTC_ICE_PORT_COUNT;
+    }
+  }, 60_000);
+
+  it('a file with an unknown key, bad JSON or no file at all: exit 2 with MS_CONFIG_INVALID and what is wrong', async () => {
+    const typo = await refused(['--config', file('typo.json', '{"limits":{"maxSesions":5}}')]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('MS_CONFIG_INVALID');
+    expect(typo.stderr).toContain('maxSesions');
+    const bad = await refused(['--config', file('bad.json', '{"port": 80,')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/MS_CONFIG_INVALID: config file .*bad\.json is not valid JSON/);
+    const missing = await refused([], { MIRRORSTREAM_CONFIG: join(dir, 'nope.json') });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/MS_CONFIG_INVALID: config file .*nope\.json cannot be read/);
+  }, 60_000);
+});
