@@ -4,6 +4,8 @@
 #     -e MIRRORSTREAM_NATS_URL=nats://127.0.0.1:4222 -e MIRRORSTREAM_WEBRTC_ICE_PORT=50000 mirrorstream
 # WebRTC media flows on UDP to the ICE ports (webrtc.icePort .. + icePortCount - 1): publish
 # them (-p 50000-50007:50000-50007/udp) or use host networking; see README "Operations".
+# Stopping drains for up to drainTimeoutMs (5 s) + ~1 s: give `docker stop` / compose
+# `stop_grace_period` more than that (Docker's default is 10 s).
 
 # build: everything, compiled, then only the production dependencies are kept
 FROM node:20-bookworm-slim AS build
@@ -19,7 +21,9 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # run: the built gateway and its production dependencies, as a user without privileges
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production MIRRORSTREAM_HOST=0.0.0.0 MIRRORSTREAM_PORT=8080
+# listen on every interface of the container (the default 127.0.0.1 is unreachable from outside);
+# environment beats a --config file, so set the host here or through the environment, not in the file
+ENV NODE_ENV=production MIRRORSTREAM_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules node_modules
@@ -29,7 +33,10 @@ COPY --from=build --chown=node:node /app/receiver-sdk/package.json receiver-sdk/
 COPY --from=build --chown=node:node /app/receiver-sdk/dist receiver-sdk/dist
 USER node
 EXPOSE 8080
-# ready, not just alive: a draining instance or one whose NATS is down drops out of rotation
+# ready, not just alive: a draining instance or one whose NATS is down is "unhealthy", which takes
+# it out of rotation where a proxy reads Docker health. An orchestrator that *restarts* unhealthy
+# containers would restart every gateway during a NATS outage: there, probe /healthz for restarts
+# and /readyz for traffic instead.
 HEALTHCHECK --interval=5s --timeout=2s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.MIRRORSTREAM_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # SIGTERM drains (GOAWAY to receivers, leases handed back) within drainTimeoutMs + ~1 s

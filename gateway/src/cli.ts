@@ -163,9 +163,12 @@ function readConfigFile(path: string | undefined): unknown {
   return parseConfigFile(path, text);
 }
 
-/** `--nats a,b` selects the JetStream log with those servers. */
+/**
+ * `--nats a,b` selects the JetStream log with those servers. Replicas and lease apply without
+ * it too: the servers may come from the --config file.
+ */
 function natsLog(urls: string | undefined, replicas: number | undefined, leaseMs: number | undefined): GatewayConfigInput['log'] {
-  if (urls === undefined) return undefined;
+  if (urls === undefined) return { nats: { replicas, leaseMs } };
   return { kind: 'jetstream', nats: { servers: urls.split(',').map((u) => u.trim()).filter((u) => u.length > 0), replicas, leaseMs } };
 }
 

@@ -320,7 +320,8 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     this.#link = undefined;
     this.#silence.stop();
     link.close('gateway going away');
-    this.#attempt = 0;
+    // a GOAWAY before WELCOME still counts as an attempt: a policy with a limit gives up in time
+    if (this.#status === 'connected') this.#attempt = 0;
     this.#opts.clock.clearTimeout(this.#retryTimer);
     this.#setStatus('reconnecting', `gateway going away: ${reason}`);
     void this.#open('reconnecting', { nextGateway: true });

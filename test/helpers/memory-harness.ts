@@ -48,6 +48,7 @@ export async function closeOnManualClock(gateway: Gateway, clock: ManualClock): 
     clock.advance(gateway.config.drainTimeoutMs + 1);
     await settle();
   }
+  if (!done) throw new Error('the gateway did not close within 20 drain deadlines of its clock');
   await closed;
 }
 

@@ -126,10 +126,11 @@ describe('two gateway instances on one NATS', () => {
     return owner === ids.get(a) ? { owner: a, other: b, ids } : { owner: b, other: a, ids };
   }
 
-  async function receiver(endpointId: string, urls: string[], deliveries: Delivery[], perReceiver: Map<string, number[]>): Promise<Receiver> {
+  async function receiver(endpointId: string, urls: string[], deliveries: Delivery[], perReceiver: Map<string, number[]>, statuses?: string[]): Promise<Receiver> {
     const { token } = (await api(urls[0]!, 'POST', `/v1/endpoints/${endpointId}/token`, {})) as { token: string };
     const rx = new Receiver({ gatewayUrl: urls, endpointId, token, rtcConfig: { bindAddress: '127.0.0.1' }, reconnect: { nextRetryDelayMs: () => 100 } });
     receivers.push(rx);
+    rx.on('status', (status, detail) => statuses?.push(`${endpointId} ${status}: ${detail}`));
     const seqs: number[] = [];
     perReceiver.set(endpointId, seqs);
     rx.on('chunk', (c) => {
@@ -242,9 +243,10 @@ describe('two gateway instances on one NATS', () => {
     await api(urls[0]!, 'POST', '/v1/streams', STREAM);
     const deliveries: Delivery[] = [];
     const perReceiver = new Map<string, number[]>();
-    await receiver('e1', [urls[0]!, urls[1]!], deliveries, perReceiver);
-    await receiver('e2', [urls[1]!, urls[0]!], deliveries, perReceiver);
-    await receiver('e3', [urls[0]!, urls[1]!], deliveries, perReceiver);
+    const statuses: string[] = [];
+    await receiver('e1', [urls[0]!, urls[1]!], deliveries, perReceiver, statuses);
+    await receiver('e2', [urls[1]!, urls[0]!], deliveries, perReceiver, statuses);
+    await receiver('e3', [urls[0]!, urls[1]!], deliveries, perReceiver, statuses);
     await until(async () => (await activeOn(instances[0]!)).join() === 'e1', 10_000, 'e1 active');
     const producer = new Producer([...urls]);
     producer.start();
@@ -254,9 +256,13 @@ describe('two gateway instances on one NATS', () => {
       const g = instances[i]!;
       const at = performance.now();
       const before = producer.acked.size;
+      const goawaysBefore = statuses.filter((s) => s.includes('gateway going away')).length;
+      const exitCode = new Promise<number | null>((r) => g.proc.once('exit', (code) => r(code)));
       g.proc.kill('SIGTERM');
-      await withDeadline(g.exited, 15_000, `instance ${i} exits on SIGTERM`);
+      // a drain, not a crash: exit code 0, and the receivers it held were sent on (GOAWAY), not left to time out
+      expect(await withDeadline(exitCode, 15_000, `instance ${i} exits on SIGTERM`)).toBe(0);
       const exitedMs = performance.now() - at;
+      expect(statuses.filter((s) => s.includes('gateway going away')).length, `GOAWAY from instance ${i}`).toBeGreaterThan(goawaysBefore);
       instances[i] = await startGateway(ports[i]!, args);
       await until(() => producer.acked.size >= before + 1_000, 20_000, `1000 chunks acked after restarting instance ${i}`);
       steps.push(`${'AB'[i]}: exit ${Math.round(exitedMs)} ms after SIGTERM, longest delivery interruption ${Math.round(longestSilence(deliveries, at))} ms`);

@@ -8,7 +8,7 @@ import { waitFor, withDeadline } from '../helpers/webrtc-scenario.js';
 type Probe = { status: number; body: { status: string; ready?: boolean } };
 
 async function probe(url: string, path: '/readyz' | '/healthz'): Promise<Probe> {
-  const res = await fetch(`${url}${path}`);
+  const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(5_000) });
   return { status: res.status, body: (await res.json()) as Probe['body'] };
 }
 

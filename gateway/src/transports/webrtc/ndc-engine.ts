@@ -201,17 +201,26 @@ function muxPort(port: number): Record<string, unknown> {
   return { enableIceUdpMux: true, portRangeBegin: port, portRangeEnd: port };
 }
 
-/** MS_ICE_PORT_IN_USE unless we can bind `port` (UDP) on `address` (every interface when undefined); released at once. */
-function assertUdpPortFree(port: number, address: string | undefined): Promise<void> {
-  const family = address?.includes(':') ? 'udp6' : 'udp4';
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(family);
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      socket.close();
-      reject(new MirrorstreamError('MS_ICE_PORT_IN_USE', `ICE port ${port} (UDP${address ? ` on ${address}` : ''}) cannot be bound: ${error.code ?? error.message}; choose free ports with webrtc.icePort / icePortCount`, { cause: error }));
+/**
+ * MS_ICE_PORT_IN_USE unless we can bind `port` (UDP) on `address`; released at once. With no
+ * address libjuice binds every interface, IPv6 (dual-stack) where the host has it: so do we,
+ * falling back to IPv4 on a host without IPv6.
+ */
+async function assertUdpPortFree(port: number, address: string | undefined): Promise<void> {
+  const bind = (family: 'udp4' | 'udp6', host: string | undefined): Promise<NodeJS.ErrnoException | undefined> =>
+    new Promise((resolve) => {
+      const socket = dgram.createSocket({ type: family, ipv6Only: false });
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        socket.close();
+        resolve(error);
+      });
+      socket.bind(port, host, () => socket.close(() => resolve(undefined)));
     });
-    socket.bind(port, address, () => socket.close(() => resolve()));
-  });
+  let error = address === undefined ? await bind('udp6', '::') : await bind(address.includes(':') ? 'udp6' : 'udp4', address);
+  if (address === undefined && (error?.code === 'EAFNOSUPPORT' || error?.code === 'EADDRNOTAVAIL')) error = await bind('udp4', undefined);
+  if (error) {
+    throw new MirrorstreamError('MS_ICE_PORT_IN_USE', `ICE port ${port} (UDP${address ? ` on ${address}` : ''}) cannot be bound: ${error.code ?? error.message}; choose free ports with webrtc.icePort / icePortCount`, { cause: error });
+  }
 }
 
 /** An idle connection on a mux port: gathering binds the port, and it stays bound while this lives. */
