@@ -167,6 +167,9 @@ export class JetStreamControl implements StreamControl {
       const before = this.isOwner();
       this.#lease = { by: m.by, until: m.until };
       if (before !== this.isOwner()) for (const listener of this.#ownerListeners) listener();
+      // the holder handed its lease back (it is draining): claim now, not at the next round
+      // (a rolling restart waited up to leaseMs / 4 for it)
+      if (m.until === 0 && m.by !== this.#me) void this.#tend();
       return;
     }
     for (const listener of this.#listeners) listener(m.d);
