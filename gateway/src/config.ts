@@ -39,6 +39,12 @@ export const heartbeatSchema = z
     acceptablePauseMs: z.number().min(0).default(0),
     /** Inter-arrival samples kept per endpoint. */
     windowSize: z.number().int().min(2).max(10_000).default(100),
+    /**
+     * A connection whose endpoint stays `dead` this long is closed, so the receiver dials a new
+     * one: its path may be wedged one way only (the receiver still hears probes, so its own
+     * silence watch never fires), and a new connection heals that. 0: never.
+     */
+    closeDeadAfterMs: z.number().int().min(0).max(600_000).default(10_000),
   })
   .refine((h) => h.phiDead > h.phiSuspect, { message: 'phiDead must be greater than phiSuspect' })
   .refine((h) => h.standbyIntervalMs === undefined || h.standbyIntervalMs >= h.intervalMs, { message: 'standbyIntervalMs must be at least intervalMs' })

@@ -74,6 +74,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       waiters,
       probeIntervals: { normalMs: health.probeIntervalMs, carrierMs: health.carrierProbeIntervalMs, standbyMs: health.standbyProbeIntervalMs },
       heartbeatIntervals: { normalMs: heartbeat.intervalMs, standbyMs: heartbeat.standbyIntervalMs },
+      closeDeadAfterMs: heartbeat.closeDeadAfterMs,
       reviewTransports: (endpoints) => sessions.reviewTransports(endpoints),
     }));
     const sessions = (this.#sessions = new Sessions({ config, clock, timers, log, registry, events: this, waiters, closing, health: scheduler }));

@@ -99,6 +99,27 @@ describe('gateway connection input validation', () => {
     await h.close();
   });
 
+  it('a connection whose endpoint stays dead is closed after heartbeat.closeDeadAfterMs, so its receiver dials a new one', async () => {
+    const h = harness({ heartbeat: { closeDeadAfterMs: 3_000 } });
+    const c = rawClient(h, 'dora');
+    c.hello();
+    h.gateway.createStream({ stream_id: 's1', endpoint_list: ['dora'] });
+    await h.step(10);
+    // it never answers a heartbeat: suspect, then dead
+    let waited = 0;
+    while (h.gateway.endpointHealth('dora').state !== 'dead' && waited < 30_000) {
+      await h.step(50);
+      waited += 50;
+    }
+    expect(h.gateway.endpointHealth('dora').state).toBe('dead');
+    await h.step(2_900);
+    expect(c.closed()).toBeUndefined();
+    await h.step(200);
+    expect(c.closed()).toMatch(/no heartbeat answered for 3000 ms/);
+    expect(h.gateway.endpointHealth('dora').connected).toBe(false);
+    await h.close();
+  });
+
   it('clamps an ack beyond what was sent and ignores acks for unknown streams', async () => {
     const h = harness();
     const c = rawClient(h, 'erin');

@@ -22,6 +22,8 @@ export interface SchedulerOptions {
   waiters: AckWaiters;
   probeIntervals: { normalMs: number; carrierMs: number; standbyMs: number };
   heartbeatIntervals: { normalMs: number; standbyMs: number };
+  /** Close the connection of an endpoint dead this long (0: never). */
+  closeDeadAfterMs: number;
   /** The transport-pair rule for these endpoints (their health changed), before streams re-run their policy. */
   reviewTransports: (endpoints: Iterable<Endpoint>) => void;
 }
@@ -30,6 +32,8 @@ export interface SchedulerOptions {
 interface EndpointTimers {
   /** When its phi detector would next change its state (no heartbeat meanwhile). */
   liveness: Timer;
+  /** When the connection of an endpoint that stayed dead is closed. */
+  reap: Timer;
   /** When an endpoint carrying a stream turns silent (no echo meanwhile). */
   silence: Timer;
 }
@@ -100,6 +104,7 @@ export class Scheduler {
     const t = this.#timers.get(ep);
     t?.liveness.cancel();
     t?.silence.cancel();
+    t?.reap.cancel();
     this.#carriers.delete(ep);
     this.#endpointChanged(ep);
   }
@@ -192,12 +197,21 @@ export class Scheduler {
       const { timers, clock } = this.#o;
       t = {
         liveness: timers.timer(() => this.recheck(ep)),
+        reap: timers.timer(() => this.#reap(ep)),
         // a deadline runs before pending I/O is read: let an echo that is already here count
         silence: timers.timer(() => void clock.setTimeout(() => this.recheck(ep), 0)),
       };
       this.#timers.set(ep, t);
     }
     return t;
+  }
+
+  /** Still dead: close its connection; the receiver dials a new one (see heartbeat.closeDeadAfterMs). */
+  #reap(ep: Endpoint): void {
+    const connection = ep.link;
+    if (ep.state !== 'dead' || !connection) return;
+    this.#o.log.warn({ endpointId: ep.id, deadForMs: this.#o.closeDeadAfterMs }, 'closing the connection of an endpoint that stayed dead');
+    connection.close(`no heartbeat answered for ${this.#o.closeDeadAfterMs} ms after it was judged dead`);
   }
 
   #scheduleLiveness(ep: Endpoint): void {
@@ -227,6 +241,9 @@ export class Scheduler {
   #checkEndpoint(ep: Endpoint, now: number): EndpointState | undefined {
     const previous = ep.check(now, this.#carriers.has(ep));
     if (previous !== undefined) {
+      const { closeDeadAfterMs } = this.#o;
+      if (ep.state === 'dead' && closeDeadAfterMs > 0) this.#timersOf(ep).reap.at(now + closeDeadAfterMs);
+      else this.#timers.get(ep)?.reap.cancel();
       this.#o.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
       emitEndpointHealth(this.#o.events, ep, previous, now);
       this.#endpointChanged(ep);
