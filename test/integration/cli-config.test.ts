@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { killAll, startGateway } from '../helpers/gateway-process.js';
+import { bindUdpRun, closeUdp } from '../helpers/udp-ports.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
 
 const CLI = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url));
@@ -17,23 +17,6 @@ function file(name: string, content: string): string {
   const path = join(dir, name);
   writeFileSync(path, content);
   return path;
-}
-
-/** The first of `count` consecutive UDP ports free on 127.0.0.1 (below the ephemeral range), for ICE ports the CLI claims at start. */
-async function freeUdpRun(count: number): Promise<number> {
-  const bind = (port: number): Promise<dgram.Socket | undefined> =>
-    new Promise((resolve) => {
-      const socket = dgram.createSocket('udp4');
-      socket.once('error', () => resolve(undefined));
-      socket.bind(port, '127.0.0.1', () => resolve(socket));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const first = 10_000 + Math.floor(Math.random() * 20_000);
-    const sockets = await Promise.all(Array.from({ length: count }, (_, i) => bind(first + i)));
-    await Promise.all(sockets.map((s) => new Promise<void>((r) => (s ? s.close(() => r()) : r()))));
-    if (sockets.every(Boolean)) return first;
-  }
-  throw new Error(`no ${count} consecutive free UDP ports`);
 }
 
 /** Run the CLI to its exit (it must refuse to start); its exit code and stderr. */
@@ -66,7 +49,8 @@ function icePorts(output: string[]): string | undefined {
 /** `mirrorstream --config file.json`: the same schema as flags and environment; flags > environment > file > defaults. */
 describe('CLI --config', () => {
   it('settings come from the file unless the environment or a flag sets them', async () => {
-    const port = await freeUdpRun(4);
+    const { port, sockets } = await bindUdpRun(4);
+    await Promise.all(sockets.map((s) => closeUdp(s)));
     const path = file('layers.json', JSON.stringify({ webrtc: { icePort: port, icePortCount: 4 }, limits: { maxSessions: 50 } }));
     // the file alone
     const a = await startGateway(0, ['--config', path]);

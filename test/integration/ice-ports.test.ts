@@ -1,37 +1,16 @@
 import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createGateway, serve } from '../../gateway/src/index.js';
 import { MirrorstreamError } from '../../receiver-sdk/src/protocol/index.js';
 import { Receiver } from '../../receiver-sdk/src/node.js';
+import { bindUdp, bindUdpRun, closeUdp } from '../helpers/udp-ports.js';
 import { waitFor, withDeadline } from '../helpers/webrtc-scenario.js';
-
-/** Bound UDP sockets on `count` consecutive ports of 127.0.0.1, below the ephemeral range (other tests' sockets do not land there). */
-async function bindRun(count: number): Promise<{ port: number; sockets: dgram.Socket[] }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 10_000 + Math.floor(Math.random() * 20_000);
-    const sockets = await Promise.all(Array.from({ length: count }, (_, i) => bind(port + i)));
-    if (sockets.every((s) => s !== undefined)) return { port, sockets: sockets as dgram.Socket[] };
-    await Promise.all(sockets.map((s) => closeSocket(s)));
-  }
-  throw new Error(`no ${count} consecutive free UDP ports`);
-}
-
-function bind(port: number): Promise<dgram.Socket | undefined> {
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket('udp4');
-    socket.once('error', () => resolve(undefined));
-    socket.bind(port, '127.0.0.1', () => resolve(socket));
-  });
-}
-
-const closeSocket = (s: dgram.Socket | undefined): Promise<void> => new Promise((r) => (s ? s.close(() => r()) : r()));
 
 /** Whether another socket can bind the port right now (it is released again at once). */
 async function bindable(port: number): Promise<boolean> {
-  const s = await bind(port);
-  await closeSocket(s);
+  const s = await bindUdp(port);
+  await closeUdp(s);
   return s !== undefined;
 }
 
@@ -46,8 +25,8 @@ const options = (icePort: number, icePortCount: number) =>
  */
 describe('ICE ports', () => {
   it('sessions share the ports, which stay held between sessions and are let go at close', async () => {
-    const { port, sockets } = await bindRun(2);
-    await Promise.all(sockets.map((s) => closeSocket(s)));
+    const { port, sockets } = await bindUdpRun(2);
+    await Promise.all(sockets.map((s) => closeUdp(s)));
     const gateway = createGateway(options(port, 2));
     await gateway.start();
     const server = await serve(gateway, { apiKey: 'ice-ports-api-key-0123', port: 0 });
@@ -84,7 +63,7 @@ describe('ICE ports', () => {
   }, 40_000);
 
   it('a port taken by another process: start fails with MS_ICE_PORT_IN_USE, the process lives on, and once it is free WebRTC works', async () => {
-    const { port, sockets } = await bindRun(1);
+    const { port, sockets } = await bindUdpRun(1);
     const gateway = createGateway(options(port, 1));
     const server = await serve(gateway, { apiKey: 'ice-ports-api-key-0123', port: 0 });
     try {
@@ -107,7 +86,7 @@ describe('ICE ports', () => {
       expect(res.status).toBe(503);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('MS_ICE_PORT_IN_USE');
 
-      await Promise.all(sockets.splice(0).map((s) => closeSocket(s)));
+      await Promise.all(sockets.splice(0).map((s) => closeUdp(s)));
       await gateway.start();
       const rx = new Receiver({ gatewayUrl: server.url, endpointId: 'rx', token, transports: ['webrtc'], rtcConfig: { bindAddress: '127.0.0.1' } });
       let got = 0;
@@ -120,14 +99,14 @@ describe('ICE ports', () => {
         rx.close();
       }
     } finally {
-      await Promise.all(sockets.map((s) => closeSocket(s)));
+      await Promise.all(sockets.map((s) => closeUdp(s)));
       await gateway.close();
       await server.close();
     }
   }, 40_000);
 
   it('the CLI refuses to start on a taken ICE port: exit code 2 and the code on stderr', async () => {
-    const { port, sockets } = await bindRun(1);
+    const { port, sockets } = await bindUdpRun(1);
     let proc: ReturnType<typeof spawn> | undefined;
     try {
       const cli = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url));
@@ -141,7 +120,7 @@ describe('ICE ports', () => {
     } finally {
       // a CLI that did not refuse would run on: it goes with the test
       if (proc && proc.exitCode === null) proc.kill('SIGKILL');
-      await Promise.all(sockets.map((s) => closeSocket(s)));
+      await Promise.all(sockets.map((s) => closeUdp(s)));
     }
   }, 20_000);
 });

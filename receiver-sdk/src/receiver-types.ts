@@ -1,0 +1,51 @@
+/** The receiver's public types: its status, events, logger and options (ReceiverCore is the behaviour). */
+import type { Chunk, EpochReset, Gap, RoleChange } from './inbound.js';
+import type { Dialer, ReconnectPolicy } from './link.js';
+import type { Clock } from './protocol/clock.js';
+import type { MirrorstreamError } from './protocol/errors.js';
+
+export type ReceiverStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+export type ReceiverEvents = {
+  chunk: [chunk: Chunk];
+  role: [role: RoleChange];
+  gap: [gap: Gap];
+  /** The stream's epoch changed: the old position was forgotten, delivery starts over. */
+  reset: [reset: EpochReset];
+  status: [status: ReceiverStatus, detail: string];
+  end: [end: { streamId: string; reason: string }];
+  /** Protocol and connection errors, and MS_LISTENER_ERROR when an application listener threw. */
+  error: [error: MirrorstreamError];
+};
+
+/** Where the SDK reports what it cannot report as an `error` event (it is silent by default). */
+export interface ReceiverLogger {
+  warn(message: string, detail?: unknown): void;
+}
+
+export interface ReceiverCoreOptions {
+  endpointId: string;
+  /** Opens a link to the gateway; the transport-specific part. */
+  dial: Dialer;
+  clock?: Clock;
+  reconnect?: ReconnectPolicy;
+  /** Send a cumulative ACK after this many delivered chunks... */
+  ackEveryChunks?: number;
+  /** ...or this long after the first unacked one, whichever comes first. */
+  ackDelayMs?: number;
+  /** Give up on a silent gateway after this long (default: 4 heartbeat intervals, at least 1 s). */
+  gatewayTimeoutMs?: number;
+  /** Out-of-order chunks held per stream before the hole is declared a gap. */
+  reorderLimit?: number;
+  /** How often to send RECEIVER_REPORT per stream (0 disables). */
+  reportIntervalMs?: number;
+  /** Transport names this receiver can dial, in preference order (told to the gateway in HELLO). */
+  transports?: readonly string[];
+  /**
+   * Largest frame this receiver accepts. Until WELCOME the protocol default (1 MiB) applies;
+   * then the gateway's advertised limit, never above this cap when it is set.
+   */
+  maxFrameBytes?: number;
+  /** Gets errors thrown by `error` listeners, and listener errors nobody listens for. */
+  logger?: ReceiverLogger;
+}
