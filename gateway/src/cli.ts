@@ -26,6 +26,7 @@ const program = new Command()
   .option('--config <file>', 'JSON configuration file, checked by the same schema; environment variables and flags override it (env MIRRORSTREAM_CONFIG)')
   .option('--host <host>', 'address to listen on (env MIRRORSTREAM_HOST)')
   .option('--port <port>', 'HTTP port, 0 for any free port (env MIRRORSTREAM_PORT)', int)
+  .option('--trust-proxy <list>', 'comma-separated proxies whose X-Forwarded-For counts for per-address limits: IPs, subnets, loopback (env MIRRORSTREAM_TRUST_PROXY)')
   .option('--api-key <key>', 'bearer key for the control API, 16+ chars (env MIRRORSTREAM_API_KEY); generated if absent')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env MIRRORSTREAM_LOG_LEVEL)')
   .option('--heartbeat-interval-ms <ms>', 'heartbeat interval (env MIRRORSTREAM_HEARTBEAT_INTERVAL_MS)', int)
@@ -50,6 +51,7 @@ const flags = program.opts<{
   config?: string;
   host?: string;
   port?: number;
+  trustProxy?: string;
   apiKey?: string;
   logLevel?: GatewayConfigInput['logLevel'];
   heartbeatIntervalMs?: number;
@@ -75,6 +77,7 @@ const envInt = (name: string): number | undefined => (env[name] === undefined ||
 const input: GatewayConfigInput = {
   host: flags.host ?? env.MIRRORSTREAM_HOST ?? undefined,
   port: flags.port ?? envInt('MIRRORSTREAM_PORT'),
+  trustProxy: list(flags.trustProxy ?? (env.MIRRORSTREAM_TRUST_PROXY || undefined)),
   apiKey: flags.apiKey ?? (env.MIRRORSTREAM_API_KEY || undefined),
   logLevel: flags.logLevel ?? (env.MIRRORSTREAM_LOG_LEVEL as GatewayConfigInput['logLevel']),
   heartbeat: { intervalMs: flags.heartbeatIntervalMs ?? envInt('MIRRORSTREAM_HEARTBEAT_INTERVAL_MS') },
@@ -167,9 +170,14 @@ function readConfigFile(path: string | undefined): unknown {
  * `--nats a,b` selects the JetStream log with those servers. Replicas and lease apply without
  * it too: the servers may come from the --config file.
  */
+/** A comma-separated list (flag or environment), or undefined when not given. */
+function list(value: string | undefined): string[] | undefined {
+  return value === undefined ? undefined : value.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+}
+
 function natsLog(urls: string | undefined, replicas: number | undefined, leaseMs: number | undefined): GatewayConfigInput['log'] {
   if (urls === undefined) return { nats: { replicas, leaseMs } };
-  return { kind: 'jetstream', nats: { servers: urls.split(',').map((u) => u.trim()).filter((u) => u.length > 0), replicas, leaseMs } };
+  return { kind: 'jetstream', nats: { servers: list(urls) ?? [], replicas, leaseMs } };
 }
 
 /** Remove undefined leaves so the schema's defaults apply (it is strict about keys, not about absence). */

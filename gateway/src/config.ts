@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT, MirrorstreamError } from '@mirrorstream/receiver/protocol';
 
@@ -243,9 +244,27 @@ export const limitsSchema = z
  */
 export const DATA_FRAME_OVERHEAD_BYTES = 2048;
 
+/** An address, a subnet (`10.0.0.0/8`) or one of proxy-addr's names for a proxy the gateway trusts. */
+const trustedProxySchema = z.string().refine(
+  (v) => {
+    if (v === 'loopback' || v === 'linklocal' || v === 'uniquelocal') return true;
+    const [ip, bits, ...rest] = v.split('/');
+    const family = isIP(ip ?? '');
+    if (family === 0 || rest.length > 0) return false;
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+  },
+  { message: 'a trusted proxy is an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal' },
+);
+
 export const gatewayConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65_535).default(8080),
+  /**
+   * Proxies (a TLS-terminating nginx, a load balancer) whose X-Forwarded-For the gateway
+   * believes, so per-address limits count the client, not the proxy. Empty: none (the
+   * address limits then count every client behind a proxy as one).
+   */
+  trustProxy: z.array(trustedProxySchema).max(32).default([]),
   /** Bearer key for the control API; `undefined` means the CLI generates one. */
   apiKey: z.string().min(16).optional(),
   maxFrameBytes: z.number().int().min(1024).max(MAX_FRAME_BYTES_LIMIT).default(DEFAULT_MAX_FRAME_BYTES),

@@ -19,7 +19,7 @@ import type { IssuedToken } from './signaling/tokens.js';
 import type { WebRtcSession } from './signaling/webrtc-sessions.js';
 import type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpecInput } from './streams/spec.js';
 import type { Transport } from './transports/transport.js';
-import type { WebTransportInfo, WebTransportTicket } from './transports/webtransport/server.js';
+import type { TunnelTarget, WebTransportInfo, WebTransportTicket } from './transports/webtransport/server.js';
 import { endpointHealth, streamHealth, streamInfo, type EndpointHealth, type StreamHealth, type StreamInfo } from './views/snapshots.js';
 import { gatewayStatus, type GatewayReadiness, type GatewayStatus } from './views/status.js';
 
@@ -193,6 +193,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   /** Start the WebTransport listener (also started by the first WebTransport signaling request). */
   startWebTransport(): Promise<WebTransportInfo> {
     return this.#signaling.webtransport.start();
+  }
+
+  /** Where the HTTP port relays a browser tunnel request (`/v1/wt?ticket=…`) with a live ticket. */
+  webTransportTunnelTarget(path: string): Promise<TunnelTarget> {
+    return this.#signaling.webtransport.tunnelTarget(path);
   }
 
   /** WebTransport signaling: a single-use session URL (and cert hash) for a token holder. */

@@ -3,7 +3,9 @@
  * dist/browser/mirrorstream-receiver.js; no Node built-ins): everything from the
  * platform-neutral entry, with `Receiver` using the native RTCPeerConnection and, for
  * WebTransport, the native API when the gateway speaks HTTP/3, else
- * @fails-components' WebSocket tunnel to its HTTP/2 WebTransport, loaded at its first use.
+ * @fails-components' WebSocket tunnel to its HTTP/2 WebTransport, loaded at its first use:
+ * through the gateway's own HTTPS origin (its HTTP port behind a TLS proxy) where the
+ * gateway offers that, else to the WebTransport port.
  */
 import type { WebTransportCtor } from './transports/webtransport.js';
 import { Receiver as BaseReceiver, type ReceiverOptions } from './webrtc-receiver.js';
@@ -41,7 +43,7 @@ export class Receiver extends BaseReceiver {
   constructor(options: ReceiverOptions) {
     const native = (globalThis as { WebTransport?: WebTransportCtor }).WebTransport;
     super({
-      selectWebTransport: (ticket) => (ticket.backend === 'http3' && native ? native : loadTunnel()),
+      selectWebTransport: async (ticket) => (ticket.backend === 'http3' && native ? native : { WebTransport: await loadTunnel(), tunnel: true }),
       ...options,
     });
   }

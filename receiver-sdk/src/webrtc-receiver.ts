@@ -3,7 +3,7 @@ import { RealClock } from './protocol/clock.js';
 import { MirrorstreamError } from './protocol/errors.js';
 import { ReceiverCore, type ReceiverCoreOptions } from './receiver.js';
 import { webrtcDialer, type WebRtcDialOptions } from './transports/webrtc.js';
-import { webtransportDialer, type WebTransportCtor, type WebTransportTicket } from './transports/webtransport.js';
+import { webtransportDialer, type WebTransportChoice, type WebTransportCtor, type WebTransportTicket } from './transports/webtransport.js';
 
 export type TransportName = 'webtransport' | 'webrtc';
 
@@ -30,7 +30,7 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial'> {
   /** Defaults to the platform's `WebTransport`. */
   WebTransport?: WebTransportCtor;
   /** Pick or load the WebTransport constructor per session ticket (the browser and Node entries use it). */
-  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor | Promise<WebTransportCtor>;
+  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportChoice | Promise<WebTransportChoice>;
   /** Extra WebTransport constructor options per session ticket. */
   webtransportOptions?: (ticket: WebTransportTicket) => Record<string, unknown>;
   connectTimeoutMs?: number;

@@ -1,12 +1,11 @@
-import { createHash, createPublicKey } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import selfsigned from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
-import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
+import { testCertificate } from '../helpers/certs.js';
+import { launchChromium, openReceiverPage, pageChunks, watchNetwork } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
 
 /**
@@ -24,19 +23,11 @@ let certDir: string;
 beforeAll(async () => {
   // a known certificate, so Chromium can be told to accept it for the wss:// tunnel
   certDir = mkdtempSync(join(tmpdir(), 'mirrorstream-cert-'));
-  const pems = await selfsigned.generate([{ name: 'commonName', value: '127.0.0.1' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    notAfterDate: new Date(Date.now() + 10 * 24 * 3600_000),
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
-  });
-  writeFileSync(join(certDir, 'cert.pem'), pems.cert);
-  writeFileSync(join(certDir, 'key.pem'), pems.private);
-  const spki = createHash('sha256').update(createPublicKey(pems.cert).export({ type: 'spki', format: 'der' })).digest('base64');
+  const { certFile, keyFile, spki } = await testCertificate(certDir);
   gateway = createGateway({
     logLevel: 'silent',
     webrtc: { bindAddress: '127.0.0.1' },
-    webtransport: { certFile: join(certDir, 'cert.pem'), keyFile: join(certDir, 'key.pem') },
+    webtransport: { certFile, keyFile },
   });
   server = await serve(gateway, { apiKey: 'e2e-key-0123456789abcd', host: '127.0.0.1', port: 0 });
   ({ browser, close: closeBrowser } = await launchChromium([`--ignore-certificate-errors-spki-list=${spki}`]));
@@ -48,15 +39,6 @@ afterAll(async () => {
   await server?.close();
   rmSync(certDir, { recursive: true, force: true });
 });
-
-/** Every URL the page requests or connects to (HTTP, WebSocket, WebTransport), from the DevTools protocol. */
-async function watchNetwork(page: Page, urls: string[]): Promise<void> {
-  const cdp = await page.createCDPSession();
-  await cdp.send('Network.enable');
-  cdp.on('Network.requestWillBeSent', (e) => urls.push(e.request.url));
-  cdp.on('Network.webSocketCreated', (e) => urls.push(e.url));
-  cdp.on('Network.webTransportCreated', (e) => urls.push(e.url));
-}
 
 async function browserReceiver(endpointId: string, transports: string[], urls?: string[]) {
   const { token } = await gateway.issueToken(endpointId);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { killAll, startGateway } from '../helpers/gateway-process.js';
+import { API_KEY, killAll, startGateway } from '../helpers/gateway-process.js';
 import { bindUdpRun, closeUdp } from '../helpers/udp-ports.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
 
@@ -82,5 +82,19 @@ describe('CLI --config', () => {
     const missing = await refused([], { MIRRORSTREAM_CONFIG: join(dir, 'nope.json') });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/MS_CONFIG_INVALID: config file .*nope\.json cannot be read/);
+  }, 60_000);
+});
+
+describe('CLI --trust-proxy', () => {
+  it('per-address limits count the X-Forwarded-For client of a trusted proxy; a value that is not an address is exit 2', async () => {
+    const g = await startGateway(0, ['--trust-proxy', 'loopback,10.0.0.0/8', '--tokens-per-address', '1']);
+    const issue = async (client: string): Promise<number> =>
+      (await fetch(`${g.url}/v1/endpoints/e/token`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'x-forwarded-for': client } })).status;
+    expect([await issue('192.0.2.1'), await issue('192.0.2.2'), await issue('192.0.2.1')]).toEqual([201, 201, 429]);
+    await killAll();
+    const bad = await refused([], { MIRRORSTREAM_TRUST_PROXY: 'nginx' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('MS_CONFIG_INVALID');
+    expect(bad.stderr).toContain('trustProxy');
   }, 60_000);
 });

@@ -113,6 +113,27 @@ describe('resource limits', () => {
     }
   });
 
+  it('behind a trusted proxy each client (X-Forwarded-For) has its own budget; from anyone else the header counts for nothing', async () => {
+    const gateway = createGateway({ logLevel: 'silent', webtransport: { enabled: false }, trustProxy: ['loopback'], limits: { tokensPerAddress: 2, rateWindowMs: 60_000 } });
+    const server = await serve(gateway, { apiKey: 'limits-test-api-key-04', host: '127.0.0.1', port: 0 });
+    const issue = async (forwardedFor: string): Promise<number> =>
+      (await fetch(`${server.url}/v1/endpoints/e/token`, { method: 'POST', headers: { authorization: 'Bearer limits-test-api-key-04', 'x-forwarded-for': forwardedFor } })).status;
+    const untrusting = createGateway({ logLevel: 'silent', webtransport: { enabled: false }, limits: { tokensPerAddress: 2, rateWindowMs: 60_000 } });
+    const direct = await serve(untrusting, { apiKey: 'limits-test-api-key-04', host: '127.0.0.1', port: 0 });
+    try {
+      const a = [await issue('198.51.100.1'), await issue('198.51.100.1'), await issue('198.51.100.1')];
+      const b = [await issue('198.51.100.2'), await issue('198.51.100.2')];
+      expect([a, b]).toEqual([[201, 201, 429], [201, 201]]);
+      // the same headers to a gateway that trusts no proxy: one address, one budget
+      const viaUntrusting = async (forwardedFor: string): Promise<number> =>
+        (await fetch(`${direct.url}/v1/endpoints/e/token`, { method: 'POST', headers: { authorization: 'Bearer limits-test-api-key-04', 'x-forwarded-for': forwardedFor } })).status;
+      expect([await viaUntrusting('198.51.100.1'), await viaUntrusting('198.51.100.2'), await viaUntrusting('198.51.100.3')]).toEqual([201, 201, 429]);
+    } finally {
+      await Promise.all([server.close(), direct.close()]);
+      await Promise.all([gateway.close(), untrusting.close()]);
+    }
+  });
+
   it('the CLI sets the per-address limits (--tokens-per-address)', async () => {
     try {
       const g = await startGateway(0, ['--tokens-per-address', '2']);

@@ -29,6 +29,17 @@ describe('gateway config', () => {
   });
 });
 
+describe('gateway config: trusted proxies', () => {
+  it('takes addresses, subnets and proxy-addr names; refuses anything else with MS_CONFIG_INVALID', () => {
+    expect(parseConfig({}).trustProxy).toEqual([]);
+    const good = ['loopback', 'uniquelocal', '10.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8'];
+    expect(parseConfig({ trustProxy: good }).trustProxy).toEqual(good);
+    for (const bad of ['nginx', '10.0.0.0/33', '::/129', '10.0.0.1/8/1', '10.0.0.0/', '10.0.0.0/x', '', '*']) {
+      expect(() => parseConfig({ trustProxy: [bad] }), bad).toThrowError(ConfigError);
+    }
+  });
+});
+
 describe('gateway config: frame and chunk sizes', () => {
   it('a chunk must fit in one frame of the advertised size (receivers refuse larger frames)', () => {
     expect(() => parseConfig({ maxChunkBytes: 1024 * 1024 })).toThrowError(/maxChunkBytes/);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, MirrorstreamError, Receiver } from '../../receiver-sdk/src/index.js';
+import { ManualClock, MirrorstreamError, Receiver, sessionUrl } from '../../receiver-sdk/src/index.js';
 import { settle } from '../helpers/memory-harness.js';
 
 const missingLibrary = async (): Promise<typeof RTCPeerConnection> => {
@@ -78,5 +78,38 @@ describe('Receiver with several gateway URLs', () => {
 
   it('needs at least one URL', () => {
     expect(() => new Receiver({ gatewayUrl: [], endpointId: 'a', token: 't', loadRTCPeerConnection: missingLibrary })).toThrowError(TypeError);
+  });
+});
+
+describe('WebTransport session URL', () => {
+  const ticket = {
+    url: 'https://10.0.0.1:4433/v1/wt?ticket=abc',
+    backend: 'http2' as const,
+    certificate_hashes: [],
+    tunnel_path: '/v1/wt?ticket=abc',
+  };
+
+  it('the tunnel takes the gateway base when that is HTTPS (a TLS proxy in front), keeping its path prefix', () => {
+    expect(sessionUrl(ticket, 'https://feeds.example.com/gw1', true)).toBe('https://feeds.example.com/gw1/v1/wt?ticket=abc');
+  });
+
+  it('otherwise the listener URL: a plain-HTTP base, no tunnel, an older gateway, a tunnel path that is not one', () => {
+    expect(sessionUrl(ticket, 'http://127.0.0.1:8080', true)).toBe(ticket.url);
+    expect(sessionUrl(ticket, 'https://feeds.example.com', false)).toBe(ticket.url);
+    expect(sessionUrl({ ...ticket, tunnel_path: undefined }, 'https://feeds.example.com', true)).toBe(ticket.url);
+    expect(sessionUrl({ ...ticket, tunnel_path: '//evil.example/v1/wt?ticket=abc' }, 'https://feeds.example.com', true)).toBe(ticket.url);
+    expect(sessionUrl({ ...ticket, tunnel_path: 42 as unknown as string }, 'https://feeds.example.com', true)).toBe(ticket.url);
+  });
+
+  it('a relative base resolves against the page', () => {
+    const g = globalThis as { location?: unknown };
+    const before = Object.getOwnPropertyDescriptor(g, 'location');
+    Object.defineProperty(g, 'location', { value: { href: 'https://site.example/app/index.html' }, configurable: true });
+    try {
+      expect(sessionUrl(ticket, '/gw2', true)).toBe('https://site.example/gw2/v1/wt?ticket=abc');
+    } finally {
+      if (before) Object.defineProperty(g, 'location', before);
+      else delete g.location;
+    }
   });
 });

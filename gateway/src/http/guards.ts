@@ -21,7 +21,7 @@ export function perAddressLimit(max: number, windowMs: number, what: string): Re
     // Retry-After (seconds to the window's end) and RateLimit headers
     standardHeaders: 'draft-7',
     legacyHeaders: false,
-    // the gateway does not trust proxy headers: behind a proxy every client shares its address
+    // the key is req.ip: the client's address, or from X-Forwarded-For when config.trustProxy names the proxy
     validate: false,
     handler: (_req, _res, next) => next(new MirrorstreamError('MS_RATE_LIMITED', `more than ${max} ${what} requests from this address in ${windowMs} ms`, { retryable: true })),
   });
@@ -72,6 +72,11 @@ export function parserErrorResponse(nodeCode: string | undefined): string {
       : nodeCode === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'MS_REQUEST_TIMEOUT', 'request did not arrive in time']
         : [400, 'MS_BAD_REQUEST', `malformed HTTP request${nodeCode ? ` (${nodeCode})` : ''}`];
-  const body = JSON.stringify({ error: { code, message } });
+  return rawErrorResponse(status, { error: { code, message } });
+}
+
+/** A whole HTTP/1.1 error answer, written straight to a socket (no response object: parser errors, refused upgrades). */
+export function rawErrorResponse(status: number, errorBody: { error: { code: ErrorCode; message: string } }): string {
+  const body = JSON.stringify(errorBody);
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }

@@ -10,6 +10,7 @@ import type { Gateway } from '../gateway.js';
 import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type PolicyInput, type StreamSpecInput } from '../streams/spec.js';
 import { chunkFromRaw, chunksFromJson, chunksFromMsgpack } from './chunks.js';
 import { toHttpError } from './errors.js';
+import { serveTunnel } from './tunnel.js';
 import { answerParserErrors, jsonDepthLimit, perAddressLimit, serverOptions } from './guards.js';
 import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
 
@@ -42,6 +43,8 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   const metrics = options.metrics ?? createMetrics(gateway);
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // req.ip (the per-address limits' key) is the client's from X-Forwarded-For set by these proxies only
+  app.set('trust proxy', gateway.config.trustProxy.length > 0 ? [...gateway.config.trustProxy] : false);
   const limit = gateway.config.maxBodyBytes;
   const limits = gateway.config.limits;
 
@@ -155,6 +158,7 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
   const app = createHttpApp(gateway, { apiKey: options.apiKey, metrics });
   const server = createServer(serverOptions(gateway.config.limits), app);
   answerParserErrors(server, gateway.log);
+  const tunnels = serveTunnel(server, gateway, gateway.log.child({ module: 'tunnel' }));
   const host = options.host ?? gateway.config.host;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -176,6 +180,7 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
         metrics.close();
         server.close(() => resolve());
         server.closeAllConnections();
+        tunnels.closeAll();
       }),
   };
 }

@@ -4,7 +4,7 @@ import type { GatewayConfig } from '../config.js';
 import { assertOpen, type Closing } from '../core/lifecycle.js';
 import { idSchema, parseInput } from '../streams/spec.js';
 import type { Transport } from '../transports/transport.js';
-import { WebTransportService, type WebTransportInfo, type WebTransportTicket } from '../transports/webtransport/server.js';
+import { WebTransportService, type TunnelTarget, type WebTransportInfo, type WebTransportTicket } from '../transports/webtransport/server.js';
 import type { SessionBudget } from './budget.js';
 import type { EndpointTokens } from './tokens.js';
 
@@ -54,6 +54,15 @@ export class WebTransportSignaling {
       release();
       throw error;
     }
+  }
+
+  /** Where the HTTP port relays a browser tunnel request for `path`, if its ticket is live. */
+  async tunnelTarget(path: string): Promise<TunnelTarget> {
+    assertOpen(this.#o.closing);
+    if (!this.#o.config.webtransport.enabled) throw new MirrorstreamError('MS_NOT_FOUND', 'WebTransport is disabled in this gateway');
+    // no listener yet: no ticket was handed out
+    if (!this.#service) throw new MirrorstreamError('MS_UNAUTHORIZED', 'no such WebTransport ticket');
+    return (await this.#service).tunnelTarget(path);
   }
 
   async stop(): Promise<void> {

@@ -15,7 +15,16 @@ export interface WebTransportTicket {
   url: string;
   backend: 'http3' | 'http2';
   certificate_hashes: { algorithm: 'sha-256'; value: string }[];
+  /** The same session through the gateway's HTTP port (the WebSocket tunnel), relative to its base URL (gateways since the tunnel moved there). */
+  tunnel_path?: string;
 }
+
+/**
+ * What `selectWebTransport` picks: a constructor, or the WebSocket tunnel's constructor
+ * marked as such, which then dials the gateway's own (HTTPS) origin instead of its
+ * WebTransport port when it can.
+ */
+export type WebTransportChoice = WebTransportCtor | { WebTransport: WebTransportCtor; tunnel: true };
 
 /** The subset of the W3C WebTransport interface the dialer uses. */
 export interface WebTransportLike {
@@ -38,7 +47,7 @@ export interface WebTransportDialOptions {
    * Pick (or load) the constructor per ticket instead (browsers: native for HTTP/3, the
    * WebSocket tunnel for HTTP/2; Node: @fails-components, loaded at the first dial).
    */
-  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportCtor | Promise<WebTransportCtor>;
+  selectWebTransport?: (ticket: WebTransportTicket) => WebTransportChoice | Promise<WebTransportChoice>;
   /** Timeouts run on this clock. */
   clock: Clock;
   /** Extra constructor options per ticket (Node: `forceReliable` for the HTTP/2 backend). */
@@ -63,9 +72,11 @@ async function dialWebTransport(opts: WebTransportDialOptions): Promise<FrameLin
   });
   if (res.status !== 201) throw await httpError(res);
   const ticket = (await res.json()) as WebTransportTicket;
-  const Ctor = (await opts.selectWebTransport?.(ticket)) ?? opts.WebTransport;
-  if (!Ctor) throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
-  const wt = new Ctor(ticket.url, {
+  const choice = (await opts.selectWebTransport?.(ticket)) ?? opts.WebTransport;
+  if (!choice) throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
+  const tunnel = typeof choice !== 'function';
+  const Ctor = tunnel ? choice.WebTransport : choice;
+  const wt = new Ctor(sessionUrl(ticket, base, tunnel), {
     serverCertificateHashes: ticket.certificate_hashes.map((h) => ({ algorithm: h.algorithm, value: base64ToBytes(h.value) })),
     ...opts.extraOptions?.(ticket),
   });
@@ -177,6 +188,26 @@ class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
       // datagrams end with the session
     }
   }
+}
+
+/**
+ * The tunnel is a `wss://` WebSocket to the URL's host and port. When the gateway's base URL is
+ * HTTPS (a TLS-terminating proxy in front of it, or TLS of its own) the tunnel goes there, the
+ * origin the page already trusts; otherwise to the WebTransport listener's URL, whose
+ * certificate the browser must trust.
+ */
+export function sessionUrl(ticket: WebTransportTicket, base: string, tunnel: boolean): string {
+  const path = ticket.tunnel_path;
+  if (!tunnel || typeof path !== 'string' || !path.startsWith('/v1/wt?')) return ticket.url;
+  // a relative base (a page's own origin) resolves against the page
+  const here = (globalThis as { location?: { href?: string } }).location?.href;
+  let url: URL;
+  try {
+    url = new URL(`${base}${path}`, here);
+  } catch {
+    return ticket.url;
+  }
+  return url.protocol === 'https:' ? url.toString() : ticket.url;
 }
 
 function base64ToBytes(b64: string): Uint8Array {

@@ -23,6 +23,19 @@ export interface WebTransportTicket {
   /** For `new WebTransport(url, { serverCertificateHashes })` with a self-signed cert. */
   certificate_hashes: { algorithm: 'sha-256'; value: string }[];
   expires_at: string;
+  /**
+   * The same session through the gateway's HTTP port (the browser's WebSocket tunnel), relative
+   * to the gateway's base URL: behind a TLS-terminating proxy the page's own origin carries it.
+   */
+  tunnel_path: string;
+}
+
+/** Where the HTTP port relays a tunnel session: this listener on loopback, and its certificate. */
+export interface TunnelTarget {
+  host: string;
+  port: number;
+  /** SHA-256 of the listener's certificate (DER), to pin the loopback TLS hop. */
+  certificateSha256: Uint8Array;
 }
 
 const PATH = '/v1/wt';
@@ -59,13 +72,15 @@ export class WebTransportService {
   /** Unused tickets; each holds a signaling slot, given back at expiry or when its session ends. */
   readonly #tickets = new Map<string, { endpointId: string; expires: number; release: () => void }>();
   readonly #clock: Clock;
+  readonly #local: { host: string; port: number };
   #stopped = false;
 
-  private constructor(server: WtServer, tls: TlsMaterial, info: WebTransportInfo, clock: Clock) {
+  private constructor(server: WtServer, tls: TlsMaterial, info: WebTransportInfo, clock: Clock, local: { host: string; port: number }) {
     this.#server = server;
     this.#tls = tls;
     this.info = info;
     this.#clock = clock;
+    this.#local = local;
   }
 
   static async start(opts: {
@@ -99,7 +114,7 @@ export class WebTransportService {
       url: `https://${hostForUrl}:${port}${PATH}`,
       certificate_sha256: Buffer.from(tls.sha256).toString('base64'),
       self_signed: tls.selfSigned,
-    }, opts.clock);
+    }, opts.clock, { host: loopbackFor(opts.host), port });
     server.setRequestCallback(async ({ header }) => service.#admit(header[':path'] ?? ''));
     void service.#acceptLoop(sessions, opts);
     return service;
@@ -124,7 +139,19 @@ export class WebTransportService {
       backend: this.info.backend,
       certificate_hashes: [{ algorithm: 'sha-256', value: Buffer.from(this.#tls.sha256).toString('base64') }],
       expires_at: new Date(now + TICKET_TTL_MS).toISOString(),
+      tunnel_path: `${PATH}?ticket=${ticket}`,
     };
+  }
+
+  /**
+   * Where to relay a tunnel request for `path` (`/v1/wt?ticket=…`), if it carries a live
+   * ticket. The ticket is not taken here: the listener admits it as for a direct session.
+   */
+  tunnelTarget(path: string): TunnelTarget {
+    if (this.#stopped) throw new MirrorstreamError('MS_GATEWAY_CLOSED', 'WebTransport is stopped');
+    const entry = this.#tickets.get(ticketOf(path));
+    if (!entry || entry.expires < this.#clock.now()) throw new MirrorstreamError('MS_UNAUTHORIZED', 'no such WebTransport ticket, or it expired or was used');
+    return { ...this.#local, certificateSha256: this.#tls.sha256 };
   }
 
   stop(): void {
@@ -134,8 +161,7 @@ export class WebTransportService {
   }
 
   #admit(path: string): { status: number; path?: string; userData?: unknown } {
-    const q = path.indexOf('?');
-    const ticket = new URLSearchParams(q >= 0 ? path.slice(q + 1) : '').get('ticket') ?? '';
+    const ticket = ticketOf(path);
     const entry = this.#tickets.get(ticket);
     this.#tickets.delete(ticket);
     if (!entry || entry.expires < this.#clock.now() || !path.startsWith(PATH)) {
@@ -179,6 +205,18 @@ export class WebTransportService {
     if (release) void transport.closed.then(release);
     opts.onSession(transport, endpointId);
   }
+}
+
+function ticketOf(path: string): string {
+  const q = path.indexOf('?');
+  return new URLSearchParams(q >= 0 ? path.slice(q + 1) : '').get('ticket') ?? '';
+}
+
+/** The address this process reaches a listener bound to `host` on (every interface: loopback). */
+function loopbackFor(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '::1';
+  return host;
 }
 
 interface Library {

@@ -1,0 +1,79 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+
+/** NGINX, else Debian's (/usr/sbin, which a user's PATH may lack). */
+const BIN = process.env.NGINX ?? ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p));
+
+export interface Nginx {
+  /** Lines of the access log so far. */
+  accessLog(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Debian's nginx in the foreground with `config` (a whole nginx.conf) in `dir`: its pid,
+ * logs and temp files stay in `dir`, so it needs no system paths; ready once `port` accepts.
+ */
+export async function startNginx(dir: string, config: string, port: number): Promise<Nginx> {
+  if (!BIN) throw new Error('nginx is not installed: apt-get install -y nginx (or set NGINX)');
+  await mkdir(join(dir, 'temp'), { recursive: true });
+  const accessLogPath = join(dir, 'access.log');
+  // temp paths and the access log go into the http block; the main-context lines come with -g
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(dir, 'temp', t)};`).join('\n');
+  const rendered = config.replace(/^http \{$/m, `http {\n  access_log ${accessLogPath};\n${temps}`);
+  if (rendered === config) throw new Error('nginx config has no "http {" line');
+  const file = join(dir, 'nginx.conf');
+  await writeFile(file, rendered);
+  // as root the workers would drop to nobody, who cannot write a test's temp directory
+  const main = `daemon off; pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')} warn;${process.getuid?.() === 0 ? ' user root root;' : ''}`;
+  const args = ['-p', dir, '-c', file, '-g', main];
+  const check = spawnSync(BIN, ['-t', ...args], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`nginx -t refused the config:\n${check.stderr}`);
+  const proc = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await untilAccepting(port, proc, 10_000);
+  } catch (error) {
+    proc.kill('SIGKILL');
+    throw new Error(`${(error as Error).message}\n${stderr}${await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')}`);
+  }
+  return {
+    accessLog: async () => (await readFile(accessLogPath, 'utf8').catch(() => '')).split('\n').filter((l) => l.length > 0),
+    close: () => stop(proc),
+  };
+}
+
+async function untilAccepting(port: number, proc: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (up) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nginx did not accept on port ${port} within ${timeoutMs} ms`);
+}
+
+/** SIGTERM (fast shutdown: open tunnels need not finish), SIGKILL after 5 s. */
+function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    proc.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}

@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Gateway, RunningServer } from '../../gateway/src/index.js';
+import { startGateway } from '../helpers/webrtc-scenario.js';
+
+/**
+ * The browser's WebSocket tunnel on the gateway's HTTP port (`/v1/wt`), relayed to the
+ * WebTransport listener: the handshake over real sockets, and every refusal as a coded JSON
+ * answer. (Chromium carries a stream over it through nginx in test/e2e/nginx-origin.test.ts.)
+ */
+interface UpgradeAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A raw WebSocket upgrade, as the library's tunnel client sends it. */
+function upgrade(url: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<UpgradeAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, {
+      method,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+        'sec-websocket-protocol': 'webtransport_kDraft2, webtransport_kDraft1',
+        ...headers,
+      },
+      timeout: 5_000,
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' });
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function ticket(gateway: Gateway, server: RunningServer, endpointId: string): Promise<{ url: string; tunnel_path: string }> {
+  const { token } = await gateway.issueToken(endpointId);
+  const res = await fetch(`${server.url}/v1/endpoints/${endpointId}/webtransport`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(201);
+  return (await res.json()) as { url: string; tunnel_path: string };
+}
+
+const errorCode = (a: UpgradeAnswer): unknown => (JSON.parse(a.body) as { error: { code: string } }).error.code;
+
+describe('WebTransport tunnel on the HTTP port', () => {
+  let gateway: Gateway | undefined;
+  let server: RunningServer | undefined;
+
+  afterEach(async () => {
+    await gateway?.close();
+    await server?.close();
+    gateway = server = undefined;
+  });
+
+  it('a live ticket upgrades on the HTTP port (the listener answers through the relay); once used, it is refused', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel'));
+    const t = await ticket(gateway, server, 'tun1');
+    expect(t.tunnel_path).toMatch(/^\/v1\/wt\?ticket=[\w-]+$/);
+    expect(new URL(t.url).search).toBe(new URL(t.tunnel_path, 'http://x').search);
+    // the library's client asks for `//v1/wt`
+    const ok = await upgrade(server.url, `/${t.tunnel_path}`);
+    expect(ok.status).toBe(101);
+    expect(ok.headers['sec-websocket-protocol']).toBe('webtransport_kDraft2');
+    const again = await upgrade(server.url, t.tunnel_path);
+    expect(again.status).toBe(401);
+    expect(errorCode(again)).toBe('MS_UNAUTHORIZED');
+  });
+
+  it('refuses with a coded JSON error: a made-up ticket, another path, not a WebSocket, a disabled listener, a closing gateway', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel'));
+    // before any ticket (no listener yet) and after one
+    const early = await upgrade(server.url, '/v1/wt?ticket=made-up');
+    expect([early.status, errorCode(early)]).toEqual([401, 'MS_UNAUTHORIZED']);
+    await ticket(gateway, server, 'tun2');
+    const madeUp = await upgrade(server.url, '/v1/wt?ticket=made-up');
+    expect([madeUp.status, errorCode(madeUp)]).toEqual([401, 'MS_UNAUTHORIZED']);
+    const noTicket = await upgrade(server.url, '/v1/wt');
+    expect([noTicket.status, errorCode(noTicket)]).toEqual([401, 'MS_UNAUTHORIZED']);
+    const elsewhere = await upgrade(server.url, '/v1/streams?ticket=x');
+    expect([elsewhere.status, errorCode(elsewhere)]).toEqual([404, 'MS_NOT_FOUND']);
+    const h2c = await upgrade(server.url, '/v1/wt?ticket=x', { upgrade: 'h2c' });
+    expect([h2c.status, errorCode(h2c)]).toEqual([400, 'MS_BAD_REQUEST']);
+    const post = await upgrade(server.url, '/v1/wt?ticket=x', {}, 'POST');
+    expect([post.status, errorCode(post)]).toEqual([400, 'MS_BAD_REQUEST']);
+    // the HTTP API still answers after all that
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+
+    const closing = gateway.close();
+    const refused = await upgrade(server.url, '/v1/wt?ticket=x');
+    expect([refused.status, errorCode(refused)]).toEqual([503, 'MS_GATEWAY_CLOSED']);
+    await closing;
+  });
+
+  it('a gateway without WebTransport has no tunnel', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel', { webtransport: { enabled: false } }));
+    const answer = await upgrade(server.url, '/v1/wt?ticket=x');
+    expect([answer.status, errorCode(answer)]).toEqual([404, 'MS_NOT_FOUND']);
+  });
+
+  it('relays a session whose ticket is live and closes it when the gateway stops', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel'));
+    const t = await ticket(gateway, server, 'tun3');
+    const { closed } = await new Promise<{ closed: Promise<void> }>((resolve, reject) => {
+      const req = request(`${server!.url}${t.tunnel_path}`, {
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': randomBytes(16).toString('base64'),
+          'sec-websocket-protocol': 'webtransport_kDraft2',
+        },
+      });
+      req.on('upgrade', (res, socket) => {
+        expect(res.statusCode).toBe(101);
+        socket.on('error', () => undefined);
+        resolve({ closed: new Promise<void>((done) => socket.once('close', () => done())) });
+      });
+      req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+      req.on('error', reject);
+      req.end();
+    });
+    const stopped = Promise.all([gateway.close(), server.close()]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('tunnel still open 10 s after the gateway stopped')), 10_000)))]);
+    clearTimeout(timer);
+    await stopped;
+    gateway = server = undefined;
+  });
+});
