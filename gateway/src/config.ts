@@ -251,7 +251,8 @@ const trustedProxySchema = z.string().refine(
     const [ip, bits, ...rest] = v.split('/');
     const family = isIP(ip ?? '');
     if (family === 0 || rest.length > 0) return false;
-    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+    // a /0 (everyone) is refused, as Express's proxy-addr does
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) >= 1 && Number(bits) <= (family === 4 ? 32 : 128));
   },
   { message: 'a trusted proxy is an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal' },
 );

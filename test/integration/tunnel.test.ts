@@ -79,7 +79,7 @@ describe('WebTransport tunnel on the HTTP port', () => {
     expect(errorCode(again)).toBe('MS_UNAUTHORIZED');
   });
 
-  it('refuses with a coded JSON error: a made-up ticket, another path, not a WebSocket, a disabled listener, a closing gateway', async () => {
+  it('refuses with a coded JSON error: a made-up ticket, not a WebSocket, a closing gateway', async () => {
     ({ gateway, server } = await startGateway('node-datachannel'));
     // before any ticket (no listener yet) and after one
     const early = await upgrade(server.url, '/v1/wt?ticket=made-up');
@@ -89,8 +89,6 @@ describe('WebTransport tunnel on the HTTP port', () => {
     expect([madeUp.status, errorCode(madeUp)]).toEqual([401, 'MS_UNAUTHORIZED']);
     const noTicket = await upgrade(server.url, '/v1/wt');
     expect([noTicket.status, errorCode(noTicket)]).toEqual([401, 'MS_UNAUTHORIZED']);
-    const elsewhere = await upgrade(server.url, '/v1/streams?ticket=x');
-    expect([elsewhere.status, errorCode(elsewhere)]).toEqual([404, 'MS_NOT_FOUND']);
     const h2c = await upgrade(server.url, '/v1/wt?ticket=x', { upgrade: 'h2c' });
     expect([h2c.status, errorCode(h2c)]).toEqual([400, 'MS_BAD_REQUEST']);
     const post = await upgrade(server.url, '/v1/wt?ticket=x', {}, 'POST');
@@ -102,6 +100,38 @@ describe('WebTransport tunnel on the HTTP port', () => {
     const refused = await upgrade(server.url, '/v1/wt?ticket=x');
     expect([refused.status, errorCode(refused)]).toEqual([503, 'MS_GATEWAY_CLOSED']);
     await closing;
+  });
+
+  it('one relay per ticket: of two upgrades at once with one ticket, one is relayed, the other answered 401', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel'));
+    const t = await ticket(gateway, server, 'tun4');
+    const answers = await Promise.all([upgrade(server.url, t.tunnel_path), upgrade(server.url, t.tunnel_path)]);
+    expect(answers.map((a) => a.status).sort()).toEqual([101, 401]);
+    expect(errorCode(answers.find((a) => a.status === 401)!)).toBe('MS_UNAUTHORIZED');
+  });
+
+  it('an Upgrade header elsewhere is ignored, as before the tunnel: the request is served as plain HTTP (one with a body: 400)', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel'));
+    // curl --http2 on plain http sends this
+    const h2c = await upgrade(server.url, '/healthz', { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA' });
+    expect(h2c.status).toBe(200);
+    expect((JSON.parse(h2c.body) as { status: string }).status).toBe('ok');
+    const api = await upgrade(server.url, '/v1/streams');
+    expect([api.status, errorCode(api)]).toEqual([401, 'MS_UNAUTHORIZED']);
+    const withBody = await new Promise<UpgradeAnswer>((resolve, reject) => {
+      const req = request(`${server!.url}/v1/streams`, { method: 'POST', headers: { connection: 'Upgrade', upgrade: 'h2c', 'content-type': 'application/json' }, timeout: 5_000 });
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
+      req.on('error', reject);
+      req.end('{"stream_id":"x","endpoint_list":["a"]}');
+    });
+    expect([withBody.status, errorCode(withBody)]).toEqual([400, 'MS_BAD_REQUEST']);
+    expect(gateway.listStreams()).toEqual([]);
   });
 
   it('a gateway without WebTransport has no tunnel', async () => {

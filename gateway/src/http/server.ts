@@ -158,7 +158,7 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
   const app = createHttpApp(gateway, { apiKey: options.apiKey, metrics });
   const server = createServer(serverOptions(gateway.config.limits), app);
   answerParserErrors(server, gateway.log);
-  const tunnels = serveTunnel(server, gateway, gateway.log.child({ module: 'tunnel' }));
+  const tunnels = serveTunnel(server, app, gateway, gateway.log.child({ module: 'tunnel' }));
   const host = options.host ?? gateway.config.host;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
+import { ServerResponse, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -20,11 +21,14 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * the ticket as for a direct session. So a TLS-terminating proxy in front of the HTTP port
  * fronts the tunnel too, and a page needs no trust in the listener's own certificate.
  */
-export function serveTunnel(server: Server, gateway: Gateway, log: Logger): { closeAll(): void } {
+export function serveTunnel(server: Server, app: RequestListener, gateway: Gateway, log: Logger): { closeAll(): void } {
   // upgraded sockets are the server's no more: `server.close()` would wait for them
   const relays = new Set<Duplex>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    // with an upgrade listener Node hands every request with an Upgrade header here (curl
+    // --http2 sends `Upgrade: h2c`): anything but a WebSocket to the tunnel is plain HTTP
+    if (!isTunnelRequest(req)) return serveWithoutUpgrade(req, socket as Socket, head, app);
     relays.add(socket);
     socket.once('close', () => relays.delete(socket));
     relay(req, socket, head, gateway).catch((error: unknown) => {
@@ -41,11 +45,38 @@ export function serveTunnel(server: Server, gateway: Gateway, log: Logger): { cl
   };
 }
 
+/** The library's tunnel client asks for `//v1/wt` (it joins host and path with a slash). */
+function tunnelPath(req: IncomingMessage): string {
+  return (req.url ?? '').replace(/^\/+/, '/');
+}
+
+function isTunnelRequest(req: IncomingMessage): boolean {
+  return tunnelPath(req).split('?', 1)[0] === TUNNEL_PATH;
+}
+
+/**
+ * An upgrade request for anything but the tunnel, answered as the plain HTTP request it also
+ * is (the upgrade ignored, as without a listener). One with a body is refused instead: the
+ * parser let go of the socket, so the body cannot be read.
+ */
+function serveWithoutUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, app: RequestListener): void {
+  if (head.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+    const { status, body } = toHttpError(new MirrorstreamError('MS_BAD_REQUEST', `Upgrade: ${String(req.headers.upgrade).slice(0, 40)} is not supported here; send the request without it`));
+    socket.end(rawErrorResponse(status, body));
+    return;
+  }
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    socket.end();
+  });
+  app(req, res);
+}
+
 async function relay(req: IncomingMessage, socket: Duplex, head: Buffer, gateway: Gateway): Promise<void> {
-  // the library's tunnel client asks for `//v1/wt` (it joins host and path with a slash)
-  const path = (req.url ?? '').replace(/^\/+/, '/');
-  const pathname = path.split('?', 1)[0];
-  if (pathname !== TUNNEL_PATH) throw new MirrorstreamError('MS_NOT_FOUND', `no upgrade at ${pathname ?? ''}: the WebTransport tunnel is ${TUNNEL_PATH}`);
+  const path = tunnelPath(req);
   if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
     throw new MirrorstreamError('MS_BAD_REQUEST', `${TUNNEL_PATH} takes a WebSocket upgrade (GET, Upgrade: websocket)`);
   }

@@ -60,9 +60,10 @@ export class WebTransportSignaling {
   async tunnelTarget(path: string): Promise<TunnelTarget> {
     assertOpen(this.#o.closing);
     if (!this.#o.config.webtransport.enabled) throw new MirrorstreamError('MS_NOT_FOUND', 'WebTransport is disabled in this gateway');
-    // no listener yet: no ticket was handed out
-    if (!this.#service) throw new MirrorstreamError('MS_UNAUTHORIZED', 'no such WebTransport ticket');
-    return (await this.#service).tunnelTarget(path);
+    // no listener (not started, or it failed to): no ticket was handed out
+    const service = await this.#service?.catch(() => undefined);
+    if (!service) throw new MirrorstreamError('MS_UNAUTHORIZED', 'no such WebTransport ticket');
+    return service.tunnelTarget(path);
   }
 
   async stop(): Promise<void> {

@@ -70,7 +70,7 @@ export class WebTransportService {
   readonly #server: WtServer;
   readonly #tls: TlsMaterial;
   /** Unused tickets; each holds a signaling slot, given back at expiry or when its session ends. */
-  readonly #tickets = new Map<string, { endpointId: string; expires: number; release: () => void }>();
+  readonly #tickets = new Map<string, { endpointId: string; expires: number; release: () => void; relayed?: boolean }>();
   readonly #clock: Clock;
   readonly #local: { host: string; port: number };
   #stopped = false;
@@ -145,12 +145,14 @@ export class WebTransportService {
 
   /**
    * Where to relay a tunnel request for `path` (`/v1/wt?ticket=…`), if it carries a live
-   * ticket. The ticket is not taken here: the listener admits it as for a direct session.
+   * ticket. The listener admits the ticket as for a direct session; one relay per ticket, so a
+   * second request with it is refused here, with an answer, not cut off by the listener.
    */
   tunnelTarget(path: string): TunnelTarget {
     if (this.#stopped) throw new MirrorstreamError('MS_GATEWAY_CLOSED', 'WebTransport is stopped');
     const entry = this.#tickets.get(ticketOf(path));
-    if (!entry || entry.expires < this.#clock.now()) throw new MirrorstreamError('MS_UNAUTHORIZED', 'no such WebTransport ticket, or it expired or was used');
+    if (!entry || entry.relayed || entry.expires < this.#clock.now()) throw new MirrorstreamError('MS_UNAUTHORIZED', 'no such WebTransport ticket, or it expired or was used');
+    entry.relayed = true;
     return { ...this.#local, certificateSha256: this.#tls.sha256 };
   }
 
