@@ -8,6 +8,7 @@ import { ConfigError, layeredConfig, parseConfig, parseConfigFile, type GatewayC
 import { Gateway } from './gateway.js';
 import { serve } from './http/server.js';
 import { webrtcSelfTest } from './transports/webrtc/index.js';
+import { warmUp } from './warm-up.js';
 
 /**
  * `mirrorstream`: flags and environment variables map to the config schema here and
@@ -26,6 +27,7 @@ const program = new Command()
   .option('--config <file>', 'JSON configuration file, checked by the same schema; environment variables and flags override it (env MIRRORSTREAM_CONFIG)')
   .option('--host <host>', 'address to listen on (env MIRRORSTREAM_HOST)')
   .option('--port <port>', 'HTTP port, 0 for any free port (env MIRRORSTREAM_PORT)', int)
+  .option('--no-warm-up', 'announce itself without the warm-up session against its own HTTP port first (env MIRRORSTREAM_WARM_UP=false)')
   .option('--trust-proxy <list>', 'comma-separated proxies whose X-Forwarded-For counts for per-address limits: IPs, subnets, loopback (env MIRRORSTREAM_TRUST_PROXY)')
   .option('--api-key <key>', 'bearer key for the control API, 16+ chars (env MIRRORSTREAM_API_KEY); generated if absent')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env MIRRORSTREAM_LOG_LEVEL)')
@@ -52,6 +54,7 @@ const flags = program.opts<{
   host?: string;
   port?: number;
   trustProxy?: string;
+  warmUp?: boolean;
   apiKey?: string;
   logLevel?: GatewayConfigInput['logLevel'];
   heartbeatIntervalMs?: number;
@@ -73,11 +76,15 @@ const flags = program.opts<{
 }>();
 const env = process.env;
 const envInt = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
+// anything but true/false goes to the schema as it is, which names it in MS_CONFIG_INVALID
+const envBool = (name: string): boolean | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name] === 'true' ? true : env[name] === 'false' ? false : (env[name] as unknown as boolean));
 
 const input: GatewayConfigInput = {
   host: flags.host ?? env.MIRRORSTREAM_HOST ?? undefined,
   port: flags.port ?? envInt('MIRRORSTREAM_PORT'),
   trustProxy: list(flags.trustProxy ?? (env.MIRRORSTREAM_TRUST_PROXY || undefined)),
+  // commander's warmUp is true unless --no-warm-up is given, so only false is a flag's word
+  warmUp: flags.warmUp === false ? false : envBool('MIRRORSTREAM_WARM_UP'),
   apiKey: flags.apiKey ?? (env.MIRRORSTREAM_API_KEY || undefined),
   logLevel: flags.logLevel ?? (env.MIRRORSTREAM_LOG_LEVEL as GatewayConfigInput['logLevel']),
   heartbeat: { intervalMs: flags.heartbeatIntervalMs ?? envInt('MIRRORSTREAM_HEARTBEAT_INTERVAL_MS') },
@@ -130,6 +137,8 @@ try {
     // started now so the backend and the dev certificate hash show up at once
     await gateway.startWebTransport().catch((error: unknown) => logger.error({ err: error }, 'WebTransport did not start'));
   }
+  // (a gateway on every interface is dialed on loopback)
+  if (config.warmUp) await warmUp(gateway, server.url.replace('://0.0.0.0:', '://127.0.0.1:').replace('://[::]:', '://[::1]:'), logger.child({ module: 'warm-up' }));
   logger.info({ url: server.url }, `mirrorstream listening on ${server.url}`);
   if (!config.apiKey) {
     // printed on stdout on purpose: the operator needs it to call the API

@@ -266,6 +266,11 @@ export const gatewayConfigSchema = z.strictObject({
    * address limits then count every client behind a proxy as one).
    */
   trustProxy: z.array(trustedProxySchema).max(32).default([]),
+  /**
+   * CLI: before it announces itself, one WebRTC receiver session against its own HTTP port
+   * (warm-up.ts), so its first real receivers do not meet cold code.
+   */
+  warmUp: z.boolean().default(true),
   /** Bearer key for the control API; `undefined` means the CLI generates one. */
   apiKey: z.string().min(16).optional(),
   maxFrameBytes: z.number().int().min(1024).max(MAX_FRAME_BYTES_LIMIT).default(DEFAULT_MAX_FRAME_BYTES),

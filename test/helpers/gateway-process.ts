@@ -36,7 +36,7 @@ export async function startGateway(port: number, extra: string[] = []): Promise<
     process.stderr.write(`${line}\n`);
   });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const url = await withDeadline(
+  const listening = withDeadline(
     new Promise<string>((resolve, reject) => {
       proc.once('exit', (code) => reject(new Error(`gateway exited (${code}) before listening`)));
       createInterface({ input: proc.stdout! }).on('line', (line) => {
@@ -52,6 +52,11 @@ export async function startGateway(port: number, extra: string[] = []): Promise<
     15_000,
     'gateway listening',
   );
+  // a gateway that does not come up says why in its last lines
+  const url = await listening.catch((error: unknown) => {
+    proc.kill('SIGKILL');
+    throw new Error(`${String(error)}; its last output:\n${output.slice(-15).join('\n')}`);
+  });
   const g = { proc, url, exited, output };
   running.add(g);
   return g;

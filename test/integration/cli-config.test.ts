@@ -98,3 +98,51 @@ describe('CLI --trust-proxy', () => {
     expect(bad.stderr).toContain('trustProxy');
   }, 60_000);
 });
+
+describe('CLI warm-up', () => {
+  /** The gateway's log messages, parsed. */
+  const logged = (output: string[]): { msg?: string; endpointId?: string; durationMs?: number }[] =>
+    output.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as { msg?: string; endpointId?: string; durationMs?: number }];
+      } catch {
+        return [];
+      }
+    });
+
+  it('before it says "listening" it has run one WebRTC session against its own HTTP port, and forgotten that endpoint', async () => {
+    const g = await startGateway(0);
+    const lines = logged(g.output);
+    const warm = lines.findIndex((l) => l.msg?.startsWith('warm-up session connected'));
+    const listening = lines.findIndex((l) => l.msg?.startsWith('mirrorstream listening'));
+    expect(warm).toBeGreaterThanOrEqual(0);
+    expect(warm).toBeLessThan(listening);
+    const endpointId = lines[warm]!.endpointId!;
+    expect(endpointId).toMatch(/^warm-up-/);
+    expect(lines.slice(0, warm).some((l) => l.msg === 'WebRTC offer answered' && l.endpointId === endpointId)).toBe(true);
+    // in no stream: gone once its connection closed
+    const deadline = Date.now() + 5_000;
+    let listed: string[] = [endpointId];
+    while (listed.includes(endpointId) && Date.now() < deadline) {
+      listed = ((await (await fetch(`${g.url}/v1/endpoints`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { endpoints: { endpoint_id: string }[] }).endpoints.map((e) => e.endpoint_id);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(listed).not.toContain(endpointId);
+  }, 60_000);
+
+  it('--no-warm-up (or MIRRORSTREAM_WARM_UP=false) skips it; another value is exit 2', async () => {
+    const flagged = await startGateway(0, ['--no-warm-up']);
+    expect(logged(flagged.output).some((l) => l.msg?.startsWith('warm-up'))).toBe(false);
+    await killAll();
+    process.env.MIRRORSTREAM_WARM_UP = 'false';
+    try {
+      const viaEnv = await startGateway(0);
+      expect(logged(viaEnv.output).some((l) => l.msg?.startsWith('warm-up'))).toBe(false);
+    } finally {
+      delete process.env.MIRRORSTREAM_WARM_UP;
+    }
+    const bad = await refused([], { MIRRORSTREAM_WARM_UP: 'no' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('warmUp');
+  }, 60_000);
+});
