@@ -137,13 +137,6 @@ try {
     // started now so the backend and the dev certificate hash show up at once
     await gateway.startWebTransport().catch((error: unknown) => logger.error({ err: error }, 'WebTransport did not start'));
   }
-  // (a gateway on every interface is dialed on loopback)
-  if (config.warmUp) await warmUp(gateway, server.url.replace('://0.0.0.0:', '://127.0.0.1:').replace('://[::]:', '://[::1]:'), logger.child({ module: 'warm-up' }));
-  logger.info({ url: server.url }, `mirrorstream listening on ${server.url}`);
-  if (!config.apiKey) {
-    // printed on stdout on purpose: the operator needs it to call the API
-    console.log(`MIRRORSTREAM_API_KEY=${apiKey}  (generated; set MIRRORSTREAM_API_KEY to choose one)`);
-  }
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -153,8 +146,20 @@ try {
     await server.close();
     process.exit(0);
   };
+  // (a SIGTERM during the warm-up drains like any other)
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  if (config.warmUp) {
+    // /readyz says `starting` meanwhile; a gateway on every interface is dialed on loopback
+    const warming = warmUp(gateway, server.url.replace('://0.0.0.0:', '://127.0.0.1:').replace('://[::]:', '://[::1]:'), logger.child({ module: 'warm-up' }));
+    gateway.notReadyUntil(warming);
+    await warming;
+  }
+  if (!stopping) logger.info({ url: server.url }, `mirrorstream listening on ${server.url}`);
+  if (!config.apiKey) {
+    // printed on stdout on purpose: the operator needs it to call the API
+    console.log(`MIRRORSTREAM_API_KEY=${apiKey}  (generated; set MIRRORSTREAM_API_KEY to choose one)`);
+  }
 } catch (error) {
   if (error instanceof MirrorstreamError) {
     console.error(`mirrorstream: ${error.code}: ${error.message}`);
@@ -175,14 +180,15 @@ function readConfigFile(path: string | undefined): unknown {
   return parseConfigFile(path, text);
 }
 
-/**
- * `--nats a,b` selects the JetStream log with those servers. Replicas and lease apply without
- * it too: the servers may come from the --config file.
- */
 /** A comma-separated list (flag or environment), or undefined when not given. */
 function list(value: string | undefined): string[] | undefined {
   return value === undefined ? undefined : value.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
 }
+
+/**
+ * `--nats a,b` selects the JetStream log with those servers. Replicas and lease apply without
+ * it too: the servers may come from the --config file.
+ */
 
 function natsLog(urls: string | undefined, replicas: number | undefined, leaseMs: number | undefined): GatewayConfigInput['log'] {
   if (urls === undefined) return { nats: { replicas, leaseMs } };

@@ -43,6 +43,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   #started: Promise<void> | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
+  /** Start-up work /readyz waits for (notReadyUntil). */
+  #starting = 0;
 
   constructor(config: GatewayConfig, deps: GatewayDeps = {}) {
     super();
@@ -167,12 +169,21 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     return gatewayStatus({ closing: this.#closing, instanceId: this.#backend.instanceId, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt });
   }
 
-  /** Ready for new receivers and publishers: not draining, and the stream log can store (see GatewayReadiness). */
+  /** Ready for new receivers and publishers: started, not draining, and the stream log can store (see GatewayReadiness). */
   async readiness(): Promise<GatewayReadiness> {
     const available = this.#closing || (await this.#backend.available());
     // draining may have begun while the log answered
-    const status = this.#closing ? 'draining' : available ? 'ready' : 'log_unavailable';
+    const status = this.#closing ? 'draining' : this.#starting > 0 ? 'starting' : available ? 'ready' : 'log_unavailable';
     return { ready: status === 'ready', status, instance_id: this.#backend.instanceId };
+  }
+
+  /** `/readyz` answers 503 `starting` until `work` settles (the CLI's warm-up). */
+  notReadyUntil(work: Promise<unknown>): void {
+    this.#starting++;
+    void work.then(
+      () => this.#starting--,
+      () => this.#starting--,
+    );
   }
 
   /** Issue a token that admits exactly `endpointId` to signaling. */

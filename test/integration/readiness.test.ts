@@ -56,6 +56,29 @@ describe('readiness', () => {
     }
   }, 40_000);
 
+  it('503 starting while start-up work it was told of runs (the CLI\'s warm-up), ready once that settled, also when it failed', async () => {
+    const gateway = createGateway({ logLevel: 'silent', webtransport: { enabled: false } });
+    const server = await serve(gateway, { apiKey: 'readiness-api-key-0123', port: 0 });
+    try {
+      let finish!: () => void;
+      let fail!: (e: Error) => void;
+      gateway.notReadyUntil(new Promise<void>((r) => (finish = r)));
+      const failing = new Promise<void>((_, reject) => (fail = reject));
+      failing.catch(() => undefined);
+      gateway.notReadyUntil(failing);
+      expect(await probe(server.url, '/readyz')).toEqual({ status: 503, body: { ready: false, status: 'starting', instance_id: expect.any(String) } });
+      finish();
+      await new Promise((r) => setTimeout(r, 10));
+      expect((await probe(server.url, '/readyz')).body.status).toBe('starting');
+      fail(new Error('warm-up failed'));
+      await new Promise((r) => setTimeout(r, 10));
+      expect(await probe(server.url, '/readyz')).toEqual({ status: 200, body: { ready: true, status: 'ready', instance_id: expect.any(String) } });
+    } finally {
+      await gateway.close();
+      await server.close();
+    }
+  });
+
   describe('the CLI on SIGTERM (in-memory log)', () => {
     afterEach(() => killAll());
 

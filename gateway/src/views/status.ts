@@ -42,11 +42,12 @@ export function gatewayStatus(s: {
 
 /**
  * `GET /readyz`: whether a load balancer should send new receivers and publishers here.
- * `draining`: the gateway is shutting down (SIGTERM); `log_unavailable`: its stream log cannot
- * store what comes in (NATS down, no JetStream leader, not started yet).
+ * `starting`: the CLI's warm-up session is still running; `draining`: the gateway is shutting
+ * down (SIGTERM); `log_unavailable`: its stream log cannot store what comes in (NATS down, no
+ * JetStream leader, not started yet).
  */
 export interface GatewayReadiness {
   ready: boolean;
-  status: 'ready' | 'draining' | 'log_unavailable';
+  status: 'ready' | 'starting' | 'draining' | 'log_unavailable';
   instance_id: string;
 }

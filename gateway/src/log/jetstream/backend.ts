@@ -7,7 +7,7 @@ import { streamSpecSchema } from '../../streams/spec.js';
 import type { StreamControl } from '../../streams/types.js';
 import { newInstanceId, type Backend, type BackendChange, type RestoredStream, type StoredStream } from '../backend.js';
 import { JetStreamControl } from './control.js';
-import { JetStreamEndpointBoard } from './endpoint-board.js';
+import { FORGET_RECORD_MS, JetStreamEndpointBoard } from './endpoint-board.js';
 import { apiErrorCode, logUnavailable, WRONG_LAST_SEQUENCE } from './errors.js';
 import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
 import { escapeId, natsNames, unescapeId } from './names.js';
@@ -75,7 +75,7 @@ export class JetStreamBackend implements Backend {
       this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
       this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
       // records of instances that died stay until they age out
-      const board = await kvm.create(this.#names.endpointsBucket, { history: 1, replicas, ttl: 60_000 });
+      const board = await kvm.create(this.#names.endpointsBucket, { history: 1, replicas, ttl: FORGET_RECORD_MS });
       const endpoints = new JetStreamEndpointBoard(board, this.instanceId, this.#clock, this.#log);
       await endpoints.watch();
       this.endpoints = endpoints;

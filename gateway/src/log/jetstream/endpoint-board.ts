@@ -11,6 +11,12 @@ const REFRESH_MS = 500;
 const STALE_MS = 1_500;
 /** A connection lost here is told for this long, then the others judge by silence. */
 const TELL_LOSS_MS = 5_000;
+/**
+ * Another instance's record not heard of for this long is dropped here: the bucket's TTL has
+ * removed it by then (no watch event says so), and an instance that restarts leaves its old
+ * records behind under its old id.
+ */
+export const FORGET_RECORD_MS = 60_000;
 
 interface Record_ extends SharedEndpointState {
   readonly at: number;
@@ -59,6 +65,12 @@ export class JetStreamEndpointBoard implements EndpointBoard {
       else if (now - last.at >= REFRESH_MS) this.#put(endpointId, state, last.json, now);
     }
     for (const [endpointId, byInstance] of this.#others) {
+      for (const [instance, r] of byInstance) if (now - r.at > FORGET_RECORD_MS) byInstance.delete(instance);
+      if (byInstance.size === 0) {
+        this.#others.delete(endpointId);
+        this.#staleTold.delete(endpointId);
+        continue;
+      }
       const live = [...byInstance.values()].some((r) => r.state !== 'disconnected' && now - r.at < STALE_MS);
       if (live) this.#staleTold.delete(endpointId);
       else if (!this.#staleTold.has(endpointId) && [...byInstance.values()].some((r) => r.state !== 'disconnected')) {
