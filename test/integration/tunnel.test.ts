@@ -16,7 +16,7 @@ interface UpgradeAnswer {
 }
 
 /** A raw WebSocket upgrade, as the library's tunnel client sends it. */
-function upgrade(url: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<UpgradeAnswer> {
+function upgrade(url: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<UpgradeAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(`${url}${path}`, {
       method,
@@ -42,7 +42,7 @@ function upgrade(url: string, path: string, headers: Record<string, string> = {}
     });
     req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -118,18 +118,7 @@ describe('WebTransport tunnel on the HTTP port', () => {
     expect((JSON.parse(h2c.body) as { status: string }).status).toBe('ok');
     const api = await upgrade(server.url, '/v1/streams');
     expect([api.status, errorCode(api)]).toEqual([401, 'MS_UNAUTHORIZED']);
-    const withBody = await new Promise<UpgradeAnswer>((resolve, reject) => {
-      const req = request(`${server!.url}/v1/streams`, { method: 'POST', headers: { connection: 'Upgrade', upgrade: 'h2c', 'content-type': 'application/json' }, timeout: 5_000 });
-      req.on('response', (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
-      req.on('error', reject);
-      req.end('{"stream_id":"x","endpoint_list":["a"]}');
-    });
+    const withBody = await upgrade(server.url, '/v1/streams', { connection: 'Upgrade', upgrade: 'h2c', 'content-type': 'application/json' }, 'POST', '{"stream_id":"x","endpoint_list":["a"]}');
     expect([withBody.status, errorCode(withBody)]).toEqual([400, 'MS_BAD_REQUEST']);
     expect(gateway.listStreams()).toEqual([]);
   });
