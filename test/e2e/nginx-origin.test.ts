@@ -8,35 +8,38 @@ import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { testCertificate, type TestCertificate } from '../helpers/certs.js';
 import { launchChromium, openReceiverPage, pageChunks, watchNetwork } from '../helpers/chromium.js';
-import { freePort } from '../helpers/nats.js';
+import { freePort, startNats, type NatsServer } from '../helpers/nats.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
 import { waitFor } from '../helpers/webrtc-scenario.js';
 
 /**
  * One public origin: Debian's nginx runs deploy/nginx/nginx.conf (only the addresses and the
- * certificate paths swapped) with a test certificate in front of a gateway; Chromium trusts
- * nginx's certificate only, not the gateway's WebTransport certificate. A page on
- * https://<nginx>/gw1 receives over WebRTC, one on /gw2 over the WebSocket tunnel, and the
- * producer's API goes through the same origin.
+ * certificate paths swapped) with a test certificate in front of two gateway instances on one
+ * nats-server (JetStream), as docker-compose.yml deploys them; Chromium trusts nginx's
+ * certificate only, not the gateways' WebTransport certificates. A page on https://<nginx>
+ * receives over WebRTC through /gw1, one over the WebSocket tunnel through /gw2, the producer's
+ * API goes through /. Then instance 1 drains: / answers from instance 2, and the WebRTC page
+ * moves to /gw2 (GOAWAY) and goes on.
  */
 const DEPLOY = join(dirname(fileURLToPath(import.meta.url)), '../../deploy/nginx');
 const API_KEY = 'nginx-e2e-key-0123456789';
 
 let dir: string;
 let cert: TestCertificate;
-let gateway: Gateway;
-let server: RunningServer;
+let nats: NatsServer;
+let gateways: [Gateway, Gateway];
+let servers: [RunningServer, RunningServer];
 let nginx: Nginx;
 let origin: string;
 let browser: Browser;
 let closeBrowser: () => Promise<void>;
 
 /** deploy/nginx/nginx.conf with this test's addresses; each swap must find its line, so the file cannot drift from the test. */
-function renderConfig(gatewayPort: number, nginxPort: number): string {
+function renderConfig(gatewayPorts: [number, number], nginxPort: number): string {
   let config = readFileSync(join(DEPLOY, 'nginx.conf'), 'utf8');
   const swaps: [string, string][] = [
-    ['gateway1:8080', `127.0.0.1:${gatewayPort}`],
-    ['gateway2:8080', `127.0.0.1:${gatewayPort}`],
+    ['gateway1:8080', `127.0.0.1:${gatewayPorts[0]}`],
+    ['gateway2:8080', `127.0.0.1:${gatewayPorts[1]}`],
     ['listen 443 ssl;', `listen 127.0.0.1:${nginxPort} ssl;`],
     ['/etc/nginx/certs/fullchain.pem', cert.certFile],
     ['/etc/nginx/certs/privkey.pem', cert.keyFile],
@@ -50,13 +53,13 @@ function renderConfig(gatewayPort: number, nginxPort: number): string {
 }
 
 /** A request to the public origin from Node, trusting the test certificate. */
-function viaOrigin(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+function viaOrigin(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(`${origin}${path}`, {
       method,
       ca: cert.cert,
-      headers: { authorization: `Bearer ${API_KEY}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
+      headers: { authorization: `Bearer ${API_KEY}`, ...(payload ? { 'content-type': 'application/json' } : {}), ...headers },
       timeout: 10_000,
     });
     req.on('response', (res) => {
@@ -71,14 +74,39 @@ function viaOrigin(method: string, path: string, body?: unknown): Promise<{ stat
   });
 }
 
+/** POSTs answered 503 (a draining instance) and retried. */
+let publishRetries = 0;
+
+/** Publish a batch through the origin as a producer does: a 503 (a draining instance; nginx does not retry POSTs) is retried with the same Idempotency-Key. */
+async function publish(streamId: string, chunks: unknown[], key: string): Promise<{ first_seq: number; last_seq: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const answer = await viaOrigin('POST', `/v1/streams/${streamId}/chunks`, { chunks }, { 'idempotency-key': key });
+    if (answer.status === 200) return answer.json as { first_seq: number; last_seq: number };
+    if (answer.status !== 503 || attempt >= 20) throw new Error(`publish ${key}: ${answer.status} ${JSON.stringify(answer.json)}`);
+    publishRetries++;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mirrorstream-nginx-'));
   cert = await testCertificate(dir);
-  // the WebTransport listener keeps its own self-signed certificate, which Chromium does not trust
-  gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: '127.0.0.1' }, trustProxy: ['loopback'] });
-  server = await serve(gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
+  nats = await startNats();
+  // two instances on one JetStream; each WebTransport listener keeps its own self-signed
+  // certificate, which Chromium does not trust
+  const instance = (): Gateway =>
+    createGateway({
+      logLevel: 'silent',
+      webrtc: { bindAddress: '127.0.0.1' },
+      trustProxy: ['loopback'],
+      tokens: { secret: 'nginx-e2e-token-secret-0123456789abcdef' },
+      log: { kind: 'jetstream', nats: { servers: [nats.url], prefix: 'ngx', requestTimeoutMs: 2_000 } },
+    });
+  gateways = [instance(), instance()];
+  await Promise.all(gateways.map((g) => g.start()));
+  servers = [await serve(gateways[0], { apiKey: API_KEY, host: '127.0.0.1', port: 0 }), await serve(gateways[1], { apiKey: API_KEY, host: '127.0.0.1', port: 0 })];
   const nginxPort = await freePort();
-  nginx = await startNginx(dir, renderConfig(server.port, nginxPort), nginxPort);
+  nginx = await startNginx(dir, renderConfig([servers[0].port, servers[1].port], nginxPort), nginxPort);
   origin = `https://127.0.0.1:${nginxPort}`;
   ({ browser, close: closeBrowser } = await launchChromium([`--ignore-certificate-errors-spki-list=${cert.spki}`]));
 }, 60_000);
@@ -86,54 +114,81 @@ beforeAll(async () => {
 afterAll(async () => {
   await closeBrowser?.();
   await nginx?.close();
-  await gateway?.close();
-  await server?.close();
+  for (const g of gateways ?? []) await g.close();
+  for (const s of servers ?? []) await s.close();
+  await nats?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('one public origin behind nginx (TLS at nginx)', () => {
-  it('Chromium on https:// receives over WebRTC (/gw1) and over the tunnel (/gw2); every URL it contacts is the origin', async () => {
+/** The instance whose connection serves `endpointId` uses `transport` for it (a prefix reached its own instance). */
+function servedBy(g: Gateway, endpointId: string, transport: string): boolean {
+  try {
+    return g.endpointHealth(endpointId).transport?.kind === transport;
+  } catch {
+    return false;
+  }
+}
+
+async function allChunks(page: Page, total: number): Promise<number[]> {
+  const deadline = Date.now() + 20_000;
+  while ((await pageChunks(page)).length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return (await pageChunks(page)).map(([seq]) => seq);
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('one public origin behind nginx (TLS at nginx), two instances', () => {
+  it('Chromium on https:// receives over WebRTC (/gw1) and the tunnel (/gw2); instance 1 drains: / answers from instance 2, the WebRTC page moves to /gw2; every URL it contacts is the origin', async () => {
     const created = await viaOrigin('POST', '/v1/streams', { stream_id: 'behind-nginx', mode: 'mirror', endpoint_list: ['rtc', 'tunnel'] });
     expect(created.status).toBe(201);
     const urls: string[] = [];
-    const pages: Page[] = [];
-    for (const [endpointId, base, transport] of [['rtc', '/gw1', 'webrtc'], ['tunnel', '/gw2', 'webtransport']] as const) {
-      const { token } = await gateway.issueToken(endpointId);
-      pages.push(await openReceiverPage(browser, { gatewayUrl: `${origin}${base}`, endpointId, token, transports: [transport], beforeLoad: (page) => watchNetwork(page, urls) }));
-    }
-    const [rtcPage, tunnelPage] = pages as [Page, Page];
+    const { token: rtcToken } = await gateways[0].issueToken('rtc');
+    const { token: tunnelToken } = await gateways[0].issueToken('tunnel');
+    const rtcPage = await openReceiverPage(browser, { gatewayUrl: [`${origin}/gw1`, `${origin}/gw2`], endpointId: 'rtc', token: rtcToken, transports: ['webrtc'], beforeLoad: (page) => watchNetwork(page, urls) });
+    const tunnelPage = await openReceiverPage(browser, { gatewayUrl: `${origin}/gw2`, endpointId: 'tunnel', token: tunnelToken, transports: ['webtransport'], beforeLoad: (page) => watchNetwork(page, urls) });
     expect(await rtcPage.evaluate(() => (window as unknown as { transport: string }).transport)).toBe('webrtc');
     expect(await tunnelPage.evaluate(() => (window as unknown as { transport: string }).transport)).toBe('webtransport');
-    await waitFor(() => gateway.getStream('behind-nginx').active.length === 2, 10_000, 'both endpoints active');
+    // each prefix reached its own instance
+    await waitFor(() => servedBy(gateways[0], 'rtc', 'webrtc') && servedBy(gateways[1], 'tunnel', 'webtransport'), 10_000, 'rtc on instance 1, tunnel on instance 2');
 
-    const total = 1_000;
-    for (let from = 1; from <= total; from += 250) {
-      const batch = Array.from({ length: 250 }, (_, i) => ({ json: { tick: from + i } }));
-      const published = await viaOrigin('POST', '/v1/streams/behind-nginx/chunks', { chunks: batch });
-      expect(published.status).toBe(200);
-    }
-    const expected = Array.from({ length: total }, (_, i) => i + 1);
-    for (const page of pages) {
-      const deadline = Date.now() + 20_000;
-      while ((await pageChunks(page)).length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect((await pageChunks(page)).map(([seq]) => seq)).toEqual(expected);
-    }
-    expect(gateway.endpointHealth('rtc').transport?.kind).toBe('webrtc');
-    expect(gateway.endpointHealth('tunnel').transport?.kind).toBe('webtransport');
-    // the session DELETE on close goes through /gw1 too (nginx rewrites the gateway's Location)
+    let batch = 0;
+    const publishRange = async (from: number, to: number): Promise<void> => {
+      for (let first = from; first <= to; first += 250) {
+        const chunks = range(first, Math.min(to, first + 249)).map((tick) => ({ json: { tick } }));
+        const r = await publish('behind-nginx', chunks, `batch-${++batch}`);
+        expect(r.first_seq).toBe(first);
+      }
+    };
+    await publishRange(1, 1_000);
+    expect(await allChunks(rtcPage, 1_000)).toEqual(range(1, 1_000));
+    expect(await allChunks(tunnelPage, 1_000)).toEqual(range(1, 1_000));
+
+    // instance 1 drains (SIGTERM does this), its HTTP port still open: / goes to instance 2
+    await gateways[0].close();
+    const direct = await fetch(`${servers[0].url}/readyz`);
+    expect(direct.status).toBe(503);
+    const second = gateways[1].status().instance_id;
+    for (let i = 0; i < 6; i++) expect(await viaOrigin('GET', '/readyz')).toEqual({ status: 200, json: { ready: true, status: 'ready', instance_id: second } });
+    // GOAWAY: the WebRTC page dials its next URL, /gw2, and resumes there
+    await waitFor(() => servedBy(gateways[1], 'rtc', 'webrtc'), 15_000, 'rtc moved to instance 2');
+    await publishRange(1_001, 1_500);
+    expect(await allChunks(rtcPage, 1_500)).toEqual(range(1, 1_500));
+    expect(await allChunks(tunnelPage, 1_500)).toEqual(range(1, 1_500));
+    // the session DELETE on close goes through /gw2 (nginx rewrites the gateway's Location)
     await rtcPage.evaluate(() => (window as unknown as { rx: { close(): void } }).rx.close());
     await new Promise((r) => setTimeout(r, 500));
-    for (const page of pages) await page.close();
+    await rtcPage.close();
+    await tunnelPage.close();
 
     const origins = [...new Set(urls.map((u) => new URL(u).origin))].sort();
     const nginxPort = new URL(origin).port;
-    console.log(`[nginx origin] Chromium made ${urls.length} requests and connections, to ${origins.join(', ')}`);
+    console.log(`[nginx origin] Chromium made ${urls.length} requests and connections, to ${origins.join(', ')}; ${batch} producer batches, ${publishRetries} retried after a 503`);
     expect(origins).toEqual([origin, `wss://127.0.0.1:${nginxPort}`]);
     expect(urls.filter((u) => u.startsWith('wss:')).every((u) => /^wss:\/\/127\.0\.0\.1:\d+\/\/gw2\/v1\/wt\?ticket=/.test(u))).toBe(true);
     expect(urls.some((u) => u === `${origin}/gw1/sdk/mirrorstream-receiver.js`)).toBe(true);
     // nginx's own account (a WebSocket is logged once it closed): the tunnel upgraded (101), the
-    // WebRTC offer answered, and the session's DELETE went through the prefix (204, or 404 when
-    // the closed channels ended the session first)
+    // WebRTC offer answered on /gw1 and, after the move, on /gw2, and the session's DELETE went
+    // through the prefix (204, or 404 when the closed channels ended the session first)
     const tunnelLine = / "GET \/\/gw2\/v1\/wt\?ticket=\S+ HTTP\/1\.1" 101 /;
     let log: string[] = [];
     for (const deadline = Date.now() + 5_000; !log.some((l) => tunnelLine.test(l)) && Date.now() < deadline; ) {
@@ -142,6 +197,7 @@ describe('one public origin behind nginx (TLS at nginx)', () => {
     }
     expect(log.some((l) => tunnelLine.test(l))).toBe(true);
     expect(log.some((l) => / "POST \/gw1\/v1\/endpoints\/rtc\/webrtc HTTP\/1\.1" 201 /.test(l))).toBe(true);
-    expect(log.some((l) => / "DELETE \/gw1\/v1\/endpoints\/rtc\/webrtc\/[\w-]+ HTTP\/1\.1" (204|404) /.test(l))).toBe(true);
-  }, 90_000);
+    expect(log.some((l) => / "POST \/gw2\/v1\/endpoints\/rtc\/webrtc HTTP\/1\.1" 201 /.test(l))).toBe(true);
+    expect(log.some((l) => / "DELETE \/gw2\/v1\/endpoints\/rtc\/webrtc\/[\w-]+ HTTP\/1\.1" (204|404) /.test(l))).toBe(true);
+  }, 120_000);
 });

@@ -41,7 +41,8 @@ export async function launchChromium(extraArgs: string[] = []): Promise<{ browse
 }
 
 export interface ReceiverPageOptions {
-  gatewayUrl: string;
+  /** The page and the SDK bundle load from the first URL; the receiver gets them all (it moves on GOAWAY). */
+  gatewayUrl: string | string[];
   endpointId: string;
   token: string;
   transports?: string[];
@@ -62,10 +63,11 @@ export async function openReceiverPage(browser: Browser, o: ReceiverPageOptions)
   const page = await browser.newPage();
   await o.beforeLoad?.(page);
   if (o.signal) await page.exposeFunction('signal', o.signal);
-  await page.goto(`${o.gatewayUrl}/healthz`);
+  const first = Array.isArray(o.gatewayUrl) ? (o.gatewayUrl[0] ?? '') : o.gatewayUrl;
+  await page.goto(`${first}/healthz`);
   // a string, not a function: vitest would rewrite import() inside a function body
   await page.evaluate(`(async () => {
-    const sdk = await import(${JSON.stringify(`${o.gatewayUrl}/sdk/mirrorstream-receiver.js`)});
+    const sdk = await import(${JSON.stringify(`${first}/sdk/mirrorstream-receiver.js`)});
     window.got = [];
     const viaTest = async (url, init) => {
       if (init && init.method === 'POST' && String(url).endsWith('/webrtc')) {
