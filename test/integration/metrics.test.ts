@@ -144,7 +144,9 @@ describe('GET /metrics', () => {
     const failover = switches.find((e) => e.from === 'm-r1' && e.to === 'm-r2');
     expect(failover?.reason).toBe('disconnected');
 
+    const missesBefore = gateway.endpointHealth('m-r2').heartbeat.misses;
     const { res, text, families } = await scrape();
+    const missesAfter = gateway.endpointHealth('m-r2').heartbeat.misses;
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
 
@@ -187,7 +189,10 @@ describe('GET /metrics', () => {
     expect(value(families, 'mirrorstream_endpoint_up', { endpoint: 'm-r2' })).toBe(1);
     expect(value(families, 'mirrorstream_endpoint_up', { endpoint: 'm-r1' })).toBe(0);
     expect(value(families, 'mirrorstream_queue_bytes', { endpoint: 'm-r2' })).toBe(0);
-    expect(value(families, 'mirrorstream_heartbeat_misses_total', { endpoint: 'm-r2' })).toBe(0);
+    // what the failure detector counted (on a real clock a busy machine can make a healthy endpoint late once)
+    const misses = value(families, 'mirrorstream_heartbeat_misses_total', { endpoint: 'm-r2' });
+    expect(misses).toBeGreaterThanOrEqual(missesBefore);
+    expect(misses).toBeLessThanOrEqual(missesAfter);
     // every heartbeat echo lands in one histogram over all endpoints
     const hb = families.get('mirrorstream_heartbeat_rtt_seconds');
     expect(hb?.type).toBe('HISTOGRAM');
