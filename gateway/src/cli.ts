@@ -189,7 +189,6 @@ function list(value: string | undefined): string[] | undefined {
  * `--nats a,b` selects the JetStream log with those servers. Replicas and lease apply without
  * it too: the servers may come from the --config file.
  */
-
 function natsLog(urls: string | undefined, replicas: number | undefined, leaseMs: number | undefined): GatewayConfigInput['log'] {
   if (urls === undefined) return { nats: { replicas, leaseMs } };
   return { kind: 'jetstream', nats: { servers: list(urls) ?? [], replicas, leaseMs } };

@@ -1,3 +1,4 @@
+import { withTimeout } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { Gateway } from './gateway.js';
 
@@ -20,7 +21,6 @@ export async function warmUp(gateway: Gateway, url: string, log: Logger): Promis
   const started = performance.now();
   const endpointId = `warm-up-${gateway.status().instance_id}`.slice(0, 128);
   let receiver: { close(): void } | undefined;
-  let timer: NodeJS.Timeout | undefined;
   try {
     const { Receiver } = await import('@mirrorstream/receiver/node');
     const { token } = await gateway.issueToken(endpointId, { ttl_s: 60 });
@@ -37,15 +37,11 @@ export async function warmUp(gateway: Gateway, url: string, log: Logger): Promis
     });
     receiver = rx;
     rx.on('error', () => undefined);
-    await Promise.race([
-      rx.connect(),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`not connected within ${WARM_UP_TIMEOUT_MS} ms`)), WARM_UP_TIMEOUT_MS))),
-    ]);
+    await withTimeout(gateway.clock, rx.connect(), WARM_UP_TIMEOUT_MS, () => new Error(`not connected within ${WARM_UP_TIMEOUT_MS} ms`));
     log.info({ endpointId, durationMs: Math.round(performance.now() - started) }, 'warm-up session connected (WebRTC through the HTTP port); closing it');
   } catch (error) {
     log.warn({ endpointId, err: error }, 'warm-up session failed: serving without it (receivers may not connect over WebRTC here)');
   } finally {
-    clearTimeout(timer);
     receiver?.close();
   }
 }

@@ -6,11 +6,10 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
 import type { Gateway } from '../gateway.js';
+import { WEBTRANSPORT_PATH } from '../transports/webtransport/server.js';
 import { toHttpError } from './errors.js';
 import { rawErrorResponse } from './guards.js';
 
-/** The tunnel's path on the HTTP port, as on the WebTransport listener. */
-export const TUNNEL_PATH = '/v1/wt';
 /** The loopback TLS hop to the listener must be up within this. */
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -51,7 +50,7 @@ function tunnelPath(req: IncomingMessage): string {
 }
 
 function isTunnelRequest(req: IncomingMessage): boolean {
-  return tunnelPath(req).split('?', 1)[0] === TUNNEL_PATH;
+  return tunnelPath(req).split('?', 1)[0] === WEBTRANSPORT_PATH;
 }
 
 /**
@@ -78,7 +77,7 @@ function serveWithoutUpgrade(req: IncomingMessage, socket: Socket, head: Buffer,
 async function relay(req: IncomingMessage, socket: Duplex, head: Buffer, gateway: Gateway): Promise<void> {
   const path = tunnelPath(req);
   if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
-    throw new MirrorstreamError('MS_BAD_REQUEST', `${TUNNEL_PATH} takes a WebSocket upgrade (GET, Upgrade: websocket)`);
+    throw new MirrorstreamError('MS_BAD_REQUEST', `${WEBTRANSPORT_PATH} takes a WebSocket upgrade (GET, Upgrade: websocket)`);
   }
   const target = await gateway.webTransportTunnelTarget(path);
   const upstream = await connectPinned(target.host, target.port, target.certificateSha256);

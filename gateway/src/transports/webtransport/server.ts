@@ -38,7 +38,9 @@ export interface TunnelTarget {
   certificateSha256: Uint8Array;
 }
 
-const PATH = '/v1/wt';
+/** The listener's session path; the HTTP port's tunnel (http/tunnel.ts) answers on it too. */
+export const WEBTRANSPORT_PATH = '/v1/wt';
+const PATH = WEBTRANSPORT_PATH;
 const TICKET_TTL_MS = 30_000;
 
 interface WtServer {
