@@ -166,15 +166,16 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   status(): GatewayStatus {
     const r = this.#registry;
-    return gatewayStatus({ closing: this.#closing, instanceId: this.#backend.instanceId, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt });
+    return gatewayStatus({ closing: this.#closing, instanceId: this.#backend.instanceId, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt, followers: this.#backend.followers });
   }
 
   /** Ready for new receivers and publishers: started, not draining, and the stream log can store (see GatewayReadiness). */
   async readiness(): Promise<GatewayReadiness> {
     const available = this.#closing || (await this.#backend.available());
+    const stale = this.#backend.followers?.stale ?? [];
     // draining may have begun while the log answered
-    const status = this.#closing ? 'draining' : this.#starting > 0 ? 'starting' : available ? 'ready' : 'log_unavailable';
-    return { ready: status === 'ready', status, instance_id: this.#backend.instanceId };
+    const status = this.#closing ? 'draining' : this.#starting > 0 ? 'starting' : !available ? 'log_unavailable' : stale.length > 0 ? 'not_following' : 'ready';
+    return { ready: status === 'ready', status, instance_id: this.#backend.instanceId, ...(status === 'not_following' ? { stale: [...stale] } : {}) };
   }
 
   /** `/readyz` answers 503 `starting` until `work` settles (the CLI's warm-up). */

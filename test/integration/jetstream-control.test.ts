@@ -2,8 +2,9 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../receiver-sdk/src/protocol/index.js';
+import { ManualClock, RealClock } from '../../receiver-sdk/src/protocol/index.js';
 import { JetStreamControl } from '../../gateway/src/log/jetstream/control.js';
+import { Followers } from '../../gateway/src/log/jetstream/follower.js';
 import type { JetStreamContext } from '../../gateway/src/log/jetstream/jetstream-log.js';
 import { natsNames } from '../../gateway/src/log/jetstream/names.js';
 import type { RoleDecision } from '../../gateway/src/streams/types.js';
@@ -26,9 +27,13 @@ describe('stream control lease and fencing (JetStream)', () => {
   beforeAll(async () => {
     nats = await startNats();
     nc = await connect({ servers: nats.url });
-    ctx = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: natsNames('ctl'), replicas: 1, idempotencyWindowMs: 60_000, log: pino({ level: 'silent' }) };
+    // leases run on each instance's ManualClock; the subscriptions' supervision on real time
+    const log = pino({ level: 'silent' });
+    const clock = new RealClock();
+    ctx = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: natsNames('ctl'), replicas: 1, idempotencyWindowMs: 60_000, log, clock, followers: new Followers(clock, log) };
   });
   afterAll(async () => {
+    ctx?.followers.closeAll();
     await nc?.close();
     await nats?.close();
   });

@@ -1,45 +1,46 @@
-import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FORGET_RECORD_MS, JetStreamEndpointBoard } from '../../gateway/src/log/jetstream/endpoint-board.js';
+import type { KvChange } from '../../gateway/src/log/jetstream/follow-stream.js';
 import { ManualClock } from '../../receiver-sdk/src/index.js';
-import { settle } from '../helpers/memory-harness.js';
 
-/** A KV bucket's watch fed by the test (a fake: the board over real NATS runs in the JetStream tests). */
-function fakeKv(): { kv: KV; put(key: string, value: unknown): void } {
-  const queue: KvWatchEntry[] = [];
-  let wake: (() => void) | undefined;
-  const entries = (async function* () {
-    for (;;) {
-      while (queue.length > 0) yield queue.shift()!;
-      await new Promise<void>((r) => (wake = r));
-    }
-  })();
-  const kv = { watch: async () => entries, put: async () => 0 } as unknown as KV;
-  return {
-    kv,
-    put(key, value) {
-      const text = JSON.stringify(value);
-      queue.push({ key, operation: 'PUT', json: () => JSON.parse(text) as unknown } as unknown as KvWatchEntry);
-      wake?.();
-    },
-  };
-}
+/** The board over real NATS runs in the JetStream tests; here the backend's follower is the test. */
+const kv = { put: async () => 0 };
+let revision = 0;
+const put = (key: string, value: unknown): KvChange => ({ key, operation: 'PUT', revision: ++revision, value: JSON.stringify(value) });
 
 const health = { verdict: 'healthy', score: 1, since: 0, reasons: [], metrics: {} };
 
 describe('endpoint board: records of other instances', () => {
-  it('a record nobody refreshes reads as disconnected, and is dropped once the bucket TTL has removed it', async () => {
+  it('a record nobody refreshes reads as disconnected, and is dropped once the bucket TTL has removed it', () => {
     const clock = new ManualClock();
-    const { kv, put } = fakeKv();
     const board = new JetStreamEndpointBoard(kv, 'me', clock, pino({ level: 'silent' }));
-    await board.watch();
-    put('e1.gone', { state: 'connected', degraded: false, upSince: 0, streams: {}, health, at: clock.now() });
-    await settle();
-    expect(board.view('e1')?.state).toBe('connected');
+    board.take(put('e1.gone', { state: 'alive', degraded: false, upSince: 0, streams: {}, health, at: clock.now() }));
+    expect(board.view('e1')?.state).toBe('alive');
     clock.advance(2_000);
     expect(board.view('e1')?.state).toBe('disconnected');
     clock.advance(FORGET_RECORD_MS);
+    expect(board.view('e1')).toBeUndefined();
+    board.close();
+  });
+
+  it('a record that does not fit the schema is skipped, never cast; the last valid one stands', () => {
+    const clock = new ManualClock();
+    const board = new JetStreamEndpointBoard(kv, 'me', clock, pino({ level: 'silent' }));
+    const changed: string[] = [];
+    board.onChange = (id) => changed.push(id);
+    board.take(put('e1.other', { state: 'alive', degraded: false, streams: { s: true }, health, at: clock.now() }));
+    expect(board.view('e1')?.streamDegraded?.('s')).toBe(true);
+    // a state no version writes, a string where a number goes, a half record, no JSON at all
+    board.take(put('e1.other', { state: 'connected', degraded: false, streams: {}, health, at: clock.now() }));
+    board.take(put('e1.other', { state: 'dead', degraded: false, streams: {}, health, at: 'now' }));
+    board.take(put('e1.other', { state: 'dead' }));
+    board.take({ key: 'e1.other', operation: 'PUT', revision: ++revision, value: '{not json' });
+    expect(board.view('e1')?.state).toBe('alive');
+    expect(changed).toEqual(['e1']);
+    // a deletion removes the record; our own records are never taken in
+    board.take({ key: 'e1.other', operation: 'DEL', revision: ++revision, value: '' });
+    board.take(put('e1.me', { state: 'alive', degraded: false, streams: {}, health, at: clock.now() }));
     expect(board.view('e1')).toBeUndefined();
     board.close();
   });

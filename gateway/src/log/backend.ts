@@ -103,6 +103,8 @@ export interface Backend {
   openControl?(streamId: string): Promise<StreamControl>;
   /** Several instances share endpoint health. */
   readonly endpoints?: EndpointBoard | undefined;
+  /** A shared backend's subscriptions to its engine: which are not following now (readiness), how many were recreated. */
+  readonly followers?: { readonly stale: readonly string[]; readonly restarts: number } | undefined;
   /**
    * Whether the backend can store what comes in now (readiness): the memory backend always;
    * JetStream once started, while connected to NATS and JetStream answers (no leader: not).

@@ -190,6 +190,14 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   hedgeCounter('started', 'Hedges begun: a standby also receiving the stream while the active endpoint is suspect.');
   hedgeCounter('ended', 'Hedges ended without a switch (the active endpoint answered again, or the hedge was no longer needed).');
   hedgeCounter('committed', 'Hedges committed: the active endpoint was confirmed gone and the hedging standby kept the stream.');
+  // ---- the shared engine (JetStream) --------------------------------------------
+
+  gauge('mirrorstream_engine_followers_stale', 'Subscriptions to the engine (a stream log or control, a shared view) being recreated now: the instance does not decide their streams (absent on the memory log).', [], (emit) => {
+    emit({}, gateway.status().engine?.stale_followers.length);
+  });
+  counter('mirrorstream_engine_subscription_restarts_total', 'Subscriptions to the engine recreated after a stall, a lost consumer or a reconnect.', [], (emit) => {
+    emit({}, gateway.status().engine?.subscription_restarts);
+  });
   gauge('mirrorstream_metrics_series_omitted', `Streams, endpoints and stream-endpoint pairs left out of this scrape by the cap of ${MAX_SERIES_PER_KIND} per kind.`, [], (emit, s) => {
     emit({}, s.omitted);
   });

@@ -12,6 +12,14 @@ export interface GatewayStatus {
   endpoints: number;
   connected_endpoints: number;
   uptime_s: number;
+  /** A shared engine (JetStream): its subscriptions not following now, and how many were recreated since start. */
+  engine?: EngineFollowing;
+}
+
+export interface EngineFollowing {
+  /** Followers being recreated (`log:<stream>`, `control:<stream>`, `kv:<bucket>`): this instance does not decide their streams. */
+  stale_followers: string[];
+  subscription_restarts: number;
 }
 
 export function gatewayStatus(s: {
@@ -21,6 +29,7 @@ export function gatewayStatus(s: {
   streams: number;
   endpoints: Iterable<Endpoint>;
   uptimeMs: number;
+  followers: { readonly stale: readonly string[]; readonly restarts: number } | undefined;
 }): GatewayStatus {
   let endpoints = 0;
   let connected = 0;
@@ -37,6 +46,7 @@ export function gatewayStatus(s: {
     endpoints,
     connected_endpoints: connected,
     uptime_s: Math.round(s.uptimeMs / 1000),
+    ...(s.followers ? { engine: { stale_followers: [...s.followers.stale], subscription_restarts: s.followers.restarts } } : {}),
   };
 }
 
@@ -44,10 +54,14 @@ export function gatewayStatus(s: {
  * `GET /readyz`: whether a load balancer should send new receivers and publishers here.
  * `starting`: the CLI's warm-up session is still running; `draining`: the gateway is shutting
  * down (SIGTERM); `log_unavailable`: its stream log cannot store what comes in (NATS down, no
- * JetStream leader, not started yet).
+ * JetStream leader, not started yet); `not_following`: a subscription to the engine (a stream's
+ * log or control, a shared view) is being recreated, so this instance's view may be stale
+ * (`stale` names them) and it decides nothing until it follows again.
  */
 export interface GatewayReadiness {
   ready: boolean;
-  status: 'ready' | 'starting' | 'draining' | 'log_unavailable';
+  status: 'ready' | 'starting' | 'draining' | 'log_unavailable' | 'not_following';
   instance_id: string;
+  /** With `not_following`: the followers that are not following. */
+  stale?: string[];
 }

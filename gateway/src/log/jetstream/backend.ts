@@ -3,14 +3,17 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { NatsConfig, RetentionConfig } from '../../config.js';
-import { streamSpecSchema } from '../../streams/spec.js';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { StreamControl } from '../../streams/types.js';
 import { newInstanceId, type Backend, type BackendChange, type RestoredStream, type StoredStream } from '../backend.js';
 import { JetStreamControl } from './control.js';
 import { FORGET_RECORD_MS, JetStreamEndpointBoard } from './endpoint-board.js';
 import { apiErrorCode, logUnavailable, WRONG_LAST_SEQUENCE } from './errors.js';
+import { followBucket, kvChange, type KvChange } from './follow-stream.js';
+import { Followers } from './follower.js';
 import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
 import { escapeId, natsNames, unescapeId } from './names.js';
+import { parseCursor, parseStoredStream } from './records.js';
 
 /** Cursor writes are batched: at most one KV put per cursor per this long. */
 const CURSOR_FLUSH_MS = 200;
@@ -40,6 +43,8 @@ export class JetStreamBackend implements Backend {
   readonly instanceId = newInstanceId();
   endpoints: JetStreamEndpointBoard | undefined;
   readonly #logs = new Map<string, JetStreamLog>();
+  /** Every subscription to the engine (logs, controls, KV watches), supervised alike. */
+  readonly followers: Followers;
   readonly #controls = new Set<JetStreamControl>();
   /** Cursors acked since the last flush, and what was last written per cursor. */
   readonly #dirty = new Map<string, number>();
@@ -60,6 +65,12 @@ export class JetStreamBackend implements Backend {
     this.#clock = clock;
     this.#log = log.child({ module: 'jetstream' });
     this.#names = natsNames(config.prefix);
+    this.followers = new Followers(clock, this.#log);
+    // a follower stopped or resumed: streams whose view is stale stop deciding (or start again)
+    this.followers.onChange = () => {
+      this.#checked = undefined;
+      for (const c of this.#controls) c.recheck();
+    };
   }
 
   async start(): Promise<void> {
@@ -70,14 +81,15 @@ export class JetStreamBackend implements Backend {
     const { requestTimeoutMs: timeout, replicas } = this.#config;
     try {
       const jsm = await jetstreamManager(nc, { timeout });
-      this.#ctx = { js: jetstream(nc, { timeout }), jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log };
+      const js = jetstream(nc, { timeout });
+      this.#ctx = { js, jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log, clock: this.#clock, followers: this.followers };
       const kvm = new Kvm(nc);
       this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
       this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
       // records of instances that died stay until they age out
       const board = await kvm.create(this.#names.endpointsBucket, { history: 1, replicas, ttl: FORGET_RECORD_MS });
       const endpoints = new JetStreamEndpointBoard(board, this.instanceId, this.#clock, this.#log);
-      await endpoints.watch();
+      await this.#followBucket(this.#names.endpointsBucket, 'current', (change) => endpoints.take(change));
       this.endpoints = endpoints;
     } catch (error) {
       // JetStream may still be electing its leaders: the caller retries start()
@@ -92,15 +104,25 @@ export class JetStreamBackend implements Backend {
     this.#log.info({ servers }, 'connecting to NATS');
     const nc = await connect({ servers, name: 'mirrorstream-gateway', timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true });
     this.#connected = true;
-    void (async () => {
+    void this.#watchConnection(nc);
+    return nc;
+  }
+
+  /** The client's status events: readiness follows the connection; after a reconnect every subscription is recreated. */
+  async #watchConnection(nc: NatsConnection): Promise<void> {
+    try {
       for await (const s of nc.status()) {
         if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;
         this.#connected = s.type === 'reconnect';
         this.#checked = undefined;
         this.#log.warn({ status: s.type }, `NATS ${s.type}`);
+        // the consumers we had may have lived on the server we lost
+        if (s.type === 'reconnect') this.followers.restartAll('NATS reconnected');
       }
-    })();
-    return nc;
+    } catch (error) {
+      // the iterator ends with the connection; anything else is a bug worth seeing, not a crash
+      this.#log.error({ err: error }, 'NATS status events stopped');
+    }
   }
 
   async load(): Promise<RestoredStream[]> {
@@ -110,7 +132,7 @@ export class JetStreamBackend implements Backend {
       for await (const key of await specs.keys()) {
         const entry = await specs.get(key);
         if (!entry || entry.operation !== 'PUT') continue;
-        const stream = parseRecord(entry.string());
+        const stream = parseStoredStream(entry.string());
         if (!stream) {
           this.#log.error({ key }, 'stream record in KV is not valid: left alone');
           continue;
@@ -151,7 +173,7 @@ export class JetStreamBackend implements Backend {
     } catch (error) {
       throw logUnavailable(`reading stream ${streamId}`, error);
     }
-    const stream = entry && entry.operation === 'PUT' ? parseRecord(entry.string()) : undefined;
+    const stream = entry && entry.operation === 'PUT' ? parseStoredStream(entry.string()) : undefined;
     return stream && entry ? { stream, revision: entry.revision } : undefined;
   }
 
@@ -178,7 +200,9 @@ export class JetStreamBackend implements Backend {
 
   async openControl(streamId: string): Promise<StreamControl> {
     const { leaseMs } = this.#config;
-    const control = await JetStreamControl.open(this.#context(), streamId, this.instanceId, this.#clock, { leaseMs, marginMs: Math.floor(leaseMs / 8) });
+    // a stream is decided here only while this instance follows its log and the shared views
+    const canDecide = (): boolean => !this.followers.stale.some((name) => name.startsWith('kv:') || name === `log:${streamId}`);
+    const control = await JetStreamControl.open(this.#context(), streamId, this.instanceId, this.#clock, { leaseMs, marginMs: Math.floor(leaseMs / 8) }, canDecide);
     for (const c of this.#controls) if (c.closed) this.#controls.delete(c);
     this.#controls.add(control);
     return control;
@@ -194,34 +218,61 @@ export class JetStreamBackend implements Backend {
     }, CURSOR_FLUSH_MS);
   }
 
+  /**
+   * Follow what the other instances change in the specs and cursors buckets, from now on
+   * (the registry loads what is there after this starts). Supervised like every follower.
+   */
   async watch(listener: (change: BackendChange) => void): Promise<void> {
-    const { KvWatchInclude } = await import('@nats-io/kv');
-    const specs = await this.#kv('specs').watch({ include: KvWatchInclude.UpdatesOnly });
-    const cursors = await this.#kv('cursors').watch({ include: KvWatchInclude.UpdatesOnly });
-    void (async () => {
-      for await (const e of specs) {
-        const streamId = unescapeId(e.key);
-        if (e.operation !== 'PUT') {
-          // deleted elsewhere: its log here is stale
-          await this.#logs.get(streamId)?.stop();
-          this.#logs.delete(streamId);
-          listener({ kind: 'stream-deleted', streamId });
-          continue;
-        }
-        const stream = parseRecord(e.string());
-        if (stream) listener({ kind: 'stream', stream, revision: e.revision });
-        else this.#log.error({ key: e.key }, 'stream record in KV is not valid: left alone');
+    await this.#followBucket(this.#names.streamsBucket, 'updates', ({ key, operation, value, revision }) => {
+      const streamId = unescapeId(key);
+      if (operation !== 'PUT') {
+        // deleted elsewhere: its log here is stale
+        this.#logs.get(streamId)?.stop();
+        this.#logs.delete(streamId);
+        listener({ kind: 'stream-deleted', streamId });
+        return;
       }
-    })();
-    void (async () => {
-      for await (const e of cursors) {
-        const dot = e.key.indexOf('.');
-        const seq = Number(e.string());
-        if (e.operation !== 'PUT' || dot < 0 || !Number.isSafeInteger(seq) || seq < 0) continue;
-        listener({ kind: 'cursor', streamId: unescapeId(e.key.slice(0, dot)), endpointId: unescapeId(e.key.slice(dot + 1)), seq });
-      }
-    })();
+      const stream = parseStoredStream(value);
+      if (stream) listener({ kind: 'stream', stream, revision });
+      else this.#log.error({ key }, 'stream record in KV is not valid: left alone');
+    });
+    await this.#followBucket(this.#names.cursorsBucket, 'updates', ({ key, operation, value }) => {
+      const dot = key.indexOf('.');
+      const seq = operation === 'PUT' ? parseCursor(value) : undefined;
+      if (dot < 0 || seq === undefined) return;
+      listener({ kind: 'cursor', streamId: unescapeId(key.slice(0, dot)), endpointId: unescapeId(key.slice(dot + 1)), seq });
+    });
     if (this.endpoints) this.endpoints.onChange = (endpointId) => listener({ kind: 'endpoint', endpointId });
+  }
+
+  /**
+   * Follow a KV bucket, supervised like every follower: `current` brings every key's value
+   * first, `updates` only what changes from now on.
+   */
+  async #followBucket(bucket: string, from: 'current' | 'updates', take: (change: KvChange) => void): Promise<void> {
+    const ctx = this.#context();
+    let position = 0;
+    try {
+      if (from === 'updates') position = (await ctx.jsm.streams.info(`KV_${bucket}`)).state.last_seq;
+    } catch (error) {
+      throw logUnavailable(`following ${bucket}`, error);
+    }
+    const follower = this.followers.follow<JsMsg>({
+      name: `kv:${bucket}`,
+      open: followBucket(ctx.js, bucket, from === 'current'),
+      position: () => position,
+      apply: (seq, m) => {
+        position = seq;
+        const change = kvChange(bucket, m);
+        if (change) take(change);
+      },
+    });
+    try {
+      await follower.start();
+    } catch (error) {
+      this.followers.drop(follower);
+      throw logUnavailable(`following ${bucket}`, error);
+    }
   }
 
   available(): Promise<boolean> {
@@ -250,7 +301,8 @@ export class JetStreamBackend implements Backend {
     await this.#flushCursors();
     // an owner going away hands its leases back, so another instance decides at once
     await Promise.all([...this.#controls].map((c) => c.close()));
-    await Promise.all([...this.#logs.values()].map((l) => l.stop()));
+    for (const l of this.#logs.values()) l.stop();
+    this.followers.closeAll();
     const nc = this.#nc;
     this.#nc = undefined;
     await nc?.drain().catch(() => undefined);
@@ -274,8 +326,8 @@ export class JetStreamBackend implements Backend {
     const prefix = `${escapeId(streamId)}.`;
     for await (const key of await cursors.keys(`${prefix}>`)) {
       const entry = await cursors.get(key);
-      const seq = Number(entry?.string());
-      if (entry?.operation !== 'PUT' || !Number.isSafeInteger(seq) || seq < 0) continue;
+      const seq = entry?.operation === 'PUT' ? parseCursor(entry.string()) : undefined;
+      if (seq === undefined) continue;
       const endpointId = unescapeId(key.slice(prefix.length));
       out[endpointId] = seq;
       this.#written.set(key, seq);
@@ -300,17 +352,5 @@ export class JetStreamBackend implements Backend {
         }
       }),
     );
-  }
-}
-
-/** A stored record, checked: a bad one is skipped, never half-loaded. */
-function parseRecord(text: string): StoredStream | undefined {
-  try {
-    const raw = JSON.parse(text) as { spec?: unknown; epoch?: unknown; createdAt?: unknown };
-    const spec = streamSpecSchema.safeParse(raw.spec);
-    if (!spec.success || typeof raw.epoch !== 'string' || typeof raw.createdAt !== 'number') return undefined;
-    return { spec: spec.data, epoch: raw.epoch, createdAt: raw.createdAt };
-  } catch {
-    return undefined;
   }
 }

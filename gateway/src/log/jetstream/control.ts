@@ -1,8 +1,11 @@
 import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
-import { DeliverPolicy, DiscardPolicy, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
+import { DiscardPolicy, StorageType, type JsMsg } from '@nats-io/jetstream';
 import type { RoleDecision, StreamControl } from '../../streams/types.js';
 import { apiErrorCode, logUnavailable, STREAM_NOT_FOUND } from './errors.js';
+import { followStream } from './follow-stream.js';
+import type { Follower } from './follower.js';
 import type { JetStreamContext } from './jetstream-log.js';
+import { parseControlMessage, type ControlMessage } from './records.js';
 
 /** How long a lease lasts without renewal, and how the holder and the others keep clear of its edge. */
 export interface LeaseTiming {
@@ -11,8 +14,6 @@ export interface LeaseTiming {
   marginMs: number;
 }
 
-type ControlMessage = { k: 'lease'; by: string; until: number } | { k: 'roles'; by: string; d: RoleDecision };
-
 /**
  * The fenced control log of one stream: a JetStream stream of its own that every
  * instance follows. Lease claims, renewals and role decisions are appended with the
@@ -20,10 +21,13 @@ type ControlMessage = { k: 'lease'; by: string; until: number } | { k: 'roles'; 
  * nats-server 2.9 at R3), so appends are linearized: an instance appends only when it saw
  * everything before, and a holder whose lease was taken over cannot append a decision
  * after the claim. The owner is whoever appended the last lease that has not expired;
- * every instance applies the decisions in log order.
+ * every instance applies the decisions in log order. An instance that cannot follow the
+ * engine (`canDecide` false: this log, the stream's log or a shared view is being
+ * resubscribed) does not decide and hands its lease back, so another instance decides.
  */
 export class JetStreamControl implements StreamControl {
   readonly #ctx: JetStreamContext;
+  readonly #streamId: string;
   readonly #name: string;
   readonly #subject: string;
   readonly #me: string;
@@ -35,13 +39,20 @@ export class JetStreamControl implements StreamControl {
   #lease: { by: string; until: number } | undefined;
   /** The last seq this instance knows of (seen, or appended itself): what the next append expects. */
   #lastSeq = 0;
+  /** The last seq taken in (the follower resumes after it). */
+  #seen = 0;
   #timer: TimerHandle | undefined;
-  #follower: ConsumerMessages | undefined;
+  #follower: Follower<JsMsg> | undefined;
   #closed = false;
   #appending = false;
+  readonly #canDecide: () => boolean;
+  /** isOwner() as last told to the owner listeners. */
+  #wasOwner = false;
 
-  private constructor(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming) {
+  private constructor(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming, canDecide: () => boolean) {
     this.#ctx = ctx;
+    this.#canDecide = canDecide;
+    this.#streamId = streamId;
     this.#name = ctx.names.controlStream(streamId);
     this.#subject = ctx.names.controlSubject(streamId);
     this.#me = me;
@@ -49,8 +60,8 @@ export class JetStreamControl implements StreamControl {
     this.#t = timing;
   }
 
-  static async open(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming): Promise<JetStreamControl> {
-    const control = new JetStreamControl(ctx, streamId, me, clock, timing);
+  static async open(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming, canDecide: () => boolean = () => true): Promise<JetStreamControl> {
+    const control = new JetStreamControl(ctx, streamId, me, clock, timing, canDecide);
     try {
       await ctx.jsm.streams.info(control.#name).catch(async (error: unknown) => {
         if (apiErrorCode(error) !== STREAM_NOT_FOUND) throw error;
@@ -73,7 +84,18 @@ export class JetStreamControl implements StreamControl {
   }
 
   isOwner(): boolean {
+    return this.#holds() && this.#follower?.following === true && this.#canDecide();
+  }
+
+  /** Our lease, not near its end. */
+  #holds(): boolean {
     return this.#lease?.by === this.#me && this.#clock.now() < this.#lease.until - this.#t.marginMs;
+  }
+
+  /** Whether this instance can decide changed (a follower stopped or resumed): tell the stream, hand the lease back or claim. */
+  recheck(): void {
+    this.#ownerChanged();
+    void this.#tend();
   }
 
   get owner(): string | undefined {
@@ -103,8 +125,8 @@ export class JetStreamControl implements StreamControl {
     if (this.#closed) return;
     this.#closed = true;
     this.#clock.clearInterval(this.#timer);
-    if (this.isOwner()) await this.#append({ k: 'lease', by: this.#me, until: 0 }).catch(() => undefined);
-    await this.#follower?.close();
+    if (this.#holds()) await this.#append({ k: 'lease', by: this.#me, until: 0 }).catch(() => undefined);
+    if (this.#follower) this.#ctx.followers.drop(this.#follower);
   }
 
   /** Renew our lease in time, or claim one that expired. */
@@ -112,7 +134,13 @@ export class JetStreamControl implements StreamControl {
     if (this.#closed || this.#appending) return;
     const now = this.#clock.now();
     const l = this.#lease;
-    const mine = l?.by === this.#me && now < l.until - this.#t.marginMs;
+    const mine = this.#holds();
+    const able = this.#follower?.following === true && this.#canDecide();
+    if (!able) {
+      // an instance that cannot see the engine must not decide: another one takes over now
+      if (mine) await this.#append({ k: 'lease', by: this.#me, until: 0 }).catch(() => undefined);
+      return;
+    }
     const free = !l || now > l.until + this.#t.marginMs;
     if (!mine && !free) return;
     // renew once a quarter of the lease has passed; claim at once
@@ -135,43 +163,50 @@ export class JetStreamControl implements StreamControl {
     }
   }
 
-  /** Follow the control log from its start (it keeps the last 64 entries). */
+  /** Follow the control log from its start (it keeps the last 64 entries), supervised. */
   async #follow(): Promise<void> {
-    const consumer = await this.#ctx.js.consumers.get(this.#name, { deliver_policy: DeliverPolicy.All });
-    const messages = await consumer.consume({ max_messages: 256 });
-    this.#follower = messages;
-    void (async () => {
-      try {
-        for await (const msg of messages) {
-          this.#lastSeq = Math.max(this.#lastSeq, msg.seq);
-          let m: ControlMessage;
-          try {
-            m = msg.json<ControlMessage>();
-          } catch {
-            continue;
-          }
-          this.#see(msg.seq, m);
+    const follower = this.#ctx.followers.follow<JsMsg>({
+      name: `control:${this.#streamId}`,
+      open: followStream(this.#ctx.js, this.#name, { batch: 256 }),
+      position: () => this.#seen,
+      apply: (seq, msg) => {
+        this.#lastSeq = Math.max(this.#lastSeq, seq);
+        const m = parseControlMessage(msg.string());
+        if (m) this.#see(seq, m);
+        else {
+          this.#seen = seq;
+          this.#ctx.log.error({ control: this.#name, seq }, 'control entry is not valid: skipped');
         }
-      } catch (error) {
-        if (!this.#closed) this.#ctx.log.warn({ control: this.#name, err: error }, 'stopped following the stream control');
-      }
-    })();
+      },
+    });
+    try {
+      await follower.start();
+    } catch (error) {
+      this.#ctx.followers.drop(follower);
+      throw error;
+    }
+    this.#follower = follower;
   }
 
   /** Take in one entry, once (our own appends are seen when acked, and again when followed). */
-  #seen = 0;
   #see(seq: number, m: ControlMessage): void {
     if (seq <= this.#seen) return;
     this.#seen = seq;
     if (m.k === 'lease') {
-      const before = this.isOwner();
       this.#lease = { by: m.by, until: m.until };
-      if (before !== this.isOwner()) for (const listener of this.#ownerListeners) listener();
+      this.#ownerChanged();
       // the holder handed its lease back (it is draining): claim now, not at the next round
       // (a rolling restart waited up to leaseMs / 4 for it)
       if (m.until === 0 && m.by !== this.#me) void this.#tend();
       return;
     }
     for (const listener of this.#listeners) listener(m.d);
+  }
+
+  #ownerChanged(): void {
+    const owner = this.isOwner();
+    if (owner === this.#wasOwner) return;
+    this.#wasOwner = owner;
+    for (const listener of this.#ownerListeners) listener();
   }
 }

@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { HealthSnapshot } from '../../health/score.js';
 import type { EndpointView } from '../../streams/types.js';
 import type { EndpointBoard, SharedEndpointState } from '../backend.js';
+import type { KvChange } from './follow-stream.js';
 import { escapeId, unescapeId } from './names.js';
+import { parseBoardRecord, type BoardRecord } from './records.js';
 
 /** A holder republishes at least this often; a record older than STALE_MS is a holder gone. */
 const REFRESH_MS = 500;
@@ -18,24 +20,21 @@ const TELL_LOSS_MS = 5_000;
  */
 export const FORGET_RECORD_MS = 60_000;
 
-interface Record_ extends SharedEndpointState {
-  readonly at: number;
-}
-
 /**
  * Endpoint health on a KV bucket: each instance writes `<endpoint>.<instance>` for the
  * endpoints connected to it, when something changed (the scheduler publishes then) and every
- * REFRESH_MS (the board's own timer re-sends what it last published); the others read it
- * through a watch. A record that is not refreshed (its instance died) counts as the endpoint
+ * REFRESH_MS (the board's own timer re-sends what it last published); the others take it in
+ * from the backend's supervised follower of the bucket (a record that does not parse is
+ * skipped). A record that is not refreshed (its instance died) counts as the endpoint
  * disconnected from the time it was last heard of, and the board says so when it goes stale.
  */
 export class JetStreamEndpointBoard implements EndpointBoard {
-  readonly #kv: KV;
+  readonly #kv: Pick<KV, 'put'>;
   readonly #me: string;
   readonly #clock: Clock;
   readonly #log: Logger;
   /** endpoint -> instance -> record, of the other instances. */
-  readonly #others = new Map<string, Map<string, Record_>>();
+  readonly #others = new Map<string, Map<string, BoardRecord>>();
   /** Told when another instance's record of an endpoint changes its state or verdict. */
   onChange: ((endpointId: string) => void) | undefined;
   /** What we sent last per endpoint, and when. */
@@ -44,7 +43,7 @@ export class JetStreamEndpointBoard implements EndpointBoard {
   readonly #staleTold = new Set<string>();
   readonly #timer: TimerHandle;
 
-  constructor(kv: KV, me: string, clock: Clock, log: Logger) {
+  constructor(kv: Pick<KV, 'put'>, me: string, clock: Clock, log: Logger) {
     this.#kv = kv;
     this.#me = me;
     this.#clock = clock;
@@ -80,31 +79,27 @@ export class JetStreamEndpointBoard implements EndpointBoard {
     }
   }
 
-  async watch(): Promise<void> {
-    const entries = await this.#kv.watch();
-    void (async () => {
-      for await (const e of entries) {
-        const dot = e.key.lastIndexOf('.');
-        if (dot < 0) continue;
-        const endpointId = unescapeId(e.key.slice(0, dot));
-        const instance = unescapeId(e.key.slice(dot + 1));
-        if (instance === this.#me) continue;
-        const byInstance = this.#others.get(endpointId) ?? new Map<string, Record_>();
-        this.#others.set(endpointId, byInstance);
-        if (e.operation !== 'PUT') {
-          byInstance.delete(instance);
-          continue;
-        }
-        try {
-          const record = e.json<Record_>();
-          const before = byInstance.get(instance);
-          byInstance.set(instance, record);
-          if (before?.state !== record.state || before.degraded !== record.degraded) this.onChange?.(endpointId);
-        } catch {
-          // not ours to read
-        }
-      }
-    })();
+  /** One change of the bucket, from the backend's follower of it (every instance's records: current values, then changes). */
+  take(e: KvChange): void {
+    const dot = e.key.lastIndexOf('.');
+    if (dot < 0) return;
+    const endpointId = unescapeId(e.key.slice(0, dot));
+    const instance = unescapeId(e.key.slice(dot + 1));
+    if (instance === this.#me) return;
+    const byInstance = this.#others.get(endpointId) ?? new Map<string, BoardRecord>();
+    this.#others.set(endpointId, byInstance);
+    if (e.operation !== 'PUT') {
+      byInstance.delete(instance);
+      return;
+    }
+    const record = parseBoardRecord(e.value);
+    if (!record) {
+      this.#log.warn({ key: e.key }, 'endpoint board record is not valid: skipped');
+      return;
+    }
+    const before = byInstance.get(instance);
+    byInstance.set(instance, record);
+    if (before?.state !== record.state || before.degraded !== record.degraded) this.onChange?.(endpointId);
   }
 
   publish(endpointId: string, state: SharedEndpointState): void {
@@ -117,7 +112,7 @@ export class JetStreamEndpointBoard implements EndpointBoard {
 
   #put(endpointId: string, state: SharedEndpointState, json: string, now: number): void {
     this.#sent.set(endpointId, { json, at: now, state });
-    const record: Record_ = { ...state, at: now };
+    const record: BoardRecord = { ...state, at: now };
     this.#kv.put(`${escapeId(endpointId)}.${escapeId(this.#me)}`, JSON.stringify(record)).catch((error: unknown) => {
       // the next refresh sends it again
       const sent = this.#sent.get(endpointId);
@@ -138,7 +133,7 @@ export class JetStreamEndpointBoard implements EndpointBoard {
   }
 }
 
-function remoteView(r: Record_): EndpointView {
+function remoteView(r: BoardRecord): EndpointView {
   return {
     state: r.state,
     degraded: r.degraded,

@@ -1,10 +1,14 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import { DeliverPolicy, DiscardPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type PubAck, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { DeliverPolicy, DiscardPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type PubAck, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import type { Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { RetentionConfig } from '../../config.js';
+import { MAX_LAYER } from '../../streams/spec.js';
 import type { AppendChunk, AppendResult, LogEntry, StreamLog } from '../../streams/stream-log.js';
 import { MemoryStreamLog, newEpoch } from '../memory-log.js';
 import { apiErrorCode, logUnavailable, STREAM_NOT_FOUND } from './errors.js';
+import { followStream } from './follow-stream.js';
+import type { Follower, Followers } from './follower.js';
 import type { NatsNames } from './names.js';
 
 const H_TIMESTAMP = 'Ms-Ts';
@@ -21,6 +25,9 @@ export interface JetStreamContext {
   replicas: number;
   idempotencyWindowMs: number;
   log: Logger;
+  clock: Clock;
+  /** Every subscription to the engine is made and supervised here. */
+  followers: Followers;
 }
 
 export function logStreamConfig(ctx: JetStreamContext, streamId: string, limits: RetentionConfig, epoch: string): Partial<StreamConfig> & { name: string } {
@@ -55,8 +62,7 @@ export class JetStreamLog implements StreamLog {
   readonly #name: string;
   readonly #subject: string;
   readonly #foreign: ((entry: LogEntry) => void)[] = [];
-  #follower: ConsumerMessages | undefined;
-  #stopped = false;
+  #follower: Follower<JsMsg> | undefined;
 
   private constructor(ctx: JetStreamContext, window: MemoryStreamLog) {
     this.#ctx = ctx;
@@ -99,12 +105,12 @@ export class JetStreamLog implements StreamLog {
    * KV): wait, a bounded time, until its JetStream stream exists with the spec's epoch.
    */
   static async adopt(ctx: JetStreamContext, streamId: string, limits: RetentionConfig, epoch: string, waitMs: number): Promise<JetStreamLog> {
-    const deadline = Date.now() + waitMs;
+    const deadline = ctx.clock.now() + waitMs;
     for (;;) {
       const info = await JetStreamLog.#info(ctx, streamId);
       if (info && epochOf(info) === epoch) return JetStreamLog.#bind(ctx, streamId, limits, epoch, info);
-      if (Date.now() > deadline) throw logUnavailable(`following ${streamId}`, new Error(`its log (epoch ${epoch}) did not appear in JetStream within ${waitMs} ms`));
-      await new Promise((r) => setTimeout(r, 100));
+      if (ctx.clock.now() > deadline) throw logUnavailable(`following ${streamId}`, new Error(`its log (epoch ${epoch}) did not appear in JetStream within ${waitMs} ms`));
+      await new Promise<void>((r) => ctx.clock.setTimeout(() => r(), 100));
     }
   }
 
@@ -166,15 +172,20 @@ export class JetStreamLog implements StreamLog {
     this.#foreign.push(listener);
   }
 
+  /** Whether this instance follows the log now (false while its subscription is being replaced). */
+  get following(): boolean {
+    return this.#follower?.following ?? false;
+  }
+
   /** Stop following (the gateway closes). */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    await this.#follower?.close();
+  stop(): void {
+    if (this.#follower) this.#ctx.followers.drop(this.#follower);
+    this.#follower = undefined;
   }
 
   /** Drop the data (the stream was deleted). */
   async destroy(): Promise<void> {
-    await this.stop();
+    this.stop();
     await this.#ctx.jsm.streams.delete(this.#name).catch((error: unknown) => {
       if (apiErrorCode(error) !== STREAM_NOT_FOUND) throw logUnavailable(`deleting the log of ${this.streamId}`, error);
     });
@@ -213,32 +224,34 @@ export class JetStreamLog implements StreamLog {
   }
 
   /**
-   * Follow the JetStream stream from past the window, for as long as the log lives: an
-   * ordered consumer (it restarts itself after a gap or a reconnect), so entries arrive
-   * once, in seq order.
+   * Follow the JetStream stream from past the window for as long as the log lives: a
+   * supervised subscription (see Follower) that brings every entry the window lacks once, in
+   * seq order, and is recreated from the window's end when its consumer is lost.
    */
   async #follow(): Promise<void> {
-    const consumer = await this.#ctx.js.consumers.get(this.#name, { opt_start_seq: this.#window.lastSeq + 1, deliver_policy: DeliverPolicy.StartSequence });
-    const messages = await consumer.consume({ max_messages: 1_000 });
-    this.#follower = messages;
-    void (async () => {
-      try {
-        for await (const m of messages) {
-          if (m.seq <= this.#window.lastSeq) continue; // ours, already in the window
-          const entry = this.#windowAppend(m.seq, m.data, m.headers, m.info.timestampNanos);
-          for (const listener of this.#foreign) listener(entry);
-        }
-      } catch (error) {
-        if (!this.#stopped) this.#ctx.log.warn({ stream: this.streamId, err: error }, 'stopped following the stream log');
-      }
-    })();
+    const follower = this.#ctx.followers.follow<JsMsg>({
+      name: `log:${this.streamId}`,
+      open: followStream(this.#ctx.js, this.#name, { batch: 1_000 }),
+      position: () => this.#window.lastSeq,
+      apply: (seq, m) => {
+        const entry = this.#windowAppend(seq, m.data, m.headers, m.info.timestampNanos);
+        for (const listener of this.#foreign) listener(entry);
+      },
+    });
+    try {
+      await follower.start();
+    } catch (error) {
+      this.#ctx.followers.drop(follower);
+      throw logUnavailable(`following the log of ${this.streamId}`, error);
+    }
+    this.#follower = follower;
   }
 
+  /** An entry as read back: a header that does not parse (another writer's) is left out, never trusted. */
   #windowAppend(seq: number, data: Uint8Array, h: MsgHdrs | undefined, timestampNanos: number): LogEntry {
-    const ts = Number(h?.get(H_TIMESTAMP)) || timestampNanos / NANOS_PER_MS;
-    const key = h?.has(H_KEY) ? decodeURIComponent(h.get(H_KEY)) : undefined;
-    const layer = h?.has(H_LAYER) ? Number(h.get(H_LAYER)) : undefined;
-    return this.#window.appendAt(seq, data, ts, key, layer);
+    const ts = Number(h?.get(H_TIMESTAMP));
+    const layer = Number(h?.get(H_LAYER) || NaN);
+    return this.#window.appendAt(seq, data, Number.isFinite(ts) && ts > 0 ? ts : timestampNanos / NANOS_PER_MS, decodeKey(h?.get(H_KEY)), Number.isInteger(layer) && layer >= 0 && layer <= MAX_LAYER ? layer : undefined);
   }
 
   /** Replay `from..to` from JetStream into the window (an ordered consumer, in batches). */
@@ -256,6 +269,15 @@ export class JetStreamLog implements StreamLog {
       }
       if (got === 0) break; // trimmed meanwhile: the window starts where JetStream does
     }
+  }
+}
+
+function decodeKey(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,0 +1,257 @@
+import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
+import type { Logger } from 'pino';
+
+/** What a running subscription tells its follower. */
+export interface FollowSink<T> {
+  /** An entry at `position` (strictly increasing within one subscription). */
+  entry(position: number, value: T): void;
+  /** Proof of life without an entry (an idle heartbeat, a pull answered). */
+  alive(): void;
+  /** The subscription is broken (ended, consumer gone): recreate it now. */
+  lost(reason: string): void;
+}
+
+/** One subscription to the engine, opened to deliver the entries after `after`. */
+export type OpenFollow<T> = (after: number, sink: FollowSink<T>) => Promise<{ close(): void }>;
+
+export interface FollowerTiming {
+  /** No entry and no sign of life for this long: the subscription is stalled, recreate it. */
+  stallMs: number;
+  /** Back-off between failed (re)opens: doubles from `retryMs` up to `maxRetryMs`. */
+  retryMs: number;
+  maxRetryMs: number;
+}
+
+/**
+ * Bounds for followers on NATS JetStream. A consumer asks for an idle heartbeat every 500 ms
+ * (nats.js's floor), so a live subscription is heard at least that often; two heartbeats
+ * missed (1 s) means its consumer is gone (the server hosting it died) or the pull was lost,
+ * and the follower recreates it. Re-opens back off from 100 ms to 1 s, so a follower is back
+ * at most about 1 s after the engine can serve again (an election ends).
+ */
+export const ENGINE_FOLLOW_TIMING: FollowerTiming = { stallMs: 1_000, retryMs: 100, maxRetryMs: 1_000 };
+export const ENGINE_HEARTBEAT_MS = 500;
+
+export interface FollowerOptions<T> {
+  /** For logs and readiness: `log:<stream>`, `control:<stream>`, `kv:<bucket>`. */
+  name: string;
+  open: OpenFollow<T>;
+  /** The last position applied: a (re)opened subscription starts after it, entries at or below it are skipped. */
+  position: () => number;
+  /** Take in one entry; it must move `position` to `at`. A throw is logged and the entry skipped. */
+  apply: (at: number, value: T) => void;
+  clock: Clock;
+  log: Logger;
+  timing?: FollowerTiming;
+  /** Told when the follower stops or starts following (a stall, a failed reopen, a recovery). */
+  onHealth?: (following: boolean) => void;
+}
+
+/**
+ * One supervised subscription to the engine: it applies every entry once, in position
+ * order, and keeps doing so whatever happens to the subscription underneath. A stall (no
+ * entry and no heartbeat within `stallMs`), a lost consumer, a failed open or a reconnect
+ * (`restart`) replaces the subscription with a new one that starts after the last applied
+ * position, so nothing is skipped or applied twice. While it is not following (from a stall
+ * until a new subscription is open) it says so through `onHealth`: the instance is not ready
+ * and does not decide.
+ */
+export class Follower<T> {
+  readonly name: string;
+  readonly #o: FollowerOptions<T>;
+  readonly #t: FollowerTiming;
+  #sub: { close(): void } | undefined;
+  /** Bumped per subscription: what an old one still delivers is dropped. */
+  #generation = 0;
+  #lastHeard = 0;
+  #following = false;
+  #failures = 0;
+  #watch: TimerHandle | undefined;
+  #retry: TimerHandle | undefined;
+  #opening = false;
+  #closed = false;
+  /** Subscriptions replaced since start (a metric). */
+  restarts = 0;
+
+  constructor(options: FollowerOptions<T>) {
+    this.name = options.name;
+    this.#o = options;
+    this.#t = options.timing ?? ENGINE_FOLLOW_TIMING;
+  }
+
+  get following(): boolean {
+    return this.#following;
+  }
+
+  /** Open the first subscription; a failure is thrown (the caller reports it), later ones are retried here. */
+  async start(): Promise<void> {
+    await this.#open();
+    this.#watch = this.#o.clock.setInterval(() => this.#check(), Math.max(10, Math.floor(this.#t.stallMs / 4)));
+  }
+
+  /** Replace the subscription now (the connection to the engine came back: its consumers may be gone). */
+  restart(reason: string): void {
+    if (this.#closed || this.#opening) return;
+    this.#replace(reason);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#o.clock.clearInterval(this.#watch);
+    this.#o.clock.clearTimeout(this.#retry);
+    this.#generation++;
+    this.#sub?.close();
+    this.#sub = undefined;
+  }
+
+  #check(): void {
+    if (this.#closed || this.#opening || this.#retry) return;
+    const silent = this.#o.clock.now() - this.#lastHeard;
+    if (silent >= this.#t.stallMs) this.#replace(`nothing heard for ${silent} ms`);
+  }
+
+  /** `lost`: a subscription that ran is given up (counted); else an open is retried. */
+  #replace(reason: string, lost = true): void {
+    this.#generation++;
+    this.#sub?.close();
+    this.#sub = undefined;
+    if (lost) this.restarts++;
+    if (this.#following) this.#o.log.warn({ follower: this.name, reason, position: this.#o.position() }, 'engine subscription lost: recreating it from the last applied position');
+    this.#setFollowing(false);
+    this.#o.clock.clearTimeout(this.#retry);
+    this.#retry = undefined;
+    void this.#open().catch((error: unknown) => this.#openFailed(error));
+  }
+
+  async #open(): Promise<void> {
+    this.#opening = true;
+    const generation = ++this.#generation;
+    try {
+      const sink: FollowSink<T> = {
+        entry: (at, value) => {
+          if (generation === this.#generation) this.#entry(at, value);
+        },
+        alive: () => {
+          if (generation === this.#generation) this.#heard();
+        },
+        lost: (why) => {
+          if (generation === this.#generation && !this.#closed) this.#replace(why);
+        },
+      };
+      const sub = await this.#o.open(this.#o.position(), sink);
+      if (generation !== this.#generation || this.#closed) {
+        sub.close();
+        return;
+      }
+      this.#sub = sub;
+      // the engine made the consumer: following from here; the stall clock starts now, so a
+      // subscription that never shows life is replaced too
+      this.#heard();
+    } finally {
+      this.#opening = false;
+    }
+  }
+
+  #openFailed(error: unknown): void {
+    if (this.#closed) return;
+    this.#failures++;
+    const wait = Math.min(this.#t.maxRetryMs, this.#t.retryMs * 2 ** Math.min(this.#failures - 1, 20));
+    if (this.#failures === 1 || this.#failures % 20 === 0) {
+      this.#o.log.warn({ follower: this.name, err: error, failures: this.#failures, retryInMs: wait }, 'engine subscription could not be opened: retrying');
+    }
+    this.#retry = this.#o.clock.setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#closed) return;
+      this.#replace('retrying the open', false);
+    }, wait);
+  }
+
+  #entry(at: number, value: T): void {
+    this.#heard();
+    if (at <= this.#o.position()) return; // applied before the subscription was replaced
+    try {
+      this.#o.apply(at, value);
+    } catch (error) {
+      this.#o.log.error({ follower: this.name, position: at, err: error }, 'engine entry not applied: skipped');
+    }
+  }
+
+  #heard(): void {
+    this.#lastHeard = this.#o.clock.now();
+    this.#failures = 0;
+    if (!this.#following) this.#setFollowing(true);
+  }
+
+  #setFollowing(following: boolean): void {
+    if (this.#following === following) return;
+    this.#following = following;
+    if (following && this.restarts > 0) this.#o.log.warn({ follower: this.name, position: this.#o.position() }, 'engine subscription following again');
+    this.#o.onHealth?.(following);
+  }
+}
+
+/**
+ * Every follower of one backend: made here so each one is supervised the same way, restarted
+ * together when the connection to the engine comes back, and counted for readiness and
+ * metrics (which are not following now, how many subscriptions were replaced).
+ */
+export class Followers {
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #all = new Set<Follower<never>>();
+  readonly #stale = new Set<string>();
+  /** Subscriptions replaced by followers that are gone. */
+  #pastRestarts = 0;
+  /** Told when a follower stops or starts following. */
+  onChange: (() => void) | undefined;
+
+  constructor(clock: Clock, log: Logger) {
+    this.#clock = clock;
+    this.#log = log;
+  }
+
+  follow<T>(options: Omit<FollowerOptions<T>, 'clock' | 'log' | 'onHealth'>): Follower<T> {
+    const follower: Follower<T> = new Follower<T>({
+      ...options,
+      clock: this.#clock,
+      log: this.#log,
+      onHealth: (following) => {
+        if (!this.#all.has(follower as Follower<never>)) return;
+        if (following) this.#stale.delete(follower.name);
+        else this.#stale.add(follower.name);
+        this.onChange?.();
+      },
+    });
+    this.#all.add(follower as Follower<never>);
+    return follower;
+  }
+
+  drop(follower: Follower<never> | Follower<unknown>): void {
+    const f = follower as Follower<never>;
+    if (!this.#all.delete(f)) return;
+    f.close();
+    this.#pastRestarts += f.restarts;
+    if (this.#stale.delete(f.name)) this.onChange?.();
+  }
+
+  /** The connection to the engine came back: consumers it held may be gone, recreate every subscription. */
+  restartAll(reason: string): void {
+    for (const f of this.#all) f.restart(reason);
+  }
+
+  /** Names of the followers that are not following now. */
+  get stale(): readonly string[] {
+    return [...this.#stale];
+  }
+
+  get restarts(): number {
+    let n = this.#pastRestarts;
+    for (const f of this.#all) n += f.restarts;
+    return n;
+  }
+
+  closeAll(): void {
+    for (const f of [...this.#all]) this.drop(f);
+  }
+}

@@ -1,0 +1,234 @@
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Follower, Followers, type FollowSink } from '../../gateway/src/log/jetstream/follower.js';
+import { ManualClock } from '../../receiver-sdk/src/index.js';
+import { settle } from '../helpers/memory-harness.js';
+
+const timing = { stallMs: 1_000, retryMs: 100, maxRetryMs: 1_000 };
+const silent = pino({ level: 'silent' });
+
+/**
+ * An engine stream of entries at positions 1..n, and the subscriptions a follower opened on
+ * it: each starts after the position it was opened at, as an ordered consumer does.
+ */
+class FakeEngine {
+  readonly entries: string[] = [];
+  readonly subs: { after: number; next: number; sink: FollowSink<string>; closed: boolean }[] = [];
+  /** Opens that fail from now on (the engine has no leader). */
+  failing = false;
+  opens = 0;
+
+  readonly open = async (after: number, sink: FollowSink<string>) => {
+    this.opens++;
+    if (this.failing) throw new Error('no responders');
+    const sub = { after, next: after + 1, sink, closed: false };
+    this.subs.push(sub);
+    return {
+      close: () => {
+        sub.closed = true;
+      },
+    };
+  };
+
+  append(n: number): void {
+    for (let i = 0; i < n; i++) this.entries.push(`e${this.entries.length + 1}`);
+  }
+
+  get current() {
+    return this.subs[this.subs.length - 1];
+  }
+
+  /** Deliver up to `n` entries on a subscription (the current one by default; even a replaced one, as a late message would). */
+  deliver(n: number, sub = this.current): void {
+    for (let i = 0; i < n && sub && sub.next <= this.entries.length; i++, sub.next++) sub.sink.entry(sub.next, this.entries[sub.next - 1]!);
+  }
+}
+
+function follow(engine: FakeEngine, clock: ManualClock, health: boolean[] = []) {
+  const applied: string[] = [];
+  let position = 0;
+  /** The owner of the position takes the next entry in itself (a log's own append, acked in order). */
+  const own = (): void => {
+    const next = engine.entries[position];
+    if (next === undefined) return;
+    position++;
+    applied.push(next);
+  };
+  const follower = new Follower<string>({
+    name: 'log:s',
+    open: engine.open,
+    position: () => position,
+    apply: (at, value) => {
+      position = at;
+      applied.push(value);
+    },
+    clock,
+    log: silent,
+    timing,
+    onHealth: (h) => health.push(h),
+  });
+  return { follower, applied, own };
+}
+
+describe('Follower: one supervised subscription to the engine', () => {
+  it('a stalled subscription is replaced after stallMs, from the last applied position; what the old one still sends is dropped', async () => {
+    const clock = new ManualClock();
+    const engine = new FakeEngine();
+    const health: boolean[] = [];
+    const { follower, applied } = follow(engine, clock, health);
+    await follower.start();
+    engine.append(5);
+    engine.deliver(3);
+    expect(applied).toEqual(['e1', 'e2', 'e3']);
+    // heartbeats keep a quiet subscription alive
+    for (let i = 0; i < 5; i++) {
+      clock.advance(500);
+      engine.current!.sink.alive();
+    }
+    expect(engine.opens).toBe(1);
+    // then silence (its server died): replaced once stallMs passed, starting after e3
+    clock.advance(timing.stallMs);
+    await settle();
+    expect(engine.opens).toBe(2);
+    expect(health).toEqual([true, false, true]);
+    const [old, fresh] = engine.subs;
+    expect(old!.closed).toBe(true);
+    expect(fresh!.after).toBe(3);
+    engine.deliver(5, old); // a late message of the replaced subscription
+    engine.deliver(5, fresh);
+    expect(applied).toEqual(['e1', 'e2', 'e3', 'e4', 'e5']);
+    expect(follower.restarts).toBe(1);
+    follower.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a failed open is retried with a back-off that doubles up to maxRetryMs; not following meanwhile', async () => {
+    const clock = new ManualClock();
+    const engine = new FakeEngine();
+    const { follower } = follow(engine, clock);
+    await follower.start();
+    engine.failing = true;
+    engine.current!.sink.lost('consumer_not_found');
+    await settle();
+    expect(follower.following).toBe(false);
+    const opensAt: number[] = [];
+    const t0 = clock.now();
+    for (let ms = 0; ms < 5_000; ms += 50) {
+      const before = engine.opens;
+      clock.advance(50);
+      await settle();
+      if (engine.opens > before) opensAt.push(clock.now() - t0);
+    }
+    // 100, +200, +400, +800, +1000, +1000 ...
+    const gaps = opensAt.map((t, i) => t - (opensAt[i - 1] ?? 0));
+    expect(gaps.slice(0, 6)).toEqual([100, 200, 400, 800, 1_000, 1_000]);
+    expect(follower.following).toBe(false);
+    engine.failing = false;
+    clock.advance(1_000);
+    await settle();
+    expect(follower.following).toBe(true);
+    follower.close();
+  });
+
+  it('lost() and restart() replace the subscription at once; an entry that cannot be applied is skipped, the rest go on', async () => {
+    const clock = new ManualClock();
+    const engine = new FakeEngine();
+    let position = 0;
+    const applied: number[] = [];
+    const follower = new Follower<string>({
+      name: 'kv:b',
+      open: engine.open,
+      position: () => position,
+      apply: (at) => {
+        position = at;
+        if (at === 2) throw new Error('bad record');
+        applied.push(at);
+      },
+      clock,
+      log: silent,
+      timing,
+    });
+    await follower.start();
+    engine.append(4);
+    engine.deliver(2);
+    engine.current!.sink.lost('consumer_deleted');
+    await settle();
+    expect(engine.subs[1]!.after).toBe(2);
+    follower.restart('NATS reconnected');
+    await settle();
+    expect(engine.subs[2]!.after).toBe(2);
+    engine.deliver(2);
+    expect(applied).toEqual([1, 3, 4]);
+    follower.close();
+  });
+
+  it('Followers: names the ones not following, counts restarts, restarts all on a reconnect', async () => {
+    const clock = new ManualClock();
+    const engine = new FakeEngine();
+    const followers = new Followers(clock, silent);
+    let changes = 0;
+    followers.onChange = () => changes++;
+    const a = followers.follow<string>({ name: 'log:a', open: engine.open, position: () => 0, apply: () => undefined });
+    const b = followers.follow<string>({ name: 'control:a', open: engine.open, position: () => 0, apply: () => undefined });
+    await a.start();
+    await b.start();
+    expect(followers.stale).toEqual([]);
+    engine.failing = true;
+    followers.restartAll('NATS reconnected');
+    await settle();
+    expect([...followers.stale].sort()).toEqual(['control:a', 'log:a']);
+    expect(followers.restarts).toBe(2);
+    followers.drop(b);
+    expect(followers.stale).toEqual(['log:a']);
+    engine.failing = false;
+    clock.advance(200);
+    await settle();
+    expect(followers.stale).toEqual([]);
+    expect(changes).toBeGreaterThanOrEqual(3);
+    followers.closeAll();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('whatever happens to the subscriptions, every entry is applied once, in order (model check)', async () => {
+    type Step = { kind: 'append'; n: number } | { kind: 'own' } | { kind: 'deliver'; n: number } | { kind: 'late'; n: number } | { kind: 'alive' } | { kind: 'wait'; ms: number } | { kind: 'lost' } | { kind: 'fail'; on: boolean };
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      fc.record({ kind: fc.constant('append' as const), n: fc.integer({ min: 1, max: 5 }) }),
+      fc.constant({ kind: 'own' as const }),
+      fc.record({ kind: fc.constant('deliver' as const), n: fc.integer({ min: 1, max: 5 }) }),
+      fc.record({ kind: fc.constant('late' as const), n: fc.integer({ min: 1, max: 5 }) }),
+      fc.constant({ kind: 'alive' as const }),
+      fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 2_500 }) }),
+      fc.constant({ kind: 'lost' as const }),
+      fc.record({ kind: fc.constant('fail' as const), on: fc.boolean() }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
+        const clock = new ManualClock();
+        const engine = new FakeEngine();
+        const { follower, applied, own } = follow(engine, clock);
+        await follower.start();
+        for (const s of steps) {
+          if (s.kind === 'append') engine.append(s.n);
+          else if (s.kind === 'own') own();
+          else if (s.kind === 'deliver') engine.deliver(s.n);
+          else if (s.kind === 'late') engine.deliver(s.n, engine.subs[engine.subs.length - 2]);
+          else if (s.kind === 'alive') engine.current?.sink.alive();
+          else if (s.kind === 'wait') clock.advance(s.ms);
+          else if (s.kind === 'lost') engine.current?.sink.lost('gone');
+          else engine.failing = s.on;
+          await settle();
+        }
+        // the engine recovers: within a stall and the longest back-off the follower has it all
+        engine.failing = false;
+        clock.advance(timing.stallMs + timing.maxRetryMs);
+        await settle();
+        engine.deliver(engine.entries.length);
+        expect(applied).toEqual(engine.entries);
+        follower.close();
+        expect(clock.pendingTimers).toBe(0);
+      }),
+      { numRuns: 150, seed: 27 },
+    );
+  });
+});
