@@ -188,6 +188,19 @@ export const natsSchema = z
      * plus a quarter of it. Instances' clocks must agree to well within a quarter of it.
      */
     leaseMs: z.number().int().min(400).max(60_000).default(2_000),
+    /**
+     * Instance presence on core NATS: every instance says it is alive every `intervalMs`; one
+     * not heard for `goneMs` is gone (its leases are taken over, its receivers count as
+     * disconnected); an instance that has not heard itself for `selfMs` stops deciding first.
+     */
+    presence: z
+      .strictObject({
+        intervalMs: z.number().int().min(20).max(10_000).default(100),
+        goneMs: z.number().int().min(100).max(60_000).default(300),
+        selfMs: z.number().int().min(50).max(60_000).default(200),
+      })
+      .refine((p) => p.intervalMs * 2 <= p.selfMs && p.selfMs < p.goneMs, { message: 'presence needs 2 x intervalMs <= selfMs < goneMs' })
+      .prefault({}),
   })
   .prefault({});
 

@@ -1,6 +1,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FORGET_RECORD_MS, JetStreamEndpointBoard } from '../../gateway/src/log/jetstream/endpoint-board.js';
+import { FORGET_RECORD_MS, JetStreamEndpointBoard, STALE_MS } from '../../gateway/src/log/jetstream/endpoint-board.js';
+import { Presence } from '../../gateway/src/log/jetstream/presence.js';
+import { FakeBus } from '../helpers/fake-presence-bus.js';
 import type { KvChange } from '../../gateway/src/log/jetstream/follow-stream.js';
 import { ManualClock } from '../../receiver-sdk/src/index.js';
 
@@ -12,12 +14,14 @@ const put = (key: string, value: unknown): KvChange => ({ key, operation: 'PUT',
 const health = { verdict: 'healthy', score: 1, since: 0, reasons: [], metrics: {} };
 
 describe('endpoint board: records of other instances', () => {
-  it('a record nobody refreshes reads as disconnected, and is dropped once the bucket TTL has removed it', () => {
+  it('without presence: a record nobody refreshes reads as disconnected, and is dropped once the bucket TTL has removed it', () => {
     const clock = new ManualClock();
     const board = new JetStreamEndpointBoard(kv, 'me', clock, pino({ level: 'silent' }));
     board.take(put('e1.gone', { state: 'alive', degraded: false, upSince: 0, streams: {}, health, at: clock.now() }));
     expect(board.view('e1')?.state).toBe('alive');
-    clock.advance(2_000);
+    clock.advance(STALE_MS - 1);
+    expect(board.view('e1')?.state).toBe('alive');
+    clock.advance(1);
     expect(board.view('e1')?.state).toBe('disconnected');
     clock.advance(FORGET_RECORD_MS);
     expect(board.view('e1')).toBeUndefined();
@@ -43,5 +47,30 @@ describe('endpoint board: records of other instances', () => {
     board.take(put('e1.me', { state: 'alive', degraded: false, streams: {}, health, at: clock.now() }));
     expect(board.view('e1')).toBeUndefined();
     board.close();
+  });
+
+  it('with presence: the records of an instance that went silent read as disconnected since it was last heard, told at once', () => {
+    const clock = new ManualClock();
+    const bus = new FakeBus();
+    const timing = { intervalMs: 100, goneMs: 300, selfMs: 200 };
+    const presence = new Presence(bus, 'ms', 'me', clock, pino({ level: 'silent' }), timing);
+    const other = new Presence(bus, 'ms', 'other', clock, pino({ level: 'silent' }), timing);
+    const board = new JetStreamEndpointBoard(kv, 'me', clock, pino({ level: 'silent' }), presence);
+    const changed: string[] = [];
+    board.onChange = (id) => changed.push(id);
+    board.take(put('e1.other', { state: 'alive', degraded: false, streams: {}, health, at: clock.now() }));
+    clock.advance(1_000);
+    expect(board.view('e1')?.state).toBe('alive');
+    // the other instance dies: no more presence, and its record stays as it was
+    const lastHeard = clock.now();
+    other.close();
+    clock.advance(timing.goneMs - 1);
+    expect(board.view('e1')?.state).toBe('alive');
+    expect(changed).toEqual(['e1']);
+    clock.advance(timing.intervalMs);
+    expect(board.view('e1')).toMatchObject({ state: 'disconnected', disconnectedAt: lastHeard });
+    expect(changed).toEqual(['e1', 'e1']);
+    board.close();
+    presence.close();
   });
 });

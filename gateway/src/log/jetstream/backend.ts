@@ -13,6 +13,7 @@ import { followBucket, kvChange, type KvChange } from './follow-stream.js';
 import { Followers } from './follower.js';
 import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
 import { escapeId, natsNames, unescapeId } from './names.js';
+import { Presence } from './presence.js';
 import { parseCursor, parseStoredStream } from './records.js';
 
 /** Cursor writes are batched: at most one KV put per cursor per this long. */
@@ -42,6 +43,8 @@ export class JetStreamBackend implements Backend {
   /** This process among the instances sharing the NATS deployment. */
   readonly instanceId = newInstanceId();
   endpoints: JetStreamEndpointBoard | undefined;
+  /** Which instances are alive (a heartbeat on core NATS): a dead one is taken over in hundreds of ms. */
+  #presence: Presence | undefined;
   readonly #logs = new Map<string, JetStreamLog>();
   /** Every subscription to the engine (logs, controls, KV watches), supervised alike. */
   readonly followers: Followers;
@@ -88,13 +91,38 @@ export class JetStreamBackend implements Backend {
       this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
       // records of instances that died stay until they age out
       const board = await kvm.create(this.#names.endpointsBucket, { history: 1, replicas, ttl: FORGET_RECORD_MS });
-      const endpoints = new JetStreamEndpointBoard(board, this.instanceId, this.#clock, this.#log);
+      const presence = (this.#presence ??= this.#startPresence(nc));
+      const endpoints = new JetStreamEndpointBoard(board, this.instanceId, this.#clock, this.#log, presence);
       await this.#followBucket(this.#names.endpointsBucket, 'current', (change) => endpoints.take(change));
       this.endpoints = endpoints;
     } catch (error) {
       // JetStream may still be electing its leaders: the caller retries start()
       throw logUnavailable('opening JetStream and the KV buckets', error);
     }
+  }
+
+  #startPresence(nc: NatsConnection): Presence {
+    const presence = new Presence(
+      {
+        publish: (subject) => nc.publish(subject),
+        subscribe: (subject, onMessage) =>
+          nc.subscribe(subject, {
+            callback: (error, msg) => {
+              if (!error) onMessage(msg.subject);
+            },
+          }),
+      },
+      this.#config.prefix,
+      this.instanceId,
+      this.#clock,
+      this.#log,
+      this.#config.presence,
+    );
+    // an instance gone or back: claim its leases now (or stop claiming); streams re-decide
+    presence.onChange(() => {
+      for (const c of this.#controls) c.recheck();
+    });
+    return presence;
   }
 
   /** Connect to NATS (loaded here, so a gateway on the memory log never loads the client); it reconnects by itself. */
@@ -201,8 +229,13 @@ export class JetStreamBackend implements Backend {
   async openControl(streamId: string): Promise<StreamControl> {
     const { leaseMs } = this.#config;
     // a stream is decided here only while this instance follows its log and the shared views
-    const canDecide = (): boolean => !this.followers.stale.some((name) => name.startsWith('kv:') || name === `log:${streamId}`);
-    const control = await JetStreamControl.open(this.#context(), streamId, this.instanceId, this.#clock, { leaseMs, marginMs: Math.floor(leaseMs / 8) }, canDecide);
+    // a stream is decided here only while this instance hears itself on NATS, has listened long
+    // enough to know who else is alive, and follows the stream's log and the shared views
+    const presence = this.#presence;
+    const canDecide = (): boolean =>
+      presence !== undefined && presence.settled && presence.connected && !this.followers.stale.some((name) => name.startsWith('kv:') || name === `log:${streamId}`);
+    const holderGone = (instance: string): boolean => presence?.state(instance) === 'gone';
+    const control = await JetStreamControl.open(this.#context(), streamId, this.instanceId, this.#clock, { leaseMs, marginMs: Math.floor(leaseMs / 8) }, canDecide, holderGone);
     for (const c of this.#controls) if (c.closed) this.#controls.delete(c);
     this.#controls.add(control);
     return control;
@@ -295,6 +328,7 @@ export class JetStreamBackend implements Backend {
 
   async close(): Promise<void> {
     this.endpoints?.close();
+    this.#presence?.close();
     this.#clock.clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     await this.#flushing;

@@ -46,12 +46,14 @@ export class JetStreamControl implements StreamControl {
   #closed = false;
   #appending = false;
   readonly #canDecide: () => boolean;
+  readonly #holderGone: (instance: string) => boolean;
   /** isOwner() as last told to the owner listeners. */
   #wasOwner = false;
 
-  private constructor(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming, canDecide: () => boolean) {
+  private constructor(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming, canDecide: () => boolean, holderGone: (instance: string) => boolean) {
     this.#ctx = ctx;
     this.#canDecide = canDecide;
+    this.#holderGone = holderGone;
     this.#streamId = streamId;
     this.#name = ctx.names.controlStream(streamId);
     this.#subject = ctx.names.controlSubject(streamId);
@@ -60,8 +62,22 @@ export class JetStreamControl implements StreamControl {
     this.#t = timing;
   }
 
-  static async open(ctx: JetStreamContext, streamId: string, me: string, clock: Clock, timing: LeaseTiming, canDecide: () => boolean = () => true): Promise<JetStreamControl> {
-    const control = new JetStreamControl(ctx, streamId, me, clock, timing, canDecide);
+  /**
+   * `canDecide`: this instance may decide now (it follows the engine, it hears itself);
+   * `holderGone`: the instance holding the lease is known dead (presence): its lease is claimed
+   * at once instead of when it runs out. It stopped deciding before (see PresenceTiming.selfMs),
+   * and the claim fences whatever it might still append.
+   */
+  static async open(
+    ctx: JetStreamContext,
+    streamId: string,
+    me: string,
+    clock: Clock,
+    timing: LeaseTiming,
+    canDecide: () => boolean = () => true,
+    holderGone: (instance: string) => boolean = () => false,
+  ): Promise<JetStreamControl> {
+    const control = new JetStreamControl(ctx, streamId, me, clock, timing, canDecide, holderGone);
     try {
       await ctx.jsm.streams.info(control.#name).catch(async (error: unknown) => {
         if (apiErrorCode(error) !== STREAM_NOT_FOUND) throw error;
@@ -141,7 +157,7 @@ export class JetStreamControl implements StreamControl {
       if (mine) await this.#append({ k: 'lease', by: this.#me, until: 0 }).catch(() => undefined);
       return;
     }
-    const free = !l || now > l.until + this.#t.marginMs;
+    const free = !l || now > l.until + this.#t.marginMs || (l.by !== this.#me && l.until > 0 && this.#holderGone(l.by));
     if (!mine && !free) return;
     // renew once a quarter of the lease has passed; claim at once
     if (mine && l && l.until - now > (this.#t.leaseMs * 3) / 4) return;

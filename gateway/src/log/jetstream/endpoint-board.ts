@@ -5,12 +5,19 @@ import type { HealthSnapshot } from '../../health/score.js';
 import type { EndpointView } from '../../streams/types.js';
 import type { EndpointBoard, SharedEndpointState } from '../backend.js';
 import type { KvChange } from './follow-stream.js';
+import type { Presence } from './presence.js';
 import { escapeId, unescapeId } from './names.js';
 import { parseBoardRecord, type BoardRecord } from './records.js';
 
-/** A holder republishes at least this often; a record older than STALE_MS is a holder gone. */
-const REFRESH_MS = 500;
-const STALE_MS = 1_500;
+/**
+ * A holder re-sends its records this often (they live in a bucket with a TTL). Whether the
+ * holder is alive comes from presence; only where presence cannot tell yet (this instance
+ * just started) does a record older than STALE_MS count as its holder gone.
+ */
+const REFRESH_MS = 10_000;
+export const STALE_MS = 2 * REFRESH_MS;
+/** How often the board looks for records to re-send (a failed put is retried then) and stale ones. */
+const TICK_MS = 250;
 /** A connection lost here is told for this long, then the others judge by silence. */
 const TELL_LOSS_MS = 5_000;
 /**
@@ -25,8 +32,9 @@ export const FORGET_RECORD_MS = 60_000;
  * endpoints connected to it, when something changed (the scheduler publishes then) and every
  * REFRESH_MS (the board's own timer re-sends what it last published); the others take it in
  * from the backend's supervised follower of the bucket (a record that does not parse is
- * skipped). A record that is not refreshed (its instance died) counts as the endpoint
- * disconnected from the time it was last heard of, and the board says so when it goes stale.
+ * skipped). A record whose instance is gone (presence: within a few hundred ms of a crash)
+ * counts as the endpoint disconnected from the time that instance was last heard, and the
+ * board says so at once.
  */
 export class JetStreamEndpointBoard implements EndpointBoard {
   readonly #kv: Pick<KV, 'put'>;
@@ -42,13 +50,26 @@ export class JetStreamEndpointBoard implements EndpointBoard {
   /** Endpoints whose newest connected record elsewhere went stale, told once. */
   readonly #staleTold = new Set<string>();
   readonly #timer: TimerHandle;
+  readonly #presence: Presence | undefined;
 
-  constructor(kv: Pick<KV, 'put'>, me: string, clock: Clock, log: Logger) {
+  constructor(kv: Pick<KV, 'put'>, me: string, clock: Clock, log: Logger, presence?: Presence) {
     this.#kv = kv;
     this.#me = me;
     this.#clock = clock;
     this.#log = log;
-    this.#timer = clock.setInterval(() => this.#refresh(), REFRESH_MS / 2);
+    this.#presence = presence;
+    this.#timer = clock.setInterval(() => this.#refresh(), TICK_MS);
+    // an instance gone (or back): its endpoints changed state here, decide now
+    presence?.onChange((instance) => {
+      for (const [endpointId, byInstance] of this.#others) if (byInstance.has(instance)) this.onChange?.(endpointId);
+    });
+  }
+
+  /** A record that says its endpoint is connected, from an instance that is alive. */
+  #live(instance: string, r: BoardRecord, now: number): boolean {
+    if (r.state === 'disconnected') return false;
+    const state = this.#presence?.state(instance) ?? 'unknown';
+    return state === 'unknown' ? now - r.at < STALE_MS : state === 'alive';
   }
 
   close(): void {
@@ -70,7 +91,7 @@ export class JetStreamEndpointBoard implements EndpointBoard {
         this.#staleTold.delete(endpointId);
         continue;
       }
-      const live = [...byInstance.values()].some((r) => r.state !== 'disconnected' && now - r.at < STALE_MS);
+      const live = [...byInstance].some(([instance, r]) => this.#live(instance, r, now));
       if (live) this.#staleTold.delete(endpointId);
       else if (!this.#staleTold.has(endpointId) && [...byInstance.values()].some((r) => r.state !== 'disconnected')) {
         this.#staleTold.add(endpointId);
@@ -122,14 +143,23 @@ export class JetStreamEndpointBoard implements EndpointBoard {
   }
 
   view(endpointId: string): EndpointView | undefined {
-    const records = [...(this.#others.get(endpointId)?.values() ?? [])];
-    if (records.length === 0) return undefined;
+    const byInstance = this.#others.get(endpointId);
+    if (!byInstance || byInstance.size === 0) return undefined;
     const now = this.#clock.now();
-    const connected = records.filter((r) => r.state !== 'disconnected' && now - r.at < STALE_MS).sort((a, b) => b.at - a.at)[0];
+    let connected: BoardRecord | undefined;
+    let lostAt = 0;
+    for (const [instance, r] of byInstance) {
+      if (this.#live(instance, r, now)) {
+        if (!connected || r.at > connected.at) connected = r;
+        continue;
+      }
+      // nobody holds it now: disconnected since the latest instance lost it (or was last heard)
+      const lost = r.state === 'disconnected' ? (r.disconnectedAt ?? r.at) : Math.min(this.#presence?.lastHeard(instance) ?? r.at, now);
+      lostAt = Math.max(lostAt, lost);
+    }
     if (connected) return remoteView(connected);
-    // nobody holds it now: disconnected since the latest instance lost it (or went silent)
-    const lostAt = Math.max(...records.map((r) => (r.state === 'disconnected' ? (r.disconnectedAt ?? r.at) : r.at)));
-    return remoteView({ state: 'disconnected', degraded: false, upSince: undefined, disconnectedAt: lostAt, streams: {}, health: records[0]?.health ?? emptyHealth(), at: lostAt });
+    const health = byInstance.values().next().value?.health ?? emptyHealth();
+    return remoteView({ state: 'disconnected', degraded: false, upSince: undefined, disconnectedAt: lostAt, streams: {}, health, at: lostAt });
   }
 }
 
