@@ -1,4 +1,4 @@
-import { MirrorstreamError, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
+import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
@@ -13,11 +13,10 @@ import { followBucket, kvChange, type KvChange } from './follow-stream.js';
 import { Followers } from './follower.js';
 import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
 import { escapeId, natsNames, unescapeId } from './names.js';
+import { CursorStore } from './cursor-store.js';
 import { Presence } from './presence.js';
 import { parseCursor, parseStoredStream } from './records.js';
 
-/** Cursor writes are batched: at most one KV put per cursor per this long. */
-const CURSOR_FLUSH_MS = 200;
 /** How long an instance waits for the log of a stream another instance is creating. */
 const ADOPT_WAIT_MS = 5_000;
 
@@ -49,11 +48,7 @@ export class JetStreamBackend implements Backend {
   /** Every subscription to the engine (logs, controls, KV watches), supervised alike. */
   readonly followers: Followers;
   readonly #controls = new Set<JetStreamControl>();
-  /** Cursors acked since the last flush, and what was last written per cursor. */
-  readonly #dirty = new Map<string, number>();
-  readonly #written = new Map<string, number>();
-  #flushTimer: TimerHandle | undefined;
-  #flushing: Promise<void> = Promise.resolve();
+  #cursorStore: CursorStore | undefined;
   /** NATS connection state from the client's status events (it reconnects by itself). */
   #connected = false;
   /** The last JetStream round trip for readiness, reused for a second so probes do not hammer NATS. */
@@ -89,6 +84,7 @@ export class JetStreamBackend implements Backend {
       const kvm = new Kvm(nc);
       this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
       this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
+      this.#cursorStore = new CursorStore(this.#cursors, this.#clock, this.#log);
       // records of instances that died stay until they age out
       const board = await kvm.create(this.#names.endpointsBucket, { history: 1, replicas, ttl: FORGET_RECORD_MS });
       const presence = (this.#presence ??= this.#startPresence(nc));
@@ -242,13 +238,7 @@ export class JetStreamBackend implements Backend {
   }
 
   saveCursor(streamId: string, endpointId: string, seq: number): void {
-    const key = this.#names.cursorKey(streamId, endpointId);
-    if (seq <= (this.#dirty.get(key) ?? this.#written.get(key) ?? 0)) return;
-    this.#dirty.set(key, seq);
-    this.#flushTimer ??= this.#clock.setTimeout(() => {
-      this.#flushTimer = undefined;
-      this.#flushing = this.#flushing.then(() => this.#flushCursors());
-    }, CURSOR_FLUSH_MS);
+    this.#cursorStore?.save(this.#names.cursorKey(streamId, endpointId), seq);
   }
 
   /**
@@ -327,14 +317,11 @@ export class JetStreamBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    this.endpoints?.close();
-    this.#presence?.close();
-    this.#clock.clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
-    await this.#flushing;
-    await this.#flushCursors();
+    await this.#cursorStore?.close();
     // an owner going away hands its leases back, so another instance decides at once
     await Promise.all([...this.#controls].map((c) => c.close()));
+    this.endpoints?.close();
+    this.#presence?.close();
     for (const l of this.#logs.values()) l.stop();
     this.followers.closeAll();
     const nc = this.#nc;
@@ -355,36 +342,7 @@ export class JetStreamBackend implements Backend {
   }
 
   async #loadCursors(streamId: string): Promise<Record<string, number>> {
-    const cursors = this.#kv('cursors');
-    const out: Record<string, number> = {};
-    const prefix = `${escapeId(streamId)}.`;
-    for await (const key of await cursors.keys(`${prefix}>`)) {
-      const entry = await cursors.get(key);
-      const seq = entry?.operation === 'PUT' ? parseCursor(entry.string()) : undefined;
-      if (seq === undefined) continue;
-      const endpointId = unescapeId(key.slice(prefix.length));
-      out[endpointId] = seq;
-      this.#written.set(key, seq);
-    }
-    return out;
-  }
-
-  async #flushCursors(): Promise<void> {
-    if (this.#dirty.size === 0 || !this.#cursors) return;
-    const batch = [...this.#dirty];
-    this.#dirty.clear();
-    const cursors = this.#cursors;
-    await Promise.all(
-      batch.map(async ([key, seq]) => {
-        try {
-          await cursors.put(key, String(seq));
-          this.#written.set(key, Math.max(seq, this.#written.get(key) ?? 0));
-        } catch (error) {
-          // kept for the next flush: a cursor only matters to resume, and HELLO carries it too
-          if (seq > (this.#dirty.get(key) ?? 0)) this.#dirty.set(key, seq);
-          this.#log.warn({ key, err: error }, 'cursor not stored; retrying with the next flush');
-        }
-      }),
-    );
+    const stored = await this.#cursorStore?.load(`${escapeId(streamId)}.`);
+    return Object.fromEntries([...(stored ?? [])].map(([endpoint, seq]) => [unescapeId(endpoint), seq]));
   }
 }
