@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ID_PATTERN } from '@mirrorstream/receiver/protocol';
 import { streamSpecSchema } from '../../streams/spec.js';
 import type { StoredStream, SharedEndpointState } from '../backend.js';
-import type { RoleDecision } from '../../streams/types.js';
+import type { RoleDecision, SwitchRecord } from '../../streams/types.js';
 
 /**
  * What the gateway reads back from the engine, checked with the schemas the HTTP API uses:
@@ -92,12 +92,19 @@ export function parseBoardRecord(text: string): BoardRecord | undefined {
 export function parseControlMessage(text: string): ControlMessage | undefined {
   const m = parse(controlMessageSchema, text);
   if (!m || m.k === 'lease') return m;
-  const d = m.d;
-  const record = <R extends { metrics?: z.infer<typeof metricsSchema> | undefined }>(r: R) => (r.metrics ? { ...r, metrics: normalizeMetrics(r.metrics) } : r);
-  return {
-    ...m,
-    d: { ...d, promoted: d.promoted.map((p) => ({ ...p, record: record(p.record) })), demoted: d.demoted.map((x) => (x.record ? { ...x, record: record(x.record) } : x)) } as RoleDecision,
+  const { active, promoted, demoted, hedges } = m.d;
+  const d: RoleDecision = {
+    active,
+    promoted: promoted.map((p) => ({ ...p, record: switchRecord(p.record) })),
+    demoted: demoted.map((x) => (x.record ? { ...x, record: switchRecord(x.record) } : { id: x.id, reason: x.reason })),
+    ...(hedges ? { hedges } : {}),
   };
+  return { k: 'roles', by: m.by, d };
+}
+
+function switchRecord(r: z.infer<typeof switchRecordSchema>): SwitchRecord {
+  const { metrics, ...rest } = r;
+  return metrics ? { ...rest, metrics: normalizeMetrics(metrics) } : rest;
 }
 
 /** A cursor value: the last acked seq, as decimal text. */
