@@ -26,7 +26,8 @@ export const heartbeatSchema = z
     /**
      * Heartbeat interval of every other endpoint (a standby further down a list, the only
      * endpoint of a stream): its death is found within a few of these. WELCOME tells receivers
-     * this interval, so a receiver gives up on a silent gateway after 4 × it (SDK default).
+     * this interval: 4 × it is the most an SDK waits on a silent gateway (HEARTBEAT's cadence
+     * makes that shorter where probes or heartbeats are faster).
      * Default: 1 s, or intervalMs where that is longer.
      */
     standbyIntervalMs: z.number().int().min(10).max(60_000).optional(),

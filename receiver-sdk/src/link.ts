@@ -24,9 +24,12 @@ export interface FrameLink {
   off<K extends keyof LinkEvents>(event: K, listener: (...args: LinkEvents[K]) => void): unknown;
 }
 
-/** What the receiver wants from the next dial. `nextGateway`: the current gateway said GOAWAY, so start with another gateway URL (the same one when it has only one: a load balancer picks another instance). */
+/** What the receiver wants from the next dial. */
 export interface DialHint {
+  /** The current gateway said GOAWAY: start with another gateway URL (the same one when it has only one: a load balancer picks another instance). */
   nextGateway?: boolean;
+  /** The current gateway went silent (its link is still open): start with another gateway URL, or with only one, its next transport. */
+  gatewaySilent?: boolean;
 }
 
 /** Opens a new link to the gateway (one per connection attempt). */

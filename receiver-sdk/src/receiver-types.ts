@@ -33,7 +33,10 @@ export interface ReceiverCoreOptions {
   ackEveryChunks?: number;
   /** ...or this long after the first unacked one, whichever comes first. */
   ackDelayMs?: number;
-  /** Give up on a silent gateway after this long (default: 4 heartbeat intervals, at least 1 s). */
+  /**
+   * Give up on a silent gateway after this long. Default: 4 × the cadence its control
+   * HEARTBEATs promise, at least 300 ms, at most 4 × WELCOME's heartbeat interval (at least 1 s).
+   */
   gatewayTimeoutMs?: number;
   /** Out-of-order chunks held per stream before the hole is declared a gap. */
   reorderLimit?: number;

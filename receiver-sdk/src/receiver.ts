@@ -8,7 +8,7 @@ import { ERROR_CODES, MirrorstreamError, ProtocolError } from './protocol/errors
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameType, MAX_FRAME_BYTES_LIMIT } from './protocol/frames.js';
 import { PROTOCOL_VERSION, SDK_VERSION } from './protocol/version.js';
 import { PathRtt } from './path-rtt.js';
-import { SilenceWatch } from './silence-watch.js';
+import { silenceLimitMs, SilenceWatch } from './silence-watch.js';
 
 export type { Chunk, EpochReset, Gap, RoleChange } from './inbound.js';
 
@@ -33,6 +33,13 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   #attempt = 0;
   #retryTimer: TimerHandle | undefined;
   readonly #silence: SilenceWatch;
+  /** WELCOME's longest heartbeat interval (the silence limit's ceiling); 0 before the first. */
+  #welcomeIntervalMs = 0;
+  /** The current link had its WELCOME. */
+  #welcomed = false;
+  /** The current link went silent: kept (still heard) while the next one is dialed. */
+  #suspect = false;
+  #dialing = false;
   /** The one pending connect(): every caller gets this promise until WELCOME or failure. */
   #welcome: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
   #maxFrameBytes: number;
@@ -109,6 +116,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     this.#inbound.flushAcks();
     this.#opts.clock.clearTimeout(this.#retryTimer);
     this.#silence.stop();
+    this.#suspect = false;
     this.#opts.clock.clearInterval(this.#reportTimer);
     this.#inbound.stop();
     const link = this.#link;
@@ -118,20 +126,31 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     this.#settleWelcome(new MirrorstreamError('MS_TRANSPORT_CLOSED', 'receiver closed'));
   }
 
-  async #open(status: 'connecting' | 'reconnecting', hint?: DialHint): Promise<void> {
-    this.#setStatus(status, `attempt ${this.#attempt + 1}`);
+  /** One dial at a time: what a GOAWAY or a lost link asks for meanwhile, the dial under way does. */
+  async #open(status: 'connecting' | 'reconnecting', hint?: DialHint, detail?: string): Promise<void> {
+    if (this.#dialing) return;
+    this.#dialing = true;
+    this.#setStatus(status, detail ?? `attempt ${this.#attempt + 1}`);
     let link: FrameLink;
     try {
       link = await this.#opts.dial(hint);
     } catch (error) {
+      this.#dialing = false;
+      if (this.#link && !this.#suspect) return; // the silent gateway spoke again: stay
+      this.#dropLink('gateway silent');
       this.#scheduleRetry(error);
       return;
     }
-    if (this.#status === 'closed') {
-      link.close('receiver closed');
+    this.#dialing = false;
+    if (this.#status === 'closed' || (this.#link && !this.#suspect)) {
+      link.close(this.#status === 'closed' ? 'receiver closed' : 'the gateway spoke again');
       return;
     }
+    this.#dropLink('gateway silent');
     this.#link = link;
+    this.#welcomed = false;
+    this.#suspect = false;
+    this.linkAdopted(link);
     this.#rtt.reset();
     this.#inbound.newConnection();
     this.#maxFrameBytes = this.#initialMaxFrameBytes();
@@ -141,6 +160,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     link.on('close', (reason) => {
       if (this.#link !== link) return;
       this.#link = undefined;
+      this.#suspect = false;
       this.#silence.stop();
       this.#scheduleRetry(new MirrorstreamError('MS_TRANSPORT_CLOSED', reason, { retryable: true }));
     });
@@ -156,7 +176,27 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       }),
       'control',
     );
-    this.#silence.start();
+    // until WELCOME (and a cadence) says otherwise, the limit WELCOME allowed last time
+    this.#silence.start(this.#limit(undefined));
+  }
+
+  /** A dialed link is now the connection (one dialed while a silent one was kept may be dropped unused). */
+  protected linkAdopted(_link: FrameLink): void {}
+
+  /** Our own option, else what the gateway's cadence (or WELCOME) allows (silence-watch.ts). */
+  #limit(cadenceMs: number | undefined): number {
+    return this.#opts.gatewayTimeoutMs ?? silenceLimitMs(cadenceMs, this.#welcomeIntervalMs);
+  }
+
+  /** Leave the current link, if any: what is unacked goes out on it first. */
+  #dropLink(reason: string): void {
+    const link = this.#link;
+    if (!link) return;
+    this.#inbound.flushAcks();
+    this.#link = undefined;
+    this.#suspect = false;
+    this.#silence.stop();
+    link.close(reason);
   }
 
   #initialMaxFrameBytes(): number {
@@ -174,6 +214,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#setStatus('reconnecting', error instanceof Error ? error.message : String(error));
+    if (this.#dialing) return; // the dial under way is the retry
     this.#opts.clock.clearTimeout(this.#retryTimer);
     this.#retryTimer = this.#opts.clock.setTimeout(() => void this.#open('reconnecting'), delay);
   }
@@ -187,13 +228,32 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     else w.reject(error);
   }
 
-  /** The silence watch fired: drop the link and reconnect. */
+  /**
+   * The silence watch fired. A link that had its WELCOME is kept, still heard, while the next
+   * one is dialed at once (the next gateway URL, if there is one): a gateway that was only
+   * stalled speaks again first and the receiver stays (no switch); a dead one is left as soon
+   * as the next link is up. A link without WELCOME is dropped, and the retry backs off.
+   */
   #gatewaySilent(limitMs: number): void {
     const link = this.#link;
     if (!link) return;
+    const why = `no frame from the gateway for ${limitMs} ms`;
+    if (this.#welcomed) {
+      this.#suspect = true;
+      if (this.#dialing) this.#setStatus('reconnecting', why);
+      else void this.#open('reconnecting', { gatewaySilent: true }, why);
+      return;
+    }
     this.#link = undefined;
     link.close('gateway silent');
-    this.#scheduleRetry(new MirrorstreamError('MS_TRANSPORT_CLOSED', `no frame from the gateway for ${limitMs} ms`, { retryable: true }));
+    this.#scheduleRetry(new MirrorstreamError('MS_TRANSPORT_CLOSED', why, { retryable: true }));
+  }
+
+  /** The suspect link spoke again: stay on it (the dial under way is dropped when it resolves). */
+  #spokeAgain(): void {
+    this.#suspect = false;
+    this.#silence.start();
+    this.#setStatus('connected', 'the gateway spoke again');
   }
 
   #onMessage(link: FrameLink, bytes: Uint8Array, channel: LinkChannel): void {
@@ -203,6 +263,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       return;
     }
     this.#silence.heard();
+    if (this.#suspect) this.#spokeAgain();
     const f = decoded.frame;
     switch (f.type) {
       case FrameType.WELCOME:
@@ -215,7 +276,9 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         // the gateway sends nothing larger than it says; our own cap, if set, still holds
         this.#maxFrameBytes = Math.min(f.maxFrameBytes, this.#opts.maxFrameBytes ?? MAX_FRAME_BYTES_LIMIT, MAX_FRAME_BYTES_LIMIT);
         link.setMaxFrameBytes?.(this.#maxFrameBytes);
-        this.#silence.start(this.#opts.gatewayTimeoutMs ?? Math.max(1_000, 4 * f.heartbeatIntervalMs));
+        this.#welcomeIntervalMs = f.heartbeatIntervalMs;
+        this.#welcomed = true;
+        this.#silence.start(this.#limit(undefined));
         this.#attempt = 0;
         this.#setStatus('connected', `session ${f.sessionId}`);
         this.#startReports();
@@ -224,6 +287,8 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
       case FrameType.HEARTBEAT:
         // echo on the channel it came by: probes on the unreliable channel measure its loss
         link.send(encodeFrame({ type: FrameType.HEARTBEAT_ACK, nonce: f.nonce, sentAt: f.sentAt }), channel === 'data-unreliable' ? channel : 'control');
+        // the gateway's promise holds until its next control HEARTBEAT: only that channel keeps them in order
+        if (f.cadenceMs !== undefined && channel === 'control') this.#silence.setLimit(this.#limit(f.cadenceMs));
         if (channel === 'control' && this.#status === 'connected') this.#reportIfDue();
         return;
       case FrameType.HEARTBEAT_ACK:

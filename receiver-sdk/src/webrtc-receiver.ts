@@ -7,6 +7,8 @@ import { webtransportDialer, type WebTransportChoice, type WebTransportCtor, typ
 
 export type TransportName = 'webtransport' | 'webrtc';
 
+type Current = { transport: TransportName | undefined; gatewayUrl: string | undefined };
+
 export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial'> {
   /**
    * Base URL of the gateway's HTTP API, e.g. `http://127.0.0.1:8080`, or the URLs of several
@@ -48,7 +50,8 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial'> {
  * come from ReceiverCore; this class only picks the gateway and the transport.
  */
 export class Receiver extends ReceiverCore {
-  readonly #current: { transport: TransportName | undefined; gatewayUrl: string | undefined };
+  readonly #current: Current;
+  readonly #adopt: (link: FrameLink) => void;
 
   /** The transport of the current (or last) connection. */
   get transport(): TransportName | undefined {
@@ -99,16 +102,24 @@ export class Receiver extends ReceiverCore {
           });
     // every (gateway, transport) pair, gateway by gateway in the preferred transport order
     const routes = urls.flatMap((url) => order.map((name) => ({ url, name, dial: dialerFor(url, name) })));
-    const current: { transport: TransportName | undefined; gatewayUrl: string | undefined } = { transport: undefined, gatewayUrl: undefined };
+    const current: Current = { transport: undefined, gatewayUrl: undefined };
     // after a connection is lost, the next attempt starts with the next pair: the next
     // transport of the same gateway (a broken preferred path costs one reconnect, not a
     // connect timeout), then the next gateway (a lost instance)
     let start = 0;
+    let currentAt: number | undefined;
+    let currentLink: FrameLink | undefined;
+    const routeOf = new WeakMap<FrameLink, number>();
     const dial = async (hint?: DialHint): Promise<FrameLink> => {
-      // GOAWAY: the gateway we were on is leaving, so begin with the next one's first transport
-      if (hint?.nextGateway && current.gatewayUrl !== undefined) {
-        const next = urls[(urls.indexOf(current.gatewayUrl) + 1) % urls.length];
-        start = Math.max(0, routes.findIndex((r) => r.url === next));
+      // GOAWAY: the gateway we were on is leaving, so begin with the next one's first transport;
+      // the same for a silent one when there is another gateway (a dead instance's other
+      // transports are dead too), else its next transport, as after a lost link
+      if ((hint?.nextGateway || hint?.gatewaySilent) && currentAt !== undefined) {
+        if (hint.gatewaySilent && urls.length === 1) start = (currentAt + 1) % routes.length;
+        else {
+          const next = urls[(urls.indexOf(routes[currentAt]?.url ?? '') + 1) % urls.length];
+          start = Math.max(0, routes.findIndex((r) => r.url === next));
+        }
       }
       let lastError: unknown;
       let unavailable: unknown;
@@ -117,11 +128,7 @@ export class Receiver extends ReceiverCore {
         const route = routes[at] as (typeof routes)[number];
         try {
           const link = await route.dial();
-          current.transport = route.name;
-          current.gatewayUrl = route.url;
-          link.on('close', () => {
-            start = (at + 1) % routes.length;
-          });
+          routeOf.set(link, at);
           return link;
         } catch (error) {
           // a transport whose library is missing will not come back: report it only if every transport is like that
@@ -134,5 +141,22 @@ export class Receiver extends ReceiverCore {
     };
     super({ ...core, clock, dial, transports: order });
     this.#current = current;
+    // a link dialed while a silent one was kept may go unused: only the one taken counts
+    this.#adopt = (link) => {
+      const at = routeOf.get(link);
+      const route = at === undefined ? undefined : routes[at];
+      if (at === undefined || !route) return;
+      currentAt = at;
+      currentLink = link;
+      current.transport = route.name;
+      current.gatewayUrl = route.url;
+      link.on('close', () => {
+        if (currentLink === link) start = (at + 1) % routes.length;
+      });
+    };
+  }
+
+  protected override linkAdopted(link: FrameLink): void {
+    this.#adopt(link);
   }
 }

@@ -29,7 +29,7 @@ const frames = (versions: readonly number[]): fc.Arbitrary<Frame> => fc.oneof(
     // an epoch may be named only for a stream with a resume position
     .chain((h) => fc.subarray(Object.keys(h.resume)).chain((keys) => fc.tuple(...keys.map(() => id)).map((eps) => ({ type: FrameType.HELLO, ...h, resume: { ...h.resume }, epochs: Object.fromEntries(keys.map((k, i) => [k, eps[i]!])) })))),
   fc.record({ type: fc.constant(FrameType.ACK), streamId: id, seq }),
-  fc.record({ type: fc.constant(FrameType.HEARTBEAT), nonce: u32, sentAt: seq }),
+  fc.record({ type: fc.constant(FrameType.HEARTBEAT), nonce: u32, sentAt: seq, cadenceMs: fc.integer({ min: 1, max: 60_000 }) }, { requiredKeys: ['type', 'nonce', 'sentAt'] }),
   fc.record({ type: fc.constant(FrameType.HEARTBEAT_ACK), nonce: u32, sentAt: seq }),
   fc.record({
     type: fc.constant(FrameType.RECEIVER_REPORT),

@@ -1,5 +1,5 @@
 import { createGateway, ManualClock, MemoryTransport, type Gateway, type GatewayConfigInput } from '../../gateway/src/index.js';
-import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { ReceiverCore, type Chunk, type FrameLink } from '../../receiver-sdk/src/index.js';
 
 /**
  * A gateway and receivers wired with in-memory transports and one manual clock.
@@ -15,7 +15,7 @@ export interface TestReceiver {
   gatewaySide(): MemoryTransport | undefined;
   /** Hang: drop all traffic and refuse to reconnect, like a frozen process. */
   freeze(): void;
-  /** Come back: allow reconnecting (the silent link is dropped by the silence timer). */
+  /** Come back: allow reconnecting (the hung link stays until the gateway drops it or the new one replaces it). */
   thaw(): void;
   /** Stop like SIGSTOP: the connection stays, traffic both ways is held (nothing lost). */
   pause(): void;
@@ -81,7 +81,7 @@ export function harness(config: GatewayConfigInput = {}): Harness {
           gateway.accept(gatewaySide, { endpointId: id });
           current = receiverSide;
           gatewayEnd = gatewaySide;
-          return receiverSide;
+          return hangsWhileFrozen(receiverSide, () => frozen);
         },
       });
       const chunks: Chunk[] = [];
@@ -118,6 +118,25 @@ export function harness(config: GatewayConfigInput = {}): Harness {
     },
   };
   return h;
+}
+
+/**
+ * The receiver's end as its SDK sees it. The SDK runs on while "frozen" (its silence watch
+ * fires, it leaves the link), but nothing gets through a hung path, not even its goodbye:
+ * the gateway finds the endpoint dead by itself.
+ */
+function hangsWhileFrozen(link: MemoryTransport, frozen: () => boolean): FrameLink {
+  return {
+    get isClosed() {
+      return link.isClosed;
+    },
+    send: (bytes, channel) => link.send(bytes, channel),
+    close: (reason) => {
+      if (!frozen()) link.close(reason);
+    },
+    on: (event, listener) => link.on(event, listener),
+    off: (event, listener) => link.off(event, listener),
+  };
 }
 
 /** Seqs of one stream as a receiver got them. */

@@ -3,12 +3,14 @@ import {
   encodeFrame,
   FRAME_TYPE_NAMES,
   FrameType,
+  HEARTBEAT_CADENCE_SINCE,
   isSupportedSdk,
   PROTOCOL_VERSION,
   releaseLine,
   ProtocolError,
   SDK_VERSION,
   TypedEmitter,
+  versionAtLeast,
   type AckFrame,
   type Channel,
   type Clock,
@@ -67,7 +69,7 @@ export interface ConnectionOptions {
   maxFrameBytes: number;
   /** Heartbeat interval at first; the scheduler sets it per endpoint afterwards. */
   heartbeatIntervalMs: number;
-  /** The longest heartbeat interval this connection may get, told in WELCOME (the receiver's silence limit follows from it). */
+  /** The longest heartbeat interval this connection may get, told in WELCOME (the ceiling of the receiver's silence limit; HEARTBEAT's cadence sets it). */
   maxHeartbeatIntervalMs: number;
   probeIntervalMs: number;
   helloTimeoutMs: number;
@@ -95,6 +97,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   #heartbeatIntervalMs: number;
   #lastHeartbeatAt = 0;
   #lastProbeAt = 0;
+  /** The receiver's SDK reads HEARTBEAT's cadence (it said its version in HELLO). */
+  #tellsCadence = false;
+  /** The cadence the receiver may hold us to (undefined: none told yet; WELCOME's bound holds). */
+  #owedMs: number | undefined;
+  /** The newest cadence told, and the heartbeat that told it: once that is echoed, the receiver holds it. */
+  #told: { nonce: number; cadenceMs: number } | undefined;
   heartbeatsSent = 0;
   heartbeatsAcked = 0;
 
@@ -150,8 +158,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     );
     const now = this.#opts.clock.now();
     this.#lastProbeAt = now;
-    this.#probeTimer.at(batched(now, this.#probeIntervalMs));
-    this.#sendHeartbeat(now);
+    this.#probeTimer.at(batched(now, this.#probeEveryMs));
+    // tells no cadence: the scheduler sets this connection's rates right after, and a faster
+    // one told now would have to be kept until the receiver heard the slower one
+    this.#sendHeartbeat(now, false);
   }
 
   /**
@@ -194,6 +204,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.#onClosed(reason);
   }
 
+  /** The probe interval the scheduler asked for (probes may run faster while a slower cadence is being told). */
   get probeIntervalMs(): number {
     return this.#probeIntervalMs;
   }
@@ -205,32 +216,90 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** Probe this often from now on (the scheduler probes fast only where a decision needs it). */
   setProbeInterval(ms: number): void {
     if (ms === this.#probeIntervalMs) return;
+    const before = this.#probeEveryMs;
     this.#probeIntervalMs = ms;
-    if (this.#state === 'open') this.#probeTimer.at(batched(this.#lastProbeAt, ms));
+    this.#ratesChanged(before);
   }
 
   /** Heartbeat this often from now on (the scheduler's choice, like the probe rate). */
   setHeartbeatInterval(ms: number): void {
     if (ms === this.#heartbeatIntervalMs) return;
+    const before = this.#probeEveryMs;
     this.#heartbeatIntervalMs = ms;
     if (this.#state === 'open') this.#heartbeatTimer.at(batched(this.#lastHeartbeatAt, ms));
+    this.#ratesChanged(before);
   }
 
-  #sendHeartbeat(now: number): void {
+  /**
+   * What this connection promises the receiver (HEARTBEAT's cadence): a HEARTBEAT at least this
+   * often, probe or heartbeat; the receiver's silence limit follows it (SDK: 4 ×, at least 300 ms).
+   */
+  get #cadenceMs(): number {
+    return Math.min(this.#probeIntervalMs, this.#heartbeatIntervalMs);
+  }
+
+  /**
+   * The probe interval in force: the scheduler's, but never slower than a cadence the receiver
+   * may still hold us to. A slower cadence is told in a heartbeat sent at once and kept to until
+   * that heartbeat is echoed (the receiver then holds the new one, about one RTT later), so a
+   * slowdown never looks like a dead gateway.
+   */
+  get #probeEveryMs(): number {
+    const owed = this.#owedMs;
+    return owed !== undefined && owed < this.#heartbeatIntervalMs ? Math.min(this.#probeIntervalMs, owed) : this.#probeIntervalMs;
+  }
+
+  /**
+   * The scheduler changed a rate (the probe interval in force was `before`): the next probe
+   * moves with it, and a slower cadence than we owe is told at once (in this turn of the timer
+   * queue, after the scheduler set both rates).
+   */
+  #ratesChanged(before: number): void {
+    if (this.#state !== 'open') return;
+    const owed = this.#owedMs;
+    if (this.#tellsCadence && owed !== undefined && this.#cadenceMs > owed && this.#told?.cadenceMs !== this.#cadenceMs) {
+      this.#heartbeatTimer.at(this.#opts.clock.now());
+    }
+    this.#reprobe(before);
+  }
+
+  /** The probe interval in force changed from `before`: the next probe moves with it. */
+  #reprobe(before: number): void {
+    if (this.#state === 'open' && this.#probeEveryMs !== before) this.#probeTimer.at(batched(this.#lastProbeAt, this.#probeEveryMs));
+  }
+
+  #sendHeartbeat(now: number, tellCadence = this.#tellsCadence): void {
     if (this.#state !== 'open') return;
     this.#lastHeartbeatAt = now;
     this.#heartbeatTimer.at(batched(now, this.#heartbeatIntervalMs));
     this.heartbeatsSent++;
+    const nonce = (this.#heartbeatNonce = (this.#heartbeatNonce + 2) % 2 ** 32);
+    const cadenceMs = tellCadence ? this.#cadenceMs : undefined;
+    if (cadenceMs !== undefined) {
+      this.#told = { nonce, cadenceMs };
+      this.#owedMs = Math.min(this.#owedMs ?? cadenceMs, cadenceMs);
+    }
     // stamped when it goes out, not when its batch came due: the RTT is the path's, not the batch's
     const sentAt = this.#opts.clock.now();
-    this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: (this.#heartbeatNonce = (this.#heartbeatNonce + 2) % 2 ** 32), sentAt }), 'control');
+    this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt, ...(cadenceMs === undefined ? {} : { cadenceMs }) }), 'control');
+  }
+
+  /**
+   * The heartbeat that told the newest cadence was echoed: that cadence is what we owe now.
+   * (Only the newest: with an RTT above the heartbeat interval we keep the fastest told.)
+   */
+  #cadenceHeard(nonce: number): void {
+    if (this.#told?.nonce !== nonce || this.#owedMs === this.#told.cadenceMs) return;
+    const before = this.#probeEveryMs;
+    this.#owedMs = this.#told.cadenceMs;
+    this.#reprobe(before);
   }
 
   /** Probes ride the unreliable channel: a lost one is a lost packet, not a retransmission. */
   #sendProbe(now: number): void {
     if (this.#state !== 'open') return;
     this.#lastProbeAt = now;
-    this.#probeTimer.at(batched(now, this.#probeIntervalMs));
+    this.#probeTimer.at(batched(now, this.#probeEveryMs));
     const nonce = (this.#probeNonce = (this.#probeNonce + 2) % 2 ** 32);
     const sentAt = this.#opts.clock.now();
     const sent = this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt }), 'data-unreliable');
@@ -263,6 +332,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         return;
       }
       this.#helloTimer.cancel();
+      this.#tellsCadence = versionAtLeast(frame.sdkVersion, HEARTBEAT_CADENCE_SINCE);
       this.#state = 'open';
       this.emit('hello', frame);
       return;
@@ -282,6 +352,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
           return;
         }
         this.heartbeatsAcked++;
+        this.#cadenceHeard(frame.nonce);
         this.emit('heartbeatAck', Math.max(0, now - frame.sentAt), now);
         return;
       }

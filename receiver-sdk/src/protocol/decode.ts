@@ -33,9 +33,10 @@ const unpackr = new Unpackr({
   structuredClone: false,
 });
 
-// Allowed array lengths per frame type, indexed by type; DATA may omit trailing key/layer.
+// Allowed array lengths per frame type, indexed by type; DATA may omit trailing key/layer,
+// HELLO its transports, HEARTBEAT its cadence.
 const MIN_ARITY = [0, 6, 5, 5, 3, 3, 3, 7, 5, 5, 3, 3, 4, 2] as const;
-const MAX_ARITY = [0, 7, 5, 7, 3, 3, 3, 7, 5, 5, 3, 3, 4, 2] as const;
+const MAX_ARITY = [0, 7, 5, 7, 3, 4, 3, 7, 5, 5, 3, 3, 4, 2] as const;
 
 function fail(code: ErrorCode, message: string): DecodeResult {
   return { ok: false, error: new ProtocolError(code, message) };
@@ -129,7 +130,10 @@ function validate(type: FrameType, a: unknown[]): Frame | string {
       const sentAt = a[2];
       if (nonce < 0) return 'HEARTBEAT.nonce must be an unsigned integer';
       if (!isFiniteNumber(sentAt)) return 'HEARTBEAT.sentAt must be a finite number';
-      return { type, nonce, sentAt: sentAt + 0 };
+      if (a.length < 4) return { type, nonce, sentAt: sentAt + 0 };
+      const cadenceMs = uint(a[3]);
+      if (cadenceMs < 1) return 'HEARTBEAT.cadenceMs must be an integer >= 1';
+      return { type: FrameType.HEARTBEAT, nonce, sentAt: sentAt + 0, cadenceMs };
     }
     case FrameType.HELLO:
       return validateHello(a);

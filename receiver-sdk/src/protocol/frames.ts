@@ -127,6 +127,14 @@ export interface HeartbeatFrame {
   type: typeof FrameType.HEARTBEAT;
   nonce: number;
   sentAt: number;
+  /**
+   * Optional, gateway → receiver on the control channel: until its next control HEARTBEAT the
+   * gateway sends this connection a HEARTBEAT (probe or heartbeat, either channel) at least
+   * every `cadenceMs`, so the receiver may judge it silent sooner (SDK: 4 × this, at least
+   * 300 ms). A gateway sends it only to SDKs from HEARTBEAT_CADENCE_SINCE on (version.ts):
+   * older ones reject a 4-element HEARTBEAT.
+   */
+  cadenceMs?: number;
 }
 
 /** Echoes the heartbeat's `sentAt`, so the sender measures RTT on its own clock. */
@@ -245,6 +253,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case FrameType.ACK:
       return packr.pack([FrameType.ACK, frame.streamId, frame.seq]);
     case FrameType.HEARTBEAT:
+      return packr.pack(frame.cadenceMs === undefined ? [frame.type, frame.nonce, frame.sentAt] : [frame.type, frame.nonce, frame.sentAt, frame.cadenceMs]);
     case FrameType.HEARTBEAT_ACK:
       return packr.pack([frame.type, frame.nonce, frame.sentAt]);
     case FrameType.HELLO: {
