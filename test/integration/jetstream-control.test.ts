@@ -88,4 +88,35 @@ describe('stream control lease and fencing (JetStream)', () => {
     await Promise.all([a.close(), b.close()]);
     await JetStreamControl.destroy(ctx, 's2');
   }, 30_000);
+
+  it('a holder that presence calls gone is taken over at once; one that cannot decide stops at once and hands its lease back after half a lease, not on a blip', async () => {
+    const [ca, cb] = [new ManualClock(), new ManualClock()];
+    const gone = new Set<string>();
+    let bAble = true;
+    const a = await JetStreamControl.open(ctx, 's3', 'A', ca, TIMING, () => true, (i) => gone.has(i));
+    await until(() => a.isOwner(), 5_000, 'A claims the free lease');
+    const b = await JetStreamControl.open(ctx, 's3', 'B', cb, TIMING, () => bAble, (i) => gone.has(i));
+    await until(() => b.owner === 'A', 5_000, 'B sees A holding the lease');
+    // A is gone by presence: B claims now, its clock standing still, A's lease far from its end
+    gone.add('A');
+    b.recheck();
+    await until(() => b.isOwner(), 5_000, 'B claims the lease of a gone holder at once');
+    await expect(a.publish(decision('fenced'))).rejects.toBeDefined();
+    gone.delete('A');
+    await until(() => a.owner === 'B', 5_000, 'A sees B holding the lease');
+
+    // B cannot follow the engine for a moment: it stops deciding at once but keeps its lease
+    bAble = false;
+    b.recheck();
+    expect(b.isOwner()).toBe(false);
+    cb.advance(TIMING.leaseMs / 4);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(a.owner).toBe('B');
+    // still unable after half a lease: it hands the lease back, and A claims it at once
+    cb.advance(TIMING.leaseMs / 4);
+    await until(() => a.isOwner(), 5_000, 'A claims the lease B handed back');
+    bAble = true;
+    await Promise.all([a.close(), b.close()]);
+    await JetStreamControl.destroy(ctx, 's3');
+  }, 30_000);
 });

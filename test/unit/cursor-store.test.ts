@@ -66,4 +66,26 @@ describe('CursorStore: acked cursors on KV', () => {
     expect(await store.load('s.')).toEqual(new Map([['e1', 7]]));
     await store.close();
   });
+
+  it('a cursor another instance stored ahead is not written back over by a late retry', async () => {
+    const clock = new ManualClock();
+    const { kv, data, state } = fakeKv();
+    const store = new CursorStore(kv, clock, pino({ level: 'silent' }));
+    state.down = true;
+    store.save('s.e1', 7);
+    clock.advance(200);
+    await settle();
+    state.down = false;
+    data.set('s.e1', '12');
+    store.observe('s.e1', 12);
+    clock.advance(1_000);
+    await settle();
+    expect(data.get('s.e1')).toBe('12');
+    expect(state.puts).toBe(1);
+    store.save('s.e1', 11);
+    clock.advance(200);
+    await settle();
+    expect(state.puts).toBe(1);
+    await store.close();
+  });
 });

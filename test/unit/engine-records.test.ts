@@ -18,7 +18,8 @@ describe('records read back from the engine', () => {
     const stream = { spec: { stream_id: 's', endpoint_list: ['e1', 'e2'] }, epoch: 'ep-1', createdAt: 1 };
     expect(parseStoredStream(JSON.stringify(stream))?.spec).toMatchObject({ stream_id: 's', endpoint_list: ['e1', 'e2'] });
     const board = { state: 'alive', degraded: false, upSince: 5, disconnectedAt: undefined, streams: { s: false }, health: { verdict: 'healthy', score: 1, since: 0, reasons: [], metrics: { rtt_ms: metric } }, at: 9 };
-    expect(parseBoardRecord(JSON.stringify(board))).toEqual(board);
+    // JSON drops undefined: the parsed record has the key again, as the type says
+    expect(parseBoardRecord(JSON.stringify(board))).toStrictEqual({ ...board, health: { ...board.health, metrics: { rtt_ms: { ...metric, breachedSince: undefined } } } });
     expect(parseCursor('1234')).toBe(1234);
   });
 

@@ -72,10 +72,14 @@ describe('Presence: which gateway instances are alive', () => {
     const clock = new ManualClock();
     const bus = new FakeBus();
     const a = new Presence(bus, 'ms', 'a', clock, silent, timing);
+    const long = 'x'.repeat(65);
     bus.publish('ms.presence.');
-    bus.publish(`ms.presence.${'x'.repeat(65)}`);
-    clock.advance(timing.goneMs + timing.intervalMs);
-    expect(a.state('')).toBe('gone');
+    bus.publish(`ms.presence.${long}`);
+    bus.publish('ms.presence.a.b');
+    expect(a.state(long)).toBe('unknown');
+    expect(a.lastHeard('')).toBeUndefined();
+    expect(a.lastHeard(long)).toBeUndefined();
+    expect(a.lastHeard('a.b')).toBeUndefined();
     a.close();
   });
 });

@@ -200,7 +200,36 @@ export class Registry {
       if (!this.#revisions.newer(id, change.revision)) return undefined;
       return this.#adopt(change.stream);
     });
-    if (done instanceof Promise) done.catch((error: unknown) => this.#o.log.error({ stream: id, err: error }, 'a change from another instance could not be applied'));
+    if (done instanceof Promise) {
+      done.catch((error: unknown) => {
+        this.#o.log.error({ stream: id, err: error }, 'a change from another instance could not be applied: trying again');
+        this.#catchUp(id, 0);
+      });
+    }
+  }
+
+  /**
+   * A change from another instance that could not be applied (the engine was electing, the
+   * log did not appear in time) is not lost: the stream is brought to what is stored then, with
+   * a back-off (0.5 s doubling to 8 s, 10 tries), unless something newer got there first.
+   */
+  #catchUp(streamId: string, attempt: number): void {
+    const read = this.#o.backend.storedStream;
+    if (!read || attempt >= 10) return;
+    this.#o.clock.setTimeout(() => {
+      const done = this.#exclusive(streamId, async () => {
+        const stored = await read.call(this.#o.backend, streamId);
+        if (!stored) return this.#dropLocal(streamId);
+        const local = this.#streams.get(streamId);
+        if (local?.epoch === stored.stream.epoch && !this.#revisions.newer(streamId, stored.revision)) return undefined;
+        this.#revisions.newer(streamId, stored.revision);
+        return this.#adopt(stored.stream);
+      });
+      void Promise.resolve(done).catch((error: unknown) => {
+        this.#o.log.warn({ stream: streamId, err: error, attempt: attempt + 1 }, 'catching up with a stored stream failed');
+        this.#catchUp(streamId, attempt + 1);
+      });
+    }, Math.min(8_000, 500 * 2 ** attempt));
   }
 
   /** The stored record (spec and epoch) of a stream. */

@@ -1,4 +1,4 @@
-import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
+import { MirrorstreamError, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
@@ -17,6 +17,9 @@ import { CursorStore } from './cursor-store.js';
 import { Presence } from './presence.js';
 import { parseCursor, parseStoredStream } from './records.js';
 
+/** Not hearing our own presence this long while connected: reconnect (the server is wedged or cut off). */
+const SELF_SILENT_RECONNECT_MS = 1_500;
+const SELF_CHECK_MS = 250;
 /** How long an instance waits for the log of a stream another instance is creating. */
 const ADOPT_WAIT_MS = 5_000;
 
@@ -44,6 +47,8 @@ export class JetStreamBackend implements Backend {
   endpoints: JetStreamEndpointBoard | undefined;
   /** Which instances are alive (a heartbeat on core NATS): a dead one is taken over in hundreds of ms. */
   #presence: Presence | undefined;
+  #selfCheck: TimerHandle | undefined;
+  #reconnecting = false;
   readonly #logs = new Map<string, JetStreamLog>();
   /** Every subscription to the engine (logs, controls, KV watches), supervised alike. */
   readonly followers: Followers;
@@ -118,7 +123,24 @@ export class JetStreamBackend implements Backend {
     presence.onChange(() => {
       for (const c of this.#controls) c.recheck();
     });
+    this.#selfCheck = this.#clock.setInterval(() => this.#checkSelf(nc, presence), SELF_CHECK_MS);
     return presence;
+  }
+
+  /**
+   * The client says connected but this instance has not heard its own presence for a while:
+   * the server it is connected to is wedged or cut off from the cluster. Reconnect (to another
+   * server of the list) rather than wait for pings to time out.
+   */
+  #checkSelf(nc: NatsConnection, presence: Presence): void {
+    if (!this.#connected || nc.isClosed() || this.#reconnecting) return;
+    const silentMs = presence.selfSilentMs;
+    if (silentMs < SELF_SILENT_RECONNECT_MS) return;
+    this.#log.warn({ silentMs }, 'not hearing our own presence on NATS: reconnecting');
+    this.#reconnecting = true;
+    nc.reconnect()
+      .catch((error: unknown) => this.#log.warn({ err: error }, 'NATS reconnect failed'))
+      .finally(() => (this.#reconnecting = false));
   }
 
   /** Connect to NATS (loaded here, so a gateway on the memory log never loads the client); it reconnects by itself. */
@@ -126,7 +148,9 @@ export class JetStreamBackend implements Backend {
     const { connect } = await import('@nats-io/transport-node');
     const { servers, requestTimeoutMs: timeout } = this.#config;
     this.#log.info({ servers }, 'connecting to NATS');
-    const nc = await connect({ servers, name: 'mirrorstream-gateway', timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true });
+    // a server that dies without closing its sockets is noticed by pings within about 4 s, and
+    // sooner by presence (see #checkSelf)
+    const nc = await connect({ servers, name: 'mirrorstream-gateway', timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true, pingInterval: 2_000, maxPingOut: 2 });
     this.#connected = true;
     void this.#watchConnection(nc);
     return nc;
@@ -139,9 +163,9 @@ export class JetStreamBackend implements Backend {
         if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;
         this.#connected = s.type === 'reconnect';
         this.#checked = undefined;
+        // the client checks each consumer after a reconnect: one that lived on the server we lost
+        // ends its subscription (consumer not found), and its follower recreates it
         this.#log.warn({ status: s.type }, `NATS ${s.type}`);
-        // the consumers we had may have lived on the server we lost
-        if (s.type === 'reconnect') this.followers.restartAll('NATS reconnected');
       }
     } catch (error) {
       // the iterator ends with the connection; anything else is a bug worth seeing, not a crash
@@ -217,7 +241,11 @@ export class JetStreamBackend implements Backend {
   async openLog(stream: StoredStream, limits: RetentionConfig, adopt = false): Promise<JetStreamLog> {
     const id = stream.spec.stream_id;
     const ctx = this.#context();
-    const log = this.#logs.get(id) ?? (adopt ? await JetStreamLog.adopt(ctx, id, limits, stream.epoch, ADOPT_WAIT_MS) : await JetStreamLog.open(ctx, id, limits, stream.epoch));
+    const cached = this.#logs.get(id);
+    // a log of another epoch is one whose deletion this instance did not see: not this stream's
+    if (cached && cached.epoch !== stream.epoch) cached.stop();
+    const log =
+      cached?.epoch === stream.epoch ? cached : adopt ? await JetStreamLog.adopt(ctx, id, limits, stream.epoch, ADOPT_WAIT_MS) : await JetStreamLog.open(ctx, id, limits, stream.epoch);
     this.#logs.set(id, log);
     return log;
   }
@@ -226,10 +254,10 @@ export class JetStreamBackend implements Backend {
     const { leaseMs } = this.#config;
     // a stream is decided here only while this instance follows its log and the shared views
     // a stream is decided here only while this instance hears itself on NATS, has listened long
-    // enough to know who else is alive, and follows the stream's log and the shared views
+    // enough to know who else is alive, and follows the stream's log and the endpoint board
     const presence = this.#presence;
-    const canDecide = (): boolean =>
-      presence !== undefined && presence.settled && presence.connected && !this.followers.stale.some((name) => name.startsWith('kv:') || name === `log:${streamId}`);
+    const views = [`log:${streamId}`, `kv:${this.#names.endpointsBucket}`];
+    const canDecide = (): boolean => presence !== undefined && presence.settled && presence.connected && !this.followers.stale.some((name) => views.includes(name));
     const holderGone = (instance: string): boolean => presence?.state(instance) === 'gone';
     const control = await JetStreamControl.open(this.#context(), streamId, this.instanceId, this.#clock, { leaseMs, marginMs: Math.floor(leaseMs / 8) }, canDecide, holderGone);
     for (const c of this.#controls) if (c.closed) this.#controls.delete(c);
@@ -263,6 +291,7 @@ export class JetStreamBackend implements Backend {
       const dot = key.indexOf('.');
       const seq = operation === 'PUT' ? parseCursor(value) : undefined;
       if (dot < 0 || seq === undefined) return;
+      this.#cursorStore?.observe(key, seq);
       listener({ kind: 'cursor', streamId: unescapeId(key.slice(0, dot)), endpointId: unescapeId(key.slice(dot + 1)), seq });
     });
     if (this.endpoints) this.endpoints.onChange = (endpointId) => listener({ kind: 'endpoint', endpointId });
@@ -321,6 +350,7 @@ export class JetStreamBackend implements Backend {
     // an owner going away hands its leases back, so another instance decides at once
     await Promise.all([...this.#controls].map((c) => c.close()));
     this.endpoints?.close();
+    this.#clock.clearInterval(this.#selfCheck);
     this.#presence?.close();
     for (const l of this.#logs.values()) l.stop();
     this.followers.closeAll();

@@ -22,8 +22,9 @@ export interface LeaseTiming {
  * everything before, and a holder whose lease was taken over cannot append a decision
  * after the claim. The owner is whoever appended the last lease that has not expired;
  * every instance applies the decisions in log order. An instance that cannot follow the
- * engine (`canDecide` false: this log, the stream's log or a shared view is being
- * resubscribed) does not decide and hands its lease back, so another instance decides.
+ * engine (`canDecide` false: this log, the stream's log or the endpoint board is being
+ * resubscribed; it does not hear itself on NATS) does not decide, and hands its lease back
+ * once that has lasted half a lease, so another instance decides.
  */
 export class JetStreamControl implements StreamControl {
   readonly #ctx: JetStreamContext;
@@ -47,6 +48,8 @@ export class JetStreamControl implements StreamControl {
   #appending = false;
   readonly #canDecide: () => boolean;
   readonly #holderGone: (instance: string) => boolean;
+  /** Since when this instance cannot decide (undefined: it can). */
+  #unableSince: number | undefined;
   /** isOwner() as last told to the owner listeners. */
   #wasOwner = false;
 
@@ -153,10 +156,13 @@ export class JetStreamControl implements StreamControl {
     const mine = this.#holds();
     const able = this.#follower?.following === true && this.#canDecide();
     if (!able) {
-      // an instance that cannot see the engine must not decide: another one takes over now
-      if (mine) await this.#append({ k: 'lease', by: this.#me, until: 0 }).catch(() => undefined);
+      // it does not decide (isOwner) nor renew; one that stays unable hands its lease back, so
+      // another instance decides before the lease runs out (a short blip moves nothing)
+      this.#unableSince ??= now;
+      if (mine && now - this.#unableSince >= this.#t.leaseMs / 2) await this.#append({ k: 'lease', by: this.#me, until: 0 }).catch(() => undefined);
       return;
     }
+    this.#unableSince = undefined;
     const free = !l || now > l.until + this.#t.marginMs || (l.by !== this.#me && l.until > 0 && this.#holderGone(l.by));
     if (!mine && !free) return;
     // renew once a quarter of the lease has passed; claim at once

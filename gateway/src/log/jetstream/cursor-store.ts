@@ -11,7 +11,7 @@ const RETRY_MS = 1_000;
 /**
  * Cursors (last acked seq per stream and endpoint) on a KV bucket, key `<stream>.<endpoint>`.
  * Acks come fast; the bucket gets the newest value of each cursor at most every FLUSH_MS, never
- * a value below what it holds. A write that fails (NATS away) is retried on a timer of its
+ * a value below what it (or, as far as it saw, another instance) wrote. A write that fails (NATS away) is retried on a timer of its
  * own: a cursor only matters to resume, and HELLO carries it too, but it must get there.
  */
 export class CursorStore {
@@ -35,6 +35,12 @@ export class CursorStore {
     if (seq <= (this.#dirty.get(key) ?? this.#written.get(key) ?? 0)) return;
     this.#dirty.set(key, seq);
     this.#schedule(FLUSH_MS);
+  }
+
+  /** Another instance stored `seq` for this cursor: never write a lower one over it. */
+  observe(key: string, seq: number): void {
+    if (seq > (this.#written.get(key) ?? 0)) this.#written.set(key, seq);
+    if ((this.#dirty.get(key) ?? Infinity) <= seq) this.#dirty.delete(key);
   }
 
   /** The stored cursors under `prefix` (`<stream>.`), by the rest of their key. */
@@ -69,7 +75,8 @@ export class CursorStore {
 
   async #flush(): Promise<void> {
     if (this.#dirty.size === 0) return;
-    const batch = [...this.#dirty];
+    // what another instance stored meanwhile may already be ahead (a retry comes a second late)
+    const batch = [...this.#dirty].filter(([key, seq]) => seq > (this.#written.get(key) ?? 0));
     this.#dirty.clear();
     await Promise.all(
       batch.map(async ([key, seq]) => {

@@ -1,6 +1,9 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { ENGINE_HEARTBEAT_MS, type OpenFollow } from './follower.js';
 
+/** How long one pull request lasts (a new one is sent as it ends): long, so an idle follower costs a heartbeat per ENGINE_HEARTBEAT_MS and little else. */
+const PULL_MS = 15_000;
+
 /** Notifications that say the consumer or its stream is gone: recreate at once, not after a stall. */
 const LOST = new Set(['consumer_not_found', 'consumer_deleted', 'stream_not_found', 'no_responders', 'heartbeats_missed']);
 /** Notifications only a live server sends. */
@@ -23,12 +26,16 @@ export interface FollowStreamOptions {
  */
 export function followStream(js: JetStreamClient, stream: string, options: FollowStreamOptions): OpenFollow<JsMsg> {
   return async (after, sink) => {
+    // a copy: nats.js writes the consumer's name prefix into the options it is given
     const start: Partial<OrderedConsumerOptions> =
-      after === 0 && options.first ? options.first : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 };
+      after === 0 && options.first ? { ...options.first } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 };
     const consumer = await js.consumers.get(stream, start);
     let messages: ConsumerMessages;
     try {
-      messages = await consumer.consume({ max_messages: options.batch, expires: 2 * ENGINE_HEARTBEAT_MS, idle_heartbeat: ENGINE_HEARTBEAT_MS });
+      // a missing consumer ends the subscription (the follower recreates it from its position)
+      // instead of the library recreating it behind the follower's back; a pull lasts PULL_MS,
+      // heartbeats come every ENGINE_HEARTBEAT_MS whatever the pull's length
+      messages = await consumer.consume({ max_messages: options.batch, expires: PULL_MS, idle_heartbeat: ENGINE_HEARTBEAT_MS, abort_on_missing_resource: true });
     } catch (error) {
       consumer.delete().catch(() => undefined);
       throw error;

@@ -64,11 +64,13 @@ export class Follower<T> {
   /** Bumped per subscription: what an old one still delivers is dropped. */
   #generation = 0;
   #lastHeard = 0;
+  #lastCheck = 0;
   #following = false;
   #failures = 0;
   #watch: TimerHandle | undefined;
   #retry: TimerHandle | undefined;
-  #opening = false;
+  /** Opens in flight (a restart during one starts another; the older one's result is dropped). */
+  #opening = 0;
   #closed = false;
   /** Subscriptions replaced since start (a metric). */
   restarts = 0;
@@ -86,12 +88,18 @@ export class Follower<T> {
   /** Open the first subscription; a failure is thrown (the caller reports it), later ones are retried here. */
   async start(): Promise<void> {
     await this.#open();
-    this.#watch = this.#o.clock.setInterval(() => this.#check(), Math.max(10, Math.floor(this.#t.stallMs / 4)));
+    if (this.#closed) return;
+    this.#lastCheck = this.#o.clock.now();
+    this.#watch = this.#o.clock.setInterval(() => this.#check(), this.#checkEveryMs);
+  }
+
+  get #checkEveryMs(): number {
+    return Math.max(10, Math.floor(this.#t.stallMs / 4));
   }
 
   /** Replace the subscription now (the connection to the engine came back: its consumers may be gone). */
   restart(reason: string): void {
-    if (this.#closed || this.#opening) return;
+    if (this.#closed) return;
     this.#replace(reason);
   }
 
@@ -106,8 +114,13 @@ export class Follower<T> {
   }
 
   #check(): void {
-    if (this.#closed || this.#opening || this.#retry) return;
-    const silent = this.#o.clock.now() - this.#lastHeard;
+    const now = this.#o.clock.now();
+    // this check ran late: the process was paused (GC, CPU steal), and what the subscription
+    // sent meanwhile sits unread behind this timer; judge it after the pause, not by it
+    if (now - this.#lastCheck > this.#checkEveryMs + this.#t.stallMs / 2) this.#lastHeard = now;
+    this.#lastCheck = now;
+    if (this.#closed || this.#opening > 0 || this.#retry) return;
+    const silent = now - this.#lastHeard;
     if (silent >= this.#t.stallMs) this.#replace(`nothing heard for ${silent} ms`);
   }
 
@@ -125,7 +138,7 @@ export class Follower<T> {
   }
 
   async #open(): Promise<void> {
-    this.#opening = true;
+    this.#opening++;
     const generation = ++this.#generation;
     try {
       const sink: FollowSink<T> = {
@@ -149,7 +162,7 @@ export class Follower<T> {
       // subscription that never shows life is replaced too
       this.#heard();
     } finally {
-      this.#opening = false;
+      this.#opening--;
     }
   }
 
@@ -187,14 +200,21 @@ export class Follower<T> {
     if (this.#following === following) return;
     this.#following = following;
     if (following && this.restarts > 0) this.#o.log.warn({ follower: this.name, position: this.#o.position() }, 'engine subscription following again');
-    this.#o.onHealth?.(following);
+    try {
+      this.#o.onHealth?.(following);
+    } catch (error) {
+      this.#o.log.error({ follower: this.name, err: error }, 'follower health listener failed');
+    }
   }
 }
 
+/** Opens of subscriptions in flight at once, per backend. */
+const MAX_OPENS = 16;
+
 /**
- * Every follower of one backend: made here so each one is supervised the same way, restarted
- * together when the connection to the engine comes back, and counted for readiness and
- * metrics (which are not following now, how many subscriptions were replaced).
+ * Every follower of one backend: made here so each one is supervised the same way, its opens
+ * kept to MAX_OPENS at a time, and counted for readiness and metrics (which are not following
+ * now, how many subscriptions were replaced).
  */
 export class Followers {
   readonly #clock: Clock;
@@ -205,6 +225,8 @@ export class Followers {
   #pastRestarts = 0;
   /** Told when a follower stops or starts following. */
   onChange: (() => void) | undefined;
+  #opens = 0;
+  readonly #waiting: (() => void)[] = [];
 
   constructor(clock: Clock, log: Logger) {
     this.#clock = clock;
@@ -214,13 +236,14 @@ export class Followers {
   follow<T>(options: Omit<FollowerOptions<T>, 'clock' | 'log' | 'onHealth'>): Follower<T> {
     const follower: Follower<T> = new Follower<T>({
       ...options,
+      open: (after, sink) => this.#limited(() => options.open(after, sink)),
       clock: this.#clock,
       log: this.#log,
       onHealth: (following) => {
         if (!this.#all.has(follower as Follower<never>)) return;
         if (following) this.#stale.delete(follower.name);
         else this.#stale.add(follower.name);
-        this.onChange?.();
+        this.#changed();
       },
     });
     this.#all.add(follower as Follower<never>);
@@ -232,12 +255,7 @@ export class Followers {
     if (!this.#all.delete(f)) return;
     f.close();
     this.#pastRestarts += f.restarts;
-    if (this.#stale.delete(f.name)) this.onChange?.();
-  }
-
-  /** The connection to the engine came back: consumers it held may be gone, recreate every subscription. */
-  restartAll(reason: string): void {
-    for (const f of this.#all) f.restart(reason);
+    if (this.#stale.delete(f.name)) this.#changed();
   }
 
   /** Names of the followers that are not following now. */
@@ -253,5 +271,28 @@ export class Followers {
 
   closeAll(): void {
     for (const f of [...this.#all]) this.drop(f);
+  }
+
+  #changed(): void {
+    try {
+      this.onChange?.();
+    } catch (error) {
+      this.#log.error({ err: error }, 'followers change listener failed');
+    }
+  }
+
+  /**
+   * At most MAX_OPENS opens at a time: after a NATS node dies a third of the consumers go with
+   * it, and their followers' opens all reach the meta leader as it recovers.
+   */
+  async #limited<R>(open: () => Promise<R>): Promise<R> {
+    if (this.#opens >= MAX_OPENS) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#opens++;
+    try {
+      return await open();
+    } finally {
+      this.#opens--;
+      this.#waiting.shift()?.();
+    }
   }
 }

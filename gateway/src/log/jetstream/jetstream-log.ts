@@ -1,5 +1,5 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import { DeliverPolicy, DiscardPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type PubAck, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { DeliverPolicy, DiscardPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import type { Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { RetentionConfig } from '../../config.js';
@@ -10,6 +10,7 @@ import { apiErrorCode, logUnavailable, STREAM_NOT_FOUND } from './errors.js';
 import { followStream } from './follow-stream.js';
 import type { Follower, Followers } from './follower.js';
 import type { NatsNames } from './names.js';
+import { FrozenHeaders, MSG_ID, publishMessages, type PublishMessage } from './publisher.js';
 
 const H_TIMESTAMP = 'Ms-Ts';
 const H_KEY = 'Ms-Key';
@@ -192,22 +193,22 @@ export class JetStreamLog implements StreamLog {
   }
 
   async appendBatch(chunks: readonly AppendChunk[], timestamp: number): Promise<AppendResult> {
-    // published together: JetStream stores them in this order, each one acked with its seq
-    const results = await Promise.allSettled(chunks.map((c) => this.#publish(c, timestamp)));
-    const acks: PubAck[] = [];
+    // published in order through the connection's publisher (bounded, pipelined): each one acked with its seq
+    const results = await publishMessages(this.#ctx.js, this.#subject, this.#messages(chunks, timestamp));
+    const acks: { seq: number }[] = [];
     let failure: unknown;
     for (const r of results) {
-      if (r.status === 'rejected') {
-        failure ??= r.reason;
+      if (r.error) {
+        failure ??= r.error;
         continue;
       }
-      acks.push(r.value);
+      acks.push(r);
     }
     for (const [i, ack] of results.entries()) {
       const c = chunks[i];
       // in order and next: into the window at once; anything else the follower brings in order
-      if (c && ack.status === 'fulfilled' && !ack.value.duplicate && ack.value.seq === this.#window.lastSeq + 1) {
-        this.#window.appendAt(ack.value.seq, c.payload, timestamp, c.key, c.layer);
+      if (c && !ack.error && !ack.duplicate && ack.seq === this.#window.lastSeq + 1) {
+        this.#window.appendAt(ack.seq, c.payload, timestamp, c.key, c.layer);
       }
     }
     if (failure !== undefined) throw logUnavailable(`publishing to ${this.streamId} (${acks.length} of ${chunks.length} chunks stored)`, failure);
@@ -215,12 +216,20 @@ export class JetStreamLog implements StreamLog {
     return { firstSeq: seqs[0] ?? this.#window.lastSeq + 1, lastSeq: seqs[seqs.length - 1] ?? this.#window.lastSeq };
   }
 
-  #publish(c: AppendChunk, timestamp: number): Promise<PubAck> {
-    const h: MsgHdrs = natsHeaders();
-    h.set(H_TIMESTAMP, String(timestamp));
-    if (c.key !== undefined) h.set(H_KEY, encodeURIComponent(c.key));
-    if (c.layer !== undefined) h.set(H_LAYER, String(c.layer));
-    return this.#ctx.js.publish(this.#subject, c.payload, { headers: h, ...(c.msgId === undefined ? {} : { msgID: c.msgId }) });
+  /** A batch as messages: chunks with neither key, layer nor message id share one header set (just `Ms-Ts`), encoded once. */
+  #messages(chunks: readonly AppendChunk[], timestamp: number): PublishMessage[] {
+    let plain: MsgHdrs | undefined;
+    return chunks.map((c) => {
+      const own = c.key !== undefined || c.layer !== undefined || c.msgId !== undefined;
+      if (!own && plain) return { payload: c.payload, headers: plain };
+      const h = own ? natsHeaders() : new FrozenHeaders();
+      h.set(H_TIMESTAMP, String(timestamp));
+      if (c.key !== undefined) h.set(H_KEY, encodeURIComponent(c.key));
+      if (c.layer !== undefined) h.set(H_LAYER, String(c.layer));
+      if (c.msgId !== undefined) h.set(MSG_ID, c.msgId);
+      if (!own) plain = h;
+      return { payload: c.payload, headers: h };
+    });
   }
 
   /**
@@ -229,9 +238,25 @@ export class JetStreamLog implements StreamLog {
    * seq order, and is recreated from the window's end when its consumer is lost.
    */
   async #follow(): Promise<void> {
+    const open = followStream(this.#ctx.js, this.#name, { batch: 1_000 });
+    let opened = false;
     const follower = this.#ctx.followers.follow<JsMsg>({
       name: `log:${this.streamId}`,
-      open: followStream(this.#ctx.js, this.#name, { batch: 1_000 }),
+      // a re-open first checks the data is still this epoch's: a stream deleted (and perhaps made
+      // again) while the follower was away is not resumed by seq; it stops here, and the stream
+      // itself comes again through the specs (a new epoch) or goes
+      open: async (after, sink) => {
+        if (opened) {
+          const info = await JetStreamLog.#info(this.#ctx, this.streamId);
+          if (!info || epochOf(info) !== this.epoch) {
+            this.#ctx.log.warn({ stream: this.streamId, epoch: this.epoch }, 'the stream log was deleted or replaced in JetStream: no longer following it');
+            queueMicrotask(() => this.stop());
+            return { close: () => undefined };
+          }
+        }
+        opened = true;
+        return open(after, sink);
+      },
       position: () => this.#window.lastSeq,
       apply: (seq, m) => {
         const entry = this.#windowAppend(seq, m.data, m.headers, m.info.timestampNanos);

@@ -79,6 +79,11 @@ export class Presence {
     return this.#clock.now() - this.#since >= this.#t.goneMs;
   }
 
+  /** How long this instance has not heard itself (since it started listening, if never). */
+  get selfSilentMs(): number {
+    return this.#clock.now() - (this.#heard.get(this.#me)?.at ?? this.#since);
+  }
+
   /** This instance hears itself through NATS: it may decide (see PresenceTiming.selfMs). */
   get connected(): boolean {
     const h = this.#heard.get(this.#me);
