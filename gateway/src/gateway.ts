@@ -172,7 +172,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   /** Ready for new receivers and publishers: started, not draining, and the stream log can store (see GatewayReadiness). */
   async readiness(): Promise<GatewayReadiness> {
     const available = this.#closing || (await this.#backend.available());
-    const stale = this.#backend.followers?.stale ?? [];
+    // following the shared views (specs, cursors, the endpoint board) counts in /healthz and the
+    // metrics; readiness is about the data: a stream's log and its control
+    const stale = (this.#backend.followers?.stale ?? []).filter((name) => name.startsWith('log:') || name.startsWith('control:'));
     // draining may have begun while the log answered
     const status = this.#closing ? 'draining' : this.#starting > 0 ? 'starting' : !available ? 'log_unavailable' : stale.length > 0 ? 'not_following' : 'ready';
     return { ready: status === 'ready', status, instance_id: this.#backend.instanceId, ...(status === 'not_following' ? { stale: [...stale] } : {}) };

@@ -54,9 +54,9 @@ export function gatewayStatus(s: {
  * `GET /readyz`: whether a load balancer should send new receivers and publishers here.
  * `starting`: the CLI's warm-up session is still running; `draining`: the gateway is shutting
  * down (SIGTERM); `log_unavailable`: its stream log cannot store what comes in (NATS down, no
- * JetStream leader, not started yet); `not_following`: a subscription to the engine (a stream's
- * log or control, a shared view) is being recreated, so this instance's view may be stale
- * (`stale` names them) and it decides nothing until it follows again.
+ * JetStream leader, not started yet); `not_following`: its subscription to a stream's log or
+ * control is being recreated, so what it delivers or decides for that stream may be stale
+ * (`stale` names them; every stale follower, shared views too, is in `/healthz`'s `engine`).
  */
 export interface GatewayReadiness {
   ready: boolean;
