@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock, RealClock } from '../../receiver-sdk/src/protocol/index.js';
 import { JetStreamControl } from '../../gateway/src/log/jetstream/control.js';
 import { Followers } from '../../gateway/src/log/jetstream/follower.js';
+import { JetStreamPublisher } from '../../gateway/src/log/jetstream/publisher.js';
 import type { JetStreamContext } from '../../gateway/src/log/jetstream/jetstream-log.js';
 import { natsNames } from '../../gateway/src/log/jetstream/names.js';
 import type { RoleDecision } from '../../gateway/src/streams/types.js';
@@ -30,7 +31,7 @@ describe('stream control lease and fencing (JetStream)', () => {
     // leases run on each instance's ManualClock; the subscriptions' supervision on real time
     const log = pino({ level: 'silent' });
     const clock = new RealClock();
-    ctx = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: natsNames('ctl'), replicas: 1, idempotencyWindowMs: 60_000, log, clock, followers: new Followers(clock, log) };
+    ctx = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: natsNames('ctl'), replicas: 1, idempotencyWindowMs: 60_000, log, clock, followers: new Followers(clock, log), publisher: new JetStreamPublisher(nc, clock, { timeoutMs: 5_000 }) };
   });
   afterAll(async () => {
     ctx?.followers.closeAll();

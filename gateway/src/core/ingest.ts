@@ -69,7 +69,8 @@ export class Ingest {
       if (c.payload.byteLength > this.#config.maxChunkBytes) {
         throw new MirrorstreamError('MS_PAYLOAD_TOO_LARGE', `chunk ${i}: ${c.payload.byteLength} bytes > maxChunkBytes ${this.#config.maxChunkBytes}`);
       }
-      parseInput(chunkOptionsSchema, { key: c.key, layer: c.layer }, `chunk ${i} options`);
+      // (most chunks have neither: nothing to check)
+      if (c.key !== undefined || c.layer !== undefined) parseInput(chunkOptionsSchema, { key: c.key, layer: c.layer }, `chunk ${i} options`);
     }
     if (stream.overflow.overflow === 'backpressure' && overloaded(stream, this.#clock.now())) {
       const gone = (): boolean => this.#closing() || this.#registry.findStream(streamId) !== stream;

@@ -15,6 +15,7 @@ import { JetStreamLog, type JetStreamContext } from './jetstream-log.js';
 import { escapeId, natsNames, unescapeId } from './names.js';
 import { CursorStore } from './cursor-store.js';
 import { Presence } from './presence.js';
+import { JetStreamPublisher } from './publisher.js';
 import { parseCursor, parseStoredStream } from './records.js';
 
 /** Not hearing our own presence this long while connected: reconnect (the server is wedged or cut off). */
@@ -85,7 +86,8 @@ export class JetStreamBackend implements Backend {
     try {
       const jsm = await jetstreamManager(nc, { timeout });
       const js = jetstream(nc, { timeout });
-      this.#ctx = { js, jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log, clock: this.#clock, followers: this.followers };
+      const publisher = this.#ctx?.publisher ?? new JetStreamPublisher(nc, this.#clock, { timeoutMs: timeout });
+      this.#ctx = { js, jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log, clock: this.#clock, followers: this.followers, publisher };
       const kvm = new Kvm(nc);
       this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
       this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });

@@ -10,7 +10,7 @@ import { apiErrorCode, logUnavailable, STREAM_NOT_FOUND } from './errors.js';
 import { followStream } from './follow-stream.js';
 import type { Follower, Followers } from './follower.js';
 import type { NatsNames } from './names.js';
-import { FrozenHeaders, MSG_ID, publishMessages, type PublishMessage } from './publisher.js';
+import { FrozenHeaders, MSG_ID, type JetStreamPublisher, type PublishMessage } from './publisher.js';
 
 const H_TIMESTAMP = 'Ms-Ts';
 const H_KEY = 'Ms-Key';
@@ -29,6 +29,8 @@ export interface JetStreamContext {
   clock: Clock;
   /** Every subscription to the engine is made and supervised here. */
   followers: Followers;
+  /** Every append of every stream goes through it: bounded, pipelined (see JetStreamPublisher). */
+  publisher: JetStreamPublisher;
 }
 
 export function logStreamConfig(ctx: JetStreamContext, streamId: string, limits: RetentionConfig, epoch: string): Partial<StreamConfig> & { name: string } {
@@ -194,7 +196,7 @@ export class JetStreamLog implements StreamLog {
 
   async appendBatch(chunks: readonly AppendChunk[], timestamp: number): Promise<AppendResult> {
     // published in order through the connection's publisher (bounded, pipelined): each one acked with its seq
-    const results = await publishMessages(this.#ctx.js, this.#subject, this.#messages(chunks, timestamp));
+    const results = await this.#ctx.publisher.publish(this.#subject, this.#messages(chunks, timestamp));
     const acks: { seq: number }[] = [];
     let failure: unknown;
     for (const r of results) {

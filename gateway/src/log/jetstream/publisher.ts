@@ -1,5 +1,5 @@
+import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
 import { createInbox, MsgHdrsImpl, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import type { JetStreamClient } from '@nats-io/jetstream';
 
 /** One message to store: its payload and headers (as JetStream keeps them). */
 export interface PublishMessage {
@@ -47,6 +47,7 @@ export const MAX_IN_FLIGHT = 1_024;
  */
 export class JetStreamPublisher {
   readonly #nc: NatsConnection;
+  readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
   readonly #inbox: string;
@@ -56,12 +57,13 @@ export class JetStreamPublisher {
   /** Batches (or their rest) waiting for room, oldest first. */
   readonly #line: Batch[] = [];
   #nextId = 1;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: TimerHandle | undefined;
   #scheduled = false;
   #closed: Error | undefined;
 
-  constructor(nc: NatsConnection, options: { timeoutMs: number; maxInFlight?: number }) {
+  constructor(nc: NatsConnection, clock: Clock, options: { timeoutMs: number; maxInFlight?: number }) {
     this.#nc = nc;
+    this.#clock = clock;
     this.#timeoutMs = options.timeoutMs;
     this.#maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
     this.#inbox = `${createInbox()}.`;
@@ -81,7 +83,7 @@ export class JetStreamPublisher {
   /** Publish `messages` to `subject` in order; resolves with one outcome per message. */
   publish(subject: string, messages: readonly PublishMessage[]): Promise<PublishOutcome[]> {
     return new Promise((resolve) => {
-      const batch: Batch = { subject, messages, outcomes: new Array<PublishOutcome>(messages.length), next: 0, firstId: 0, open: messages.length, deadline: performance.now() + this.#timeoutMs, resolve };
+      const batch: Batch = { subject, messages, outcomes: new Array<PublishOutcome>(messages.length), next: 0, firstId: 0, open: messages.length, deadline: this.#clock.now() + this.#timeoutMs, resolve };
       if (this.#closed) {
         this.#failRest(batch, this.#closed);
         return;
@@ -99,7 +101,7 @@ export class JetStreamPublisher {
           this.#drain();
         });
       }
-      this.#timer ??= unref(setInterval(() => this.#expire(), Math.max(10, Math.min(1_000, this.#timeoutMs / 4))));
+      this.#timer ??= this.#clock.setInterval(() => this.#expire(), Math.max(10, Math.min(1_000, this.#timeoutMs / 4)));
     });
   }
 
@@ -151,7 +153,7 @@ export class JetStreamPublisher {
 
   /** Fail every message past its deadline: in flight (oldest first), then in line. */
   #expire(): void {
-    const now = performance.now();
+    const now = this.#clock.now();
     for (const [id, batch] of this.#inFlight) {
       if (batch.deadline > now) break;
       this.#inFlight.delete(id);
@@ -162,7 +164,7 @@ export class JetStreamPublisher {
     }
     this.#drain();
     if (this.#inFlight.size === 0 && this.#line.length === 0 && this.#timer) {
-      clearInterval(this.#timer);
+      this.#clock.clearInterval(this.#timer);
       this.#timer = undefined;
     }
   }
@@ -178,7 +180,7 @@ export class JetStreamPublisher {
     for (const [id, batch] of this.#inFlight) this.#settle(batch, id - batch.firstId, { error });
     this.#inFlight.clear();
     for (const batch of this.#line.splice(0)) this.#failRest(batch, error);
-    if (this.#timer) clearInterval(this.#timer);
+    this.#clock.clearInterval(this.#timer);
     this.#timer = undefined;
     if (!this.#sub.isClosed()) this.#sub.unsubscribe();
   }
@@ -254,38 +256,4 @@ function indexOf(data: Uint8Array, needle: ArrayLike<number>, from: number): num
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
-}
-
-function unref<T extends { unref?: () => unknown }>(t: T): T {
-  t.unref?.();
-  return t;
-}
-
-const publishers = new WeakMap<JetStreamClient, JetStreamPublisher | null>();
-
-/**
- * The publisher of `js`'s connection (one per connection, made on first use), with its
- * request timeout. Null where the client does not expose its connection (the caller then
- * publishes through the client's own request path).
- */
-export function publisherFor(js: JetStreamClient): JetStreamPublisher | null {
-  const p = publishers.get(js);
-  if (p === null || (p && !p.closed)) return p;
-  // the client's implementation (BaseApiClientImpl) has getConnection(); its public type does not say so
-  const nc = (js as Partial<{ getConnection(): NatsConnection }>).getConnection?.();
-  // a closed connection keeps its closed publisher (it answers with the reason); a live one gets a new one
-  const fresh = !nc ? null : p && nc.isClosed() ? p : new JetStreamPublisher(nc, { timeoutMs: js.getOptions().timeout ?? 5_000 });
-  publishers.set(js, fresh);
-  return fresh;
-}
-
-/**
- * Publish `messages` to `subject` in order through the publisher of `js`'s connection; where
- * there is none, one request per message through the client (all at once, as before).
- */
-export async function publishMessages(js: JetStreamClient, subject: string, messages: readonly PublishMessage[]): Promise<PublishOutcome[]> {
-  const p = publisherFor(js);
-  if (p) return p.publish(subject, messages);
-  const settled = await Promise.allSettled(messages.map((m) => js.publish(subject, m.payload, m.headers ? { headers: m.headers } : {})));
-  return settled.map((r) => (r.status === 'fulfilled' ? { seq: r.value.seq, duplicate: r.value.duplicate } : { error: asError(r.reason) }));
 }
