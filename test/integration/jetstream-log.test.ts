@@ -1,25 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createGateway, MemoryTransport, serve, type Gateway, type GatewayOptions } from '../../gateway/src/index.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
 import { range } from '../helpers/memory-harness.js';
-import { startNats, type NatsServer } from '../helpers/nats.js';
+import { natsForFile } from '../helpers/nats-for-file.js';
 
 /**
  * The JetStream log against a real nats-server (R1, one node): chunks acked only once
  * stored, idempotent retries, a restart that keeps epochs, cursors and chunks, and a NATS
  * outage answered with a retryable MS_LOG_UNAVAILABLE.
  */
-let nats: NatsServer;
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  await nats?.close();
-});
+const natsServer = natsForFile();
 
 let prefixSeq = 0;
 function jetstreamGateway(prefix: string, extra: GatewayOptions = {}): Gateway {
-  return createGateway({ logLevel: 'silent', log: { kind: 'jetstream', nats: { servers: [nats.url], prefix, requestTimeoutMs: 1_000 } }, ...extra });
+  return createGateway({ logLevel: 'silent', log: { kind: 'jetstream', nats: { servers: [natsServer().url], prefix, requestTimeoutMs: 1_000 } }, ...extra });
 }
 
 /** An in-process receiver on a MemoryTransport, dialing whichever gateway `target()` is now. */
@@ -144,13 +138,13 @@ describe('JetStream log (R1)', () => {
     try {
       await gateway.createStream({ stream_id: 's', endpoint_list: [] });
       expect((await post({ chunks: [{ payload: 'before' }] })).status).toBe(200);
-      await nats.kill();
+      await natsServer().kill();
       const down = await post({ chunks: [{ payload: 'while down' }] }, 'retry-me');
       expect(down.status).toBe(503);
       expect(down.headers.get('retry-after')).toBe('1');
       expect(((await down.json()) as { error: { code: string } }).error.code).toBe('MS_LOG_UNAVAILABLE');
       expect(gateway.getStream('s').last_seq).toBe(1);
-      await nats.restart();
+      await natsServer().restart();
       // the producer retries the refused request with its idempotency key until it is taken
       let answer: Response | undefined;
       const deadline = Date.now() + 10_000;

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createGateway, MemoryTransport, serve, type Gateway } from '../../gateway/src/index.js';
 import { MAX_IN_FLIGHT } from '../../gateway/src/log/jetstream/publisher.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
 import { range } from '../helpers/memory-harness.js';
-import { startNats, type NatsServer } from '../helpers/nats.js';
+import { natsForFile } from '../helpers/nats-for-file.js';
 
 /**
  * The append path on JetStream (R1): publishes of every request share one bounded, pipelined
@@ -11,16 +11,10 @@ import { startNats, type NatsServer } from '../helpers/nats.js';
  * larger than the publisher's window each get consecutive seqs, in their own order, and
  * exactly what was acked is stored; a retried large batch appends nothing twice.
  */
-let nats: NatsServer;
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  await nats?.close();
-});
+const natsServer = natsForFile();
 
 let prefixSeq = 0;
-const jetstreamGateway = (prefix: string): Gateway => createGateway({ logLevel: 'silent', log: { kind: 'jetstream', nats: { servers: [nats.url], prefix } } });
+const jetstreamGateway = (prefix: string): Gateway => createGateway({ logLevel: 'silent', log: { kind: 'jetstream', nats: { servers: [natsServer().url], prefix } } });
 const text = (c: Chunk): string => new TextDecoder().decode(c.payload);
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 

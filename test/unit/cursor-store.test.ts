@@ -28,6 +28,12 @@ function fakeKv() {
   return { kv, data, state };
 }
 
+/** Move the clock and let what it woke settle. */
+async function after(clock: ManualClock, ms: number): Promise<void> {
+  clock.advance(ms);
+  await settle();
+}
+
 describe('CursorStore: acked cursors on KV', () => {
   it('writes the newest value of each cursor at most every 200 ms, never a lower one', async () => {
     const clock = new ManualClock();
@@ -35,13 +41,11 @@ describe('CursorStore: acked cursors on KV', () => {
     const store = new CursorStore(kv, clock, pino({ level: 'silent' }));
     for (let seq = 1; seq <= 50; seq++) store.save('s.e1', seq);
     store.save('s.e1', 10);
-    clock.advance(200);
-    await settle();
+    await after(clock, 200);
     expect(data.get('s.e1')).toBe('50');
     expect(state.puts).toBe(1);
     store.save('s.e1', 40);
-    clock.advance(200);
-    await settle();
+    await after(clock, 200);
     expect(state.puts).toBe(1);
     await store.close();
   });
@@ -52,15 +56,12 @@ describe('CursorStore: acked cursors on KV', () => {
     const store = new CursorStore(kv, clock, pino({ level: 'silent' }));
     state.down = true;
     store.save('s.e1', 7);
-    clock.advance(200);
-    await settle();
+    await after(clock, 200);
     expect(data.get('s.e1')).toBeUndefined();
-    clock.advance(1_000);
-    await settle();
+    await after(clock, 1_000);
     expect(state.puts).toBe(2);
     state.down = false;
-    clock.advance(1_000);
-    await settle();
+    await after(clock, 1_000);
     expect(data.get('s.e1')).toBe('7');
     expect(clock.pendingTimers).toBe(0);
     expect(await store.load('s.')).toEqual(new Map([['e1', 7]]));
@@ -73,18 +74,15 @@ describe('CursorStore: acked cursors on KV', () => {
     const store = new CursorStore(kv, clock, pino({ level: 'silent' }));
     state.down = true;
     store.save('s.e1', 7);
-    clock.advance(200);
-    await settle();
+    await after(clock, 200);
     state.down = false;
     data.set('s.e1', '12');
     store.observe('s.e1', 12);
-    clock.advance(1_000);
-    await settle();
+    await after(clock, 1_000);
     expect(data.get('s.e1')).toBe('12');
     expect(state.puts).toBe(1);
     store.save('s.e1', 11);
-    clock.advance(200);
-    await settle();
+    await after(clock, 200);
     expect(state.puts).toBe(1);
     await store.close();
   });
