@@ -1,5 +1,5 @@
 import type { CodecRow } from './codec.js';
-import type { DurableRow } from './durable.js';
+import type { DurableRow, IngestRow } from './durable.js';
 import type { failover, FailoverSummary } from './failover.js';
 import type { FanoutResult } from './fanout.js';
 import type { ThroughputRow } from './throughput.js';
@@ -19,6 +19,7 @@ export interface BenchReport {
   fanout_stopped?: FanoutResult['stopped'];
   codec?: CodecRow[];
   durable?: DurableRow[];
+  durable_ingest?: IngestRow[];
 }
 
 const n = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '–');
@@ -159,6 +160,33 @@ export function renderMarkdown(r: BenchReport): string {
       ),
       '',
       `\`gateway/*\` = \`publish()\` resolving once stored (JetStream: once JetStream acked), and chunks/s delivered to one in-process receiver; \`jetstream/raw\` = the NATS client publishing to and consuming from the same servers without the gateway (${r.durable[0]?.acks ?? 0} acks per case). R3 = three nats-server processes on this machine.`,
+      '',
+    );
+  }
+  if (r.durable_ingest) {
+    const rows = r.durable_ingest;
+    out.push(`## Durable log: HTTP ingest at feed rates (${rows[0]?.rounds ?? 0} rounds, cases interleaved)`, '');
+    out.push(
+      ...table(
+        ['case', 'replicas', 'chunks/s', 'ratio to raw (same round)', 'request p50 / p99 ms', 'CPU % of one core: process / HTTP client / nats-server', 'CPU µs per chunk: process / all three', 'other load on the machine, % of one core', 'machine CPU stolen %', 'errors'],
+        rows.map((d) => [
+          d.case.startsWith('jetstream/') ? `baseline: ${d.case} (${d.in_flight} in flight)` : `${d.case} (${d.connections} connections × ${d.batch} chunks)`,
+          d.replicas === 0 ? '–' : `R${d.replicas}`,
+          range(d.chunks_per_s, d.chunks_per_s_min, d.chunks_per_s_max, 0),
+          [
+            d.ratio_vs_raw === undefined ? '' : range(d.ratio_vs_raw, d.ratio_vs_raw_min ?? Number.NaN, d.ratio_vs_raw_max ?? Number.NaN, 2),
+            d.ratio_vs_raw_no_traces === undefined ? '' : `; to raw without traces ${range(d.ratio_vs_raw_no_traces, d.ratio_vs_raw_no_traces_min ?? Number.NaN, d.ratio_vs_raw_no_traces_max ?? Number.NaN, 2)}`,
+          ].join(''),
+          d.request_p50_ms === undefined ? '' : `${n(d.request_p50_ms, 2)} / ${n(d.request_p99_ms ?? Number.NaN, 2)}`,
+          `${n(d.cpu_pct)} / ${d.client_cpu_pct === undefined ? '–' : n(d.client_cpu_pct)} / ${n(d.nats_cpu_pct)}`,
+          `${n(d.cpu_us_per_chunk)} / ${n(d.total_cpu_us_per_chunk)}`,
+          n(d.others_cpu_pct),
+          range(d.steal_pct, d.steal_pct_min, d.steal_pct_max),
+          String(d.errors),
+        ]),
+      ),
+      '',
+      `${rows[0]?.chunk_bytes ?? 0} B chunks. \`http/*\` = a gateway in its own process answering \`POST /v1/streams/:id/chunks\` (JSON) once the chunks are stored, to a client process (${rows.find((d) => d.http_client)?.http_client ?? ''} HTTP/1.1 client) keeping ${rows[0]?.connections ?? 0} keep-alive connections busy; \`jetstream/raw-async\` = the NATS client (nats.js, default options) alone publishing to a stream configured like the gateway's, each publish awaited for its ack; \`-no-traces\`: the same with \`noAsyncTraces\` (no stack captured per request). Every case runs once per round for the same time, the order rotating; the ratio is taken within each round, then the median. Process: the gateway (raw: the publisher); nats-server: all of the bench's servers; other load: the machine's busy time outside these processes (another job on a shared machine). Per round (chunks/s): ${rows.map((d) => `${d.case}${d.replicas ? ` R${d.replicas}` : ''}: ${d.chunks_per_s_rounds.join(', ')}`).join('; ')}.`,
       '',
     );
   }

@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
 /** Summaries used by every bench section: a figure is a median with its min and max. */
 export interface Summary {
   median: number;
@@ -52,3 +54,48 @@ export function frontierStall(timeline: Timeline, faultAt: number): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The machine's CPU time so far (Linux /proc/stat, all CPUs), in ticks: total, idle (+ iowait) and stolen by the hypervisor. */
+export function machineTicks(): { total: number; idle: number; steal: number } {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    return { total: cpu.slice(0, 8).reduce((a, b) => a + b, 0), idle: (cpu[3] ?? 0) + (cpu[4] ?? 0), steal: cpu[7] ?? 0 };
+  } catch {
+    return { total: 0, idle: 0, steal: 0 };
+  }
+}
+
+/** Between two `machineTicks()`: % of the machine's CPU time stolen, and % busy (neither idle nor stolen). */
+export function machineShare(a: ReturnType<typeof machineTicks>, b: ReturnType<typeof machineTicks>): { stealPct: number; busyPct: number } {
+  const total = b.total - a.total;
+  if (total <= 0) return { stealPct: 0, busyPct: 0 };
+  const steal = b.steal - a.steal;
+  return { stealPct: (steal / total) * 100, busyPct: ((total - steal - (b.idle - a.idle)) / total) * 100 };
+}
+
+/** CPU time (ticks: user + system) of this process's children named `comm` (Linux /proc), e.g. the nats-servers a bench started. */
+export function childTicks(comm: string): number {
+  let ticks = 0;
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return 0;
+  }
+  for (const pid of pids) {
+    let stat = '';
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const close = stat.lastIndexOf(')');
+    if (stat.slice(stat.indexOf('(') + 1, close) !== comm) continue;
+    const f = stat.slice(close + 2).split(' ');
+    // after the name: state ppid ... utime (field 14) stime (15), counted from field 3
+    if (Number(f[1]) !== process.pid) continue;
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks;
+}

@@ -31,7 +31,7 @@ describe('stream control lease and fencing (JetStream)', () => {
     // leases run on each instance's ManualClock; the subscriptions' supervision on real time
     const log = pino({ level: 'silent' });
     const clock = new RealClock();
-    ctx = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: natsNames('ctl'), replicas: 1, idempotencyWindowMs: 60_000, log, clock, followers: new Followers(clock, log), publisher: new JetStreamPublisher(nc, clock, { timeoutMs: 5_000 }) };
+    ctx = { js: jetstream(nc), followJs: jetstream(nc, { timeout: 1_000 }), jsm: await jetstreamManager(nc), names: natsNames('ctl'), replicas: 1, idempotencyWindowMs: 60_000, log, clock, followers: new Followers(clock, log), publisher: new JetStreamPublisher(nc, clock, { timeoutMs: 5_000 }) };
   });
   afterAll(async () => {
     ctx?.followers.closeAll();

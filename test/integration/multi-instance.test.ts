@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Receiver } from '../../receiver-sdk/src/node.js';
 import { api, kill, killAll, startGateway, until, type GatewayProcess } from '../helpers/gateway-process.js';
+import { deliveryProblems, longestSilence, Producer, ReceiverSet, STREAM } from '../helpers/ha-scenario.js';
 import { freePort, startNats, type NatsServer } from '../helpers/nats.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
 
@@ -11,95 +11,15 @@ import { withDeadline } from '../helpers/webrtc-scenario.js';
  * 20 ms) with an Idempotency-Key, and retries a failed batch on the other instance. One
  * instance is SIGKILLed mid-stream; the union of what the receivers delivered must be
  * exactly the seqs acked to the producer, each receiver's seqs strictly increasing, and
- * no payload at two seqs (a retry appended nothing twice).
+ * no payload at two seqs (a retry appended nothing twice). The producer, the receivers and
+ * the delivery checks are test/helpers/ha-scenario.ts's (the 3-node HA scenario uses them too).
  */
-const STREAM = { stream_id: 's', mode: 'failover', endpoint_list: ['e1', 'e2', 'e3'] };
-const BATCH = 10;
-const EVERY_MS = 20;
-
-interface Delivery {
-  endpoint: string;
-  seq: number;
-  payload: string;
-  at: number;
-}
-
-class Producer {
-  readonly acked = new Set<number>();
-  /** When each batch was acked (for the producer's own stall). */
-  readonly ackTimes: number[] = [];
-  retries = 0;
-  #stop = false;
-  #done: Promise<void> | undefined;
-  #urls: string[];
-
-  constructor(urls: string[]) {
-    this.#urls = urls;
-  }
-
-  start(): void {
-    this.#done = this.#run();
-  }
-
-  /** Stop after the batch in flight is acked. */
-  async stop(): Promise<void> {
-    this.#stop = true;
-    await this.#done;
-  }
-
-  async #run(): Promise<void> {
-    const t0 = performance.now();
-    for (let n = 0; !this.#stop; n++) {
-      const wait = t0 + n * EVERY_MS - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const body = { chunks: Array.from({ length: BATCH }, (_, i) => ({ payload: `b${n}-${i}` })) };
-      await this.#post(body, `batch-${n}`);
-    }
-  }
-
-  /** One batch until it is acked: on an error, the next instance with the same key (bounded). */
-  async #post(body: unknown, key: string): Promise<void> {
-    const deadline = performance.now() + 20_000;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = (await api(this.#urls[0]!, 'POST', '/v1/streams/s/chunks', body, { 'idempotency-key': key })) as { first_seq: number; last_seq: number };
-        for (let seq = r.first_seq; seq <= r.last_seq; seq++) this.acked.add(seq);
-        this.ackTimes.push(performance.now());
-        return;
-      } catch (error) {
-        if (performance.now() > deadline) throw error;
-        this.retries++;
-        // connection refused: that instance is gone, go on with the other
-        if (attempt % 2 === 0) this.#urls = [...this.#urls.slice(1), this.#urls[0]!];
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-  }
-}
-
-/** The longest stretch without a new seq delivered anywhere, from `from` on (ms). */
-function longestSilence(deliveries: readonly Delivery[], from: number): number {
-  const seen = new Set<number>();
-  const firsts: number[] = [];
-  for (const d of [...deliveries].sort((a, b) => a.at - b.at)) {
-    if (seen.has(d.seq)) continue;
-    seen.add(d.seq);
-    if (d.at >= from) firsts.push(d.at);
-  }
-  let longest = 0;
-  let last = from;
-  for (const t of firsts) {
-    longest = Math.max(longest, t - last);
-    last = t;
-  }
-  return longest;
-}
-
 describe('two gateway instances on one NATS', () => {
   let nats: NatsServer | undefined;
-  const receivers: Receiver[] = [];
+  let rxs = new ReceiverSet();
   afterEach(async () => {
-    for (const rx of receivers.splice(0)) rx.close();
+    rxs.closeAll();
+    rxs = new ReceiverSet();
     await killAll();
     await nats?.close();
     nats = undefined;
@@ -126,37 +46,13 @@ describe('two gateway instances on one NATS', () => {
     return owner === ids.get(a) ? { owner: a, other: b, ids } : { owner: b, other: a, ids };
   }
 
-  async function receiver(endpointId: string, urls: string[], deliveries: Delivery[], perReceiver: Map<string, number[]>, statuses?: string[]): Promise<Receiver> {
-    const { token } = (await api(urls[0]!, 'POST', `/v1/endpoints/${endpointId}/token`, {})) as { token: string };
-    const rx = new Receiver({ gatewayUrl: urls, endpointId, token, rtcConfig: { bindAddress: '127.0.0.1' }, reconnect: { nextRetryDelayMs: () => 100 } });
-    receivers.push(rx);
-    rx.on('status', (status, detail) => statuses?.push(`${endpointId} ${status}: ${detail}`));
-    const seqs: number[] = [];
-    perReceiver.set(endpointId, seqs);
-    rx.on('chunk', (c) => {
-      seqs.push(c.seq);
-      deliveries.push({ endpoint: endpointId, seq: c.seq, payload: new TextDecoder().decode(c.payload), at: performance.now() });
-    });
-    await withDeadline(rx.connect(), 15_000, `${endpointId} connected`);
-    return rx;
-  }
-
   async function activeOn(g: GatewayProcess): Promise<string[]> {
     return ((await api(g.url, 'GET', '/v1/streams/s')) as { active: string[] }).active;
   }
 
   /** Every acked seq delivered (and nothing else), strictly increasing per receiver, no payload twice. */
-  function checkDelivery(producer: Producer, deliveries: readonly Delivery[], perReceiver: Map<string, number[]>): void {
-    const union = new Set(deliveries.map((d) => d.seq));
-    expect([...union].sort((x, y) => x - y)).toEqual([...producer.acked].sort((x, y) => x - y));
-    for (const [endpoint, seqs] of perReceiver) expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), `${endpoint} strictly increasing`).toBe(true);
-    const seqOf = new Map<string, number>();
-    for (const d of deliveries) {
-      const known = seqOf.get(d.payload);
-      if (known !== undefined) expect(known, `${d.payload} at one seq`).toBe(d.seq);
-      seqOf.set(d.payload, d.seq);
-    }
-    expect(seqOf.size).toBe(producer.acked.size);
+  function checkDelivery(producer: Producer): void {
+    expect(deliveryProblems(producer.acked, rxs.deliveries, rxs.perReceiver)).toEqual([]);
   }
 
   for (const holder of ['owner', 'other'] as const) {
@@ -164,12 +60,11 @@ describe('two gateway instances on one NATS', () => {
       const pair = await twoInstances();
       const a = holder === 'owner' ? pair.owner : pair.other;
       const b = holder === 'owner' ? pair.other : pair.owner;
-      const deliveries: Delivery[] = [];
-      const perReceiver = new Map<string, number[]>();
+      const { deliveries } = rxs;
       // e1 (first priority) only knows A, so when A dies the stream must move on to e2 or e3 on B
-      await receiver('e1', [a.url], deliveries, perReceiver);
-      await receiver('e2', [b.url, a.url], deliveries, perReceiver);
-      await receiver('e3', [b.url, a.url], deliveries, perReceiver);
+      await rxs.connect('e1', [a.url]);
+      await rxs.connect('e2', [b.url, a.url]);
+      await rxs.connect('e3', [b.url, a.url]);
       await until(async () => (await activeOn(a)).join() === 'e1' && (await activeOn(b)).join() === 'e1', 10_000, 'e1 active on both instances');
 
       const producer = new Producer([a.url, b.url]);
@@ -185,7 +80,7 @@ describe('two gateway instances on one NATS', () => {
       await producer.stop();
       await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 15_000, 'every acked chunk delivered');
 
-      checkDelivery(producer, deliveries, perReceiver);
+      checkDelivery(producer);
       const producerStall = Math.max(...producer.ackTimes.filter((t, i) => i > 0 && t > killedAt).map((t, i, all) => t - (i === 0 ? killedAt : all[i - 1]!)));
       console.log(
         `[multi-instance, killed active holder${holder === 'owner' ? ' + owner' : ''}] ${producer.acked.size} chunks acked (${ackedBeforeKill} before the kill), ` +
@@ -197,11 +92,10 @@ describe('two gateway instances on one NATS', () => {
 
   it('SIGKILL the owner while the other instance holds the active connection: delivery goes on, the other takes the lease and decides', async () => {
     const { owner, other, ids } = await twoInstances();
-    const deliveries: Delivery[] = [];
-    const perReceiver = new Map<string, number[]>();
-    const e1 = await receiver('e1', [other.url], deliveries, perReceiver);
-    await receiver('e2', [owner.url, other.url], deliveries, perReceiver);
-    await receiver('e3', [owner.url, other.url], deliveries, perReceiver);
+    const { deliveries, perReceiver } = rxs;
+    const e1 = await rxs.connect('e1', [other.url]);
+    await rxs.connect('e2', [owner.url, other.url]);
+    await rxs.connect('e3', [owner.url, other.url]);
     await until(async () => (await activeOn(other)).join() === 'e1', 10_000, 'e1 active');
 
     const producer = new Producer([other.url]);
@@ -225,7 +119,7 @@ describe('two gateway instances on one NATS', () => {
     await producer.stop();
     await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 15_000, 'every acked chunk delivered');
 
-    checkDelivery(producer, deliveries, perReceiver);
+    checkDelivery(producer);
     expect(silence).toBeLessThan(1_000);
     console.log(
       `[multi-instance, killed owner] ${producer.acked.size} chunks acked, all delivered; longest delivery interruption after the kill ${Math.round(silence)} ms; ` +
@@ -241,12 +135,10 @@ describe('two gateway instances on one NATS', () => {
     const instances = [await startGateway(ports[0]!, args), await startGateway(ports[1]!, args)];
     const urls = instances.map((g) => g.url);
     await api(urls[0]!, 'POST', '/v1/streams', STREAM);
-    const deliveries: Delivery[] = [];
-    const perReceiver = new Map<string, number[]>();
-    const statuses: string[] = [];
-    await receiver('e1', [urls[0]!, urls[1]!], deliveries, perReceiver, statuses);
-    await receiver('e2', [urls[1]!, urls[0]!], deliveries, perReceiver, statuses);
-    await receiver('e3', [urls[0]!, urls[1]!], deliveries, perReceiver, statuses);
+    const { deliveries, statuses } = rxs;
+    await rxs.connect('e1', [urls[0]!, urls[1]!]);
+    await rxs.connect('e2', [urls[1]!, urls[0]!]);
+    await rxs.connect('e3', [urls[0]!, urls[1]!]);
     await until(async () => (await activeOn(instances[0]!)).join() === 'e1', 10_000, 'e1 active');
     const producer = new Producer([...urls]);
     producer.start();
@@ -269,7 +161,7 @@ describe('two gateway instances on one NATS', () => {
     }
     await producer.stop();
     await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 15_000, 'every acked chunk delivered');
-    checkDelivery(producer, deliveries, perReceiver);
+    checkDelivery(producer);
     console.log(`[multi-instance, rolling restart] ${producer.acked.size} chunks acked (${producer.retries} producer retries), all delivered once per receiver in order; ${steps.join('; ')}`);
   }, 120_000);
 });

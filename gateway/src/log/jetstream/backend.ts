@@ -18,6 +18,8 @@ import { Presence } from './presence.js';
 import { JetStreamPublisher } from './publisher.js';
 import { parseCursor, parseStoredStream } from './records.js';
 
+/** A follower's open (consumer create) waits this long for JetStream, then is retried. */
+const OPEN_TIMEOUT_MS = 1_000;
 /** Not hearing our own presence this long while connected: reconnect (the server is wedged or cut off). */
 const SELF_SILENT_RECONNECT_MS = 1_500;
 const SELF_CHECK_MS = 250;
@@ -87,7 +89,8 @@ export class JetStreamBackend implements Backend {
       const jsm = await jetstreamManager(nc, { timeout });
       const js = jetstream(nc, { timeout });
       const publisher = this.#ctx?.publisher ?? new JetStreamPublisher(nc, this.#clock, { timeoutMs: timeout });
-      this.#ctx = { js, jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log, clock: this.#clock, followers: this.followers, publisher };
+      const followJs = jetstream(nc, { timeout: Math.min(timeout, OPEN_TIMEOUT_MS) });
+      this.#ctx = { js, jsm, names: this.#names, replicas, idempotencyWindowMs: this.#idempotencyWindowMs, log: this.#log, clock: this.#clock, followers: this.followers, publisher, followJs };
       const kvm = new Kvm(nc);
       this.#specs = await kvm.create(this.#names.streamsBucket, { history: 1, replicas });
       this.#cursors = await kvm.create(this.#names.cursorsBucket, { history: 1, replicas });
@@ -313,7 +316,7 @@ export class JetStreamBackend implements Backend {
     }
     const follower = this.followers.follow<JsMsg>({
       name: `kv:${bucket}`,
-      open: followBucket(ctx.js, bucket, from === 'current'),
+      open: followBucket(ctx.followJs, bucket, from === 'current'),
       position: () => position,
       apply: (seq, m) => {
         position = seq;

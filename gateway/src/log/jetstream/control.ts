@@ -189,7 +189,7 @@ export class JetStreamControl implements StreamControl {
   async #follow(): Promise<void> {
     const follower = this.#ctx.followers.follow<JsMsg>({
       name: `control:${this.#streamId}`,
-      open: followStream(this.#ctx.js, this.#name, { batch: 256 }),
+      open: followStream(this.#ctx.followJs, this.#name, { batch: 256 }),
       position: () => this.#seen,
       apply: (seq, msg) => {
         this.#lastSeq = Math.max(this.#lastSeq, seq);

@@ -24,12 +24,13 @@ export interface FollowerTiming {
 
 /**
  * Bounds for followers on NATS JetStream. A consumer asks for an idle heartbeat every 500 ms
- * (nats.js's floor), so a live subscription is heard at least that often; two heartbeats
- * missed (1 s) means its consumer is gone (the server hosting it died) or the pull was lost,
- * and the follower recreates it. Re-opens back off from 100 ms to 1 s, so a follower is back
- * at most about 1 s after the engine can serve again (an election ends).
+ * (nats.js's floor), so a live subscription is heard at least that often; nothing for 800 ms
+ * (a heartbeat 300 ms late, which the server's timer does not do) means its consumer is gone
+ * (the server hosting it died) or the pull was lost, and the follower recreates it. Re-opens
+ * back off from 100 ms to 1 s, so a follower is back about 1 s after the engine can serve
+ * again (an election ends).
  */
-export const ENGINE_FOLLOW_TIMING: FollowerTiming = { stallMs: 1_000, retryMs: 100, maxRetryMs: 1_000 };
+export const ENGINE_FOLLOW_TIMING: FollowerTiming = { stallMs: 800, retryMs: 100, maxRetryMs: 1_000 };
 export const ENGINE_HEARTBEAT_MS = 500;
 
 export interface FollowerOptions<T> {
@@ -94,7 +95,7 @@ export class Follower<T> {
   }
 
   get #checkEveryMs(): number {
-    return Math.max(10, Math.floor(this.#t.stallMs / 4));
+    return Math.max(10, Math.floor(this.#t.stallMs / 8));
   }
 
   /** Replace the subscription now (the connection to the engine came back: its consumers may be gone). */
@@ -116,8 +117,9 @@ export class Follower<T> {
   #check(): void {
     const now = this.#o.clock.now();
     // this check ran late: the process was paused (GC, CPU steal), and what the subscription
-    // sent meanwhile sits unread behind this timer; judge it after the pause, not by it
-    if (now - this.#lastCheck > this.#checkEveryMs + this.#t.stallMs / 2) this.#lastHeard = now;
+    // sent meanwhile sits unread behind this timer; the pause is not the subscription's silence
+    const late = now - this.#lastCheck - this.#checkEveryMs;
+    if (late > this.#checkEveryMs) this.#lastHeard = Math.min(now, this.#lastHeard + late);
     this.#lastCheck = now;
     if (this.#closed || this.#opening > 0 || this.#retry) return;
     const silent = now - this.#lastHeard;

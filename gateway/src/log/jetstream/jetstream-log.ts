@@ -1,6 +1,6 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { DeliverPolicy, DiscardPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
-import type { Clock } from '@mirrorstream/receiver/protocol';
+import { withTimeout, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { RetentionConfig } from '../../config.js';
 import { MAX_LAYER } from '../../streams/spec.js';
@@ -18,6 +18,10 @@ const H_LAYER = 'Ms-Layer';
 /** JetStream stream descriptions say which epoch the data belongs to: `mirrorstream epoch <id>`. */
 const EPOCH_PREFIX = 'mirrorstream epoch ';
 const NANOS_PER_MS = 1_000_000;
+/** What this instance stored must reach its window within this long (see #expectFollowed). */
+const LAG_MS = 800;
+/** How long a re-opening log follower waits for its stream's info (see JetStreamContext.followJs). */
+const OPEN_CHECK_MS = 1_000;
 
 export interface JetStreamContext {
   js: JetStreamClient;
@@ -29,6 +33,12 @@ export interface JetStreamContext {
   clock: Clock;
   /** Every subscription to the engine is made and supervised here. */
   followers: Followers;
+  /**
+   * The client followers open consumers with: a short request timeout (OPEN_TIMEOUT_MS), so an
+   * open sent to a dying server fails fast and is retried, instead of holding the follower for
+   * the full request timeout after the engine can serve again.
+   */
+  followJs: JetStreamClient;
   /** Every append of every stream goes through it: bounded, pipelined (see JetStreamPublisher). */
   publisher: JetStreamPublisher;
 }
@@ -66,6 +76,7 @@ export class JetStreamLog implements StreamLog {
   readonly #subject: string;
   readonly #foreign: ((entry: LogEntry) => void)[] = [];
   #follower: Follower<JsMsg> | undefined;
+  #lagTimer: TimerHandle | undefined;
 
   private constructor(ctx: JetStreamContext, window: MemoryStreamLog) {
     this.#ctx = ctx;
@@ -182,8 +193,24 @@ export class JetStreamLog implements StreamLog {
 
   /** Stop following (the gateway closes). */
   stop(): void {
+    this.#ctx.clock.clearTimeout(this.#lagTimer);
+    this.#lagTimer = undefined;
     if (this.#follower) this.#ctx.followers.drop(this.#follower);
     this.#follower = undefined;
+  }
+
+  /**
+   * JetStream stored `seq` for us, and the window has not got there: the follower must bring it
+   * within LAG_MS, or it is replaced. A consumer can be alive (heartbeats) and still not deliver:
+   * after an election, an R1 consumer on a replica that lags behind the new leader.
+   */
+  #expectFollowed(seq: number): void {
+    if (this.#lagTimer) return;
+    this.#lagTimer = this.#ctx.clock.setTimeout(() => {
+      this.#lagTimer = undefined;
+      const at = this.#window.lastSeq;
+      if (at < seq) this.#follower?.restart(`the log is behind what this instance stored: seq ${seq} acked ${LAG_MS} ms ago, the window at ${at}`);
+    }, LAG_MS);
   }
 
   /** Drop the data (the stream was deleted). */
@@ -213,6 +240,8 @@ export class JetStreamLog implements StreamLog {
         this.#window.appendAt(ack.seq, c.payload, timestamp, c.key, c.layer);
       }
     }
+    const top = acks.reduce((max, a) => Math.max(max, a.seq), 0);
+    if (top > this.#window.lastSeq) this.#expectFollowed(top);
     if (failure !== undefined) throw logUnavailable(`publishing to ${this.streamId} (${acks.length} of ${chunks.length} chunks stored)`, failure);
     const seqs = acks.map((a) => a.seq);
     return { firstSeq: seqs[0] ?? this.#window.lastSeq + 1, lastSeq: seqs[seqs.length - 1] ?? this.#window.lastSeq };
@@ -240,7 +269,7 @@ export class JetStreamLog implements StreamLog {
    * seq order, and is recreated from the window's end when its consumer is lost.
    */
   async #follow(): Promise<void> {
-    const open = followStream(this.#ctx.js, this.#name, { batch: 1_000 });
+    const open = followStream(this.#ctx.followJs, this.#name, { batch: 1_000 });
     let opened = false;
     const follower = this.#ctx.followers.follow<JsMsg>({
       name: `log:${this.streamId}`,
@@ -249,7 +278,8 @@ export class JetStreamLog implements StreamLog {
       // itself comes again through the specs (a new epoch) or goes
       open: async (after, sink) => {
         if (opened) {
-          const info = await JetStreamLog.#info(this.#ctx, this.streamId);
+          // bounded like an open: a check sent to a dying server fails fast and is retried
+          const info = await withTimeout(this.#ctx.clock, JetStreamLog.#info(this.#ctx, this.streamId), OPEN_CHECK_MS, () => new Error('stream info timed out'));
           if (!info || epochOf(info) !== this.epoch) {
             this.#ctx.log.warn({ stream: this.streamId, epoch: this.epoch }, 'the stream log was deleted or replaced in JetStream: no longer following it');
             queueMicrotask(() => this.stop());

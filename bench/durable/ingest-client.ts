@@ -1,0 +1,157 @@
+/**
+ * The HTTP producer of the durable bench's ingest section, in a process of its own (so its
+ * CPU is not the gateway's event loop): `connections` keep-alive HTTP/1.1 connections, each
+ * posting one batch after the other (the next once the previous was answered), for `ms`.
+ * The default client writes a prepared request and reads the answer's status line and
+ * Content-Length itself (a producer's minimum; on a 2-core machine whatever the client spends
+ * is taken from the gateway and NATS); `client: 'node-http'` uses Node's http.Agent instead
+ * (about twice the client CPU per request).
+ */
+import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+
+export type IngestClientKind = 'lean' | 'node-http';
+export type ToIngestClient = { cmd: 'run'; url: string; apiKey: string; streamId: string; connections: number; chunks: number; chunkBytes: number; ms: number; client: IngestClientKind };
+export type FromIngestClient =
+  | { ev: 'ready' }
+  | { ev: 'ran'; requests: number; chunks: number; errors: number; firstError: string | undefined; seconds: number; latenciesMs: number[]; cpuUs: number };
+
+const send = (m: FromIngestClient): void => void process.send?.(m);
+
+/** Posts one request and resolves with the answer's HTTP status. */
+type Poster = () => Promise<number>;
+
+async function run(m: ToIngestClient): Promise<FromIngestClient> {
+  const payload = 'x'.repeat(m.chunkBytes);
+  const body = Buffer.from(JSON.stringify({ chunks: Array.from({ length: m.chunks }, () => ({ payload })) }));
+  const url = new URL(`/v1/streams/${encodeURIComponent(m.streamId)}/chunks`, m.url);
+  const headers = { authorization: `Bearer ${m.apiKey}`, 'content-type': 'application/json', 'content-length': String(body.length) };
+  let close: () => void;
+  let posters: Poster[];
+  if (m.client === 'node-http') {
+    const agent = new Agent({ keepAlive: true, maxSockets: m.connections, maxFreeSockets: m.connections });
+    const post: Poster = () =>
+      new Promise((resolve, reject) => {
+        const req = request(url, { method: 'POST', agent, headers }, (res) => {
+          res.on('data', () => undefined);
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    posters = Array.from({ length: m.connections }, () => post);
+    close = () => agent.destroy();
+  } else {
+    const head = `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}\r\n`;
+    const wire = Buffer.concat([Buffer.from(head), body]);
+    const conns = await Promise.all(Array.from({ length: m.connections }, () => LeanConnection.open(url, wire)));
+    posters = conns.map((c) => () => c.post());
+    close = () => conns.forEach((c) => c.close());
+  }
+  let requests = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const latenciesMs: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const until = t0 + m.ms;
+  await Promise.all(
+    posters.map(async (post) => {
+      while (performance.now() < until) {
+        const s = performance.now();
+        try {
+          const status = await post();
+          if (status !== 200) {
+            errors++;
+            firstError ??= `HTTP ${status}`;
+            continue;
+          }
+          requests++;
+          latenciesMs.push(performance.now() - s);
+        } catch (error) {
+          errors++;
+          firstError ??= String(error);
+          return; // this connection is gone
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  close();
+  return { ev: 'ran', requests, chunks: requests * m.chunks, errors, firstError, seconds, latenciesMs, cpuUs: cpu.user + cpu.system };
+}
+
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+/** One keep-alive connection posting a prepared request; answers are read by status line and Content-Length. */
+class LeanConnection {
+  readonly #socket: Socket;
+  readonly #wire: Buffer;
+  #buffer: Buffer = Buffer.alloc(0);
+  #waiting: { resolve: (status: number) => void; reject: (e: Error) => void } | undefined;
+
+  private constructor(socket: Socket, wire: Buffer) {
+    this.#socket = socket;
+    this.#wire = wire;
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.#read(d));
+    const fail = (e: Error): void => {
+      this.#waiting?.reject(e);
+      this.#waiting = undefined;
+    };
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('the connection closed')));
+  }
+
+  static open(url: URL, wire: Buffer): Promise<LeanConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.off('error', reject);
+        resolve(new LeanConnection(socket, wire));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  post(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject };
+      this.#socket.write(this.#wire);
+    });
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  #read(d: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? d : Buffer.concat([this.#buffer, d]);
+    const end = this.#buffer.indexOf(HEAD_END);
+    if (end < 0) return;
+    const head = this.#buffer.toString('latin1', 0, end);
+    const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
+    if (!Number.isFinite(length)) {
+      this.#waiting?.reject(new Error(`an answer without Content-Length: ${head.slice(0, 80)}`));
+      this.#waiting = undefined;
+      this.#socket.destroy();
+      return;
+    }
+    const total = end + HEAD_END.length + length;
+    if (this.#buffer.length < total) return;
+    const status = Number(head.slice(9, 12));
+    this.#buffer = this.#buffer.subarray(total);
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.resolve(status);
+  }
+}
+
+process.on('message', (m: ToIngestClient) => {
+  if (m.cmd === 'run') void run(m).then(send);
+});
+process.on('disconnect', () => process.exit(0));
+send({ ev: 'ready' });
