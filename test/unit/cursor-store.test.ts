@@ -28,6 +28,12 @@ function fakeKv() {
   return { kv, data, state };
 }
 
+function setup() {
+  const clock = new ManualClock();
+  const { kv, data, state } = fakeKv();
+  return { clock, data, state, store: new CursorStore(kv, clock, pino({ level: 'silent' })) };
+}
+
 /** Move the clock and let what it woke settle. */
 async function after(clock: ManualClock, ms: number): Promise<void> {
   clock.advance(ms);
@@ -36,9 +42,7 @@ async function after(clock: ManualClock, ms: number): Promise<void> {
 
 describe('CursorStore: acked cursors on KV', () => {
   it('writes the newest value of each cursor at most every 200 ms, never a lower one', async () => {
-    const clock = new ManualClock();
-    const { kv, data, state } = fakeKv();
-    const store = new CursorStore(kv, clock, pino({ level: 'silent' }));
+    const { clock, data, state, store } = setup();
     for (let seq = 1; seq <= 50; seq++) store.save('s.e1', seq);
     store.save('s.e1', 10);
     await after(clock, 200);
@@ -51,9 +55,7 @@ describe('CursorStore: acked cursors on KV', () => {
   });
 
   it('a write that failed is retried on its own timer, without another ack', async () => {
-    const clock = new ManualClock();
-    const { kv, data, state } = fakeKv();
-    const store = new CursorStore(kv, clock, pino({ level: 'silent' }));
+    const { clock, data, state, store } = setup();
     state.down = true;
     store.save('s.e1', 7);
     await after(clock, 200);
@@ -69,9 +71,7 @@ describe('CursorStore: acked cursors on KV', () => {
   });
 
   it('a cursor another instance stored ahead is not written back over by a late retry', async () => {
-    const clock = new ManualClock();
-    const { kv, data, state } = fakeKv();
-    const store = new CursorStore(kv, clock, pino({ level: 'silent' }));
+    const { clock, data, state, store } = setup();
     state.down = true;
     store.save('s.e1', 7);
     await after(clock, 200);
