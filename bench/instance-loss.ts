@@ -8,9 +8,12 @@
  * - `log-follower-node`: the NATS node holding the log follower (an R1 ordered consumer) of the
  *   instance that holds the active receiver is SIGKILLed (the log's leadership is moved off that
  *   node first if it was there, so no log election is in the figure);
- * - `log-leader-node`: the log stream's leader node is SIGKILLed.
+ * - `log-leader-node`: the log stream's leader node is SIGKILLed;
+ * - `receiver-kill`: the active receiver e1 (a child process on the SDK) is SIGKILLed, no goodbye:
+ *   a receiver fault, held to the fast-failover bound (RECEIVER_FAULT_BOUND_MS, 100 ms).
  * Interruption = the longest time without a new seq delivered by any receiver, from the fault
- * until the producer stopped (≥ 3 s later). Per fault: p50 / p99 / max over the runs and how many
+ * until the producer stopped (≥ 3 s later); beside it, the gateway's own `interruption_ms` of the
+ * switch away from e1 (its switch history, on the instance holding the new active endpoint). Per fault: p50 / p99 / max over the runs and how many
  * exceeded their bound, the log's election time (kill → the log stream answers with a leader,
  * from outside) and when the log could be followed again (a consumer can be created on it), how
  * long until every live instance's view agreed again, runs whose delivery was not exact, and the
@@ -21,17 +24,21 @@ import os from 'node:os';
 import { describeRun, runHaFault, VIEW_BOUND_MS, type FaultKind, type FaultRun } from '../test/helpers/ha-scenario.js';
 import { machineShare, machineTicks, percentile } from './stats.js';
 
-export const INSTANCE_LOSS_FAULTS = ['owner-sigkill', 'log-follower-node', 'log-leader-node'] as const satisfies readonly FaultKind[];
+export const INSTANCE_LOSS_FAULTS = ['owner-sigkill', 'log-follower-node', 'log-leader-node', 'receiver-kill'] as const satisfies readonly FaultKind[];
 export type InstanceLossFault = (typeof INSTANCE_LOSS_FAULTS)[number];
 
 export interface InstanceLossRun {
   interruption_ms: number;
+  /** The gateway's `interruption_ms` of the switch away from e1 (null: none recorded with a figure). */
+  switch_interruption_ms: number | null;
+  /** That switch's reason (`heartbeat-timeout`, `disconnected`, `hedge-commit`, ...; null: none). */
+  switch_reason: string | null;
   /** Delivery still stopped when the producer stopped (the interruption ran to the end of the observation). */
   stalled_at_end: boolean;
   election_ms: number | null;
   /** Kill → a consumer can be created on the log again (null: not within 20 s, or no node kill). */
   followable_ms: number | null;
-  /** The run's interruption bound (node kills: max(election, followable) + 1 s; SIGKILL: 1 s). */
+  /** The run's interruption bound (node kills: max(election, followable) + 1 s; SIGKILL: 1 s; receiver kill: 100 ms). */
   interruption_bound_ms: number;
   /** Fault → every live instance's view agreed again (null: not by the end of the observation). */
   view_recovery_ms: number | null;
@@ -57,6 +64,10 @@ export interface InstanceLossRow {
   interruption_p99_ms: number;
   interruption_max_ms: number;
   interruption_min_ms: number;
+  /** The switch's own `interruption_ms` over the runs that recorded one (null: none did). */
+  switch_interruption_p50_ms: number | null;
+  switch_interruption_p99_ms: number | null;
+  switch_interruption_max_ms: number | null;
   election_p50_ms: number | null;
   election_max_ms: number | null;
   followable_p50_ms: number | null;
@@ -86,6 +97,8 @@ export interface InstanceLossReport {
 function toRun(r: FaultRun, share: { stealPct: number; busyPct: number }): InstanceLossRun {
   return {
     interruption_ms: r.interruptionMs,
+    switch_interruption_ms: r.switchInterruptionMs ?? null,
+    switch_reason: r.switches.find((x) => x.interruptionMs === r.switchInterruptionMs)?.reason ?? r.switches[0]?.reason ?? null,
     stalled_at_end: r.stalledAtEnd,
     election_ms: r.electionMs ?? null,
     followable_ms: r.followableMs ?? null,
@@ -106,6 +119,7 @@ function summarizeFault(fault: InstanceLossFault, samples: InstanceLossRun[]): I
   const ok = samples.filter((s) => s.error === undefined);
   const pick = (f: (s: InstanceLossRun) => number | null): number[] => ok.map(f).filter((v): v is number => v !== null);
   const interruptions = pick((s) => s.interruption_ms);
+  const switchMs = pick((s) => s.switch_interruption_ms);
   const elections = pick((s) => s.election_ms);
   const followable = pick((s) => s.followable_ms);
   const views = pick((s) => s.view_recovery_ms);
@@ -119,6 +133,9 @@ function summarizeFault(fault: InstanceLossFault, samples: InstanceLossRun[]): I
     interruption_p99_ms: percentile(interruptions, 99),
     interruption_max_ms: Math.max(...interruptions),
     interruption_min_ms: Math.min(...interruptions),
+    switch_interruption_p50_ms: orNull(percentile(switchMs, 50)),
+    switch_interruption_p99_ms: orNull(percentile(switchMs, 99)),
+    switch_interruption_max_ms: switchMs.length ? Math.max(...switchMs) : null,
     election_p50_ms: orNull(percentile(elections, 50)),
     election_max_ms: elections.length ? Math.max(...elections) : null,
     followable_p50_ms: orNull(percentile(followable, 50)),
@@ -164,6 +181,7 @@ function emptyRun(fault: FaultKind): FaultRun {
     roles: { owner: '', active: '', producer: '' },
     target: '',
     interruptionMs: Number.NaN,
+    switches: [],
     stalledAtEnd: false,
     producerStallMs: Number.NaN,
     retries: 0,
@@ -189,13 +207,13 @@ export function renderInstanceLoss(r: InstanceLossReport): string {
     '# mirrorstream: instance and node loss (3 gateway instances, 3-node JetStream R3)',
     '',
     `${r.at}, ${r.mode} run (${r.duration_s} s) on ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.mem_gib} GiB, Node ${r.machine.node}, ${r.machine.platform}.`,
-    `${r.plan.runs} runs per fault, a fresh cluster each; 3 WebRTC receivers, 500 chunks/s. Interruption: the longest time without a new seq delivered, from the fault until the producer stopped; its bound per run: node kills max(log leader, log followable) + 1 s, SIGKILL 1 s. Log leader / followable: kill → the log stream answers with a new leader / a consumer can be created on it (measured from outside). Views: every live instance's log position, owner, active list and endpoint states agree (bound ${r.plan.view_bound_ms} ms + the longest election the kill caused).`,
+    `${r.plan.runs} runs per fault, a fresh cluster each; 3 WebRTC receivers, 500 chunks/s. Interruption: the longest time without a new seq delivered, from the fault until the producer stopped; its bound per run: node kills max(log leader, log followable) + 1 s, SIGKILL 1 s, receiver kill 100 ms. Switch's own: the gateway's \`interruption_ms\` of the switch away from e1 (e1's last ack → the new endpoint's first ack), on the instance holding that endpoint. Log leader / followable: kill → the log stream answers with a new leader / a consumer can be created on it (measured from outside). Views: every live instance's log position, owner, active list and endpoint states agree (bound ${r.plan.view_bound_ms} ms + the longest election the kill caused).`,
     '',
-    '| fault | runs (measured) | interruption p50 / p99 / max ms | over bound | log leader p50 / max ms | log followable p50 / max ms | views agreed p50 / max ms | views not agreed in bound | delivery not exact | steal % p50 / max |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| fault | runs (measured) | interruption p50 / p99 / max ms | switch\'s own p50 / p99 / max ms | over bound | log leader p50 / max ms | log followable p50 / max ms | views agreed p50 / max ms | views not agreed in bound | delivery not exact | steal % p50 / max |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...r.rows.map(
       (x) =>
-        `| ${x.fault} | ${x.runs} (${x.measured}) | ${n(x.interruption_p50_ms)} / ${n(x.interruption_p99_ms)} / ${n(x.interruption_max_ms)} | ${x.interruption_over_bound} | ${n(x.election_p50_ms)} / ${n(x.election_max_ms)} | ${n(x.followable_p50_ms)} / ${n(x.followable_max_ms)} | ${n(x.view_recovery_p50_ms)} / ${n(x.view_recovery_max_ms)} | ${x.views_not_recovered} | ${x.delivery_failures} | ${n(x.steal_pct_p50, 1)} / ${n(x.steal_pct_max, 1)} |`,
+        `| ${x.fault} | ${x.runs} (${x.measured}) | ${n(x.interruption_p50_ms)} / ${n(x.interruption_p99_ms)} / ${n(x.interruption_max_ms)} | ${n(x.switch_interruption_p50_ms)} / ${n(x.switch_interruption_p99_ms)} / ${n(x.switch_interruption_max_ms)} | ${x.interruption_over_bound} | ${n(x.election_p50_ms)} / ${n(x.election_max_ms)} | ${n(x.followable_p50_ms)} / ${n(x.followable_max_ms)} | ${n(x.view_recovery_p50_ms)} / ${n(x.view_recovery_max_ms)} | ${x.views_not_recovered} | ${x.delivery_failures} | ${n(x.steal_pct_p50, 1)} / ${n(x.steal_pct_max, 1)} |`,
     ),
     '',
     '## Runs',
@@ -208,6 +226,7 @@ export function renderInstanceLoss(r: InstanceLossReport): string {
       else
         out.push(
           `${i + 1}. ${s.target}: interruption ${s.interruption_ms} ms (bound ${s.interruption_bound_ms})${s.stalled_at_end ? ' (still stopped at the end)' : ''}` +
+            `${s.switch_reason === null ? '' : `, switch ${s.switch_reason} ${n(s.switch_interruption_ms)} ms`}` +
             `${s.election_ms === null ? '' : `, log leader ${s.election_ms} ms, followable ${n(s.followable_ms)} ms`}, views ${s.view_recovery_ms === null ? 'not agreed' : `agreed after ${s.view_recovery_ms} ms`} (bound ${s.view_bound_ms})` +
             `, producer stall ${s.producer_stall_ms} ms, steal ${s.steal_pct} %${s.delivery_problems.length ? `; delivery: ${s.delivery_problems.join('; ')}` : ''}${s.final_view_problems.length ? `; views at the end: ${s.final_view_problems.join('; ')}` : ''}`,
         );

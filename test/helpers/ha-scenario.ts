@@ -5,7 +5,7 @@ import { natsNames } from '../../gateway/src/log/jetstream/names.js';
 import { Receiver } from '../../receiver-sdk/src/node.js';
 import { API_KEY, api, kill, startGateway, until, type GatewayProcess } from './gateway-process.js';
 import { startNatsCluster, type NatsCluster } from './nats.js';
-import { withDeadline } from './webrtc-scenario.js';
+import { spawnReceiverWithToken, withDeadline, type ChildReceiver } from './webrtc-scenario.js';
 
 /**
  * What an operator runs, as child processes on loopback, and the faults they meet:
@@ -13,6 +13,9 @@ import { withDeadline } from './webrtc-scenario.js';
  * three Node receivers on the public SDK (WebRTC) each given all three gateway URLs, one
  * failover stream `s` over e1, e2, e3, and a producer posting 500 chunks/s (10 every 20 ms)
  * with an Idempotency-Key per batch that retries a failed batch on the next instance.
+ *
+ * For the receiver fault (`receiver-kill`), e1 runs in a child process (the same SDK, the same
+ * gateway list) so that it can be SIGKILLed: no goodbye, its WebRTC path just goes silent.
  *
  * `runHaFault(kind)` arranges the instances' roles, injects one fault, and measures:
  * delivery (every acked seq delivered, nothing else, in order per receiver, no payload at two
@@ -132,6 +135,7 @@ export class ReceiverSet {
   /** `<endpoint> <status>: <detail>` for every status change. */
   readonly statuses: string[] = [];
   readonly #receivers: Receiver[] = [];
+  readonly #children: ChildReceiver[] = [];
 
   /** A token from the first URL, then connect with `urls` as its gateway list (bounded wait). */
   async connect(endpointId: string, urls: string[]): Promise<Receiver> {
@@ -149,13 +153,42 @@ export class ReceiverSet {
     return rx;
   }
 
+  /**
+   * The same receiver in a child process (test/integration/fixtures/receiver-child.ts: the SDK
+   * with `urls` as its gateway list, 100 ms between reconnect attempts), so a fault can SIGKILL
+   * it; its deliveries (timed in the child, on this process's performance clock) count with the
+   * others'. Resolves once it is connected (bounded).
+   */
+  async spawn(endpointId: string, urls: string[]): Promise<ChildReceiver> {
+    const { token } = (await api(urls[0]!, 'POST', `/v1/endpoints/${endpointId}/token`, {})) as { token: string };
+    const seqs: number[] = [];
+    this.perReceiver.set(endpointId, seqs);
+    const child = spawnReceiverWithToken(urls.join(','), endpointId, token, 'webrtc', {
+      env: { RECONNECT_MS: '100', PAYLOADS: '1' },
+      onEvent: (msg) => {
+        if (msg.e === 'status') this.statuses.push(`${endpointId} ${msg.status}: ${msg.detail}`);
+        if (msg.e !== 'chunk' || msg.seq === undefined || msg.t === undefined) return;
+        seqs.push(msg.seq);
+        // the child's clock is performance.timeOrigin + performance.now(): back to this process's performance clock
+        this.deliveries.push({ endpoint: endpointId, seq: msg.seq, payload: msg.p ?? '', at: msg.t - performance.timeOrigin });
+      },
+    });
+    this.#children.push(child);
+    await child.ready;
+    return child;
+  }
+
   /** How many distinct seqs the receivers delivered together. */
   distinct(): number {
     return new Set(this.deliveries.map((d) => d.seq)).size;
   }
 
-  closeAll(): void {
+  /** Close the in-process receivers, SIGKILL the child ones (and wait for them to exit, bounded). */
+  async closeAll(): Promise<void> {
     for (const rx of this.#receivers.splice(0)) rx.close();
+    const children = this.#children.splice(0);
+    for (const c of children) c.proc.kill('SIGKILL');
+    await Promise.all(children.map((c) => withDeadline(c.exited, 5_000, `${c.id} exit`).catch(() => undefined)));
   }
 }
 
@@ -495,6 +528,12 @@ export async function startHaCluster(opts: { stream?: object; gatewayArgs?: stri
  */
 export const NODE_KILL_SLACK_MS = 1_000;
 export const SIGKILL_INTERRUPTION_BOUND_MS = 1_000;
+/**
+ * The fast-failover bound for a receiver fault (the active receiver dies, its path goes silent):
+ * what the in-memory log meets (bench/failover.ts, 25-57 ms); `receiver-kill` runs are held to
+ * it by the bench (`interruption_over_bound`).
+ */
+export const RECEIVER_FAULT_BOUND_MS = 100;
 
 /**
  * How long after the fault (plus the longest election a node kill caused) every live instance's view
@@ -606,7 +645,18 @@ function problemTimeline(polls: readonly ViewPoll[], from: number): string[] {
 // ---------------------------------------------------------------------------------------------
 // one run: arrange, fault, measure
 
-export type FaultKind = 'log-follower-node' | 'control-follower-node' | 'kv-watch-node' | 'log-leader-node' | 'owner-sigkill';
+export type FaultKind = 'log-follower-node' | 'control-follower-node' | 'kv-watch-node' | 'log-leader-node' | 'owner-sigkill' | 'receiver-kill';
+
+/** A switch away from e1 after the fault, as one live instance recorded it (`GET /v1/streams/s/health`, `switches[]`). */
+export interface SwitchSeen {
+  instance: string;
+  to: string | null;
+  reason: string;
+  /** Fault → the switch record's `at` (ms; the gateways' clock is performance.timeOrigin + performance.now(), as here). */
+  atMs: number;
+  /** The gateway's own measure: e1's last ack (or the ingestion of `from_seq`) → the new endpoint's first ack of it. */
+  interruptionMs: number | undefined;
+}
 
 export interface FaultRun {
   fault: FaultKind;
@@ -627,6 +677,14 @@ export interface FaultRun {
   interruptionBoundMs: number;
   /** The longest time without a new seq delivered, from the fault until the producer stopped. */
   interruptionMs: number;
+  /**
+   * The switch away from e1 after the fault as the gateway measured it (`interruption_ms` of its
+   * switch record) on the instance holding the endpoint it switched to (else the largest any
+   * live instance recorded); undefined: no instance recorded one with a figure.
+   */
+  switchInterruptionMs?: number;
+  /** Every switch away from e1 after the fault, per live instance. */
+  switches: SwitchSeen[];
   /** Whether delivery was still stopped when the producer stopped. */
   stalledAtEnd: boolean;
   producerStallMs: number;
@@ -652,7 +710,7 @@ export interface FaultRun {
   observedMs: number;
 }
 
-const NODE_FAULTS: Record<Exclude<FaultKind, 'owner-sigkill' | 'log-leader-node'>, { role: 'active' | 'owner'; kind: ConsumerKind }> = {
+const NODE_FAULTS: Record<Exclude<FaultKind, 'owner-sigkill' | 'log-leader-node' | 'receiver-kill'>, { role: 'active' | 'owner'; kind: ConsumerKind }> = {
   // the instance holding e1 while another one stores the chunks: only its follower brings them to e1
   'log-follower-node': { role: 'active', kind: 'log' },
   // a non-owner: it knows the lease (and any decision) only from its follower
@@ -667,7 +725,9 @@ const NODE_FAULTS: Record<Exclude<FaultKind, 'owner-sigkill' | 'log-leader-node'
  * Roles, for a NATS node kill: three different instances are the owner of `s` (O), the holder of
  * e1's connection (A) and the producer's first instance (P); e1 dials A first, e2 P, e3 O. For
  * `owner-sigkill` one instance is all three (O): e1 dials O first, e2 and e3 the two others; O is
- * SIGKILLed. Every receiver and the producer know all three URLs.
+ * SIGKILLed. For `receiver-kill`, the roles of a node kill (e1 on A, e2 on P, e3 on O: the owner
+ * decides the switch from what A's endpoint board says, P carries it out), e1 runs in a child
+ * process and is SIGKILLed. Every receiver and the producer know all three URLs.
  */
 export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) => void; trace?: (line: string) => void } = {}): Promise<FaultRun> {
   const log = opts.log ?? (() => undefined);
@@ -695,7 +755,8 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
     const order = (first: HaInstance): string[] => [first, ...cluster.instances.filter((i) => i !== first)].map((i) => i.url);
     const roles = { owner: O.name, active: A.name, producer: P.name };
     log(`roles: owner ${O.name}, e1 on ${A.name}, producer on ${P.name}`);
-    await rxs.connect('e1', order(A));
+    const e1Child = fault === 'receiver-kill' ? await rxs.spawn('e1', order(A)) : undefined;
+    if (!e1Child) await rxs.connect('e1', order(A));
     await rxs.connect('e2', order(fault === 'owner-sigkill' ? others[0]! : P));
     await rxs.connect('e3', order(fault === 'owner-sigkill' ? others[1]! : O));
     await until(async () => (await cluster.views()).every((v) => v.active.join() === 'e1'), 10_000, 'e1 active on every instance');
@@ -717,7 +778,7 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
     let electionMs: number | undefined;
     let followableMs: number | undefined;
     /** The longest of the measured elections (undefined: not known yet; 0 for a SIGKILL). */
-    let slowestMs: number | undefined = fault === 'owner-sigkill' ? 0 : undefined;
+    let slowestMs: number | undefined = fault === 'owner-sigkill' || fault === 'receiver-kill' ? 0 : undefined;
     let elections: Promise<unknown> = Promise.resolve();
     const otherElectionsMs: Partial<Record<ConsumerKind, number | undefined>> = {};
     let faultAt: number;
@@ -727,6 +788,11 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
       for (const i of cluster.instances) outputMark.set(i, i.g.output.length);
       target = `SIGKILL ${O.name} (owner, producer's first instance, holds e1)`;
       faultAt = await cluster.killInstance(O);
+    } else if (fault === 'receiver-kill') {
+      for (const i of cluster.instances) outputMark.set(i, i.g.output.length);
+      target = `SIGKILL the active receiver e1 (a child process, on ${A.name}; owner ${O.name}, e2 on ${P.name})`;
+      faultAt = performance.now();
+      e1Child!.proc.kill('SIGKILL');
     } else {
       let [placements, leaders] = await Promise.all([cluster.placements(), cluster.leaders()]);
       if (fault === 'log-leader-node') {
@@ -782,7 +848,8 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
     const viewBoundMs = VIEW_BOUND_MS + (slowestMs ?? 0);
     // the engine's elections: the log's (and being able to follow it again), and those of the
     // control stream or bucket whose leader the kill took (a decision waits for them)
-    const interruptionBoundMs = fault === 'owner-sigkill' ? SIGKILL_INTERRUPTION_BOUND_MS : (slowestMs ?? Infinity) + NODE_KILL_SLACK_MS;
+    const interruptionBoundMs =
+      fault === 'owner-sigkill' ? SIGKILL_INTERRUPTION_BOUND_MS : fault === 'receiver-kill' ? RECEIVER_FAULT_BOUND_MS : (slowestMs ?? Infinity) + NODE_KILL_SLACK_MS;
     const viewRecoveryMs = recoveredAfter(polls, faultAt);
     await withDeadline(producer.stop(), 25_000, 'the producer stopped').catch((error: unknown) => log(String(error)));
     const stoppedAt = producer.stoppedAt!;
@@ -802,6 +869,12 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
     ).catch(() => undefined);
 
     const interruptionMs = interruption(rxs.deliveries, faultAt, stoppedAt);
+    // the gateway's own measure of the switch away from e1, on the instance holding its successor
+    const switches = await switchesAfter(cluster, faultAt);
+    const holder: Record<string, HaInstance> = fault === 'owner-sigkill' ? { e2: others[0]!, e3: others[1]! } : { e2: P, e3: O };
+    const measured = switches.filter((x) => x.interruptionMs !== undefined);
+    const switchInterruptionMs =
+      measured.find((x) => x.to !== null && holder[x.to]?.name === x.instance)?.interruptionMs ?? (measured.length ? Math.max(...measured.map((x) => x.interruptionMs!)) : undefined);
     const lastBeforeStop = Math.max(faultAt, ...rxs.deliveries.filter((d) => d.at <= stoppedAt).map((d) => d.at));
     const activeTimeline: string[] = [];
     for (const poll of polls) {
@@ -820,6 +893,8 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
       otherElectionsMs: fault === 'owner-sigkill' ? undefined : otherElectionsMs,
       interruptionBoundMs: Math.round(interruptionBoundMs),
       interruptionMs: Math.round(interruptionMs),
+      switchInterruptionMs,
+      switches,
       stalledAtEnd: stoppedAt - lastBeforeStop > 1_000,
       producerStallMs: Math.round(producer.stallAfter(faultAt)),
       retries: producer.retries,
@@ -838,9 +913,29 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
     };
   } finally {
     await producer?.stop().catch(() => undefined);
-    rxs.closeAll();
+    await rxs.closeAll();
     await cluster.close();
   }
+}
+
+/** Every switch away from e1 recorded at or after `faultAt` (performance clock) by each live instance (one that does not answer within 1 s: none). */
+async function switchesAfter(c: HaCluster, faultAt: number): Promise<SwitchSeen[]> {
+  const faultWall = performance.timeOrigin + faultAt;
+  const per = await Promise.all(
+    c.live.map(async (i): Promise<SwitchSeen[]> => {
+      try {
+        const res = await fetch(`${i.url}/v1/streams/${STREAM_ID}/health`, { headers: { authorization: `Bearer ${API_KEY}` }, signal: AbortSignal.timeout(1_000) });
+        if (res.status !== 200) return [];
+        const h = (await res.json()) as { switches: { from: string | null; to: string | null; reason: string; at: number; interruption_ms?: number }[] };
+        return h.switches
+          .filter((x) => x.from === 'e1' && x.at >= faultWall)
+          .map((x) => ({ instance: i.name, to: x.to, reason: x.reason, atMs: Math.round(x.at - faultWall), interruptionMs: x.interruption_ms }));
+      } catch {
+        return [];
+      }
+    }),
+  );
+  return per.flat();
 }
 
 /** The warnings and errors each live instance logged from line `from[i]` of its output on, counted by message. */
@@ -877,6 +972,9 @@ export function describeRun(r: FaultRun): string {
           .join(', ')}`
       : undefined,
     `interruption ${r.interruptionMs} ms (bound ${r.interruptionBoundMs} ms)${r.stalledAtEnd ? ' (delivery still stopped when the producer stopped)' : ''}`,
+    r.switches.length
+      ? `switch's own interruption_ms ${r.switchInterruptionMs ?? '-'} (${r.switches.map((x) => `${x.instance}: →${x.to ?? '-'} ${x.reason} at +${x.atMs} ms, ${x.interruptionMs ?? '-'} ms`).join(', ')})`
+      : 'no switch away from e1 recorded after the fault',
     `producer stall ${r.producerStallMs} ms, ${r.retries} retries`,
     `${r.acked} acked (${r.ackedBeforeFault} before the fault), ${r.delivered} delivered`,
     views,

@@ -32,10 +32,24 @@ export async function spawnReceiver(gateway: Gateway, url: string, id: string, t
   return spawnReceiverWithToken(url, id, token, transports);
 }
 
-/** A receiver child process with a token from anywhere (e.g. a gateway process's API). */
-export function spawnReceiverWithToken(url: string, id: string, token: string, transports = 'webrtc'): ChildReceiver {
+/** What a receiver child process printed: a chunk (`p`: its payload as text, with PAYLOADS=1) or a status. */
+export interface ChildEvent {
+  e: string;
+  seq?: number;
+  t?: number;
+  ts?: number;
+  p?: string;
+  status?: string;
+  detail?: string;
+}
+
+/**
+ * A receiver child process with a token from anywhere (e.g. a gateway process's API).
+ * `env`: more of the child's settings (RECONNECT_MS, PAYLOADS: see the fixture); `onEvent`: every line it prints.
+ */
+export function spawnReceiverWithToken(url: string, id: string, token: string, transports = 'webrtc', opts: { env?: Record<string, string>; onEvent?: (msg: ChildEvent) => void } = {}): ChildReceiver {
   const proc = spawn(process.execPath, ['--import', TSX, CHILD], {
-    env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports },
+    env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports, ...opts.env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const chunks: { seq: number; t: number; ts: number }[] = [];
@@ -43,12 +57,13 @@ export function spawnReceiverWithToken(url: string, id: string, token: string, t
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   createInterface({ input: proc.stdout! }).on('line', (line) => {
-    let msg: { e?: string; seq?: number; t?: number; ts?: number };
+    let msg: ChildEvent;
     try {
-      msg = JSON.parse(line) as typeof msg;
+      msg = JSON.parse(line) as ChildEvent;
     } catch {
       return;
     }
+    opts.onEvent?.(msg);
     if (msg.e === 'chunk' && msg.seq !== undefined && msg.t !== undefined) chunks.push({ seq: msg.seq, t: msg.t, ts: msg.ts ?? Number.NaN });
     if (msg.e === 'ready') markReady();
   });

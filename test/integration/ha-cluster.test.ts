@@ -11,7 +11,9 @@ import { describeRun, NODE_KILL_SLACK_MS, runHaFault, SIGKILL_INTERRUPTION_BOUND
  *   of its control stream, or its endpoint-board KV watch (the consumers are R1: they live on
  *   one node, found with `$JS.API.CONSUMER.INFO` and mapped to their instance by the NUID prefix
  *   in their names), or the log stream's leader;
- * - the instance that owns the stream, serves the producer and holds the active receiver, SIGKILLed.
+ * - the instance that owns the stream, serves the producer and holds the active receiver, SIGKILLed;
+ * - a receiver fault: the active receiver e1 (in a child process, on the SDK) SIGKILLed, no
+ *   goodbye; its instance, the owner and the instance holding e2 are three different ones.
  *
  * Every run: the receivers together deliver exactly the acked seqs, each in increasing order, no
  * payload at two seqs; every live instance's view (its log's last seq against JetStream's, the
@@ -22,7 +24,9 @@ import { describeRun, NODE_KILL_SLACK_MS, runHaFault, SIGKILL_INTERRUPTION_BOUND
  * leader and a consumer can be created on it, which needs the JetStream meta leader, and a control
  * stream or bucket the node led has a leader: all measured from outside) + 1 s; for the SIGKILL,
  * 1 s (a regression bound; the
- * target, 500 ms p99, is measured by `npm run bench -- --only instance-loss`).
+ * target, 500 ms p99, is measured by `npm run bench -- --only instance-loss`); for the receiver
+ * kill, no bound is asserted: the interruption and the switch's own `interruption_ms` are logged
+ * (their figures against the fast-failover bound, RECEIVER_FAULT_BOUND_MS, come from the bench).
  */
 function check(r: FaultRun): void {
   console.log(describeRun(r));
@@ -34,9 +38,15 @@ function check(r: FaultRun): void {
   expect.soft(r.viewRecoveryMs, `every live instance's view agreed within ${r.viewBoundMs} ms of the fault`).toBeDefined();
   expect.soft(r.viewRecoveryMs ?? Infinity, 'view recovery (ms after the fault)').toBeLessThanOrEqual(r.viewBoundMs);
   expect.soft(r.finalViewProblems, 'views once the producer stopped').toEqual([]);
-  if (r.fault !== 'owner-sigkill') {
+  if (r.fault !== 'owner-sigkill' && r.fault !== 'receiver-kill') {
     expect.soft(r.electionMs, 'the log stream answered with a new leader within 20 s').toBeDefined();
     expect.soft(r.followableMs, 'a consumer could be created on the log within 20 s').toBeDefined();
+  }
+  if (r.fault === 'receiver-kill') {
+    // the figures only (see above; ≤ 100 ms in 11 runs on an idle machine, 187 ms once with one
+    // core busy elsewhere: no margin for an assertion in a loaded suite): a switch away from e1 was recorded
+    expect.soft(r.switches.length, 'a switch away from e1 recorded after the fault').toBeGreaterThan(0);
+    return;
   }
   const bound =
     r.fault === 'owner-sigkill'
@@ -51,11 +61,12 @@ const CASES: [FaultKind, string][] = [
   ['kv-watch-node', "kill the NATS node holding the owner's endpoint-board KV watch (the other instances' endpoints, e1 among them, reach it only through that watch)"],
   ['log-leader-node', "kill the log stream's leader node"],
   ['owner-sigkill', 'SIGKILL the instance that owns the stream, serves the producer and holds the active receiver'],
+  ['receiver-kill', 'SIGKILL the active receiver (its process: no goodbye, its WebRTC path goes silent), held by a non-owner while a third instance holds the next one'],
 ];
 
 describe('3 gateway instances on a 3-node JetStream cluster (R3): faults', () => {
   for (const [fault, title] of CASES) {
-    it(`${title}: every acked chunk delivered once, in order; views agree again; bounded interruption`, async () => {
+    it(`${title}: every acked chunk delivered once, in order; views agree again; ${fault === 'receiver-kill' ? 'interruption logged' : 'bounded interruption'}`, async () => {
       check(await runHaFault(fault, { log: (line) => console.log(`  [${fault}] ${line}`) }));
     }, 90_000);
   }

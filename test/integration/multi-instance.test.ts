@@ -18,7 +18,7 @@ describe('two gateway instances on one NATS', () => {
   let nats: NatsServer | undefined;
   let rxs = new ReceiverSet();
   afterEach(async () => {
-    rxs.closeAll();
+    await rxs.closeAll();
     rxs = new ReceiverSet();
     await killAll();
     await nats?.close();
