@@ -195,6 +195,7 @@ function emptyRun(fault: FaultKind): FaultRun {
     finalViewProblems: [],
     activeTimeline: [],
     gatewayWarnings: [],
+    gatewayEvents: [],
     preparation: [],
     observedMs: 0,
   };

@@ -705,6 +705,8 @@ export interface FaultRun {
   activeTimeline: string[];
   /** What the instances logged at warn or error level from the fault on (counted per message). */
   gatewayWarnings: string[];
+  /** The same lines one by one, with their time after the fault (node kills). */
+  gatewayEvents: string[];
   /** What was done before the fault to keep it apart from others (e.g. the log's leadership moved off the node). */
   preparation: string[];
   observedMs: number;
@@ -782,6 +784,7 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
     let elections: Promise<unknown> = Promise.resolve();
     const otherElectionsMs: Partial<Record<ConsumerKind, number | undefined>> = {};
     let faultAt: number;
+    let faultWall: number | undefined;
     const ackedBeforeFault = producer.acked.size;
     const outputMark = new Map<HaInstance, number>();
     if (fault === 'owner-sigkill') {
@@ -823,6 +826,7 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
       // election the kill caused bounds the views (a control stream without a leader renews no lease)
       const streams = cluster.streams();
       const led = (Object.entries(leaders) as [ConsumerKind, string][]).filter(([k, n]) => n === killedNode && k !== 'log').map(([k]) => k);
+      faultWall = Date.now();
       const k = await cluster.killNode(killedNode, [streams.log, ...led.map((kind) => streams[kind])]);
       faultAt = k.at;
       elections = k.elections.then(({ leaders: ms, followable }) => {
@@ -908,6 +912,7 @@ export async function runHaFault(fault: FaultKind, opts: { log?: (line: string) 
       finalViewProblems,
       activeTimeline,
       gatewayWarnings: gatewayWarnings(cluster, outputMark),
+      gatewayEvents: gatewayEvents(cluster, outputMark, faultWall),
       preparation,
       observedMs: Math.round(stoppedAt - faultAt),
     };
@@ -944,19 +949,38 @@ function gatewayWarnings(c: HaCluster, from: ReadonlyMap<HaInstance, number>): s
   for (const i of c.instances) {
     const counts = new Map<string, number>();
     for (const line of i.g.output.slice(from.get(i) ?? 0)) {
-      let m: { level?: number; msg?: string; module?: string; stream?: string; control?: string; err?: { code?: string } };
+      let m: { level?: number; msg?: string; module?: string; stream?: string; control?: string; follower?: string; err?: { code?: string } };
       try {
         m = JSON.parse(line) as typeof m;
       } catch {
         continue;
       }
       if ((m.level ?? 0) < 40) continue;
-      const key = `${m.level === 40 ? 'warn' : 'error'} ${m.module ? `${m.module}: ` : ''}${m.msg}${m.err?.code ? ` [${m.err.code}]` : ''}${m.stream ? ` (${m.stream})` : ''}${m.control ? ` (${m.control})` : ''}`;
+      const key = `${m.level === 40 ? 'warn' : 'error'} ${m.module ? `${m.module}: ` : ''}${m.msg}${m.err?.code ? ` [${m.err.code}]` : ''}${m.stream ? ` (${m.stream})` : ''}${m.control ? ` (${m.control})` : ''}${m.follower ? ` (${m.follower})` : ''}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     for (const [k, n] of counts) out.push(`${i.name}${i.alive ? '' : ' (killed)'} ${k}${n > 1 ? ` ×${n}` : ''}`);
   }
   return out;
+}
+
+/** Each warning or error of the live instances after the fault, with its time after the fault (from the log line's own time). */
+function gatewayEvents(c: HaCluster, from: ReadonlyMap<HaInstance, number>, faultWall: number | undefined): string[] {
+  if (faultWall === undefined) return [];
+  const out: { at: number; line: string }[] = [];
+  for (const i of c.instances) {
+    for (const line of i.g.output.slice(from.get(i) ?? 0)) {
+      let m: { level?: number; time?: number; msg?: string; follower?: string; reason?: string };
+      try {
+        m = JSON.parse(line) as typeof m;
+      } catch {
+        continue;
+      }
+      if ((m.level ?? 0) < 40 || m.time === undefined) continue;
+      out.push({ at: m.time - faultWall, line: `+${m.time - faultWall} ms ${i.name} ${m.msg}${m.follower ? ` (${m.follower})` : ''}${m.reason ? `: ${m.reason}` : ''}` });
+    }
+  }
+  return out.sort((a, b) => a.at - b.at).map((e) => e.line);
 }
 
 /** One line per run for logs. */

@@ -86,7 +86,24 @@ export interface NatsCluster {
   close(): Promise<void>;
 }
 
+/**
+ * Ports are picked free and released before the nodes bind them, so another socket can take one
+ * meanwhile (the nodes' own route dials use ephemeral ports): a node that exits before it listens
+ * makes the whole cluster start again on fresh ports (at most 3 tries).
+ */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await tryStartNatsCluster(size);
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof NodeExited)) throw error;
+    }
+  }
+}
+
+class NodeExited extends Error {}
+
+async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'ms-natsc-'));
   const routes = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clients = await Promise.all(Array.from({ length: size }, () => freePort()));
@@ -100,13 +117,24 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       [
         `server_name: ${name}`,
         `listen: 127.0.0.1:${clients[i]}`,
+        `ports_file_dir: "${dir}"`,
         `jetstream { store_dir: "${join(dir, name)}" }`,
         `cluster { name: ms-test, listen: 127.0.0.1:${routes[i]}, routes: [${routes.map((p) => `nats-route://127.0.0.1:${p}`).join(', ')}] }`,
       ].join('\n'),
     );
-    procs.set(name, run(['-c', conf]));
+    const proc = run(['-c', conf]);
+    procs.set(name, proc);
+    // listening once it wrote its ports file
+    await portsOf(dir, proc);
   };
-  for (let i = 0; i < size; i++) await start(i);
+  try {
+    for (let i = 0; i < size; i++) await start(i);
+  } catch (error) {
+    // gone before it listened: a port was taken
+    for (const p of procs.values()) await stop(p, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw new NodeExited(`a nats-server of the cluster did not listen: ${String(error)}`);
+  }
   const stopNode = async (name: string, signal: NodeJS.Signals): Promise<void> => {
     const p = procs.get(name);
     if (p) await stop(p, signal);

@@ -34,6 +34,7 @@ function check(r: FaultRun): void {
   console.log(`  active over time: ${r.activeTimeline.join(' → ')}`);
   if (r.viewTimeline.length) console.log(`  view problems after the fault:\n    ${r.viewTimeline.join('\n    ')}`);
   if (r.gatewayWarnings.length) console.log(`  gateway warnings after the fault:\n    ${r.gatewayWarnings.join('\n    ')}`);
+  if (r.viewTimeline.length && r.gatewayEvents.length) console.log(`  gateway warnings in time:\n    ${r.gatewayEvents.slice(0, 60).join('\n    ')}`);
   expect.soft(r.deliveryProblems, 'delivery: exactly the acked seqs, in order per receiver, no payload twice').toEqual([]);
   expect.soft(r.viewRecoveryMs, `every live instance's view agreed within ${r.viewBoundMs} ms of the fault`).toBeDefined();
   expect.soft(r.viewRecoveryMs ?? Infinity, 'view recovery (ms after the fault)').toBeLessThanOrEqual(r.viewBoundMs);
