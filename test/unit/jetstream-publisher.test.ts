@@ -36,6 +36,25 @@ class FakeConnection {
   closed(): Promise<void | Error> {
     return this.#closed;
   }
+  readonly #statuses: ((s: { type: string }) => void)[] = [];
+  status(): AsyncIterable<{ type: string }> {
+    const queue: { type: string }[] = [];
+    let wake: (() => void) | undefined;
+    this.#statuses.push((s) => {
+      queue.push(s);
+      wake?.();
+    });
+    return (async function* () {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        await new Promise<void>((r) => (wake = r));
+      }
+    })();
+  }
+  /** The client lost its server (it reconnects by itself). */
+  disconnect(): void {
+    for (const tell of this.#statuses) tell({ type: 'disconnect' });
+  }
   isClosed(): boolean {
     return this.#isClosed;
   }
@@ -137,6 +156,20 @@ describe('JetStreamPublisher', () => {
     expect(nc.sent[0]?.headers).toBe(nc.sent[2]?.headers);
     for (let i = 0; i < 3; i++) nc.answer(i, `{"stream":"S","seq":${i + 1}}`);
     expect((await done).map((o) => o.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('a dropped connection fails what was in flight at once (nobody will ack it); what waited in line goes out after', async () => {
+    const nc = new FakeConnection();
+    const p = new JetStreamPublisher(nc as unknown as NatsConnection, new ManualClock(), { timeoutMs: 5_000, maxInFlight: 2 });
+    const first = p.publish('s', msgs(2, 'a'));
+    const second = p.publish('s', msgs(1, 'b'));
+    await tick();
+    expect(nc.sent).toHaveLength(2);
+    nc.disconnect();
+    expect((await first).every((o) => o.error?.message.includes('dropped'))).toBe(true);
+    expect(nc.sent.map((m) => text(m.payload))).toEqual(['a0', 'a1', 'b0']);
+    nc.answer(2, '{"stream":"S","seq":3}');
+    expect(await second).toEqual([{ seq: 3, duplicate: false }]);
   });
 
   it('reads an ack the way JSON.parse does', () => {

@@ -69,6 +69,27 @@ export class JetStreamPublisher {
     this.#inbox = `${createInbox()}.`;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (error, msg) => (error ? this.#failAll(error) : this.#ack(msg)) });
     void nc.closed().then((error) => this.#failAll(error ?? new Error('the NATS connection closed')));
+    void this.#watchConnection(nc);
+  }
+
+  /**
+   * What was in flight when the connection dropped went to a server that may be gone: nobody
+   * will ack it. Fail it at once (its fate is unknown, as after a timeout: a retry with the same
+   * message ids stores nothing twice) rather than at the deadline; what is published while the
+   * client reconnects is buffered by it and goes out after.
+   */
+  async #watchConnection(nc: NatsConnection): Promise<void> {
+    try {
+      for await (const s of nc.status()) {
+        if (s.type !== 'disconnect') continue;
+        const error = new Error('the NATS connection dropped with the chunk in flight: it may not be stored');
+        for (const [id, batch] of this.#inFlight) this.#settle(batch, id - batch.firstId, { error });
+        this.#inFlight.clear();
+        this.#drain();
+      }
+    } catch {
+      // the iterator ends with the connection; closed() fails the rest
+    }
   }
 
   get inFlight(): number {
