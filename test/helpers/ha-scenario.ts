@@ -970,14 +970,14 @@ function gatewayEvents(c: HaCluster, from: ReadonlyMap<HaInstance, number>, faul
   const out: { at: number; line: string }[] = [];
   for (const i of c.instances) {
     for (const line of i.g.output.slice(from.get(i) ?? 0)) {
-      let m: { level?: number; time?: number; msg?: string; follower?: string; reason?: string };
+      let m: { level?: number; time?: number; msg?: string; follower?: string; reason?: string; err?: { code?: string; message?: string } };
       try {
         m = JSON.parse(line) as typeof m;
       } catch {
         continue;
       }
       if ((m.level ?? 0) < 40 || m.time === undefined) continue;
-      out.push({ at: m.time - faultWall, line: `+${m.time - faultWall} ms ${i.name} ${m.msg}${m.follower ? ` (${m.follower})` : ''}${m.reason ? `: ${m.reason}` : ''}` });
+      out.push({ at: m.time - faultWall, line: `+${m.time - faultWall} ms ${i.name} ${m.msg}${m.follower ? ` (${m.follower})` : ''}${m.reason ? `: ${m.reason}` : ''}${m.err ? ` [${m.err.code ?? ''} ${m.err.message ?? ''}]` : ''}` });
     }
   }
   return out.sort((a, b) => a.at - b.at).map((e) => e.line);

@@ -2,10 +2,11 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Follower, Followers, type FollowSink } from '../../gateway/src/log/jetstream/follower.js';
+import { hedgedOpen } from '../../gateway/src/log/jetstream/hedged-open.js';
 import { ManualClock, type Clock, type TimerHandle } from '../../receiver-sdk/src/index.js';
 import { settle } from '../helpers/memory-harness.js';
 
-const timing = { stallMs: 1_000, retryMs: 100, maxRetryMs: 1_000 };
+const timing = { stallMs: 1_000, retryMs: 100, maxRetryMs: 1_000, hedgeMs: 50, maxOpensInFlight: 4, openTimeoutMs: 1_000 };
 const silent = pino({ level: 'silent' });
 
 /**
@@ -17,10 +18,16 @@ class FakeEngine {
   readonly subs: { after: number; next: number; sink: FollowSink<string>; closed: boolean }[] = [];
   /** Opens that fail from now on (the engine has no leader). */
   failing = false;
+  /** The next this many opens are never answered (placed on a dead node). */
+  hang = 0;
   opens = 0;
 
   readonly open = async (after: number, sink: FollowSink<string>) => {
     this.opens++;
+    if (this.hang > 0) {
+      this.hang--;
+      return new Promise<never>(() => undefined);
+    }
     if (this.failing) throw new Error('no responders');
     const sub = { after, next: after + 1, sink, closed: false };
     this.subs.push(sub);
@@ -255,8 +262,11 @@ describe('Follower: one supervised subscription to the engine', () => {
     await settle();
     expect(engine.opens).toBe(1);
     // its heartbeat, read after the pause, keeps it; without one it is replaced a stall later
-    manual.advance(timing.stallMs);
-    await settle();
+    // (time moves in steps the open can answer within, so no hedge is due)
+    for (let t = 0; t < timing.stallMs; t += 10) {
+      manual.advance(10);
+      await settle();
+    }
     expect(engine.opens).toBe(2);
     follower.close();
   });
@@ -283,6 +293,140 @@ describe('Follower: one supervised subscription to the engine', () => {
     expect(follower.following).toBe(true);
     follower.close();
     expect(subs[1]!.closed).toBe(true);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a hung open is hedged: the consumer placed on a dead node never answers, the next open does; the follower is back a hedge later', async () => {
+    const clock = new ManualClock();
+    const engine = new FakeEngine();
+    const { follower, applied } = follow(engine, clock);
+    await follower.start();
+    engine.append(3);
+    engine.deliver(1);
+    // the next create goes to the dead node: it is never answered
+    engine.hang = 1;
+    engine.current!.sink.lost('heartbeats_missed');
+    await settle();
+    expect(follower.following).toBe(false);
+    clock.advance(timing.hedgeMs);
+    await settle();
+    expect(follower.following).toBe(true);
+    expect(engine.current!.after).toBe(1);
+    engine.deliver(2);
+    expect(applied).toEqual(['e1', 'e2', 'e3']);
+    follower.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('hedgedOpen', () => {
+  /** Opens that answer when the test says so. */
+  function opens() {
+    const runs: { resolve: () => void; reject: (e: Error) => void; closed: boolean }[] = [];
+    const open = () =>
+      new Promise<{ close(): void }>((resolve, reject) => {
+        const run = { resolve: () => resolve({ close: () => (run.closed = true) }), reject, closed: false };
+        runs.push(run);
+      });
+    return { runs, open };
+  }
+
+  it('joins an unanswered open every hedgeMs up to maxOpensInFlight; the first success wins, a later one is closed', async () => {
+    const clock = new ManualClock();
+    const { runs, open } = opens();
+    const failures: unknown[] = [];
+    const result = hedgedOpen(open, clock, { hedgeMs: 50, maxOpensInFlight: 3, openTimeoutMs: 10_000 }, { onFailure: (e) => failures.push(e) });
+    expect(runs).toHaveLength(1);
+    clock.advance(49);
+    expect(runs).toHaveLength(1);
+    clock.advance(1);
+    expect(runs).toHaveLength(2);
+    clock.advance(200);
+    expect(runs).toHaveLength(3); // at most 3 in flight
+    runs[0]!.reject(new Error('timeout'));
+    await settle();
+    expect(failures).toHaveLength(1);
+    clock.advance(50);
+    expect(runs).toHaveLength(4); // room again
+    runs[2]!.resolve();
+    const sub = await result;
+    runs[1]!.resolve();
+    await settle();
+    expect(runs.map((r) => r.closed)).toEqual([false, true, false, false]);
+    sub.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('fails with the error once every run made has failed and none is in flight (a refusal is not hammered)', async () => {
+    const clock = new ManualClock();
+    const { runs, open } = opens();
+    const result = hedgedOpen(open, clock, { hedgeMs: 50, maxOpensInFlight: 4, openTimeoutMs: 10_000 });
+    clock.advance(50);
+    runs[0]!.reject(new Error('first'));
+    runs[1]!.reject(new Error('stream not found'));
+    await expect(result).rejects.toThrow('stream not found');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('an engine without a leader (no run is answered): each run fails after openTimeoutMs, new ones keep starting; the first run after it recovers is the answer', async () => {
+    const clock = new ManualClock();
+    const { runs, open } = opens();
+    let recoveredAt = Infinity;
+    const startedAt: number[] = [];
+    const failures: unknown[] = [];
+    const answering = () => {
+      startedAt.push(clock.now());
+      const p = open();
+      if (clock.now() >= recoveredAt) runs[runs.length - 1]!.resolve();
+      return p;
+    };
+    const result = hedgedOpen(answering, clock, { hedgeMs: 50, maxOpensInFlight: 4, openTimeoutMs: 1_000 }, { onFailure: (e) => failures.push(e) });
+    for (let t = 0; t < 5_000; t += 10) {
+      clock.advance(10);
+      await settle();
+    }
+    expect(String(failures[0])).toMatch(/did not answer the open within 1000 ms/);
+    recoveredAt = clock.now();
+    let answered = false;
+    void result.then(() => (answered = true));
+    for (let t = 0; t < 1_000 && !answered; t += 10) {
+      clock.advance(10);
+      await settle();
+    }
+    expect(answered).toBe(true);
+    // 4 in flight, each given up after 1 s: a run starts every ~250 ms
+    expect(startedAt.filter((t) => t < recoveredAt).length).toBeGreaterThanOrEqual(20);
+    expect(clock.now() - recoveredAt).toBeLessThanOrEqual(1_000 / 4 + 50);
+    // a run that timed out and answers late is closed, not used
+    runs[0]!.resolve();
+    await settle();
+    expect(runs[0]!.closed).toBe(true);
+    (await result).close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('given up (the follower was replaced or closed): no more runs start; a success in time is still handed over, to be closed by the caller; with none, it fails after openTimeoutMs', async () => {
+    const clock = new ManualClock();
+    const { runs, open } = opens();
+    let givenUp = false;
+    const result = hedgedOpen(open, clock, { hedgeMs: 50, maxOpensInFlight: 4, openTimeoutMs: 1_000 }, { givenUp: () => givenUp });
+    clock.advance(50);
+    expect(runs).toHaveLength(2);
+    givenUp = true;
+    clock.advance(500);
+    expect(runs).toHaveLength(2);
+    runs[1]!.resolve();
+    await expect(result).resolves.toBeDefined();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('given up with no run answering: fails once the last run times out (no promise left hanging)', async () => {
+    const clock = new ManualClock();
+    const { open } = opens();
+    const result = hedgedOpen(open, clock, { hedgeMs: 50, maxOpensInFlight: 4, openTimeoutMs: 1_000 }, { givenUp: () => true });
+    clock.advance(50);
+    clock.advance(1_000);
+    await expect(result).rejects.toThrow(/within 1000 ms/);
     expect(clock.pendingTimers).toBe(0);
   });
 });

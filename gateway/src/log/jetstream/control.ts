@@ -65,6 +65,11 @@ export class JetStreamControl implements StreamControl {
     this.#t = timing;
   }
 
+  /** A control append is answered within this long or given up (a quarter lease, at least 100 ms). */
+  get #appendTimeoutMs(): number {
+    return Math.max(100, Math.floor(this.#t.leaseMs / 4));
+  }
+
   /**
    * `canDecide`: this instance may decide now (it follows the engine, it hears itself);
    * `holderGone`: the instance holding the lease is known dead (presence): its lease is claimed
@@ -177,7 +182,10 @@ export class JetStreamControl implements StreamControl {
   async #append(m: ControlMessage): Promise<void> {
     this.#appending = true;
     try {
-      const ack = await this.#ctx.js.publish(this.#subject, JSON.stringify(m), { expect: { lastSequence: this.#lastSeq } });
+      // answered within a quarter lease or given up (the next round tries again): a request
+      // handed to nats.js while it reconnects is dropped unseen, and one waiting out the full
+      // request timeout would let our own lease run out meanwhile
+      const ack = await this.#ctx.js.publish(this.#subject, JSON.stringify(m), { expect: { lastSequence: this.#lastSeq }, timeout: this.#appendTimeoutMs });
       this.#lastSeq = Math.max(this.#lastSeq, ack.seq);
       this.#see(ack.seq, m);
     } finally {

@@ -1,5 +1,6 @@
 import type { Clock, TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
+import { hedgedOpen, type HedgeTiming } from './hedged-open.js';
 
 /** What a running subscription tells its follower. */
 export interface FollowSink<T> {
@@ -14,7 +15,8 @@ export interface FollowSink<T> {
 /** One subscription to the engine, opened to deliver the entries after `after`. */
 export type OpenFollow<T> = (after: number, sink: FollowSink<T>) => Promise<{ close(): void }>;
 
-export interface FollowerTiming {
+/** `HedgeTiming`: how each open is hedged (see hedgedOpen). */
+export interface FollowerTiming extends HedgeTiming {
   /** No entry and no sign of life for this long: the subscription is stalled, recreate it. */
   stallMs: number;
   /** Back-off between failed (re)opens: doubles from `retryMs` up to `maxRetryMs`. */
@@ -26,11 +28,17 @@ export interface FollowerTiming {
  * Bounds for followers on NATS JetStream. A consumer asks for an idle heartbeat every 500 ms
  * (nats.js's floor), so a live subscription is heard at least that often; nothing for 800 ms
  * (a heartbeat 300 ms late, which the server's timer does not do) means its consumer is gone
- * (the server hosting it died) or the pull was lost, and the follower recreates it. Re-opens
- * back off from 100 ms to 1 s, so a follower is back about 1 s after the engine can serve
- * again (an election ends).
+ * (the server hosting it died) or the pull was lost, and the follower recreates it.
+ *
+ * Opens are hedged: after a node dies, nats-server 2.9 goes on placing about a third of new R1
+ * consumers on the dead node for 12 s and more (measured here), and such a create is never
+ * answered. So an open not answered within 50 ms (one answers in a few ms) is joined by
+ * another, up to 4 in flight; the first to answer is used. An open not answered in 1 s counts
+ * as failed. During an election (no stream leader: every open waits for that) this keeps an
+ * open starting every ~250 ms, so a follower is back within about that once the engine can
+ * serve again. Opens refused outright back off from 100 ms to 1 s.
  */
-export const ENGINE_FOLLOW_TIMING: FollowerTiming = { stallMs: 800, retryMs: 100, maxRetryMs: 1_000 };
+export const ENGINE_FOLLOW_TIMING: FollowerTiming = { stallMs: 800, retryMs: 100, maxRetryMs: 1_000, hedgeMs: 50, maxOpensInFlight: 4, openTimeoutMs: 1_000 };
 export const ENGINE_HEARTBEAT_MS = 500;
 
 export interface FollowerOptions<T> {
@@ -67,7 +75,10 @@ export class Follower<T> {
   #lastHeard = 0;
   #lastCheck = 0;
   #following = false;
+  /** Hedged opens that failed in a row (the back-off). */
   #failures = 0;
+  /** Open runs that failed since the follower last heard its engine (logged 1st and every 20th). */
+  #runFailures = 0;
   #watch: TimerHandle | undefined;
   #retry: TimerHandle | undefined;
   /** Opens in flight (a restart during one starts another; the older one's result is dropped). */
@@ -136,12 +147,13 @@ export class Follower<T> {
     this.#setFollowing(false);
     this.#o.clock.clearTimeout(this.#retry);
     this.#retry = undefined;
-    void this.#open().catch((error: unknown) => this.#openFailed(error));
+    void this.#open().catch(() => this.#openFailed());
   }
 
   async #open(): Promise<void> {
     this.#opening++;
     const generation = ++this.#generation;
+    const stale = (): boolean => generation !== this.#generation || this.#closed;
     try {
       const sink: FollowSink<T> = {
         entry: (at, value) => {
@@ -154,8 +166,14 @@ export class Follower<T> {
           if (generation === this.#generation && !this.#closed) this.#replace(why);
         },
       };
-      const sub = await this.#o.open(this.#o.position(), sink);
-      if (generation !== this.#generation || this.#closed) {
+      const after = this.#o.position();
+      const sub = await hedgedOpen(() => this.#o.open(after, sink), this.#o.clock, this.#t, {
+        givenUp: stale,
+        onFailure: (error) => {
+          if (!stale()) this.#runFailed(error);
+        },
+      });
+      if (stale()) {
         sub.close();
         return;
       }
@@ -163,18 +181,26 @@ export class Follower<T> {
       // the engine made the consumer: following from here; the stall clock starts now, so a
       // subscription that never shows life is replaced too
       this.#heard();
+    } catch (error) {
+      // an open replaced meanwhile (a restart, a close) fails for nobody
+      if (!stale()) throw error;
     } finally {
       this.#opening--;
     }
   }
 
-  #openFailed(error: unknown): void {
+  /** One open run failed (others of the same hedged open may still answer). */
+  #runFailed(error: unknown): void {
+    this.#runFailures++;
+    if (this.#runFailures === 1 || this.#runFailures % 20 === 0) {
+      this.#o.log.warn({ follower: this.name, err: error, failures: this.#runFailures }, 'engine subscription could not be opened: retrying');
+    }
+  }
+
+  #openFailed(): void {
     if (this.#closed) return;
     this.#failures++;
     const wait = Math.min(this.#t.maxRetryMs, this.#t.retryMs * 2 ** Math.min(this.#failures - 1, 20));
-    if (this.#failures === 1 || this.#failures % 20 === 0) {
-      this.#o.log.warn({ follower: this.name, err: error, failures: this.#failures, retryInMs: wait }, 'engine subscription could not be opened: retrying');
-    }
     this.#retry = this.#o.clock.setTimeout(() => {
       this.#retry = undefined;
       if (this.#closed) return;
@@ -195,6 +221,7 @@ export class Follower<T> {
   #heard(): void {
     this.#lastHeard = this.#o.clock.now();
     this.#failures = 0;
+    this.#runFailures = 0;
     if (!this.#following) this.#setFollowing(true);
   }
 
@@ -210,8 +237,8 @@ export class Follower<T> {
   }
 }
 
-/** Opens of subscriptions in flight at once, per backend. */
-const MAX_OPENS = 16;
+/** Opens of subscriptions in flight at once, per backend (a hedged open counts each of its runs). */
+const MAX_OPENS = 64;
 
 /**
  * Every follower of one backend: made here so each one is supervised the same way, its opens
@@ -285,7 +312,8 @@ export class Followers {
 
   /**
    * At most MAX_OPENS opens at a time: after a NATS node dies a third of the consumers go with
-   * it, and their followers' opens all reach the meta leader as it recovers.
+   * it, and their followers' opens all reach the meta leader as it recovers. Room for 16
+   * followers with every hedge in flight.
    */
   async #limited<R>(open: () => Promise<R>): Promise<R> {
     if (this.#opens >= MAX_OPENS) await new Promise<void>((resolve) => this.#waiting.push(resolve));

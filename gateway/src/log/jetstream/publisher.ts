@@ -42,6 +42,7 @@ export const MAX_IN_FLIGHT = 1_024;
  * - every publish answers within the connection's request timeout (counted from the call, so
  *   also while it waits in line): a message not acked by then is an error (its fate is
  *   unknown: it may still be stored, which a retry with the same message ids makes harmless);
+ * - while the connection is down, nothing is sent (what was in flight fails at once);
  * - the connection closing fails whatever is open.
  * A batch resolves once every message of it has an outcome; it never rejects.
  */
@@ -60,6 +61,8 @@ export class JetStreamPublisher {
   #timer: TimerHandle | undefined;
   #scheduled = false;
   #closed: Error | undefined;
+  /** Disconnected, the client not back yet: publishes wait in line. */
+  #offline = false;
 
   constructor(nc: NatsConnection, clock: Clock, options: { timeoutMs: number; maxInFlight?: number }) {
     this.#nc = nc;
@@ -75,17 +78,23 @@ export class JetStreamPublisher {
   /**
    * What was in flight when the connection dropped went to a server that may be gone: nobody
    * will ack it. Fail it at once (its fate is unknown, as after a timeout: a retry with the same
-   * message ids stores nothing twice) rather than at the deadline; what is published while the
-   * client reconnects is buffered by it and goes out after.
+   * message ids stores nothing twice) rather than at the deadline. Until the client is back,
+   * nothing is sent: nats.js empties its outbound buffer when it dials again, so a publish
+   * handed to it meanwhile would be dropped unseen and answered only by the deadline (a producer
+   * stalled 5 s after a NATS node died, here); it waits in line and goes out on the reconnect.
    */
   async #watchConnection(nc: NatsConnection): Promise<void> {
     try {
       for await (const s of nc.status()) {
-        if (s.type !== 'disconnect') continue;
-        const error = new Error('the NATS connection dropped with the chunk in flight: it may not be stored');
-        for (const [id, batch] of this.#inFlight) this.#settle(batch, id - batch.firstId, { error });
-        this.#inFlight.clear();
-        this.#drain();
+        if (s.type === 'disconnect') {
+          this.#offline = true;
+          const error = new Error('the NATS connection dropped with the chunk in flight: it may not be stored');
+          for (const [id, batch] of this.#inFlight) this.#settle(batch, id - batch.firstId, { error });
+          this.#inFlight.clear();
+        } else if (s.type === 'reconnect') {
+          this.#offline = false;
+          this.#drain();
+        }
       }
     } catch {
       // the iterator ends with the connection; closed() fails the rest
@@ -128,6 +137,7 @@ export class JetStreamPublisher {
 
   /** Send what fits of `batch`; true when all of it went out. */
   #send(batch: Batch): boolean {
+    if (this.#offline) return false;
     const room = this.#maxInFlight - this.#inFlight.size;
     if (room <= 0) return false;
     const end = Math.min(batch.messages.length, batch.next + room);
@@ -181,7 +191,8 @@ export class JetStreamPublisher {
       this.#settle(batch, id - batch.firstId, { error: new Error(`no ack from JetStream within ${this.#timeoutMs} ms`) });
     }
     while (this.#line.length > 0 && (this.#line[0] as Batch).deadline <= now) {
-      this.#failRest(this.#line.shift() as Batch, new Error(`not sent within ${this.#timeoutMs} ms: ${this.#maxInFlight} publishes waited for their acks`));
+      const why = this.#offline ? 'the NATS connection was down' : `${this.#maxInFlight} publishes waited for their acks`;
+      this.#failRest(this.#line.shift() as Batch, new Error(`not sent within ${this.#timeoutMs} ms: ${why}`));
     }
     this.#drain();
     if (this.#inFlight.size === 0 && this.#line.length === 0 && this.#timer) {
