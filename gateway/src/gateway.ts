@@ -1,20 +1,18 @@
-import { RealClock, TypedEmitter, type Clock } from '@mirrorstream/receiver/protocol';
-import { pino, type Logger } from 'pino';
+import { TypedEmitter, type Clock } from '@mirrorstream/receiver/protocol';
+import type { Logger } from 'pino';
+import { composeGateway } from './compose.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayEvents } from './core/events.js';
-import { Ingest, type BatchResult, type PublishOptions, type PublishResult } from './core/ingest.js';
-import { Registry } from './core/registry.js';
-import type { StreamTiming } from './core/build-stream.js';
-import { Scheduler } from './core/scheduler.js';
-import { TimerQueue } from './core/timers.js';
-import { AckWaiters } from './core/waiters.js';
+import type { BatchResult, Ingest, PublishOptions, PublishResult } from './core/ingest.js';
+import type { Registry } from './core/registry.js';
+import type { Scheduler } from './core/scheduler.js';
+import type { TimerQueue } from './core/timers.js';
+import type { Sessions } from './sessions/sessions.js';
+import type { Signaling } from './signaling/index.js';
+import type { AckWaiters } from './core/waiters.js';
 import type { Connection } from './endpoints/connection.js';
-import { PriorityFailoverPolicy } from './failover/policy.js';
 import type { GatewayDeps } from './gateway-deps.js';
 import { settle, type Backend } from './log/backend.js';
-import { createBackend } from './log/index.js';
-import { Sessions } from './sessions/sessions.js';
-import { Signaling } from './signaling/index.js';
 import type { IssuedToken } from './signaling/tokens.js';
 import type { WebRtcSession } from './signaling/webrtc-sessions.js';
 import type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpecInput } from './streams/spec.js';
@@ -40,6 +38,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   readonly #scheduler: Scheduler;
   readonly #signaling: Signaling;
   readonly #backend: Backend;
+  readonly #timers: TimerQueue;
   #started: Promise<void> | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
@@ -49,40 +48,20 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   constructor(config: GatewayConfig, deps: GatewayDeps = {}) {
     super();
     this.config = config;
-    const clock = (this.clock = deps.clock ?? new RealClock());
-    const log = (this.log = (deps.logger ?? pino({ level: config.logLevel })).child({ module: 'gateway' }));
-    this.onListenerError = (err, event) => log.error({ err, event }, 'event listener threw');
-    this.#startedAt = clock.now();
-    const closing = (): boolean => this.#closing;
-    const backend = (this.#backend = deps.backend ?? createBackend(config, clock, log));
-    const timers = new TimerQueue(clock, (err) => log.error({ err }, 'timed work failed'));
-    const streamTiming: StreamTiming = {
-      assessing: (s) => scheduler.streamAssessing(s),
-      evaluateAt: (s, at) => scheduler.streamEvaluateAt(s, at),
-      changed: (s) => scheduler.streamChanged(s),
-      removed: (s) => scheduler.streamRemoved(s),
-    };
-    const registry = (this.#registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), backend, events: this, closing, streamTiming }));
-    const waiters = (this.#waiters = new AckWaiters(clock));
-    this.#ingest = new Ingest({ config, clock, registry, waiters, closing });
-    const { health, heartbeat } = config;
-    const scheduler = (this.#scheduler = new Scheduler({
-      tickMs: config.tickMs,
-      clock,
-      timers,
-      log,
-      registry,
-      events: this,
-      waiters,
-      probeIntervals: { normalMs: health.probeIntervalMs, carrierMs: health.carrierProbeIntervalMs, standbyMs: health.standbyProbeIntervalMs },
-      heartbeatIntervals: { normalMs: heartbeat.intervalMs, standbyMs: heartbeat.standbyIntervalMs },
-      closeDeadAfterMs: heartbeat.closeDeadAfterMs,
-      reviewTransports: (endpoints) => sessions.reviewTransports(endpoints),
-    }));
-    const sessions = (this.#sessions = new Sessions({ config, clock, timers, log, registry, events: this, waiters, closing, health: scheduler }));
-    const accept = (t: Transport, auth: { endpointId: string; sessionId?: string }): void => void this.accept(t, auth);
-    this.#signaling = new Signaling({ config, clock, log, engine: deps.webrtcEngine, accept, closing });
-    scheduler.start();
+    const parts = composeGateway(config, deps, { events: this, closing: () => this.#closing });
+    this.clock = parts.clock;
+    this.log = parts.log;
+    this.#backend = parts.backend;
+    this.#timers = parts.timers;
+    this.#registry = parts.registry;
+    this.#waiters = parts.waiters;
+    this.#ingest = parts.ingest;
+    this.#scheduler = parts.scheduler;
+    this.#sessions = parts.sessions;
+    this.#signaling = parts.signaling;
+    this.onListenerError = (err, event) => this.log.error({ err, event }, 'event listener threw');
+    this.#startedAt = this.clock.now();
+    this.#scheduler.start();
   }
 
   /**
@@ -152,21 +131,21 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   streamHealth(streamId: string): StreamHealth {
-    return streamHealth(this.#registry.requireStream(streamId), (id) => this.#registry.ensureEndpoint(id), this.clock.now());
+    return streamHealth(this.#registry.requireStream(streamId), (id) => this.#registry.endpoints.ensure(id), this.clock.now());
   }
 
   listEndpoints(): EndpointHealth[] {
-    return [...this.#registry.endpoints].map((ep) => this.endpointHealth(ep.id));
+    return [...this.#registry.endpoints.all].map((ep) => this.endpointHealth(ep.id));
   }
 
   endpointHealth(endpointId: string): EndpointHealth {
-    const ep = this.#registry.requireEndpoint(endpointId);
+    const ep = this.#registry.endpoints.require(endpointId);
     return endpointHealth(ep, this.#registry.streamsOf(ep.id), this.config.heartbeat.intervalMs, this.clock.now());
   }
 
   status(): GatewayStatus {
     const r = this.#registry;
-    return gatewayStatus({ closing: this.#closing, instanceId: this.#backend.instanceId, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints, uptimeMs: this.clock.now() - this.#startedAt, followers: this.#backend.followers });
+    return gatewayStatus({ closing: this.#closing, instanceId: this.#backend.instanceId, webtransport: this.#signaling.webtransport.info, streams: r.streamCount, endpoints: r.endpoints.all, uptimeMs: this.clock.now() - this.#startedAt, followers: this.#backend.followers });
   }
 
   /** Ready for new receivers and publishers: started, not draining, and the stream log can store (see GatewayReadiness). */
@@ -250,12 +229,13 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     await this.#sessions.goawayAll('gateway draining');
     this.#sessions.closeAll('gateway closing');
     await this.#signaling.close('gateway closing');
+    this.#timers.close();
     await this.#backend.close();
     this.log.info('gateway closed');
   }
 
   #info(streamId: string): StreamInfo {
     const r = this.#registry;
-    return streamInfo(r.requireStream(streamId), (id) => r.view(id), r.ownerOf(streamId));
+    return streamInfo(r.requireStream(streamId), (id) => r.endpoints.view(id), r.ownerOf(streamId));
   }
 }

@@ -4,6 +4,7 @@ import type { GatewayConfig, RetentionConfig } from '../config.js';
 import type { FailoverPolicy } from '../failover/policy.js';
 import type { OverflowPolicy } from '../rate/overflow.js';
 import { policySchema, type StreamSpec } from '../streams/spec.js';
+import { controlledDecisions } from '../streams/decisions.js';
 import { Stream } from '../streams/stream.js';
 import type { StreamLog } from '../streams/stream-log.js';
 import type { EndpointView, StreamControl } from '../streams/types.js';
@@ -20,14 +21,6 @@ export interface StreamContext {
   acked(streamId: string, endpointId: string, seq: number): void;
   /** Several instances serve the stream: who decides its roles. */
   control?: StreamControl | undefined;
-  /** The stream's active set may have changed. */
-  activeChanged?: () => void;
-  /** An endpoint joined or left the stream's list. */
-  listChanged?: () => void;
-  /** The stream sent or its roles changed: measure it every tick until it settles. */
-  assessing?: () => void;
-  /** Re-run its policy at this time unless something changes first (undefined: nothing pending). */
-  evaluateAt?: (at: number | undefined) => void;
 }
 
 /** The retention limits of a stream: its own, else the gateway's. */
@@ -46,7 +39,7 @@ export function toOverflow(p: { overflow: OverflowPolicy['overflow']; max_backlo
 /** A Stream for a spec over its log, wired to the gateway's clock, policy and events. */
 export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext): Stream {
   const { config, clock, events } = ctx;
-  return new Stream({
+  const stream = new Stream({
     id: spec.stream_id,
     mode: spec.mode,
     reliability: spec.reliability,
@@ -67,35 +60,21 @@ export function buildStream(spec: StreamSpec, log: StreamLog, ctx: StreamContext
     startupGraceMs: config.failover.startupGraceMs,
     hedge: config.failover.hedge,
     pacing: { minBytesPerSec: config.rate.minPaceBytesPerSec, gain: config.rate.paceGain, burstMs: config.rate.paceBurstMs },
-    hooks: {
-      wake: (ms, fn) => void clock.setTimeout(fn, ms),
-      endpoint: ctx.endpoint,
-      roleChanged: (e) => events.emit('roleChanged', e),
-      switched: (e) => {
-        ctx.log.info({ stream: e.streamId, from: e.from, to: e.to, reason: e.reason, fromSeq: e.from_seq }, 'switch');
-        events.emit('switched', e);
-      },
-      gap: (e) => events.emit('gap', e),
-      hedged: (e) => {
-        ctx.log.info({ stream: e.streamId, for: e.for, by: e.by, fromSeq: e.fromSeq }, `hedge ${e.kind}`);
-        events.emit('hedged', e);
-      },
-      acked: (endpointId, seq) => ctx.acked(spec.stream_id, endpointId, seq),
-      control: ctx.control,
-      activeChanged: ctx.activeChanged,
-      listChanged: ctx.listChanged,
-      assessing: ctx.assessing,
-      evaluateAt: ctx.evaluateAt,
-    },
+    endpoint: ctx.endpoint,
+    wake: (ms, fn) => void clock.setTimeout(fn, ms),
+    decisions: ctx.control ? controlledDecisions(ctx.control) : undefined,
   });
-}
-
-/** The scheduler's side of the gateway's streams: when to measure each and when to re-run its policy. */
-export interface StreamTiming {
-  assessing(s: Stream): void;
-  evaluateAt(s: Stream, at: number | undefined): void;
-  /** An input of its policy changed that the scheduler does not see (an owner change). */
-  changed(s: Stream): void;
-  /** The stream is gone from this gateway: nothing more to measure or decide. */
-  removed(s: Stream): void;
+  stream.onListenerError = (err, event) => ctx.log.error({ err, stream: spec.stream_id, event }, 'stream event listener threw');
+  stream.on('roleChanged', (e) => events.emit('roleChanged', e));
+  stream.on('switched', (e) => {
+    ctx.log.info({ stream: e.streamId, from: e.from, to: e.to, reason: e.reason, fromSeq: e.from_seq }, 'switch');
+    events.emit('switched', e);
+  });
+  stream.on('gap', (e) => events.emit('gap', e));
+  stream.on('hedged', (e) => {
+    ctx.log.info({ stream: e.streamId, for: e.for, by: e.by, fromSeq: e.fromSeq }, `hedge ${e.kind}`);
+    events.emit('hedged', e);
+  });
+  stream.on('acked', (endpointId, seq) => ctx.acked(spec.stream_id, endpointId, seq));
+  return stream;
 }

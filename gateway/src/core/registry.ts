@@ -1,12 +1,10 @@
-import { isValidId, MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
+import { isValidId, MirrorstreamError, TypedEmitter, type Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config.js';
-import { Endpoint } from '../endpoints/endpoint.js';
 import type { FailoverPolicy } from '../failover/policy.js';
 import { newEpoch } from '../log/memory-log.js';
 import {
   addEndpointSchema,
-  idSchema,
   parseInput,
   policySchema,
   reorderSchema,
@@ -18,9 +16,10 @@ import {
 } from '../streams/spec.js';
 import type { Stream } from '../streams/stream.js';
 import type { StreamLog } from '../streams/stream-log.js';
-import type { EndpointView, StreamControl } from '../streams/types.js';
+import type { StreamControl } from '../streams/types.js';
 import { andThen, type Backend, type BackendChange, type Maybe, type RestoredStream, type StoredStream } from '../log/backend.js';
-import { buildStream, retentionOf, toOverflow, type StreamTiming } from './build-stream.js';
+import { buildStream, retentionOf, toOverflow } from './build-stream.js';
+import { EndpointDirectory } from './endpoint-directory.js';
 import type { EventSink } from './events.js';
 import { assertOpen, type Closing } from './lifecycle.js';
 import { applySpec, SpecRevisions } from './stored-specs.js';
@@ -34,41 +33,50 @@ export interface RegistryOptions {
   backend: Backend;
   events: EventSink;
   closing: Closing;
-  /** The scheduler's side of a stream: when to measure it and when to re-run its policy. */
-  streamTiming?: StreamTiming;
 }
 
+/** What the registry tells the rest of the gateway (the scheduler follows each stream from `streamAdded` on). */
+export type RegistryEvents = {
+  /** A stream is here (created, restored or adopted): told before it first decides. */
+  streamAdded: [Stream];
+  /** A stream is gone from this gateway. */
+  streamRemoved: [Stream];
+  /** Another instance took a stream's lease, or this one did: an input of its policy the stream does not see. */
+  ownerChanged: [Stream];
+};
+
 /**
- * The streams and endpoints of a gateway, and their CRUD. An endpoint record exists while
- * a stream lists it or it is connected; streams reach endpoints only through it.
+ * The streams of a gateway and their CRUD, with the endpoint records (EndpointDirectory):
+ * streams reach endpoints only through it.
  *
  * A change is validated against the current state, stored by the backend, then applied.
  * With the memory backend all of it happens before the call returns; with a durable one
  * the change applies once stored, and changes of one stream run one after the other.
  */
-export class Registry {
+export class Registry extends TypedEmitter<RegistryEvents> {
   readonly #o: RegistryOptions;
   readonly #records = new Map<string, StoredStream>();
   readonly #revisions = new SpecRevisions();
-  readonly #specEndpoints = { ensure: (id: string) => void this.ensureEndpoint(id), forgetIfUnused: (id: string) => this.forgetIfUnused(id) };
+  readonly #specEndpoints = { ensure: (id: string) => void this.endpoints.ensure(id), forgetIfUnused: (id: string) => this.endpoints.forgetIfUnused(id) };
   readonly #streams = new Map<string, Stream>();
   readonly #members = new StreamMembers(() => this.#streams.values());
-  readonly #endpoints = new Map<string, Endpoint>();
   /** Per stream id: the durable change in flight (the next one waits for it). */
   readonly #busy = new Map<string, Promise<void>>();
   /** Per stream id, with several instances: who decides its roles. */
   readonly #controls = new Map<string, StreamControl>();
 
+  /** The endpoint records, and what the streams see of each endpoint. */
+  readonly endpoints: EndpointDirectory;
+
   constructor(options: RegistryOptions) {
+    super();
     this.#o = options;
+    this.onListenerError = (err, event) => options.log.error({ err, event }, 'registry event listener threw');
+    this.endpoints = new EndpointDirectory({ config: options.config, clock: options.clock, backend: options.backend, streamsOf: (id) => this.streamsOf(id) });
   }
 
   get streams(): IterableIterator<Stream> {
     return this.#streams.values();
-  }
-
-  get endpoints(): IterableIterator<Endpoint> {
-    return this.#endpoints.values();
   }
 
   get streamCount(): number {
@@ -128,7 +136,7 @@ export class Registry {
       const list = [...stream.endpointList];
       list.splice(priority === undefined ? list.length : Math.min(priority, list.length), 0, endpoint_id);
       return this.#change(stream, { endpoint_list: list }, () => {
-        this.ensureEndpoint(endpoint_id);
+        this.endpoints.ensure(endpoint_id);
         stream.addEndpoint(endpoint_id, priority, this.#o.clock.now());
       });
     }));
@@ -142,7 +150,7 @@ export class Registry {
       }
       return this.#change(stream, { endpoint_list: stream.endpointList.filter((id) => id !== endpointId) }, () => {
         stream.removeEndpoint(endpointId, this.#o.clock.now());
-        this.forgetIfUnused(endpointId);
+        this.endpoints.forgetIfUnused(endpointId);
       });
     }));
   }
@@ -249,34 +257,8 @@ export class Registry {
     return this.#streams.get(streamId);
   }
 
-  /** The endpoint record, created on first mention. */
-  ensureEndpoint(id: string): Endpoint {
-    let ep = this.#endpoints.get(id);
-    if (!ep) this.#endpoints.set(id, (ep = new Endpoint(id, this.#o.config.heartbeat, this.#o.config.health, this.#o.clock.now())));
-    return ep;
-  }
-
-  /** A known endpoint, or MS_ENDPOINT_NOT_FOUND (never creates one). */
-  requireEndpoint(id: string): Endpoint {
-    parseInput(idSchema, id, 'endpoint id');
-    const ep = this.#endpoints.get(id);
-    if (!ep) throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `no endpoint ${id}`);
-    return ep;
-  }
-
-  /** A known endpoint or undefined. */
-  findEndpoint(id: string): Endpoint | undefined {
-    return this.#endpoints.get(id);
-  }
-
   streamsOf(endpointId: string): readonly Stream[] {
     return this.#members.of(endpointId);
-  }
-
-  /** Drop an endpoint record nobody refers to (not listed, not connected). */
-  forgetIfUnused(endpointId: string): void {
-    const ep = this.#endpoints.get(endpointId);
-    if (ep && !ep.connection && this.streamsOf(endpointId).length === 0) this.#endpoints.delete(endpointId);
   }
 
   /** A stream as another instance stored it: new here, or changed there. */
@@ -299,41 +281,21 @@ export class Registry {
     const stream = this.#streams.get(streamId);
     if (!stream) return;
     stream.end('deleted');
-    this.#o.streamTiming?.removed(stream);
+    this.emit('streamRemoved', stream);
     this.#streams.delete(streamId);
     this.#members.invalidate();
     this.#records.delete(streamId);
     this.#revisions.forget(streamId);
     void this.#controls.get(streamId)?.close();
     this.#controls.delete(streamId);
-    for (const id of stream.endpointList) this.forgetIfUnused(id);
+    for (const id of stream.endpointList) this.endpoints.forgetIfUnused(id);
     this.#o.log.info({ stream: streamId }, 'stream deleted');
-  }
-
-  /**
-   * With several instances: tell the others how an endpoint connected here is (the scheduler
-   * calls it when its health changed; the board sends only changes, and refreshes what it sent).
-   */
-  shareEndpoint(ep: Endpoint, now: number): void {
-    const board = this.#o.backend.endpoints;
-    // a connection lost here is told for a while, then the others judge by silence
-    if (!board || (!ep.link && (ep.disconnectedAt === undefined || now - ep.disconnectedAt > 5_000))) return;
-    const streams: Record<string, boolean> = {};
-    for (const s of this.streamsOf(ep.id)) streams[s.id] = s.cursor(ep.id)?.health.verdict === 'degraded';
-    board.publish(ep.id, { state: ep.state, degraded: ep.degraded, upSince: ep.upSince, disconnectedAt: ep.disconnectedAt, streams, health: ep.health() });
   }
 
   /** The instance deciding a stream's roles (null: its lease expired, a takeover is due). */
   ownerOf(streamId: string): string | null {
     const control = this.#controls.get(streamId);
     return control ? (control.owner ?? null) : this.#o.backend.instanceId;
-  }
-
-  /** An endpoint as the streams see it: connected here, else as the instance holding it says. */
-  view(id: string): EndpointView {
-    const local = this.ensureEndpoint(id);
-    if (local.link) return local;
-    return this.#o.backend.endpoints?.view(id) ?? local;
   }
 
   /** Open the stream's control when several instances may serve it, then register it. */
@@ -399,30 +361,23 @@ export class Registry {
       log: logger,
       policy,
       events,
-      endpoint: (id) => this.view(id),
+      endpoint: (id) => this.endpoints.view(id),
       acked: (streamId, endpointId, seq) => backend.saveCursor(streamId, endpointId, seq),
       control,
-      listChanged: () => {
-        this.#members.invalidate();
-        this.#o.streamTiming?.changed(stream);
-      },
-      // roles moved: the rates of its endpoints follow at the next tick
-      activeChanged: () => this.#o.streamTiming?.changed(stream),
-      assessing: () => this.#o.streamTiming?.assessing(stream),
-      evaluateAt: (at) => this.#o.streamTiming?.evaluateAt(stream, at),
     });
+    stream.on('listChanged', () => this.#members.invalidate());
     if (control) {
       this.#controls.set(stream.id, control);
-      control.onDecision((d) => stream.apply(d, clock.now()));
-      control.onOwnerChange?.(() => this.#o.streamTiming?.changed(stream));
+      control.onOwnerChange?.(() => this.emit('ownerChanged', stream));
     }
+    this.emit('streamAdded', stream);
     this.#records.set(stream.id, record);
     this.#streams.set(stream.id, stream);
     this.#members.invalidate();
     for (const [endpointId, seq] of Object.entries(cursors)) stream.restoreCursor(endpointId, seq);
     const now = clock.now();
     for (const id of spec.endpoint_list) {
-      if (this.ensureEndpoint(id).link) stream.endpointConnected(id, undefined, now);
+      if (this.endpoints.ensure(id).link) stream.endpointConnected(id, undefined, now);
     }
     stream.evaluate(now);
     logger.info({ stream: stream.id, mode: stream.mode, epoch: stream.epoch, endpoints: spec.endpoint_list, lastSeq: log.lastSeq }, `stream ${how}`);

@@ -1,4 +1,4 @@
-import type { Clock } from '@mirrorstream/receiver/protocol';
+import { TypedEmitter, type Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { EndpointState } from '../health/failure-detector.js';
@@ -24,9 +24,12 @@ export interface SchedulerOptions {
   heartbeatIntervals: { normalMs: number; standbyMs: number };
   /** Close the connection of an endpoint dead this long (0: never). */
   closeDeadAfterMs: number;
-  /** The transport-pair rule for these endpoints (their health changed), before streams re-run their policy. */
-  reviewTransports: (endpoints: Iterable<Endpoint>) => void;
 }
+
+export type SchedulerEvents = {
+  /** Apply the transport-pair rule to these endpoints (their health changed), before streams re-run their policy. */
+  reviewTransports: [endpoints: ReadonlySet<Endpoint>];
+};
 
 /** The timed work of one endpoint. */
 interface EndpointTimers {
@@ -56,7 +59,7 @@ interface EndpointTimers {
  * own event loop was blocked) first lets pending I/O in, then judges, so the gateway's stall
  * is not blamed on the endpoints.
  */
-export class Scheduler {
+export class Scheduler extends TypedEmitter<SchedulerEvents> {
   readonly #o: SchedulerOptions;
   #tick: Timer | undefined;
   #lastAgeSweep = 0;
@@ -73,7 +76,13 @@ export class Scheduler {
   readonly #wakes = new WeakMap<Stream, Timer>();
 
   constructor(options: SchedulerOptions) {
+    super();
     this.#o = options;
+    this.onListenerError = (err, event) => options.log.error({ err, event }, 'scheduler event listener threw');
+    // every stream is followed from when it is here: when to measure it, when to decide again
+    options.registry.on('streamAdded', (s) => this.#follow(s));
+    options.registry.on('streamRemoved', (s) => this.#forget(s));
+    options.registry.on('ownerChanged', (s) => void this.#dirty.add(s));
   }
 
   start(): void {
@@ -85,10 +94,10 @@ export class Scheduler {
     tick.after(this.#o.tickMs);
   }
 
+  /** Stop the tick (the timer queue belongs to the gateway: connections use it until they close). */
   stop(): void {
     this.#tick?.cancel();
     this.#tick = undefined;
-    this.#o.timers.close();
   }
 
   // ---- endpoints
@@ -160,7 +169,7 @@ export class Scheduler {
     let carrier = false;
     // connected here or, with several instances, to another one (as its board says)
     const reachable = (id: string): boolean => {
-      const state = registry.view(id).state;
+      const state = registry.endpoints.view(id).state;
       return state === 'alive' || state === 'suspect';
     };
     for (const s of registry.streamsOf(ep.id)) {
@@ -235,7 +244,7 @@ export class Scheduler {
     // death is acted on by the tick, after the transport-pair rule had its say (it may move
     // the endpoint to its other transport within its grace instead of failing over)
     if (ep.state !== 'dead') for (const s of this.#o.registry.streamsOf(ep.id)) s.evaluate(now);
-    this.#o.registry.shareEndpoint(ep, now);
+    this.#o.registry.endpoints.share(ep, now);
   }
 
   #checkEndpoint(ep: Endpoint, now: number): EndpointState | undefined {
@@ -259,13 +268,17 @@ export class Scheduler {
 
   // ---- streams
 
-  /** The stream sent or its roles changed: measure it every tick until it settles. */
-  streamAssessing(s: Stream): void {
-    this.#unsettled.add(s);
+  #follow(s: Stream): void {
+    // it sent or its roles changed: measure it every tick until it settles
+    s.on('assessing', () => void this.#unsettled.add(s));
+    s.on('evaluateAt', (at) => this.#evaluateAt(s, at));
+    // roles moved (the rates of its endpoints follow at the next tick), or its list changed
+    s.on('activeChanged', () => void this.#dirty.add(s));
+    s.on('listChanged', () => void this.#dirty.add(s));
   }
 
   /** Re-run the stream's policy at `at` (its policy's wake time), unless something changes first. */
-  streamEvaluateAt(s: Stream, at: number | undefined): void {
+  #evaluateAt(s: Stream, at: number | undefined): void {
     let t = this.#wakes.get(s);
     if (at === undefined) {
       t?.cancel();
@@ -278,13 +291,8 @@ export class Scheduler {
     if (!t.pending || at < t.dueAt) t.at(at);
   }
 
-  /** An input of the stream's policy changed outside of what the scheduler sees (a remote endpoint, an owner change). */
-  streamChanged(s: Stream): void {
-    this.#dirty.add(s);
-  }
-
   /** The stream was deleted here: it is neither measured nor decided again (its acks no longer reach it, so it would never settle). */
-  streamRemoved(s: Stream): void {
+  #forget(s: Stream): void {
     this.#unsettled.delete(s);
     this.#dirty.delete(s);
     this.#wakes.get(s)?.cancel();
@@ -308,7 +316,7 @@ export class Scheduler {
     if (stalledMs <= LATE_TICKS * this.#o.tickMs) return false;
     this.#lastTick = now;
     this.#o.log.warn({ stalledMs: Math.round(stalledMs) }, 'gateway event loop was blocked; liveness judged after pending input');
-    for (const ep of this.#o.registry.endpoints) {
+    for (const ep of this.#o.registry.endpoints.all) {
       ep.forgive(stalledMs, now);
       this.#scheduleLiveness(ep);
     }
@@ -327,19 +335,19 @@ export class Scheduler {
     this.#changed.clear();
     for (const s of this.#dirty) {
       for (const id of s.endpointList) {
-        const ep = registry.findEndpoint(id);
+        const ep = registry.endpoints.find(id);
         if (ep?.link) review.add(ep);
       }
     }
-    if (review.size > 0) this.#o.reviewTransports(review);
-    for (const ep of review) registry.shareEndpoint(ep, now);
+    if (review.size > 0) this.emit('reviewTransports', review);
+    for (const ep of review) registry.endpoints.share(ep, now);
     const dirty = [...this.#dirty];
     this.#dirty.clear();
     for (const s of dirty) {
       s.evaluate(now);
       // roles may have moved: the rates of its endpoints follow
       for (const id of s.endpointList) {
-        const ep = registry.findEndpoint(id);
+        const ep = registry.endpoints.find(id);
         if (ep?.link) this.#rate(ep);
       }
     }

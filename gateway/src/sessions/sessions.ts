@@ -68,7 +68,7 @@ export class Sessions {
     this.#connections.add(conn);
     conn.on('hello', (hello) => {
       const now = clock.now();
-      const ep = registry.ensureEndpoint(endpointId);
+      const ep = registry.endpoints.ensure(endpointId);
       const previous = ep.state;
       ep.transports = hello.transports ?? [];
       const replaced = ep.attach(conn, now);
@@ -89,31 +89,31 @@ export class Sessions {
       this.#o.waiters.notify();
     });
     conn.on('heartbeatAck', (rttMs, at) => {
-      const ep = registry.findEndpoint(endpointId);
+      const ep = registry.endpoints.find(endpointId);
       if (ep?.connection === conn) {
         ep.heartbeatAck(rttMs, at);
         this.#o.health.heartbeat(ep);
       }
       events.emit('heartbeat', { endpointId, rttMs, at });
     });
-    conn.on('report', (report) => registry.findEndpoint(endpointId)?.report(report, clock.now()));
+    conn.on('report', (report) => registry.endpoints.find(endpointId)?.report(report, clock.now()));
     conn.on('heard', (at) => {
-      const ep = registry.findEndpoint(endpointId);
+      const ep = registry.endpoints.find(endpointId);
       if (ep?.connection === conn && ep.heard(at)) this.#o.health.recheck(ep);
     });
     conn.on('probe', (nonce, at) => {
-      const ep = registry.findEndpoint(endpointId);
+      const ep = registry.endpoints.find(endpointId);
       if (ep?.connection !== conn) return;
       if (nonce !== undefined) ep.probeSent(nonce, at);
       this.#o.health.probeDue(ep, nonce !== undefined);
     });
-    conn.on('probeAck', (nonce, at) => registry.findEndpoint(endpointId)?.probeAck(nonce, at));
+    conn.on('probeAck', (nonce, at) => registry.endpoints.find(endpointId)?.probeAck(nonce, at));
     conn.on('drain', () => {
       for (const s of registry.streamsOf(endpointId)) s.pump(endpointId);
     });
     conn.on('close', (reason) => {
       this.#connections.delete(conn);
-      const ep = registry.findEndpoint(endpointId);
+      const ep = registry.endpoints.find(endpointId);
       const now = clock.now();
       if (!ep) return;
       const previous = ep.state;
@@ -122,7 +122,7 @@ export class Sessions {
       emitEndpointHealth(events, ep, previous, now);
       for (const s of registry.streamsOf(endpointId)) s.evaluate(now);
       this.#o.health.endpointDisconnected(ep);
-      registry.forgetIfUnused(endpointId);
+      registry.endpoints.forgetIfUnused(endpointId);
     });
     return conn;
   }

@@ -1,11 +1,12 @@
 import type { Cursor } from './cursor.js';
 import type { InterruptionMeter } from './interruption.js';
-import type { Hedge, StreamHooks, SwitchReason } from './types.js';
+import type { Hedge, HedgeEvent, RoleChange, SwitchReason } from './types.js';
 
 /** What the hedges of a stream need from it. */
 export interface HedgeHost {
   readonly streamId: string;
-  readonly hooks: Pick<StreamHooks, 'hedged' | 'roleChanged'>;
+  hedged(e: HedgeEvent): void;
+  roleChanged(e: RoleChange): void;
   readonly interruptions: InterruptionMeter;
   cursor(id: string): Cursor | undefined;
   isActive(id: string): boolean;
@@ -54,7 +55,7 @@ export class HedgeSet {
       h.interruptions.forget(by);
       const c = h.cursor(by);
       if (c && !h.isActive(by)) h.standDown(c);
-      h.hooks.hedged({ streamId: h.streamId, for: hedge.for, by, fromSeq: hedge.fromSeq, kind: 'ended', at: now });
+      h.hedged({ streamId: h.streamId, for: hedge.for, by, fromSeq: hedge.fromSeq, kind: 'ended', at: now });
     }
     for (const x of wanted.values()) {
       const c = h.cursor(x.by);
@@ -64,7 +65,7 @@ export class HedgeSet {
       this.counts.started++;
       h.interruptions.hedged(x.by, fromSeq, h.cursor(x.for)?.lastAckAt, now);
       h.start(c, fromSeq);
-      h.hooks.hedged({ streamId: h.streamId, for: x.for, by: x.by, fromSeq, kind: 'started', at: now });
+      h.hedged({ streamId: h.streamId, for: x.for, by: x.by, fromSeq, kind: 'started', at: now });
     }
   }
 
@@ -78,8 +79,8 @@ export class HedgeSet {
     const h = this.#host;
     this.#running?.delete(c.endpointId);
     this.counts.committed++;
-    h.hooks.roleChanged({ streamId: h.streamId, endpointId: c.endpointId, role: 'active', fromSeq: hedge.fromSeq, reason, at: now });
-    h.hooks.hedged({ streamId: h.streamId, for: hedge.for, by: hedge.by, fromSeq: hedge.fromSeq, kind: 'committed', at: now });
+    h.roleChanged({ streamId: h.streamId, endpointId: c.endpointId, role: 'active', fromSeq: hedge.fromSeq, reason, at: now });
+    h.hedged({ streamId: h.streamId, for: hedge.for, by: hedge.by, fromSeq: hedge.fromSeq, kind: 'committed', at: now });
     return true;
   }
 }

@@ -125,25 +125,20 @@ export interface StreamControl {
   close(): Promise<void>;
 }
 
-/** What a stream tells the outside, and the one thing it asks of it (a timer). */
-export interface StreamHooks {
-  endpoint(id: string): EndpointView;
-  roleChanged(e: RoleChange): void;
-  switched(e: { streamId: string } & SwitchRecord): void;
-  gap(e: GapDeclared): void;
-  hedged(e: HedgeEvent): void;
+/** What a stream tells the outside (Stream emits these). */
+export type StreamEvents = {
+  roleChanged: [RoleChange];
+  switched: [{ streamId: string } & SwitchRecord];
+  gap: [GapDeclared];
+  hedged: [HedgeEvent];
   /** The active set may have changed (an index of active endpoints is stale). */
-  activeChanged?(): void;
+  activeChanged: [];
   /** An endpoint was added to or removed from the list (an index of members is stale). */
-  listChanged?(): void;
-  /** Call `fn` after `ms` (the gateway clock): a paced endpoint waits for tokens. */
-  wake(ms: number, fn: () => void): void;
+  listChanged: [];
   /** The stream sent, or its roles changed: assess it every tick until it is `settled` again. */
-  assessing?(): void;
+  assessing: [];
   /** Run the policy again at `at` (undefined: no time-driven change pending) unless something changes first. */
-  evaluateAt?(at: number | undefined): void;
+  evaluateAt: [at: number | undefined];
   /** An endpoint's cumulative ack moved forward (a durable backend keeps it). */
-  acked(endpointId: string, seq: number): void;
-  /** Several instances serve the stream: decisions go through its control (absent: applied at once). */
-  control?: StreamControl | undefined;
-}
+  acked: [endpointId: string, seq: number];
+};

@@ -1,0 +1,65 @@
+import { RealClock, type Clock } from '@mirrorstream/receiver/protocol';
+import { pino, type Logger } from 'pino';
+import type { GatewayConfig } from './config.js';
+import type { EventSink } from './core/events.js';
+import { Ingest } from './core/ingest.js';
+import type { Closing } from './core/lifecycle.js';
+import { Registry } from './core/registry.js';
+import { Scheduler } from './core/scheduler.js';
+import { TimerQueue } from './core/timers.js';
+import { AckWaiters } from './core/waiters.js';
+import { PriorityFailoverPolicy } from './failover/policy.js';
+import type { GatewayDeps } from './gateway-deps.js';
+import type { Backend } from './log/backend.js';
+import { createBackend } from './log/index.js';
+import { Sessions } from './sessions/sessions.js';
+import { Signaling } from './signaling/index.js';
+
+/** The working parts of a gateway; the Gateway class is a facade over them. */
+export interface GatewayParts {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly backend: Backend;
+  /** Every piece of timed work (ticks, liveness, connections' timers): closed last, when the gateway has closed. */
+  readonly timers: TimerQueue;
+  readonly registry: Registry;
+  readonly waiters: AckWaiters;
+  readonly ingest: Ingest;
+  readonly scheduler: Scheduler;
+  readonly sessions: Sessions;
+  readonly signaling: Signaling;
+}
+
+/**
+ * Build a gateway's parts in dependency order, each from the ones before it: the registry
+ * (streams, endpoints) knows nothing of who times it; the scheduler follows the registry's
+ * streams by their events; sessions report endpoint health to the scheduler, which asks them
+ * back for the transport-pair rule by an event; signaling hands accepted transports to the sessions.
+ */
+export function composeGateway(config: GatewayConfig, deps: GatewayDeps, gateway: { events: EventSink; closing: Closing }): GatewayParts {
+  const { events, closing } = gateway;
+  const clock = deps.clock ?? new RealClock();
+  const log = (deps.logger ?? pino({ level: config.logLevel })).child({ module: 'gateway' });
+  const backend = deps.backend ?? createBackend(config, clock, log);
+  const timers = new TimerQueue(clock, (err) => log.error({ err }, 'timed work failed'));
+  const registry = new Registry({ config, clock, log, policy: deps.failoverPolicy ?? new PriorityFailoverPolicy(), backend, events, closing });
+  const waiters = new AckWaiters(clock);
+  const ingest = new Ingest({ config, clock, registry, waiters, closing });
+  const { health, heartbeat } = config;
+  const scheduler = new Scheduler({
+    tickMs: config.tickMs,
+    clock,
+    timers,
+    log,
+    registry,
+    events,
+    waiters,
+    probeIntervals: { normalMs: health.probeIntervalMs, carrierMs: health.carrierProbeIntervalMs, standbyMs: health.standbyProbeIntervalMs },
+    heartbeatIntervals: { normalMs: heartbeat.intervalMs, standbyMs: heartbeat.standbyIntervalMs },
+    closeDeadAfterMs: heartbeat.closeDeadAfterMs,
+  });
+  const sessions = new Sessions({ config, clock, timers, log, registry, events, waiters, closing, health: scheduler });
+  scheduler.on('reviewTransports', (endpoints) => sessions.reviewTransports(endpoints));
+  const signaling = new Signaling({ config, clock, log, engine: deps.webrtcEngine, accept: (t, auth) => void sessions.accept(t, auth), closing });
+  return { clock, log, backend, timers, registry, waiters, ingest, scheduler, sessions, signaling };
+}
