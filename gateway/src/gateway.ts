@@ -12,7 +12,7 @@ import type { Signaling } from './signaling/index.js';
 import type { AckWaiters } from './core/waiters.js';
 import type { Connection } from './endpoints/connection.js';
 import type { GatewayDeps } from './gateway-deps.js';
-import { settle, type Backend } from './log/backend.js';
+import type { Backend } from './log/backend.js';
 import type { IssuedToken } from './signaling/tokens.js';
 import type { WebRtcSession } from './signaling/webrtc-sessions.js';
 import type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpecInput } from './streams/spec.js';
@@ -83,11 +83,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     await this.#registry.start();
   }
 
-  // Changes: invalid input throws at once; the promise settles once the change is stored
-  // (with the memory backend the change is applied before the call returns).
+  // Changes: the promise settles once the change is stored, and rejects on invalid input as on
+  // a storage error (with the memory backend the change is applied before the call returns).
 
-  createStream(input: StreamSpecInput): Promise<StreamInfo> {
-    return settle(this.#registry.createStream(input), (s) => this.#info(s.id));
+  async createStream(input: StreamSpecInput): Promise<StreamInfo> {
+    return this.#info((await this.#registry.createStream(input)).id);
   }
 
   listStreams(): StreamInfo[] {
@@ -99,25 +99,25 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   /** Its endpoints get END, its retained chunks are dropped. */
-  deleteStream(streamId: string): Promise<void> {
-    return settle(this.#registry.deleteStream(streamId), () => undefined);
+  async deleteStream(streamId: string): Promise<void> {
+    await this.#registry.deleteStream(streamId);
   }
 
-  addEndpoint(streamId: string, input: AddEndpointInput): Promise<StreamInfo> {
-    return settle(this.#registry.addEndpoint(streamId, input), (s) => this.#info(s.id));
+  async addEndpoint(streamId: string, input: AddEndpointInput): Promise<StreamInfo> {
+    return this.#info((await this.#registry.addEndpoint(streamId, input)).id);
   }
 
-  removeEndpoint(streamId: string, endpointId: string): Promise<StreamInfo> {
-    return settle(this.#registry.removeEndpoint(streamId, endpointId), (s) => this.#info(s.id));
+  async removeEndpoint(streamId: string, endpointId: string): Promise<StreamInfo> {
+    return this.#info((await this.#registry.removeEndpoint(streamId, endpointId)).id);
   }
 
   /** The list must hold exactly the stream's current endpoints. */
-  reorderEndpoints(streamId: string, endpointList: readonly string[]): Promise<StreamInfo> {
-    return settle(this.#registry.reorderEndpoints(streamId, endpointList), (s) => this.#info(s.id));
+  async reorderEndpoints(streamId: string, endpointList: readonly string[]): Promise<StreamInfo> {
+    return this.#info((await this.#registry.reorderEndpoints(streamId, endpointList)).id);
   }
 
-  setPolicy(streamId: string, input: PolicyInput): Promise<StreamInfo> {
-    return settle(this.#registry.setPolicy(streamId, input), (s) => this.#info(s.id));
+  async setPolicy(streamId: string, input: PolicyInput): Promise<StreamInfo> {
+    return this.#info((await this.#registry.setPolicy(streamId, input)).id);
   }
 
   /** Append one chunk; resolves with its seq once it is in the stream's log. */

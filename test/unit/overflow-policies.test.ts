@@ -141,7 +141,7 @@ describe('live policy change and paced replay', () => {
     const after = gaps.slice(before).map((g) => g.reason);
     expect(after.length).toBeGreaterThan(0);
     expect(new Set(after)).toEqual(new Set(['overflow:conflate']));
-    expect(() => h.gateway.setPolicy('s1', { overflow: 'sample' as never })).toThrowError(/invalid policy/);
+    await expect(h.gateway.setPolicy('s1', { overflow: 'sample' as never })).rejects.toThrowError(/invalid policy/);
     await h.close();
   }, 30_000);
 

@@ -49,6 +49,8 @@ export type RegistryEvents = {
  * The streams of a gateway and their CRUD, with the endpoint records (EndpointDirectory):
  * streams reach endpoints only through it.
  *
+ * Every change returns a promise, which rejects on invalid input as on a storage error.
+ *
  * A change is validated against the current state, stored by the backend, then applied.
  * With the memory backend all of it happens before the call returns; with a durable one
  * the change applies once stored, and changes of one stream run one after the other.
@@ -83,7 +85,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
     return this.#streams.size;
   }
 
-  createStream(input: StreamSpecInput): Maybe<Stream> {
+  async createStream(input: StreamSpecInput): Promise<Stream> {
     assertOpen(this.#o.closing);
     const spec = parseInput(streamSpecSchema, input, 'stream spec');
     const id = spec.stream_id;
@@ -119,14 +121,14 @@ export class Registry extends TypedEmitter<RegistryEvents> {
   }
 
   /** Delete a stream: its endpoints get END, its retained chunks are dropped. */
-  deleteStream(streamId: string): Maybe<void> {
+  async deleteStream(streamId: string): Promise<void> {
     return this.#exclusive(streamId, () => {
       const stream = this.requireStream(streamId);
       return andThen(this.#o.backend.deleteStream(streamId), () => this.#dropLocal(stream.id));
     });
   }
 
-  addEndpoint(streamId: string, input: AddEndpointInput): Maybe<Stream> {
+  async addEndpoint(streamId: string, input: AddEndpointInput): Promise<Stream> {
     return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       const { endpoint_id, priority } = parseInput(addEndpointSchema, input, 'endpoint');
@@ -142,7 +144,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
     }));
   }
 
-  removeEndpoint(streamId: string, endpointId: string): Maybe<Stream> {
+  async removeEndpoint(streamId: string, endpointId: string): Promise<Stream> {
     return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       if (!stream.cursor(endpointId)) {
@@ -156,7 +158,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
   }
 
   /** Reorder priorities; the list must hold exactly the stream's current endpoints. */
-  reorderEndpoints(streamId: string, endpointList: readonly string[]): Maybe<Stream> {
+  async reorderEndpoints(streamId: string, endpointList: readonly string[]): Promise<Stream> {
     return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       const { endpoint_list } = parseInput(reorderSchema, { endpoint_list: endpointList }, 'endpoint list');
@@ -172,7 +174,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
   }
 
   /** Change a stream's overflow policy while it runs. */
-  setPolicy(streamId: string, input: PolicyInput): Maybe<Stream> {
+  async setPolicy(streamId: string, input: PolicyInput): Promise<Stream> {
     return this.#exclusive(streamId, () =>
       this.#fresh(streamId, () => {
         const stream = this.requireStream(streamId);

@@ -14,11 +14,6 @@ export function andThen<T, R>(v: Maybe<T>, f: (value: T) => Maybe<R>): Maybe<R> 
   return v instanceof Promise ? v.then(f) : f(v);
 }
 
-/** `f(v)` as a promise, whether `v` is a value or a promise. */
-export function settle<T, R>(v: Maybe<T>, f: (value: T) => R): Promise<R> {
-  return v instanceof Promise ? v.then(f) : Promise.resolve(f(v));
-}
-
 /** A stream as stored: its spec and the epoch of its seq space. */
 export interface StoredStream {
   readonly spec: StreamSpec;
