@@ -5,252 +5,187 @@ import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT, MirrorstreamError } fro
 /**
  * The one gateway configuration schema: strict (unknown keys are an error), defaults in
  * the schema, units in the names. `parseConfig` never mutates its input and returns a
- * frozen object.
+ * frozen object. Every key and section carries its description (`.describe()`, last in its
+ * chain): the CLI's help and docs/configuration.md are generated from them.
  */
 export const retentionSchema = z
   .strictObject({
-    maxChunks: z.number().int().min(1).max(10_000_000).default(100_000),
-    maxBytes: z.number().int().min(1024).max(16 * 1024 ** 3).default(64 * 1024 ** 2),
-    maxAgeMs: z.number().int().min(1).max(7 * 24 * 3600_000).default(60_000),
+    maxChunks: z.number().int().min(1).max(10_000_000).default(100_000).describe('Chunks kept per stream.'),
+    maxBytes: z.number().int().min(1024).max(16 * 1024 ** 3).default(64 * 1024 ** 2).describe('Bytes kept per stream.'),
+    maxAgeMs: z.number().int().min(1).max(7 * 24 * 3600_000).default(60_000).describe('Age after which a retained chunk is dropped.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('What a stream keeps for replay to a receiver that resumes or takes over (a stream may set its own); the newest chunk is always kept.');
 
 export const heartbeatSchema = z
   .strictObject({
-    /**
-     * How often the gateway sends HEARTBEAT to an endpoint a decision waits on: one carrying a
-     * stream with somewhere to fail over to, the next in line, a hedging or degraded one (as
-     * adaptive probing picks them).
-     */
-    intervalMs: z.number().int().min(10).max(60_000).default(250),
-    /**
-     * Heartbeat interval of every other endpoint (a standby further down a list, the only
-     * endpoint of a stream): its death is found within a few of these. WELCOME tells receivers
-     * this interval: 4 × it is the most an SDK waits on a silent gateway (HEARTBEAT's cadence
-     * makes that shorter where probes or heartbeats are faster).
-     * Default: 1 s, or intervalMs where that is longer.
-     */
-    standbyIntervalMs: z.number().int().min(10).max(60_000).optional(),
-    /** Phi at which an endpoint is `suspect` (not promoted, but kept if already active). */
-    phiSuspect: z.number().positive().default(3),
-    /** Phi at which an endpoint is `dead` (an active endpoint is replaced). */
-    phiDead: z.number().positive().default(8),
-    /** Floor for the inter-arrival standard deviation, so a very regular loopback link does not get a hair trigger. */
-    minStdDevMs: z.number().positive().default(50),
-    /** Pause always tolerated on top of the observed mean (GC, tab throttling). */
-    acceptablePauseMs: z.number().min(0).default(0),
-    /** Inter-arrival samples kept per endpoint. */
-    windowSize: z.number().int().min(2).max(10_000).default(100),
-    /**
-     * A connection whose endpoint stays `dead` this long is closed, so the receiver dials a new
-     * one: its path may be wedged one way only (the receiver still hears probes, so its own
-     * silence watch never fires), and a new connection heals that. 0: never.
-     */
-    closeDeadAfterMs: z.number().int().min(0).max(600_000).default(10_000),
+    intervalMs: z.number().int().min(10).max(60_000).default(250).describe(
+      'How often the gateway sends HEARTBEAT to an endpoint a decision waits on: one carrying a stream with somewhere to fail over to, the next in line, a hedging or degraded one (as adaptive probing picks them).',
+    ),
+    standbyIntervalMs: z.number().int().min(10).max(60_000).optional().describe(
+      'Heartbeat interval of every other endpoint (a standby further down a list, the only endpoint of a stream): its death is found within a few of these. WELCOME tells receivers this interval: 4 × it is the most an SDK waits on a silent gateway (HEARTBEAT\'s cadence makes that shorter where probes or heartbeats are faster). Default: 1 s, or intervalMs where that is longer.',
+    ),
+    phiSuspect: z.number().positive().default(3).describe('Phi at which an endpoint is `suspect` (not promoted, but kept if already active).'),
+    phiDead: z.number().positive().default(8).describe('Phi at which an endpoint is `dead` (an active endpoint is replaced); above phiSuspect.'),
+    minStdDevMs: z.number().positive().default(50).describe('Floor for the inter-arrival standard deviation, so a very regular loopback link does not get a hair trigger.'),
+    acceptablePauseMs: z.number().min(0).default(0).describe('Pause always tolerated on top of the observed mean (GC, tab throttling).'),
+    windowSize: z.number().int().min(2).max(10_000).default(100).describe('Inter-arrival samples kept per endpoint.'),
+    closeDeadAfterMs: z.number().int().min(0).max(600_000).default(10_000).describe(
+      'A connection whose endpoint stays `dead` this long is closed, so the receiver dials a new one: its path may be wedged one way only (the receiver still hears probes, so its own silence watch never fires), and a new connection heals that. 0: never.',
+    ),
   })
   .refine((h) => h.phiDead > h.phiSuspect, { message: 'phiDead must be greater than phiSuspect' })
   .refine((h) => h.standbyIntervalMs === undefined || h.standbyIntervalMs >= h.intervalMs, { message: 'standbyIntervalMs must be at least intervalMs' })
   // default: 1 s, or intervalMs where that is longer
   .transform((h) => ({ ...h, standbyIntervalMs: h.standbyIntervalMs ?? Math.max(1_000, h.intervalMs) }))
-  .prefault({});
+  .prefault({})
+  .describe('Heartbeats to endpoints and the phi-accrual failure detector that judges their silence.');
 
 export const failoverSchema = z
   .strictObject({
-    /**
-     * How long an active endpoint whose connection closed keeps its role while it may
-     * come back on another transport (e.g. WebTransport → WebRTC) and resume. 0: fail
-     * over at once.
-     */
-    reconnectGraceMs: z.number().int().min(0).max(60_000).default(0),
-    /**
-     * A new stream waits up to this long for its higher-priority endpoints to connect before
-     * it picks its first active one (no needless first switch when a lower one is quicker).
-     */
-    startupGraceMs: z.number().int().min(0).max(60_000).default(1_000),
-    /**
-     * Hedged delivery (failover mode): while the active endpoint is silent or suspect, the
-     * next healthy standby also receives the stream from the last acked seq + 1. Its death
-     * commits the switch (`hedge-commit`, nothing replayed); an answer ends the hedge.
-     * false: today's switch on death only.
-     */
-    hedge: z.boolean().default(true),
+    reconnectGraceMs: z.number().int().min(0).max(60_000).default(0).describe(
+      'How long an active endpoint whose connection closed keeps its role while it may come back on another transport (e.g. WebTransport → WebRTC) and resume. 0: fail over at once.',
+    ),
+    startupGraceMs: z.number().int().min(0).max(60_000).default(1_000).describe(
+      'A new stream waits up to this long for its higher-priority endpoints to connect before it picks its first active one (no needless first switch when a lower one is quicker).',
+    ),
+    hedge: z.boolean().default(true).describe(
+      'Hedged delivery (failover mode): while the active endpoint is silent or suspect, the next healthy standby also receives the stream from the last acked seq + 1. Its death commits the switch (`hedge-commit`, nothing replayed); an answer ends the hedge. false: switch on death only.',
+    ),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Switching the active endpoint of a failover stream.');
 
 export const failbackSchema = z
   .strictObject({
-    /** Return to a recovered higher-priority endpoint once it has been healthy this long. */
-    enabled: z.boolean().default(true),
-    stableMs: z.number().int().min(0).max(3600_000).default(5_000),
+    enabled: z.boolean().default(true).describe('Return to a recovered higher-priority endpoint once it has been healthy for stableMs.'),
+    stableMs: z.number().int().min(0).max(3600_000).default(5_000).describe('How long a recovered higher-priority endpoint must stay healthy before the stream fails back to it.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Going back to a higher-priority endpoint that recovered.');
 
 export const healthSchema = z
   .strictObject({
-    /** Probe (HEARTBEAT on the unreliable channel) interval: loss and RTT samples. */
-    probeIntervalMs: z.number().int().min(5).max(10_000).default(20),
-    /** Probe interval of an endpoint active on a stream that has another endpoint to fail over to: its silence is judged this finely. */
-    carrierProbeIntervalMs: z.number().int().min(5).max(10_000).default(10),
-    /**
-     * Probe interval of an endpoint no decision is waiting on: a standby that is not next in
-     * line, or the active endpoint of a stream with no other endpoint: by default at the
-     * standby heartbeat rate, its loss measured over 10 probes. Next-in-line standbys, hedging ones, degraded ones proving recovery and
-     * active ones that may switch transport are probed every probeIntervalMs.
-     */
-    standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(1_000),
-    /**
-     * An endpoint active on a stream is silent (suspect) when a probe has waited for its echo,
-     * with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).
-     */
-    silenceFloorMs: z.number().int().min(1).max(60_000).default(15),
-    silenceRttFactor: z.number().min(1).max(100).default(2),
-    /** Measurement window for probe loss/RTT and delivery ratio. */
-    windowMs: z.number().int().min(100).max(60_000).default(1_000),
-    /** A breach must last this long before the verdict turns degraded. */
-    degradeAfterMs: z.number().int().min(0).max(60_000).default(250),
-    /** No breach for this long before a degraded endpoint is healthy again. */
-    recoverAfterMs: z.number().int().min(0).max(600_000).default(3_000),
-    maxRttMs: z.number().positive().default(250),
-    maxLossRatio: z.number().min(0).max(1).default(0.05),
-    /** Oldest sent-but-unacked chunk on the active endpoint. */
-    maxAckLagMs: z.number().positive().default(1_000),
-    /** Acked bytes/s over input bytes/s on the active endpoint, while the stream produces. */
-    minDeliveryRatio: z.number().min(0).max(1).default(0.8),
+    probeIntervalMs: z.number().int().min(5).max(10_000).default(20).describe('Probe (HEARTBEAT on the unreliable channel) interval: loss and RTT samples.'),
+    carrierProbeIntervalMs: z.number().int().min(5).max(10_000).default(10).describe(
+      'Probe interval of an endpoint active on a stream that has another endpoint to fail over to: its silence is judged this finely.',
+    ),
+    standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(1_000).describe(
+      'Probe interval of an endpoint no decision is waiting on: a standby that is not next in line, or the active endpoint of a stream with no other endpoint (its loss measured over 10 probes). Next-in-line standbys, hedging ones, degraded ones proving recovery and active ones that may switch transport are probed every probeIntervalMs.',
+    ),
+    silenceFloorMs: z.number().int().min(1).max(60_000).default(15).describe(
+      'An endpoint active on a stream is silent (suspect) when a probe has waited for its echo, with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).',
+    ),
+    silenceRttFactor: z.number().min(1).max(100).default(2).describe('The RTT p99 factor of the silence limit (see silenceFloorMs).'),
+    windowMs: z.number().int().min(100).max(60_000).default(1_000).describe('Measurement window for probe loss/RTT and delivery ratio.'),
+    degradeAfterMs: z.number().int().min(0).max(60_000).default(250).describe('A breach must last this long before the verdict turns degraded.'),
+    recoverAfterMs: z.number().int().min(0).max(600_000).default(3_000).describe('No breach for this long before a degraded endpoint is healthy again.'),
+    maxRttMs: z.number().positive().default(250).describe('RTT above which the path is in breach.'),
+    maxLossRatio: z.number().min(0).max(1).default(0.05).describe('Probe loss ratio above which the path is in breach.'),
+    maxAckLagMs: z.number().positive().default(1_000).describe('Age of the oldest sent-but-unacked chunk on the active endpoint above which the path is in breach.'),
+    minDeliveryRatio: z.number().min(0).max(1).default(0.8).describe('Acked bytes/s over input bytes/s on the active endpoint, while the stream produces, below which the path is in breach.'),
   })
   // the scheduler picks a rate by role; a slower rate for a more urgent role would invert it
   .refine((h) => h.carrierProbeIntervalMs <= h.probeIntervalMs && h.probeIntervalMs <= h.standbyProbeIntervalMs, {
     message: 'probe intervals must satisfy carrierProbeIntervalMs <= probeIntervalMs <= standbyProbeIntervalMs',
   })
-  .prefault({});
+  .prefault({})
+  .describe('Path health from probes and acks, and when an endpoint counts as degraded. Probe intervals must satisfy carrierProbeIntervalMs <= probeIntervalMs <= standbyProbeIntervalMs.');
 
 export const rateSchema = z
   .strictObject({
-    /** Pacing floor: a new path starts here and ramps with its acks. */
-    minPaceBytesPerSec: z.number().int().min(1024).default(1024 * 1024),
-    /** Pacing rate = gain x max(delivered rate, input rate). */
-    paceGain: z.number().min(1).max(100).default(2),
-    /** Pacing bucket depth, ms of the current rate. */
-    paceBurstMs: z.number().int().min(1).max(10_000).default(50),
-    /** How long an HTTP ingest waits on a backpressured stream before answering 429. */
-    ingestWaitMs: z.number().int().min(0).max(600_000).default(2_000),
+    minPaceBytesPerSec: z.number().int().min(1024).default(1024 * 1024).describe('Pacing floor: a new path starts here and ramps with its acks.'),
+    paceGain: z.number().min(1).max(100).default(2).describe('Pacing rate = gain × max(delivered rate, input rate).'),
+    paceBurstMs: z.number().int().min(1).max(10_000).default(50).describe('Pacing bucket depth, in ms of the current rate.'),
+    ingestWaitMs: z.number().int().min(0).max(600_000).default(2_000).describe('How long an HTTP ingest waits on a backpressured stream before answering 429.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Send pacing per connection and ingest backpressure.');
 
 export const webrtcSchema = z
   .strictObject({
-    /** node-datachannel (native, faster) or werift (pure TypeScript). Both pass the same conformance suite. */
-    engine: z.enum(['node-datachannel', 'werift']).default('node-datachannel'),
-    /** Gather and bind only this address (e.g. 127.0.0.1); default: every interface. */
-    bindAddress: z.string().min(1).optional(),
-    /** `stun:host:port` URLs. Empty by default: host candidates only, nothing leaves the machine. */
-    iceServers: z.array(z.string().regex(/^stun:[^\s]+:\d+$/)).max(8).default([]),
-    /** How long ICE gathering and the data channels may take to come up. */
-    connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
-    /**
-     * WebRTC sessions on a few fixed UDP ports (ICE UDP mux, node-datachannel engine): ports
-     * icePort .. icePort + icePortCount - 1, sessions dealt round-robin. Each port is one socket
-     * and one ICE thread for its sessions instead of a socket per session (whose thread polls
-     * them all on every packet), and a firewall opens a known range. Unset: each session binds
-     * its own ephemeral port.
-     */
-    icePort: z.number().int().min(1).max(65_535).optional(),
-    /** How many consecutive ports from icePort (each ICE thread then serves a share of the sessions). */
-    icePortCount: z.number().int().min(1).max(64).default(8),
+    engine: z.enum(['node-datachannel', 'werift']).default('node-datachannel').describe('node-datachannel (native, faster) or werift (pure TypeScript). Both pass the same conformance suite.'),
+    bindAddress: z.string().min(1).optional().describe('Gather and bind only this address (e.g. 127.0.0.1); unset: every interface.'),
+    iceServers: z.array(z.string().regex(/^stun:[^\s]+:\d+$/)).max(8).default([]).describe('`stun:host:port` URLs. Empty by default: host candidates only, nothing leaves the machine.'),
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000).describe('How long ICE gathering and the data channels may take to come up.'),
+    icePort: z.number().int().min(1).max(65_535).optional().describe(
+      'WebRTC sessions on a few fixed UDP ports (ICE UDP mux, node-datachannel engine): ports icePort .. icePort + icePortCount - 1, sessions dealt round-robin. Each port is one socket and one ICE thread for its sessions instead of a socket per session (whose thread polls them all on every packet), and a firewall opens a known range. Unset: each session binds its own ephemeral port.',
+    ),
+    icePortCount: z.number().int().min(1).max(64).default(8).describe('How many consecutive ports from icePort (each ICE thread then serves a share of the sessions).'),
   })
   .refine((w) => w.icePort === undefined || w.engine === 'node-datachannel', { message: 'icePort (ICE UDP mux) needs the node-datachannel engine' })
   .refine((w) => w.icePort === undefined || w.icePort + w.icePortCount - 1 <= 65_535, { message: 'icePort + icePortCount - 1 must be a port (at most 65535)' })
-  .prefault({});
+  .prefault({})
+  .describe('The WebRTC transport (data channels).');
 
 export const webtransportSchema = z
   .strictObject({
-    enabled: z.boolean().default(true),
-    /** Its own TLS port (0: any free port; receivers learn the URL from signaling). */
-    port: z.number().int().min(0).max(65_535).default(0),
-    /** PEM files; without them a self-signed ECDSA cert is generated and its SHA-256 handed out. */
-    certFile: z.string().min(1).optional(),
-    keyFile: z.string().min(1).optional(),
+    enabled: z.boolean().default(true).describe('Serve WebTransport beside WebRTC.'),
+    port: z.number().int().min(0).max(65_535).default(0).describe('Its own TLS port (0: any free port; receivers learn the URL from signaling).'),
+    certFile: z.string().min(1).optional().describe('TLS certificate (PEM), with keyFile; without them a self-signed ECDSA certificate is generated and its SHA-256 handed out.'),
+    keyFile: z.string().min(1).optional().describe('TLS private key (PEM) of certFile.'),
   })
   .refine((w) => (w.certFile === undefined) === (w.keyFile === undefined), { message: 'certFile and keyFile go together' })
-  .prefault({});
+  .prefault({})
+  .describe('The WebTransport (HTTP/3) listener.');
 
 export const natsSchema = z
   .strictObject({
-    /** `nats://host:port` URLs of the NATS cluster (any subset; the client learns the rest). */
-    servers: z.array(z.string().regex(/^(nats|tls):\/\/[^\s/]+$/, 'a NATS URL is nats://host:port')).max(16).default([]),
-    /** JetStream replicas of every stream log and KV bucket (1, or 3 on a 3-node cluster). */
-    replicas: z.number().int().min(1).max(5).default(1),
-    /** Prefix of the JetStream streams and KV buckets, so several deployments can share one NATS account. */
-    prefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('ms'),
-    /** How long one JetStream or KV request may take before it counts as an outage (MS_LOG_UNAVAILABLE). */
-    requestTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
-    /**
-     * A stream's owner (the instance deciding its roles) holds a lease this long and renews
-     * it every quarter; if the owner dies, another instance takes over within about this
-     * plus a quarter of it. Instances' clocks must agree to well within a quarter of it.
-     */
-    leaseMs: z.number().int().min(400).max(60_000).default(2_000),
-    /**
-     * Instance presence on core NATS: every instance says it is alive every `intervalMs`; one
-     * not heard for `goneMs` is gone (its leases are taken over, its receivers count as
-     * disconnected); an instance that has not heard itself for `selfMs` stops deciding first.
-     */
+    servers: z.array(z.string().regex(/^(nats|tls):\/\/[^\s/]+$/, 'a NATS URL is nats://host:port')).max(16).default([]).describe(
+      '`nats://host:port` URLs of the NATS cluster (any subset; the client learns the rest).',
+    ),
+    replicas: z.number().int().min(1).max(5).default(1).describe('JetStream replicas of every stream log and KV bucket (1, or 3 on a 3-node cluster).'),
+    prefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('ms').describe('Prefix of the JetStream streams and KV buckets, so several deployments can share one NATS account.'),
+    requestTimeoutMs: z.number().int().min(100).max(60_000).default(5_000).describe('How long one JetStream or KV request may take before it counts as an outage (MS_LOG_UNAVAILABLE).'),
+    leaseMs: z.number().int().min(400).max(60_000).default(2_000).describe(
+      'A stream\'s owner (the instance deciding its roles) holds a lease this long and renews it every quarter; if the owner dies, another instance takes over within about this plus a quarter of it. Instances\' clocks must agree to well within a quarter of it.',
+    ),
     presence: z
       .strictObject({
-        intervalMs: z.number().int().min(20).max(10_000).default(100),
-        goneMs: z.number().int().min(100).max(60_000).default(300),
-        selfMs: z.number().int().min(50).max(60_000).default(200),
+        intervalMs: z.number().int().min(20).max(10_000).default(100).describe('How often every instance says it is alive.'),
+        goneMs: z.number().int().min(100).max(60_000).default(300).describe('An instance not heard for this long is gone: its leases are taken over, its receivers count as disconnected.'),
+        selfMs: z.number().int().min(50).max(60_000).default(200).describe('An instance that has not heard itself for this long stops deciding first.'),
       })
       .refine((p) => p.intervalMs * 2 <= p.selfMs && p.selfMs < p.goneMs, { message: 'presence needs 2 x intervalMs <= selfMs < goneMs' })
-      .prefault({}),
+      .prefault({})
+      .describe('Instance presence on core NATS; needs 2 × intervalMs <= selfMs < goneMs.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('NATS JetStream, used when log.kind is jetstream.');
 
-/**
- * Where streams keep their chunks, specs and cursors: `memory` (the embedded default, gone
- * with the process) or `jetstream` (NATS JetStream: durable, shared by several instances).
- */
 export const logSchema = z
   .strictObject({
-    kind: z.enum(['memory', 'jetstream']).default('memory'),
+    kind: z.enum(['memory', 'jetstream']).default('memory').describe('`memory` or `jetstream` (needs log.nats.servers).'),
     nats: natsSchema,
   })
   .refine((l) => l.kind !== 'jetstream' || l.nats.servers.length > 0, { message: 'log.kind "jetstream" needs log.nats.servers', path: ['nats', 'servers'] })
-  .prefault({});
+  .prefault({})
+  .describe('Where streams keep their chunks, specs and cursors: `memory` (the embedded default, gone with the process) or `jetstream` (NATS JetStream: durable, shared by several instances).');
 
 export const tokensSchema = z
   .strictObject({
-    /** HS256 secret for endpoint tokens (32+ chars); generated per process when absent, so tokens die with it. */
-    secret: z.string().min(32).optional(),
-    /** Default endpoint token lifetime. */
-    ttlS: z.number().int().min(1).max(30 * 24 * 3600).default(3600),
+    secret: z.string().min(32).optional().describe('HS256 secret for endpoint tokens (32+ chars); generated per process when absent, so tokens die with it.'),
+    ttlS: z.number().int().min(1).max(30 * 24 * 3600).default(3600).describe('Default endpoint token lifetime, in seconds.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Endpoint tokens (HS256) that receivers present at signaling.');
 
-/** Limits that keep one client (or a flood of them) from exhausting the gateway. */
 export const limitsSchema = z
   .strictObject({
-    /** JSON request bodies nested deeper than this are refused (400) before anything walks them. */
-    maxJsonDepth: z.number().int().min(4).max(1_000).default(64),
-    /** A request head must arrive within this (408 after); against slow-header clients. */
-    headersTimeoutMs: z.number().int().min(1_000).max(600_000).default(10_000),
-    /** A whole request (head and body) must arrive within this (408 after). */
-    requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
-    /**
-     * Signaling sessions (WebRTC offers answered, WebTransport tickets) per endpoint that may
-     * be open at once: the current one, a replacement overlapping it, and a retry.
-     */
-    sessionsPerEndpoint: z.number().int().min(1).max(100).default(3),
-    /** Signaling sessions open at once in the whole gateway. */
-    maxSessions: z.number().int().min(1).max(1_000_000).default(20_000),
-    /** The window of the per-address rate limits below. */
-    rateWindowMs: z.number().int().min(100).max(3_600_000).default(10_000),
-    /** Signaling requests (offers, WebTransport tickets, session deletes) per client address per window; 0: no limit. */
-    signalingPerAddress: z.number().int().min(0).default(50),
-    /** Token requests per client address per window; 0: no limit. */
-    tokensPerAddress: z.number().int().min(0).default(1_000),
+    maxJsonDepth: z.number().int().min(4).max(1_000).default(64).describe('JSON request bodies nested deeper than this are refused (400) before anything walks them.'),
+    headersTimeoutMs: z.number().int().min(1_000).max(600_000).default(10_000).describe('A request head must arrive within this (408 after); against slow-header clients. At most requestTimeoutMs.'),
+    requestTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(60_000).describe('A whole request (head and body) must arrive within this (408 after).'),
+    sessionsPerEndpoint: z.number().int().min(1).max(100).default(3).describe(
+      'Signaling sessions (WebRTC offers answered, WebTransport tickets) per endpoint that may be open at once: the current one, a replacement overlapping it, and a retry.',
+    ),
+    maxSessions: z.number().int().min(1).max(1_000_000).default(20_000).describe('Signaling sessions open at once in the whole gateway.'),
+    rateWindowMs: z.number().int().min(100).max(3_600_000).default(10_000).describe('The window of the per-address rate limits.'),
+    signalingPerAddress: z.number().int().min(0).default(50).describe('Signaling requests (offers, WebTransport tickets, session deletes) per client address per rateWindowMs; 0: no limit.'),
+    tokensPerAddress: z.number().int().min(0).default(1_000).describe('Token requests per client address per rateWindowMs; 0: no limit.'),
   })
   .refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, { message: 'headersTimeoutMs must not exceed requestTimeoutMs', path: ['headersTimeoutMs'] })
-  .prefault({});
+  .prefault({})
+  .describe('Limits that keep one client (or a flood of them) from exhausting the gateway.');
 
 /**
  * Bytes a DATA frame adds around its payload at most: stream id (128 chars), key (256
@@ -272,41 +207,28 @@ const trustedProxySchema = z.string().refine(
 );
 
 export const gatewayConfigSchema = z.strictObject({
-  host: z.string().min(1).default('127.0.0.1'),
-  port: z.number().int().min(0).max(65_535).default(8080),
-  /**
-   * Proxies (a TLS-terminating nginx, a load balancer) whose X-Forwarded-For the gateway
-   * believes, so per-address limits count the client, not the proxy. Empty: none (the
-   * address limits then count every client behind a proxy as one).
-   */
-  trustProxy: z.array(trustedProxySchema).max(32).default([]),
-  /**
-   * CLI: before it announces itself, one WebRTC receiver session against its own HTTP port
-   * (warm-up.ts), so its first real receivers do not meet cold code.
-   */
-  warmUp: z.boolean().default(true),
-  /** Bearer key for the control API; `undefined` means the CLI generates one. */
-  apiKey: z.string().min(16).optional(),
-  maxFrameBytes: z.number().int().min(1024).max(MAX_FRAME_BYTES_LIMIT).default(DEFAULT_MAX_FRAME_BYTES),
-  /** Largest accepted HTTP request body (chunk batches). */
-  maxBodyBytes: z.number().int().min(1024).max(256 * 1024 ** 2).default(8 * 1024 ** 2),
-  /** Largest single chunk payload; must fit in a DATA frame. */
-  maxChunkBytes: z.number().int().min(1).max(64 * 1024 ** 2).default(512 * 1024),
-  /** Stop writing to a connection while its transport buffers more than this. */
-  sendHighWaterBytes: z.number().int().min(1024).default(256 * 1024),
-  /** Gateway housekeeping tick: failure-detector checks, fail-back timers, age eviction. */
-  tickMs: z.number().int().min(1).max(10_000).default(50),
-  /** How long `close()` waits for active endpoints to ack what was published. */
-  drainTimeoutMs: z.number().int().min(0).default(5_000),
-  /** How long an accepted connection may take to send HELLO. */
-  helloTimeoutMs: z.number().int().min(1).default(10_000),
-  /**
-   * How long a publish's idempotency key is remembered per stream, so a retry within it
-   * appends nothing twice (with JetStream: its duplicate window, never above a stream's max age).
-   */
-  idempotencyWindowMs: z.number().int().min(1_000).max(24 * 3600_000).default(120_000),
-  /** Switch records kept per stream for the health API. */
-  switchHistory: z.number().int().min(1).max(10_000).default(50),
+  host: z.string().min(1).default('127.0.0.1').describe('Address the HTTP server listens on (0.0.0.0: every interface).'),
+  port: z.number().int().min(0).max(65_535).default(8080).describe('HTTP port (control API, signaling, metrics); 0: any free port.'),
+  trustProxy: z.array(trustedProxySchema).max(32).default([]).describe(
+    'Proxies (a TLS-terminating nginx, a load balancer) whose X-Forwarded-For the gateway believes, so per-address limits count the client, not the proxy: IP addresses, subnets from /1, `loopback`, `linklocal`, `uniquelocal`. Empty: none (the address limits then count every client behind a proxy as one).',
+  ),
+  warmUp: z.boolean().default(true).describe(
+    'CLI: before it announces itself, one WebRTC receiver session against its own HTTP port, so its first real receivers do not meet cold code (/readyz says `starting` meanwhile).',
+  ),
+  apiKey: z.string().min(16).optional().describe('Bearer key for the control API (16+ chars); when absent the CLI generates one and prints it.'),
+  maxFrameBytes: z.number().int().min(1024).max(MAX_FRAME_BYTES_LIMIT).default(DEFAULT_MAX_FRAME_BYTES).describe('Largest protocol frame; told to receivers in WELCOME, which refuse larger frames.'),
+  maxBodyBytes: z.number().int().min(1024).max(256 * 1024 ** 2).default(8 * 1024 ** 2).describe('Largest accepted HTTP request body (chunk batches).'),
+  maxChunkBytes: z.number().int().min(1).max(64 * 1024 ** 2).default(512 * 1024).describe(
+    `Largest single chunk payload; with ${DATA_FRAME_OVERHEAD_BYTES} bytes of DATA framing it must fit in maxFrameBytes.`,
+  ),
+  sendHighWaterBytes: z.number().int().min(1024).default(256 * 1024).describe('Stop writing to a connection while its transport buffers more than this.'),
+  tickMs: z.number().int().min(1).max(10_000).default(50).describe('Gateway housekeeping tick: failure-detector checks, fail-back timers, age eviction.'),
+  drainTimeoutMs: z.number().int().min(0).default(5_000).describe('How long `close()` waits for active endpoints to ack what was published.'),
+  helloTimeoutMs: z.number().int().min(1).default(10_000).describe('How long an accepted connection may take to send HELLO.'),
+  idempotencyWindowMs: z.number().int().min(1_000).max(24 * 3600_000).default(120_000).describe(
+    'How long a publish\'s idempotency key is remembered per stream, so a retry within it appends nothing twice (with JetStream: its duplicate window, never above a stream\'s max age).',
+  ),
+  switchHistory: z.number().int().min(1).max(10_000).default(50).describe('Switch records kept per stream for the health API.'),
   retention: retentionSchema,
   heartbeat: heartbeatSchema,
   failback: failbackSchema,
@@ -318,7 +240,7 @@ export const gatewayConfigSchema = z.strictObject({
   tokens: tokensSchema,
   limits: limitsSchema,
   log: logSchema,
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino).'),
 })
   // receivers refuse frames above the advertised maxFrameBytes, so every chunk must fit in one
   .refine((c) => c.maxChunkBytes + DATA_FRAME_OVERHEAD_BYTES <= c.maxFrameBytes, {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { CLI_OPTIONS, flagOf } from '../../gateway/src/cli-options.js';
 import { API_KEY, killAll, startGateway } from '../helpers/gateway-process.js';
 import { bindUdpRun, closeUdp } from '../helpers/udp-ports.js';
 import { withDeadline } from '../helpers/webrtc-scenario.js';
@@ -95,8 +96,33 @@ describe('CLI --trust-proxy', () => {
     const bad = await refused([], { MIRRORSTREAM_TRUST_PROXY: 'nginx' });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('MS_CONFIG_INVALID');
-    expect(bad.stderr).toContain('trustProxy');
+    expect(bad.stderr).toContain('MIRRORSTREAM_TRUST_PROXY (trustProxy)');
   }, 60_000);
+});
+
+describe('CLI flags and variables from the schema', () => {
+  it('a flag or variable its key refuses: exit 2 with MS_CONFIG_INVALID naming it', async () => {
+    // the last --port wins over refused()'s own
+    const flag = await refused(['--port', 'http']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('MS_CONFIG_INVALID: --port (port)');
+    const variable = await refused([], { MIRRORSTREAM_NATS_REPLICAS: 'three' });
+    expect(variable.code).toBe(2);
+    expect(variable.stderr).toContain('MS_CONFIG_INVALID: MIRRORSTREAM_NATS_REPLICAS (log.nats.replicas)');
+  }, 60_000);
+
+  it('--help lists every option with its variable and exits 0', async () => {
+    const proc = spawn(process.execPath, [CLI, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const code = await withDeadline(new Promise<number | null>((r) => proc.once('exit', (c) => r(c))), 15_000, 'CLI --help exit');
+    expect(code).toBe(0);
+    for (const option of CLI_OPTIONS) {
+      expect(stdout).toContain(flagOf(option));
+      expect(stdout).toContain(option.env);
+    }
+    expect(stdout).toContain('--config <file>');
+  }, 30_000);
 });
 
 describe('CLI warm-up', () => {
@@ -143,6 +169,6 @@ describe('CLI warm-up', () => {
     }
     const bad = await refused([], { MIRRORSTREAM_WARM_UP: 'no' });
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('warmUp');
+    expect(bad.stderr).toContain('MIRRORSTREAM_WARM_UP (warmUp)');
   }, 60_000);
 });
