@@ -3,7 +3,7 @@
 #   docker run --network host -e MIRRORSTREAM_API_KEY=... -e MIRRORSTREAM_TOKEN_SECRET=... \
 #     -e MIRRORSTREAM_NATS_URL=nats://127.0.0.1:4222 -e MIRRORSTREAM_WEBRTC_ICE_PORT=50000 mirrorstream
 # WebRTC media flows on UDP to the ICE ports (webrtc.icePort .. + icePortCount - 1): publish
-# them (-p 50000-50007:50000-50007/udp) or use host networking; see README "Operations".
+# them (-p 50000-50007:50000-50007/udp) or use host networking; see docs/operations.md.
 # Stopping drains for up to drainTimeoutMs (5 s) + ~1 s: give `docker stop` / compose
 # `stop_grace_period` more than that (Docker's default is 10 s).
 

@@ -2,7 +2,7 @@
  * `npm run bench [-- --quick] [-- --only throughput,failover,fanout,codec,durable,durable-ingest]`
  * Runs every section on loopback and writes bench/results/latest.json and latest.md
  * (keys documented in bench/README.md); a full run of every section also copies the tables
- * into the README. --quick: fewer rounds and shorter runs, < 2 min.
+ * into docs/benchmarks.md. --quick: fewer rounds and shorter runs, < 2 min.
  * `--only instance-loss [--runs N] [--faults owner-sigkill,log-follower-node,log-leader-node,receiver-kill]`:
  * not in the default set (~16 min for 10 runs per fault, --quick 3); writes its own
  * bench/results/instance-loss-<date>.{json,md} (with --out: instance-loss-<out>.*).
