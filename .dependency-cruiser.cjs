@@ -1,6 +1,6 @@
 /**
  * The layering of gateway/ and receiver-sdk/, checked in `npm test` (`npm run deps`).
- * DESIGN.md "Layout": each concern keeps one home; a transport adapter never decides
+ * docs/design.md: each concern keeps one home; a transport adapter never decides
  * failover; the failover code never touches a socket; the HTTP layer only translates
  * requests into calls on the gateway's public API; the core never imports http/,
  * telemetry/ or views/. Type-only imports count: a type is a dependency too.
@@ -107,6 +107,55 @@ module.exports = {
       severity: 'error',
       from: { path: '^receiver-sdk/src/protocol/' },
       to: { pathNot: ['^receiver-sdk/src/protocol/', 'node_modules/msgpackr/'] },
+    },
+    {
+      name: 'streams-never-see-the-engine',
+      comment: 'A stream decides and sends; how a decision is stored (the control stream), where chunks live and which engine holds them are behind its ports (DecisionPort, StreamLog).',
+      severity: 'error',
+      from: { path: `${GW}streams/` },
+      to: { path: `${GW}log/` },
+    },
+    {
+      name: 'decision-port-is-plain',
+      comment: 'The decision port (local or controlled) knows the decision and control types only, not the stream that uses it.',
+      severity: 'error',
+      from: { path: `${GW}streams/decisions\\.ts$` },
+      to: { pathNot: `${GW}streams/types\\.ts$` },
+    },
+    {
+      name: 'registry-knows-no-timing',
+      comment: 'The registry and its parts tell what happened (events); when a stream is measured or decided again is the scheduler\'s.',
+      severity: 'error',
+      from: { path: `${GW}core/(registry|endpoint-directory|build-stream|stored-specs|stream-members)\\.ts$` },
+      to: { path: `${GW}core/(scheduler|timers)\\.ts$` },
+    },
+    {
+      name: 'only-composition-builds-parts',
+      comment: 'compose.ts builds the registry, scheduler, timer queue, sessions and signaling in dependency order; everyone else sees their types only.',
+      severity: 'error',
+      from: { path: GW, pathNot: `${GW}compose\\.ts$` },
+      to: { path: `${GW}(core/(registry|scheduler|timers)|sessions/sessions|signaling/index)\\.ts$`, dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'sdk-lifecycle-knows-links-only',
+      comment: "The receiver's lifecycle state machine moves links through its states: it sees the link port, the clock and error types, no frame, transport or stream state.",
+      severity: 'error',
+      from: { path: '^receiver-sdk/src/lifecycle\\.ts$' },
+      to: { pathNot: '^receiver-sdk/src/(link|receiver-types|protocol/clock|protocol/errors)\\.ts$' },
+    },
+    {
+      name: 'sdk-logic-knows-no-transport',
+      comment: 'Lifecycle, gateway rotation, reports, inbound ordering and the receiver core dial through the Dialer port: no transport module, no dialer wiring.',
+      severity: 'error',
+      from: { path: '^receiver-sdk/src/(lifecycle|gateway-rotation|reports|inbound|receiver|silence-watch|path-rtt)\\.ts$' },
+      to: { path: '^receiver-sdk/src/(transports/|route-dialers\\.ts$|webrtc-receiver\\.ts$)' },
+    },
+    {
+      name: 'sdk-transports-are-leaves',
+      comment: 'An SDK transport moves bytes behind the link port: it imports the port, the protocol and other transports only.',
+      severity: 'error',
+      from: { path: '^receiver-sdk/src/transports/' },
+      to: { path: '^receiver-sdk/src/', pathNot: '^receiver-sdk/src/(transports/|protocol/|link\\.ts$)' },
     },
     {
       name: 'sdk-is-browser-safe',

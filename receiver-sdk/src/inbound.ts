@@ -44,8 +44,8 @@ export interface InboundSink {
   gap(gap: Gap): void;
   role(role: RoleChange): void;
   reset(reset: EpochReset): void;
-  /** Send a frame to the gateway on the control channel; false when there is no link. */
-  send(bytes: Uint8Array): boolean;
+  /** Send a frame to the gateway on the control channel; false when there is no link, a promise where the write completes later. */
+  send(bytes: Uint8Array): boolean | Promise<boolean>;
 }
 
 export interface InboundOptions {
@@ -60,7 +60,10 @@ interface StreamState {
   epoch: string | undefined;
   /** Everything up to here was delivered or declared lost: the resume point and the ACK value. */
   position: number;
+  /** The highest ACK the link took. */
   acked: number;
+  /** The ACK whose write is under way: not counted until the link says it is done. */
+  acking: { seq: number } | undefined;
   role: 'active' | 'standby';
   pending: Map<number, Chunk>;
   ackTimer: TimerHandle | undefined;
@@ -119,6 +122,7 @@ export class InboundStreams {
     for (const st of this.#streams.values()) {
       this.#o.clock.clearTimeout(st.ackTimer);
       st.ackTimer = undefined;
+      st.acking = undefined; // a write on the old link proves nothing on this one
     }
   }
 
@@ -242,7 +246,7 @@ export class InboundStreams {
   #state(streamId: string): StreamState {
     let st = this.#streams.get(streamId);
     if (!st) {
-      st = { epoch: undefined, position: 0, acked: 0, role: 'standby', pending: new Map(), ackTimer: undefined, delivered: 0, duplicates: 0, bytes: 0, lost: 0, reportedBytes: 0 };
+      st = { epoch: undefined, position: 0, acked: 0, acking: undefined, role: 'standby', pending: new Map(), ackTimer: undefined, delivered: 0, duplicates: 0, bytes: 0, lost: 0, reportedBytes: 0 };
       this.#streams.set(streamId, st);
     }
     return st;
@@ -262,6 +266,7 @@ export class InboundStreams {
     st.epoch = epoch;
     st.position = 0;
     st.acked = 0;
+    st.acking = undefined;
     st.pending.clear();
     this.#o.clock.clearTimeout(st.ackTimer);
     st.ackTimer = undefined;
@@ -286,8 +291,9 @@ export class InboundStreams {
   }
 
   #maybeAck(streamId: string, st: StreamState): void {
-    if (st.position <= st.acked) return;
-    if (st.position - st.acked >= this.#o.ackEveryChunks) {
+    const sent = ackedOrSending(st);
+    if (st.position <= sent) return;
+    if (st.position - sent >= this.#o.ackEveryChunks) {
       this.#sendAck(streamId, st);
       return;
     }
@@ -300,7 +306,26 @@ export class InboundStreams {
   #sendAck(streamId: string, st: StreamState): void {
     this.#o.clock.clearTimeout(st.ackTimer);
     st.ackTimer = undefined;
-    if (st.position <= st.acked) return;
-    if (this.#sink.send(encodeFrame({ type: FrameType.ACK, streamId, seq: st.position }))) st.acked = st.position;
+    if (st.position <= ackedOrSending(st)) return;
+    const seq = st.position;
+    const sent = this.#sink.send(encodeFrame({ type: FrameType.ACK, streamId, seq }));
+    if (typeof sent === 'boolean') {
+      if (sent) st.acked = seq;
+      return;
+    }
+    const acking = { seq };
+    st.acking = acking;
+    const written = (ok: boolean): void => {
+      // a later ACK, an epoch reset or a new connection took its place: that one counts
+      if (st.acking !== acking) return;
+      st.acking = undefined;
+      if (ok) st.acked = Math.max(st.acked, seq);
+    };
+    sent.then(written, () => written(false));
   }
+}
+
+/** What was acked, or is being written: no second ACK for it meanwhile. */
+function ackedOrSending(st: StreamState): number {
+  return Math.max(st.acked, st.acking?.seq ?? 0);
 }

@@ -14,7 +14,12 @@ export type LinkEvents = {
 
 export interface FrameLink {
   readonly isClosed: boolean;
-  send(bytes: Uint8Array, channel: LinkChannel): boolean;
+  /**
+   * True when the bytes are on their way, false when the link cannot take them. A link whose
+   * transport says when a write is done (a WebTransport stream) answers with a promise that
+   * settles then: an ACK counts as sent only once it is.
+   */
+  send(bytes: Uint8Array, channel: LinkChannel): boolean | Promise<boolean>;
   close(reason: string): void;
   /** The transport's own RTT view (browsers: candidate-pair currentRoundTripTime), if it has one. */
   rttMs?(): Promise<number | undefined>;

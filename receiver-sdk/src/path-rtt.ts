@@ -46,7 +46,7 @@ export class PathRtt {
       this.#readAt = this.#clock.now();
     }
     // its echo feeds the next report
-    else link.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#nonce, sentAt: this.#clock.now() }), 'control');
+    else void link.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce: ++this.#nonce, sentAt: this.#clock.now() }), 'control');
     return true;
   }
 }

@@ -127,11 +127,20 @@ class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {
     for (const r of this.#readers) r.maxFrameBytes = bytes;
   }
 
-  send(bytes: Uint8Array, _channel: LinkChannel): boolean {
+  /**
+   * True once the control stream took the bytes (its writer's write resolved), false if it
+   * failed (the link then closes). Writes are queued in call order. Everything the receiver
+   * sends (HELLO, ACK, heartbeats, reports) is control traffic.
+   */
+  async send(bytes: Uint8Array, _channel: LinkChannel): Promise<boolean> {
     if (this.#closed) return false;
-    // everything the receiver sends (HELLO, ACK, heartbeats, reports) is control traffic
-    this.#writer.write(lengthPrefixed(bytes)).catch(() => this.close('control stream write failed'));
-    return true;
+    try {
+      await this.#writer.write(lengthPrefixed(bytes));
+      return true;
+    } catch {
+      this.close('control stream write failed');
+      return false;
+    }
   }
 
   close(reason: string): void {

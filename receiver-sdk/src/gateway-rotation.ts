@@ -1,0 +1,81 @@
+import type { DialHint, Dialer, FrameLink } from './link.js';
+import { MirrorstreamError } from './protocol/errors.js';
+
+/** One (gateway URL, transport) pair and its dialer. */
+export interface Route<T extends string = string> {
+  readonly url: string;
+  readonly transport: T;
+  readonly dial: Dialer;
+}
+
+/**
+ * Which gateway and transport the receiver dials next. The routes are every (gateway,
+ * transport) pair, gateway by gateway in the preferred transport order, and a dial tries
+ * them all once, from where the last connection ended:
+ * - a lost connection: the next pair, i.e. the same gateway's next transport (a broken
+ *   preferred path costs one reconnect, not a connect timeout), then the next gateway;
+ * - GOAWAY (`nextGateway`): the next gateway's first transport;
+ * - a silent gateway (`gatewaySilent`, the make-before-break dial while its link is kept):
+ *   the next gateway too (a dead instance's other transports are dead too), or with only one
+ *   gateway, its next transport.
+ * A failed round starts over from the first pair.
+ */
+export class GatewayRotation<T extends string = string> {
+  readonly #routes: readonly Route<T>[];
+  readonly #urls: readonly string[];
+  readonly #routeOf = new WeakMap<FrameLink, number>();
+  /** Where the next dial starts. */
+  #start = 0;
+  /** The route of the connection (the adopted link), if any yet. */
+  #current: { at: number; link: FrameLink } | undefined;
+
+  constructor(urls: readonly string[], transports: readonly T[], dialerFor: (url: string, transport: T) => Dialer) {
+    if (urls.length === 0) throw new TypeError('gatewayUrl: give at least one URL');
+    this.#urls = [...urls];
+    this.#routes = urls.flatMap((url) => transports.map((transport) => ({ url, transport, dial: dialerFor(url, transport) })));
+  }
+
+  /** The route of the current (or last) connection. */
+  get current(): Route<T> | undefined {
+    return this.#current && this.#routes[this.#current.at];
+  }
+
+  /** A Dialer over every route: the first link that opens, or the last error (MS_TRANSPORT_UNAVAILABLE only if every transport is like that). */
+  readonly dial = async (hint?: DialHint): Promise<FrameLink> => {
+    if (this.#current && (hint?.nextGateway || hint?.gatewaySilent)) this.#start = this.#after(this.#current.at, hint);
+    let lastError: unknown;
+    let unavailable: unknown;
+    for (let i = 0; i < this.#routes.length; i++) {
+      const at = (this.#start + i) % this.#routes.length;
+      try {
+        const link = await (this.#routes[at] as Route<T>).dial();
+        this.#routeOf.set(link, at);
+        return link;
+      } catch (error) {
+        // a transport whose library is missing will not come back: report it only if every transport is like that
+        if (error instanceof MirrorstreamError && error.code === 'MS_TRANSPORT_UNAVAILABLE') unavailable ??= error;
+        else lastError = error;
+      }
+    }
+    this.#start = 0;
+    throw lastError ?? unavailable;
+  };
+
+  /** `link` (from `dial`) became the connection; only the one taken counts (a replacement may be closed unused). */
+  adopted(link: FrameLink): void {
+    const at = this.#routeOf.get(link);
+    if (at === undefined) return;
+    this.#current = { at, link };
+    link.on('close', () => {
+      if (this.#current?.link === link) this.#start = (at + 1) % this.#routes.length;
+    });
+  }
+
+  /** Where a dial after leaving route `at` for `hint` starts. */
+  #after(at: number, hint: DialHint): number {
+    if (hint.gatewaySilent && this.#urls.length === 1) return (at + 1) % this.#routes.length;
+    const url = this.#routes[at]?.url ?? '';
+    const next = this.#urls[(this.#urls.indexOf(url) + 1) % this.#urls.length];
+    return Math.max(0, this.#routes.findIndex((r) => r.url === next));
+  }
+}
