@@ -13,6 +13,9 @@ import { MAX_KEY_LENGTH, MAX_LAYER, parseInput, type ChunkInput } from '../strea
  */
 export const MAX_CHUNKS_PER_BATCH = 10_000;
 
+/** The media types taken as msgpack. */
+export const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'] as const;
+
 const common = {
   key: z.string().min(1).max(MAX_KEY_LENGTH).optional(),
   layer: z.number().int().min(0).max(MAX_LAYER).optional(),
@@ -27,17 +30,29 @@ const jsonChunk = z
   })
   .refine((c) => [c.payload, c.payload_base64, c.json].filter((v) => v !== undefined).length === 1, {
     message: 'each chunk needs exactly one of payload, payload_base64, json',
+  })
+  .meta({
+    description: 'Exactly one of payload (text, sent as UTF-8), payload_base64 (bytes) or json (any JSON value, sent as its JSON text).',
+    // the refine is not rendered into JSON Schema: "exactly one" said in JSON Schema
+    override: { oneOf: [{ required: ['payload'] }, { required: ['payload_base64'] }, { required: ['json'] }] },
   });
 
-const jsonBatch = z.strictObject({ chunks: z.array(jsonChunk).min(1).max(MAX_CHUNKS_PER_BATCH) });
+/** The `application/json` body (exported for the OpenAPI document, like the two below). */
+export const jsonBatch = z.strictObject({ chunks: z.array(jsonChunk).min(1).max(MAX_CHUNKS_PER_BATCH) });
 
 const msgpackChunk = z.strictObject({
-  payload: z.union([z.instanceof(Uint8Array), z.string()]),
+  payload: z.union([
+    // a Uint8Array has no JSON Schema: the document names the msgpack type instead
+    z.instanceof(Uint8Array).meta({ override: { type: 'string', contentMediaType: 'application/octet-stream', description: 'msgpack bin' } }),
+    z.string().meta({ description: 'msgpack str, sent as UTF-8' }),
+  ]),
   ...common,
 });
-const msgpackBatch = z.strictObject({ chunks: z.array(msgpackChunk).min(1).max(MAX_CHUNKS_PER_BATCH) });
+/** The `application/msgpack` body, decoded. */
+export const msgpackBatch = z.strictObject({ chunks: z.array(msgpackChunk).min(1).max(MAX_CHUNKS_PER_BATCH) });
 
-const rawQuery = z.object({
+/** The query of an `application/octet-stream` body. */
+export const rawQuery = z.object({
   key: z.string().min(1).max(MAX_KEY_LENGTH).optional(),
   layer: z.coerce.number().int().min(0).max(MAX_LAYER).optional(),
 });

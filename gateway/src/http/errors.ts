@@ -1,4 +1,5 @@
-import { MirrorstreamError, type ErrorCode } from '@mirrorstream/receiver/protocol';
+import { z } from 'zod';
+import { ERROR_CODES, MirrorstreamError, type ErrorCode } from '@mirrorstream/receiver/protocol';
 
 /** The one table from error code to HTTP status. Codes not listed are 500. */
 export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -32,9 +33,17 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   MS_ICE_PORT_IN_USE: 503,
 };
 
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string };
+/** The body of every error answer, `{error:{code,message}}`, for the given codes (default: all of them). */
+export function errorBodySchema(codes: readonly ErrorCode[] = Object.keys(ERROR_CODES) as ErrorCode[]) {
+  return z.strictObject({
+    error: z.strictObject({
+      code: z.enum(codes as [ErrorCode, ...ErrorCode[]]).meta({ description: 'Stable error code (docs/errors.md).' }),
+      message: z.string().meta({ description: 'For people; may change between versions.' }),
+    }),
+  });
 }
+
+export type ErrorBody = z.output<ReturnType<typeof errorBodySchema>>;
 
 const httpError = (status: number, code: ErrorCode, message: string): { status: number; body: ErrorBody } => ({ status, body: { error: { code, message } } });
 

@@ -3,13 +3,14 @@ import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { z } from 'zod';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
 import type { Gateway } from '../gateway.js';
 import { idSchema, parseInput, reorderSchema, type AddEndpointInput, type PolicyInput, type StreamSpecInput } from '../streams/spec.js';
-import { chunkFromRaw, chunksFromJson, chunksFromMsgpack } from './chunks.js';
+import { chunkFromRaw, chunksFromJson, chunksFromMsgpack, MSGPACK_TYPES } from './chunks.js';
 import { toHttpError } from './errors.js';
+import { openApiDocument } from './openapi.js';
+import { ROUTES, tokenRequestSchema, type ApiRoute } from './routes.js';
 import { serveTunnel } from './tunnel.js';
 import { answerParserErrors, jsonDepthLimit, perAddressLimit, serverOptions } from './guards.js';
 import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
@@ -31,11 +32,10 @@ export interface RunningServer {
 /** This package's version, from its package.json. */
 const GATEWAY_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
-const MSGPACK_TYPES = ['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'];
-
 /**
  * The HTTP API: parse and validate the request, call the gateway, map errors through
- * one table. No stream logic lives here.
+ * one table. No stream logic lives here. Every route is one of the route table (routes.ts),
+ * which `GET /openapi.json` documents.
  */
 export function createHttpApp(gateway: Gateway, options: { apiKey: string; metrics?: GatewayMetrics }): express.Express {
   const app = express();
@@ -50,24 +50,31 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
 
   // alive: 200 for as long as the process serves, draining included (a liveness probe must not
   // restart a gateway that is handing its receivers over)
-  app.get('/healthz', (_req, res) => {
+  const onApp = serveRoute(app, '');
+  onApp(ROUTES.health, (_req, res) => {
     res.json({ ...gateway.status(), version: GATEWAY_VERSION });
   });
 
   // ready: 503 while draining or while the stream log cannot store (a load balancer takes the
   // instance out of rotation); open like /healthz
-  app.get('/readyz', async (_req, res) => {
+  onApp(ROUTES.readiness, async (_req, res) => {
     const r = await gateway.readiness();
     res.status(r.ready ? 200 : 503).json(r);
   });
 
   // Open like /healthz: Prometheus scrapers rarely carry bearer keys, and the text holds
   // only counts, rates and ids, never payloads or tokens.
-  app.get('/metrics', async (_req, res) => {
+  onApp(ROUTES.metrics, async (_req, res) => {
     res.type(metrics.contentType).send(await metrics.text());
   });
 
-  // the browser build of the receiver SDK, for pages served by anyone (the demo, e2e tests)
+  // the contract, made on first request (open like /healthz: it holds no secret)
+  let contract: object | undefined;
+  onApp(ROUTES.openApi, (_req, res) => {
+    res.json((contract ??= openApiDocument(GATEWAY_VERSION)));
+  });
+
+  // the browser build of the receiver SDK, for pages served by anyone (the demo, e2e tests): ROUTES.browserSdk
   const sdkDir = browserSdkDir();
   if (sdkDir) app.use('/sdk', express.static(sdkDir, { fallthrough: true, maxAge: 0 }));
 
@@ -79,31 +86,32 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   v1.use(jsonDepthLimit(limits.maxJsonDepth));
   v1.use(express.raw({ limit, type: [...MSGPACK_TYPES, 'application/octet-stream'] }));
 
-  v1.post('/streams', async (req, res) => {
+  const onV1 = serveRoute(v1, '/v1');
+  onV1(ROUTES.createStream, async (req, res) => {
     const info = await gateway.createStream(jsonBody(req) as StreamSpecInput);
     res.status(201).location(`/v1/streams/${encodeURIComponent(info.stream_id)}`).json(info);
   });
-  v1.get('/streams', (_req, res) => {
+  onV1(ROUTES.listStreams, (_req, res) => {
     res.json({ streams: gateway.listStreams() });
   });
-  v1.get('/streams/:id', (req, res) => {
+  onV1(ROUTES.getStream, (req, res) => {
     res.json(gateway.getStream(id(req)));
   });
-  v1.delete('/streams/:id', async (req, res) => {
+  onV1(ROUTES.deleteStream, async (req, res) => {
     await gateway.deleteStream(id(req));
     res.status(204).end();
   });
-  v1.post('/streams/:id/endpoints', async (req, res) => {
+  onV1(ROUTES.addEndpoint, async (req, res) => {
     res.status(201).json(await gateway.addEndpoint(id(req), jsonBody(req) as AddEndpointInput));
   });
-  v1.delete('/streams/:id/endpoints/:endpoint_id', async (req, res) => {
+  onV1(ROUTES.removeEndpoint, async (req, res) => {
     res.json(await gateway.removeEndpoint(id(req), id(req, 'endpoint_id')));
   });
-  v1.put('/streams/:id/endpoints', async (req, res) => {
+  onV1(ROUTES.reorderEndpoints, async (req, res) => {
     const { endpoint_list } = parseInput(reorderSchema, jsonBody(req), 'reorder body');
     res.json(await gateway.reorderEndpoints(id(req), endpoint_list));
   });
-  v1.post('/streams/:id/chunks', async (req, res) => {
+  onV1(ROUTES.publishChunks, async (req, res) => {
     const streamId = id(req);
     const type = req.headers['content-type'] ?? '';
     let chunks;
@@ -119,19 +127,19 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
     const idempotencyKey = req.get('idempotency-key');
     res.json(await gateway.publishBatch(streamId, chunks, { waitMs: gateway.config.rate.ingestWaitMs, idempotencyKey }));
   });
-  v1.put('/streams/:id/policy', async (req, res) => {
+  onV1(ROUTES.setPolicy, async (req, res) => {
     res.json(await gateway.setPolicy(id(req), jsonBody(req) as PolicyInput));
   });
-  v1.get('/streams/:id/health', (req, res) => {
+  onV1(ROUTES.streamHealth, (req, res) => {
     res.json(gateway.streamHealth(id(req)));
   });
-  v1.get('/endpoints', (_req, res) => {
+  onV1(ROUTES.listEndpoints, (_req, res) => {
     res.json({ endpoints: gateway.listEndpoints() });
   });
-  v1.get('/endpoints/:id/health', (req, res) => {
+  onV1(ROUTES.endpointHealth, (req, res) => {
     res.json(gateway.endpointHealth(id(req)));
   });
-  v1.post('/endpoints/:id/token', perAddressLimit(limits.tokensPerAddress, limits.rateWindowMs, 'token'), async (req, res) => {
+  onV1(ROUTES.issueToken, perAddressLimit(limits.tokensPerAddress, limits.rateWindowMs, 'token'), async (req, res) => {
     const body = req.body === undefined || (typeof req.body === 'object' && Object.keys(req.body as object).length === 0) ? {} : jsonBody(req);
     const { ttl_s } = parseInput(tokenRequestSchema, body, 'token request');
     res.status(201).json(await gateway.issueToken(id(req), ttl_s === undefined ? {} : { ttl_s }));
@@ -185,8 +193,6 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
   };
 }
 
-const tokenRequestSchema = z.strictObject({ ttl_s: z.number().int().min(1).max(30 * 24 * 3600).optional() });
-
 /**
  * WHEP-style signaling, authenticated by the endpoint token (not the API key):
  * POST an SDP offer, get 201 + the answer + Location; DELETE the Location to end it.
@@ -206,10 +212,13 @@ function signalingRouter(gateway: Gateway): express.Router {
   const sdpBody = express.text({ type: 'application/sdp', limit: 64 * 1024 });
   const { signalingPerAddress, rateWindowMs } = gateway.config.limits;
   const limited = perAddressLimit(signalingPerAddress, rateWindowMs, 'signaling');
-  r.options(['/endpoints/:id/webrtc', '/endpoints/:id/webrtc/:session'], cors, (_req, res) => {
+  const on = serveRoute(r, '/v1');
+  const preflight = (_req: Request, res: Response): void => {
     res.status(204).end();
-  });
-  r.post('/endpoints/:id/webrtc', cors, limited, sdpBody, async (req, res) => {
+  };
+  on(ROUTES.webRtcPreflight, cors, preflight);
+  on(ROUTES.webRtcSessionPreflight, cors, preflight);
+  on(ROUTES.openWebRtcSession, cors, limited, sdpBody, async (req, res) => {
     const endpointId = id(req);
     const token = bearer(req);
     if (!req.is('application/sdp')) {
@@ -223,18 +232,27 @@ function signalingRouter(gateway: Gateway): express.Router {
       .type('application/sdp')
       .send(session.answer_sdp);
   });
-  r.options('/endpoints/:id/webtransport', cors, (_req, res) => {
-    res.status(204).end();
-  });
-  r.post('/endpoints/:id/webtransport', cors, limited, async (req, res) => {
+  on(ROUTES.webTransportPreflight, cors, preflight);
+  on(ROUTES.openWebTransportSession, cors, limited, async (req, res) => {
     res.status(201).json(await gateway.openWebTransportSession(id(req), bearer(req)));
   });
-  r.delete('/endpoints/:id/webrtc/:session', cors, limited, async (req, res) => {
+  on(ROUTES.closeWebRtcSession, cors, limited, async (req, res) => {
     const session = String(req.params.session ?? '');
     await gateway.closeSession(id(req), bearer(req), session);
     res.status(204).end();
   });
   return r;
+}
+
+/**
+ * Serve routes of the table on a router mounted at `base` (the table's paths are whole):
+ * `{name}` path parameters become Express's `:name`.
+ */
+function serveRoute(router: Pick<express.Router, 'route'>, base: string) {
+  return (route: ApiRoute, ...handlers: RequestHandler[]): void => {
+    if (!route.path.startsWith(`${base}/`)) throw new Error(`${route.path} is not under ${base}/`);
+    router.route(route.path.slice(base.length).replace(/\{(\w+)\}/g, ':$1'))[route.method](...handlers);
+  };
 }
 
 /** receiver-sdk/dist/browser (built by `npm run build:browser`), if present. */

@@ -1,45 +1,25 @@
+import type { z } from 'zod';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { HealthSnapshot, MetricState, Verdict } from '../health/score.js';
 import type { Stream } from '../streams/stream.js';
 import type { EndpointView, SwitchRecord } from '../streams/types.js';
 import type { Measurement, TransportStats } from '../transports/transport.js';
+import type { streamEndpointInfoSchema, streamInfoSchema } from './schemas.js';
 
 /**
  * JSON shapes returned by the HTTP API and the Gateway's query methods (snake_case, like
- * the API), built from the core's state on request. Used by the facade, http/ and
- * telemetry/; the core never imports them.
+ * the API), built from the core's state on request; their schemas are in schemas.ts. Used by
+ * the facade, http/ and telemetry/; the core never imports them.
  */
-export interface StreamEndpointInfo {
-  endpoint_id: string;
-  priority: number;
-  role: 'active' | 'standby';
-  state: Endpoint['state'];
-  last_acked_seq: number;
-  sent_seq: number;
-}
+export type StreamEndpointInfo = z.output<typeof streamEndpointInfoSchema>;
 
-export interface StreamInfo {
-  stream_id: string;
-  /** The seq space's id: a new one means seqs started over (see DESIGN: Epoch). */
-  epoch: string;
-  mode: Stream['mode'];
-  reliability: Stream['reliability'];
-  mirror_k: number | null;
-  endpoint_list: StreamEndpointInfo[];
-  active: string[];
-  first_seq: number;
-  last_seq: number;
-  retained_chunks: number;
-  retained_bytes: number;
-  evicted_chunks: number;
-  retention: { max_chunks: number; max_bytes: number; max_age_ms: number };
-  failback: { enabled: boolean; stable_ms: number };
-  policy: { overflow: string; max_backlog_ms: number; decimate_n: number };
-  created_at: string;
-  /** The gateway instance deciding its roles (null: its lease expired, another takes over). */
-  owner: string | null;
-}
+export type StreamInfo = z.output<typeof streamInfoSchema>;
 
+/**
+ * Kept as an interface (like EndpointHealth): it names the core's types (SwitchRecord,
+ * MetricState), and phi may be Infinity here where its JSON is null. Its schema,
+ * `streamHealthSchema`, is held to it by test/integration/openapi.test.ts.
+ */
 export interface StreamHealth {
   stream_id: string;
   /** ok: an endpoint receives; degraded: fewer than wanted or one is suspect; down: nobody receives. */
@@ -85,6 +65,7 @@ export interface StreamHealth {
   switches: SwitchRecord[];
 }
 
+/** Kept as an interface, like StreamHealth; its schema is `endpointHealthSchema`. */
 export interface EndpointHealth {
   endpoint_id: string;
   connected: boolean;

@@ -1,26 +1,13 @@
+import type { z } from 'zod';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { WebTransportInfo } from '../transports/webtransport/server.js';
+import type { engineFollowingSchema, gatewayReadinessSchema, gatewayStatusSchema } from './schemas.js';
 
 /** `GET /healthz` (alive: 200 while the process serves, draining too) and `Gateway.status()`. */
-export interface GatewayStatus {
-  status: 'ok' | 'draining';
-  /** This gateway process (a new id every start); a stream's `owner` names one of these. */
-  instance_id: string;
-  /** Which WebTransport backend runs (null until started or when disabled). */
-  webtransport: { backend: WebTransportInfo['backend']; url: string } | null;
-  streams: number;
-  endpoints: number;
-  connected_endpoints: number;
-  uptime_s: number;
-  /** A shared engine (JetStream): its subscriptions not following now, and how many were recreated since start. */
-  engine?: EngineFollowing;
-}
+export type GatewayStatus = z.output<typeof gatewayStatusSchema>;
 
-export interface EngineFollowing {
-  /** Followers being recreated (`log:<stream>`, `control:<stream>`, `kv:<bucket>`): this instance does not decide their streams. */
-  stale_followers: string[];
-  subscription_restarts: number;
-}
+/** A shared engine (JetStream): its subscriptions not following now, and how many were recreated since start. */
+export type EngineFollowing = z.output<typeof engineFollowingSchema>;
 
 export function gatewayStatus(s: {
   closing: boolean;
@@ -58,10 +45,4 @@ export function gatewayStatus(s: {
  * control is being recreated, so what it delivers or decides for that stream may be stale
  * (`stale` names them; every stale follower, shared views too, is in `/healthz`'s `engine`).
  */
-export interface GatewayReadiness {
-  ready: boolean;
-  status: 'ready' | 'starting' | 'draining' | 'log_unavailable' | 'not_following';
-  instance_id: string;
-  /** With `not_following`: the followers that are not following. */
-  stale?: string[];
-}
+export type GatewayReadiness = z.output<typeof gatewayReadinessSchema>;
