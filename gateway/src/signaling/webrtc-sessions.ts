@@ -59,6 +59,9 @@ export class WebRtcSessions {
     } catch (error) {
       release();
       if (error instanceof MirrorstreamError) throw error;
+      // the offer passed our shape check, so this may as well be the engine's own fault: the
+      // client gets a 400, the operator a warning with the engine's error
+      this.#o.log.warn({ endpointId, err: error }, 'the WebRTC engine rejected an offer');
       throw new MirrorstreamError('MS_BAD_REQUEST', `the WebRTC engine rejected the offer: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     const sessionId = randomUUID();

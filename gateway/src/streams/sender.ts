@@ -3,6 +3,7 @@ import { planBacklog, topLayer, type OverflowPolicy } from '../rate/overflow.js'
 import { Pacer, type PacerOptions } from '../rate/pacer.js';
 import { ALL_LAYERS, recordSent, type Cursor } from './cursor.js';
 import type { StreamLog } from './stream-log.js';
+import { MAX_LAYER } from './spec.js';
 import type { GapDeclared, Role, StreamLink } from './types.js';
 
 const LAYER_UP_AFTER_MS = 2_000;
@@ -123,7 +124,7 @@ export class Sender {
     }
     c.layerOkSince ??= now;
     if (now - c.layerOkSince >= LAYER_UP_AFTER_MS) {
-      c.maxLayer = c.maxLayer >= 15 ? ALL_LAYERS : c.maxLayer + 1;
+      c.maxLayer = c.maxLayer >= MAX_LAYER ? ALL_LAYERS : c.maxLayer + 1;
       c.layerOkSince = now;
     }
   }

@@ -5,18 +5,23 @@ import type { HealthSnapshot, MetricState } from '../health/score.js';
 export type StreamMode = 'failover' | 'mirror';
 export type Role = 'active' | 'standby';
 
-/** Why a role changed; stable strings (they appear in the API, events and metrics). */
-export type SwitchReason =
-  | 'initial'
-  | 'heartbeat-timeout'
-  | 'disconnected'
-  | 'degraded'
-  | 'removed'
-  | 'failback'
-  | 'operator'
-  | 'recovered'
+/**
+ * Why a role changed; stable strings (they appear in the API, events and metrics). The one
+ * list: the API schema, the engine records and the metrics take it from here.
+ */
+export const SWITCH_REASONS = [
+  'initial',
+  'heartbeat-timeout',
+  'disconnected',
+  'degraded',
+  'removed',
+  'failback',
+  'operator',
+  'recovered',
   /** A standby hedging for a silent active endpoint keeps the stream once that one is confirmed gone (detail: why). */
-  | 'hedge-commit';
+  'hedge-commit',
+] as const;
+export type SwitchReason = (typeof SWITCH_REASONS)[number];
 
 /** Where a stream writes frames for one endpoint: its open connection. */
 export interface StreamLink {

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HeartbeatEvent, SwitchEvent } from '../core/events.js';
 import type { Gateway } from '../gateway.js';
-import type { SwitchReason } from '../streams/types.js';
+import { SWITCH_REASONS } from '../streams/types.js';
 import type { EndpointHealth, StreamHealth, StreamInfo } from '../views/snapshots.js';
 
 /**
@@ -33,18 +33,6 @@ export interface GatewayMetrics {
 
 /** Cap on the label sets of each kind (streams, endpoints, stream×endpoint pairs) in one scrape. */
 export const MAX_SERIES_PER_KIND = 1000;
-
-/** Switch reasons a failover counter starts at 0 for, so `rate()` sees the first increment. */
-const KNOWN_REASONS: readonly SwitchReason[] = [
-  'heartbeat-timeout',
-  'disconnected',
-  'degraded',
-  'removed',
-  'failback',
-  'operator',
-  'recovered',
-  'hedge-commit',
-];
 
 type StreamEndpoint = StreamHealth['endpoints'][number];
 
@@ -216,8 +204,11 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     labelNames: ['reason'],
     registers: [registry],
   });
-  for (const reason of KNOWN_REASONS) failovers.inc({ reason }, 0);
-  for (const reason of ['initial', ...KNOWN_REASONS]) roleChanges.inc({ reason }, 0);
+  // every reason starts at 0, so `rate()` sees the first increment (a first activation is no failover)
+  for (const reason of SWITCH_REASONS) {
+    roleChanges.inc({ reason }, 0);
+    if (reason !== 'initial') failovers.inc({ reason }, 0);
+  }
 
   const onSwitched = (e: SwitchEvent): void => {
     roleChanges.inc({ reason: e.reason });

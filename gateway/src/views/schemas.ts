@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { policySchema, streamSpecSchema } from '../streams/spec.js';
+import { SWITCH_REASONS } from '../streams/types.js';
 
 /**
  * The JSON answers of the HTTP API, as zod schemas: the OpenAPI document (http/openapi.ts) is
@@ -50,7 +51,7 @@ export const transportStatsSchema = z.strictObject({
 export const switchRecordSchema = z.strictObject({
   from: z.string().nullable(),
   to: z.string().nullable(),
-  reason: z.enum(['initial', 'heartbeat-timeout', 'disconnected', 'degraded', 'removed', 'failback', 'operator', 'recovered', 'hedge-commit']),
+  reason: z.enum(SWITCH_REASONS),
   at: clockMs,
   from_seq: z.number().meta({ description: 'First seq the new endpoint was sent.' }),
   detail: z.array(z.string()).optional().meta({ description: 'For degradation: which metrics were breached.' }),

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ID_PATTERN } from '@mirrorstream/receiver/protocol';
 import { streamSpecSchema } from '../../streams/spec.js';
 import type { StoredStream, SharedEndpointState } from '../backend.js';
-import type { RoleDecision, SwitchRecord } from '../../streams/types.js';
+import { SWITCH_REASONS, type RoleDecision, type SwitchRecord } from '../../streams/types.js';
 
 /**
  * What the gateway reads back from the engine, checked with the schemas the HTTP API uses:
@@ -45,7 +45,7 @@ const boardRecordSchema = z.object({
   at: time,
 });
 
-const reasonSchema = z.enum(['initial', 'heartbeat-timeout', 'disconnected', 'degraded', 'removed', 'failback', 'operator', 'recovered', 'hedge-commit']);
+const reasonSchema = z.enum(SWITCH_REASONS);
 const switchRecordSchema = z.object({
   from: id.nullable(),
   to: id.nullable(),
