@@ -6,7 +6,7 @@
  * telemetry/ or views/. Type-only imports count: a type is a dependency too.
  */
 const GW = '^gateway/src/';
-const CORE = `${GW}(streams|failover|health|rate|log)/`;
+const CORE = `${GW}(streams|failover|health|rate|storage)/`;
 
 module.exports = {
   forbidden: [
@@ -19,7 +19,7 @@ module.exports = {
     },
     {
       name: 'core-is-pure',
-      comment: 'streams, failover, health, rate and log know no connection, transport, signaling, HTTP, metrics or view.',
+      comment: 'streams, failover, health, rate and storage know no connection, transport, signaling, HTTP, metrics or view.',
       severity: 'error',
       from: { path: CORE },
       to: {
@@ -31,13 +31,13 @@ module.exports = {
       comment: 'Failure detection, scoring, rate and the failover policy are pure functions of what they are fed; streams apply them.',
       severity: 'error',
       from: { path: `${GW}(failover|health|rate)/` },
-      to: { path: `${GW}(streams|log)/` },
+      to: { path: `${GW}(streams|storage)/` },
     },
     {
       name: 'core-uses-no-io-library',
-      comment: 'The core is plain TypeScript: no socket, no HTTP, no transport or metrics library (log/jetstream is the durable log adapter).',
+      comment: 'The core is plain TypeScript: no socket, no HTTP, no transport or metrics library (storage/jetstream is the durable storage adapter).',
       severity: 'error',
-      from: { path: [CORE, `${GW}core/`], pathNot: `${GW}log/jetstream/` },
+      from: { path: [CORE, `${GW}core/`], pathNot: `${GW}storage/jetstream/` },
       to: {
         dependencyTypes: ['npm', 'npm-optional', 'core'],
         // the shared protocol, validation, the injected logger's type, random ids
@@ -56,7 +56,7 @@ module.exports = {
       comment: 'A transport adapter moves bytes and measures; it never decides failover or touches streams.',
       severity: 'error',
       from: { path: `${GW}transports/` },
-      to: { path: [`${GW}(core|streams|failover|health|rate|log|endpoints|sessions|signaling|views|http|telemetry)/`, `${GW}(gateway|create|index)\\.ts$`] },
+      to: { path: [`${GW}(core|streams|failover|health|rate|storage|endpoints|sessions|signaling|views|http|telemetry)/`, `${GW}(gateway|create|index)\\.ts$`] },
     },
     {
       name: 'transport-libraries-only-in-adapters',
@@ -66,10 +66,10 @@ module.exports = {
       to: { path: 'node_modules/(werift|node-datachannel|@fails-components)/' },
     },
     {
-      name: 'nats-only-in-the-jetstream-log',
-      comment: 'The NATS client is imported by log/jetstream/ only.',
+      name: 'nats-only-in-the-jetstream-storage',
+      comment: 'The NATS client is imported by storage/jetstream/ only.',
       severity: 'error',
-      from: { path: '^(gateway|receiver-sdk)/src/', pathNot: `${GW}log/jetstream/` },
+      from: { path: '^(gateway|receiver-sdk)/src/', pathNot: `${GW}storage/jetstream/` },
       to: { path: 'node_modules/@nats-io/' },
     },
     {
@@ -113,7 +113,7 @@ module.exports = {
       comment: 'A stream decides and sends; how a decision is stored (the control stream), where chunks live and which engine holds them are behind its ports (DecisionPort, StreamLog).',
       severity: 'error',
       from: { path: `${GW}streams/` },
-      to: { path: `${GW}log/` },
+      to: { path: `${GW}storage/` },
     },
     {
       name: 'decision-port-is-plain',

@@ -10,8 +10,8 @@ import { TimerQueue } from './core/timers.js';
 import { AckWaiters } from './core/waiters.js';
 import { PriorityFailoverPolicy } from './failover/policy.js';
 import type { GatewayDeps } from './gateway-deps.js';
-import type { Backend } from './log/backend.js';
-import { createBackend } from './log/index.js';
+import type { Backend } from './storage/backend.js';
+import { createBackend } from './storage/index.js';
 import { Sessions } from './sessions/sessions.js';
 import { Signaling } from './signaling/index.js';
 

@@ -1,7 +1,7 @@
 import type { Clock } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { FailoverPolicy } from './failover/policy.js';
-import type { Backend } from './log/backend.js';
+import type { Backend } from './storage/backend.js';
 import type { WebRtcEngine } from './transports/webrtc/index.js';
 
 /** Collaborators that are not configuration: injected so tests and embedders can replace them. */

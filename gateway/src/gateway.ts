@@ -12,7 +12,7 @@ import type { Signaling } from './signaling/index.js';
 import type { AckWaiters } from './core/waiters.js';
 import type { Connection } from './endpoints/connection.js';
 import type { GatewayDeps } from './gateway-deps.js';
-import type { Backend } from './log/backend.js';
+import type { Backend } from './storage/backend.js';
 import type { IssuedToken } from './signaling/tokens.js';
 import type { WebRtcSession } from './signaling/webrtc-sessions.js';
 import type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpecInput } from './streams/spec.js';

@@ -1,4 +1,4 @@
-import type { PresenceBus } from '../../gateway/src/log/jetstream/presence.js';
+import type { PresenceBus } from '../../gateway/src/storage/jetstream/presence.js';
 
 /** Core NATS between instances in one process: every publish reaches every subscriber of a matching `prefix.presence.*`. */
 export class FakeBus implements PresenceBus {

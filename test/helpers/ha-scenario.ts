@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { natsNames } from '../../gateway/src/log/jetstream/names.js';
+import { natsNames } from '../../gateway/src/storage/jetstream/names.js';
 import { Receiver } from '../../receiver-sdk/src/node.js';
 import { API_KEY, api, kill, startGateway, until, type GatewayProcess } from './gateway-process.js';
 import { startNatsCluster, type NatsCluster } from './nats.js';

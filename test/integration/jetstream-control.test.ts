@@ -3,14 +3,15 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock, RealClock } from '../../receiver-sdk/src/protocol/index.js';
-import { JetStreamControl } from '../../gateway/src/log/jetstream/control.js';
-import { Followers } from '../../gateway/src/log/jetstream/follower.js';
-import { JetStreamPublisher } from '../../gateway/src/log/jetstream/publisher.js';
-import type { JetStreamContext } from '../../gateway/src/log/jetstream/jetstream-log.js';
-import { natsNames } from '../../gateway/src/log/jetstream/names.js';
+import { JetStreamControl } from '../../gateway/src/storage/jetstream/control.js';
+import { Followers } from '../../gateway/src/storage/jetstream/follower.js';
+import { JetStreamPublisher } from '../../gateway/src/storage/jetstream/publisher.js';
+import type { JetStreamContext } from '../../gateway/src/storage/jetstream/jetstream-log.js';
+import { natsNames } from '../../gateway/src/storage/jetstream/names.js';
 import type { RoleDecision } from '../../gateway/src/streams/types.js';
-import { until } from '../helpers/gateway-process.js';
+import { settle } from '../helpers/memory-harness.js';
 import { startNats, type NatsServer } from '../helpers/nats.js';
+import { until } from '../helpers/poll.js';
 
 /**
  * The lease of a stream's control on a real nats-server: one owner at a time, decisions
@@ -110,8 +111,15 @@ describe('stream control lease and fencing (JetStream)', () => {
     bAble = false;
     b.recheck();
     expect(b.isOwner()).toBe(false);
+    const control = ctx.names.controlStream('s3');
+    const entries = async (): Promise<number> => (await ctx.jsm.streams.info(control)).state.last_seq;
+    const before = await entries();
     cb.advance(TIMING.leaseMs / 4);
-    await new Promise((r) => setTimeout(r, 200));
+    // a barrier, not a pause: B's round has run (settle), and whatever it appended went out on
+    // this connection ahead of a flush, so the server has it before the count below
+    await settle();
+    await nc.flush();
+    expect(await entries()).toBe(before);
     expect(a.owner).toBe('B');
     // still unable after half a lease: it hands the lease back, and A claims it at once
     cb.advance(TIMING.leaseMs / 4);

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createGateway, MemoryTransport, serve, type Gateway } from '../../gateway/src/index.js';
-import { MAX_IN_FLIGHT } from '../../gateway/src/log/jetstream/publisher.js';
+import { MAX_IN_FLIGHT } from '../../gateway/src/storage/jetstream/publisher.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
 import { range } from '../helpers/memory-harness.js';
 import { natsForFile } from '../helpers/nats-for-file.js';
+import { until } from '../helpers/poll.js';
 
 /**
  * The append path on JetStream (R1): publishes of every request share one bounded, pipelined
@@ -32,9 +33,7 @@ async function readAll(gateway: Gateway, stream: string, count: number): Promise
   });
   rx.on('chunk', (c) => chunks.push(c));
   await rx.connect();
-  const deadline = Date.now() + 20_000;
-  while (chunks.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  rx.close();
+  await until(() => chunks.length >= count, 20_000, `${count} chunks read back`, { state: () => chunks.length }).finally(() => rx.close());
   return chunks;
 }
 

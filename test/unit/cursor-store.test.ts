@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { CursorStore } from '../../gateway/src/log/jetstream/cursor-store.js';
+import { CursorStore } from '../../gateway/src/storage/jetstream/cursor-store.js';
 import { ManualClock } from '../../receiver-sdk/src/index.js';
 import { settle } from '../helpers/memory-harness.js';
 

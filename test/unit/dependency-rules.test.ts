@@ -15,7 +15,7 @@ const rules = createRequire(import.meta.url)('../../.dependency-cruiser.cjs') as
 const VIOLATIONS: { rule: string; files: Record<string, string> }[] = [
   {
     rule: 'streams-never-see-the-engine',
-    files: { 'gateway/src/streams/stream.ts': "import { x } from '../log/jetstream/control.js'; export const y = x;", 'gateway/src/log/jetstream/control.ts': 'export const x = 1;' },
+    files: { 'gateway/src/streams/stream.ts': "import { x } from '../storage/jetstream/control.js'; export const y = x;", 'gateway/src/storage/jetstream/control.ts': 'export const x = 1;' },
   },
   {
     rule: 'decision-port-is-plain',

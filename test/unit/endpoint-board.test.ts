@@ -1,9 +1,9 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FORGET_RECORD_MS, JetStreamEndpointBoard, STALE_MS } from '../../gateway/src/log/jetstream/endpoint-board.js';
-import { Presence } from '../../gateway/src/log/jetstream/presence.js';
+import { FORGET_RECORD_MS, JetStreamEndpointBoard, STALE_MS } from '../../gateway/src/storage/jetstream/endpoint-board.js';
+import { Presence } from '../../gateway/src/storage/jetstream/presence.js';
 import { FakeBus } from '../helpers/fake-presence-bus.js';
-import type { KvChange } from '../../gateway/src/log/jetstream/follow-stream.js';
+import type { KvChange } from '../../gateway/src/storage/jetstream/follow-stream.js';
 import { ManualClock } from '../../receiver-sdk/src/index.js';
 
 /** The board over real NATS runs in the JetStream tests; here the backend's follower is the test. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBoardRecord, parseControlMessage, parseCursor, parseStoredStream } from '../../gateway/src/log/jetstream/records.js';
+import { parseBoardRecord, parseControlMessage, parseCursor, parseStoredStream } from '../../gateway/src/storage/jetstream/records.js';
 import type { MetricState } from '../../gateway/src/health/score.js';
 import type { RoleDecision } from '../../gateway/src/streams/types.js';
 

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Follower, Followers, type FollowSink } from '../../gateway/src/log/jetstream/follower.js';
-import { hedgedOpen } from '../../gateway/src/log/jetstream/hedged-open.js';
+import { Follower, Followers, type FollowSink } from '../../gateway/src/storage/jetstream/follower.js';
+import { hedgedOpen } from '../../gateway/src/storage/jetstream/hedged-open.js';
 import { ManualClock, type Clock, type TimerHandle } from '../../receiver-sdk/src/index.js';
 import { settle } from '../helpers/memory-harness.js';
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { headers, type Msg, type MsgHdrs, type MsgHdrsImpl, type NatsConnection } from '@nats-io/transport-node';
-import { FrozenHeaders, JetStreamPublisher, parseAck, type PublishMessage } from '../../gateway/src/log/jetstream/publisher.js';
+import { FrozenHeaders, JetStreamPublisher, parseAck, type PublishMessage } from '../../gateway/src/storage/jetstream/publisher.js';
 import { ManualClock } from '../../receiver-sdk/src/index.js';
 
 /**

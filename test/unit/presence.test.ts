@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Presence } from '../../gateway/src/log/jetstream/presence.js';
+import { Presence } from '../../gateway/src/storage/jetstream/presence.js';
 import { ManualClock } from '../../receiver-sdk/src/index.js';
 import { FakeBus } from '../helpers/fake-presence-bus.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStreamLog } from '../../gateway/src/log/memory-log.js';
+import { MemoryStreamLog } from '../../gateway/src/storage/memory-log.js';
 import { decodeFrame, FrameType } from '../../receiver-sdk/src/index.js';
 
 const retention = { maxChunks: 1_000, maxBytes: 1_000_000, maxAgeMs: 60_000 };

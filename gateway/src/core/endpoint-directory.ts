@@ -1,7 +1,7 @@
 import { MirrorstreamError, type Clock } from '@mirrorstream/receiver/protocol';
 import type { GatewayConfig } from '../config.js';
 import { Endpoint } from '../endpoints/endpoint.js';
-import type { Backend } from '../log/backend.js';
+import type { Backend } from '../storage/backend.js';
 import { idSchema, parseInput } from '../streams/spec.js';
 import type { Stream } from '../streams/stream.js';
 import type { EndpointView } from '../streams/types.js';

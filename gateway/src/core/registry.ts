@@ -2,7 +2,7 @@ import { isValidId, MirrorstreamError, TypedEmitter, type Clock } from '@mirrors
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config.js';
 import type { FailoverPolicy } from '../failover/policy.js';
-import { newEpoch } from '../log/memory-log.js';
+import { newEpoch } from '../storage/memory-log.js';
 import {
   addEndpointSchema,
   parseInput,
@@ -17,7 +17,7 @@ import {
 import type { Stream } from '../streams/stream.js';
 import type { StreamLog } from '../streams/stream-log.js';
 import type { StreamControl } from '../streams/types.js';
-import { andThen, type Backend, type BackendChange, type Maybe, type RestoredStream, type StoredStream } from '../log/backend.js';
+import { andThen, type Backend, type BackendChange, type Maybe, type RestoredStream, type StoredStream } from '../storage/backend.js';
 import { buildStream, retentionOf, toOverflow } from './build-stream.js';
 import { EndpointDirectory } from './endpoint-directory.js';
 import type { EventSink } from './events.js';
