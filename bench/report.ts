@@ -1,5 +1,6 @@
 import type { CodecRow } from './codec.js';
-import type { DurableRow, IngestRow } from './durable.js';
+import type { DurableRow } from './durable.js';
+import type { IngestRow } from './durable-ingest.js';
 import type { failover, FailoverSummary } from './failover.js';
 import type { FanoutResult } from './fanout.js';
 import type { ThroughputRow } from './throughput.js';

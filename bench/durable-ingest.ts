@@ -1,0 +1,349 @@
+/**
+ * Durable log: HTTP ingest at feed rates (`npm run bench -- --only durable-ingest`), the
+ * gateway's durable append path against raw JetStream async publish on the same servers.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import type { GatewayConfigInput } from '../gateway/src/index.js';
+import { startNats, startNatsCluster } from '../test/helpers/nats.js';
+import type { FromGatewayChild, ToGatewayChild } from './durable/gateway-child.js';
+import type { FromIngestClient, IngestClientKind, ToIngestClient } from './durable/ingest-client.js';
+import { waitForJetStream } from './durable.js';
+import { childTicks, flat, machineShare, machineTicks, percentile, sleep, summarize } from './stats.js';
+
+export type IngestCase = 'http/gateway-memory' | 'http/gateway-jetstream' | 'jetstream/raw-async' | 'jetstream/raw-async-no-traces';
+
+/** One row of `durable_ingest[]`: see bench/README.md. */
+export interface IngestRow {
+  case: IngestCase;
+  /** JetStream replicas (0: no JetStream). */
+  replicas: number;
+  /** HTTP: keep-alive connections; raw: 1 NATS connection. */
+  connections: number;
+  /** At most this many chunks unacked at a time (HTTP: connections × batch). */
+  in_flight: number;
+  /** Chunks per request (raw: 1 per publish). */
+  batch: number;
+  chunk_bytes: number;
+  rounds: number;
+  /** Chunks stored per second (answered 200 / acked), median over rounds with min and max. */
+  chunks_per_s: number;
+  chunks_per_s_min: number;
+  chunks_per_s_max: number;
+  /** Per round, in run order. */
+  chunks_per_s_rounds: number[];
+  /** http/gateway-jetstream: chunks/s ÷ jetstream/raw-async at the same replicas within each round; the median of those. */
+  ratio_vs_raw?: number;
+  ratio_vs_raw_min?: number;
+  ratio_vs_raw_max?: number;
+  ratio_vs_raw_rounds?: number[];
+  /** http/gateway-jetstream R1: the same against jetstream/raw-async-no-traces (the client without its per-request stack traces). */
+  ratio_vs_raw_no_traces?: number;
+  ratio_vs_raw_no_traces_min?: number;
+  ratio_vs_raw_no_traces_max?: number;
+  /** HTTP: the client (bench/durable/ingest-client.ts): `lean` (a prepared request, the answer read by its Content-Length) or `node-http` (Node's http.Agent). */
+  http_client?: IngestClientKind;
+  /** HTTP: request round trip at the client, every request of every round (nearest rank). */
+  request_p50_ms?: number;
+  request_p99_ms?: number;
+  /** Requests (raw: publishes) that failed; must be 0. */
+  errors: number;
+  /** The gateway process (raw: the publishing bench process), % of one core. */
+  cpu_pct: number;
+  /** The same as CPU time per chunk stored (µs): steadier than chunks/s on a shared machine. */
+  cpu_us_per_chunk: number;
+  /** The HTTP client process, % of one core. */
+  client_cpu_pct?: number;
+  /** Every nats-server process of the bench together (R3: all three), % of one core. */
+  nats_cpu_pct: number;
+  /** CPU time of the bench's processes (gateway or publisher, HTTP client, nats-servers) per chunk stored, µs: what a chunk costs the machine. */
+  total_cpu_us_per_chunk: number;
+  /** CPU the machine spent outside the bench's processes (other work on a shared machine), % of one core: read figures with much of it with care. */
+  others_cpu_pct: number;
+  /** The whole machine while the case ran: % busy, and % stolen by the hypervisor (median, min, max). */
+  machine_busy_pct: number;
+  steal_pct: number;
+  steal_pct_min: number;
+  steal_pct_max: number;
+}
+
+const INGEST_CONNECTIONS = 16;
+const INGEST_BATCH = 10;
+const INGEST_CHUNK = 100;
+const RAW_IN_FLIGHT = 256;
+const WARM_UP_S = 6;
+/** The HTTP client (bench/durable/ingest-client.ts): `lean` unless DURABLE_INGEST_CLIENT=node-http. */
+const INGEST_CLIENT: IngestClientKind = process.env.DURABLE_INGEST_CLIENT === 'node-http' ? 'node-http' : 'lean';
+const INGEST_KEY = 'durable-bench-key-0123456789';
+
+interface IngestRun {
+  chunks: number;
+  seconds: number;
+  errors: number;
+  firstError?: string | undefined;
+  latenciesMs: number[];
+  /** CPU time of the process that did the work (the gateway's, or this one's for raw). */
+  cpuUs: number;
+  clientCpuUs?: number;
+}
+
+interface IngestTarget {
+  case: IngestCase;
+  replicas: number;
+  label: string;
+  run(ms: number): Promise<IngestRun>;
+  close(): Promise<void>;
+}
+
+const CPUS = os.cpus().length;
+/** Linux's USER_HZ (clock ticks in /proc): 100 on every common build. */
+const TICKS_PER_S = 100;
+
+interface Sample {
+  chunksPerS: number;
+  natsCpuPct: number;
+  cpuPct: number;
+  clientCpuPct: number | undefined;
+  busyPct: number;
+  stealPct: number;
+  errors: number;
+  latenciesMs: number[];
+}
+
+/**
+ * HTTP ingest at feed rates: 16 keep-alive connections (a client process of its own), each
+ * posting batches of 10 × 100 B (JSON) one after the other, to a gateway (a process of its
+ * own) on the memory log, on JetStream R1 (one nats-server) and on JetStream R3 (a 3-node
+ * cluster); beside them the NATS client alone publishing 100 B with 256 in flight to the same
+ * servers, into a stream configured like the gateway's (at R1 also without the client's
+ * per-request stack traces). A warm-up round first (not counted),
+ * then every round runs every case once for `seconds`, the order rotating, so noise lands on
+ * all of them; ratios are taken within a round.
+ */
+export async function durableIngest(plan: { rounds: number; seconds: number; only?: string[] }): Promise<IngestRow[]> {
+  const single = await startNats();
+  const cluster = await startNatsCluster(3);
+  const client = await Child.start<ToIngestClient, FromIngestClient>('./durable/ingest-client.ts', []);
+  const targets: IngestTarget[] = [];
+  try {
+    await waitForJetStream(cluster.urls);
+    const gateway = async (c: IngestCase, replicas: number, config: GatewayConfigInput): Promise<void> => {
+      targets.push(await gatewayTarget(c, replicas, config, client));
+    };
+    await gateway('http/gateway-memory', 0, { logLevel: 'silent' });
+    await gateway('http/gateway-jetstream', 1, ingestConfig([single.url], 1, 'ingest1'));
+    targets.push(await rawTarget([single.url], 1, 'ingest1'));
+    targets.push(await rawTarget([single.url], 1, 'ingest1', { noAsyncTraces: true }));
+    await gateway('http/gateway-jetstream', 3, ingestConfig(cluster.urls, 3, 'ingest3'));
+    targets.push(await rawTarget(cluster.urls, 3, 'ingest3'));
+    // `only`: some cases by label (`gateway-jetstream@R1`), for profiling and experiments
+    const chosen = plan.only ? targets.filter((t) => plan.only?.includes(t.label)) : targets;
+    // a warm-up round, not counted: JIT, connections, and the logs filled to their limits (steady
+    // state: 100 000 chunks by default, ~5 s at the rates seen here)
+    for (const t of chosen) await t.run(Math.max(plan.seconds, WARM_UP_S) * 1000);
+    const samples = chosen.map((): Sample[] => []);
+    for (let round = 0; round < plan.rounds; round++) {
+      for (let k = 0; k < chosen.length; k++) {
+        const i = (round + k) % chosen.length;
+        const t = chosen[i] as IngestTarget;
+        await sleep(300); // the previous case's tail (followers, acks) settles
+        const m0 = machineTicks();
+        const nats0 = childTicks('nats-server');
+        const r = await t.run(plan.seconds * 1000);
+        const natsTicks = childTicks('nats-server') - nats0;
+        const { stealPct, busyPct } = machineShare(m0, machineTicks());
+        if (r.errors > 0) console.warn(`durable ingest: ${t.label}: ${r.errors} errors, first: ${r.firstError}`);
+        samples[i]?.push({
+          chunksPerS: r.chunks / r.seconds,
+          cpuPct: r.cpuUs / 1e4 / r.seconds,
+          clientCpuPct: r.clientCpuUs === undefined ? undefined : r.clientCpuUs / 1e4 / r.seconds,
+          natsCpuPct: (natsTicks / TICKS_PER_S / r.seconds) * 100,
+          busyPct,
+          stealPct,
+          errors: r.errors,
+          latenciesMs: r.latenciesMs,
+        });
+      }
+    }
+    const baseline = (c: IngestCase, replicas: number): Sample[] | undefined => samples[chosen.findIndex((x) => x.case === c && x.replicas === replicas)];
+    return chosen.map((t, i) => ingestRow(t, samples[i] ?? [], baseline('jetstream/raw-async', t.replicas), baseline('jetstream/raw-async-no-traces', t.replicas)));
+  } finally {
+    for (const t of targets.reverse()) await t.close().catch(() => undefined);
+    await client.stop();
+    await cluster.close();
+    await single.close();
+  }
+}
+
+/** The gateway's JetStream log for the ingest section: the default retention (as deployed). */
+function ingestConfig(servers: string[], replicas: number, prefix: string): GatewayConfigInput {
+  return { logLevel: 'silent', log: { kind: 'jetstream', nats: { servers, replicas, prefix } } };
+}
+
+function ingestRow(t: IngestTarget, s: Sample[], raw: Sample[] | undefined, rawNoTraces: Sample[] | undefined): IngestRow {
+  const r1 = (v: number): number => Number(v.toFixed(1));
+  const median = (f: (x: Sample) => number): number => r1(summarize(s.map(f)).median);
+  const latencies = s.flatMap((x) => x.latenciesMs);
+  const http = t.case.startsWith('http/');
+  const ratiosTo = (base: Sample[] | undefined): number[] | undefined => (t.case === 'http/gateway-jetstream' && base ? s.map((x, round) => x.chunksPerS / (base[round]?.chunksPerS ?? Number.NaN)) : undefined);
+  const ratios = ratiosTo(raw);
+  const noTraces = ratiosTo(rawNoTraces);
+  return {
+    case: t.case,
+    replicas: t.replicas,
+    connections: http ? INGEST_CONNECTIONS : 1,
+    in_flight: http ? INGEST_CONNECTIONS * INGEST_BATCH : RAW_IN_FLIGHT,
+    batch: http ? INGEST_BATCH : 1,
+    chunk_bytes: INGEST_CHUNK,
+    rounds: s.length,
+    ...(flat('chunks_per_s', summarize(s.map((x) => x.chunksPerS)), 0) as Pick<IngestRow, 'chunks_per_s' | 'chunks_per_s_min' | 'chunks_per_s_max'>),
+    chunks_per_s_rounds: s.map((x) => Math.round(x.chunksPerS)),
+    ...(ratios ? { ...(flat('ratio_vs_raw', summarize(ratios), 3) as Pick<IngestRow, 'ratio_vs_raw' | 'ratio_vs_raw_min' | 'ratio_vs_raw_max'>), ratio_vs_raw_rounds: ratios.map((v) => Number(v.toFixed(3))) } : {}),
+    ...(noTraces ? (flat('ratio_vs_raw_no_traces', summarize(noTraces), 3) as Pick<IngestRow, 'ratio_vs_raw_no_traces' | 'ratio_vs_raw_no_traces_min' | 'ratio_vs_raw_no_traces_max'>) : {}),
+    ...(http ? { http_client: INGEST_CLIENT } : {}),
+    ...(http ? { request_p50_ms: Number(percentile(latencies, 50).toFixed(2)), request_p99_ms: Number(percentile(latencies, 99).toFixed(2)) } : {}),
+    errors: s.reduce((a, x) => a + x.errors, 0),
+    cpu_pct: median((x) => x.cpuPct),
+    cpu_us_per_chunk: median((x) => (x.cpuPct * 1e4) / x.chunksPerS),
+    ...(http ? { client_cpu_pct: median((x) => x.clientCpuPct ?? Number.NaN) } : {}),
+    nats_cpu_pct: median((x) => x.natsCpuPct),
+    total_cpu_us_per_chunk: median((x) => ((x.cpuPct + (x.clientCpuPct ?? 0) + x.natsCpuPct) * 1e4) / x.chunksPerS),
+    others_cpu_pct: median((x) => Math.max(0, x.busyPct * CPUS - x.cpuPct - (x.clientCpuPct ?? 0) - x.natsCpuPct)),
+    machine_busy_pct: median((x) => x.busyPct),
+    ...(flat('steal_pct', summarize(s.map((x) => x.stealPct)), 1) as Pick<IngestRow, 'steal_pct' | 'steal_pct_min' | 'steal_pct_max'>),
+  };
+}
+
+/** A gateway in a process of its own (bench/durable/gateway-child.ts); the client process posts to it. */
+async function gatewayTarget(name: IngestCase, replicas: number, config: GatewayConfigInput, client: Child<ToIngestClient, FromIngestClient>): Promise<IngestTarget> {
+  // DURABLE_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway processes
+  const args = process.env.DURABLE_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = await Child.start<ToGatewayChild, FromGatewayChild>('./durable/gateway-child.ts', [JSON.stringify(config), INGEST_KEY], args);
+  const up = await Promise.race([child.next('listening', 60_000), child.next('failed', 60_000)]);
+  if (up.ev === 'failed') {
+    await child.stop();
+    throw new Error(`the ${name} R${replicas} gateway did not start: ${up.error}`);
+  }
+  const cpu = async (): Promise<number> => {
+    const answer = child.next('cpu', 10_000);
+    child.send({ cmd: 'cpu' });
+    return (await answer).us;
+  };
+  return {
+    case: name,
+    replicas,
+    label: `${name.split('/')[1] ?? name}@R${replicas}`,
+    async run(ms) {
+      const cpu0 = await cpu();
+      const r = await client.ask({ cmd: 'run', url: up.url, apiKey: INGEST_KEY, streamId: 'ingest', connections: INGEST_CONNECTIONS, chunks: INGEST_BATCH, chunkBytes: INGEST_CHUNK, ms, client: INGEST_CLIENT }, 'ran', ms + 60_000);
+      const cpuUs = (await cpu()) - cpu0;
+      return { chunks: r.chunks, seconds: r.seconds, errors: r.errors, firstError: r.firstError, latenciesMs: r.latenciesMs, cpuUs, clientCpuUs: r.cpuUs };
+    },
+    close: () => child.stop(),
+  };
+}
+
+/**
+ * The NATS client alone, in this process: 100 B publishes, 256 in flight (each awaited for
+ * its ack), to a JetStream stream configured like the gateway's log stream of the same
+ * deployment (limits, file storage, duplicate window, replicas). `noAsyncTraces`: the
+ * connection option that spares each request its two stack-capturing errors (the client's
+ * default captures them; the gateway's own publisher makes no request per message).
+ */
+async function rawTarget(servers: string[], replicas: number, prefix: string, options: { noAsyncTraces?: boolean } = {}): Promise<IngestTarget> {
+  const noTraces = options.noAsyncTraces === true;
+  const nc: NatsConnection = await connect({ servers, noAsyncTraces: noTraces });
+  const jsm = await jetstreamManager(nc);
+  const js: JetStreamClient = jetstream(nc);
+  const like = (await jsm.streams.info(`${prefix}_log_ingest`)).config;
+  const name = `${prefix}_raw${noTraces ? '_nt' : ''}`;
+  await jsm.streams.add({ ...like, name, subjects: [name], description: 'durable bench: raw publish' });
+  const payload = new Uint8Array(INGEST_CHUNK).map((_, i) => i & 255);
+  return {
+    case: noTraces ? 'jetstream/raw-async-no-traces' : 'jetstream/raw-async',
+    replicas,
+    label: `${noTraces ? 'raw-async-no-traces' : 'raw-async'}@R${replicas}`,
+    async run(ms) {
+      let chunks = 0;
+      let errors = 0;
+      let firstError: string | undefined;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const until = t0 + ms;
+      await Promise.all(
+        Array.from({ length: RAW_IN_FLIGHT }, async () => {
+          while (performance.now() < until) {
+            try {
+              await js.publish(name, payload);
+              chunks++;
+            } catch (error) {
+              errors++;
+              firstError ??= String(error);
+            }
+          }
+        }),
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      return { chunks, seconds, errors, firstError, latenciesMs: [], cpuUs: cpu.user + cpu.system };
+    },
+    async close() {
+      await jsm.streams.delete(name).catch(() => undefined);
+      await nc.close();
+    },
+  };
+}
+
+const TSX = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url));
+
+/** A bench child process (run with tsx) and its IPC messages. */
+class Child<In extends object, Out extends { ev: string }> {
+  readonly #proc: ChildProcess;
+  private constructor(proc: ChildProcess) {
+    this.#proc = proc;
+  }
+  static async start<In extends object, Out extends { ev: string }>(script: string, args: string[], execArgv: string[] = []): Promise<Child<In, Out>> {
+    const proc = fork(fileURLToPath(new URL(script, import.meta.url)), args, { execArgv: [...execArgv, '--import', TSX], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    return new Child<In, Out>(proc);
+  }
+  send(m: In): void {
+    this.#proc.send(m);
+  }
+  async ask<E extends Out['ev']>(m: In, ev: E, timeoutMs: number): Promise<Extract<Out, { ev: E }>> {
+    const answer = this.next(ev, timeoutMs);
+    this.send(m);
+    return answer;
+  }
+  next<E extends Out['ev']>(ev: E, timeoutMs: number): Promise<Extract<Out, { ev: E }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#proc.off('message', on);
+        reject(new Error(`${this.#proc.spawnargs.join(' ').slice(0, 120)} sent no ${ev} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const on = (m: Out): void => {
+        if (m.ev !== ev) return;
+        clearTimeout(timer);
+        this.#proc.off('message', on);
+        resolve(m as Extract<Out, { ev: E }>);
+      };
+      this.#proc.on('message', on);
+    });
+  }
+  async stop(): Promise<void> {
+    const exited = new Promise<void>((r) => (this.#proc.exitCode !== null ? r() : this.#proc.once('exit', () => r())));
+    if (this.#proc.connected) this.#proc.disconnect();
+    await Promise.race([exited, sleep(10_000)]);
+    this.#proc.kill('SIGKILL');
+  }
+}
+
+// npx tsx bench/durable.ts [rounds] [seconds] [cases, e.g. gateway-jetstream@R1,raw-async@R1]: the ingest section alone, as JSON lines
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const only = process.argv[4]?.split(',');
+  const rows = await durableIngest({ rounds: Number(process.argv[2] ?? 3), seconds: Number(process.argv[3] ?? 3), ...(only ? { only } : {}) });
+  for (const r of rows) console.log(JSON.stringify(r));
+  process.exit(0);
+}
