@@ -32,6 +32,8 @@ export interface Demo {
 export interface DemoOptions {
   /** A viewer's session is deleted this long after its page's event stream closed (a reload keeps it). */
   sessionGraceMs?: number;
+  /** Uniform [0, 1) source for the relays' loss and jitter; default `Math.random` (tests pass a seeded one). */
+  random?: () => number;
 }
 
 /** One viewer's page: its own stream and endpoints, relays and kill switches. */
@@ -127,7 +129,7 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
       return;
     }
     await v.links.get(role)?.close();
-    const link = new ImpairedLink();
+    const link = new ImpairedLink(options.random ? { random: options.random } : {});
     v.links.set(role, link);
     // a stock browser offers only `.local` host candidates (dropped here): the link then relays the gateway's side only
     const offer = loopbackHostCandidates(String(req.body ?? ''));

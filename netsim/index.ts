@@ -23,4 +23,4 @@ export {
 export { UdpRelay, type UdpRelayStats } from './udp-relay.js';
 export { TcpRelay, type TcpImpairment, type TcpRelayOptions, type TcpRelayStats } from './tcp-relay.js';
 export { candidateAddresses, rewriteCandidateLine, rewriteCandidates, type CandidateAddress, type CandidateMap } from './sdp.js';
-export { ImpairedLink, loopbackHostCandidates } from './webrtc-link.js';
+export { ImpairedLink, loopbackHostCandidates, type ImpairedLinkOptions } from './webrtc-link.js';

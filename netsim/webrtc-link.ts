@@ -2,6 +2,11 @@ import { candidateAddresses, rewriteCandidates } from './sdp.js';
 import type { Impairment } from './impairment.js';
 import { UdpRelay } from './udp-relay.js';
 
+export interface ImpairedLinkOptions {
+  /** Uniform [0, 1) source for loss and jitter, shared by the link's relays; default `Math.random` (pass a seeded one in tests). */
+  random?: () => number;
+}
+
 /**
  * Puts netsim UDP relays between a receiver and the gateway by rewriting candidates during
  * signaling, so every packet of the peer connection crosses them:
@@ -15,6 +20,15 @@ import { UdpRelay } from './udp-relay.js';
  */
 export class ImpairedLink {
   readonly relays: UdpRelay[] = [];
+  readonly #random: (() => number) | undefined;
+
+  constructor(opts: ImpairedLinkOptions = {}) {
+    this.#random = opts.random;
+  }
+
+  #relayTo(port: number): Promise<UdpRelay> {
+    return UdpRelay.start({ target: { host: '127.0.0.1', port }, ...(this.#random ? { random: this.#random } : {}) });
+  }
 
   /** A `fetch` for the SDK's signaling that inserts the relays. */
   readonly fetch: typeof fetch = async (input, init) => {
@@ -22,7 +36,7 @@ export class ImpairedLink {
     const rx = candidateAddresses(offer).find((c) => c.protocol.toLowerCase() === 'udp' && /^\d+\.\d+\.\d+\.\d+$/.test(c.host));
     let rewrittenOffer = offer;
     if (rx) {
-      const toReceiver = await UdpRelay.start({ target: { host: '127.0.0.1', port: rx.port } });
+      const toReceiver = await this.#relayTo(rx.port);
       this.relays.push(toReceiver);
       rewrittenOffer = rewriteCandidates(offer, () => ({ host: '127.0.0.1', port: toReceiver.port }));
     }
@@ -31,7 +45,7 @@ export class ImpairedLink {
     const answer = await res.text();
     const gw = candidateAddresses(answer).find((c) => c.protocol.toLowerCase() === 'udp');
     if (!gw) throw new Error('answer has no UDP candidate');
-    const toGateway = await UdpRelay.start({ target: { host: '127.0.0.1', port: gw.port } });
+    const toGateway = await this.#relayTo(gw.port);
     this.relays.push(toGateway);
     const rewrittenAnswer = rewriteCandidates(answer, () => ({ host: '127.0.0.1', port: toGateway.port }));
     return new Response(rewrittenAnswer, { status: 201, headers: res.headers });

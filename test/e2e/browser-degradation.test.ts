@@ -3,7 +3,8 @@ import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
 import { launchChromium, openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { ImpairedLink, loopbackHostCandidates } from '../../netsim/index.js';
-import { waitFor } from '../helpers/webrtc-scenario.js';
+import { until } from '../helpers/poll.js';
+import { mulberry32 } from '../helpers/random.js';
 
 /**
  * Three Chromium pages whose WebRTC paths run through netsim relays (the page's signaling
@@ -30,7 +31,8 @@ afterAll(async () => {
 });
 
 async function impairedPage(endpointId: string): Promise<Page> {
-  const link = new ImpairedLink();
+  // seeded loss: the same drop pattern per packet order every run
+  const link = new ImpairedLink({ random: mulberry32(links.size + 1) });
   links.set(endpointId, link);
   const { token } = await gateway.issueToken(endpointId);
   return openReceiverPage(browser, {
@@ -51,7 +53,7 @@ describe('degradation failover between Chromium pages (netsim)', () => {
     const pages = new Map<string, Page>();
     for (const id of ids) pages.set(id, await impairedPage(id));
     gateway.createStream({ stream_id: 'feed', endpoint_list: ids });
-    await waitFor(() => gateway.getStream('feed').active[0] === 'd1', 5_000, 'd1 active');
+    await until(() => gateway.getStream('feed').active[0] === 'd1', 5_000, 'd1 active');
     for (const l of links.values()) expect(l.relays.length).toBe(2);
     const switches: SwitchEvent[] = [];
     gateway.on('switched', (e) => switches.push(e));
@@ -61,27 +63,23 @@ describe('degradation failover between Chromium pages (netsim)', () => {
       await gateway.publish('feed', `tick ${seq}`);
       if (seq === 1_200) {
         links.get('d1')?.set({ lossPct: 15 });
-        impairedAt = Date.now();
+        impairedAt = gateway.clock.now();
       }
       const wait = start + seq * 2 - performance.now(); // 500 chunks/s
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     }
-    await waitFor(() => switches.some((s) => s.from === 'd1'), 10_000, 'switch away from d1');
+    await until(() => switches.some((s) => s.from === 'd1'), 10_000, 'switch away from d1');
     const seqsOf = async (): Promise<Map<string, number[]>> =>
       new Map(await Promise.all(ids.map(async (id) => [id, (await pageChunks(pages.get(id)!)).map(([seq]) => seq)] as const)));
-    let all = await seqsOf();
-    const deadline = Date.now() + 15_000;
-    while (new Set([...all.values()].flat()).size < 3_000 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      all = await seqsOf();
-    }
+    let all = new Map<string, number[]>();
+    await until(async () => new Set([...(all = await seqsOf()).values()].flat()).size >= 3_000, 15_000, 'every seq in some page', { everyMs: 200 });
     const union = new Set([...all.values()].flat());
     expect(union.size).toBe(3_000);
     expect(Math.max(...union)).toBe(3_000);
     for (const seqs of all.values()) expect(seqs.every((v, i) => i === 0 || v > (seqs[i - 1] ?? 0))).toBe(true);
     const away = switches.find((s) => s.from === 'd1');
     const relayed = links.get('d1')?.relays.reduce((n, r) => n + r.stats().up.packetsForwarded + r.stats().down.packetsForwarded, 0);
-    console.log(`[chromium, netsim] d1's link at 15 % loss from chunk 1 200: ${away?.to} took over ${(away?.at ?? 0) - impairedAt} ms later (reason ${away?.reason}${away?.detail ? ` ${away.detail.join(',')}` : ''}); ${relayed} packets crossed d1's relays; union 1..3 000`);
+    console.log(`[chromium, netsim] d1's link at 15 % loss from chunk 1 200: ${away?.to} took over ${Math.round((away?.at ?? 0) - impairedAt)} ms later (reason ${away?.reason}${away?.detail ? ` ${away.detail.join(',')}` : ''}); ${relayed} packets crossed d1's relays; union 1..3 000`);
     expect(relayed).toBeGreaterThan(1_000);
   }, 90_000);
 });

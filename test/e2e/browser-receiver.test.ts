@@ -6,7 +6,7 @@ import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { testCertificate } from '../helpers/certs.js';
 import { launchChromium, openReceiverPage, pageChunks, watchNetwork } from '../helpers/chromium.js';
-import { waitFor } from '../helpers/webrtc-scenario.js';
+import { until } from '../helpers/poll.js';
 
 /**
  * The browser build of the SDK in real headless Chromium: WebRTC with the native
@@ -51,11 +51,10 @@ describe('browser receiver SDK in headless Chromium', () => {
     gateway.createStream({ stream_id: id, endpoint_list: [id] });
     const page = await browserReceiver(id, [transport]);
     expect(await page.evaluate(() => (window as unknown as { transport: string }).transport)).toBe(transport);
-    await waitFor(() => gateway.getStream(id).active.length === 1, 5_000, 'active');
+    await until(() => gateway.getStream(id).active.length === 1, 5_000, 'active');
     for (let i = 1; i <= 2_000; i++) await gateway.publish(id, `tick ${i}`);
     const seqs = async (): Promise<number[]> => (await pageChunks(page)).map(([seq]) => seq);
-    const deadline = Date.now() + 20_000;
-    while ((await seqs()).length < 2_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await until(async () => (await seqs()).length >= 2_000, 20_000, '2 000 chunks in the page', { everyMs: 50 });
     expect(await seqs()).toEqual(Array.from({ length: 2_000 }, (_, i) => i + 1));
     expect(gateway.endpointHealth(id).transport?.kind).toBe(transport);
     await page.close();
@@ -69,13 +68,12 @@ describe('browser receiver SDK in headless Chromium', () => {
       gateway.createStream({ stream_id: id, endpoint_list: [id] });
       const urls: string[] = [];
       const page = await browserReceiver(id, [transport], urls);
-      await waitFor(() => gateway.getStream(id).active.length === 1, 5_000, 'active');
+      await until(() => gateway.getStream(id).active.length === 1, 5_000, 'active');
       for (let i = 1; i <= 50; i++) await gateway.publish(id, `tick ${i}`);
-      const deadline = Date.now() + 10_000;
-      while ((await pageChunks(page)).length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await until(async () => (await pageChunks(page)).length >= 50, 10_000, '50 chunks in the page', { everyMs: 50 });
       expect((await pageChunks(page)).length).toBe(50);
-      // anything the library would start late (a probe after the first dial) shows up here too
-      await new Promise((r) => setTimeout(r, 500));
+      // anything the library starts later (its periodic work: the first receiver report, 1 s in) shows up here too
+      await until(() => gateway.endpointHealth(id).streams[0]?.receiver_report != null, 5_000, 'a receiver report from the page', { everyMs: 50 });
       await page.close();
       contacted.push(...urls);
     }

@@ -10,7 +10,7 @@ import { testCertificate, type TestCertificate } from '../helpers/certs.js';
 import { launchChromium, openReceiverPage, pageChunks, watchNetwork } from '../helpers/chromium.js';
 import { freePort, startNats, type NatsServer } from '../helpers/nats.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
-import { waitFor } from '../helpers/webrtc-scenario.js';
+import { eventually, until } from '../helpers/poll.js';
 
 /**
  * One public origin: Debian's nginx runs deploy/nginx/nginx.conf (only the addresses and the
@@ -79,13 +79,18 @@ let publishRetries = 0;
 
 /** Publish a batch through the origin as a producer does: a 503 (a draining instance; nginx does not retry POSTs) is retried with the same Idempotency-Key. */
 async function publish(streamId: string, chunks: unknown[], key: string): Promise<{ first_seq: number; last_seq: number }> {
-  for (let attempt = 1; ; attempt++) {
-    const answer = await viaOrigin('POST', `/v1/streams/${streamId}/chunks`, { chunks }, { 'idempotency-key': key });
-    if (answer.status === 200) return answer.json as { first_seq: number; last_seq: number };
-    if (answer.status !== 503 || attempt >= 20) throw new Error(`publish ${key}: ${answer.status} ${JSON.stringify(answer.json)}`);
-    publishRetries++;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  class Draining extends Error {}
+  return eventually(
+    async () => {
+      const answer = await viaOrigin('POST', `/v1/streams/${streamId}/chunks`, { chunks }, { 'idempotency-key': key });
+      if (answer.status === 200) return answer.json as { first_seq: number; last_seq: number };
+      const error = `publish ${key}: ${answer.status} ${JSON.stringify(answer.json)}`;
+      throw answer.status === 503 ? new Draining(error) : new Error(error);
+    },
+    2_000,
+    `publish ${key}`,
+    { everyMs: 50, retryIf: (error) => error instanceof Draining, onRetry: () => publishRetries++ },
+  );
 }
 
 beforeAll(async () => {
@@ -130,9 +135,9 @@ function servedBy(g: Gateway, endpointId: string, transport: string): boolean {
 }
 
 async function allChunks(page: Page, total: number): Promise<number[]> {
-  const deadline = Date.now() + 20_000;
-  while ((await pageChunks(page)).length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  return (await pageChunks(page)).map(([seq]) => seq);
+  let got: [number, number][] = [];
+  await until(async () => (got = await pageChunks(page)).length >= total, 20_000, `${total} chunks in the page`, { everyMs: 50, state: () => `${got.length}, last ${got.at(-1)?.[0]}` });
+  return got.map(([seq]) => seq);
 }
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -149,7 +154,7 @@ describe('one public origin behind nginx (TLS at nginx), two instances', () => {
     expect(await rtcPage.evaluate(() => (window as unknown as { transport: string }).transport)).toBe('webrtc');
     expect(await tunnelPage.evaluate(() => (window as unknown as { transport: string }).transport)).toBe('webtransport');
     // each prefix reached its own instance
-    await waitFor(() => servedBy(gateways[0], 'rtc', 'webrtc') && servedBy(gateways[1], 'tunnel', 'webtransport'), 10_000, 'rtc on instance 1, tunnel on instance 2');
+    await until(() => servedBy(gateways[0], 'rtc', 'webrtc') && servedBy(gateways[1], 'tunnel', 'webtransport'), 10_000, 'rtc on instance 1, tunnel on instance 2');
 
     let batch = 0;
     const publishRange = async (from: number, to: number): Promise<void> => {
@@ -170,13 +175,15 @@ describe('one public origin behind nginx (TLS at nginx), two instances', () => {
     const second = gateways[1].status().instance_id;
     for (let i = 0; i < 6; i++) expect(await viaOrigin('GET', '/readyz')).toEqual({ status: 200, json: { ready: true, status: 'ready', instance_id: second } });
     // GOAWAY: the WebRTC page dials its next URL, /gw2, and resumes there
-    await waitFor(() => servedBy(gateways[1], 'rtc', 'webrtc'), 15_000, 'rtc moved to instance 2');
+    await until(() => servedBy(gateways[1], 'rtc', 'webrtc'), 15_000, 'rtc moved to instance 2');
     await publishRange(1_001, 1_500);
     expect(await allChunks(rtcPage, 1_500)).toEqual(range(1, 1_500));
     expect(await allChunks(tunnelPage, 1_500)).toEqual(range(1, 1_500));
-    // the session DELETE on close goes through /gw2 (nginx rewrites the gateway's Location)
+    // the session DELETE on close goes through /gw2 (nginx rewrites the gateway's Location): nginx logged it (204, or
+    // 404 when the closed channels ended the session first) before the page goes
+    const deleteLine = / "DELETE \/gw2\/v1\/endpoints\/rtc\/webrtc\/[\w-]+ HTTP\/1\.1" (204|404) /;
     await rtcPage.evaluate(() => (window as unknown as { rx: { close(): void } }).rx.close());
-    await new Promise((r) => setTimeout(r, 500));
+    await until(async () => (await nginx.accessLog()).some((l) => deleteLine.test(l)), 5_000, 'the DELETE in nginx\'s access log', { everyMs: 50 });
     await rtcPage.close();
     await tunnelPage.close();
 
@@ -191,13 +198,9 @@ describe('one public origin behind nginx (TLS at nginx), two instances', () => {
     // through the prefix (204, or 404 when the closed channels ended the session first)
     const tunnelLine = / "GET \/\/gw2\/v1\/wt\?ticket=\S+ HTTP\/1\.1" 101 /;
     let log: string[] = [];
-    for (const deadline = Date.now() + 5_000; !log.some((l) => tunnelLine.test(l)) && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 100));
-      log = await nginx.accessLog();
-    }
-    expect(log.some((l) => tunnelLine.test(l))).toBe(true);
+    await until(async () => (log = await nginx.accessLog()).some((l) => tunnelLine.test(l)), 5_000, 'the tunnel in nginx\'s access log', { everyMs: 100 });
     expect(log.some((l) => / "POST \/gw1\/v1\/endpoints\/rtc\/webrtc HTTP\/1\.1" 201 /.test(l))).toBe(true);
     expect(log.some((l) => / "POST \/gw2\/v1\/endpoints\/rtc\/webrtc HTTP\/1\.1" 201 /.test(l))).toBe(true);
-    expect(log.some((l) => / "DELETE \/gw2\/v1\/endpoints\/rtc\/webrtc\/[\w-]+ HTTP\/1\.1" (204|404) /.test(l))).toBe(true);
+    expect(log.some((l) => deleteLine.test(l))).toBe(true);
   }, 120_000);
 });

@@ -2,7 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { withDeadline } from './webrtc-scenario.js';
+import { withDeadline } from './poll.js';
+
+// ha-scenario.ts and soak/ import it from here
+export { until } from './poll.js';
 
 /**
  * The gateway as a user runs it: the built CLI in a child process, on 127.0.0.1, with
@@ -83,12 +86,4 @@ export async function api(url: string, method: string, path: string, body?: unkn
   });
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
   return res.json();
-}
-
-export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`${what} not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

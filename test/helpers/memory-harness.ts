@@ -29,6 +29,8 @@ export interface Harness {
   receiver(id: string): Promise<TestReceiver>;
   settle(): Promise<void>;
   step(ms: number, stepMs?: number): Promise<void>;
+  /** Step the clock `stepMs` at a time until `cond()` holds; throw if it does not within `maxMs` of that clock. */
+  stepUntil(cond: () => boolean, maxMs: number, what: string, stepMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,6 +66,14 @@ export function harness(config: GatewayConfigInput = {}): Harness {
     async step(ms: number, stepMs = 10): Promise<void> {
       for (let t = 0; t < ms; t += stepMs) {
         clock.advance(Math.min(stepMs, ms - t));
+        await settle();
+      }
+    },
+    async stepUntil(cond: () => boolean, maxMs: number, what: string, stepMs = 10): Promise<void> {
+      await settle();
+      for (let t = 0; !cond(); t += stepMs) {
+        if (t >= maxMs) throw new Error(`${what}: not within ${maxMs} ms of the manual clock`);
+        clock.advance(stepMs);
         await settle();
       }
     },

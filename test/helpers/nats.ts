@@ -4,6 +4,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from './poll.js';
 
 /**
  * A nats-server of a test's own: JetStream on, 127.0.0.1, a free port (-p -1) the ports file
@@ -157,20 +158,23 @@ async function tryStartNatsCluster(size: number): Promise<NatsCluster> {
 /** The client URL from the server's ports file (bounded wait). */
 async function portsOf(dir: string, proc: ChildProcess): Promise<string> {
   const file = `nats-server_${proc.pid}.ports`;
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`nats-server exited (${proc.exitCode}) before it listened`);
-    if ((await readdir(dir)).includes(file)) {
+  let url: string | undefined;
+  await until(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`nats-server exited (${proc.exitCode}) before it listened`);
+      if (!(await readdir(dir)).includes(file)) return false;
       try {
-        const ports = JSON.parse(await readFile(join(dir, file), 'utf8')) as { nats?: string[] };
-        if (ports.nats?.[0]) return ports.nats[0];
+        url = (JSON.parse(await readFile(join(dir, file), 'utf8')) as { nats?: string[] }).nats?.[0];
       } catch {
         // written in parts: read it again
       }
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('nats-server did not write its ports file within 10 s');
+      return url !== undefined;
+    },
+    10_000,
+    'nats-server writes its ports file',
+    { everyMs: 20 },
+  );
+  return url!;
 }
 
 async function stop(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { until } from './poll.js';
 
 /** NGINX, else Debian's (/usr/sbin, which a user's PATH may lack). */
 const BIN = process.env.NGINX ?? ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p));
@@ -47,11 +48,10 @@ export async function startNginx(dir: string, config: string, port: number): Pro
   };
 }
 
-async function untilAccepting(port: number, proc: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+function untilAccepting(port: number, proc: ChildProcess, timeoutMs: number): Promise<void> {
+  const accepting = async (): Promise<boolean> => {
     if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}`);
-    const up = await new Promise<boolean>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
       s.once('connect', () => {
         s.destroy();
@@ -59,10 +59,8 @@ async function untilAccepting(port: number, proc: ChildProcess, timeoutMs: numbe
       });
       s.once('error', () => resolve(false));
     });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nginx did not accept on port ${port} within ${timeoutMs} ms`);
+  };
+  return until(accepting, timeoutMs, `nginx accepting on port ${port}`, { everyMs: 50 });
 }
 
 /** SIGTERM (fast shutdown: open tunnels need not finish), SIGKILL after 5 s. */

@@ -1,3 +1,5 @@
+import { ExponentialBackoff, type ReconnectPolicy } from '../../receiver-sdk/src/link.js';
+
 /** Seeded PRNG (mulberry32) so loss, jitter and fuzz inputs are reproducible. */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -8,4 +10,9 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The SDK's reconnect backoff (its default delays) with a seeded jitter: reconnect timing the same on every run. */
+export function seededBackoff(seed: number): ReconnectPolicy {
+  return new ExponentialBackoff(undefined, undefined, mulberry32(seed));
 }

@@ -1,7 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { PhiAccrualDetector } from '../../gateway/src/health/failure-detector.js';
 import { createGateway, serve, type Gateway, type GatewayConfigInput, type RunningServer } from '../../gateway/src/index.js';
+import { until, withDeadline } from './poll.js';
+import { monoMs, SchedulingDelay } from './sched.js';
+
+// bench/ and soak/ (and ha-scenario.ts) import these from here
+export { until as waitFor, withDeadline };
 
 /**
  * The real-socket failover scenario shared by the integration test and the bench:
@@ -12,11 +18,19 @@ export type Engine = 'node-datachannel' | 'werift';
 const CHILD = fileURLToPath(new URL('../integration/fixtures/receiver-child.ts', import.meta.url));
 const TSX = fileURLToPath(new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url));
 
+/** A delivery in a child: `t` when it arrived there (monoMs: comparable across processes), `ts` its ingestion time (the gateway's clock). */
+export interface ChildChunk {
+  seq: number;
+  t: number;
+  ts: number;
+}
+
 export interface ChildReceiver {
   id: string;
   proc: ChildProcess;
-  /** Deliveries: seq, wall time at the receiver, gateway ingestion time (same clock basis). */
-  chunks: { seq: number; t: number; ts: number }[];
+  chunks: ChildChunk[];
+  /** The child's own event loop delay, one report per 250 ms: the worst `ms` up to `at` (monoMs). */
+  lags: { at: number; ms: number }[];
   ready: Promise<void>;
   exited: Promise<void>;
 }
@@ -36,8 +50,13 @@ export async function spawnReceiver(gateway: Gateway, url: string, id: string, t
 export interface ChildEvent {
   e: string;
   seq?: number;
+  /** The child's performance clock (timeOrigin + now): compare only with the same child's. */
   t?: number;
+  /** CLOCK_MONOTONIC (monoMs), shared by every process. */
+  m?: number;
   ts?: number;
+  /** A `lag` line: the child's worst event loop delay since its last one. */
+  ms?: number;
   p?: string;
   status?: string;
   detail?: string;
@@ -52,7 +71,8 @@ export function spawnReceiverWithToken(url: string, id: string, token: string, t
     env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports, ...opts.env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const chunks: { seq: number; t: number; ts: number }[] = [];
+  const chunks: ChildChunk[] = [];
+  const lags: { at: number; ms: number }[] = [];
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
@@ -64,21 +84,28 @@ export function spawnReceiverWithToken(url: string, id: string, token: string, t
       return;
     }
     opts.onEvent?.(msg);
-    if (msg.e === 'chunk' && msg.seq !== undefined && msg.t !== undefined) chunks.push({ seq: msg.seq, t: msg.t, ts: msg.ts ?? Number.NaN });
+    if (msg.e === 'chunk' && msg.seq !== undefined && msg.m !== undefined) chunks.push({ seq: msg.seq, t: msg.m, ts: msg.ts ?? Number.NaN });
+    if (msg.e === 'lag' && msg.ms !== undefined && msg.m !== undefined) lags.push({ at: msg.m, ms: msg.ms });
     if (msg.e === 'ready') markReady();
   });
-  return { id, proc, chunks, ready: withDeadline(ready, 20_000, `${id} ready`), exited };
+  return { id, proc, chunks, lags, ready: withDeadline(ready, 20_000, `${id} ready`), exited };
 }
 
-export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} not within ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(timer));
+/** The worst event loop delay the children reported for the time since `fromMono` (monoMs). */
+export function childLagMs(rx: readonly ChildReceiver[], fromMono: number): number {
+  return Math.max(0, ...rx.flatMap((r) => r.lags.filter((l) => l.at >= fromMono).map((l) => l.ms)));
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How long after its last heartbeat a steady endpoint is `dead` by the config's phi detector (heartbeats exactly every intervalMs): the nominal detection time. */
+export function deadAfterMs(config: Gateway['config']): number {
+  const h = config.heartbeat;
+  const detector = new PhiAccrualDetector({ expectedIntervalMs: h.intervalMs, minStdDevMs: h.minStdDevMs, acceptablePauseMs: h.acceptablePauseMs, windowSize: h.windowSize });
+  let t = 0;
+  for (let i = 0; i <= h.windowSize + 1; i++) detector.heartbeat((t = i * h.intervalMs));
+  return (detector.timeAtPhi(h.phiDead) ?? Number.NaN) - t;
+}
 
 export interface FailoverRun {
   engine: Engine;
@@ -86,20 +113,24 @@ export interface FailoverRun {
   killedAt: number;
   killed: string;
   takeover: string | undefined;
-  /** Last chunk the killed receiver delivered → first chunk the new active delivered after it. */
+  /** Last chunk the killed receiver delivered → first chunk the new active delivered after it (monoMs in both children). */
   interruptionMs: number;
-  /** The same as the gateway measured it in the switch record (last ack on the old → first on the new). */
-  recordedInterruptionMs: number | undefined;
+  /** The switch away from the killed endpoint, as the gateway recorded it (`interruption_ms`: last ack on the old → first on the new). */
+  away: { to: string | null; reason: string; interruption_ms?: number } | undefined;
   perReceiver: Record<string, number[]>;
-  /** Every delivery with its wall time (ms since the epoch, performance clock), per receiver. */
-  timeline: Record<string, { seq: number; t: number; ts: number }[]>;
-  /** Wall time of the fault, same clock. */
+  /** Every delivery with its time at the receiver (monoMs), per receiver. */
+  timeline: Record<string, ChildChunk[]>;
+  /** When the fault was sent (monoMs). */
   killTime: number;
   /** Median delivery latency (ingestion at the gateway → the receiver's application), every delivery of the run. */
   latencyP50Ms: number;
   /** The stream's hedge counters at the end. */
   hedges: { started: number; ended: number; committed: number };
   switchReasons: string[];
+  /** The gateway's config as it ran (for bounds taken from it). */
+  config: Gateway['config'];
+  /** Scheduling delay from the first chunk on: the gateway's (this process) and the reports of the children not faulted. */
+  sched: SchedulingDelay;
 }
 
 export interface FailoverOptions {
@@ -125,13 +156,16 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
   const ids = ['a', 'b', 'c'];
   const rx: ChildReceiver[] = [];
   let stopBackground: (() => Promise<void>) | undefined;
+  let sched: SchedulingDelay | undefined;
   try {
     stopBackground = await opts.background?.(gateway, server.url);
     for (const id of ids) rx.push(await spawnReceiver(gateway, server.url, id, transports[id]));
     await Promise.all(rx.map((r) => r.ready));
     gateway.createStream({ stream_id: 'feed', endpoint_list: ids });
-    await waitFor(() => gateway.getStream('feed').active.length === 1, 5_000, 'an active endpoint');
+    await until(() => gateway.getStream('feed').active.length === 1, 5_000, 'an active endpoint');
     const killed = gateway.getStream('feed').active[0] ?? 'a';
+    sched = SchedulingDelay.start();
+    const startMono = monoMs();
     const start = performance.now();
     let killTime = 0;
     for (let seq = 1; seq <= total; seq++) {
@@ -139,7 +173,7 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
       if (seq === killAt) {
         const victim = rx.find((r) => r.id === killed)?.proc;
         victim?.kill(fault === 'kill' ? 'SIGKILL' : 'SIGSTOP');
-        killTime = performance.timeOrigin + performance.now();
+        killTime = monoMs();
         if (fault === 'freeze') thaw = setTimeout(() => victim?.kill('SIGCONT'), freezeMs);
       }
       const due = start + (seq * 1000) / ratePerS;
@@ -147,13 +181,19 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
       if (wait > 1) await sleep(wait);
     }
     const union = (): Set<number> => new Set(rx.flatMap((r) => r.chunks.map((c) => c.seq)));
-    await waitFor(() => union().size >= total, 15_000, 'all chunks delivered');
+    await until(() => union().size >= total, 15_000, 'all chunks delivered', { state: () => `${union().size} of ${total}` });
+    sched.stop();
+    // the faulted child's own report of its SIGSTOP is the fault, not the machine's delay
+    for (const l of rx.filter((r) => r.id !== killed).flatMap((r) => r.lags)) if (l.at >= startMono) sched.note(l.ms, l.at);
+    const health = gateway.streamHealth('feed');
+    const away = health.switches.find((s) => s.from === killed);
     const killedRx = rx.find((r) => r.id === killed);
     const lastBefore = killedRx?.chunks.filter((c) => c.t <= killTime).at(-1);
     const takeover = gateway.getStream('feed').active[0];
-    const next = rx.find((r) => r.id === takeover)?.chunks.find((c) => c.seq > (lastBefore?.seq ?? 0));
-    const latencies = rx.flatMap((r) => r.chunks.map((c) => c.t - c.ts)).filter(Number.isFinite).sort((x, y) => x - y);
-    const health = gateway.streamHealth('feed');
+    const next = rx.find((r) => r.id === away?.to)?.chunks.find((c) => c.seq > (lastBefore?.seq ?? 0));
+    // ingestion times are on the gateway's clock (this process): to monoMs here, then like with like
+    const toMono = gateway.clock.now() - monoMs();
+    const latencies = rx.flatMap((r) => r.chunks.map((c) => c.t - (c.ts - toMono))).filter(Number.isFinite).sort((x, y) => x - y);
     return {
       engine,
       total,
@@ -161,15 +201,18 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
       killed,
       takeover,
       interruptionMs: next && lastBefore ? next.t - lastBefore.t : Number.NaN,
-      recordedInterruptionMs: health.switches.find((s) => s.reason !== 'initial')?.interruption_ms,
+      away: away && { to: away.to, reason: away.reason, ...(away.interruption_ms === undefined ? {} : { interruption_ms: away.interruption_ms }) },
       perReceiver: Object.fromEntries(rx.map((r) => [r.id, r.chunks.map((c) => c.seq)])),
       timeline: Object.fromEntries(rx.map((r) => [r.id, r.chunks])),
       killTime,
       latencyP50Ms: latencies[Math.floor(latencies.length / 2)] ?? Number.NaN,
       hedges: { started: health.hedges.started, ended: health.hedges.ended, committed: health.hedges.committed },
       switchReasons: health.switches.map((s) => s.reason),
+      config: gateway.config,
+      sched,
     };
   } finally {
+    sched?.stop();
     clearTimeout(thaw);
     for (const r of rx) r.proc.kill('SIGKILL');
     await Promise.all(rx.map((r) => withDeadline(r.exited, 5_000, `${r.id} exit`).catch(() => undefined)));
@@ -179,10 +222,3 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
   }
 }
 
-export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}

@@ -7,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI_OPTIONS, flagOf } from '../../gateway/src/cli-options.js';
 import { API_KEY, killAll, startGateway } from '../helpers/gateway-process.js';
 import { bindUdpRun, closeUdp } from '../helpers/udp-ports.js';
-import { withDeadline } from '../helpers/webrtc-scenario.js';
+import { until, withDeadline } from '../helpers/poll.js';
 
 const CLI = fileURLToPath(new URL('../../gateway/dist/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ms-cli-config-'));
@@ -147,13 +147,16 @@ describe('CLI warm-up', () => {
     expect(endpointId).toMatch(/^warm-up-/);
     expect(lines.slice(0, warm).some((l) => l.msg === 'WebRTC offer answered' && l.endpointId === endpointId)).toBe(true);
     // in no stream: gone once its connection closed
-    const deadline = Date.now() + 5_000;
     let listed: string[] = [endpointId];
-    while (listed.includes(endpointId) && Date.now() < deadline) {
-      listed = ((await (await fetch(`${g.url}/v1/endpoints`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { endpoints: { endpoint_id: string }[] }).endpoints.map((e) => e.endpoint_id);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(listed).not.toContain(endpointId);
+    await until(
+      async () => {
+        listed = ((await (await fetch(`${g.url}/v1/endpoints`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { endpoints: { endpoint_id: string }[] }).endpoints.map((e) => e.endpoint_id);
+        return !listed.includes(endpointId);
+      },
+      5_000,
+      'the warm-up endpoint gone',
+      { everyMs: 50, state: () => listed },
+    );
   }, 60_000);
 
   it('--no-warm-up (or MIRRORSTREAM_WARM_UP=false) skips it; another value is exit 2', async () => {

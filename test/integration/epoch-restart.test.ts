@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Receiver, type Chunk, type EpochReset } from '../../receiver-sdk/src/node.js';
-import { withDeadline } from '../helpers/webrtc-scenario.js';
 import { range } from '../helpers/memory-harness.js';
 import { startNats, type NatsServer } from '../helpers/nats.js';
-import { api, kill, killAll, startGateway, until } from '../helpers/gateway-process.js';
+import { api, kill, killAll, startGateway } from '../helpers/gateway-process.js';
+import { until, withDeadline } from '../helpers/poll.js';
 
 /**
  * The restart a user sees: the gateway process (the built CLI, in-memory log) is killed

@@ -2,12 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
 import { createGateway, MemoryTransport, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { harness } from '../helpers/memory-harness.js';
+import { until } from '../helpers/poll.js';
 
 const API_KEY = 'test-key-0123456789abcdef';
 let gateway: Gateway;
 let server: RunningServer;
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, url = server.url) {
   const init: RequestInit = { method, headers: { authorization: `Bearer ${API_KEY}`, ...headers } };
   if (body !== undefined) {
     if (body instanceof Uint8Array || typeof body === 'string') init.body = body as BodyInit;
@@ -16,7 +18,7 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
     }
   }
-  const res = await fetch(`${server.url}${path}`, init);
+  const res = await fetch(`${url}${path}`, init);
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
 }
@@ -123,8 +125,7 @@ describe('HTTP API over a real socket', () => {
     });
     expect(raw.json).toMatchObject({ first_seq: 6, last_seq: 6 });
 
-    const deadline = Date.now() + 5_000;
-    while (got.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await until(() => got.length >= 6, 5_000, '6 chunks delivered', { state: () => got.map((c) => c.seq) });
     expect(got.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 6]);
     const text = new TextDecoder();
     expect(text.decode(got[0]?.payload)).toBe('hello');
@@ -156,23 +157,39 @@ describe('HTTP API over a real socket', () => {
   });
 
   it('changes the overflow policy live and answers 429 while a backpressured stream is held back', async () => {
-    await call('POST', '/v1/streams', { stream_id: 'bp', endpoint_list: ['slow'], policy: { overflow: 'backpressure', max_backlog_ms: 100 } });
-    expect(code(await call('PUT', '/v1/streams/bp/policy', { overflow: 'sample' }))).toBe('MS_BAD_REQUEST');
-    expect(code(await call('PUT', '/v1/streams/nope/policy', { overflow: 'conflate' }))).toBe('MS_STREAM_NOT_FOUND');
-    const [g, r] = MemoryTransport.pair();
-    const rx = new ReceiverCore({ endpointId: 'slow', dial: async () => (gateway.accept(g, { endpointId: 'slow' }), r) });
-    await rx.connect();
-    const deadline = Date.now() + 5_000;
-    while (gateway.getStream('bp').active.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
-    r.blackhole = true; // the endpoint stops acking
-    expect((await call('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'a' }] })).status).toBe(200);
-    await new Promise((res) => setTimeout(res, 150));
-    const held = await call('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'b' }] }); // waits ingestWaitMs, then 429
-    expect([held.status, code(held)]).toEqual([429, 'MS_BACKPRESSURE']);
-    const changed = await call('PUT', '/v1/streams/bp/policy', { overflow: 'drop-oldest', max_backlog_ms: 100 });
-    expect(changed.json?.policy).toEqual({ overflow: 'drop-oldest', max_backlog_ms: 100, decimate_n: 2 });
-    expect((await call('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'c' }] })).status).toBe(200);
-    rx.close();
+    // on a manual clock: the backlog's age and the ingest wait are what the test steps, not real time
+    const h = harness({ maxBodyBytes: 64 * 1024, rate: { ingestWaitMs: 300 } });
+    const manual = await serve(h.gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
+    const at = (method: string, path: string, body?: unknown): ReturnType<typeof call> => call(method, path, body, {}, manual.url);
+    try {
+      await at('POST', '/v1/streams', { stream_id: 'bp', endpoint_list: ['slow'], policy: { overflow: 'backpressure', max_backlog_ms: 100 } });
+      expect(code(await at('PUT', '/v1/streams/bp/policy', { overflow: 'sample' }))).toBe('MS_BAD_REQUEST');
+      expect(code(await at('PUT', '/v1/streams/nope/policy', { overflow: 'conflate' }))).toBe('MS_STREAM_NOT_FOUND');
+      const rx = await h.receiver('slow');
+      await h.stepUntil(() => h.gateway.getStream('bp').active.length === 1, 1_000, 'slow active');
+      rx.link()!.blackhole = true; // the endpoint stops acking
+      expect((await at('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'a' }] })).status).toBe(200);
+      await h.step(150); // 'a' is now older than max_backlog_ms, unacked
+      // held: the request waits ingestWaitMs (of the manual clock, stepped until it is answered), then 429
+      let answered = false;
+      const pending = at('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'b' }] }).finally(() => (answered = true));
+      await until(
+        async () => {
+          if (!answered) await h.step(10);
+          return answered;
+        },
+        5_000,
+        'the held request answered',
+      );
+      const held = await pending;
+      expect([held.status, code(held)]).toEqual([429, 'MS_BACKPRESSURE']);
+      const changed = await at('PUT', '/v1/streams/bp/policy', { overflow: 'drop-oldest', max_backlog_ms: 100 });
+      expect(changed.json?.policy).toEqual({ overflow: 'drop-oldest', max_backlog_ms: 100, decimate_n: 2 });
+      expect((await at('POST', '/v1/streams/bp/chunks', { chunks: [{ payload: 'c' }] })).status).toBe(200);
+    } finally {
+      await manual.close();
+      await h.close();
+    }
   });
 
   it('serves stream and endpoint health, and 404 for unknown ones and routes', async () => {

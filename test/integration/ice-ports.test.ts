@@ -5,7 +5,7 @@ import { createGateway, serve } from '../../gateway/src/index.js';
 import { MirrorstreamError } from '../../receiver-sdk/src/protocol/index.js';
 import { Receiver } from '../../receiver-sdk/src/node.js';
 import { bindUdp, bindUdpRun, closeUdp } from '../helpers/udp-ports.js';
-import { waitFor, withDeadline } from '../helpers/webrtc-scenario.js';
+import { until, withDeadline } from '../helpers/poll.js';
 
 /** Whether another socket can bind the port right now (it is released again at once). */
 async function bindable(port: number): Promise<boolean> {
@@ -44,9 +44,9 @@ describe('ICE ports', () => {
         await withDeadline(rx.connect(), 15_000, `${id} connected`);
       }
       for (let i = 0; i < 20; i++) for (const id of ['a', 'b', 'c']) await gateway.publish(`s-${id}`, `x${i}`);
-      await waitFor(() => ['a', 'b', 'c'].every((id) => got.get(id) === 20), 10_000, 'every receiver got its 20 chunks');
+      await until(() => ['a', 'b', 'c'].every((id) => got.get(id) === 20), 10_000, 'every receiver got its 20 chunks');
       for (const rx of receivers.splice(0)) rx.close();
-      await waitFor(() => gateway.listEndpoints().every((e) => !e.connected), 10_000, 'sessions gone');
+      await until(() => gateway.listEndpoints().every((e) => !e.connected), 10_000, 'sessions gone');
       // no session left: the ports are still ours
       expect(await bindable(port)).toBe(false);
       expect(await bindable(port + 1)).toBe(false);
@@ -56,8 +56,7 @@ describe('ICE ports', () => {
       await server.close();
     }
     // closing the engine lets the ports go (libdatachannel tears its ICE agents down on its own threads)
-    const deadline = performance.now() + 5_000;
-    while (!((await bindable(port)) && (await bindable(port + 1))) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await until(async () => (await bindable(port)) && (await bindable(port + 1)), 5_000, 'the ICE ports free again', { everyMs: 50 });
     expect(await bindable(port)).toBe(true);
     expect(await bindable(port + 1)).toBe(true);
   }, 40_000);
@@ -94,7 +93,7 @@ describe('ICE ports', () => {
       try {
         await withDeadline(rx.connect(), 15_000, 'connected once the port is free');
         for (let i = 0; i < 10; i++) await gateway.publish('s', `x${i}`);
-        await waitFor(() => got === 10, 10_000, '10 chunks');
+        await until(() => got === 10, 10_000, '10 chunks');
       } finally {
         rx.close();
       }

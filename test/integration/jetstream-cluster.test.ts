@@ -4,6 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { createGateway, MirrorstreamError } from '../../gateway/src/index.js';
 import { range } from '../helpers/memory-harness.js';
 import { startNatsCluster } from '../helpers/nats.js';
+import { eventually } from '../helpers/poll.js';
+
+/** Retry `f` while it fails with a retryable MirrorstreamError (a refusal while the cluster elects), for at most `ms`. */
+const retrying = <T>(f: () => Promise<T>, ms: number, what: string, onRefused?: () => void): Promise<T> =>
+  eventually(f, ms, what, { retryIf: (error) => error instanceof MirrorstreamError && error.retryable, ...(onRefused ? { onRetry: onRefused } : {}) });
 
 /**
  * R3 on a 3-node nats-server cluster on loopback: the stream's JetStream leader is killed
@@ -46,7 +51,7 @@ describe('JetStream log, 3-node cluster (R3)', () => {
       // the killed node comes back; then JetStream itself (read by a client of the test) holds
       // every acked chunk once, dense, in order
       await cluster.restart(killed);
-      const info = await eventually(() => jsm.streams.info('r3_log_ticks'), 30_000);
+      const info = await eventually(() => jsm.streams.info('r3_log_ticks'), 30_000, 'the log stream info', { everyMs: 250 });
       expect(info.state).toMatchObject({ first_seq: 1, last_seq: N, messages: N });
       const js = jetstream(nc, { timeout: 5_000 });
       const payloads = await eventually(async () => {
@@ -62,7 +67,7 @@ describe('JetStream log, 3-node cluster (R3)', () => {
           if (n === 0) throw new Error(`read ${got.length} of ${N}`);
         }
         return got;
-      }, 30_000);
+      }, 30_000, 'every chunk read back', { everyMs: 250 });
       expect(payloads).toEqual(range(1, N).map((i) => `tick ${i}`));
       expect(gateway.getStream('ticks').last_seq).toBe(N);
     } finally {
@@ -72,30 +77,3 @@ describe('JetStream log, 3-node cluster (R3)', () => {
     }
   }, 120_000);
 });
-
-/** Retry `f` while it fails with a retryable MirrorstreamError, for at most `ms`. */
-async function retrying<T>(f: () => Promise<T>, ms: number, what: string, onRefused?: () => void): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await f();
-    } catch (error) {
-      if (!(error instanceof MirrorstreamError && error.retryable) || Date.now() > deadline) throw new Error(`${what}: ${String(error)}`, { cause: error });
-      onRefused?.();
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** `f()`, retried on any error (the test's own reads while the cluster recovers), for at most `ms`. */
-async function eventually<T>(f: () => Promise<T>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await f();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}

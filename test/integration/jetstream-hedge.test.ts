@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { frontierStall } from '../../bench/stats.js';
-import { api, killAll, startGateway, until, type GatewayProcess } from '../helpers/gateway-process.js';
+import { parseConfig } from '../../gateway/src/index.js';
+import { api, killAll, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
 import { startNats, type NatsServer } from '../helpers/nats.js';
-import { spawnReceiverWithToken, withDeadline, type ChildReceiver } from '../helpers/webrtc-scenario.js';
+import { until, withDeadline } from '../helpers/poll.js';
+import { monoMs, SchedulingDelay } from '../helpers/sched.js';
+import { spawnReceiverWithToken, type ChildReceiver } from '../helpers/webrtc-scenario.js';
 
 /**
  * Hedged delivery with the JetStream log and two gateway instances (the built CLI): the
@@ -47,23 +50,33 @@ describe('hedged delivery across two instances on JetStream', () => {
 
     const acked = new Set<number>();
     let stopAt = 0;
+    const sched = SchedulingDelay.start();
+    const startMono = monoMs();
     for (let n = 0; n < 300; n++) {
       const t = performance.now();
       const r = (await api(owner.url, 'POST', '/v1/streams/s/chunks', { chunks: Array.from({ length: 5 }, (_, i) => ({ payload: `b${n}-${i}` })) })) as { first_seq: number; last_seq: number };
       for (let seq = r.first_seq; seq <= r.last_seq; seq++) acked.add(seq);
       if (n === 100) {
         rx[0]?.proc.kill('SIGSTOP');
-        stopAt = performance.timeOrigin + performance.now();
+        stopAt = monoMs();
         setTimeout(() => rx[0]?.proc.kill('SIGCONT'), 2_000);
       }
       const wait = t + 10 - performance.now(); // 500 chunks/s
       if (wait > 1) await new Promise((res) => setTimeout(res, wait));
     }
     const union = (): Set<number> => new Set(rx.flatMap((r) => r.chunks.map((c) => c.seq)));
-    await until(() => union().size >= acked.size, 15_000, 'every acked chunk delivered');
+    await until(() => union().size >= acked.size, 15_000, 'every acked chunk delivered', { state: () => `${union().size} of ${acked.size}` });
+    sched.stop();
+    // the stopped receiver's own report of its stop is the fault, not the machine's delay
+    for (const l of rx.slice(1).flatMap((r) => r.lags)) if (l.at >= startMono) sched.note(l.ms, l.at);
     const health = (await api(owner.url, 'GET', '/v1/streams/s/health')) as StreamHealth;
     const stall = frontierStall(Object.fromEntries(rx.map((r) => [r.id, r.chunks])), stopAt);
-    console.log(`[jetstream hedge] e1 stopped on the non-owner: switches ${health.switches.map((s) => `${s.from}->${s.to}:${s.reason}`).join(', ')}; hedges ${JSON.stringify(health.hedges)}; frontier stall ${stall.toFixed(0)} ms`);
+    // the non-owner finds e1 silent (a carrier probe interval plus the floor), on a tick; then the
+    // shared state: its board record, the owner's decision in the control log, the hedge to e2.
+    // k: the processes on that path (non-owner, nats-server, owner, nats-server, owner, e2), each may run late
+    const { health: h, tickMs } = parseConfig();
+    const bound = sched.bound(h.carrierProbeIntervalMs + h.silenceFloorMs + tickMs, 6);
+    console.log(`[jetstream hedge] e1 stopped on the non-owner: switches ${health.switches.map((s) => `${s.from}->${s.to}:${s.reason}`).join(', ')}; hedges ${JSON.stringify(health.hedges)}; frontier stall ${stall.toFixed(0)} ms (${bound.text})`);
     expect([...union()].sort((x, y) => x - y)).toEqual([...acked].sort((x, y) => x - y));
     for (const r of rx) {
       const seqs = r.chunks.map((c) => c.seq);
@@ -72,7 +85,7 @@ describe('hedged delivery across two instances on JetStream', () => {
     expect(health.hedges.started).toBeGreaterThanOrEqual(1);
     expect(health.switches.map((s) => [s.from, s.to, s.reason])).toContainEqual(['e1', 'e2', 'hedge-commit']);
     // the same figure hedging off is ~0.5 s (the heartbeat detector) plus the shared-state hop
-    expect(stall).toBeLessThan(400);
+    expect(stall).toBeLessThan(bound.ms);
     for (const r of rx) await withDeadline(Promise.resolve(r.proc.kill('SIGKILL')), 1_000, 'kill');
   }, 90_000);
 });

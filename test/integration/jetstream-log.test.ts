@@ -3,6 +3,7 @@ import { createGateway, MemoryTransport, serve, type Gateway, type GatewayOption
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
 import { range } from '../helpers/memory-harness.js';
 import { natsForFile } from '../helpers/nats-for-file.js';
+import { until } from '../helpers/poll.js';
 
 /**
  * The JetStream log against a real nats-server (R1, one node): chunks acked only once
@@ -34,14 +35,6 @@ function receiver(target: () => Gateway, id: string) {
   return { core, chunks, resets };
 }
 
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what} not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('JetStream log (R1)', () => {
   it('a restarted gateway brings back the stream with its epoch, chunks and cursors: the receiver resumes, no reset, no loss', async () => {
     const prefix = `t${++prefixSeq}`;
@@ -53,7 +46,8 @@ describe('JetStream log (R1)', () => {
     await rx.core.connect();
     for (let i = 1; i <= 100; i++) expect((await gateway.publish('feed.1:a', `c${i}`)).seq).toBe(i);
     await until(() => rx.chunks.length === 100, 5_000, '100 chunks');
-    await new Promise((r) => setTimeout(r, 400)); // acks in, cursor flushed
+    // the acks are in (close() writes the cursor they moved)
+    await until(() => gateway.getStream('feed.1:a').endpoint_list[0]?.last_acked_seq === 100, 5_000, 'acked through 100');
     await gateway.close();
     // no END for a stored stream: the receiver keeps its position and epoch for the next gateway
     expect(rx.core.positions()).toEqual({ 'feed.1:a': 100 });
@@ -82,7 +76,8 @@ describe('JetStream log (R1)', () => {
     await b.core.connect();
     for (let i = 1; i <= 100; i++) await gateway.publish('m', `c${i}`);
     await until(() => b.chunks.length === 100, 5_000, '100 chunks');
-    await new Promise((r) => setTimeout(r, 400)); // acks in, cursor flushed
+    // the acks are in (close() writes the cursor they moved)
+    await until(() => gateway.getStream('m').endpoint_list.find((e) => e.endpoint_id === 'b')?.last_acked_seq === 100, 5_000, 'acked through 100');
     await gateway.removeEndpoint('m', 'b');
     await gateway.close();
 
@@ -147,12 +142,10 @@ describe('JetStream log (R1)', () => {
       await natsServer().restart();
       // the producer retries the refused request with its idempotency key until it is taken
       let answer: Response | undefined;
-      const deadline = Date.now() + 10_000;
-      while (answer?.status !== 200 && Date.now() < deadline) {
-        answer = await post({ chunks: [{ payload: 'while down' }] }, 'retry-me');
-        if (answer.status !== 200) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(answer?.status).toBe(200);
+      await until(async () => (answer = await post({ chunks: [{ payload: 'while down' }] }, 'retry-me')).status === 200, 10_000, 'the retried publish taken', {
+        everyMs: 100,
+        state: () => answer?.status,
+      });
       expect(await answer?.json()).toMatchObject({ first_seq: 2, last_seq: 2 });
       // and once more (its answer was lost, say): the same seq, nothing appended
       expect(await (await post({ chunks: [{ payload: 'while down' }] }, 'retry-me')).json()).toMatchObject({ first_seq: 2, last_seq: 2 });

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, killAll, startGateway, until } from '../helpers/gateway-process.js';
+import { api, killAll, startGateway } from '../helpers/gateway-process.js';
+import { until } from '../helpers/poll.js';
 
 /**
  * Without the optional HTTP/3 backend (as on this machine), @fails-components/webtransport

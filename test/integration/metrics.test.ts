@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGateway, MemoryTransport, serve, type Gateway, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
+import { createGateway, MemoryTransport, serve, type Gateway, type HeartbeatEvent, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
 import { createMetrics, MAX_SERIES_PER_KIND } from '../../gateway/src/telemetry/metrics.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { harness, type Harness } from '../helpers/memory-harness.js';
 
 /** Output of parse-prometheus-text-format (an untyped CommonJS package). */
 interface Family {
@@ -23,25 +24,25 @@ interface Receiver {
   link(): MemoryTransport | undefined;
 }
 
+/**
+ * The gateway runs on a manual clock with in-memory receivers (nothing moves unless the test
+ * steps the clock): heartbeats are answered in no time, none is missed, and what a scrape
+ * shows is exactly what the gateway's own views show at that moment. /metrics itself is
+ * served over a real socket.
+ */
+let h: Harness;
 let gateway: Gateway;
 let server: RunningServer;
 const receivers: Receiver[] = [];
 const switches: SwitchEvent[] = [];
+const heartbeats: HeartbeatEvent[] = [];
 
-/** Poll `cond` every 10 ms of real time; fail after `timeoutMs`. */
-async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** A receiver on an in-memory link, real clock, that never reconnects once its link dies. */
+/** A receiver on an in-memory link, on the manual clock, that never reconnects once its link dies. */
 async function receiver(id: string): Promise<Receiver> {
   let current: MemoryTransport | undefined;
   const core = new ReceiverCore({
     endpointId: id,
+    clock: h.clock,
     reconnect: { nextRetryDelayMs: () => null },
     dial: async () => {
       const [gatewaySide, receiverSide] = MemoryTransport.pair();
@@ -53,7 +54,9 @@ async function receiver(id: string): Promise<Receiver> {
   const r: Receiver = { id, core, chunks: [], link: () => current };
   core.on('chunk', (c) => r.chunks.push(c));
   receivers.push(r);
-  await core.connect();
+  const connected = core.connect();
+  await h.settle();
+  await connected;
   return r;
 }
 
@@ -113,8 +116,10 @@ function value(families: Map<string, Family>, name: string, labels: Record<strin
 }
 
 beforeAll(async () => {
-  gateway = createGateway({ logLevel: 'silent', heartbeat: { intervalMs: 50 } });
+  h = harness({ heartbeat: { intervalMs: 50 } });
+  gateway = h.gateway;
   gateway.on('switched', (e) => switches.push(e));
+  gateway.on('heartbeat', (e) => heartbeats.push(e));
   server = await serve(gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
   gateway.createStream({ stream_id: STREAM, endpoint_list: ['m-r1', 'm-r2'], mode: 'failover' });
 });
@@ -122,31 +127,30 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const r of receivers) r.core.close();
   await server?.close();
-  await gateway?.close();
+  await h?.close();
 });
 
 describe('GET /metrics', () => {
   it('exposes failover, delivery and process metrics in the Prometheus text format without an API key', async () => {
     const r1 = await receiver('m-r1');
     const r2 = await receiver('m-r2');
-    await until(() => gateway.streamHealth(STREAM).active.join() === 'm-r1', 'm-r1 to be active');
+    await h.stepUntil(() => gateway.streamHealth(STREAM).active.join() === 'm-r1', 5_000, 'm-r1 to be active');
 
     for (let i = 0; i < 10; i++) await gateway.publish(STREAM, `chunk ${i}`);
-    await until(() => r1.chunks.length === 10 && endpointOf('m-r1')?.last_acked_seq === 10, 'm-r1 to receive and ack 10 chunks');
+    await h.stepUntil(() => r1.chunks.length === 10 && endpointOf('m-r1')?.last_acked_seq === 10, 5_000, 'm-r1 to receive and ack 10 chunks');
 
     // crash the active receiver: the stream fails over to m-r2
     r1.link()?.kill();
-    await until(() => gateway.streamHealth(STREAM).active.join() === 'm-r2', 'failover to m-r2');
+    await h.stepUntil(() => gateway.streamHealth(STREAM).active.join() === 'm-r2', 5_000, 'failover to m-r2');
     for (let i = 10; i < 15; i++) await gateway.publish(STREAM, `chunk ${i}`);
-    await until(() => endpointOf('m-r2')?.last_acked_seq === 15, 'm-r2 to ack seq 15');
-    await until(() => gateway.endpointHealth('m-r2').rtt_ms !== null, 'a heartbeat RTT on m-r2');
+    await h.stepUntil(() => endpointOf('m-r2')?.last_acked_seq === 15, 5_000, 'm-r2 to ack seq 15');
+    await h.stepUntil(() => gateway.endpointHealth('m-r2').rtt_ms !== null, 5_000, 'a heartbeat RTT on m-r2');
 
     const failover = switches.find((e) => e.from === 'm-r1' && e.to === 'm-r2');
     expect(failover?.reason).toBe('disconnected');
 
-    const missesBefore = gateway.endpointHealth('m-r2').heartbeat.misses;
+    // the clock stands still from here: the scrape and the views agree exactly
     const { res, text, families } = await scrape();
-    const missesAfter = gateway.endpointHealth('m-r2').heartbeat.misses;
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
 
@@ -182,25 +186,26 @@ describe('GET /metrics', () => {
     expect(value(families, 'mirrorstream_chunks_dropped_total', pair('m-r2'))).toBeUndefined();
     expect(value(families, 'mirrorstream_chunks_conflated_total', pair('m-r2'))).toBe(0);
 
-    // per endpoint
-    const rtt = value(families, 'mirrorstream_endpoint_rtt_seconds', { endpoint: 'm-r2' });
-    expect(rtt).toBeGreaterThanOrEqual(0);
-    expect(rtt).toBeLessThan(5);
+    // per endpoint: an in-memory echo takes no time on the manual clock
+    expect(gateway.endpointHealth('m-r2').rtt_ms?.value).toBe(0);
+    expect(value(families, 'mirrorstream_endpoint_rtt_seconds', { endpoint: 'm-r2' })).toBe(0);
     expect(value(families, 'mirrorstream_endpoint_up', { endpoint: 'm-r2' })).toBe(1);
     expect(value(families, 'mirrorstream_endpoint_up', { endpoint: 'm-r1' })).toBe(0);
     expect(value(families, 'mirrorstream_queue_bytes', { endpoint: 'm-r2' })).toBe(0);
-    // what the failure detector counted (on a real clock a busy machine can make a healthy endpoint late once)
-    const misses = value(families, 'mirrorstream_heartbeat_misses_total', { endpoint: 'm-r2' });
-    expect(misses).toBeGreaterThanOrEqual(missesBefore);
-    expect(misses).toBeLessThanOrEqual(missesAfter);
-    // every heartbeat echo lands in one histogram over all endpoints
+    // what the failure detector counted: every heartbeat answered at once, none missed
+    expect(gateway.endpointHealth('m-r2').heartbeat.misses).toBe(0);
+    expect(value(families, 'mirrorstream_heartbeat_misses_total', { endpoint: 'm-r2' })).toBe(0);
+    // every heartbeat echo the gateway reported (both endpoints', over all their connections) lands in one histogram, each taking 0 s
     const hb = families.get('mirrorstream_heartbeat_rtt_seconds');
     expect(hb?.type).toBe('HISTOGRAM');
     const hbSample = hb?.metrics[0] as { count?: string; sum?: string; buckets?: Record<string, string> } | undefined;
-    expect(Number(hbSample?.count)).toBeGreaterThanOrEqual(gateway.endpointHealth('m-r2').heartbeat.acked);
-    expect(Number(hbSample?.count)).toBeGreaterThan(0);
-    expect(Number(hbSample?.buckets?.['+Inf'])).toBe(Number(hbSample?.count));
-    expect(Number(hbSample?.sum)).toBeGreaterThanOrEqual(0);
+    // m-r2 kept its one connection: its own count is the events it raised
+    expect(heartbeats.filter((e) => e.endpointId === 'm-r2').length).toBe(gateway.endpointHealth('m-r2').heartbeat.acked);
+    expect(heartbeats.every((e) => e.rttMs === 0)).toBe(true);
+    expect(Number(hbSample?.count)).toBe(heartbeats.length);
+    expect(Number(hbSample?.buckets?.['0.001'])).toBe(heartbeats.length);
+    expect(Number(hbSample?.buckets?.['+Inf'])).toBe(heartbeats.length);
+    expect(Number(hbSample?.sum)).toBe(0);
     expect(families.get('mirrorstream_endpoint_health_score')?.metrics.length).toBe(2);
 
     // default process metrics, unprefixed

@@ -5,7 +5,7 @@ import { decodeFrame, encodeFrame, FrameType, RealClock, SDK_VERSION, type Frame
 import type { FrameLink } from '../../receiver-sdk/src/link.js';
 import { webrtcDialer } from '../../receiver-sdk/src/transports/webrtc.js';
 import { webtransportDialer, type WebTransportCtor } from '../../receiver-sdk/src/transports/webtransport.js';
-import { withDeadline } from '../helpers/webrtc-scenario.js';
+import { eventually, until, withDeadline } from '../helpers/poll.js';
 
 /**
  * Protocol violations over the real transports (WebRTC with node-datachannel, WebTransport
@@ -77,15 +77,11 @@ describe('protocol violations over real transports get their ERROR before the cl
       // candidate without ICE transport" in setRemoteDescription, or a channel closes before it
       // opened; both before the session exists and any frame was sent. The failures come in
       // runs (three in a row failed a CI run), so a retry waits a moment, as the SDK's backoff does
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await dialer();
-        } catch (error) {
-          if (attempt >= 4 || !/libdatachannel|closed before opening/.test(String(error))) throw error;
-          redials++;
-          await new Promise((r) => setTimeout(r, 100 * attempt));
-        }
-      }
+      return eventually(() => dialer(), 1_000, 'a WebRTC dial', {
+        everyMs: 200,
+        retryIf: (error) => /libdatachannel|closed before opening/.test(String(error)),
+        onRetry: () => redials++,
+      });
     }
     const selectWebTransport = async (): Promise<WebTransportCtor> => (await import('@fails-components/webtransport')).WebTransport as unknown as WebTransportCtor;
     return webtransportDialer({ gatewayUrl: server.url, endpointId, token, clock, selectWebTransport, extraOptions: () => ({ forceReliable: true }) })();
@@ -131,8 +127,7 @@ describe('protocol violations over real transports get their ERROR before the cl
     }
     clearInterval(producer);
     const last = published;
-    const deadline = Date.now() + 10_000;
-    while (delivered.length < last && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => delivered.length >= last, 10_000, 'the reference receiver has every chunk', { state: () => `${delivered.length} of ${last}` });
     console.log(`[raw sessions] ${sessions} sessions with a protocol violation, ${withError} got their ERROR before the close (${redials} WebRTC dials retried); reference receiver ${delivered.length} of ${last} chunks`);
     expect(failures).toEqual([]);
     expect(withError).toBe(sessions);

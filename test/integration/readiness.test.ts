@@ -1,23 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createGateway, serve } from '../../gateway/src/index.js';
+import { createGateway, ManualClock, serve } from '../../gateway/src/index.js';
 import { Receiver, type Chunk } from '../../receiver-sdk/src/node.js';
 import { api, killAll, startGateway } from '../helpers/gateway-process.js';
+import { settle } from '../helpers/memory-harness.js';
 import { startNats, type NatsServer } from '../helpers/nats.js';
-import { waitFor, withDeadline } from '../helpers/webrtc-scenario.js';
+import { until, withDeadline } from '../helpers/poll.js';
 
 type Probe = { status: number; body: { status: string; ready?: boolean } };
 
 async function probe(url: string, path: '/readyz' | '/healthz'): Promise<Probe> {
   const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(5_000) });
   return { status: res.status, body: (await res.json()) as Probe['body'] };
-}
-
-async function until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`${what} not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**
@@ -27,11 +20,14 @@ async function until(cond: () => Promise<boolean>, ms: number, what: string): Pr
  */
 describe('readiness', () => {
   it('in-memory gateway: ready; while it drains (an active endpoint has not acked yet) 503 draining, still alive; the receiver gets every chunk and END', async () => {
-    const gateway = createGateway({ logLevel: 'silent', drainTimeoutMs: 10_000, webrtc: { bindAddress: '127.0.0.1' }, webtransport: { enabled: false } });
+    const gateway = createGateway({ logLevel: 'silent', drainTimeoutMs: 10_000, webrtc: { bindAddress: '127.0.0.1' } });
     const server = await serve(gateway, { apiKey: 'readiness-api-key-0123', port: 0 });
-    // acks only 1.5 s after a chunk: the drain waits for them
+    // the receiver's timers run on a clock of its own that only the test moves: it acks the
+    // chunks 1.5 s of that clock after the first, i.e. when the test says so, and the drain waits
+    // for that (over WebTransport: the SDK's WebRTC dialer times its set-up on that clock too)
+    const rxClock = new ManualClock();
     const { token } = await gateway.issueToken('rx');
-    const rx = new Receiver({ gatewayUrl: server.url, endpointId: 'rx', token, transports: ['webrtc'], rtcConfig: { bindAddress: '127.0.0.1' }, ackEveryChunks: 1_000, ackDelayMs: 1_500 });
+    const rx = new Receiver({ gatewayUrl: server.url, endpointId: 'rx', token, transports: ['webtransport'], clock: rxClock, ackEveryChunks: 1_000, ackDelayMs: 1_500 });
     const chunks: Chunk[] = [];
     const ends: string[] = [];
     rx.on('chunk', (c) => chunks.push(c));
@@ -41,12 +37,14 @@ describe('readiness', () => {
       await gateway.createStream({ stream_id: 's', endpoint_list: ['rx'] });
       await withDeadline(rx.connect(), 15_000, 'connected');
       for (let i = 1; i <= 5; i++) await gateway.publish('s', `c${i}`);
-      await waitFor(() => chunks.length === 5, 5_000, '5 chunks');
+      await until(() => chunks.length === 5, 5_000, '5 chunks');
       const closed = gateway.close();
       expect(await probe(server.url, '/readyz')).toEqual({ status: 503, body: { ready: false, status: 'draining', instance_id: expect.any(String) } });
       expect(await probe(server.url, '/healthz')).toMatchObject({ status: 200, body: { status: 'draining' } });
+      expect(gateway.getStream('s').endpoint_list[0]?.last_acked_seq).toBe(0);
+      rxClock.advance(1_500); // the ack goes out: the drain is through
       await withDeadline(closed, 10_000, 'drained and closed');
-      await waitFor(() => ends.length === 1, 5_000, 'END');
+      await until(() => ends.length === 1, 5_000, 'END');
       expect(chunks.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5]);
       expect(ends).toEqual(['s after 5']);
     } finally {
@@ -62,16 +60,20 @@ describe('readiness', () => {
     try {
       let finish!: () => void;
       let fail!: (e: Error) => void;
-      gateway.notReadyUntil(new Promise<void>((r) => (finish = r)));
+      const finishing = new Promise<void>((r) => (finish = r));
+      gateway.notReadyUntil(finishing);
       const failing = new Promise<void>((_, reject) => (fail = reject));
       failing.catch(() => undefined);
       gateway.notReadyUntil(failing);
       expect(await probe(server.url, '/readyz')).toEqual({ status: 503, body: { ready: false, status: 'starting', instance_id: expect.any(String) } });
       finish();
-      await new Promise((r) => setTimeout(r, 10));
+      // a barrier, not a pause: the promise settled and every continuation queued on it ran
+      await finishing;
+      await settle();
       expect((await probe(server.url, '/readyz')).body.status).toBe('starting');
       fail(new Error('warm-up failed'));
-      await new Promise((r) => setTimeout(r, 10));
+      await failing.catch(() => undefined);
+      await settle();
       expect(await probe(server.url, '/readyz')).toEqual({ status: 200, body: { ready: true, status: 'ready', instance_id: expect.any(String) } });
     } finally {
       await gateway.close();
@@ -97,7 +99,7 @@ describe('readiness', () => {
         const exitCode = new Promise<number | null>((r) => g.proc.once('exit', (c) => r(c)));
         g.proc.kill('SIGTERM');
         expect(await withDeadline(exitCode, 15_000, 'exit after SIGTERM')).toBe(0);
-        await waitFor(() => ends.length === 1, 5_000, 'END');
+        await until(() => ends.length === 1, 5_000, 'END');
         expect(chunks).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
         expect(ends).toEqual(['gateway closing after 200']);
       } finally {

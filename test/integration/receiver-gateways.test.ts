@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createGateway, serve } from '../../gateway/src/index.js';
 import { Receiver, type Chunk } from '../../receiver-sdk/src/node.js';
-import { withDeadline } from '../helpers/webrtc-scenario.js';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what} not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until, withDeadline } from '../helpers/poll.js';
 
 describe('a receiver given several gateway URLs (real sockets, WebRTC)', () => {
   it('when its gateway goes away it dials the next one and goes on there', async () => {

@@ -3,7 +3,8 @@ import dns from 'node:dns';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { webrtcSelfTest } from '../../gateway/src/transports/webrtc/index.js';
 import { Receiver } from '../../receiver-sdk/src/node.js';
-import { startGateway, waitFor } from '../helpers/webrtc-scenario.js';
+import { startGateway } from '../helpers/webrtc-scenario.js';
+import { until } from '../helpers/poll.js';
 
 /**
  * werift falls back to stun.l.google.com even with `iceServers: []`; the gateway must
@@ -42,7 +43,7 @@ describe('no traffic leaves the machine', () => {
       rx.on('chunk', () => got++);
       await rx.connect();
       for (let i = 0; i < 100; i++) await gateway.publish('s', `x${i}`);
-      await waitFor(() => got === 100, 5_000, 'delivery');
+      await until(() => got === 100, 5_000, 'delivery');
       await new Promise((r) => setTimeout(r, 1_500)); // give a background STUN attempt time to show
       rx.close();
     } finally {

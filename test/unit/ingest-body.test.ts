@@ -40,7 +40,8 @@ describe('JSON chunk batches', () => {
         const parsed = JSON.parse(JSON.stringify(b) ?? 'null') as unknown;
         expect(outcome(() => chunksFromJson(parsed))).toEqual(outcome(() => chunksFromJsonSchema(parsed)));
       }),
-      { numRuns: 2_000 },
+      // seeded: the same 2 000 bodies every run (a failure prints its seed and path)
+      { numRuns: 2_000, seed: 3701 },
     );
   });
 

@@ -11,20 +11,10 @@ import {
   rewriteCandidates,
   validateImpairment,
 } from '../../netsim/index.js';
+import { until } from '../helpers/poll.js';
 import { mulberry32 } from '../helpers/random.js';
 
 const LOOPBACK = '127.0.0.1';
-
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -167,10 +157,10 @@ describe('netsim UdpRelay', () => {
       const end = Math.min(n, seq + batch);
       for (; seq < end; seq++) t.send(seq);
       const sent = seq;
-      await waitFor(() => {
+      await until(() => {
         const s = t.relay.stats();
         return s.up.packetsIn === sent && t.server.received === s.up.packetsForwarded && t.echoed.length === t.server.received;
-      }, `burst ending at ${sent}`);
+      }, 3_000, `burst ending at ${sent}`);
     }
   }
 
@@ -205,13 +195,14 @@ describe('netsim UdpRelay', () => {
     const t = await udpSetup();
     t.relay.set({ blackhole: true });
     for (let i = 0; i < 20; i++) t.send(i);
-    await waitFor(() => t.relay.stats().up.packetsIn === 20, 'packets to reach the relay');
-    await sleep(100);
-    expect(t.server.received).toBe(0);
+    await until(() => t.relay.stats().up.packetsIn === 20, 3_000, 'packets to reach the relay');
+    // each packet is judged as it arrives: all 20 are in, none went on (the relay's own count), so none can reach the server
     expect(t.relay.stats().up.packetsBlackholed).toBe(20);
+    expect(t.relay.stats().up.packetsForwarded).toBe(0);
+    expect(t.server.received).toBe(0);
     t.relay.set({ blackhole: false });
     for (let i = 100; i < 120; i++) t.send(i);
-    await waitFor(() => t.echoed.length === 20, 'echoes after the blackhole');
+    await until(() => t.echoed.length === 20, 3_000, 'echoes after the blackhole');
     expect(t.echoed[0]).toBe(100);
   });
 
@@ -222,7 +213,7 @@ describe('netsim UdpRelay', () => {
     for (let i = 0; i < 3; i++) {
       const start = performance.now();
       t.send(i);
-      await waitFor(() => t.echoed.length === i + 1, 'delayed echo');
+      await until(() => t.echoed.length === i + 1, 3_000, 'delayed echo');
       const rtt = performance.now() - start;
       expect(rtt).toBeGreaterThanOrEqual(100);
       expect(rtt).toBeLessThan(1000);
@@ -234,7 +225,7 @@ describe('netsim UdpRelay', () => {
     t.relay.set({ rateBytesPerSec: 100_000 }, 'up');
     const start = performance.now();
     for (let i = 0; i < 50; i++) t.send(i, 1000);
-    await waitFor(() => t.echoed.length === 50, 'rate-limited echoes');
+    await until(() => t.echoed.length === 50, 3_000, 'rate-limited echoes');
     expect(performance.now() - start).toBeGreaterThanOrEqual(350);
     expect(t.relay.stats().up).toMatchObject({ packetsForwarded: 50, packetsDroppedQueue: 0 });
   });
@@ -243,14 +234,14 @@ describe('netsim UdpRelay', () => {
     const t = await udpSetup();
     t.relay.set({ rateBytesPerSec: 20_000, queueBytes: 4000 }, 'up');
     for (let i = 0; i < 20; i++) t.send(i, 1000);
-    await waitFor(() => {
+    await until(() => {
       const s = t.relay.stats().up;
       return s.packetsIn === 20 && s.packetsForwarded + s.packetsDroppedQueue === 20;
-    }, 'queue to drain');
+    }, 3_000, 'queue to drain');
     const s = t.relay.stats().up;
     expect(s.packetsDroppedQueue).toBeGreaterThanOrEqual(10);
     expect(s.bytesDroppedQueue).toBe(s.packetsDroppedQueue * 1000);
-    await waitFor(() => t.echoed.length === s.packetsForwarded, 'forwarded packets to echo');
+    await until(() => t.echoed.length === s.packetsForwarded, 3_000, 'forwarded packets to echo');
   });
 
   it('keeps a separate upstream socket per client', async () => {
@@ -261,7 +252,7 @@ describe('netsim UdpRelay', () => {
     const b = Buffer.alloc(4);
     b.writeUInt32BE(2);
     second.send(b, t.relay.port, LOOPBACK);
-    await waitFor(() => t.echoed.length === 1 && other.length === 1, 'both clients');
+    await until(() => t.echoed.length === 1 && other.length === 1, 3_000, 'both clients');
     expect([t.echoed[0], other[0]]).toEqual([1, 2]);
     expect(t.relay.stats().clients).toBe(2);
     await t.relay.close();
@@ -311,7 +302,7 @@ describe('netsim TcpRelay', () => {
     t.relay.set({ delayMs: 20, jitterMs: 15 });
     const data = pattern(100 * 1024);
     for (let off = 0; off < data.length; off += 1024) t.client.write(data.subarray(off, off + 1024));
-    await waitFor(() => t.events.bytes === data.length, 'all echoed bytes', 5000);
+    await until(() => t.events.bytes === data.length, 5000, 'all echoed bytes');
     expect(Buffer.concat(t.events.received).equals(data)).toBe(true);
     const s = t.relay.stats();
     expect(s.up.bytesForwarded).toBe(data.length);
@@ -325,7 +316,7 @@ describe('netsim TcpRelay', () => {
     const data = pattern(100 * 1024);
     const start = performance.now();
     t.client.write(data);
-    await waitFor(() => t.events.bytes === data.length, 'rate-limited echo', 5000);
+    await until(() => t.events.bytes === data.length, 5000, 'rate-limited echo');
     expect(performance.now() - start).toBeGreaterThanOrEqual(400);
     expect(Buffer.concat(t.events.received).equals(data)).toBe(true);
     expect(t.relay.stats().up.packetsDroppedQueue).toBe(0);
@@ -334,26 +325,27 @@ describe('netsim TcpRelay', () => {
   it('reset() aborts the connection for the client', async () => {
     const t = await tcpSetup();
     t.client.write('ping');
-    await waitFor(() => t.events.bytes === 4, 'ping echo');
+    await until(() => t.events.bytes === 4, 3_000, 'ping echo');
     t.relay.reset();
-    await waitFor(() => t.events.closed, 'client to see the reset');
-    if (t.events.error !== undefined) expect(t.events.error).toBe('ECONNRESET');
-    await waitFor(() => t.relay.stats().connections === 0 && t.serverSockets.size === 0, 'both sides gone');
+    await until(() => t.events.closed, 3_000, 'client to see the reset');
+    expect(t.events.error).toBe('ECONNRESET');
+    await until(() => t.relay.stats().connections === 0 && t.serverSockets.size === 0, 3_000, 'both sides gone');
   });
 
   it('blackhole freezes the stream without closing it, and lifting it delivers the held bytes', async () => {
     const t = await tcpSetup();
     t.client.write('ping');
-    await waitFor(() => t.events.bytes === 4, 'ping echo');
+    await until(() => t.events.bytes === 4, 3_000, 'ping echo');
     t.relay.set({ blackhole: true });
     t.client.write('hello');
-    await waitFor(() => t.relay.stats().up.bytesIn === 9, 'bytes to reach the relay');
-    await sleep(200);
+    await until(() => t.relay.stats().up.bytesIn === 9, 3_000, 'bytes to reach the relay');
+    // the 5 new bytes are in and held (the relay forwarded only 'ping'): nothing more can come back
+    expect(t.relay.stats().up.bytesBlackholed).toBe(5);
+    expect(t.relay.stats().up.bytesForwarded).toBe(4);
     expect(t.events.bytes).toBe(4);
     expect(t.events.closed).toBe(false);
-    expect(t.relay.stats().up.bytesBlackholed).toBe(5);
     t.relay.set({ blackhole: false });
-    await waitFor(() => t.events.bytes === 9, 'held bytes after the blackhole');
+    await until(() => t.events.bytes === 9, 3_000, 'held bytes after the blackhole');
     expect(Buffer.concat(t.events.received).toString()).toBe('pinghello');
   });
 });

@@ -107,6 +107,8 @@ describe('TimerQueue: one clock timer for all timed work', () => {
           expect(q.size).toBe(0);
         },
       ),
+      // seeded: the same schedules every run
+      { seed: 8201 },
     );
   });
 });
