@@ -2,10 +2,15 @@ import { withTimeout } from '@mirrorstream/receiver/protocol';
 import type { Logger } from 'pino';
 import type { Gateway } from './gateway.js';
 
-/** The warm-up session must be up within this, or the instance starts without it. */
-const WARM_UP_TIMEOUT_MS = 5_000;
-/** Each dial phase (ICE gathering, channels open) within this, so a retry fits in the time above. */
-const DIAL_TIMEOUT_MS = 2_000;
+/**
+ * The warm-up session must be up within this, or the instance starts without it. Generous on
+ * purpose: the instance is not announced yet, and on a loaded 2-core machine a cold first dial
+ * (JIT, native session setup) took over 2 s, so a tight bound made the warm-up fail exactly when
+ * it helps most.
+ */
+const WARM_UP_TIMEOUT_MS = 10_000;
+/** Each dial phase (ICE gathering, channels open) within this, so two retries fit in the time above. */
+const DIAL_TIMEOUT_MS = 3_000;
 
 /**
  * One receiver session against this instance's own HTTP port before it announces itself (CLI,
@@ -31,8 +36,9 @@ export async function warmUp(gateway: Gateway, url: string, log: Logger): Promis
       token,
       transports: ['webrtc'],
       connectTimeoutMs: DIAL_TIMEOUT_MS,
-      // one more dial after a failed one, then the warm-up gives up
-      reconnect: { nextRetryDelayMs: ({ attempt }) => (attempt < 1 ? 100 : null) },
+      // up to two more dials after a failed one (a first dial can fail on the known
+      // node-datachannel candidate race), then the warm-up gives up
+      reconnect: { nextRetryDelayMs: ({ attempt }) => (attempt < 2 ? 100 : null) },
       ...(bindAddress ? { rtcConfig: { bindAddress } } : {}),
     });
     receiver = rx;

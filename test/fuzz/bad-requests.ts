@@ -2,6 +2,7 @@ import { request } from 'node:http';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
+import { ROUTES as API_ROUTES } from '../../gateway/src/http/routes.js';
 
 /**
  * Generated bad (and some good) HTTP requests against every route of the gateway: the
@@ -11,25 +12,15 @@ import { pack } from 'msgpackr';
  */
 export const KNOWN_IDS = ['s1', 'e1', 'missing'] as const;
 
-/** Every route, with its path parameters as holes. */
-const ROUTES: readonly { methods: readonly string[]; path: readonly string[] }[] = [
-  { methods: ['GET'], path: ['healthz'] },
-  { methods: ['GET'], path: ['metrics'] },
-  { methods: ['GET'], path: ['sdk', '*'] },
-  { methods: ['GET', 'POST'], path: ['v1', 'streams'] },
-  { methods: ['GET', 'DELETE'], path: ['v1', 'streams', ':id'] },
-  { methods: ['POST', 'PUT'], path: ['v1', 'streams', ':id', 'endpoints'] },
-  { methods: ['DELETE'], path: ['v1', 'streams', ':id', 'endpoints', ':id'] },
-  { methods: ['POST'], path: ['v1', 'streams', ':id', 'chunks'] },
-  { methods: ['PUT'], path: ['v1', 'streams', ':id', 'policy'] },
-  { methods: ['GET'], path: ['v1', 'streams', ':id', 'health'] },
-  { methods: ['GET'], path: ['v1', 'endpoints'] },
-  { methods: ['GET'], path: ['v1', 'endpoints', ':id', 'health'] },
-  { methods: ['POST'], path: ['v1', 'endpoints', ':id', 'token'] },
-  { methods: ['POST', 'OPTIONS'], path: ['v1', 'endpoints', ':id', 'webrtc'] },
-  { methods: ['POST', 'OPTIONS'], path: ['v1', 'endpoints', ':id', 'webtransport'] },
-  { methods: ['DELETE', 'OPTIONS'], path: ['v1', 'endpoints', ':id', 'webrtc', ':id'] },
-];
+/**
+ * Every route of the API's one route table (gateway/src/http/routes.ts), grouped by path, with
+ * its path parameters (`{id}`, `{session}`, `{file}`) as holes the generator fills.
+ */
+const ROUTE_LIST: readonly { methods: readonly string[]; path: readonly string[] }[] = (() => {
+  const byPath = new Map<string, string[]>();
+  for (const r of Object.values(API_ROUTES)) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r.method.toUpperCase()]);
+  return [...byPath].map(([path, methods]) => ({ methods, path: path.slice(1).split('/').map((s) => (s.startsWith('{') ? ':id' : s)) }));
+})();
 
 /** Path segments: ids that exist, plausible ones, and what breaks decoders. */
 const segment = fc.oneof(
@@ -63,7 +54,7 @@ const body = fc.oneof(
 type Encoding = 'none' | 'gzip' | 'deflate' | 'br' | 'gzip-corrupt' | 'deflate-corrupt' | 'br-corrupt' | 'bogus';
 
 export const requestArb = fc.record({
-  route: fc.constantFrom(...ROUTES),
+  route: fc.constantFrom(...ROUTE_LIST),
   otherMethod: fc.option(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'), { freq: 4 }),
   params: fc.array(segment, { minLength: 3, maxLength: 3 }),
   query: fc.option(fc.stringMatching(/^[A-Za-z0-9=&%+._-]{0,60}$/)),
@@ -115,7 +106,7 @@ export interface Target {
 export function send(target: Target, r: FuzzRequest): Promise<Answer> {
   const method = r.otherMethod ?? r.route.methods[0] ?? 'GET';
   let i = 0;
-  const path = '/' + r.route.path.map((s) => (s === ':id' || s === '*' ? (r.params[i++] ?? '') : s)).join('/') + (r.query === null ? '' : `?${r.query}`);
+  const path = '/' + r.route.path.map((s) => (s === ':id' ? (r.params[i++] ?? '') : s)).join('/') + (r.query === null ? '' : `?${r.query}`);
   const { bytes, header } = encode(r.body, r.encoding);
   const headers: Record<string, string> = {};
   if (r.auth === 'api-key') headers.authorization = `Bearer ${target.apiKey}`;

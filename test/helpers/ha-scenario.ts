@@ -5,6 +5,7 @@ import { natsNames } from '../../gateway/src/storage/jetstream/names.js';
 import { Receiver } from '../../receiver-sdk/src/node.js';
 import { API_KEY, api, kill, startGateway, until, type GatewayProcess } from './gateway-process.js';
 import { startNatsCluster, type NatsCluster } from './nats.js';
+import { monoMs } from './sched.js';
 import { spawnReceiverWithToken, withDeadline, type ChildReceiver } from './webrtc-scenario.js';
 
 /**
@@ -30,6 +31,9 @@ import { spawnReceiverWithToken, withDeadline, type ChildReceiver } from './webr
 
 export const STREAM_ID = 's';
 export const STREAM = { stream_id: STREAM_ID, mode: 'failover', endpoint_list: ['e1', 'e2', 'e3'] };
+/** CLOCK_MONOTONIC minus this process's performance clock: both monotonic, so the difference is constant. */
+const monoOffset = monoMs() - performance.now();
+
 const BATCH = 10;
 const EVERY_MS = 20;
 
@@ -156,7 +160,7 @@ export class ReceiverSet {
   /**
    * The same receiver in a child process (test/integration/fixtures/receiver-child.ts: the SDK
    * with `urls` as its gateway list, 100 ms between reconnect attempts), so a fault can SIGKILL
-   * it; its deliveries (timed in the child, on this process's performance clock) count with the
+   * it; its deliveries (timed in the child on CLOCK_MONOTONIC, turned into this process's performance clock) count with the
    * others'. Resolves once it is connected (bounded).
    */
   async spawn(endpointId: string, urls: string[]): Promise<ChildReceiver> {
@@ -167,10 +171,10 @@ export class ReceiverSet {
       env: { RECONNECT_MS: '100', PAYLOADS: '1' },
       onEvent: (msg) => {
         if (msg.e === 'status') this.statuses.push(`${endpointId} ${msg.status}: ${msg.detail}`);
-        if (msg.e !== 'chunk' || msg.seq === undefined || msg.t === undefined) return;
+        if (msg.e !== 'chunk' || msg.seq === undefined || msg.m === undefined) return;
         seqs.push(msg.seq);
-        // the child's clock is performance.timeOrigin + performance.now(): back to this process's performance clock
-        this.deliveries.push({ endpoint: endpointId, seq: msg.seq, payload: msg.p ?? '', at: msg.t - performance.timeOrigin });
+        // `m` is CLOCK_MONOTONIC, shared with the child; the offset to this process's performance clock is constant
+        this.deliveries.push({ endpoint: endpointId, seq: msg.seq, payload: msg.p ?? '', at: msg.m - monoOffset });
       },
     });
     this.#children.push(child);
@@ -652,7 +656,7 @@ export interface SwitchSeen {
   instance: string;
   to: string | null;
   reason: string;
-  /** Fault → the switch record's `at` (ms; the gateways' clock is performance.timeOrigin + performance.now(), as here). */
+  /** Fault → the switch record's `at` (ms). The API's `at` is the gateway's wall-based clock (timeOrigin + now), so this is printed for reading, never asserted. */
   atMs: number;
   /** The gateway's own measure: e1's last ack (or the ingestion of `from_seq`) → the new endpoint's first ack of it. */
   interruptionMs: number | undefined;

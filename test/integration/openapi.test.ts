@@ -11,6 +11,7 @@ import type { IssuedToken } from '../../gateway/src/signaling/tokens.js';
 import type { WebTransportTicket } from '../../gateway/src/transports/webtransport/server.js';
 import { endpointHealthSchema, streamHealthSchema } from '../../gateway/src/views/schemas.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { withDeadline } from '../helpers/poll.js';
 
 /**
  * The contract: `GET /openapi.json` is a valid OpenAPI 3.1 document (checked by a standard
@@ -127,10 +128,7 @@ async function receiver(endpointId: string): Promise<{ rx: ReceiverCore; link: M
   const [g, link] = MemoryTransport.pair();
   const rx = new ReceiverCore({ endpointId, dial: async () => (gateway.accept(g, { endpointId }), link) });
   receivers.push(rx);
-  const first = new Promise<Chunk>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${endpointId} got no chunk in ${WAIT_MS} ms`)), WAIT_MS);
-    rx.once('chunk', (c) => (clearTimeout(timer), resolve(c)));
-  });
+  const first = withDeadline(new Promise<Chunk>((resolve) => rx.once('chunk', resolve)), WAIT_MS, `${endpointId}'s first chunk`);
   await rx.connect();
   return { rx, link, first };
 }

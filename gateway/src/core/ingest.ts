@@ -20,7 +20,8 @@ export interface PublishOptions {
   idempotencyKey?: string | undefined;
 }
 
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+/** 1-128 visible ASCII characters (also the HTTP API's documented rule, http/routes.ts). */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 export interface BatchResult {
   stream_id: string;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ZodOpenApiOperationObject, ZodOpenApiResponseObject } from 'zod-openapi';
 import type { ErrorCode } from '@mirrorstream/receiver/protocol';
+import { IDEMPOTENCY_KEY } from '../core/ingest.js';
 import { addEndpointSchema, idSchema, policySchema, reorderSchema, streamSpecSchema } from '../streams/spec.js';
 import { endpointHealthSchema, gatewayReadinessSchema, gatewayStatusSchema, streamHealthSchema, streamInfoSchema } from '../views/schemas.js';
 import { batchResultSchema, issuedTokenSchema, webTransportTicketSchema } from './answers.js';
@@ -258,7 +259,7 @@ const routes = {
           // the rule is checked by core/ingest.ts
           'Idempotency-Key': z
             .string()
-            .regex(/^[\x21-\x7e]{1,128}$/)
+            .regex(IDEMPOTENCY_KEY)
             .optional()
             .meta({ description: '1-128 visible ASCII characters: a retry with the same key stores nothing twice.' }),
         }),
