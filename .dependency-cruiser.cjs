@@ -161,7 +161,7 @@ module.exports = {
       name: 'sdk-is-browser-safe',
       comment: 'Node built-ins and native modules stay behind the Node entry.',
       severity: 'error',
-      from: { path: '^receiver-sdk/src/', pathNot: '^receiver-sdk/src/node\\.ts$' },
+      from: { path: '^receiver-sdk/src/', pathNot: '^receiver-sdk/src/(node\\.ts$|node/)' },
       to: { dependencyTypes: ['core'] },
     },
     {

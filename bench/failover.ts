@@ -55,7 +55,9 @@ export interface FailoverSummary {
 }
 
 export type ProcessFault = 'kill' | 'freeze';
-export type Transport = 'webrtc' | 'webtransport';
+/** `webrtc-listening`: the receivers listen and the gateway dials them (issue 29). */
+export const FAILOVER_TRANSPORTS = ['webrtc', 'webtransport', 'webrtc-listening'] as const;
+export type Transport = (typeof FAILOVER_TRANSPORTS)[number];
 
 export interface ProcessFaultCase extends FailoverSummary {
   fault: ProcessFault;
@@ -108,7 +110,7 @@ export async function processFault(fault: ProcessFault, transport: Transport, he
     killAt,
     fault,
     freezeMs: 2_000,
-    transports: { a: transport, b: transport, c: transport },
+    ...(transport === 'webrtc-listening' ? { listening: ['a', 'b', 'c'] } : { transports: { a: transport, b: transport, c: transport } }),
     // with the standbys: their receivers signal from one address (the per-address signaling
     // limit is off), and the gateway serves its sessions on ICE ports as a large one would
     config: { failover: { hedge }, ...(background ? { limits: { signalingPerAddress: 0 }, webrtc: { icePort: await freeUdpPorts(8) } } : {}) },
@@ -215,6 +217,8 @@ export interface FailoverPlan {
   /** Runs per fault over WebRTC with hedging while `standbys` warm endpoints are connected too (0 runs: none). */
   standbyRuns: number;
   standbys: number;
+  /** Process faults over these transports (default: all). */
+  transports?: readonly Transport[];
 }
 
 export async function failover(opts: FailoverPlan): Promise<{
@@ -225,7 +229,7 @@ export async function failover(opts: FailoverPlan): Promise<{
   duplicates: number;
 }> {
   const cases: ProcessFaultCase[] = [];
-  for (const transport of ['webrtc', 'webtransport'] as const) {
+  for (const transport of opts.transports ?? FAILOVER_TRANSPORTS) {
     for (const fault of ['kill', 'freeze'] as const) {
       for (const hedge of [true, false]) {
         const n = hedge ? opts.processFaults : opts.baselineRuns;

@@ -69,7 +69,7 @@ export function renderMarkdown(r: BenchReport): string {
         ['fault', 'transport', 'hedge', 'standbys on the gateway', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'min ms', 'latency p50 ms', 'hedges started / ended / committed', 'lost', 'duplicates per endpoint'],
         f.process_faults.map((c) => [
           c.fault,
-          c.transport === 'webrtc' ? 'WebRTC (node-datachannel)' : 'WebTransport/HTTP-2',
+          c.transport === 'webrtc' ? 'WebRTC (node-datachannel)' : c.transport === 'webrtc-listening' ? 'WebRTC, listening receivers (the gateway dials)' : 'WebTransport/HTTP-2',
           c.hedge ? 'on' : 'off (baseline)',
           String(c.standbys ?? 0),
           String(c.runs),

@@ -3,6 +3,8 @@
  * Runs every section on loopback and writes bench/results/latest.json and latest.md
  * (keys documented in bench/README.md); a full run of every section also copies the tables
  * into docs/benchmarks.md. --quick: fewer rounds and shorter runs, < 2 min.
+ * `--only failover --transports webrtc-listening`: only those transports' process faults (webrtc,
+ * webtransport, webrtc-listening), without the standby and degradation runs.
  * `--only instance-loss [--runs N] [--faults owner-sigkill,log-follower-node,log-leader-node,receiver-kill]`:
  * not in the default set (~16 min for 10 runs per fault, --quick 3); writes its own
  * bench/results/instance-loss-<date>.{json,md} (with --out: instance-loss-<out>.*).
@@ -13,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { codecBench, type CodecRow } from './codec.js';
 import { durable } from './durable.js';
 import { durableIngest } from './durable-ingest.js';
-import { failover } from './failover.js';
+import { FAILOVER_TRANSPORTS, failover, type Transport } from './failover.js';
 import { fanoutAll, type FanoutPlan, type FanoutResult } from './fanout.js';
 import { INSTANCE_LOSS_FAULTS, instanceLoss, renderInstanceLoss, writeInstanceLoss, type InstanceLossFault } from './instance-loss.js';
 import { copyResultsIntoReadme } from './readme.js';
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'latest' },
     runs: { type: 'string' },
     faults: { type: 'string' },
+    transports: { type: 'string' },
   },
 });
 const only = (values.only?.split(',') ?? DEFAULT_SECTIONS) as Section[];
@@ -43,6 +46,10 @@ const quick = values.quick;
 const plan = quick
   ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000, standbyRuns: 2, standbys: 200 }, fanout: { webrtc: [10, 100], webtransport: [100], windows: 2, windowMs: 2_000, receiverProcesses: 2 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 }, durableIngest: { rounds: 3, seconds: 2 } }
   : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000, standbyRuns: 10, standbys: 1_000 }, fanout: { webrtc: [100, 1_000, 2_000], webtransport: [1_000, 5_000], windows: 3, windowMs: 4_000, receiverProcesses: 4 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 }, durableIngest: { rounds: 7, seconds: 3 } };
+
+// --transports (failover): only these transports' process faults, without the standby and degradation runs
+const failoverTransports = values.transports?.split(',') as Transport[] | undefined;
+for (const t of failoverTransports ?? []) if (!(FAILOVER_TRANSPORTS as readonly string[]).includes(t)) throw new Error(`unknown transport ${t}; transports: ${FAILOVER_TRANSPORTS.join(', ')}`);
 
 const instanceLossPlan = {
   runs: values.runs === undefined ? (quick ? 3 : 10) : Number(values.runs),
@@ -81,7 +88,7 @@ if (only.includes('throughput')) {
   await save();
 }
 if (only.includes('failover')) {
-  report.failover = await failover(plan.failover);
+  report.failover = await failover(failoverTransports ? { ...plan.failover, transports: failoverTransports, standbyRuns: 0, degradations: 0 } : plan.failover);
   await save();
 }
 if (only.includes('fanout')) {

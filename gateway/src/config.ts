@@ -129,6 +129,41 @@ export const webtransportSchema = z
   .prefault({})
   .describe('The WebTransport (HTTP/3) listener.');
 
+/** A host name (`collector-1.example`, `*.example.com`) or an address or subnet (`10.0.0.0/8`, `::1`) the gateway may dial. */
+const dialAllowSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .refine(
+    (v) => {
+      const [ip, bits, ...rest] = v.split('/');
+      if (rest.length > 0) return false;
+      const family = isIP(ip ?? '');
+      if (family !== 0) return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+      return bits === undefined && /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(v);
+    },
+    { message: 'an allowed dial target is a host name (a leading *. matches subdomains), an IP address or a subnet (10.0.0.0/8)' },
+  );
+
+export const dialOutSchema = z
+  .strictObject({
+    allow: z.array(dialAllowSchema).max(256).default(['127.0.0.0/8', '::1', 'localhost']).describe(
+      'Hosts the gateway may dial for listening endpoints: host names (`*.example.com` matches subdomains), IP addresses and subnets. A name not listed is allowed when every address it resolves to is in a listed subnet (checked again at each dial, so DNS cannot move a dial elsewhere). Default: loopback only.',
+    ),
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000).describe('How long the offer POST to a listener may take (TCP connect, TLS handshake, answer).'),
+    backoffInitialMs: z.number().int().min(10).max(60_000).default(200).describe('First wait before re-dialing a listener that failed or closed; doubles per failure, with full jitter.'),
+    backoffMaxMs: z.number().int().min(100).max(600_000).default(5_000).describe('Longest wait between dials of one listener.'),
+    caFile: z.string().min(1).optional().describe('PEM file of CA certificates to trust for https listeners, in place of the system CAs.'),
+    pinSha256: z
+      .array(z.string().regex(/^[A-Fa-f0-9]{64}$|^([A-Fa-f0-9]{2}:){31}[A-Fa-f0-9]{2}$/))
+      .max(16)
+      .default([])
+      .describe('SHA-256 fingerprints of listener certificates (hex, colons optional). When set, an https listener must present a certificate with one of them, and that is the check (a pinned self-signed certificate is accepted).'),
+  })
+  .refine((d) => d.backoffMaxMs >= d.backoffInitialMs, { message: 'backoffMaxMs must be at least backoffInitialMs' })
+  .prefault({})
+  .describe('The gateway dialing listening endpoints (an endpoint_list entry with url and token).');
+
 export const natsSchema = z
   .strictObject({
     servers: z.array(z.string().regex(/^(nats|tls):\/\/[^\s/]+$/, 'a NATS URL is nats://host:port')).max(16).default([]).describe(
@@ -237,6 +272,7 @@ export const gatewayConfigSchema = z.strictObject({
   rate: rateSchema,
   webrtc: webrtcSchema,
   webtransport: webtransportSchema,
+  dialOut: dialOutSchema,
   tokens: tokensSchema,
   limits: limitsSchema,
   log: logSchema,
@@ -253,6 +289,7 @@ export type GatewayConfig = Readonly<z.output<typeof gatewayConfigSchema>>;
 export type RetentionConfig = z.output<typeof retentionSchema>;
 export type HeartbeatConfig = z.output<typeof heartbeatSchema>;
 export type WebRtcConfig = z.output<typeof webrtcSchema>;
+export type DialOutConfig = z.output<typeof dialOutSchema>;
 export type HealthConfig = z.output<typeof healthSchema>;
 export type FailbackConfig = z.output<typeof failbackSchema>;
 export type LogConfig = z.output<typeof logSchema>;

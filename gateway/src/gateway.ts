@@ -10,6 +10,7 @@ import type { TimerQueue } from './core/timers.js';
 import type { Sessions } from './sessions/sessions.js';
 import type { Signaling } from './signaling/index.js';
 import type { AckWaiters } from './core/waiters.js';
+import type { DialOut } from './dial-out/index.js';
 import type { Connection } from './endpoints/connection.js';
 import type { GatewayDeps } from './gateway-deps.js';
 import type { Backend } from './storage/backend.js';
@@ -18,6 +19,7 @@ import type { WebRtcSession } from './signaling/webrtc-sessions.js';
 import type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpecInput } from './streams/spec.js';
 import type { Transport } from './transports/transport.js';
 import type { TunnelTarget, WebTransportInfo, WebTransportTicket } from './transports/webtransport/server.js';
+import type { DialInfo } from './views/schemas.js';
 import { endpointHealth, streamHealth, streamInfo, type EndpointHealth, type StreamHealth, type StreamInfo } from './views/snapshots.js';
 import { gatewayStatus, type GatewayReadiness, type GatewayStatus } from './views/status.js';
 
@@ -37,6 +39,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   readonly #sessions: Sessions;
   readonly #scheduler: Scheduler;
   readonly #signaling: Signaling;
+  readonly #dialOut: DialOut;
   readonly #backend: Backend;
   readonly #timers: TimerQueue;
   #started: Promise<void> | undefined;
@@ -59,6 +62,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.#scheduler = parts.scheduler;
     this.#sessions = parts.sessions;
     this.#signaling = parts.signaling;
+    this.#dialOut = parts.dialOut;
     this.onListenerError = (err, event) => this.log.error({ err, event }, 'event listener threw');
     this.#startedAt = this.clock.now();
     this.#scheduler.start();
@@ -140,7 +144,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   endpointHealth(endpointId: string): EndpointHealth {
     const ep = this.#registry.endpoints.require(endpointId);
-    return endpointHealth(ep, this.#registry.streamsOf(ep.id), this.config.heartbeat.intervalMs, this.clock.now());
+    return endpointHealth(ep, this.#registry.streamsOf(ep.id), this.config.heartbeat.intervalMs, this.clock.now(), this.#dialInfo(ep.id));
   }
 
   status(): GatewayStatus {
@@ -219,6 +223,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    // no new dials: the listeners' connections get GOAWAY with the others, and another instance dials them
+    this.#dialOut.stop();
     const drained = (): boolean => [...this.#registry.streams].every((s) => s.drained);
     await this.#waiters.until(drained, this.config.drainTimeoutMs, () => void this.log.warn('drain timed out; closing with unacked chunks'));
     this.#scheduler.stop();
@@ -236,6 +242,26 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   #info(streamId: string): StreamInfo {
     const r = this.#registry;
-    return streamInfo(r.requireStream(streamId), (id) => r.endpoints.view(id), r.ownerOf(streamId));
+    return streamInfo(r.requireStream(streamId), (id) => r.endpoints.view(id), r.ownerOf(streamId), (id) => this.#dialInfo(id));
+  }
+
+  /** A listening endpoint's dialing as this instance knows it (null: the endpoint dials in). */
+  #dialInfo(endpointId: string): DialInfo | null {
+    const r = this.#registry;
+    const listed = [...r.streamsOf(endpointId)].map((s) => ({ stream: s.id, target: r.record(s.id)?.spec.listeners?.[endpointId] })).filter((x) => x.target !== undefined);
+    const first = listed.sort((a, b) => (a.stream < b.stream ? -1 : 1))[0];
+    if (!first?.target) return null;
+    const here = this.#dialOut.status(endpointId);
+    const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+    if (!here) return { url: first.target.url, state: 'elsewhere', dialed_by: r.ownerOf(first.stream), since: null, next_attempt_at: null, failures: 0, last_error: null };
+    return {
+      url: first.target.url,
+      state: here.state,
+      dialed_by: this.#backend.instanceId,
+      since: iso(here.since),
+      next_attempt_at: iso(here.nextAttemptAt),
+      failures: here.failures,
+      last_error: here.lastError ? { code: here.lastError.code, message: here.lastError.message, at: new Date(here.lastError.at).toISOString() } : null,
+    };
   }
 }

@@ -12,6 +12,9 @@ import { importQuietly, MISSING_HTTP3_NOISE } from './protocol/quiet-import.js';
 import { nativeWebrtcDialer, type NodeDataChannelModule } from './transports/webrtc-native.js';
 import type { WebTransportCtor } from './transports/webtransport.js';
 import { Receiver as BaseReceiver, type ReceiverOptions } from './webrtc-receiver.js';
+import { ListeningReceiver, type ListenOptions } from './node/listen.js';
+
+export { ListeningReceiver, type ListenOptions } from './node/listen.js';
 
 export * from './index.js';
 
@@ -36,4 +39,13 @@ export class Receiver extends BaseReceiver {
       ...options,
     });
   }
+}
+
+/**
+ * A receiver that listens at a URL and is dialed by the gateway (an endpoint entry with `url`
+ * and `token`): resolves once it listens; `rx.url` is where gateways dial it. Same events as
+ * `Receiver`; `await rx.close()` stops it.
+ */
+export function listen(options: ListenOptions): Promise<ListeningReceiver> {
+  return new ListeningReceiver(options, loadNodeDataChannel).listen();
 }

@@ -29,10 +29,22 @@ const segment = fc.oneof(
   fc.string({ unit: fc.constantFrom(...'abcXYZ019-_.:~%!$&\'()*+,;=@'.split('')), maxLength: 300 }),
 );
 
+/** A listening endpoint entry: good and bad urls and tokens (a good one dials a closed loopback port). */
+const listener = fc.record(
+  {
+    endpoint_id: segment,
+    url: fc.oneof(fc.constantFrom('http://127.0.0.1:9/', 'https://[::1]:9/x', 'ftp://127.0.0.1/', 'http://u:p@127.0.0.1/', 'http://10.1.2.3/', 'http://x.invalid/', 'javascript:alert(1)', ''), fc.string({ maxLength: 40 })),
+    token: fc.oneof(fc.constant('fuzz-listener-token-0123'), fc.string({ maxLength: 20 })),
+    priority: fc.integer({ min: -1, max: 70 }),
+  },
+  { requiredKeys: [] },
+);
+
 const json = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
-  fc.record({ stream_id: segment, endpoint_list: fc.array(segment, { maxLength: 4 }), mode: fc.constantFrom('failover', 'mirror', 'x') }, { requiredKeys: [] }),
+  fc.record({ stream_id: segment, endpoint_list: fc.array(fc.oneof(segment, listener), { maxLength: 4 }), mode: fc.constantFrom('failover', 'mirror', 'x') }, { requiredKeys: [] }),
   fc.record({ endpoint_id: segment, position: fc.oneof(fc.integer(), fc.double()) }, { requiredKeys: [] }),
+  listener,
   fc.record({ endpoint_list: fc.array(segment, { maxLength: 4 }) }),
   fc.record({ chunks: fc.array(fc.record({ payload: fc.string(), json: fc.jsonValue({ maxDepth: 3 }), payload_base64: fc.string(), key: fc.string(), layer: fc.integer({ min: -2, max: 20 }) }, { requiredKeys: [] }), { maxLength: 5 }) }),
   fc.record({ overflow: fc.string(), max_backlog_ms: fc.integer(), decimate_n: fc.integer(), ttl_s: fc.oneof(fc.integer(), fc.string()) }, { requiredKeys: [] }),

@@ -2,11 +2,11 @@ import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { natsNames } from '../../gateway/src/storage/jetstream/names.js';
-import { Receiver } from '../../receiver-sdk/src/node.js';
+import { listen, Receiver, type ListeningReceiver } from '../../receiver-sdk/src/node.js';
 import { API_KEY, api, kill, startGateway, until, type GatewayProcess } from './gateway-process.js';
 import { startNatsCluster, type NatsCluster } from './nats.js';
 import { monoMs } from './sched.js';
-import { spawnReceiverWithToken, withDeadline, type ChildReceiver } from './webrtc-scenario.js';
+import { LISTENER_TOKEN, spawnReceiverWithToken, withDeadline, type ChildReceiver } from './webrtc-scenario.js';
 
 /**
  * What an operator runs, as child processes on loopback, and the faults they meet:
@@ -139,7 +139,25 @@ export class ReceiverSet {
   /** `<endpoint> <status>: <detail>` for every status change. */
   readonly statuses: string[] = [];
   readonly #receivers: Receiver[] = [];
+  readonly #listeners: ListeningReceiver[] = [];
   readonly #children: ChildReceiver[] = [];
+
+  /**
+   * A receiver that listens (in this process) for whichever gateway instance dials it; its
+   * endpoint entry: `{ endpoint_id, url, token: LISTENER_TOKEN }`. Returns its url.
+   */
+  async listen(endpointId: string): Promise<string> {
+    const rx = await listen({ endpointId, token: LISTENER_TOKEN, rtcConfig: { bindAddress: '127.0.0.1' } });
+    this.#listeners.push(rx);
+    rx.on('status', (status, detail) => this.statuses.push(`${endpointId} ${status}: ${detail}`));
+    const seqs: number[] = [];
+    this.perReceiver.set(endpointId, seqs);
+    rx.on('chunk', (c) => {
+      seqs.push(c.seq);
+      this.deliveries.push({ endpoint: endpointId, seq: c.seq, payload: new TextDecoder().decode(c.payload), at: performance.now() });
+    });
+    return rx.url;
+  }
 
   /** A token from the first URL, then connect with `urls` as its gateway list (bounded wait). */
   async connect(endpointId: string, urls: string[]): Promise<Receiver> {
@@ -190,6 +208,7 @@ export class ReceiverSet {
   /** Close the in-process receivers, SIGKILL the child ones (and wait for them to exit, bounded). */
   async closeAll(): Promise<void> {
     for (const rx of this.#receivers.splice(0)) rx.close();
+    await Promise.all(this.#listeners.splice(0).map((rx) => rx.close()));
     const children = this.#children.splice(0);
     for (const c of children) c.proc.kill('SIGKILL');
     await Promise.all(children.map((c) => withDeadline(c.exited, 5_000, `${c.id} exit`).catch(() => undefined)));

@@ -16,6 +16,7 @@ export { until as waitFor, withDeadline };
 export type Engine = 'node-datachannel' | 'werift';
 
 const CHILD = fileURLToPath(new URL('../integration/fixtures/receiver-child.ts', import.meta.url));
+const LISTENER_CHILD = fileURLToPath(new URL('../integration/fixtures/listener-child.ts', import.meta.url));
 const TSX = fileURLToPath(new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url));
 
 /** A delivery in a child: `t` when it arrived there (monoMs: comparable across processes), `ts` its ingestion time (the gateway's clock). */
@@ -33,7 +34,12 @@ export interface ChildReceiver {
   lags: { at: number; ms: number }[];
   ready: Promise<void>;
   exited: Promise<void>;
+  /** A listening receiver's url (undefined for one that dials in). */
+  url?: Promise<string>;
 }
+
+/** The token the scenarios' listening receivers expect from the gateway. */
+export const LISTENER_TOKEN = 'scenario-listener-token-0123';
 
 export async function startGateway(engine: Engine, config: GatewayConfigInput = {}): Promise<{ gateway: Gateway; server: RunningServer }> {
   const gateway = createGateway({ logLevel: 'silent', ...config, webrtc: { engine, bindAddress: '127.0.0.1', ...config.webrtc } });
@@ -60,6 +66,8 @@ export interface ChildEvent {
   p?: string;
   status?: string;
   detail?: string;
+  /** A listener's `listening` line: where it listens. */
+  url?: string;
 }
 
 /**
@@ -67,10 +75,12 @@ export interface ChildEvent {
  * `env`: more of the child's settings (RECONNECT_MS, PAYLOADS: see the fixture); `onEvent`: every line it prints.
  */
 export function spawnReceiverWithToken(url: string, id: string, token: string, transports = 'webrtc', opts: { env?: Record<string, string>; onEvent?: (msg: ChildEvent) => void } = {}): ChildReceiver {
-  const proc = spawn(process.execPath, ['--import', TSX, CHILD], {
-    env: { ...process.env, GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports, ...opts.env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  return spawnChild(CHILD, id, { GATEWAY_URL: url, ENDPOINT_ID: id, TOKEN: token, TRANSPORTS: transports, ...opts.env }, opts.onEvent);
+}
+
+/** A receiver fixture in a child process: its lines parsed, chunks and lag reports collected. */
+function spawnChild(fixture: string, id: string, env: Record<string, string>, onEvent?: (msg: ChildEvent) => void): ChildReceiver {
+  const proc = spawn(process.execPath, ['--import', TSX, fixture], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const chunks: ChildChunk[] = [];
   const lags: { at: number; ms: number }[] = [];
   let markReady!: () => void;
@@ -83,12 +93,27 @@ export function spawnReceiverWithToken(url: string, id: string, token: string, t
     } catch {
       return;
     }
-    opts.onEvent?.(msg);
+    onEvent?.(msg);
     if (msg.e === 'chunk' && msg.seq !== undefined && msg.m !== undefined) chunks.push({ seq: msg.seq, t: msg.m, ts: msg.ts ?? Number.NaN });
     if (msg.e === 'lag' && msg.ms !== undefined && msg.m !== undefined) lags.push({ at: msg.m, ms: msg.ms });
     if (msg.e === 'ready') markReady();
   });
   return { id, proc, chunks, lags, ready: withDeadline(ready, 20_000, `${id} ready`), exited };
+}
+
+/**
+ * A listening receiver child process (test/integration/fixtures/listener-child.ts) on
+ * 127.0.0.1:`port` (0: a free port): `url` resolves once it listens; `ready` once a gateway
+ * dialed it and said WELCOME.
+ */
+export function spawnListener(id: string, opts: { port?: number; env?: Record<string, string>; onEvent?: (msg: ChildEvent) => void } = {}): ChildReceiver {
+  let markUrl!: (url: string) => void;
+  const url = new Promise<string>((resolve) => (markUrl = resolve));
+  const child = spawnChild(LISTENER_CHILD, id, { ENDPOINT_ID: id, TOKEN: LISTENER_TOKEN, PORT: String(opts.port ?? 0), ...opts.env }, (msg) => {
+    if (msg.e === 'listening' && msg.url) markUrl(msg.url);
+    opts.onEvent?.(msg);
+  });
+  return { ...child, url: withDeadline(url, 20_000, `${id} listening`) };
 }
 
 /** The worst event loop delay the children reported for the time since `fromMono` (monoMs). */
@@ -140,6 +165,8 @@ export interface FailoverOptions {
   killAt?: number;
   /** Transports per receiver id (default webrtc). */
   transports?: Record<string, string>;
+  /** Receivers that listen (the gateway dials them) instead of dialing in. */
+  listening?: readonly string[];
   /** kill: SIGKILL; freeze: SIGSTOP, SIGCONT after `freezeMs` (no close, no packets meanwhile). */
   fault?: 'kill' | 'freeze';
   freezeMs?: number;
@@ -159,9 +186,12 @@ export async function runFailover(engine: Engine, opts: FailoverOptions = {}): P
   let sched: SchedulingDelay | undefined;
   try {
     stopBackground = await opts.background?.(gateway, server.url);
-    for (const id of ids) rx.push(await spawnReceiver(gateway, server.url, id, transports[id]));
+    const listening = new Set(opts.listening ?? []);
+    for (const id of ids) rx.push(listening.has(id) ? spawnListener(id) : await spawnReceiver(gateway, server.url, id, transports[id]));
+    await Promise.all(rx.filter((r) => !r.url).map((r) => r.ready));
+    const entries = await Promise.all(rx.map(async (r) => (r.url ? { endpoint_id: r.id, url: await r.url, token: LISTENER_TOKEN } : r.id)));
+    await gateway.createStream({ stream_id: 'feed', endpoint_list: entries });
     await Promise.all(rx.map((r) => r.ready));
-    gateway.createStream({ stream_id: 'feed', endpoint_list: ids });
     await until(() => gateway.getStream('feed').active.length === 1, 5_000, 'an active endpoint');
     const killed = gateway.getStream('feed').active[0] ?? 'a';
     sched = SchedulingDelay.start();

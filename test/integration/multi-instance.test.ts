@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../gateway/src/index.js';
 import { api, kill, killAll, startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
 import { deliveryProblems, longestSilence, Producer, ReceiverSet, STREAM } from '../helpers/ha-scenario.js';
+import { LISTENER_TOKEN } from '../helpers/webrtc-scenario.js';
 import { freePort, startNats, type NatsServer } from '../helpers/nats.js';
 import { until, withDeadline } from '../helpers/poll.js';
 import { SchedulingDelay } from '../helpers/sched.js';
@@ -148,6 +149,53 @@ describe('two gateway instances on one NATS', () => {
     );
     expect(silence).toBeLessThan(silenceBound.ms);
   }, 90_000);
+
+  it('listening receivers: only the owner dials them; SIGKILL it and the other instance dials them, every acked chunk delivered', async () => {
+    nats = await startNats();
+    const a = await startGateway(0, ['--nats', nats.url]);
+    const b = await startGateway(0, ['--nats', nats.url]);
+    const ids = new Map<GatewayProcess, string>();
+    for (const g of [a, b]) ids.set(g, ((await api(g.url, 'GET', '/healthz')) as { instance_id: string }).instance_id);
+    const { deliveries, perReceiver } = rxs;
+    const entries = [];
+    for (const id of ['e1', 'e2', 'e3']) entries.push({ endpoint_id: id, url: await rxs.listen(id), token: LISTENER_TOKEN });
+    await api(a.url, 'POST', '/v1/streams', { ...STREAM, endpoint_list: entries });
+    type Info = { owner: string | null; active: string[]; endpoint_list: { endpoint_id: string; dial: { state: string; dialed_by: string | null } }[] };
+    const info = async (g: GatewayProcess): Promise<Info> => (await api(g.url, 'GET', '/v1/streams/s')) as Info;
+    await until(async () => (await info(a)).active.join() === 'e1' && (await info(b)).active.join() === 'e1', 15_000, 'e1 active on both instances');
+    const owner = (await info(a)).owner === ids.get(a) ? a : b;
+    const other = owner === a ? b : a;
+    // exactly one instance dials: the owner says connected, the other says elsewhere (naming the owner)
+    for (const e of (await info(owner)).endpoint_list) expect(e.dial).toMatchObject({ state: 'connected', dialed_by: ids.get(owner) });
+    for (const e of (await info(other)).endpoint_list) expect(e.dial).toMatchObject({ state: 'elsewhere', dialed_by: ids.get(owner) });
+
+    const producer = new Producer([other.url, owner.url]);
+    producer.start();
+    await until(() => deliveries.length >= 500, 10_000, 'e1 delivering');
+    const killedAt = performance.now();
+    const ackedBeforeKill = producer.acked.size;
+    await kill(owner);
+    await until(async () => (await info(other)).owner === ids.get(other), 20_000, 'the other instance took the lease');
+    const leaseMs = performance.now() - killedAt;
+    let seen: Info['endpoint_list'] = [];
+    await until(
+      async () => (seen = (await info(other)).endpoint_list).every((e) => e.dial.state === 'connected' && e.dial.dialed_by === ids.get(other)),
+      20_000,
+      'the other instance dialed every listener',
+      { state: () => seen.map((e) => `${e.endpoint_id} ${e.dial.state}`) },
+    );
+    const dialedMs = performance.now() - killedAt;
+    await until(() => producer.acked.size >= ackedBeforeKill + 1_000, 20_000, '1000 more chunks acked after the kill');
+    await producer.stop();
+    await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 20_000, 'every acked chunk delivered', {
+      state: () => `${new Set(deliveries.map((d) => d.seq)).size} of ${producer.acked.size}`,
+    });
+    checkDelivery(producer);
+    console.log(
+      `[multi-instance, listening receivers] killed the dialing owner: lease taken ${Math.round(leaseMs)} ms after the kill (leaseMs ${CONFIG.log.nats.leaseMs}), every listener dialed by the other instance ${Math.round(dialedMs)} ms after it; ` +
+        `${producer.acked.size} chunks acked, all delivered once per receiver in order (${[...perReceiver].map(([id, seqs]) => `${id}: ${seqs.length}`).join(', ')}); longest delivery interruption ${Math.round(longestSilence(deliveries, killedAt))} ms`,
+    );
+  }, 120_000);
 
   it('rolling restart: SIGTERM A, wait for its exit, start it again, then the same for B: every acked chunk delivered, none twice per receiver', async () => {
     nats = await startNats();

@@ -16,6 +16,8 @@ const engine: WebRtcEngine = {
     seen.push(sdp);
     return { answerSdp: 'v=0\r\nanswer\r\n', transport: new Promise(() => undefined) };
   },
+  // no stream here has a listening endpoint: the gateway never offers
+  offer: () => Promise.reject(new Error('not used here')),
 };
 
 beforeAll(async () => {

@@ -8,8 +8,10 @@ import {
   parseInput,
   policySchema,
   reorderSchema,
-  streamSpecSchema,
+  specFromInput,
+  streamSpecInputSchema,
   type AddEndpointInput,
+  type Listeners,
   type PolicyInput,
   type StreamSpec,
   type StreamSpecInput,
@@ -23,6 +25,8 @@ import { EndpointDirectory } from './endpoint-directory.js';
 import type { EventSink } from './events.js';
 import { assertOpen, type Closing } from './lifecycle.js';
 import { applySpec, SpecRevisions } from './stored-specs.js';
+import { KeyedQueue } from './keyed-queue.js';
+import { assertNoListenerConflict } from './listeners.js';
 import { StreamMembers } from './stream-members.js';
 
 export interface RegistryOptions {
@@ -33,6 +37,8 @@ export interface RegistryOptions {
   backend: Backend;
   events: EventSink;
   closing: Closing;
+  /** Whether the gateway may dial these listening endpoints (dialOut.allow): rejects with MS_DIAL_REFUSED. */
+  checkListeners?: (listeners: Listeners) => Promise<void>;
 }
 
 /** What the registry tells the rest of the gateway (the scheduler follows each stream from `streamAdded` on). */
@@ -62,8 +68,8 @@ export class Registry extends TypedEmitter<RegistryEvents> {
   readonly #specEndpoints = { ensure: (id: string) => void this.endpoints.ensure(id), forgetIfUnused: (id: string) => this.endpoints.forgetIfUnused(id) };
   readonly #streams = new Map<string, Stream>();
   readonly #members = new StreamMembers(() => this.#streams.values());
-  /** Per stream id: the durable change in flight (the next one waits for it). */
-  readonly #busy = new Map<string, Promise<void>>();
+  /** Changes of one stream run one after the other (in-memory ones complete at once anyway). */
+  readonly #queue = new KeyedQueue();
   /** Per stream id, with several instances: who decides its roles. */
   readonly #controls = new Map<string, StreamControl>();
 
@@ -87,10 +93,14 @@ export class Registry extends TypedEmitter<RegistryEvents> {
 
   async createStream(input: StreamSpecInput): Promise<Stream> {
     assertOpen(this.#o.closing);
-    const spec = parseInput(streamSpecSchema, input, 'stream spec');
+    const spec = specFromInput(parseInput(streamSpecInputSchema, input, 'stream spec'));
     const id = spec.stream_id;
-    return this.#exclusive(id, () => {
+    // awaited only with listeners: a memory-backed change otherwise completes before this returns
+    const checked = this.#checkListeners(spec.listeners ?? {});
+    if (checked) await checked;
+    return this.#queue.run(id, () => {
       if (this.#streams.has(id)) throw new MirrorstreamError('MS_STREAM_EXISTS', `stream ${id} already exists`);
+      assertNoListenerConflict(this.#records, spec.listeners ?? {}, id);
       const record: StoredStream = { spec, epoch: newEpoch(), createdAt: this.#o.clock.now() };
       const { backend } = this.#o;
       const limits = retentionOf(spec, this.#o.config.retention);
@@ -122,22 +132,27 @@ export class Registry extends TypedEmitter<RegistryEvents> {
 
   /** Delete a stream: its endpoints get END, its retained chunks are dropped. */
   async deleteStream(streamId: string): Promise<void> {
-    return this.#exclusive(streamId, () => {
+    return this.#queue.run(streamId, () => {
       const stream = this.requireStream(streamId);
       return andThen(this.#o.backend.deleteStream(streamId), () => this.#dropLocal(stream.id));
     });
   }
 
   async addEndpoint(streamId: string, input: AddEndpointInput): Promise<Stream> {
-    return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
+    const { endpoint_id, priority, url, token } = parseInput(addEndpointSchema, input, 'endpoint');
+    const listener: Listeners = url !== undefined && token !== undefined ? { [endpoint_id]: { url, token } } : {};
+    const checked = this.#checkListeners(listener);
+    if (checked) await checked;
+    return this.#queue.run(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
-      const { endpoint_id, priority } = parseInput(addEndpointSchema, input, 'endpoint');
       if (stream.cursor(endpoint_id)) {
         throw new MirrorstreamError('MS_ENDPOINT_EXISTS', `${endpoint_id} is already on stream ${streamId}`);
       }
+      assertNoListenerConflict(this.#records, listener, streamId);
       const list = [...stream.endpointList];
       list.splice(priority === undefined ? list.length : Math.min(priority, list.length), 0, endpoint_id);
-      return this.#change(stream, { endpoint_list: list }, () => {
+      const listeners = { ...this.#records.get(streamId)?.spec.listeners, ...listener };
+      return this.#change(stream, { endpoint_list: list, ...(Object.keys(listeners).length > 0 ? { listeners } : {}) }, () => {
         this.endpoints.ensure(endpoint_id);
         stream.addEndpoint(endpoint_id, priority, this.#o.clock.now());
       });
@@ -145,12 +160,14 @@ export class Registry extends TypedEmitter<RegistryEvents> {
   }
 
   async removeEndpoint(streamId: string, endpointId: string): Promise<Stream> {
-    return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
+    return this.#queue.run(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       if (!stream.cursor(endpointId)) {
         throw new MirrorstreamError('MS_ENDPOINT_NOT_FOUND', `${endpointId} is not on stream ${streamId}`);
       }
-      return this.#change(stream, { endpoint_list: stream.endpointList.filter((id) => id !== endpointId) }, () => {
+      const listeners = { ...this.#records.get(streamId)?.spec.listeners };
+      delete listeners[endpointId];
+      return this.#change(stream, { endpoint_list: stream.endpointList.filter((id) => id !== endpointId), listeners: Object.keys(listeners).length > 0 ? listeners : undefined }, () => {
         stream.removeEndpoint(endpointId, this.#o.clock.now());
         this.endpoints.forgetIfUnused(endpointId);
       });
@@ -159,7 +176,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
 
   /** Reorder priorities; the list must hold exactly the stream's current endpoints. */
   async reorderEndpoints(streamId: string, endpointList: readonly string[]): Promise<Stream> {
-    return this.#exclusive(streamId, () => this.#fresh(streamId, () => {
+    return this.#queue.run(streamId, () => this.#fresh(streamId, () => {
       const stream = this.requireStream(streamId);
       const { endpoint_list } = parseInput(reorderSchema, { endpoint_list: endpointList }, 'endpoint list');
       const current = new Set(stream.endpointList);
@@ -175,7 +192,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
 
   /** Change a stream's overflow policy while it runs. */
   async setPolicy(streamId: string, input: PolicyInput): Promise<Stream> {
-    return this.#exclusive(streamId, () =>
+    return this.#queue.run(streamId, () =>
       this.#fresh(streamId, () => {
         const stream = this.requireStream(streamId);
         const policy = parseInput(policySchema, input, 'policy');
@@ -204,7 +221,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
       return;
     }
     const id = change.kind === 'stream' ? change.stream.spec.stream_id : change.streamId;
-    const done = this.#exclusive(id, () => {
+    const done = this.#queue.run(id, () => {
       if (change.kind !== 'stream') return this.#dropLocal(id);
       // a change this instance has already seen (it read or wrote a newer one) must not take it back
       if (!this.#revisions.newer(id, change.revision)) return undefined;
@@ -227,7 +244,7 @@ export class Registry extends TypedEmitter<RegistryEvents> {
     const read = this.#o.backend.storedStream;
     if (!read || attempt >= 10) return;
     this.#o.clock.setTimeout(() => {
-      const done = this.#exclusive(streamId, async () => {
+      const done = this.#queue.run(streamId, async () => {
         const stored = await read.call(this.#o.backend, streamId);
         if (!stored) return this.#dropLocal(streamId);
         const local = this.#streams.get(streamId);
@@ -240,6 +257,11 @@ export class Registry extends TypedEmitter<RegistryEvents> {
         this.#catchUp(streamId, attempt + 1);
       });
     }, Math.min(8_000, 500 * 2 ** attempt));
+  }
+
+  /** MS_DIAL_REFUSED from the dial-out check (no check: nothing is dialed here, e.g. an embedder's gateway). */
+  #checkListeners(listeners: Listeners): Promise<void> | undefined {
+    return Object.keys(listeners).length > 0 ? this.#o.checkListeners?.(listeners) : undefined;
   }
 
   /** The stored record (spec and epoch) of a stream. */
@@ -333,23 +355,6 @@ export class Registry extends TypedEmitter<RegistryEvents> {
       apply();
       return stream;
     });
-  }
-
-  /** Run the changes of one stream one at a time (in-memory ones complete at once anyway). */
-  #exclusive<T>(streamId: string, op: () => Maybe<T>): Maybe<T> {
-    const prev = this.#busy.get(streamId);
-    const result = prev ? prev.then(op) : op();
-    if (result instanceof Promise) {
-      const settled = result.then(
-        () => undefined,
-        () => undefined,
-      );
-      this.#busy.set(streamId, settled);
-      void settled.then(() => {
-        if (this.#busy.get(streamId) === settled) this.#busy.delete(streamId);
-      });
-    }
-    return result;
   }
 
   #register(record: StoredStream, log: StreamLog, cursors: Readonly<Record<string, number>>, how: 'created' | 'restored' | 'adopted', control: StreamControl | undefined): Stream {

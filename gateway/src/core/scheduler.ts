@@ -29,6 +29,8 @@ export interface SchedulerOptions {
 export type SchedulerEvents = {
   /** Apply the transport-pair rule to these endpoints (their health changed), before streams re-run their policy. */
   reviewTransports: [endpoints: ReadonlySet<Endpoint>];
+  /** An endpoint was judged dead (the dial-out re-dials a listening one at once). */
+  endpointDead: [endpointId: string];
 };
 
 /** The timed work of one endpoint. */
@@ -255,6 +257,7 @@ export class Scheduler extends TypedEmitter<SchedulerEvents> {
       else this.#timers.get(ep)?.reap.cancel();
       this.#o.log.warn({ endpointId: ep.id, state: ep.state, previous, phi: ep.phi }, 'endpoint health changed');
       emitEndpointHealth(this.#o.events, ep, previous, now);
+      if (ep.state === 'dead') this.emit('endpointDead', ep.id);
       this.#endpointChanged(ep);
     }
     return previous;

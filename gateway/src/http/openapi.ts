@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { createDocument, type oas31, type ZodOpenApiPathsObject, type ZodOpenApiResponseObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
 import { ERROR_CODES, type ErrorCode } from '@mirrorstream/receiver/protocol';
 import { errorBodySchema, HTTP_STATUS } from './errors.js';
-import { streamSpecSchema } from '../streams/spec.js';
+import { streamSpecInputSchema } from '../streams/spec.js';
 import {
   endpointHealthSchema,
   gatewayReadinessSchema,
@@ -91,7 +91,7 @@ export function openApiDocument(version: string): oas31.OpenAPIObject {
     components: {
       // named once here, referenced wherever the schemas appear
       schemas: {
-        StreamSpec: streamSpecSchema,
+        StreamSpec: streamSpecInputSchema,
         StreamInfo: streamInfoSchema,
         StreamHealth: streamHealthSchema,
         EndpointHealth: endpointHealthSchema,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ZodOpenApiOperationObject, ZodOpenApiResponseObject } from 'zod-openapi';
 import type { ErrorCode } from '@mirrorstream/receiver/protocol';
 import { IDEMPOTENCY_KEY } from '../core/ingest.js';
-import { addEndpointSchema, idSchema, policySchema, reorderSchema, streamSpecSchema } from '../streams/spec.js';
+import { addEndpointSchema, idSchema, policySchema, reorderSchema, streamSpecInputSchema } from '../streams/spec.js';
 import { endpointHealthSchema, gatewayReadinessSchema, gatewayStatusSchema, streamHealthSchema, streamInfoSchema } from '../views/schemas.js';
 import { batchResultSchema, issuedTokenSchema, webTransportTicketSchema } from './answers.js';
 import { jsonBatch, MSGPACK_TYPES, msgpackBatch, rawQuery } from './chunks.js';
@@ -183,10 +183,10 @@ const routes = {
     method: 'post',
     path: '/v1/streams',
     auth: 'apiKey',
-    errors: ['MS_STREAM_EXISTS', ...WRITE_ERRORS],
+    errors: ['MS_STREAM_EXISTS', 'MS_DIAL_REFUSED', 'MS_ENDPOINT_CONFLICT', ...WRITE_ERRORS],
     doc: {
       summary: 'Create a stream',
-      requestBody: jsonBody(streamSpecSchema),
+      requestBody: jsonBody(streamSpecInputSchema),
       responses: { 201: json(streamInfoSchema, 'The stream', location('stream')) },
     },
   },
@@ -215,8 +215,8 @@ const routes = {
     method: 'post',
     path: '/v1/streams/{id}/endpoints',
     auth: 'apiKey',
-    errors: ['MS_STREAM_NOT_FOUND', 'MS_ENDPOINT_EXISTS', ...WRITE_ERRORS],
-    doc: { summary: 'Add an endpoint to a stream', requestParams: streamPath, requestBody: jsonBody(addEndpointSchema), responses: { 201: json(streamInfoSchema, 'The stream') } },
+    errors: ['MS_STREAM_NOT_FOUND', 'MS_ENDPOINT_EXISTS', 'MS_DIAL_REFUSED', 'MS_ENDPOINT_CONFLICT', ...WRITE_ERRORS],
+    doc: { summary: 'Add an endpoint to a stream (with url and token: one that listens, which the gateway dials)', requestParams: streamPath, requestBody: jsonBody(addEndpointSchema), responses: { 201: json(streamInfoSchema, 'The stream') } },
   },
   removeEndpoint: {
     method: 'delete',

@@ -59,9 +59,27 @@ export const switchRecordSchema = z.strictObject({
   interruption_ms: z.number().optional().meta({ description: "Measured delivery interruption; set once the new endpoint's first ack arrives, absent for a first start." }),
 });
 
+/** A listening endpoint's dialing (the gateway dials it), as the answering instance knows it. */
+export const dialInfoSchema = z
+  .strictObject({
+    url: z.string(),
+    state: z.enum(['connected', 'dialing', 'backoff', 'elsewhere']).meta({ description: '`elsewhere`: another instance dials it (`dialed_by`), or nobody right now (`dialed_by` null: its stream has no owner).' }),
+    dialed_by: z.string().nullable().meta({ description: "The instance that dials it: the owner of its stream." }),
+    since: isoTime.nullable().meta({ description: 'Since when it is in this state (null: elsewhere).' }),
+    next_attempt_at: isoTime.nullable().meta({ description: 'In backoff: when the next dial starts.' }),
+    failures: z.number().meta({ description: 'Failed dials since the last connection.' }),
+    last_error: z.strictObject({ code: z.string(), message: z.string(), at: isoTime }).nullable(),
+  })
+  .meta({ description: 'Listening endpoints only; the token is never shown.' });
+export type DialInfo = z.output<typeof dialInfoSchema>;
+
+const endpointKind = z.enum(['dial-in', 'listening']).meta({ description: '`dial-in`: the receiver connects to the gateway; `listening`: it listens at a url and the gateway dials it.' });
+
 export const streamEndpointInfoSchema = z.strictObject({
   endpoint_id: z.string(),
   priority: z.number(),
+  kind: endpointKind,
+  dial: dialInfoSchema.nullable(),
   role,
   state: endpointState,
   last_acked_seq: z.number(),
@@ -129,6 +147,8 @@ export const streamHealthSchema = z.strictObject({
 
 export const endpointHealthSchema = z.strictObject({
   endpoint_id: z.string(),
+  kind: endpointKind,
+  dial: dialInfoSchema.nullable(),
   connected: z.boolean(),
   state: endpointState,
   phi,

@@ -4,7 +4,7 @@ import type { HealthSnapshot, MetricState, Verdict } from '../health/score.js';
 import type { Stream } from '../streams/stream.js';
 import type { EndpointView, SwitchRecord } from '../streams/types.js';
 import type { Measurement, TransportStats } from '../transports/transport.js';
-import type { streamEndpointInfoSchema, streamInfoSchema } from './schemas.js';
+import type { DialInfo, streamEndpointInfoSchema, streamInfoSchema } from './schemas.js';
 
 /**
  * JSON shapes returned by the HTTP API and the Gateway's query methods (snake_case, like
@@ -68,6 +68,9 @@ export interface StreamHealth {
 /** Kept as an interface, like StreamHealth; its schema is `endpointHealthSchema`. */
 export interface EndpointHealth {
   endpoint_id: string;
+  /** `listening`: the gateway dials it (its `dial` state); `dial-in`: it connects to the gateway. */
+  kind: 'dial-in' | 'listening';
+  dial: DialInfo | null;
   connected: boolean;
   state: Endpoint['state'];
   phi: number;
@@ -95,7 +98,7 @@ export interface EndpointHealth {
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-export function streamInfo(s: Stream, endpoint: (id: string) => EndpointView, owner: string | null): StreamInfo {
+export function streamInfo(s: Stream, endpoint: (id: string) => EndpointView, owner: string | null, dial: (id: string) => DialInfo | null): StreamInfo {
   return {
     stream_id: s.id,
     epoch: s.epoch,
@@ -104,9 +107,12 @@ export function streamInfo(s: Stream, endpoint: (id: string) => EndpointView, ow
     mirror_k: s.mirrorK ?? null,
     endpoint_list: s.endpointList.map((id, priority) => {
       const c = s.cursor(id);
+      const d = dial(id);
       return {
         endpoint_id: id,
         priority,
+        kind: d ? 'listening' : 'dial-in',
+        dial: d,
         role: roleOn(s, id),
         state: endpoint(id).state,
         last_acked_seq: c?.lastAcked ?? 0,
@@ -195,7 +201,7 @@ function reportOf(ep: Endpoint, streamId: string, now: number): EndpointHealth['
   };
 }
 
-export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, intervalMs: number, now: number): EndpointHealth {
+export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, intervalMs: number, now: number, dial: DialInfo | null): EndpointHealth {
   const conn = ep.connection;
   const list: EndpointHealth['streams'] = [];
   for (const s of streams) {
@@ -211,6 +217,8 @@ export function endpointHealth(ep: Endpoint, streams: Iterable<Stream>, interval
   }
   return {
     endpoint_id: ep.id,
+    kind: dial ? 'listening' : 'dial-in',
+    dial,
     connected: ep.link !== undefined,
     state: ep.state,
     phi: round(ep.phi),

@@ -7,17 +7,17 @@ import type { WebRtcDialOptions } from './webrtc.js';
 import { CHANNELS, endSession, postOffer } from './whep.js';
 
 /** The part of node-datachannel's native API the dialer uses (the package stays an optional peer). */
-interface NativeChannel {
+export interface NativeChannel {
   isOpen(): boolean;
   sendMessageBinary(bytes: Uint8Array): boolean;
   onMessage(cb: (msg: string | Buffer | ArrayBuffer) => void): void;
   onClosed(cb: () => void): void;
   close(): void;
 }
-interface NativePeer {
+export interface NativePeer {
   createDataChannel(label: string, init: { negotiated: boolean; id: number; unordered?: boolean; maxRetransmits?: number }): NativeChannel;
-  setLocalDescription(type?: 'offer'): void;
-  setRemoteDescription(sdp: string, type: 'answer'): void;
+  setLocalDescription(type?: 'offer' | 'answer'): void;
+  setRemoteDescription(sdp: string, type: 'offer' | 'answer'): void;
   localDescription(): { sdp: string } | null;
   gatheringState(): string;
   state(): string;
@@ -58,10 +58,7 @@ async function dialNative(opts: NativeWebRtcDialOptions): Promise<FrameLink> {
   }
   const { iceServers, ...rest } = opts.rtcConfig ?? {};
   const pc = new ndc.PeerConnection(`mirrorstream-${opts.endpointId}`, { ...rest, iceServers: stunUrls(iceServers), disableAutoNegotiation: true });
-  const channels = CHANNELS.map((c) => ({
-    label: c.label,
-    dc: pc.createDataChannel(c.label, { negotiated: true, id: c.id, unordered: c.init.ordered === false, ...(c.init.maxRetransmits === undefined ? {} : { maxRetransmits: c.init.maxRetransmits }) }),
-  }));
+  const channels = nativeChannels(pc);
   const link = new NativeLink(pc, channels);
   let sessionUrl: string | undefined;
   const failed = (): Error | undefined => (['failed', 'closed'].includes(pc.state()) ? new Error(`peer connection ${pc.state()}`) : undefined);
@@ -82,7 +79,8 @@ async function dialNative(opts: NativeWebRtcDialOptions): Promise<FrameLink> {
   return link;
 }
 
-class NativeLink extends ChannelLink {
+/** A link over node-datachannel's native channels (dialed here, or answered by a listening receiver). */
+export class NativeLink extends ChannelLink {
   readonly #pc: NativePeer;
 
   constructor(pc: NativePeer, channels: { label: LinkChannel; dc: NativeChannel }[]) {
@@ -118,8 +116,16 @@ class NativeLink extends ChannelLink {
   }
 }
 
+/** The three negotiated channels (the gateway creates the same). */
+export function nativeChannels(pc: NativePeer): { label: LinkChannel; dc: NativeChannel }[] {
+  return CHANNELS.map((c) => ({
+    label: c.label,
+    dc: pc.createDataChannel(c.label, { negotiated: true, id: c.id, unordered: c.init.ordered === false, ...(c.init.maxRetransmits === undefined ? {} : { maxRetransmits: c.init.maxRetransmits }) }),
+  }));
+}
+
 /** node-datachannel takes ICE servers as `stun:host:port` strings. */
-function stunUrls(servers: unknown): string[] {
+export function stunUrls(servers: unknown): string[] {
   if (!Array.isArray(servers)) return [];
   return (servers as RTCIceServer[]).flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls])).filter((u): u is string => typeof u === 'string');
 }

@@ -7,9 +7,22 @@ export interface WebRtcOffer {
   transport: Promise<Transport>;
 }
 
+/**
+ * The gateway's own offer (dial-out to a listening receiver): send `offerSdp`, then hand the
+ * listener's answer to `complete`, which resolves once the data channels are open. `abort`
+ * lets the peer go when no answer comes.
+ */
+export interface WebRtcDialOffer {
+  offerSdp: string;
+  complete(answerSdp: string): Promise<Transport>;
+  abort(): void;
+}
+
 export interface WebRtcEngine {
   readonly name: 'werift' | 'node-datachannel';
   answer(offerSdp: string): Promise<WebRtcOffer>;
+  /** Make an offer (ICE gathered) for a receiver that listens; the same channels and transport as `answer`. */
+  offer(): Promise<WebRtcDialOffer>;
   /** Let go of what the engine holds beyond its sessions (node-datachannel: its ICE ports). */
   close?(): void;
 }

@@ -1,9 +1,9 @@
 import dgram from 'node:dgram';
 import { MirrorstreamError, pollUntil } from '@mirrorstream/receiver/protocol';
 import nodeDataChannel from 'node-datachannel';
-import type { Measurement } from '../transport.js';
-import { CHANNELS, preparedOffer, type ChannelHandle, type ChannelLabel } from './channel.js';
-import type { EngineOptions, WebRtcEngine, WebRtcOffer } from './engine.js';
+import type { Measurement, Transport } from '../transport.js';
+import { CHANNELS, preparedOffer, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
+import type { EngineOptions, WebRtcDialOffer, WebRtcEngine, WebRtcOffer } from './engine.js';
 import { engineTimeout } from './engine.js';
 import { DataChannelTransport, type PeerTelemetry } from './transport.js';
 
@@ -56,13 +56,54 @@ export class NodeDataChannelEngine implements WebRtcEngine {
   }
 
   async answer(offerSdp: string): Promise<WebRtcOffer> {
+    const { pc, channels, failed } = this.#peer();
+    const { clock, connectTimeoutMs } = this.#opts;
+    try {
+      pc.setRemoteDescription(preparedOffer(offerSdp), 'offer');
+      pc.setLocalDescription('answer');
+      await pollUntil(clock, () => failed() ?? pc.gatheringState() === 'complete', connectTimeoutMs, engineTimeout('ICE gathering', connectTimeoutMs));
+    } catch (error) {
+      pc.close();
+      throw error;
+    }
+    return { answerSdp: pc.localDescription()?.sdp ?? '', transport: this.#opened(pc, channels, failed) };
+  }
+
+  async offer(): Promise<WebRtcDialOffer> {
+    const { pc, channels, failed } = this.#peer();
+    const { clock, connectTimeoutMs } = this.#opts;
+    try {
+      pc.setLocalDescription('offer');
+      await pollUntil(clock, () => failed() ?? pc.gatheringState() === 'complete', connectTimeoutMs, engineTimeout('ICE gathering', connectTimeoutMs));
+    } catch (error) {
+      pc.close();
+      throw error;
+    }
+    return {
+      offerSdp: pc.localDescription()?.sdp ?? '',
+      complete: (answerSdp) => {
+        try {
+          pc.setRemoteDescription(stripMdnsCandidates(answerSdp), 'answer');
+        } catch (error) {
+          pc.close();
+          return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+        return this.#opened(pc, channels, failed);
+      },
+      abort: () => pc.close(),
+    };
+  }
+
+  /** A peer connection with the three negotiated channels; neither side of the offer yet. */
+  #peer(): { pc: PeerConnection; channels: { label: ChannelLabel; dc: DataChannel }[]; failed: () => Error | undefined } {
     const pc = new nodeDataChannel.PeerConnection(`gw-${++this.#seq}`, {
       iceServers: this.#opts.iceServers.filter((u) => u.startsWith('stun:')).map((u) => u.slice('stun:'.length)),
       ...(this.#opts.bindAddress ? { bindAddress: this.#opts.bindAddress } : {}),
       ...(this.#opts.icePort ? muxPort(this.#opts.icePort + (this.#seq % (this.#opts.icePortCount ?? 1))) : {}),
-      // the gateway only answers: with auto-negotiation, creating the channels below made it
-      // an offerer first, and its ICE agent then started controlling (a role conflict with
-      // the receiver, resolved at random, that sometimes cost a 1 s DTLS retransmission)
+      // descriptions are made only when asked (answer or offer): with auto-negotiation,
+      // creating the channels below made an answering gateway an offerer first, and its ICE
+      // agent then started controlling (a role conflict with the receiver, resolved at
+      // random, that sometimes cost a 1 s DTLS retransmission)
       disableAutoNegotiation: true,
     });
     // a registered state callback also lets node exit after close (native handles otherwise linger)
@@ -76,18 +117,14 @@ export class NodeDataChannelEngine implements WebRtcEngine {
       });
       return { label: c.label as ChannelLabel, dc };
     });
-    const { clock, connectTimeoutMs } = this.#opts;
     const failed = (): Error | undefined => (['failed', 'closed'].includes(pc.state()) ? new Error(`peer connection ${pc.state()}`) : undefined);
-    try {
-      pc.setRemoteDescription(preparedOffer(offerSdp), 'offer');
-      pc.setLocalDescription('answer');
-      await pollUntil(clock, () => failed() ?? pc.gatheringState() === 'complete', connectTimeoutMs, engineTimeout('ICE gathering', connectTimeoutMs));
-    } catch (error) {
-      pc.close();
-      throw error;
-    }
-    const answerSdp = pc.localDescription()?.sdp ?? '';
-    const transport = pollUntil(clock, () => failed() ?? channels.every((c) => c.dc.isOpen()), connectTimeoutMs, engineTimeout('data channels open', connectTimeoutMs)).then(
+    return { pc, channels, failed };
+  }
+
+  /** The transport once every channel is open (the peer is closed if they do not open in time). */
+  #opened(pc: PeerConnection, channels: { label: ChannelLabel; dc: DataChannel }[], failed: () => Error | undefined): Promise<Transport> {
+    const { clock, connectTimeoutMs } = this.#opts;
+    return pollUntil(clock, () => failed() ?? channels.every((c) => c.dc.isOpen()), connectTimeoutMs, engineTimeout('data channels open', connectTimeoutMs)).then(
       () =>
         new DataChannelTransport({
           engine: this.name,
@@ -102,7 +139,6 @@ export class NodeDataChannelEngine implements WebRtcEngine {
         throw error;
       },
     );
-    return { answerSdp, transport };
   }
 }
 

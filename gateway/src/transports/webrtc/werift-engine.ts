@@ -1,9 +1,9 @@
 import { withTimeout } from '@mirrorstream/receiver/protocol';
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
-import type { Measurement } from '../transport.js';
+import type { Measurement, Transport } from '../transport.js';
 import { CHANNELS, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
 import { DataChannelTransport, type PeerTelemetry } from './transport.js';
-import type { EngineOptions, WebRtcEngine, WebRtcOffer } from './engine.js';
+import type { EngineOptions, WebRtcDialOffer, WebRtcEngine, WebRtcOffer } from './engine.js';
 import { engineTimeout } from './engine.js';
 
 /**
@@ -60,6 +60,46 @@ export class WeriftEngine implements WebRtcEngine {
   }
 
   async answer(offerSdp: string): Promise<WebRtcOffer> {
+    const { pc, channels } = this.#peer();
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: stripMdnsCandidates(offerSdp) });
+      this.#noDefaultStun(pc);
+      await pc.setLocalDescription(await pc.createAnswer());
+      await withTimeout(this.#opts.clock, gathered(pc), this.#opts.connectTimeoutMs, engineTimeout('ICE gathering', this.#opts.connectTimeoutMs));
+    } catch (error) {
+      await pc.close().catch(() => undefined);
+      throw error;
+    }
+    return { answerSdp: pc.localDescription?.sdp ?? '', transport: this.#opened(pc, channels) };
+  }
+
+  async offer(): Promise<WebRtcDialOffer> {
+    const { pc, channels } = this.#peer();
+    try {
+      const offer = await pc.createOffer();
+      this.#noDefaultStun(pc);
+      await pc.setLocalDescription(offer);
+      await withTimeout(this.#opts.clock, gathered(pc), this.#opts.connectTimeoutMs, engineTimeout('ICE gathering', this.#opts.connectTimeoutMs));
+    } catch (error) {
+      await pc.close().catch(() => undefined);
+      throw error;
+    }
+    return {
+      offerSdp: pc.localDescription?.sdp ?? '',
+      complete: async (answerSdp) => {
+        try {
+          await pc.setRemoteDescription({ type: 'answer', sdp: stripMdnsCandidates(answerSdp) });
+        } catch (error) {
+          await pc.close().catch(() => undefined);
+          throw error;
+        }
+        return this.#opened(pc, channels);
+      },
+      abort: () => void pc.close().catch(() => undefined),
+    };
+  }
+
+  #peer(): { pc: RTCPeerConnection; channels: RTCDataChannel[] } {
     const bind = this.#opts.bindAddress;
     const stun = this.#opts.iceServers.filter((u) => u.startsWith('stun:'));
     const pc = new RTCPeerConnection({
@@ -74,19 +114,17 @@ export class WeriftEngine implements WebRtcEngine {
         ...(c.maxRetransmits === undefined ? {} : { maxRetransmits: c.maxRetransmits }),
       }),
     );
-    try {
-      await pc.setRemoteDescription({ type: 'offer', sdp: stripMdnsCandidates(offerSdp) });
-      if (stun.length === 0) {
-        for (const t of pc.iceTransports) (t.connection as unknown as IceConnectionInternals).stunServer = undefined;
-      }
-      await pc.setLocalDescription(await pc.createAnswer());
-      await withTimeout(this.#opts.clock, gathered(pc), this.#opts.connectTimeoutMs, engineTimeout('ICE gathering', this.#opts.connectTimeoutMs));
-    } catch (error) {
-      await pc.close().catch(() => undefined);
-      throw error;
-    }
-    const answerSdp = pc.localDescription?.sdp ?? '';
-    const transport = withTimeout(
+    return { pc, channels };
+  }
+
+  /** werift falls back to a public STUN server with none configured: not unless asked (see above). */
+  #noDefaultStun(pc: RTCPeerConnection): void {
+    if (this.#opts.iceServers.some((u) => u.startsWith('stun:'))) return;
+    for (const t of pc.iceTransports) (t.connection as unknown as IceConnectionInternals).stunServer = undefined;
+  }
+
+  #opened(pc: RTCPeerConnection, channels: RTCDataChannel[]): Promise<Transport> {
+    return withTimeout(
       this.#opts.clock,
       Promise.all(channels.map(opened)).then(() => {
         const sctp = pc.sctpTransport?.sctp as unknown as SctpInternals | undefined;
@@ -110,7 +148,6 @@ export class WeriftEngine implements WebRtcEngine {
       await pc.close().catch(() => undefined);
       throw error;
     });
-    return { answerSdp, transport };
   }
 }
 
