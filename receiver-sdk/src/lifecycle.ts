@@ -87,6 +87,8 @@ export interface LifecycleOptions {
   clock: Clock;
   dial: Dialer;
   reconnect: ReconnectPolicy;
+  /** Codes after which it stops for good (default: FATAL). */
+  fatalCodes?: ReadonlySet<string>;
 }
 
 /**
@@ -262,7 +264,7 @@ export class Lifecycle {
     }
     const { error } = how;
     const code = error instanceof MirrorstreamError ? error.code : undefined;
-    const delay = code && FATAL.has(code) ? null : this.#o.reconnect.nextRetryDelayMs({ attempt: this.#attempt, lastError: error });
+    const delay = code && (this.#o.fatalCodes ?? FATAL).has(code) ? null : this.#o.reconnect.nextRetryDelayMs({ attempt: this.#attempt, lastError: error });
     this.#attempt++;
     if (delay === null) {
       const reason = error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', String(error), { cause: error });

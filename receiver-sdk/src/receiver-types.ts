@@ -49,6 +49,12 @@ export interface ReceiverCoreOptions {
    * then the gateway's advertised limit, never above this cap when it is set.
    */
   maxFrameBytes?: number;
+  /**
+   * Error codes after which the receiver stops for good instead of reconnecting. Default:
+   * MS_UNAUTHORIZED, MS_PROTOCOL_VERSION, MS_TRANSPORT_UNAVAILABLE. A listening receiver has
+   * none: one gateway's error ends only that gateway's connection.
+   */
+  fatalCodes?: readonly string[];
   /** Gets errors thrown by `error` listeners, and listener errors nobody listens for. */
   logger?: ReceiverLogger;
 }

@@ -43,7 +43,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
     this.#maxFrameBytes = this.#initialMaxFrameBytes();
     this.onListenerError = (error, event) => this.#listenerFailed(error, event);
     this.#lifecycle = new Lifecycle(
-      { clock, dial: options.dial, reconnect: options.reconnect ?? new ExponentialBackoff() },
+      { clock, dial: options.dial, reconnect: options.reconnect ?? new ExponentialBackoff(), ...(options.fatalCodes ? { fatalCodes: new Set(options.fatalCodes) } : {}) },
       {
         adopt: (link) => this.#adopt(link),
         leave: (_link, flush) => this.#leave(flush),

@@ -1,9 +1,14 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frontierStall } from '../../bench/stats.js';
 import { createGateway, MemoryTransport, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { listen, ReceiverCore, type ListeningReceiver } from '../../receiver-sdk/src/node.js';
+import { testCertificate } from '../helpers/certs.js';
 import { until, withDeadline } from '../helpers/poll.js';
 import { monoMs, SchedulingDelay } from '../helpers/sched.js';
 import { LISTENER_TOKEN, runFailover, spawnListener, type ChildReceiver } from '../helpers/webrtc-scenario.js';
@@ -215,6 +220,20 @@ describe('listening endpoints: bad input and bad listeners', () => {
     await gateway.deleteStream('tok');
   }, 30_000);
 
+  it('a listener under another endpoint id: the HELLO check refuses it, the listener reports it and stays open for the right entry', async () => {
+    const rx = await listen({ endpointId: 'real-id', token: LISTENER_TOKEN, rtcConfig: { bindAddress: '127.0.0.1' } });
+    listeners.push(rx);
+    const errors: string[] = [];
+    rx.on('error', (e) => errors.push(e.code));
+    await gateway.createStream({ stream_id: 'wrong-id', endpoint_list: [{ endpoint_id: 'other-id', url: rx.url, token: LISTENER_TOKEN }] });
+    await until(() => errors.includes('MS_UNAUTHORIZED'), 15_000, 'the gateway refused the HELLO', { state: () => errors });
+    await gateway.deleteStream('wrong-id');
+    expect(rx.status).not.toBe('closed');
+    await gateway.createStream({ stream_id: 'right-id', endpoint_list: [{ endpoint_id: 'real-id', url: rx.url, token: LISTENER_TOKEN }] });
+    await until(() => rx.status === 'connected', 15_000, 'connected under its own id', { state: () => rx.status });
+    await gateway.deleteStream('right-id');
+  }, 40_000);
+
   it('the listener answers bad requests with coded errors and keeps serving', async () => {
     const rx = await listen({ endpointId: 'probe', token: LISTENER_TOKEN });
     listeners.push(rx);
@@ -228,4 +247,39 @@ describe('listening endpoints: bad input and bad listeners', () => {
     const other = await fetch(`${rx.url}elsewhere`, { method: 'GET' });
     expect(other.status).toBe(404);
   });
+});
+
+describe('an https listener: the gateway verifies its certificate', () => {
+  it('refused on the system CAs (self-signed), accepted with dialOut.caFile or its pinned SHA-256, refused with another pin', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-dial-tls-'));
+    const cert = await testCertificate(dir);
+    const rx = await listen({ endpointId: 'tls', token: LISTENER_TOKEN, tls: { key: readFileSync(cert.keyFile), cert: cert.cert }, rtcConfig: { bindAddress: '127.0.0.1' } });
+    const pin = new X509Certificate(cert.cert).fingerprint256;
+    const outcome = async (dialOut: Record<string, unknown>): Promise<{ state: string | undefined; error: string | undefined }> => {
+      const gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: '127.0.0.1' }, dialOut: { backoffInitialMs: 100, backoffMaxMs: 200, ...dialOut } });
+      try {
+        await gateway.createStream({ stream_id: 's', endpoint_list: [{ endpoint_id: 'tls', url: rx.url, token: LISTENER_TOKEN }] });
+        const dial = () => gateway.getStream('s').endpoint_list[0]?.dial;
+        await until(() => dial()?.state === 'connected' || (dial()?.failures ?? 0) >= 1, 15_000, 'a dial outcome', { state: dial });
+        return { state: dial()?.state, error: dial()?.last_error?.message };
+      } finally {
+        await gateway.close();
+      }
+    };
+    try {
+      expect(rx.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
+      const system = await outcome({});
+      expect(system.state).not.toBe('connected');
+      expect(system.error).toMatch(/self[- ]signed|DEPTH_ZERO_SELF_SIGNED_CERT/i);
+      expect(await outcome({ caFile: cert.certFile })).toEqual({ state: 'connected', error: undefined });
+      expect(await outcome({ pinSha256: [pin] })).toEqual({ state: 'connected', error: undefined });
+      expect(await outcome({ pinSha256: [pin.replace(/:/g, '').toLowerCase()] })).toEqual({ state: 'connected', error: undefined });
+      const wrong = await outcome({ pinSha256: ['00'.repeat(32)] });
+      expect(wrong.state).not.toBe('connected');
+      expect(wrong.error).toMatch(/is not one of dialOut\.pinSha256/);
+    } finally {
+      await rx.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -64,6 +64,9 @@ function send(url: URL, method: 'POST' | 'DELETE', token: string, o: OfferClient
     const options = {
       method,
       headers,
+      // no shared agent: no TLS session resumed from another dial (a resumed session shows no
+      // certificate to check a pin against), and no connection kept past its one request
+      agent: false,
       lookup: o.lookup,
       signal: AbortSignal.timeout(o.timeoutMs),
       ...(https ? { ...(o.ca ? { ca: o.ca } : {}), ...(o.pins.length > 0 ? { rejectUnauthorized: false } : {}) } : {}),

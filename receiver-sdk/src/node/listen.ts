@@ -10,7 +10,7 @@ import type { ReceiverCoreOptions } from '../receiver-types.js';
 import { answerOffer, type AnsweredSession } from '../transports/webrtc-answer.js';
 import type { NodeDataChannelModule } from '../transports/webrtc-native.js';
 
-export interface ListenOptions extends Omit<ReceiverCoreOptions, 'dial' | 'reconnect' | 'transports'> {
+export interface ListenOptions extends Omit<ReceiverCoreOptions, 'dial' | 'reconnect' | 'transports' | 'fatalCodes'> {
   /** The secret a gateway must present (`Authorization: Bearer <token>`); the same one goes into the stream's endpoint entry. */
   token: string;
   /** Default 127.0.0.1. */
@@ -61,6 +61,8 @@ export class ListeningReceiver extends ReceiverCore {
       dial: () => self.next!(),
       // "dialing" is waiting for the next gateway to connect: nothing to back off from
       reconnect: { nextRetryDelayMs: () => 0 },
+      // one gateway's error (say, it has this endpoint under another id) ends its connection only
+      fatalCodes: [],
     });
     const path = options.path ?? '/';
     if (!path.startsWith('/')) throw new MirrorstreamError('MS_CONFIG_INVALID', 'path must start with /');
