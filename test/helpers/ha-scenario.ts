@@ -149,6 +149,12 @@ export class ReceiverSet {
   async listen(endpointId: string): Promise<string> {
     const rx = await listen({ endpointId, token: LISTENER_TOKEN, rtcConfig: { bindAddress: '127.0.0.1' } });
     this.#listeners.push(rx);
+    this.#record(endpointId, rx);
+    return rx.url;
+  }
+
+  /** Count what an in-process receiver delivers, and its status changes. */
+  #record(endpointId: string, rx: Receiver | ListeningReceiver): void {
     rx.on('status', (status, detail) => this.statuses.push(`${endpointId} ${status}: ${detail}`));
     const seqs: number[] = [];
     this.perReceiver.set(endpointId, seqs);
@@ -156,7 +162,6 @@ export class ReceiverSet {
       seqs.push(c.seq);
       this.deliveries.push({ endpoint: endpointId, seq: c.seq, payload: new TextDecoder().decode(c.payload), at: performance.now() });
     });
-    return rx.url;
   }
 
   /** A token from the first URL, then connect with `urls` as its gateway list (bounded wait). */
@@ -164,13 +169,7 @@ export class ReceiverSet {
     const { token } = (await api(urls[0]!, 'POST', `/v1/endpoints/${endpointId}/token`, {})) as { token: string };
     const rx = new Receiver({ gatewayUrl: urls, endpointId, token, rtcConfig: { bindAddress: '127.0.0.1' }, reconnect: { nextRetryDelayMs: () => 100 } });
     this.#receivers.push(rx);
-    rx.on('status', (status, detail) => this.statuses.push(`${endpointId} ${status}: ${detail}`));
-    const seqs: number[] = [];
-    this.perReceiver.set(endpointId, seqs);
-    rx.on('chunk', (c) => {
-      seqs.push(c.seq);
-      this.deliveries.push({ endpoint: endpointId, seq: c.seq, payload: new TextDecoder().decode(c.payload), at: performance.now() });
-    });
+    this.#record(endpointId, rx);
     await withDeadline(rx.connect(), 15_000, `${endpointId} connected`);
     return rx;
   }

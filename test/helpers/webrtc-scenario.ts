@@ -178,7 +178,10 @@ export interface FailoverOptions {
 /** Failover mode, 3 receivers, `total` chunks at `ratePerS`, the fault on the active one at `killAt`. */
 export async function runFailover(engine: Engine, opts: FailoverOptions = {}): Promise<FailoverRun> {
   const { total = 5_000, ratePerS = 500, killAt = 2_000, transports = {}, fault = 'kill', freezeMs = 2_000 } = opts;
-  const { gateway, server } = await startGateway(engine, opts.config);
+  // listeners connect once the stream exists (the gateway dials them): the first pick waits
+  // for the most preferred one to be dialed, not 1 s (startupGraceMs), so the run starts on it
+  const listeningConfig = opts.listening?.length ? { failover: { startupGraceMs: 10_000, ...opts.config?.failover } } : {};
+  const { gateway, server } = await startGateway(engine, { ...opts.config, ...listeningConfig });
   let thaw: ReturnType<typeof setTimeout> | undefined;
   const ids = ['a', 'b', 'c'];
   const rx: ChildReceiver[] = [];

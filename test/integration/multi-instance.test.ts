@@ -162,10 +162,13 @@ describe('two gateway instances on one NATS', () => {
     await api(a.url, 'POST', '/v1/streams', { ...STREAM, endpoint_list: entries });
     type Info = { owner: string | null; active: string[]; endpoint_list: { endpoint_id: string; dial: { state: string; dialed_by: string | null } }[] };
     const info = async (g: GatewayProcess): Promise<Info> => (await api(g.url, 'GET', '/v1/streams/s')) as Info;
-    await until(async () => (await info(a)).active.join() === 'e1' && (await info(b)).active.join() === 'e1', 15_000, 'e1 active on both instances');
+    // the other instance may not have adopted the stream yet (404 meanwhile)
+    const activeHere = async (g: GatewayProcess): Promise<string> => (await info(g).catch(() => undefined))?.active.join() ?? 'not there yet';
+    await until(async () => (await activeHere(a)) === 'e1' && (await activeHere(b)) === 'e1', 15_000, 'e1 active on both instances');
     const owner = (await info(a)).owner === ids.get(a) ? a : b;
     const other = owner === a ? b : a;
-    // exactly one instance dials: the owner says connected, the other says elsewhere (naming the owner)
+    // exactly one instance dials: the owner (once the standbys are connected too) says connected, the other says elsewhere (naming the owner)
+    await until(async () => (await info(owner)).endpoint_list.every((e) => e.dial.state === 'connected'), 15_000, 'every listener connected to the owner');
     for (const e of (await info(owner)).endpoint_list) expect(e.dial).toMatchObject({ state: 'connected', dialed_by: ids.get(owner) });
     for (const e of (await info(other)).endpoint_list) expect(e.dial).toMatchObject({ state: 'elsewhere', dialed_by: ids.get(owner) });
 

@@ -27,18 +27,23 @@ function rig(backoff = { initialMs: 200, maxMs: 5_000 }) {
   const settle = async (): Promise<void> => {
     for (let i = 0; i < 5; i++) await Promise.resolve();
   };
-  return { clock, dials, accepted, dialer, settle };
+  /** Answer dial `i` with an open transport (the gateway's side of a memory pair). */
+  const open = async (i: number): Promise<MemoryTransport> => {
+    const [gw] = MemoryTransport.pair();
+    dials[i]!.resolve(gw);
+    await settle();
+    return gw;
+  };
+  return { clock, dials, accepted, dialer, settle, open };
 }
 
 describe('Dialer: keeps listening endpoints connected', () => {
   it('dials every wanted endpoint at once, in the order given, and hands each open transport to the sessions', async () => {
-    const { dials, accepted, dialer, settle } = rig();
+    const { dials, accepted, dialer, open } = rig();
     dialer.want(new Map([['b', target(2)], ['a', target(1)], ['c', target(3)]]));
     expect(dials.map((d) => d.endpointId)).toEqual(['b', 'a', 'c']);
     expect(dialer.status('a')?.state).toBe('dialing');
-    const [gw] = MemoryTransport.pair();
-    dials[1]!.resolve(gw);
-    await settle();
+    await open(1);
     expect(accepted.map((a) => a.endpointId)).toEqual(['a']);
     expect(dialer.status('a')).toMatchObject({ state: 'connected', failures: 0 });
   });
@@ -75,14 +80,12 @@ describe('Dialer: keeps listening endpoints connected', () => {
   });
 
   it('a connection that closes is re-dialed after a short backoff (the failure count starts over after a connection)', async () => {
-    const { clock, dials, dialer, settle } = rig({ initialMs: 200, maxMs: 5_000 });
+    const { clock, dials, dialer, settle, open } = rig({ initialMs: 200, maxMs: 5_000 });
     dialer.want(new Map([['a', target(1)]]));
     dials[0]!.reject(new Error('refused'));
     await settle();
     clock.advance(dialer.status('a')!.nextAttemptAt! - clock.now());
-    const [gw] = MemoryTransport.pair();
-    dials[1]!.resolve(gw);
-    await settle();
+    const gw = await open(1);
     expect(dialer.status('a')).toMatchObject({ state: 'connected', failures: 0 });
     gw.close('listener died');
     await settle();
@@ -96,11 +99,9 @@ describe('Dialer: keeps listening endpoints connected', () => {
   });
 
   it('an endpoint judged dead is dialed again at once, its old connection kept until the new one replaces it', async () => {
-    const { clock, dials, accepted, dialer, settle } = rig();
+    const { clock, dials, accepted, dialer, settle, open } = rig();
     dialer.want(new Map([['a', target(1)]]));
-    const [old] = MemoryTransport.pair();
-    dials[0]!.resolve(old);
-    await settle();
+    const old = await open(0);
     dialer.endpointDead('a');
     expect(dials).toHaveLength(2);
     expect(old.isClosed).toBe(false);
@@ -112,9 +113,7 @@ describe('Dialer: keeps listening endpoints connected', () => {
     await settle();
     expect(dialer.status('a')).toMatchObject({ state: 'backoff', failures: 1 });
     clock.advance(dialer.status('a')!.nextAttemptAt! - clock.now());
-    const [fresh] = MemoryTransport.pair();
-    dials[2]!.resolve(fresh);
-    await settle();
+    const fresh = await open(2);
     expect(accepted.map((a) => a.transport)).toEqual([old, fresh]);
     expect(dialer.status('a')?.state).toBe('connected');
     // dead again while not connected: nothing to do; unknown ids: nothing
@@ -123,17 +122,13 @@ describe('Dialer: keeps listening endpoints connected', () => {
   });
 
   it('an endpoint no longer wanted is not re-dialed and its connection closes; a dial that settles late is closed', async () => {
-    const { clock, dials, dialer, settle } = rig();
+    const { clock, dials, dialer, settle, open } = rig();
     dialer.want(new Map([['a', target(1)], ['b', target(2)]]));
-    const [gwA] = MemoryTransport.pair();
-    dials[0]!.resolve(gwA);
-    await settle();
+    const gwA = await open(0);
     dialer.want(new Map());
     await settle();
     expect(await gwA.closed).toBe('no longer dialed by this instance');
-    const [gwB] = MemoryTransport.pair();
-    dials[1]!.resolve(gwB);
-    await settle();
+    const gwB = await open(1);
     expect(await gwB.closed).toBe('no longer dialed');
     clock.advance(60_000);
     expect(dials).toHaveLength(2);
@@ -141,11 +136,9 @@ describe('Dialer: keeps listening endpoints connected', () => {
   });
 
   it('a changed target (url or token) is dialed anew', async () => {
-    const { dials, dialer, settle } = rig();
+    const { dials, dialer, open } = rig();
     dialer.want(new Map([['a', target(1)]]));
-    const [gw] = MemoryTransport.pair();
-    dials[0]!.resolve(gw);
-    await settle();
+    const gw = await open(0);
     dialer.want(new Map([['a', target(7)]]));
     expect(await gw.closed).toBe('its target changed');
     expect(dials).toHaveLength(2);
