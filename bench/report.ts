@@ -84,22 +84,27 @@ export function renderMarkdown(r: BenchReport): string {
         ]),
       ),
       '',
-      ...table(
-        ['degradation', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'fault → switch ms (p50 / max)', 'lost', 'duplicates per endpoint'],
-        [
-          [
-            f.degradation.impairment,
-            String(f.degradation.runs),
-            n(f.degradation.p50_ms),
-            n(f.degradation.p99_ms),
-            n(f.degradation.max_ms),
-            `${n(f.degradation.switch_p50_ms ?? Number.NaN, 0)} / ${n(f.degradation.switch_max_ms ?? Number.NaN, 0)}`,
-            String(f.degradation.lost),
-            dups(f.degradation),
-          ],
-        ],
-      ),
-      '',
+      // a run of some transports only (--transports) has no degradation runs: no table
+      ...(f.degradation.runs === 0
+        ? []
+        : [
+            ...table(
+              ['degradation', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'fault → switch ms (p50 / max)', 'lost', 'duplicates per endpoint'],
+              [
+                [
+                  f.degradation.impairment,
+                  String(f.degradation.runs),
+                  n(f.degradation.p50_ms),
+                  n(f.degradation.p99_ms),
+                  n(f.degradation.max_ms),
+                  `${n(f.degradation.switch_p50_ms ?? Number.NaN, 0)} / ${n(f.degradation.switch_max_ms ?? Number.NaN, 0)}`,
+                  String(f.degradation.lost),
+                  dups(f.degradation),
+                ],
+              ],
+            ),
+            '',
+          ]),
       'Interruption: the longest time from the fault on that the in-order frontier of the union of all receivers did not advance (2 ms between chunks without a fault).',
       '',
     );
