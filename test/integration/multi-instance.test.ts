@@ -209,33 +209,43 @@ describe('two gateway instances on one NATS', () => {
     const urls = instances.map((g) => g.url);
     await api(urls[0]!, 'POST', '/v1/streams', STREAM);
     const { deliveries, statuses } = rxs;
-    await rxs.connect('e1', [urls[0]!, urls[1]!]);
-    await rxs.connect('e2', [urls[1]!, urls[0]!]);
-    await rxs.connect('e3', [urls[0]!, urls[1]!]);
+    const receivers = [await rxs.connect('e1', [urls[0]!, urls[1]!]), await rxs.connect('e2', [urls[1]!, urls[0]!]), await rxs.connect('e3', [urls[0]!, urls[1]!])];
     await until(async () => (await activeOn(instances[0]!)).join() === 'e1', 10_000, 'e1 active');
     const producer = new Producer([...urls]);
     producer.start();
     await until(() => producer.acked.size >= 500, 10_000, '500 chunks acked before the first restart');
     const steps: string[] = [];
+    const heldAtRestart = new Set<string>();
     for (const i of [0, 1]) {
       const g = instances[i]!;
       const at = performance.now();
       const before = producer.acked.size;
-      const goawaysBefore = statuses.filter((s) => s.includes('gateway going away')).length;
+      // the receivers this instance holds now: a receiver's first dial can land on the other
+      // instance (a first WebRTC dial that fails moves on to the next URL), so it is looked up
+      const held = receivers.filter((r) => r.gatewayUrl === g.url).map((r) => r.endpointId);
+      for (const id of held) heldAtRestart.add(id);
+      const goaways = (): Map<string, number> => {
+        const n = new Map<string, number>();
+        for (const s of statuses) if (s.includes('gateway going away')) n.set(s.split(' ')[0]!, (n.get(s.split(' ')[0]!) ?? 0) + 1);
+        return n;
+      };
+      const goawaysBefore = goaways();
       const exitCode = new Promise<number | null>((r) => g.proc.once('exit', (code) => r(code)));
       g.proc.kill('SIGTERM');
-      // a drain, not a crash: exit code 0, and the receivers it held were sent on (GOAWAY), not left to time out
+      // a drain, not a crash: exit code 0, and every receiver it held was sent on (GOAWAY), not left to time out
       expect(await withDeadline(exitCode, 15_000, `instance ${i} exits on SIGTERM`)).toBe(0);
       const exitedMs = performance.now() - at;
       // the GOAWAY was sent before the exit; the receivers' status event may come a moment after we see the exit
-      await until(() => statuses.filter((s) => s.includes('gateway going away')).length > goawaysBefore, 5_000, `GOAWAY from instance ${i}`, { state: () => statuses.slice(-5) });
+      await until(() => held.every((id) => (goaways().get(id) ?? 0) > (goawaysBefore.get(id) ?? 0)), 5_000, `GOAWAY from instance ${i} to ${held.join(', ') || 'nobody'}`, { state: () => statuses.slice(-5) });
       instances[i] = await startGateway(ports[i]!, args);
       await until(() => producer.acked.size >= before + 1_000, 20_000, `1000 chunks acked after restarting instance ${i}`);
-      steps.push(`${'AB'[i]}: exit ${Math.round(exitedMs)} ms after SIGTERM, longest delivery interruption ${Math.round(longestSilence(deliveries, at))} ms`);
+      steps.push(`${'AB'[i]}: held ${held.join(', ') || 'no receiver'}, exit ${Math.round(exitedMs)} ms after SIGTERM, longest delivery interruption ${Math.round(longestSilence(deliveries, at))} ms`);
     }
     await producer.stop();
     await until(() => new Set(deliveries.map((d) => d.seq)).size >= producer.acked.size, 15_000, 'every acked chunk delivered');
     checkDelivery(producer);
+    // every receiver was held by an instance when it restarted (and so got its GOAWAY)
+    expect([...heldAtRestart].sort()).toEqual(['e1', 'e2', 'e3']);
     console.log(`[multi-instance, rolling restart] ${producer.acked.size} chunks acked (${producer.retries} producer retries), all delivered once per receiver in order; ${steps.join('; ')}`);
   }, 120_000);
 });
