@@ -223,6 +223,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    this.emit('closing');
     // no new dials: the listeners' connections get GOAWAY with the others, and another instance dials them
     this.#dialOut.stop();
     const drained = (): boolean => [...this.#registry.streams].every((s) => s.drained);

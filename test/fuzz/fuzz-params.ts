@@ -17,6 +17,7 @@ export const FUZZ = {
   rawRuns: scaled(200),
   decoderRuns: scaled(20_000),
   handshakeRuns: scaled(300),
+  ingestRuns: scaled(300),
 };
 
 export function fuzzParams(numRuns: number): fc.Parameters<unknown> {

@@ -193,8 +193,8 @@ describe('the OpenAPI contract of the HTTP API', () => {
     expect(served.size).toBeGreaterThan(20);
     expect([...served].filter((r) => !documented.has(r))).toEqual([]);
     for (const mount of mounts) expect([...documented].some((r) => r.startsWith(`get ${mount}/`)), `the middleware at ${mount}`).toBe(true);
-    // the tunnel is the upgrade listener's (tested below); the SDK is served when it is built
-    expect([...documented].filter((r) => !served.has(r) && r !== 'get /v1/wt' && r !== 'get /sdk/{file}')).toEqual([]);
+    // the tunnel and the streaming ingest are the upgrade listener's (tested below); the SDK is served when it is built
+    expect([...documented].filter((r) => !served.has(r) && r !== 'get /v1/wt' && r !== 'get /v1/ingest' && r !== 'get /sdk/{file}')).toEqual([]);
   });
 
   it('health, readiness, metrics and the SDK answer as documented', async () => {
@@ -287,6 +287,8 @@ describe('the OpenAPI contract of the HTTP API', () => {
     const ticket = await call('post', '/v1/endpoints/{id}/webtransport', { params: w1, auth: token });
     expect(ticket.status).toBe(201);
     expect(await upgrade('/v1/wt', '?ticket=made-up')).toBe(401);
+    // the streaming ingest without the API key (its frames: test/integration/ingest-stream.test.ts)
+    expect(await upgrade('/v1/ingest', '')).toBe(401);
   });
 
   it('after close: readiness 503 with its own body, state changes 503 MS_GATEWAY_CLOSED', async () => {

@@ -31,6 +31,8 @@ export type GatewayEvents = {
   heartbeat: [event: HeartbeatEvent];
   /** A standby began receiving beside a suspect active endpoint, stopped, or took over. */
   hedged: [event: HedgeEvent];
+  /** close() began: the gateway drains (the streaming ingest tells its producers GOAWAY). */
+  closing: [];
 };
 
 /** How the modules raise the gateway's events (the facade is the emitter). */

@@ -179,6 +179,19 @@ const routes = {
       responses: { 101: none('Switching Protocols: the WebSocket carries the WebTransport session') },
     },
   },
+  ingestStream: {
+    method: 'get',
+    path: '/v1/ingest',
+    auth: 'apiKey',
+    errors: ['MS_BAD_REQUEST', 'MS_GATEWAY_CLOSED'],
+    doc: {
+      summary: 'The streaming ingest: many batches for many streams on one WebSocket, each acked once stored',
+      description:
+        'A WebSocket upgrade (GET, `Upgrade: websocket`, the API key). Binary msgpack frames: the producer sends `[1, id, stream_id, idempotency_key | null, [[payload, key?, layer?], ...]]`; the gateway sends `[5, {instance_id, max_chunks_per_batch, max_frame_bytes, max_in_flight}]` first, then `[2, id, first_seq, last_seq]` once a batch is stored or `[3, id | null, code, message, retry_after_ms | null]` for one that was not, and `[4, reason]` (GOAWAY) when it drains. The same validation, limits, idempotency and error codes as `POST /v1/streams/{id}/chunks`; a malformed frame gets ERROR `MS_FRAME_MALFORMED` and, once the batches before it are answered, a close (1007). See docs/http-api.md.',
+      requestParams: { header: z.object({ Upgrade: z.literal('websocket') }) },
+      responses: { 101: none('Switching Protocols: the WebSocket carries the ingest frames') },
+    },
+  },
   createStream: {
     method: 'post',
     path: '/v1/streams',

@@ -11,6 +11,7 @@ import { chunkFromRaw, chunksFromJson, chunksFromMsgpack, MSGPACK_TYPES } from '
 import { toHttpError } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { ROUTES, tokenRequestSchema, type ApiRoute } from './routes.js';
+import { IngestStream } from './ingest-stream.js';
 import { serveTunnel } from './tunnel.js';
 import { answerParserErrors, jsonDepthLimit, perAddressLimit, serverOptions } from './guards.js';
 import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.js';
@@ -166,7 +167,12 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
   const app = createHttpApp(gateway, { apiKey: options.apiKey, metrics });
   const server = createServer(serverOptions(gateway.config.limits), app);
   answerParserErrors(server, gateway.log);
-  const tunnels = serveTunnel(server, app, gateway, gateway.log.child({ module: 'tunnel' }));
+  const ingest = new IngestStream(gateway, gateway.log.child({ module: 'ingest-stream' }));
+  const keyMatches = apiKeyMatcher(options.apiKey);
+  const tunnels = serveTunnel(server, app, gateway, gateway.log.child({ module: 'tunnel' }), {
+    matches: (req) => IngestStream.isIngestRequest(req),
+    handle: (req, socket, head) => ingest.handle(req, socket, head, keyMatches(req.headers.authorization)),
+  });
   const host = options.host ?? gateway.config.host;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -189,6 +195,7 @@ export async function serve(gateway: Gateway, options: HttpServerOptions): Promi
         server.close(() => resolve());
         server.closeAllConnections();
         tunnels.closeAll();
+        ingest.closeAll();
       }),
   };
 }
@@ -268,15 +275,22 @@ function bearer(req: Request): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
-function requireApiKey(apiKey: string) {
+/** Whether an Authorization header carries the API key (compared in constant time). */
+function apiKeyMatcher(apiKey: string): (header: string | undefined) => boolean {
   const expected = createHash('sha256').update(apiKey).digest();
-  return (req: Request, _res: Response, next: NextFunction): void => {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return (header) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
     const given = createHash('sha256')
       .update(match?.[1] ?? '')
       .digest();
-    if (!match || !timingSafeEqual(given, expected)) {
+    return match !== null && timingSafeEqual(given, expected);
+  };
+}
+
+function requireApiKey(apiKey: string) {
+  const matches = apiKeyMatcher(apiKey);
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    if (!matches(req.headers.authorization)) {
       next(new MirrorstreamError('MS_UNAUTHORIZED', 'missing or invalid API key (Authorization: Bearer <key>)'));
       return;
     }

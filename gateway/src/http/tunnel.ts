@@ -20,11 +20,12 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * the ticket as for a direct session. So a TLS-terminating proxy in front of the HTTP port
  * fronts the tunnel too, and a page needs no trust in the listener's own certificate.
  */
-export function serveTunnel(server: Server, app: RequestListener, gateway: Gateway, log: Logger): { closeAll(): void } {
+export function serveTunnel(server: Server, app: RequestListener, gateway: Gateway, log: Logger, other?: OtherUpgrade): { closeAll(): void } {
   // upgraded sockets are the server's no more: `server.close()` would wait for them
   const relays = new Set<Duplex>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    if (other?.matches(req)) return other.handle(req, socket, head);
     // with an upgrade listener Node hands every request with an Upgrade header here (curl
     // --http2 sends `Upgrade: h2c`): anything but a WebSocket to the tunnel is plain HTTP
     if (!isTunnelRequest(req)) return serveWithoutUpgrade(req, socket as Socket, head, app);
@@ -42,6 +43,12 @@ export function serveTunnel(server: Server, app: RequestListener, gateway: Gatew
       for (const socket of relays) socket.destroy();
     },
   };
+}
+
+/** Another upgrade the HTTP port serves (the streaming ingest), dispatched here before the tunnel's. */
+export interface OtherUpgrade {
+  matches(req: IncomingMessage): boolean;
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
 /** The library's tunnel client asks for `//v1/wt` (it joins host and path with a slash). */

@@ -1,0 +1,168 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { pack, unpack } from 'msgpackr';
+import type { Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
+import type { ChunkInput } from '../streams/spec.js';
+import type { Gateway } from '../gateway.js';
+import { MAX_CHUNKS_PER_BATCH } from './chunks.js';
+import { HTTP_STATUS, toHttpError } from './errors.js';
+import { rawErrorResponse } from './guards.js';
+
+/** The streaming ingest: a WebSocket on the HTTP port (GET with Upgrade: websocket, the API key). */
+export const INGEST_PATH = '/v1/ingest';
+
+/**
+ * Frames, msgpack arrays in binary WebSocket messages:
+ * - producer → gateway: `[BATCH, id, stream_id, idempotency_key | null, [[payload, key?, layer?], ...]]`
+ *   (payload bytes, or text sent as UTF-8; `id` the producer's own, echoed in the answer);
+ * - gateway → producer: `[WELCOME, {instance_id, max_chunks_per_batch, max_frame_bytes, max_in_flight}]`
+ *   once, `[ACK, id, first_seq, last_seq]` once the batch is stored, `[ERROR, id | null, code,
+ *   message, retry_after_ms | null]` for a batch not stored (or a frame that is not one),
+ *   `[GOAWAY, reason]` when the gateway drains (answers to batches in flight still come).
+ */
+export const IngestFrame = { BATCH: 1, ACK: 2, ERROR: 3, GOAWAY: 4, WELCOME: 5 } as const;
+
+/** Batches of one connection being stored at once; more are refused (MS_RATE_LIMITED, retry). */
+export const MAX_IN_FLIGHT = 1_024;
+
+const chunkSchema = z.union([
+  z.tuple([z.union([z.instanceof(Uint8Array), z.string()])]),
+  z.tuple([z.union([z.instanceof(Uint8Array), z.string()]), z.string().nullable()]),
+  z.tuple([z.union([z.instanceof(Uint8Array), z.string()]), z.string().nullable(), z.number().nullable()]),
+]);
+const batchSchema = z.tuple([
+  z.literal(IngestFrame.BATCH),
+  z.number().int().min(0).max(2 ** 32 - 1),
+  z.string().max(256),
+  z.string().max(256).nullable(),
+  z.array(chunkSchema).min(1).max(MAX_CHUNKS_PER_BATCH),
+]);
+
+/**
+ * The gateway's side of the streaming ingest. Each batch goes through `publishBatch`, as a
+ * `POST .../chunks` does (the same validation, limits, idempotency and coded errors), and is
+ * answered on its own: batches of many streams are in flight at once on one connection, each
+ * stream's in the order they arrived.
+ */
+export class IngestStream {
+  readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  readonly #gateway: Gateway;
+  readonly #log: Logger;
+  readonly #sockets = new Set<WebSocket>();
+  #goaway: string | undefined;
+
+  constructor(gateway: Gateway, log: Logger) {
+    this.#gateway = gateway;
+    this.#log = log;
+    gateway.on('closing', () => this.goawayAll('gateway draining'));
+  }
+
+  static isIngestRequest(req: IncomingMessage): boolean {
+    return (req.url ?? '').split('?', 1)[0] === INGEST_PATH;
+  }
+
+  /** An upgrade request for INGEST_PATH whose API key the caller has checked (`authorized`). */
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer, authorized: boolean): void {
+    const refuse = (error: MirrorstreamError): void => {
+      const { status, body } = toHttpError(error);
+      socket.end(rawErrorResponse(status, body));
+    };
+    if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) return refuse(new MirrorstreamError('MS_BAD_REQUEST', `${INGEST_PATH} takes a WebSocket upgrade (GET, Upgrade: websocket)`));
+    if (!authorized) return refuse(new MirrorstreamError('MS_UNAUTHORIZED', 'missing or invalid API key (Authorization: Bearer <key>)'));
+    if (this.#goaway !== undefined) return refuse(new MirrorstreamError('MS_GATEWAY_CLOSED', 'the gateway is draining: connect to another instance', { retryable: true }));
+    const maxPayload = this.#gateway.config.maxBodyBytes + 64 * 1024;
+    this.#wss.options.maxPayload = maxPayload;
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#serve(ws));
+  }
+
+  /** Tell every producer to move on (a draining gateway); batches in flight are still answered. */
+  goawayAll(reason: string): void {
+    this.#goaway = reason;
+    for (const ws of this.#sockets) send(ws, [IngestFrame.GOAWAY, reason]);
+  }
+
+  closeAll(): void {
+    for (const ws of this.#sockets) ws.terminate();
+  }
+
+  #serve(ws: WebSocket): void {
+    this.#sockets.add(ws);
+    let inFlight = 0;
+    ws.on('close', () => this.#sockets.delete(ws));
+    ws.on('error', (error) => this.#log.debug({ err: error }, 'ingest connection error'));
+    send(ws, [IngestFrame.WELCOME, { instance_id: this.#gateway.status().instance_id, max_chunks_per_batch: MAX_CHUNKS_PER_BATCH, max_frame_bytes: this.#gateway.config.maxBodyBytes, max_in_flight: MAX_IN_FLIGHT }]);
+    if (this.#goaway !== undefined) send(ws, [IngestFrame.GOAWAY, this.#goaway]);
+    // after a malformed frame: batches before it are still answered, then the connection closes;
+    // what arrives after it is not stored (it could not be answered)
+    let refusing = false;
+    const closeIfDone = (): void => {
+      if (refusing && inFlight === 0) ws.close(1007, 'malformed frame');
+    };
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (refusing || ws.readyState !== ws.OPEN) return;
+      let batch: z.output<typeof batchSchema>;
+      try {
+        batch = parseBatch(data, isBinary);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        send(ws, [IngestFrame.ERROR, null, 'MS_FRAME_MALFORMED', message.slice(0, 500), null]);
+        refusing = true;
+        closeIfDone();
+        return;
+      }
+      const [, id, streamId, key, entries] = batch;
+      if (inFlight >= MAX_IN_FLIGHT) return send(ws, errorFrame(id, new MirrorstreamError('MS_RATE_LIMITED', `more than ${MAX_IN_FLIGHT} batches in flight on this connection`, { retryable: true })));
+      inFlight++;
+      const chunks: ChunkInput[] = entries.map(([payload, chunkKey, layer]) => ({
+        payload: typeof payload === 'string' ? new TextEncoder().encode(payload) : payload,
+        ...(chunkKey == null ? {} : { key: chunkKey }),
+        ...(layer == null ? {} : { layer }),
+      }));
+      this.#gateway
+        .publishBatch(streamId, chunks, { waitMs: this.#gateway.config.rate.ingestWaitMs, ...(key === null ? {} : { idempotencyKey: key }) })
+        .then(
+          (r) => send(ws, [IngestFrame.ACK, id, r.first_seq, r.last_seq]),
+          (error: unknown) => {
+            if (!(error instanceof MirrorstreamError)) this.#log.error({ err: error, stream: streamId.slice(0, 128) }, 'an ingest batch failed');
+            send(ws, errorFrame(id, error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_INTERNAL', 'internal error')));
+          },
+        )
+        .finally(() => {
+          inFlight--;
+          closeIfDone();
+        });
+    });
+  }
+}
+
+function parseBatch(data: RawData, isBinary: boolean): z.output<typeof batchSchema> {
+  if (!isBinary) throw new Error('frames are binary msgpack');
+  const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+  let value: unknown;
+  try {
+    value = unpack(bytes);
+  } catch {
+    throw new Error('not msgpack');
+  }
+  const parsed = batchSchema.safeParse(value);
+  if (!parsed.success) throw new Error(`not a batch frame [1, id, stream_id, key | null, [[payload, key?, layer?], ...]]: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+  return parsed.data;
+}
+
+/**
+ * A batch not stored: its code, and whether and when the same batch may be sent again:
+ * `retry_after_ms` 0 for a closing gateway (at once, to another instance), 1 000 for another
+ * retryable outage or backpressure (503, 429; like the HTTP API's Retry-After), null otherwise.
+ */
+function errorFrame(id: number, error: MirrorstreamError): unknown[] {
+  const status = HTTP_STATUS[error.code] ?? 500;
+  const retryAfterMs = error.code === 'MS_GATEWAY_CLOSED' ? 0 : error.retryable && (status === 503 || status === 429) ? 1_000 : null;
+  return [IngestFrame.ERROR, id, error.code, error.message.slice(0, 1_000), retryAfterMs];
+}
+
+function send(ws: WebSocket, frame: unknown[]): void {
+  if (ws.readyState === ws.OPEN) ws.send(pack(frame));
+}

@@ -1,0 +1,147 @@
+import { pack, unpack } from 'msgpackr';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { createGateway, MemoryTransport, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
+import { IngestFrame, INGEST_PATH } from '../../gateway/src/http/ingest-stream.js';
+import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { until, withDeadline } from '../helpers/poll.js';
+
+const API_KEY = 'ingest-stream-key-0123456789';
+
+/** A raw ingest connection: frames in and out as the gateway speaks them (the producer client builds on the same). */
+class RawIngest {
+  readonly frames: unknown[][] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly opened: Promise<void>;
+  readonly ws: WebSocket;
+
+  constructor(url: string, key = API_KEY) {
+    this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}${INGEST_PATH}`, { headers: { authorization: `Bearer ${key}` } });
+    this.ws.on('message', (data: Buffer) => this.frames.push(unpack(data) as unknown[]));
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  batch(id: number, stream: string, key: string | null, chunks: unknown[][]): void {
+    this.ws.send(pack([IngestFrame.BATCH, id, stream, key, chunks]));
+  }
+
+  /** The answer (ACK or ERROR) to batch `id`, bounded. */
+  async answer(id: number): Promise<unknown[]> {
+    let found: unknown[] | undefined;
+    await until(() => (found = this.frames.find((f) => (f[0] === IngestFrame.ACK || f[0] === IngestFrame.ERROR) && f[1] === id)) !== undefined, 5_000, `the answer to batch ${id}`, { state: () => this.frames.slice(-3) });
+    return found!;
+  }
+}
+
+describe('the streaming ingest (WebSocket, msgpack frames, on the HTTP port)', () => {
+  let gateway: Gateway;
+  let server: RunningServer;
+  let receivers: ReceiverCore[];
+
+  beforeEach(async () => {
+    gateway = createGateway({ logLevel: 'silent' });
+    server = await serve(gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
+    receivers = [];
+  });
+  afterEach(async () => {
+    for (const r of receivers) r.close();
+    await gateway.close();
+    await server.close();
+  });
+
+  async function receiver(endpointId: string): Promise<Chunk[]> {
+    const [g, link] = MemoryTransport.pair();
+    const rx = new ReceiverCore({ endpointId, dial: async () => (gateway.accept(g, { endpointId }), link) });
+    receivers.push(rx);
+    const got: Chunk[] = [];
+    rx.on('chunk', (c) => got.push(c));
+    await rx.connect();
+    return got;
+  }
+
+  it('one connection, batches of two streams in flight at once: each acked with its seqs once stored, delivered in order', async () => {
+    await gateway.createStream({ stream_id: 'a', endpoint_list: ['ra'] });
+    await gateway.createStream({ stream_id: 'b', endpoint_list: ['rb'] });
+    const [gotA, gotB] = [await receiver('ra'), await receiver('rb')];
+    const c = new RawIngest(server.url);
+    await c.opened;
+    for (let i = 0; i < 50; i++) c.batch(i, i % 2 === 0 ? 'a' : 'b', null, [[`${i}-0`], [new Uint8Array([i]), 'k', 2]]);
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => c.answer(i)));
+    expect(c.frames[0]).toEqual([IngestFrame.WELCOME, expect.objectContaining({ max_chunks_per_batch: 10_000, max_in_flight: 1_024 })]);
+    // per stream, batches are sequenced in the order they came: batch k of a stream holds seqs 2k+1, 2k+2
+    answers.forEach((a, i) => expect(a).toEqual([IngestFrame.ACK, i, Math.floor(i / 2) * 2 + 1, Math.floor(i / 2) * 2 + 2]));
+    await until(() => gotA.length === 50 && gotB.length === 50, 5_000, 'every chunk delivered', { state: () => [gotA.length, gotB.length] });
+    expect(gotA.map((ch) => ch.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(new TextDecoder().decode(gotA[0]!.payload)).toBe('0-0');
+    expect([...gotA[1]!.payload]).toEqual([0]);
+    c.ws.close();
+  });
+
+  it('the same validation, idempotency and coded errors as POST .../chunks; a refused batch leaves the connection up', async () => {
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    const c = new RawIngest(server.url);
+    await c.opened;
+    c.batch(1, 'missing', null, [['x']]);
+    expect(await c.answer(1)).toEqual([IngestFrame.ERROR, 1, 'MS_STREAM_NOT_FOUND', expect.any(String), null]);
+    c.batch(2, 's', null, [['x', null, 99]]);
+    expect(await c.answer(2)).toEqual([IngestFrame.ERROR, 2, 'MS_BAD_REQUEST', expect.stringMatching(/layer/), null]);
+    c.batch(3, 's', 'bad key with spaces', [['x']]);
+    expect((await c.answer(3)).slice(0, 3)).toEqual([IngestFrame.ERROR, 3, 'MS_BAD_REQUEST']);
+    c.batch(4, 's', 'batch-4', [['x'], ['y']]);
+    c.batch(5, 's', 'batch-4', [['x'], ['y']]);
+    expect(await c.answer(4)).toEqual([IngestFrame.ACK, 4, 1, 2]);
+    expect(await c.answer(5)).toEqual([IngestFrame.ACK, 5, 1, 2]);
+    expect(gateway.getStream('s').last_seq).toBe(2);
+    c.batch(6, 's', null, [[`${'z'.repeat(gateway.config.maxChunkBytes + 1)}`]]);
+    expect((await c.answer(6)).slice(0, 3)).toEqual([IngestFrame.ERROR, 6, 'MS_PAYLOAD_TOO_LARGE']);
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it.each([
+    ['a text frame', (ws: WebSocket) => ws.send('hello')],
+    ['bytes that are not msgpack', (ws: WebSocket) => ws.send(Buffer.from([0xc1, 0xc1]))],
+    ['msgpack that is not a batch', (ws: WebSocket) => ws.send(pack({ batch: 1 }))],
+    ['a batch without chunks', (ws: WebSocket) => ws.send(pack([IngestFrame.BATCH, 1, 's', null, []]))],
+    ['a batch id that is not a u32', (ws: WebSocket) => ws.send(pack([IngestFrame.BATCH, -1, 's', null, [['x']]]))],
+  ])('%s: ERROR MS_FRAME_MALFORMED, then the connection closes (1007); the gateway serves on', async (_what, sendBad) => {
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    const c = new RawIngest(server.url);
+    await c.opened;
+    sendBad(c.ws);
+    const closed = await withDeadline(c.closed, 5_000, 'closed');
+    expect(closed.code).toBe(1007);
+    expect(c.frames.at(-1)?.slice(0, 3)).toEqual([IngestFrame.ERROR, null, 'MS_FRAME_MALFORMED']);
+    const next = new RawIngest(server.url);
+    await next.opened;
+    next.batch(1, 's', null, [['x']]);
+    expect((await next.answer(1))[0]).toBe(IngestFrame.ACK);
+    next.ws.close();
+  });
+
+  it('without the API key the upgrade is refused with 401 {error}; a plain GET is 400', async () => {
+    const c = new RawIngest(server.url, 'wrong-key-0123456789');
+    const status = await new Promise<number>((resolve) => c.ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    expect(status).toBe(401);
+    const plain = await fetch(`${server.url}${INGEST_PATH}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(plain.status).toBeGreaterThanOrEqual(400);
+    expect(plain.status).toBeLessThan(500);
+  });
+
+  it('a draining gateway says GOAWAY; a batch after it is refused with MS_GATEWAY_CLOSED and retry_after_ms 0 (at once, elsewhere), one before it is answered', async () => {
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    await receiver('r');
+    const c = new RawIngest(server.url);
+    await c.opened;
+    c.batch(1, 's', null, [['before']]);
+    expect((await c.answer(1))[0]).toBe(IngestFrame.ACK);
+    const closing = gateway.close();
+    await until(() => c.frames.some((f) => f[0] === IngestFrame.GOAWAY), 5_000, 'GOAWAY');
+    c.batch(2, 's', 'k2', [['after']]);
+    expect(await c.answer(2)).toEqual([IngestFrame.ERROR, 2, 'MS_GATEWAY_CLOSED', expect.any(String), 0]);
+    await closing;
+  });
+});
