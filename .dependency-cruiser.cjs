@@ -14,7 +14,7 @@ module.exports = {
       name: 'no-circular',
       comment: 'No import cycles, type-only ones included.',
       severity: 'error',
-      from: { path: '^(gateway|receiver-sdk)/src/' },
+      from: { path: '^(gateway|receiver-sdk|producer)/src/' },
       to: { circular: true },
     },
     {
@@ -168,7 +168,7 @@ module.exports = {
       name: 'declared-dependencies-only',
       comment: "Each package imports only what its own package.json declares (workspace symlinks hide a missing declaration).",
       severity: 'error',
-      from: { path: '^(gateway|receiver-sdk)/src/' },
+      from: { path: '^(gateway|receiver-sdk|producer)/src/' },
       // (dependency-cruiser also tags a declared optional peer's subpath npm-no-pkg, hence dependencyTypesNot)
       to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown', 'npm-dev', 'unknown', 'undetermined'], dependencyTypesNot: ['npm-peer'] },
     },
@@ -176,7 +176,7 @@ module.exports = {
       name: 'resolvable',
       comment: 'Every import resolves (a typo or a missing package is an error here, not at run time).',
       severity: 'error',
-      from: { path: '^(gateway|receiver-sdk)/src/' },
+      from: { path: '^(gateway|receiver-sdk|producer)/src/' },
       to: { couldNotResolve: true },
     },
   ],

@@ -8,6 +8,7 @@ export default defineConfig({
       { find: /^@mirrorstream\/receiver\/protocol$/, replacement: new URL('./receiver-sdk/src/protocol/index.ts', import.meta.url).pathname },
       { find: /^@mirrorstream\/receiver\/node$/, replacement: new URL('./receiver-sdk/src/node.ts', import.meta.url).pathname },
       { find: /^@mirrorstream\/gateway$/, replacement: new URL('./gateway/src/index.ts', import.meta.url).pathname },
+      { find: /^@mirrorstream\/producer$/, replacement: new URL('./producer/src/index.ts', import.meta.url).pathname },
     ],
   },
   test: {

@@ -4,26 +4,15 @@ import { pack, unpack } from 'msgpackr';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
+import { INGEST_PATH, IngestFrame, MirrorstreamError, type IngestWelcome } from '@mirrorstream/receiver/protocol';
 import type { ChunkInput } from '../streams/spec.js';
 import type { Gateway } from '../gateway.js';
 import { MAX_CHUNKS_PER_BATCH } from './chunks.js';
 import { HTTP_STATUS, toHttpError } from './errors.js';
 import { rawErrorResponse } from './guards.js';
 
-/** The streaming ingest: a WebSocket on the HTTP port (GET with Upgrade: websocket, the API key). */
-export const INGEST_PATH = '/v1/ingest';
-
-/**
- * Frames, msgpack arrays in binary WebSocket messages:
- * - producer → gateway: `[BATCH, id, stream_id, idempotency_key | null, [[payload, key?, layer?], ...]]`
- *   (payload bytes, or text sent as UTF-8; `id` the producer's own, echoed in the answer);
- * - gateway → producer: `[WELCOME, {instance_id, max_chunks_per_batch, max_frame_bytes, max_in_flight}]`
- *   once, `[ACK, id, first_seq, last_seq]` once the batch is stored, `[ERROR, id | null, code,
- *   message, retry_after_ms | null]` for a batch not stored (or a frame that is not one),
- *   `[GOAWAY, reason]` when the gateway drains (answers to batches in flight still come).
- */
-export const IngestFrame = { BATCH: 1, ACK: 2, ERROR: 3, GOAWAY: 4, WELCOME: 5 } as const;
+/** The frames and path: @mirrorstream/receiver/protocol (ingest.ts), shared with the producer client. */
+export { INGEST_PATH, IngestFrame } from '@mirrorstream/receiver/protocol';
 
 /** Batches of one connection being stored at once; more are refused (MS_RATE_LIMITED, retry). */
 export const MAX_IN_FLIGHT = 1_024;
@@ -93,7 +82,8 @@ export class IngestStream {
     let inFlight = 0;
     ws.on('close', () => this.#sockets.delete(ws));
     ws.on('error', (error) => this.#log.debug({ err: error }, 'ingest connection error'));
-    send(ws, [IngestFrame.WELCOME, { instance_id: this.#gateway.status().instance_id, max_chunks_per_batch: MAX_CHUNKS_PER_BATCH, max_frame_bytes: this.#gateway.config.maxBodyBytes, max_in_flight: MAX_IN_FLIGHT }]);
+    const welcome: IngestWelcome = { instance_id: this.#gateway.status().instance_id, max_chunks_per_batch: MAX_CHUNKS_PER_BATCH, max_frame_bytes: this.#gateway.config.maxBodyBytes, max_in_flight: MAX_IN_FLIGHT };
+    send(ws, [IngestFrame.WELCOME, welcome]);
     if (this.#goaway !== undefined) send(ws, [IngestFrame.GOAWAY, this.#goaway]);
     // after a malformed frame: batches before it are still answered, then the connection closes;
     // what arrives after it is not stored (it could not be answered)

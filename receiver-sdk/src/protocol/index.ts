@@ -1,6 +1,7 @@
 /**
  * @mirrorstream/receiver/protocol: what the gateway and every receiver share — the wire
- * format and its decoder, stream framing, the error registry, the Clock and the emitter.
+ * format and its decoder, stream framing, the error registry, the Clock and the emitter —
+ * and the producers' streaming-ingest frames (@mirrorstream/producer imports this entry only).
  * Browser- and Node-safe: no Node built-ins, no native modules.
  */
 export * from './frames.js';
@@ -11,3 +12,4 @@ export * from './errors.js';
 export * from './clock.js';
 export * from './emitter.js';
 export * from './quiet-import.js';
+export * from './ingest.js';

@@ -1,0 +1,120 @@
+import { createServer } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createGateway, MemoryTransport, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
+import { MirrorstreamError, Producer } from '../../producer/src/index.js';
+import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { until, withDeadline } from '../helpers/poll.js';
+
+const API_KEY = 'producer-test-key-0123456789';
+
+/** @mirrorstream/producer against a real gateway over loopback: the streaming ingest and the admin API. */
+describe('the producer client', () => {
+  let gateway: Gateway;
+  let server: RunningServer;
+  let receivers: ReceiverCore[];
+  let producers: Producer[];
+
+  beforeEach(async () => {
+    gateway = createGateway({ logLevel: 'silent' });
+    server = await serve(gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
+    receivers = [];
+    producers = [];
+  });
+  afterEach(async () => {
+    for (const p of producers) await withDeadline(p.close(), 10_000, 'producer closed').catch(() => undefined);
+    for (const r of receivers) r.close();
+    await gateway.close();
+    await server.close();
+  });
+
+  const producer = (options: Partial<ConstructorParameters<typeof Producer>[0]> = {}): Producer => {
+    const p = new Producer({ gatewayUrl: server.url, apiKey: API_KEY, ...options });
+    producers.push(p);
+    return p;
+  };
+
+  async function receiver(endpointId: string): Promise<Chunk[]> {
+    const [g, link] = MemoryTransport.pair();
+    const rx = new ReceiverCore({ endpointId, dial: async () => (gateway.accept(g, { endpointId }), link) });
+    receivers.push(rx);
+    const got: Chunk[] = [];
+    rx.on('chunk', (c) => got.push(c));
+    await rx.connect();
+    return got;
+  }
+
+  it('publish resolves with the stored seq: 3 000 chunks on two streams at once, batched, in order per stream', async () => {
+    const p = producer();
+    await p.admin.createStream({ stream_id: 'a', endpoint_list: ['ra'] });
+    await p.admin.createStream({ stream_id: 'b', endpoint_list: ['rb'] });
+    const [gotA, gotB] = [await receiver('ra'), await receiver('rb')];
+    const results = await Promise.all(Array.from({ length: 3_000 }, (_, i) => p.publish(i % 3 === 0 ? 'b' : 'a', `m${i}`, i % 5 === 0 ? { key: `k${i % 7}` } : {})));
+    const seqsA = results.filter((_, i) => i % 3 !== 0).map((r) => r.seq);
+    const seqsB = results.filter((_, i) => i % 3 === 0).map((r) => r.seq);
+    expect(seqsA).toEqual(Array.from({ length: 2_000 }, (_, i) => i + 1));
+    expect(seqsB).toEqual(Array.from({ length: 1_000 }, (_, i) => i + 1));
+    await until(() => gotA.length === 2_000 && gotB.length === 1_000, 10_000, 'all delivered', { state: () => [gotA.length, gotB.length] });
+    // in the order published: chunk n of stream a is message n of those sent to a
+    const sentToA = Array.from({ length: 3_000 }, (_, i) => i).filter((i) => i % 3 !== 0);
+    expect(gotA.map((c) => new TextDecoder().decode(c.payload))).toEqual(sentToA.map((i) => `m${i}`));
+    // batched: far fewer batches than chunks, on one connection, nothing sent twice
+    expect(p.stats.batches).toBeLessThan(100);
+    expect(p.stats).toMatchObject({ retries: 0, connects: 1 });
+    expect((await p.admin.streamHealth('a')).stream_id).toBe('a');
+  });
+
+  it('publishBatch, flush and close: close drains, then publishing is refused (MS_TRANSPORT_CLOSED)', async () => {
+    const p = producer({ lingerMs: 50 });
+    await p.admin.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    const pending = p.publishBatch('s', [{ payload: 'x' }, { payload: new Uint8Array([1, 2]), layer: 3 }, { payload: 'y', key: 'k' }]);
+    await p.flush();
+    expect(await pending).toEqual({ stream_id: 's', first_seq: 1, last_seq: 3, count: 3 });
+    const last = p.publish('s', 'z');
+    await p.close();
+    expect(await last).toEqual({ seq: 4 });
+    await expect(p.publish('s', 'late')).rejects.toMatchObject({ code: 'MS_TRANSPORT_CLOSED' });
+  });
+
+  it('what the gateway refuses rejects with its code (not stored); what the caller got wrong rejects at once; the rest goes on', async () => {
+    const p = producer();
+    await p.admin.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    await expect(p.publish('missing', 'x')).rejects.toMatchObject({ code: 'MS_STREAM_NOT_FOUND' });
+    await expect(p.publish('s', 'x'.repeat(gateway.config.maxChunkBytes + 1))).rejects.toMatchObject({ code: 'MS_PAYLOAD_TOO_LARGE' });
+    await expect(p.publish('s', 'x', { layer: 16 })).rejects.toMatchObject({ code: 'MS_BAD_REQUEST' });
+    await expect(p.publish('s', 42 as unknown as string)).rejects.toBeInstanceOf(MirrorstreamError);
+    expect(await p.publish('s', 'ok')).toEqual({ seq: 1 });
+    await expect(p.admin.getStream('missing')).rejects.toMatchObject({ code: 'MS_STREAM_NOT_FOUND' });
+    await expect(p.admin.createStream({ stream_id: 's', endpoint_list: [] })).rejects.toMatchObject({ code: 'MS_STREAM_EXISTS' });
+    const token = await p.admin.issueToken('r');
+    expect(token.endpoint_id).toBe('r');
+  });
+
+  it('a wrong API key rejects every publish with MS_UNAUTHORIZED (retrying cannot help)', async () => {
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    const p = producer({ apiKey: 'not-the-key-0123456789' });
+    const all = await Promise.allSettled([p.publish('s', 'a'), p.publish('s', 'b')]);
+    for (const r of all) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'MS_UNAUTHORIZED' } });
+    expect(gateway.getStream('s').last_seq).toBe(0);
+  });
+
+  it('the first gateway URL does not answer: it goes to the next one', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const p = producer({ gatewayUrl: [`http://127.0.0.1:${closed}`, server.url], backoff: { initialMs: 10, maxMs: 50 } });
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    expect(await p.publish('s', 'x')).toEqual({ seq: 1 });
+    expect(p.gatewayUrl).toBe(server.url);
+  });
+
+  it('backpressure a caller can feel: with the queue full, publish waits for room', async () => {
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    const p = producer({ maxQueuedChunks: 10, maxBatchChunks: 5, lingerMs: 0 });
+    const seqs = await Promise.all(Array.from({ length: 200 }, (_, i) => p.publish('s', `${i}`).then((r) => r.seq)));
+    expect(seqs).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+  });
+});
