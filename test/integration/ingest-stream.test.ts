@@ -1,9 +1,10 @@
 import { pack, unpack } from 'msgpackr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { createGateway, MemoryTransport, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
+import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { IngestFrame, INGEST_PATH } from '../../gateway/src/http/ingest-stream.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { memoryReceiver } from '../helpers/memory-receiver.js';
 import { until, withDeadline } from '../helpers/poll.js';
 
 const API_KEY = 'ingest-stream-key-0123456789';
@@ -53,15 +54,7 @@ describe('the streaming ingest (WebSocket, msgpack frames, on the HTTP port)', (
     await server.close();
   });
 
-  async function receiver(endpointId: string): Promise<Chunk[]> {
-    const [g, link] = MemoryTransport.pair();
-    const rx = new ReceiverCore({ endpointId, dial: async () => (gateway.accept(g, { endpointId }), link) });
-    receivers.push(rx);
-    const got: Chunk[] = [];
-    rx.on('chunk', (c) => got.push(c));
-    await rx.connect();
-    return got;
-  }
+  const receiver = (endpointId: string): Promise<Chunk[]> => memoryReceiver(gateway, endpointId, receivers);
 
   it('one connection, batches of two streams in flight at once: each acked with its seqs once stored, delivered in order', async () => {
     await gateway.createStream({ stream_id: 'a', endpoint_list: ['ra'] });

@@ -1,8 +1,9 @@
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createGateway, MemoryTransport, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
+import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { MirrorstreamError, Producer } from '../../producer/src/index.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
+import { memoryReceiver } from '../helpers/memory-receiver.js';
 import { until, withDeadline } from '../helpers/poll.js';
 
 const API_KEY = 'producer-test-key-0123456789';
@@ -33,15 +34,7 @@ describe('the producer client', () => {
     return p;
   };
 
-  async function receiver(endpointId: string): Promise<Chunk[]> {
-    const [g, link] = MemoryTransport.pair();
-    const rx = new ReceiverCore({ endpointId, dial: async () => (gateway.accept(g, { endpointId }), link) });
-    receivers.push(rx);
-    const got: Chunk[] = [];
-    rx.on('chunk', (c) => got.push(c));
-    await rx.connect();
-    return got;
-  }
+  const receiver = (endpointId: string): Promise<Chunk[]> => memoryReceiver(gateway, endpointId, receivers);
 
   it('publish resolves with the stored seq: 3 000 chunks on two streams at once, batched, in order per stream', async () => {
     const p = producer();
