@@ -175,7 +175,10 @@ describe('one endpoint, two transports', () => {
     const rxs: Receiver[] = [];
     try {
       gateway.createStream({ stream_id: 'deg', endpoint_list: ['a', 'b'] });
-      const a = new Receiver({ gatewayUrl: server.url, endpointId: 'a', token: (await gateway.issueToken('a')).token, transports: ['webtransport', 'webrtc'], rtcConfig: { bindAddress: '127.0.0.1' }, fetch: viaRelay, reconnect: { nextRetryDelayMs: () => 50 } });
+      // the receiver's own silence watch is held off (2 s): under load the 150 ms step plus a late
+      // event loop could pass its 300 ms limit, and the receiver would move by itself before the
+      // gateway asks (that path: gateway-silence.test.ts); this test is about the gateway's ask
+      const a = new Receiver({ gatewayUrl: server.url, endpointId: 'a', token: (await gateway.issueToken('a')).token, transports: ['webtransport', 'webrtc'], rtcConfig: { bindAddress: '127.0.0.1' }, fetch: viaRelay, reconnect: { nextRetryDelayMs: () => 50 }, gatewayTimeoutMs: 2_000 });
       const b = new Receiver({ gatewayUrl: server.url, endpointId: 'b', token: (await gateway.issueToken('b')).token, rtcConfig: { bindAddress: '127.0.0.1' } });
       rxs.push(a, b);
       const errors: string[] = [];
