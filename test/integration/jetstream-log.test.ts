@@ -3,7 +3,7 @@ import { createGateway, MemoryTransport, serve, type Gateway, type GatewayOption
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
 import { range } from '../helpers/memory-harness.js';
 import { natsForFile } from '../helpers/nats-for-file.js';
-import { until } from '../helpers/poll.js';
+import { eventually, until } from '../helpers/poll.js';
 
 /**
  * The JetStream log against a real nats-server (R1, one node): chunks acked only once
@@ -161,7 +161,11 @@ describe('two gateway instances on one NATS', () => {
   it('share specs (create, change, delete on one, seen on the other), chunks (published on one, delivered by the other) and cursors', async () => {
     const prefix = `t${++prefixSeq}`;
     const [a, b] = [jetstreamGateway(prefix), jetstreamGateway(prefix)];
-    await Promise.all([a.start(), b.start()]);
+    // both create the KV buckets at once: one may be refused meanwhile (nats-server answers
+    // "subjects overlap" to the second of two concurrent creates), a retryable MS_LOG_UNAVAILABLE;
+    // start() is retried on it, as its contract asks of callers (the CLI does the same)
+    const retryable = (error: unknown): boolean => (error as { retryable?: boolean }).retryable === true;
+    await Promise.all([a, b].map((g) => eventually(() => g.start(), 10_000, 'gateway started', { retryIf: retryable })));
     const rx = receiver(() => b, 'rx');
     const ends: string[] = [];
     rx.core.on('end', (e) => ends.push(e.reason));
@@ -192,7 +196,11 @@ describe('two gateway instances on one NATS', () => {
   it('a change on one instance right after a change on the other starts from what the other stored (no stale list)', async () => {
     const prefix = `t${++prefixSeq}`;
     const [a, b] = [jetstreamGateway(prefix), jetstreamGateway(prefix)];
-    await Promise.all([a.start(), b.start()]);
+    // both create the KV buckets at once: one may be refused meanwhile (nats-server answers
+    // "subjects overlap" to the second of two concurrent creates), a retryable MS_LOG_UNAVAILABLE;
+    // start() is retried on it, as its contract asks of callers (the CLI does the same)
+    const retryable = (error: unknown): boolean => (error as { retryable?: boolean }).retryable === true;
+    await Promise.all([a, b].map((g) => eventually(() => g.start(), 10_000, 'gateway started', { retryIf: retryable })));
     try {
       await a.createStream({ stream_id: 's', endpoint_list: ['x', 'y', 'z'] });
       await until(() => b.listStreams().some((s) => s.stream_id === 's'), 5_000, 'b has the stream');
