@@ -248,15 +248,13 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   /** A listening endpoint's dialing as this instance knows it (null: the endpoint dials in). */
   #dialInfo(endpointId: string): DialInfo | null {
-    const r = this.#registry;
-    const listed = [...r.streamsOf(endpointId)].map((s) => ({ stream: s.id, target: r.record(s.id)?.spec.listeners?.[endpointId] })).filter((x) => x.target !== undefined);
-    const first = listed.sort((a, b) => (a.stream < b.stream ? -1 : 1))[0];
-    if (!first?.target) return null;
+    const assigned = this.#dialOut.assignment(endpointId);
+    if (!assigned) return null;
     const here = this.#dialOut.status(endpointId);
     const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
-    if (!here) return { url: first.target.url, state: 'elsewhere', dialed_by: r.ownerOf(first.stream), since: null, next_attempt_at: null, failures: 0, last_error: null };
+    if (!here) return { url: assigned.target.url, state: 'elsewhere', dialed_by: assigned.owner, since: null, next_attempt_at: null, failures: 0, last_error: null };
     return {
-      url: first.target.url,
+      url: assigned.target.url,
       state: here.state,
       dialed_by: this.#backend.instanceId,
       since: iso(here.since),

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MirrorstreamError } from '../../receiver-sdk/src/index.js';
 import { ManualClock } from '../../receiver-sdk/src/index.js';
 import { Dialer } from '../../gateway/src/dial-out/dialer.js';
-import { dialTargets, type DialCandidate } from '../../gateway/src/dial-out/index.js';
+import { assignDialers, dialTargets, type DialCandidate } from '../../gateway/src/dial-out/index.js';
 import { MemoryTransport } from '../../gateway/src/transports/memory.js';
 import type { ListenerTarget } from '../../gateway/src/dial-out/offer-client.js';
 import { mulberry32 } from '../helpers/random.js';
@@ -165,19 +165,25 @@ describe('dialTargets: exactly one instance dials each listening endpoint', () =
   const stream = (streamId: string, owner: string | null, endpointList: string[], active: string[] = []): DialCandidate => ({ streamId, owner, endpointList, active, listeners });
 
   it('the owner of the stream dials its listening endpoints, active first, then by priority; dial-in ids are not dialed', () => {
-    const mine = dialTargets([stream('s1', 'me', ['l1', 'web', 'l3', 'l2'], ['l2'])], 'me');
+    const mine = dialTargets(assignDialers([stream('s1', 'me', ['l1', 'web', 'l3', 'l2'], ['l2'])]), 'me');
     expect([...mine.keys()]).toEqual(['l2', 'l1', 'l3']);
     expect(mine.get('l1')).toEqual(target(1));
-    expect(dialTargets([stream('s1', 'other', ['l1', 'l2'])], 'me').size).toBe(0);
-    expect(dialTargets([stream('s1', null, ['l1', 'l2'])], 'me').size).toBe(0);
+    expect(dialTargets(assignDialers([stream('s1', 'other', ['l1', 'l2'])]), 'me').size).toBe(0);
+    expect(dialTargets(assignDialers([stream('s1', null, ['l1', 'l2'])]), 'me').size).toBe(0);
   });
 
   it('an endpoint on several streams is dialed by the owner of the first stream by id, whatever the order seen', () => {
     const a = stream('a', 'x', ['l1']);
     const b = stream('b', 'y', ['l1', 'l2']);
     for (const order of [[a, b], [b, a]]) {
-      expect([...dialTargets(order, 'x').keys()]).toEqual(['l1']);
-      expect([...dialTargets(order, 'y').keys()]).toEqual(['l2']);
+      expect([...dialTargets(assignDialers(order), 'x').keys()]).toEqual(['l1']);
+      expect([...dialTargets(assignDialers(order), 'y').keys()]).toEqual(['l2']);
     }
+  });
+
+  it('the dialing order takes the best position over every stream that lists the endpoint', () => {
+    const a = stream('a', 'me', ['l1', 'l2']);
+    const b = stream('b', 'me', ['l2', 'l1'], ['l2']);
+    for (const order of [[a, b], [b, a]]) expect([...dialTargets(assignDialers(order), 'me').keys()]).toEqual(['l2', 'l1']);
   });
 });

@@ -14,29 +14,46 @@ export interface DialCandidate {
   owner: string | null;
 }
 
+/** Who dials one listening endpoint, and where. */
+export interface DialAssignment {
+  target: ListenerTarget;
+  /** The stream whose owner dials (the first by id that lists the endpoint with a url). */
+  streamId: string;
+  /** That owner (null: the stream has none right now, so nobody dials). */
+  owner: string | null;
+  /** Dialing order: -1 when active somewhere, else the endpoint's best position in a list. */
+  rank: number;
+}
+
 /**
- * Which listening endpoints `me` dials, in dialing order. Exactly one instance dials each: the
- * owner of the first stream (by id) that lists the endpoint with a url, so every instance
- * reaches the same answer from the same specs and leases. Order: endpoints that are active
- * somewhere first, then by their best position in a list (the spec's "connect to the highest
- * priority first").
+ * Exactly one instance dials each listening endpoint: the owner of the first stream (by id)
+ * that lists it with a url, so every instance reaches the same answer from the same specs and
+ * leases.
  */
-export function dialTargets(streams: Iterable<DialCandidate>, me: string): Map<string, ListenerTarget> {
-  const chosen = new Map<string, { streamId: string; owner: string | null; target: ListenerTarget }>();
-  const rank = new Map<string, number>();
+export function assignDialers(streams: Iterable<DialCandidate>): Map<string, DialAssignment> {
+  const chosen = new Map<string, DialAssignment>();
   for (const s of streams) {
     const active = new Set(s.active);
     s.endpointList.forEach((id, position) => {
       const target = s.listeners?.[id];
       if (!target) return;
       const seen = chosen.get(id);
-      if (!seen || s.streamId < seen.streamId) chosen.set(id, { streamId: s.streamId, owner: s.owner, target });
-      const r = active.has(id) ? -1 : position;
-      rank.set(id, Math.min(rank.get(id) ?? Infinity, r));
+      const rank = Math.min(seen?.rank ?? Infinity, active.has(id) ? -1 : position);
+      if (!seen || s.streamId < seen.streamId) chosen.set(id, { target, streamId: s.streamId, owner: s.owner, rank });
+      else seen.rank = rank;
     });
   }
-  const mine = [...chosen].filter(([, c]) => c.owner === me).sort(([a], [b]) => rank.get(a)! - rank.get(b)! || (a < b ? -1 : 1));
-  return new Map(mine.map(([id, c]) => [id, c.target]));
+  return chosen;
+}
+
+/**
+ * Which listening endpoints `me` dials, in dialing order: endpoints that are active somewhere
+ * first, then by their best position in a list (the spec's "connect to the highest priority
+ * first").
+ */
+export function dialTargets(assignments: ReadonlyMap<string, DialAssignment>, me: string): Map<string, ListenerTarget> {
+  const mine = [...assignments].filter(([, a]) => a.owner === me).sort(([a, x], [b, y]) => x.rank - y.rank || (a < b ? -1 : 1));
+  return new Map(mine.map(([id, a]) => [id, a.target]));
 }
 
 /**
@@ -48,6 +65,11 @@ export class DialOut {
   readonly #registry: Registry;
   readonly #dialer: Dialer;
   readonly #instanceId: string;
+  /** Streams changed since the last decision. */
+  readonly #changed = new Set<Stream>();
+  /** Streams with listening endpoints: the only ones a decision reads. */
+  readonly #listening = new Map<string, Stream>();
+  #assignments = new Map<string, DialAssignment>();
   #scheduled = false;
   #closed = false;
 
@@ -60,25 +82,40 @@ export class DialOut {
     this.#registry = o.registry;
     this.#dialer = o.dialer;
     this.#instanceId = o.instanceId;
-    const follow = (stream: Stream): void => {
-      stream.on('listChanged', () => this.refresh());
-      this.refresh();
-    };
-    o.registry.on('streamAdded', follow);
-    o.registry.on('streamRemoved', () => this.refresh());
-    o.registry.on('ownerChanged', () => this.refresh());
+    o.registry.on('streamAdded', (stream) => {
+      stream.on('listChanged', () => this.#refresh(stream));
+      this.#refresh(stream);
+    });
+    o.registry.on('streamRemoved', (stream) => this.#refresh(stream));
+    o.registry.on('ownerChanged', (stream) => this.#refresh(stream));
   }
 
-  /** Decide again, once, after what is running now (a stream is announced before its record is kept). */
-  refresh(): void {
+  /** Who dials a listening endpoint, as of the last decision (undefined: no stream lists it with a url). */
+  assignment(endpointId: string): DialAssignment | undefined {
+    return this.#assignments.get(endpointId);
+  }
+
+  /**
+   * Decide again, once, after what is running now (a stream is announced before its record is
+   * kept); a decision reads only the streams with listening endpoints.
+   */
+  #refresh(stream: Stream): void {
+    this.#changed.add(stream);
     if (this.#scheduled || this.#closed) return;
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
       if (this.#closed) return;
       const r = this.#registry;
-      const candidates = [...r.streams].map((s) => ({ streamId: s.id, endpointList: s.endpointList, active: s.active, listeners: r.record(s.id)?.spec.listeners, owner: r.ownerOf(s.id) }));
-      this.#dialer.want(dialTargets(candidates, this.#instanceId));
+      for (const s of this.#changed) {
+        const listens = r.findStream(s.id) === s && Object.keys(r.record(s.id)?.spec.listeners ?? {}).length > 0;
+        if (listens) this.#listening.set(s.id, s);
+        else if (this.#listening.get(s.id) === s) this.#listening.delete(s.id);
+      }
+      this.#changed.clear();
+      const candidates = [...this.#listening.values()].map((s) => ({ streamId: s.id, endpointList: s.endpointList, active: s.active, listeners: r.record(s.id)?.spec.listeners, owner: r.ownerOf(s.id) }));
+      this.#assignments = assignDialers(candidates);
+      this.#dialer.want(dialTargets(this.#assignments, this.#instanceId));
     });
   }
 

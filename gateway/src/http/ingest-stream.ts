@@ -37,7 +37,7 @@ const batchSchema = z.tuple([
  * stream's in the order they arrived.
  */
 export class IngestStream {
-  readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  readonly #wss: WebSocketServer;
   readonly #gateway: Gateway;
   readonly #log: Logger;
   readonly #sockets = new Set<WebSocket>();
@@ -46,6 +46,8 @@ export class IngestStream {
   constructor(gateway: Gateway, log: Logger) {
     this.#gateway = gateway;
     this.#log = log;
+    // a BATCH frame carries at most one HTTP ingest body's worth of chunks, plus its framing
+    this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: gateway.config.maxBodyBytes + 64 * 1024 });
     gateway.on('closing', () => this.goawayAll('gateway draining'));
   }
 
@@ -62,8 +64,6 @@ export class IngestStream {
     if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) return refuse(new MirrorstreamError('MS_BAD_REQUEST', `${INGEST_PATH} takes a WebSocket upgrade (GET, Upgrade: websocket)`));
     if (!authorized) return refuse(new MirrorstreamError('MS_UNAUTHORIZED', 'missing or invalid API key (Authorization: Bearer <key>)'));
     if (this.#goaway !== undefined) return refuse(new MirrorstreamError('MS_GATEWAY_CLOSED', 'the gateway is draining: connect to another instance', { retryable: true }));
-    const maxPayload = this.#gateway.config.maxBodyBytes + 64 * 1024;
-    this.#wss.options.maxPayload = maxPayload;
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#serve(ws));
   }
 
