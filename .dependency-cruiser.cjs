@@ -76,7 +76,7 @@ module.exports = {
       name: 'http-is-an-entry',
       comment: 'Only the public entry and the CLI use the HTTP layer.',
       severity: 'error',
-      from: { path: '^(gateway|receiver-sdk)/src/', pathNot: [`${GW}http/`, `${GW}(index|cli)\\.ts$`] },
+      from: { path: '^(gateway|receiver-sdk)/src/', pathNot: [`${GW}http/`, `${GW}(index|cli)\\.ts$`, `${GW}cli/serve\\.ts$`] },
       to: { path: `${GW}http/` },
     },
     {
@@ -96,10 +96,17 @@ module.exports = {
     {
       name: 'gateway-speaks-only-the-protocol-entry',
       comment:
-        'The gateway shares the wire protocol, errors, Clock and emitter with the SDK through @mirrorstream/receiver/protocol, nothing else of it. The CLI warm-up is the one client of the gateway inside it: it runs the SDK receiver against its own HTTP port.',
+        'The gateway shares the wire protocol, errors, Clock and emitter with the SDK through @mirrorstream/receiver/protocol, nothing else of it. The CLI warm-up (the SDK receiver against its own HTTP port) and `mirrorstream receive` are the clients of the gateway inside it.',
       severity: 'error',
-      from: { path: GW, pathNot: `${GW}warm-up\\.ts$` },
+      from: { path: GW, pathNot: [`${GW}warm-up\\.ts$`, `${GW}cli/receive\\.ts$`] },
       to: { path: '(^|/)(receiver-sdk|@mirrorstream/receiver)/', pathNot: '/protocol/' },
+    },
+    {
+      name: 'clients-only-in-the-cli',
+      comment: 'The producer client serves the CLI commands publish, streams, endpoints, token and receive (a token with the API key), nothing else of the gateway.',
+      severity: 'error',
+      from: { path: GW, pathNot: `${GW}cli/(publish|admin|receive)\\.ts$` },
+      to: { path: '(^|/)(producer|@mirrorstream/producer)/' },
     },
     {
       name: 'protocol-is-self-contained',

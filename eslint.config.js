@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**', 'bench/**', 'soak/**', 'examples/**', 'demo/server.ts', 'gateway/src/cli.ts'],
+    files: ['test/**', 'bench/**', 'soak/**', 'examples/**', 'demo/server.ts', 'gateway/src/cli.ts', 'gateway/src/cli/**'],
     rules: { 'no-console': 'off' },
   },
   {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { MirrorstreamError, RealClock, type Clock, type IngestChunk, type TimerHandle } from '@mirrorstream/receiver/protocol';
+import { MirrorstreamError, RealClock, TypedEmitter, type Clock, type IngestChunk, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import { AdminClient } from './admin.js';
 import { StreamQueue, type Batch, type Pending } from './batches.js';
 import { IngestLink, type BatchAnswer, type LinkEvents } from './link.js';
@@ -46,6 +46,17 @@ export interface BatchResult {
   count: number;
 }
 
+/** What the producer tells about its connections (a CLI or a log shows them; nothing depends on them). */
+export interface ProducerEvents {
+  [event: string]: unknown[];
+  /** A connection to `url` is up (its WELCOME arrived). */
+  connected: [url: string];
+  /** A connection attempt failed; the next URL is tried after a backoff. */
+  connectFailed: [url: string, error: MirrorstreamError];
+  /** The connection to `url` is gone, or the gateway there drains (GOAWAY); batches in flight go again elsewhere. */
+  disconnected: [url: string, reason: string];
+}
+
 interface InFlight {
   batch: Batch;
   link: IngestLink;
@@ -62,7 +73,7 @@ interface InFlight {
  * lost connection, an unanswered batch, a 503-class refusal or GOAWAY, so nothing is stored
  * twice and a stream's order holds across retries. It retries for as long as it is open.
  */
-export class Producer {
+export class Producer extends TypedEmitter<ProducerEvents> {
   readonly #o: Required<Omit<ProducerOptions, 'gatewayUrl' | 'apiKey' | 'clock' | 'random' | 'backoff'>> & { backoff: { initialMs: number; maxMs: number } };
   readonly #urls: readonly string[];
   readonly #apiKey: string;
@@ -88,6 +99,7 @@ export class Producer {
   readonly stats = { batches: 0, retries: 0, connects: 0 };
 
   constructor(options: ProducerOptions) {
+    super();
     const urls = typeof options.gatewayUrl === 'string' ? [options.gatewayUrl] : [...options.gatewayUrl];
     if (urls.length === 0 || urls.some((u) => !/^https?:\/\//.test(u))) throw new MirrorstreamError('MS_CONFIG_INVALID', 'gatewayUrl: one or more http(s) URLs');
     if (!options.apiKey) throw new MirrorstreamError('MS_CONFIG_INVALID', 'apiKey is required');
@@ -288,11 +300,15 @@ export class Producer {
           const link = await IngestLink.open(url, this.#apiKey, this.#o.connectTimeoutMs, this.#events());
           this.stats.connects++;
           if (this.#closed) link.close();
-          else this.#link = link;
+          else {
+            this.#link = link;
+            this.emit('connected', url);
+          }
           break;
         } catch (error) {
           const e = error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', String(error), { retryable: true });
           if (e.code === 'MS_UNAUTHORIZED') return this.#fail(e);
+          this.emit('connectFailed', url, e);
           this.#urlIndex++;
           const { initialMs, maxMs } = this.#o.backoff;
           const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
@@ -308,8 +324,12 @@ export class Producer {
   #events(): LinkEvents {
     return {
       answer: (link, id, answer) => this.#answer(link, id, answer),
-      goaway: (link) => this.#leave(link),
-      closed: (link) => {
+      goaway: (link, reason) => {
+        if (this.#link === link) this.emit('disconnected', link.url, `GOAWAY: ${reason}`);
+        this.#leave(link);
+      },
+      closed: (link, error) => {
+        if (this.#link === link && !this.#closed) this.emit('disconnected', link.url, `${error.code}: ${error.message}`);
         if (this.#link === link) {
           this.#link = undefined;
           this.#urlIndex++;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLI_OPTIONS, flagOf } from '../../gateway/src/cli-options.js';
+import { CLI_OPTIONS, flagOf } from '../../gateway/src/cli/gateway-options.js';
 import { API_KEY, killAll, startGateway } from '../helpers/gateway-process.js';
 import { bindUdpRun, closeUdp } from '../helpers/udp-ports.js';
 import { until, withDeadline } from '../helpers/poll.js';

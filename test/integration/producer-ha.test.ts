@@ -40,6 +40,8 @@ describe('producer client across two gateway instances (JetStream)', () => {
       await rxs.connect('e3', [a.url, b.url]);
       producer = new Producer({ gatewayUrl: [a.url, b.url], apiKey: API_KEY, backoff: { initialMs: 50, maxMs: 500 } });
       const p = producer;
+      const left: string[] = [];
+      p.on('disconnected', (url, reason) => left.push(`${url} ${reason}`));
       const acked = new Set<number>();
       const ackTimes: number[] = [];
       const rejected: string[] = [];
@@ -93,6 +95,9 @@ describe('producer client across two gateway instances (JetStream)', () => {
           `stats ${JSON.stringify(p.stats)}; now on ${p.gatewayUrl === a.url ? 'A' : 'B'} (${sched.describe()})`,
       );
       expect(p.gatewayUrl).not.toBe(target.url);
+      // the producer told it left the instance: GOAWAY from a draining one, a lost connection from a killed one
+      expect(left).toHaveLength(1);
+      expect(left[0]).toMatch(fault === 'SIGTERM' ? new RegExp(`^${target.url} GOAWAY`) : new RegExp(`^${target.url} MS_`));
     }, 120_000);
   }
 });

@@ -90,7 +90,7 @@ describe('the producer client', () => {
     expect(gateway.getStream('s').last_seq).toBe(0);
   });
 
-  it('the first gateway URL does not answer: it goes to the next one', async () => {
+  it('the first gateway URL does not answer: it goes to the next one, and tells so (connectFailed, connected)', async () => {
     const closed = await new Promise<number>((resolve) => {
       const s = createServer();
       s.listen(0, '127.0.0.1', () => {
@@ -99,9 +99,13 @@ describe('the producer client', () => {
       });
     });
     const p = producer({ gatewayUrl: [`http://127.0.0.1:${closed}`, server.url], backoff: { initialMs: 10, maxMs: 50 } });
+    const events: string[] = [];
+    p.on('connectFailed', (url, e) => events.push(`failed ${url} ${e.code}`)).on('connected', (url) => events.push(`connected ${url}`));
     await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
     expect(await p.publish('s', 'x')).toEqual({ seq: 1 });
     expect(p.gatewayUrl).toBe(server.url);
+    // what a CLI or a log shows of it
+    expect(events).toEqual([`failed http://127.0.0.1:${closed} MS_TRANSPORT_CLOSED`, `connected ${server.url}`]);
   });
 
   it('backpressure a caller can feel: with the queue full, publish waits for room', async () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLI_OPTIONS, cliProgram, cliSettings, flagOf, formatDefault, type CliSettings } from '../../gateway/src/cli-options.js';
+import { CLI_OPTIONS, cliProgram, cliSettings, flagOf, formatDefault, type CliSettings } from '../../gateway/src/cli/gateway-options.js';
 import { CONFIG_FIELDS, configField } from '../../gateway/src/config-fields.js';
 import { ConfigError, layeredConfig, parseConfig } from '../../gateway/src/config.js';
 import { CONFIG_DOCS_PATH, renderConfigDocs } from '../../scripts/config-docs.js';

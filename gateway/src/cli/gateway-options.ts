@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { z } from 'zod';
-import { ConfigError } from './config.js';
-import { configField, type ConfigField } from './config-fields.js';
+import { ConfigError } from '../config.js';
+import { configField, type ConfigField } from '../config-fields.js';
 
 /**
  * The config keys the `mirrorstream` CLI exposes as a flag and an environment variable:
