@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { testCertificate, type TestCertificate } from '../helpers/certs.js';
+import { runCli } from '../helpers/cli.js';
 import { launchChromium, openReceiverPage, pageChunks, watchNetwork } from '../helpers/chromium.js';
 import { freePort, startNats, type NatsServer } from '../helpers/nats.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
@@ -143,7 +144,7 @@ async function allChunks(page: Page, total: number): Promise<number[]> {
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('one public origin behind nginx (TLS at nginx), two instances', () => {
-  it('Chromium on https:// receives over WebRTC (/gw1) and the tunnel (/gw2); instance 1 drains: / answers from instance 2, the WebRTC page moves to /gw2; every URL it contacts is the origin', async () => {
+  it('Chromium on https:// receives over WebRTC (/gw1) and the tunnel (/gw2); instance 1 drains: / answers from instance 2, the WebRTC page moves to /gw2; mirrorstream publish streams in through /; every URL it contacts is the origin', async () => {
     const created = await viaOrigin('POST', '/v1/streams', { stream_id: 'behind-nginx', mode: 'mirror', endpoint_list: ['rtc', 'tunnel'] });
     expect(created.status).toBe(201);
     const urls: string[] = [];
@@ -179,6 +180,17 @@ describe('one public origin behind nginx (TLS at nginx), two instances', () => {
     await publishRange(1_001, 1_500);
     expect(await allChunks(rtcPage, 1_500)).toEqual(range(1, 1_500));
     expect(await allChunks(tunnelPage, 1_500)).toEqual(range(1, 1_500));
+    // a producer through the origin: `mirrorstream publish` on the streaming ingest (a WebSocket
+    // upgrade of GET /v1/ingest), trusting the test CA as a user does (NODE_EXTRA_CA_CERTS)
+    const lines = range(1_501, 2_000).map((tick) => JSON.stringify({ tick }));
+    const cli = await runCli(['publish', 'behind-nginx', '--ndjson', '--verbose'], {
+      env: { MIRRORSTREAM_URL: origin, MIRRORSTREAM_API_KEY: API_KEY, NODE_EXTRA_CA_CERTS: cert.certFile },
+      input: `${lines.join('\n')}\n`,
+    });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(range(1_501, 2_000));
+    expect(await allChunks(rtcPage, 2_000)).toEqual(range(1, 2_000));
+    expect(await allChunks(tunnelPage, 2_000)).toEqual(range(1, 2_000));
     // the session DELETE on close goes through /gw2 (nginx rewrites the gateway's Location): nginx logged it (204, or
     // 404 when the closed channels ended the session first) before the page goes
     const deleteLine = / "DELETE \/gw2\/v1\/endpoints\/rtc\/webrtc\/[\w-]+ HTTP\/1\.1" (204|404) /;
@@ -202,5 +214,6 @@ describe('one public origin behind nginx (TLS at nginx), two instances', () => {
     expect(log.some((l) => / "POST \/gw1\/v1\/endpoints\/rtc\/webrtc HTTP\/1\.1" 201 /.test(l))).toBe(true);
     expect(log.some((l) => / "POST \/gw2\/v1\/endpoints\/rtc\/webrtc HTTP\/1\.1" 201 /.test(l))).toBe(true);
     expect(log.some((l) => deleteLine.test(l))).toBe(true);
+    expect(log.some((l) => / "GET \/v1\/ingest HTTP\/1\.1" 101 /.test(l)), 'the streaming ingest upgraded through the origin').toBe(true);
   }, 120_000);
 });
