@@ -1,37 +1,52 @@
+import { Producer } from '@mirrorstream/producer';
 import type { Acked } from './check.js';
 import { API_KEY } from './processes.js';
 
 /**
- * The soak's producer: per stream, a batch every `everyMs` over the HTTP API with an
- * Idempotency-Key, retried on the next instance until acked (bounded), as a producer
- * in front of several instances would. What was acked, and when, is the ground truth.
+ * The soak's producer: per stream, a batch every `everyMs` through `@mirrorstream/producer`
+ * given every instance's URL (its streaming ingest, an idempotency key per batch, sent again on
+ * the next instance after a lost connection, GOAWAY or a retryable refusal). What was acked,
+ * and when, is the ground truth.
  */
-export class Producer {
+export class SoakProducer {
   readonly acked = new Map<string, Map<number, Acked>>();
-  retries = 0;
   /** Batches the gateway answered with seqs that do not fit the batch (must stay 0). */
   badAnswers = 0;
-  /** The longest time from a batch's first attempt to its ack (ms). */
+  /** Batches the client rejected (must stay 0: a rejection means not stored, for a reason retrying cannot help). */
+  readonly rejected: string[] = [];
+  /** The longest time from a batch's publish to its ack (ms). */
   longestAckMs = 0;
+  readonly #client: Producer;
+  readonly #pending = new Set<Promise<void>>();
   #stopped = false;
   #loops: Promise<void>[] = [];
 
   constructor(
     readonly streams: readonly string[],
-    readonly urls: () => string[],
+    urls: readonly string[],
     readonly perBatch: number,
     readonly everyMs: number,
   ) {
     for (const s of streams) this.acked.set(s, new Map());
+    this.#client = new Producer({ gatewayUrl: urls, apiKey: API_KEY, backoff: { initialMs: 50, maxMs: 1_000 } });
+  }
+
+  /** Batches sent again (same key) after a lost connection or a retryable refusal. */
+  get retries(): number {
+    return this.#client.stats.retries;
   }
 
   start(): void {
     this.#loops = this.streams.map((s) => this.#run(s));
   }
 
+  /** Stops publishing and waits (up to 60 s) until every batch is answered. */
   async stop(): Promise<void> {
     this.#stopped = true;
     await Promise.all(this.#loops);
+    const drained = Promise.all([...this.#pending]).then(() => this.#client.close());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new Error(`${this.#pending.size} batches unanswered 60 s after the producer stopped`)), 60_000)))]).finally(() => clearTimeout(timer));
   }
 
   async #run(stream: string): Promise<void> {
@@ -40,42 +55,21 @@ export class Producer {
       const wait = t0 + n * this.everyMs - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const payloads = Array.from({ length: this.perBatch }, (_, i) => `${stream}/${n}/${i}`);
-      await this.#post(stream, payloads, `${stream}-${n}`);
-    }
-  }
-
-  async #post(stream: string, payloads: string[], key: string): Promise<void> {
-    const started = performance.now();
-    const body = JSON.stringify({ chunks: payloads.map((payload) => ({ payload })) });
-    for (let attempt = 0; ; attempt++) {
-      const urls = this.urls();
-      const url = urls[attempt % Math.max(1, urls.length)];
-      try {
-        if (!url) throw new Error('no instance up');
-        const res = await fetch(`${url}/v1/streams/${stream}/chunks`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'idempotency-key': key },
-          body,
-          signal: AbortSignal.timeout(10_000),
-        });
-        const text = await res.text();
-        if (res.status === 201 || res.status === 200) {
-          this.#record(stream, payloads, JSON.parse(text) as { first_seq?: unknown; last_seq?: unknown });
+      const started = performance.now();
+      const p = this.#client.publishBatch(stream, payloads.map((payload) => ({ payload }))).then(
+        (r) => {
+          this.#record(stream, payloads, r.first_seq, r.last_seq);
           this.longestAckMs = Math.max(this.longestAckMs, performance.now() - started);
-          return;
-        }
-        if (res.status !== 503 && res.status !== 429) throw new Error(`POST chunks ${res.status}: ${text}`);
-      } catch (error) {
-        if (performance.now() - started > 60_000) throw error;
-      }
-      this.retries++;
-      await new Promise((r) => setTimeout(r, 50));
+        },
+        (error: { code?: string; message?: string }) => void this.rejected.push(`${stream}/${n}: ${error.code ?? 'uncoded'} ${error.message ?? ''}`),
+      );
+      this.#pending.add(p);
+      void p.finally(() => this.#pending.delete(p));
     }
   }
 
-  #record(stream: string, payloads: string[], answer: { first_seq?: unknown; last_seq?: unknown }): void {
-    const { first_seq: first, last_seq: last } = answer;
-    if (typeof first !== 'number' || typeof last !== 'number' || last - first + 1 !== payloads.length) {
+  #record(stream: string, payloads: string[], first: number, last: number): void {
+    if (last - first + 1 !== payloads.length) {
       this.badAnswers++;
       return;
     }

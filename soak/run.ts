@@ -19,7 +19,7 @@ import { mulberry32 } from '../test/helpers/random.js';
 import { judgeStream, type Delivery, type StreamVerdict } from './check.js';
 import { FaultInjector, type FaultKind } from './faults.js';
 import { Gateways, ReceiverProcess } from './processes.js';
-import { Producer } from './producer.js';
+import { SoakProducer } from './producer.js';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -72,7 +72,7 @@ try {
   const { token } = (await gw.api('POST', `/v1/endpoints/${ENDPOINTS[0]}/token`, {})) as { token: string };
   await until(async () => (await Promise.all([...LISTS.keys()].map(async (s) => ((await gw.api('GET', `/v1/streams/${s}`)) as { active: string[] }).active.length > 0))).every(Boolean), 60_000, 'both streams have an active endpoint');
 
-  const producer = new Producer([...LISTS.keys()], () => gw.upIndexes().map((i) => gw.urls[i]!), Math.max(1, Math.round((opts.rate * BATCH_EVERY_MS) / 1000)), BATCH_EVERY_MS);
+  const producer = new SoakProducer([...LISTS.keys()], gw.urls, Math.max(1, Math.round((opts.rate * BATCH_EVERY_MS) / 1000)), BATCH_EVERY_MS);
   producer.start();
   await new Promise((r) => setTimeout(r, 2_000));
   const injector = new FaultInjector({ seed: opts.seed, everyMs: opts.everyMs, maxReceiversDown: 2, lists: LISTS, receivers, gateways: gw, token, badAddress: '127.0.0.2' });
@@ -84,7 +84,7 @@ try {
   clearInterval(progress);
   // a quiet stretch at the end: everything restored, the stream still flowing
   await new Promise((r) => setTimeout(r, 3_000));
-  await producer.stop();
+  await producer.stop().catch((error: unknown) => log(String(error)));
   const covered = (): boolean =>
     [...producer.acked].every(([s, acked]) => {
       const seen = new Set(deliveries.get(s)!.map((d) => d.seq));
@@ -111,7 +111,7 @@ try {
     durationS: Math.round((Date.now() - started) / 1000),
     faultsS: Math.round(faultsMs / 1000),
     faults: { total: injector.log.length, byKind, instanceStartMs: injector.instanceStartMs },
-    producer: { retries: producer.retries, badAnswers: producer.badAnswers, longestAckMs: Math.round(producer.longestAckMs) },
+    producer: { client: '@mirrorstream/producer', retries: producer.retries, badAnswers: producer.badAnswers, rejected: producer.rejected, longestAckMs: Math.round(producer.longestAckMs) },
     badRequests: { byStatus: Object.fromEntries([...injector.badAnswers].sort((a, b) => a[0].localeCompare(b[0]))), fiveXXOrNoAnswer: fiveXX },
     receivers: receivers.map((r) => ({ endpoint: r.endpoint, lives: r.life + 1, unexpectedExits: r.unexpectedExits, gaps: r.gaps, resets: r.resets, errors: Object.fromEntries(r.errors) })),
     streams: Object.fromEntries(
@@ -125,6 +125,7 @@ try {
   const failed =
     Object.values(verdicts).some((v) => v.lost.length > 0 || v.duplicatesPerLife > 0 || v.corrupted > 0 || v.payloadAtTwoSeqs > 0) ||
     producer.badAnswers > 0 ||
+    producer.rejected.length > 0 ||
     fiveXX > 0 ||
     injector.specErrors.length > 0 ||
     receivers.some((r) => r.unexpectedExits > 0 || r.gaps.length > 0 || r.resets > 0);
