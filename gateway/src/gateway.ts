@@ -252,7 +252,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (!assigned) return null;
     const here = this.#dialOut.status(endpointId);
     const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
-    if (!here) return { url: assigned.target.url, state: 'elsewhere', dialed_by: assigned.owner, since: null, next_attempt_at: null, failures: 0, last_error: null };
+    // the owner as this instance knows it now (DialOut decides on owner changes it is told of)
+    if (!here) return { url: assigned.target.url, state: 'elsewhere', dialed_by: this.#registry.ownerOf(assigned.streamId), since: null, next_attempt_at: null, failures: 0, last_error: null };
     return {
       url: assigned.target.url,
       state: here.state,

@@ -76,8 +76,10 @@ describe('protocol violations over real transports get their ERROR before the cl
       // ten peer connections set up at once: libdatachannel now and then throws "Got a remote
       // candidate without ICE transport" in setRemoteDescription, or a channel closes before it
       // opened; both before the session exists and any frame was sent. The failures come in
-      // runs (three in a row failed a CI run), so a retry waits a moment, as the SDK's backoff does
-      return eventually(() => dialer(), 1_000, 'a WebRTC dial', {
+      // runs (three in a row failed a CI run), so a retry waits a moment, as the SDK's backoff does.
+      // Each attempt and the retries together get the dialer's own connect timeout (10 s): one
+      // attempt took over 1 s on a loaded CI machine
+      return eventually(() => dialer(), 10_000, 'a WebRTC dial', {
         everyMs: 200,
         retryIf: (error) => /libdatachannel|closed before opening/.test(String(error)),
         onRetry: () => redials++,
