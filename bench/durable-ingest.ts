@@ -14,7 +14,18 @@ import type { FromIngestClient, IngestClientKind, ToIngestClient } from './durab
 import { waitForJetStream } from './durable.js';
 import { childTicks, flat, machineShare, machineTicks, percentile, sleep, summarize } from './stats.js';
 
-export type IngestCase = 'http/gateway-memory' | 'http/gateway-jetstream' | 'jetstream/raw-async' | 'jetstream/raw-async-no-traces';
+export type IngestCase =
+  | 'http/gateway-memory'
+  | 'http/gateway-jetstream'
+  | 'producer/gateway-memory'
+  | 'producer/gateway-memory-rx'
+  | 'producer/gateway-jetstream'
+  | 'producer-paced/gateway-memory'
+  | 'producer-paced/gateway-jetstream'
+  | 'inprocess/publish-memory'
+  | 'inprocess/publish-memory-rx'
+  | 'jetstream/raw-async'
+  | 'jetstream/raw-async-no-traces';
 
 /** One row of `durable_ingest[]`: see bench/README.md. */
 export interface IngestRow {
@@ -44,9 +55,19 @@ export interface IngestRow {
   ratio_vs_raw_no_traces?: number;
   ratio_vs_raw_no_traces_min?: number;
   ratio_vs_raw_no_traces_max?: number;
+  /** producer/gateway-*: chunks/s ÷ http/gateway-* at the same replicas within each round; the median of those. */
+  ratio_vs_http?: number;
+  ratio_vs_http_min?: number;
+  ratio_vs_http_max?: number;
+  /** producer/gateway-memory(-rx): the same against inprocess/publish-memory(-rx) (the gateway's own publishBatch, no network). */
+  ratio_vs_inprocess?: number;
+  ratio_vs_inprocess_min?: number;
+  ratio_vs_inprocess_max?: number;
+  /** producer-paced/*: the chunks published per second. */
+  rate_per_s?: number;
   /** HTTP: the client (bench/durable/ingest-client.ts): `lean` (a prepared request, the answer read by its Content-Length) or `node-http` (Node's http.Agent). */
   http_client?: IngestClientKind;
-  /** HTTP: request round trip at the client, every request of every round (nearest rank). */
+  /** HTTP: request round trip at the client, every request of every round (nearest rank); producer*: publish() → resolved, per chunk. */
   request_p50_ms?: number;
   request_p99_ms?: number;
   /** Requests (raw: publishes) that failed; must be 0. */
@@ -74,6 +95,12 @@ const INGEST_CONNECTIONS = 16;
 const INGEST_BATCH = 10;
 const INGEST_CHUNK = 100;
 const RAW_IN_FLIGHT = 256;
+/** producer/*: publish() calls unanswered at a time (the client's per-stream queue holds 10 000). */
+const PRODUCER_WINDOW = 10_000;
+/** producer-paced/*: the feed rate the publish-ack latency is measured at. */
+const PACED_RATE = 1_000;
+/** inprocess/*: chunks per publishBatch call. */
+const INPROCESS_BATCH = 64;
 const WARM_UP_S = 6;
 /** The HTTP client (bench/durable/ingest-client.ts): `lean` unless DURABLE_INGEST_CLIENT=node-http. */
 const INGEST_CLIENT: IngestClientKind = process.env.DURABLE_INGEST_CLIENT === 'node-http' ? 'node-http' : 'lean';
@@ -130,14 +157,25 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
   const targets: IngestTarget[] = [];
   try {
     await waitForJetStream(cluster.urls);
-    const gateway = async (c: IngestCase, replicas: number, config: GatewayConfigInput): Promise<void> => {
-      targets.push(await gatewayTarget(c, replicas, config, client));
+    // one gateway process per log; the HTTP client, the producer client and (memory) the
+    // in-process publisher take turns on it
+    const gateway = async (kind: 'memory' | 'jetstream', replicas: number, config: GatewayConfigInput): Promise<void> => {
+      const g = await GatewayChild.start(`${kind} R${replicas}`, config);
+      targets.push(httpTarget(g, `http/gateway-${kind}`, replicas, client));
+      targets.push(producerTarget(g, `producer/gateway-${kind}`, replicas, client));
+      targets.push(producerTarget(g, `producer-paced/gateway-${kind}`, replicas, client));
+      if (kind === 'memory') {
+        targets.push(inprocessTarget(g, 'inprocess/publish-memory'));
+        // with one receiver: chunks/s delivered to it, the path a stream in use takes
+        targets.push(producerTarget(g, 'producer/gateway-memory-rx', 0, client));
+        targets.push(inprocessTarget(g, 'inprocess/publish-memory-rx'));
+      }
     };
-    await gateway('http/gateway-memory', 0, { logLevel: 'silent' });
-    await gateway('http/gateway-jetstream', 1, ingestConfig([single.url], 1, 'ingest1'));
+    await gateway('memory', 0, { logLevel: 'silent' });
+    await gateway('jetstream', 1, ingestConfig([single.url], 1, 'ingest1'));
     targets.push(await rawTarget([single.url], 1, 'ingest1'));
     targets.push(await rawTarget([single.url], 1, 'ingest1', { noAsyncTraces: true }));
-    await gateway('http/gateway-jetstream', 3, ingestConfig(cluster.urls, 3, 'ingest3'));
+    await gateway('jetstream', 3, ingestConfig(cluster.urls, 3, 'ingest3'));
     targets.push(await rawTarget(cluster.urls, 3, 'ingest3'));
     // `only`: some cases by label (`gateway-jetstream@R1`), for profiling and experiments
     const chosen = plan.only ? targets.filter((t) => plan.only?.includes(t.label)) : targets;
@@ -169,9 +207,17 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
       }
     }
     const baseline = (c: IngestCase, replicas: number): Sample[] | undefined => samples[chosen.findIndex((x) => x.case === c && x.replicas === replicas)];
-    return chosen.map((t, i) => ingestRow(t, samples[i] ?? [], baseline('jetstream/raw-async', t.replicas), baseline('jetstream/raw-async-no-traces', t.replicas)));
+    return chosen.map((t, i) =>
+      ingestRow(t, samples[i] ?? [], {
+        raw: baseline('jetstream/raw-async', t.replicas),
+        rawNoTraces: baseline('jetstream/raw-async-no-traces', t.replicas),
+        http: baseline(t.case === 'producer/gateway-memory' ? 'http/gateway-memory' : 'http/gateway-jetstream', t.replicas),
+        inprocess: baseline(t.case === 'producer/gateway-memory-rx' ? 'inprocess/publish-memory-rx' : 'inprocess/publish-memory', 0),
+      }),
+    );
   } finally {
     for (const t of targets.reverse()) await t.close().catch(() => undefined);
+    for (const g of GatewayChild.started.splice(0)) await g.stop();
     await client.stop();
     await cluster.close();
     await single.close();
@@ -183,32 +229,44 @@ function ingestConfig(servers: string[], replicas: number, prefix: string): Gate
   return { logLevel: 'silent', log: { kind: 'jetstream', nats: { servers, replicas, prefix } } };
 }
 
-function ingestRow(t: IngestTarget, s: Sample[], raw: Sample[] | undefined, rawNoTraces: Sample[] | undefined): IngestRow {
+interface Baselines {
+  raw: Sample[] | undefined;
+  rawNoTraces: Sample[] | undefined;
+  http: Sample[] | undefined;
+  inprocess: Sample[] | undefined;
+}
+
+function ingestRow(t: IngestTarget, s: Sample[], base: Baselines): IngestRow {
   const r1 = (v: number): number => Number(v.toFixed(1));
   const median = (f: (x: Sample) => number): number => r1(summarize(s.map(f)).median);
   const latencies = s.flatMap((x) => x.latenciesMs);
   const http = t.case.startsWith('http/');
-  const ratiosTo = (base: Sample[] | undefined): number[] | undefined => (t.case === 'http/gateway-jetstream' && base ? s.map((x, round) => x.chunksPerS / (base[round]?.chunksPerS ?? Number.NaN)) : undefined);
-  const ratios = ratiosTo(raw);
-  const noTraces = ratiosTo(rawNoTraces);
+  const producer = t.case.startsWith('producer');
+  const client = http || producer;
+  const ratiosTo = (of: IngestCase, b: Sample[] | undefined): number[] | undefined => (t.case === of && b ? s.map((x, round) => x.chunksPerS / (b[round]?.chunksPerS ?? Number.NaN)) : undefined);
+  const ratioFields = <K extends string>(key: K, ratios: number[] | undefined): Record<string, number> => (ratios ? flat(key, summarize(ratios), 3) : {});
+  const ratios = ratiosTo('http/gateway-jetstream', base.raw);
   return {
     case: t.case,
     replicas: t.replicas,
-    connections: http ? INGEST_CONNECTIONS : 1,
-    in_flight: http ? INGEST_CONNECTIONS * INGEST_BATCH : RAW_IN_FLIGHT,
-    batch: http ? INGEST_BATCH : 1,
+    connections: client ? (http ? INGEST_CONNECTIONS : 1) : t.case === 'inprocess/publish-memory' ? 0 : 1,
+    in_flight: http ? INGEST_CONNECTIONS * INGEST_BATCH : t.case.startsWith('producer/') ? PRODUCER_WINDOW : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : t.case.startsWith('producer-paced') ? 0 : RAW_IN_FLIGHT,
+    batch: http ? INGEST_BATCH : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : 1,
     chunk_bytes: INGEST_CHUNK,
     rounds: s.length,
     ...(flat('chunks_per_s', summarize(s.map((x) => x.chunksPerS)), 0) as Pick<IngestRow, 'chunks_per_s' | 'chunks_per_s_min' | 'chunks_per_s_max'>),
     chunks_per_s_rounds: s.map((x) => Math.round(x.chunksPerS)),
-    ...(ratios ? { ...(flat('ratio_vs_raw', summarize(ratios), 3) as Pick<IngestRow, 'ratio_vs_raw' | 'ratio_vs_raw_min' | 'ratio_vs_raw_max'>), ratio_vs_raw_rounds: ratios.map((v) => Number(v.toFixed(3))) } : {}),
-    ...(noTraces ? (flat('ratio_vs_raw_no_traces', summarize(noTraces), 3) as Pick<IngestRow, 'ratio_vs_raw_no_traces' | 'ratio_vs_raw_no_traces_min' | 'ratio_vs_raw_no_traces_max'>) : {}),
+    ...(ratios ? { ...ratioFields('ratio_vs_raw', ratios), ratio_vs_raw_rounds: ratios.map((v) => Number(v.toFixed(3))) } : {}),
+    ...ratioFields('ratio_vs_raw_no_traces', ratiosTo('http/gateway-jetstream', base.rawNoTraces)),
+    ...ratioFields('ratio_vs_http', ratiosTo('producer/gateway-memory', base.http) ?? ratiosTo('producer/gateway-jetstream', base.http)),
+    ...ratioFields('ratio_vs_inprocess', ratiosTo('producer/gateway-memory', base.inprocess) ?? ratiosTo('producer/gateway-memory-rx', base.inprocess)),
+    ...(t.case.startsWith('producer-paced') ? { rate_per_s: PACED_RATE } : {}),
     ...(http ? { http_client: INGEST_CLIENT } : {}),
-    ...(http ? { request_p50_ms: Number(percentile(latencies, 50).toFixed(2)), request_p99_ms: Number(percentile(latencies, 99).toFixed(2)) } : {}),
+    ...(client ? { request_p50_ms: Number(percentile(latencies, 50).toFixed(2)), request_p99_ms: Number(percentile(latencies, 99).toFixed(2)) } : {}),
     errors: s.reduce((a, x) => a + x.errors, 0),
     cpu_pct: median((x) => x.cpuPct),
     cpu_us_per_chunk: median((x) => (x.cpuPct * 1e4) / x.chunksPerS),
-    ...(http ? { client_cpu_pct: median((x) => x.clientCpuPct ?? Number.NaN) } : {}),
+    ...(client ? { client_cpu_pct: median((x) => x.clientCpuPct ?? Number.NaN) } : {}),
     nats_cpu_pct: median((x) => x.natsCpuPct),
     total_cpu_us_per_chunk: median((x) => ((x.cpuPct + (x.clientCpuPct ?? 0) + x.natsCpuPct) * 1e4) / x.chunksPerS),
     others_cpu_pct: median((x) => Math.max(0, x.busyPct * CPUS - x.cpuPct - (x.clientCpuPct ?? 0) - x.natsCpuPct)),
@@ -217,32 +275,94 @@ function ingestRow(t: IngestTarget, s: Sample[], raw: Sample[] | undefined, rawN
   };
 }
 
-/** A gateway in a process of its own (bench/durable/gateway-child.ts); the client process posts to it. */
-async function gatewayTarget(name: IngestCase, replicas: number, config: GatewayConfigInput, client: Child<ToIngestClient, FromIngestClient>): Promise<IngestTarget> {
-  // DURABLE_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway processes
-  const args = process.env.DURABLE_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = await Child.start<ToGatewayChild, FromGatewayChild>('./durable/gateway-child.ts', [JSON.stringify(config), INGEST_KEY], args);
-  const up = await Promise.race([child.next('listening', 60_000), child.next('failed', 60_000)]);
-  if (up.ev === 'failed') {
-    await child.stop();
-    throw new Error(`the ${name} R${replicas} gateway did not start: ${up.error}`);
+/** A gateway in a process of its own (bench/durable/gateway-child.ts), with one stream `ingest` and no endpoints. */
+class GatewayChild {
+  static readonly started: GatewayChild[] = [];
+  private constructor(
+    readonly child: Child<ToGatewayChild, FromGatewayChild>,
+    readonly url: string,
+  ) {}
+
+  static async start(name: string, config: GatewayConfigInput): Promise<GatewayChild> {
+    // DURABLE_GATEWAY_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway processes
+    const args = process.env.DURABLE_GATEWAY_ARGS?.split(' ').filter(Boolean) ?? [];
+    const child = await Child.start<ToGatewayChild, FromGatewayChild>('./durable/gateway-child.ts', [JSON.stringify(config), INGEST_KEY], args);
+    const up = await Promise.race([child.next('listening', 60_000), child.next('failed', 60_000)]);
+    if (up.ev === 'failed') {
+      await child.stop();
+      throw new Error(`the ${name} gateway did not start: ${up.error}`);
+    }
+    const g = new GatewayChild(child, up.url);
+    GatewayChild.started.push(g);
+    return g;
   }
-  const cpu = async (): Promise<number> => {
-    const answer = child.next('cpu', 10_000);
-    child.send({ cmd: 'cpu' });
-    return (await answer).us;
-  };
+
+  /** Its CPU time so far (µs) and the chunks its in-process receiver got. */
+  async usage(): Promise<{ us: number; delivered: number }> {
+    const r = await this.child.ask({ cmd: 'cpu' }, 'cpu', 10_000);
+    return { us: r.us, delivered: r.delivered };
+  }
+
+  stop(): Promise<void> {
+    return this.child.stop();
+  }
+}
+
+/** The HTTP client process posting to the gateway: 16 keep-alive connections × 10 chunks. */
+function httpTarget(g: GatewayChild, name: IngestCase, replicas: number, client: Child<ToIngestClient, FromIngestClient>): IngestTarget {
   return {
     case: name,
     replicas,
     label: `${name.split('/')[1] ?? name}@R${replicas}`,
     async run(ms) {
-      const cpu0 = await cpu();
-      const r = await client.ask({ cmd: 'run', url: up.url, apiKey: INGEST_KEY, streamId: 'ingest', connections: INGEST_CONNECTIONS, chunks: INGEST_BATCH, chunkBytes: INGEST_CHUNK, ms, client: INGEST_CLIENT }, 'ran', ms + 60_000);
-      const cpuUs = (await cpu()) - cpu0;
+      const u0 = await g.usage();
+      const r = await client.ask({ cmd: 'run', url: g.url, apiKey: INGEST_KEY, streamId: 'ingest', connections: INGEST_CONNECTIONS, chunks: INGEST_BATCH, chunkBytes: INGEST_CHUNK, ms, client: INGEST_CLIENT }, 'ran', ms + 60_000);
+      const cpuUs = (await g.usage()).us - u0.us;
       return { chunks: r.chunks, seconds: r.seconds, errors: r.errors, firstError: r.firstError, latenciesMs: r.latenciesMs, cpuUs, clientCpuUs: r.cpuUs };
     },
-    close: () => child.stop(),
+    close: async () => undefined,
+  };
+}
+
+/**
+ * @mirrorstream/producer in the client process on the streaming ingest: as fast as it goes, or
+ * paced at 1 000 chunks/s; `-rx`: into the stream with a receiver, counting what it got.
+ */
+function producerTarget(g: GatewayChild, name: IngestCase, replicas: number, client: Child<ToIngestClient, FromIngestClient>): IngestTarget {
+  const paced = name.startsWith('producer-paced');
+  const rx = name.endsWith('-rx');
+  return {
+    case: name,
+    replicas,
+    label: `${paced ? 'producer-paced' : 'producer'}-${name.split('/')[1] ?? name}@R${replicas}`,
+    async run(ms) {
+      const u0 = await g.usage();
+      const r = await client.ask(
+        { cmd: 'produce', url: g.url, apiKey: INGEST_KEY, streamId: rx ? 'ingest-rx' : 'ingest', chunkBytes: INGEST_CHUNK, ms, window: PRODUCER_WINDOW, ...(paced ? { ratePerS: PACED_RATE } : {}) },
+        'ran',
+        ms + 60_000,
+      );
+      const u1 = await g.usage();
+      return { chunks: rx ? u1.delivered - u0.delivered : r.chunks, seconds: r.seconds, errors: r.errors, firstError: r.firstError, latenciesMs: r.latenciesMs, cpuUs: u1.us - u0.us, clientCpuUs: r.cpuUs };
+    },
+    close: async () => undefined,
+  };
+}
+
+/** The gateway's own publishBatch in its process (no network): 64 chunks a call, each awaited; `-rx`: into the stream with a receiver, counting what it got. */
+function inprocessTarget(g: GatewayChild, name: 'inprocess/publish-memory' | 'inprocess/publish-memory-rx'): IngestTarget {
+  const rx = name.endsWith('-rx');
+  return {
+    case: name,
+    replicas: 0,
+    label: `${name.split('/')[1] ?? name}@R0`,
+    async run(ms) {
+      const u0 = await g.usage();
+      const r = await g.child.ask({ cmd: 'publish', streamId: rx ? 'ingest-rx' : 'ingest', ms, batch: INPROCESS_BATCH, chunkBytes: INGEST_CHUNK }, 'published', ms + 60_000);
+      const u1 = await g.usage();
+      return { chunks: rx ? u1.delivered - u0.delivered : r.chunks, seconds: r.seconds, errors: 0, latenciesMs: [], cpuUs: u1.us - u0.us };
+    },
+    close: async () => undefined,
   };
 }
 

@@ -171,18 +171,22 @@ export function renderMarkdown(r: BenchReport): string {
   }
   if (r.durable_ingest) {
     const rows = r.durable_ingest;
-    out.push(`## Durable log: HTTP ingest at feed rates (${rows[0]?.rounds ?? 0} rounds, cases interleaved)`, '');
+    out.push(`## Ingest at feed rates: HTTP, the producer client, in process; memory and durable logs (${rows[0]?.rounds ?? 0} rounds, cases interleaved)`, '');
     out.push(
       ...table(
-        ['case', 'replicas', 'chunks/s', 'ratio to raw (same round)', 'request p50 / p99 ms', 'CPU % of one core: process / HTTP client / nats-server', 'CPU µs per chunk: process / all three', 'other load on the machine, % of one core', 'machine CPU stolen %', 'errors'],
+        ['case', 'replicas', 'chunks/s', 'ratios (same round)', 'request (producer: publish → ack) p50 / p99 ms', 'CPU % of one core: process / client / nats-server', 'CPU µs per chunk: process / all three', 'other load on the machine, % of one core', 'machine CPU stolen %', 'errors'],
         rows.map((d) => [
-          d.case.startsWith('jetstream/') ? `baseline: ${d.case} (${d.in_flight} in flight)` : `${d.case} (${d.connections} connections × ${d.batch} chunks)`,
+          ingestCaseLabel(d),
           d.replicas === 0 ? '–' : `R${d.replicas}`,
           range(d.chunks_per_s, d.chunks_per_s_min, d.chunks_per_s_max, 0),
           [
-            d.ratio_vs_raw === undefined ? '' : range(d.ratio_vs_raw, d.ratio_vs_raw_min ?? Number.NaN, d.ratio_vs_raw_max ?? Number.NaN, 2),
-            d.ratio_vs_raw_no_traces === undefined ? '' : `; to raw without traces ${range(d.ratio_vs_raw_no_traces, d.ratio_vs_raw_no_traces_min ?? Number.NaN, d.ratio_vs_raw_no_traces_max ?? Number.NaN, 2)}`,
-          ].join(''),
+            d.ratio_vs_raw === undefined ? '' : `to raw ${range(d.ratio_vs_raw, d.ratio_vs_raw_min ?? Number.NaN, d.ratio_vs_raw_max ?? Number.NaN, 2)}`,
+            d.ratio_vs_raw_no_traces === undefined ? '' : `to raw without traces ${range(d.ratio_vs_raw_no_traces, d.ratio_vs_raw_no_traces_min ?? Number.NaN, d.ratio_vs_raw_no_traces_max ?? Number.NaN, 2)}`,
+            d.ratio_vs_http === undefined ? '' : `to HTTP ${range(d.ratio_vs_http, d.ratio_vs_http_min ?? Number.NaN, d.ratio_vs_http_max ?? Number.NaN, 2)}`,
+            d.ratio_vs_inprocess === undefined ? '' : `to in process ${range(d.ratio_vs_inprocess, d.ratio_vs_inprocess_min ?? Number.NaN, d.ratio_vs_inprocess_max ?? Number.NaN, 2)}`,
+          ]
+            .filter(Boolean)
+            .join('; '),
           d.request_p50_ms === undefined ? '' : `${n(d.request_p50_ms, 2)} / ${n(d.request_p99_ms ?? Number.NaN, 2)}`,
           `${n(d.cpu_pct)} / ${d.client_cpu_pct === undefined ? '–' : n(d.client_cpu_pct)} / ${n(d.nats_cpu_pct)}`,
           `${n(d.cpu_us_per_chunk)} / ${n(d.total_cpu_us_per_chunk)}`,
@@ -192,7 +196,7 @@ export function renderMarkdown(r: BenchReport): string {
         ]),
       ),
       '',
-      `${rows[0]?.chunk_bytes ?? 0} B chunks. \`http/*\` = a gateway in its own process answering \`POST /v1/streams/:id/chunks\` (JSON) once the chunks are stored, to a client process (${rows.find((d) => d.http_client)?.http_client ?? ''} HTTP/1.1 client) keeping ${rows[0]?.connections ?? 0} keep-alive connections busy; \`jetstream/raw-async\` = the NATS client (nats.js, default options) alone publishing to a stream configured like the gateway's, each publish awaited for its ack; \`-no-traces\`: the same with \`noAsyncTraces\` (no stack captured per request). Every case runs once per round for the same time, the order rotating; the ratio is taken within each round, then the median. Process: the gateway (raw: the publisher); nats-server: all of the bench's servers; other load: the machine's busy time outside these processes (another job on a shared machine). Per round (chunks/s): ${rows.map((d) => `${d.case}${d.replicas ? ` R${d.replicas}` : ''}: ${d.chunks_per_s_rounds.join(', ')}`).join('; ')}.`,
+      `${rows[0]?.chunk_bytes ?? 0} B chunks. \`http/*\` = a gateway in its own process answering \`POST /v1/streams/:id/chunks\` (JSON) once the chunks are stored, to a client process (${rows.find((d) => d.http_client)?.http_client ?? ''} HTTP/1.1 client) keeping ${rows.find((d) => d.http_client)?.connections ?? 0} keep-alive connections busy; \`producer/*\` = \`@mirrorstream/producer\` in that client process, one \`publish()\` per chunk into the same stream over the streaming ingest (one WebSocket; the client batches), ${rows.find((d) => d.case === 'producer/gateway-memory')?.in_flight ?? 0} unanswered at a time; \`producer-paced/*\` = the same at ${rows.find((d) => d.rate_per_s)?.rate_per_s ?? 0} chunks/s, its latency from \`publish()\` to resolved; \`inprocess/publish-memory\` = the gateway's own \`publishBatch\` of ${rows.find((d) => d.case === 'inprocess/publish-memory')?.batch ?? 0} chunks, one after the other, in the gateway process (no network); \`-rx\`: into a second stream with one receiver in the gateway process (MemoryTransport), chunks/s = what that receiver got: the path of a stream in use (without \`-rx\` the stream has no endpoint, so a chunk is only stored); \`jetstream/raw-async\` = the NATS client (nats.js, default options) alone publishing to a stream configured like the gateway's, each publish awaited for its ack; \`-no-traces\`: the same with \`noAsyncTraces\` (no stack captured per request). Every case runs once per round for the same time, the order rotating; the ratio is taken within each round, then the median. Process: the gateway (raw: the publisher); nats-server: all of the bench's servers; other load: the machine's busy time outside these processes (another job on a shared machine). Per round (chunks/s): ${rows.map((d) => `${d.case}${d.replicas ? ` R${d.replicas}` : ''}: ${d.chunks_per_s_rounds.join(', ')}`).join('; ')}.`,
       '',
     );
   }
@@ -205,4 +209,12 @@ function threadSplit(threads: Record<string, number> | undefined): string {
   const js = threads['main (JS)'] ?? 0;
   const rest = Object.entries(threads).reduce((sum, [name, pct]) => (name === 'main (JS)' ? sum : sum + pct), 0);
   return `${js.toFixed(1)} / ${rest.toFixed(1)}`;
+}
+
+function ingestCaseLabel(d: IngestRow): string {
+  if (d.case.startsWith('jetstream/')) return `baseline: ${d.case} (${d.in_flight} in flight)`;
+  if (d.case === 'inprocess/publish-memory') return `baseline: ${d.case} (publishBatch × ${d.batch})`;
+  if (d.case.startsWith('producer-paced/')) return `${d.case} (1 connection, ${d.rate_per_s ?? 0} chunks/s)`;
+  if (d.case.startsWith('producer/')) return `${d.case} (1 connection, ${d.in_flight} publish() unanswered)`;
+  return `${d.case} (${d.connections} connections × ${d.batch} chunks)`;
 }

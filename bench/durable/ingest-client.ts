@@ -9,9 +9,13 @@
  */
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { Producer } from '../../producer/src/index.js';
 
 export type IngestClientKind = 'lean' | 'node-http';
-export type ToIngestClient = { cmd: 'run'; url: string; apiKey: string; streamId: string; connections: number; chunks: number; chunkBytes: number; ms: number; client: IngestClientKind };
+export type ToIngestClient =
+  | { cmd: 'run'; url: string; apiKey: string; streamId: string; connections: number; chunks: number; chunkBytes: number; ms: number; client: IngestClientKind }
+  /** @mirrorstream/producer: as fast as it goes with `window` publishes unanswered, or paced at `ratePerS`. */
+  | { cmd: 'produce'; url: string; apiKey: string; streamId: string; chunkBytes: number; ms: number; window: number; ratePerS?: number };
 export type FromIngestClient =
   | { ev: 'ready' }
   | { ev: 'ran'; requests: number; chunks: number; errors: number; firstError: string | undefined; seconds: number; latenciesMs: number[]; cpuUs: number };
@@ -21,7 +25,7 @@ const send = (m: FromIngestClient): void => void process.send?.(m);
 /** Posts one request and resolves with the answer's HTTP status. */
 type Poster = () => Promise<number>;
 
-async function run(m: ToIngestClient): Promise<FromIngestClient> {
+async function run(m: Extract<ToIngestClient, { cmd: 'run' }>): Promise<FromIngestClient> {
   const payload = 'x'.repeat(m.chunkBytes);
   const body = Buffer.from(JSON.stringify({ chunks: Array.from({ length: m.chunks }, () => ({ payload })) }));
   const url = new URL(`/v1/streams/${encodeURIComponent(m.streamId)}/chunks`, m.url);
@@ -150,8 +154,64 @@ class LeanConnection {
   }
 }
 
+/**
+ * The producer client on its streaming ingest, one `publish()` per chunk as an application
+ * calls it: as fast as it goes (`window` publishes unanswered; each answer lets the next one
+ * go) or paced (`ratePerS`, the chunks due every millisecond). Latency: publish() → resolved,
+ * per chunk.
+ */
+async function produce(m: Extract<ToIngestClient, { cmd: 'produce' }>): Promise<FromIngestClient> {
+  const producer = new Producer({ gatewayUrl: m.url, apiKey: m.apiKey });
+  const payload = new Uint8Array(m.chunkBytes).fill(120);
+  let chunks = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const latenciesMs: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const until = t0 + m.ms;
+  let outstanding = 0;
+  let drained: () => void = () => undefined;
+  const one = (): void => {
+    outstanding++;
+    const s = performance.now();
+    producer.publish(m.streamId, payload).then(
+      () => {
+        chunks++;
+        latenciesMs.push(performance.now() - s);
+      },
+      (error: unknown) => {
+        errors++;
+        firstError ??= String(error);
+      },
+    ).finally(() => {
+      outstanding--;
+      if (m.ratePerS === undefined && performance.now() < until) one();
+      else if (outstanding === 0) drained();
+    });
+  };
+  const done = new Promise<void>((resolve) => (drained = resolve));
+  if (m.ratePerS === undefined) {
+    for (let i = 0; i < m.window; i++) one();
+  } else {
+    let sent = 0;
+    while (performance.now() < until) {
+      const due = Math.floor(((performance.now() - t0) * m.ratePerS) / 1000);
+      for (; sent < due; sent++) one();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    if (outstanding === 0) drained();
+  }
+  await done;
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await producer.close();
+  return { ev: 'ran', requests: producer.stats.batches, chunks, errors, firstError, seconds, latenciesMs, cpuUs: cpu.user + cpu.system };
+}
+
 process.on('message', (m: ToIngestClient) => {
   if (m.cmd === 'run') void run(m).then(send);
+  else if (m.cmd === 'produce') void produce(m).then(send);
 });
 process.on('disconnect', () => process.exit(0));
 send({ ev: 'ready' });

@@ -126,9 +126,23 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   }
 
   /** Publish one chunk; resolves with its seq once stored. */
-  async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions = {}): Promise<{ seq: number }> {
-    const r = await this.publishBatch(streamId, [{ payload, ...options }]);
-    return { seq: r.first_seq };
+  publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions = {}): Promise<{ seq: number }> {
+    const sq = this.#streams.get(streamId);
+    // the common case, one promise and no array per chunk (a feed calls this per tick): room in
+    // the stream's queue and nobody waiting for it, so the chunk goes behind everything before it
+    if (sq && sq.queue.length < this.#o.maxQueuedChunks && sq.roomWaiters.length === 0 && !this.#closed && !this.#fatal) {
+      let entry: [IngestChunk, number];
+      try {
+        entry = toEntry({ payload, key: options.key, layer: options.layer });
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return new Promise((resolve, reject) => {
+        sq.push({ chunk: entry[0], bytes: entry[1], resolve: (seq) => resolve({ seq }), reject });
+        this.#schedule(sq);
+      });
+    }
+    return this.publishBatch(streamId, [{ payload, ...options }]).then((r) => ({ seq: r.first_seq }));
   }
 
   /** Publish chunks in order; resolves once all are stored (more than maxBatchChunks go in several batches, in order). */
@@ -367,15 +381,13 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   }
 }
 
-const encoder = new TextEncoder();
-
 /** A chunk as it goes in a frame, and its size; what cannot be a chunk is MS_BAD_REQUEST at once. */
 function toEntry(input: PublishInput): [IngestChunk, number] {
   const { payload, key, layer } = input;
   if (!(payload instanceof Uint8Array) && typeof payload !== 'string') throw new MirrorstreamError('MS_BAD_REQUEST', 'payload: a Uint8Array or a string');
   if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 256)) throw new MirrorstreamError('MS_BAD_REQUEST', 'key: 1-256 characters');
   if (layer !== undefined && (!Number.isInteger(layer) || layer < 0 || layer > 15)) throw new MirrorstreamError('MS_BAD_REQUEST', 'layer: an integer 0-15');
-  const bytes = typeof payload === 'string' ? encoder.encode(payload).length : payload.length;
+  const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
   const chunk: IngestChunk = layer !== undefined ? [payload, key ?? null, layer] : key !== undefined ? [payload, key] : [payload];
   return [chunk, bytes];
 }

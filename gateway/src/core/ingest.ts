@@ -82,9 +82,8 @@ export class Ingest {
         throw new MirrorstreamError('MS_STREAM_NOT_FOUND', `stream ${streamId} was deleted`);
       }
     }
-    // chunk i of a keyed batch is message `<key>:<i>`: a retry of the batch appends only what is missing
-    const keyed = key === undefined ? chunks : chunks.map((c, i) => ({ ...c, msgId: `${key}:${i}` }));
-    const { firstSeq, lastSeq } = await stream.append(keyed, this.#clock.now());
+    // with a key, a retry of the batch appends only what is missing
+    const { firstSeq, lastSeq } = await stream.append(chunks, this.#clock.now(), key);
     return { stream_id: streamId, first_seq: firstSeq, last_seq: lastSeq, count: chunks.length };
   }
 

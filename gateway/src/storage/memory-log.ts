@@ -27,8 +27,11 @@ export class MemoryStreamLog implements StreamLog {
   #bytes = 0;
   #evicted = 0;
   readonly #idempotencyWindowMs: number;
-  /** msgId -> [seq, when seen], oldest first (insertion order), pruned past the window. */
-  #seen: Map<string, [number, number]> | undefined;
+  /**
+   * Batch key -> [first seq, last seq, when stored], oldest first (insertion order), pruned past
+   * the window. One entry per keyed batch: a batch is stored here whole or not at all.
+   */
+  #seen: Map<string, [number, number, number]> | undefined;
 
   /** `nextSeq`: the seq the first append gets (a window over a durable log may start past 1). */
   constructor(streamId: string, retention: RetentionConfig, epoch: string = newEpoch(), nextSeq = 1, idempotencyWindowMs = 120_000) {
@@ -66,23 +69,21 @@ export class MemoryStreamLog implements StreamLog {
     return this.#evicted;
   }
 
-  appendBatch(chunks: readonly AppendChunk[], timestamp: number): AppendResult {
+  appendBatch(chunks: readonly AppendChunk[], timestamp: number, key?: string): AppendResult {
     const seen = this.#seen;
     if (seen) {
-      for (const [id, [, at]] of seen) {
+      for (const [k, [, , at]] of seen) {
         if (timestamp - at <= this.#idempotencyWindowMs) break;
-        seen.delete(id);
+        seen.delete(k);
       }
+      // a retry of a stored batch: what it got then
+      const known = key === undefined ? undefined : seen.get(key);
+      if (known) return { firstSeq: known[0], lastSeq: known[1] };
     }
-    let first: number | undefined;
-    let last = this.lastSeq;
-    for (const c of chunks) {
-      const known = c.msgId === undefined ? undefined : this.#seen?.get(c.msgId)?.[0];
-      last = known ?? this.append(c.payload, timestamp, c.key, c.layer).seq;
-      if (c.msgId !== undefined && known === undefined) (this.#seen ??= new Map()).set(c.msgId, [last, timestamp]);
-      first ??= last;
-    }
-    return { firstSeq: first ?? last + 1, lastSeq: last };
+    const firstSeq = this.lastSeq + 1;
+    for (const c of chunks) this.append(c.payload, timestamp, c.key, c.layer);
+    if (key !== undefined && chunks.length > 0) (this.#seen ??= new Map()).set(key, [firstSeq, this.lastSeq, timestamp]);
+    return { firstSeq, lastSeq: this.lastSeq };
   }
 
   append(payload: Uint8Array, timestamp: number, key?: string, layer?: number): LogEntry {

@@ -12,10 +12,8 @@ export interface LogEntry {
   frame: Uint8Array | undefined;
 }
 
-/** A chunk to append; `msgId` makes a retry of it within the idempotency window a no-op. */
-export interface AppendChunk extends ChunkInput {
-  readonly msgId?: string | undefined;
-}
+/** A chunk to append. */
+export type AppendChunk = ChunkInput;
 
 export interface AppendResult {
   firstSeq: number;
@@ -45,10 +43,11 @@ export interface StreamLog {
   /** Chunks evicted since the stream was created. */
   readonly evicted: number;
   /**
-   * Append `chunks` in order with one timestamp. A chunk whose `msgId` the log saw within
-   * its idempotency window is not appended again; its first seq is reported.
+   * Append `chunks` in order with one timestamp. With an idempotency `key` the log saw within
+   * its idempotency window, a retry of the batch appends only what the first attempt did not
+   * store (chunk i is known as `<key>:<i>`), and the seqs it got are reported.
    */
-  appendBatch(chunks: readonly AppendChunk[], timestamp: number): AppendResult | Promise<AppendResult>;
+  appendBatch(chunks: readonly AppendChunk[], timestamp: number, key?: string): AppendResult | Promise<AppendResult>;
   get(seq: number): LogEntry | undefined;
   /** The DATA frame for `seq`, encoded on first use. */
   frame(seq: number): Uint8Array | undefined;

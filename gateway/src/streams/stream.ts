@@ -169,8 +169,8 @@ export class Stream extends TypedEmitter<StreamEvents> {
   }
 
   /** Append chunks to the log, then push them to the active endpoints (synchronously when the log stores synchronously). */
-  append(chunks: readonly AppendChunk[], now: number): AppendResult | Promise<AppendResult> {
-    const stored = this.log.appendBatch(chunks, now);
+  append(chunks: readonly AppendChunk[], now: number, key?: string): AppendResult | Promise<AppendResult> {
+    const stored = this.log.appendBatch(chunks, now, key);
     return stored instanceof Promise ? stored.then((r) => this.#appended(chunks, now, r)) : this.#appended(chunks, now, stored);
   }
 

@@ -221,9 +221,9 @@ export class JetStreamLog implements StreamLog {
     });
   }
 
-  async appendBatch(chunks: readonly AppendChunk[], timestamp: number): Promise<AppendResult> {
+  async appendBatch(chunks: readonly AppendChunk[], timestamp: number, key?: string): Promise<AppendResult> {
     // published in order through the connection's publisher (bounded, pipelined): each one acked with its seq
-    const results = await this.#ctx.publisher.publish(this.#subject, this.#messages(chunks, timestamp));
+    const results = await this.#ctx.publisher.publish(this.#subject, this.#messages(chunks, timestamp, key));
     const acks: { seq: number }[] = [];
     let failure: unknown;
     for (const r of results) {
@@ -247,17 +247,22 @@ export class JetStreamLog implements StreamLog {
     return { firstSeq: seqs[0] ?? this.#window.lastSeq + 1, lastSeq: seqs[seqs.length - 1] ?? this.#window.lastSeq };
   }
 
-  /** A batch as messages: chunks with neither key, layer nor message id share one header set (just `Ms-Ts`), encoded once. */
-  #messages(chunks: readonly AppendChunk[], timestamp: number): PublishMessage[] {
+  /**
+   * A batch as messages: chunk i of a keyed batch is message `<key>:<i>` (JetStream's duplicate
+   * window drops a retry of what is stored, per message: a batch may have been stored in part).
+   * Chunks with neither key, layer nor message id share one header set (just `Ms-Ts`), encoded once.
+   */
+  #messages(chunks: readonly AppendChunk[], timestamp: number, batchKey: string | undefined): PublishMessage[] {
     let plain: MsgHdrs | undefined;
-    return chunks.map((c) => {
-      const own = c.key !== undefined || c.layer !== undefined || c.msgId !== undefined;
+    return chunks.map((c, i) => {
+      const msgId = batchKey === undefined ? undefined : `${batchKey}:${i}`;
+      const own = c.key !== undefined || c.layer !== undefined || msgId !== undefined;
       if (!own && plain) return { payload: c.payload, headers: plain };
       const h = own ? natsHeaders() : new FrozenHeaders();
       h.set(H_TIMESTAMP, String(timestamp));
       if (c.key !== undefined) h.set(H_KEY, encodeURIComponent(c.key));
       if (c.layer !== undefined) h.set(H_LAYER, String(c.layer));
-      if (c.msgId !== undefined) h.set(MSG_ID, c.msgId);
+      if (msgId !== undefined) h.set(MSG_ID, msgId);
       if (!own) plain = h;
       return { payload: c.payload, headers: h };
     });
