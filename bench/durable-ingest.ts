@@ -1,6 +1,7 @@
 /**
- * Durable log: HTTP ingest at feed rates (`npm run bench -- --only durable-ingest`), the
- * gateway's durable append path against raw JetStream async publish on the same servers.
+ * Ingest at feed rates (`npm run bench -- --only durable-ingest`): HTTP, the producer client
+ * on the streaming ingest and the gateway's own publishBatch, on the memory log and on
+ * JetStream R1/R3, beside raw JetStream async publish on the same servers.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
@@ -141,10 +142,14 @@ interface Sample {
 }
 
 /**
- * HTTP ingest at feed rates: 16 keep-alive connections (a client process of its own), each
+ * Ingest at feed rates: 16 keep-alive connections (a client process of its own), each
  * posting batches of 10 × 100 B (JSON) one after the other, to a gateway (a process of its
  * own) on the memory log, on JetStream R1 (one nats-server) and on JetStream R3 (a 3-node
- * cluster); beside them the NATS client alone publishing 100 B with 256 in flight to the same
+ * cluster); from the same client process @mirrorstream/producer, one publish() per 100 B
+ * chunk, as fast as it goes and paced at 1 000/s (its publish-ack latency); on the memory
+ * gateway its own publishBatch (no network), and the producer and publishBatch again into a
+ * stream with one in-process receiver (`-rx`: chunks/s delivered to it); beside them the
+ * NATS client alone publishing 100 B with 256 in flight to the same
  * servers, into a stream configured like the gateway's (at R1 also without the client's
  * per-request stack traces). A warm-up round first (not counted),
  * then every round runs every case once for `seconds`, the order rotating, so noise lands on
