@@ -5,8 +5,8 @@
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { createGateway, MemoryTransport, type Gateway, type GatewayConfigInput } from '../gateway/src/index.js';
-import { ReceiverCore } from '../receiver-sdk/src/index.js';
+import { createGateway, type Gateway, type GatewayConfigInput } from '../gateway/src/index.js';
+import { memoryReceiverCore } from '../test/helpers/memory-receiver.js';
 import { startNats, startNatsCluster } from '../test/helpers/nats.js';
 import { percentile, sleep } from './stats.js';
 
@@ -77,14 +77,7 @@ async function gatewayCase(name: DurableCase, replicas: number, config: GatewayC
 async function producerToReceiver(gateway: Gateway, payload: Uint8Array, seconds: number): Promise<number> {
   await gateway.createStream({ stream_id: 'flow', endpoint_list: ['rx'] });
   let delivered = 0;
-  const rx = new ReceiverCore({
-    endpointId: 'rx',
-    dial: async () => {
-      const [gatewaySide, receiverSide] = MemoryTransport.pair();
-      gateway.accept(gatewaySide, { endpointId: 'rx' });
-      return receiverSide;
-    },
-  });
+  const rx = memoryReceiverCore(gateway, 'rx');
   rx.on('chunk', () => delivered++);
   await rx.connect();
   const batch = Array.from({ length: BATCH }, () => ({ payload }));

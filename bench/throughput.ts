@@ -10,8 +10,9 @@
  */
 import nodeDataChannel from 'node-datachannel';
 import { WebSocket, WebSocketServer } from 'ws';
-import { createGateway, MemoryTransport, serve, type Gateway } from '../gateway/src/index.js';
+import { createGateway, serve, type Gateway } from '../gateway/src/index.js';
 import { Receiver, ReceiverCore } from '../receiver-sdk/src/node.js';
+import { memoryReceiverCore } from '../test/helpers/memory-receiver.js';
 import { waitFor } from '../test/helpers/webrtc-scenario.js';
 import { flat, sleep, summarize } from './stats.js';
 
@@ -122,14 +123,7 @@ async function rawDataChannelPipe(): Promise<Pipe> {
 async function memoryPipe(): Promise<Pipe> {
   const gateway = createGateway({ logLevel: 'silent' });
   gateway.createStream({ stream_id: 'b', endpoint_list: ['rx'] });
-  const rx = new ReceiverCore({
-    endpointId: 'rx',
-    dial: async () => {
-      const [gatewaySide, receiverSide] = MemoryTransport.pair();
-      gateway.accept(gatewaySide, { endpointId: 'rx' });
-      return receiverSide;
-    },
-  });
+  const rx = memoryReceiverCore(gateway, 'rx');
   return receiverPipe(gateway, rx, async () => undefined);
 }
 

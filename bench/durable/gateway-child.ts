@@ -5,8 +5,8 @@
  * deliveries it counts. Its configuration comes as JSON in argv[2]; it answers `cpu` with its
  * CPU time and the chunks delivered so far, and `publish` with a run of its own publishBatch.
  */
-import { createGateway, MemoryTransport, serve, type GatewayConfigInput } from '../../gateway/src/index.js';
-import { ReceiverCore } from '../../receiver-sdk/src/index.js';
+import { createGateway, serve, type GatewayConfigInput } from '../../gateway/src/index.js';
+import { memoryReceiverCore } from '../../test/helpers/memory-receiver.js';
 
 export type ToGatewayChild = { cmd: 'cpu' } | { cmd: 'publish'; streamId: string; ms: number; batch: number; chunkBytes: number };
 export type FromGatewayChild =
@@ -25,14 +25,7 @@ try {
   await gateway.createStream({ stream_id: 'ingest', endpoint_list: [] });
   await gateway.createStream({ stream_id: 'ingest-rx', endpoint_list: ['rx'] });
   let delivered = 0;
-  const rx = new ReceiverCore({
-    endpointId: 'rx',
-    dial: async () => {
-      const [gatewaySide, receiverSide] = MemoryTransport.pair();
-      gateway.accept(gatewaySide, { endpointId: 'rx' });
-      return receiverSide;
-    },
-  });
+  const rx = memoryReceiverCore(gateway, 'rx');
   rx.on('chunk', () => delivered++);
   await rx.connect();
   process.on('message', (m: ToGatewayChild) => {
