@@ -33,6 +33,7 @@ export class StreamQueue {
   lingerTimer: unknown;
   /** Publishers waiting for room in the queue (resolved as it drains). */
   readonly roomWaiters: (() => void)[] = [];
+  #wakeScheduled = false;
 
   constructor(streamId: string) {
     this.streamId = streamId;
@@ -55,7 +56,16 @@ export class StreamQueue {
     }
     this.queuedBytes -= bytes;
     const items = this.queue.splice(0, n);
-    for (const wake of this.roomWaiters.splice(0)) wake();
+    // the waiters are woken after this batch is sealed and marked in flight, never inside it (one
+    // that enqueues at once must not start another batch of this stream first); until then they
+    // stay listed, so a publish arriving meanwhile queues behind them
+    if (this.roomWaiters.length > 0 && !this.#wakeScheduled) {
+      this.#wakeScheduled = true;
+      queueMicrotask(() => {
+        this.#wakeScheduled = false;
+        for (const wake of this.roomWaiters.splice(0)) wake();
+      });
+    }
     return items;
   }
 

@@ -125,24 +125,34 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     return this.#link?.url;
   }
 
-  /** Publish one chunk; resolves with its seq once stored. */
+  /**
+   * Publish one chunk; resolves with its seq once stored. A stream's publish() promises settle in
+   * the order they were published (each is settled by its batch's answer, nothing in between).
+   */
   publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions = {}): Promise<{ seq: number }> {
-    const sq = this.#streams.get(streamId);
-    // the common case, one promise and no array per chunk (a feed calls this per tick): room in
-    // the stream's queue and nobody waiting for it, so the chunk goes behind everything before it
-    if (sq && sq.queue.length < this.#o.maxQueuedChunks && sq.roomWaiters.length === 0 && !this.#closed && !this.#fatal) {
-      let entry: [IngestChunk, number];
-      try {
-        entry = toEntry({ payload, key: options.key, layer: options.layer });
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return new Promise((resolve, reject) => {
-        sq.push({ chunk: entry[0], bytes: entry[1], resolve: (seq) => resolve({ seq }), reject });
-        this.#schedule(sq);
-      });
+    if (this.#closed) return Promise.reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', 'the producer is closed'));
+    if (this.#fatal) return Promise.reject(this.#fatal);
+    if (typeof streamId !== 'string' || streamId.length === 0) return Promise.reject(new MirrorstreamError('MS_BAD_REQUEST', 'streamId: a non-empty string'));
+    let chunk: IngestChunk;
+    let bytes: number;
+    try {
+      [chunk, bytes] = toEntry({ payload, key: options.key, layer: options.layer });
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return this.publishBatch(streamId, [{ payload, ...options }]).then((r) => ({ seq: r.first_seq }));
+    const sq = this.#queueOf(streamId);
+    // one promise and no array per chunk (a feed calls this per tick); with the queue full, or
+    // others waiting for room, it waits its turn (backpressure a caller can feel)
+    return new Promise((resolve, reject) => {
+      const enqueue = (): void => {
+        if (this.#fatal) return reject(this.#fatal);
+        if (sq.queue.length >= this.#o.maxQueuedChunks) return void sq.roomWaiters.push(enqueue);
+        sq.push({ chunk, bytes, resolve: (seq) => resolve({ seq }), reject });
+        this.#schedule(sq);
+      };
+      if (sq.roomWaiters.length > 0) sq.roomWaiters.push(enqueue);
+      else enqueue();
+    });
   }
 
   /** Publish chunks in order; resolves once all are stored (more than maxBatchChunks go in several batches, in order). */
@@ -152,8 +162,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (typeof streamId !== 'string' || streamId.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'streamId: a non-empty string');
     if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'publishBatch: at least one chunk');
     const entries = chunks.map(toEntry);
-    let sq = this.#streams.get(streamId);
-    if (!sq) this.#streams.set(streamId, (sq = new StreamQueue(streamId)));
+    const sq = this.#queueOf(streamId);
     const seqs: Promise<number>[] = [];
     for (const [chunk, bytes] of entries) {
       // backpressure a caller can feel: wait while the stream's queue is full
@@ -164,6 +173,12 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     }
     const all = await Promise.all(seqs);
     return { stream_id: streamId, first_seq: all[0]!, last_seq: all.at(-1)!, count: all.length };
+  }
+
+  #queueOf(streamId: string): StreamQueue {
+    let sq = this.#streams.get(streamId);
+    if (!sq) this.#streams.set(streamId, (sq = new StreamQueue(streamId)));
+    return sq;
   }
 
   /** Send what is queued now (no linger) and wait until every chunk published so far is answered. */

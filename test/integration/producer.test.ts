@@ -114,4 +114,26 @@ describe('the producer client', () => {
     const seqs = await Promise.all(Array.from({ length: 200 }, (_, i) => p.publish('s', `${i}`).then((r) => r.seq)));
     expect(seqs).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   });
+
+  it("a stream's publish() promises settle in publish order: its first chunk, the ones waiting for room, and those after them", async () => {
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    await gateway.createStream({ stream_id: 't', endpoint_list: ['r2'] });
+    const p = producer({ maxQueuedChunks: 50, maxBatchChunks: 20 });
+    const settled: string[] = [];
+    const published: string[] = [];
+    const all: Promise<unknown>[] = [];
+    for (let i = 0; i < 600; i++) {
+      // two streams interleaved; a pause now and then lets batches go out while more wait for room
+      const stream = i % 4 === 0 ? 't' : 's';
+      published.push(`${stream}${i}`);
+      all.push(p.publish(stream, `${i}`).then((r) => settled.push(`${stream}${i}@${r.seq}`)));
+      if (i % 97 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(all);
+    for (const stream of ['s', 't']) {
+      const mine = settled.filter((x) => x.startsWith(stream));
+      expect(mine.map((x) => x.split('@')[0])).toEqual(published.filter((x) => x.startsWith(stream)));
+      expect(mine.map((x) => Number(x.split('@')[1]))).toEqual(mine.map((_, i) => i + 1));
+    }
+  });
 });
