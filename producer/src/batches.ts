@@ -1,4 +1,4 @@
-import type { IngestChunk } from '@mirrorstream/receiver/protocol';
+import { MirrorstreamError, type IngestChunk } from '@mirrorstream/receiver/protocol';
 
 /** One chunk waiting to be batched, with the promise of its publish. */
 export interface Pending {
@@ -72,4 +72,15 @@ export class StreamQueue {
   get idle(): boolean {
     return this.queue.length === 0 && this.inFlight === undefined;
   }
+}
+
+/** A chunk as it goes in a frame, and its size; what cannot be a chunk is MS_BAD_REQUEST at once. */
+export function toEntry(input: { payload: Uint8Array | string; key?: string | undefined; layer?: number | undefined }): [IngestChunk, number] {
+  const { payload, key, layer } = input;
+  if (!(payload instanceof Uint8Array) && typeof payload !== 'string') throw new MirrorstreamError('MS_BAD_REQUEST', 'payload: a Uint8Array or a string');
+  if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 256)) throw new MirrorstreamError('MS_BAD_REQUEST', 'key: 1-256 characters');
+  if (layer !== undefined && (!Number.isInteger(layer) || layer < 0 || layer > 15)) throw new MirrorstreamError('MS_BAD_REQUEST', 'layer: an integer 0-15');
+  const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  const chunk: IngestChunk = layer !== undefined ? [payload, key ?? null, layer] : key !== undefined ? [payload, key] : [payload];
+  return [chunk, bytes];
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MirrorstreamError, RealClock, TypedEmitter, type Clock, type IngestChunk, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import { AdminClient } from './admin.js';
-import { StreamQueue, type Batch, type Pending } from './batches.js';
+import { StreamQueue, toEntry, type Batch, type Pending } from './batches.js';
 import { IngestLink, type BatchAnswer, type LinkEvents } from './link.js';
 
 export interface ProducerOptions {
@@ -394,15 +394,4 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     this.#ready.clear();
     for (const wake of this.#idleWaiters.splice(0)) wake();
   }
-}
-
-/** A chunk as it goes in a frame, and its size; what cannot be a chunk is MS_BAD_REQUEST at once. */
-function toEntry(input: PublishInput): [IngestChunk, number] {
-  const { payload, key, layer } = input;
-  if (!(payload instanceof Uint8Array) && typeof payload !== 'string') throw new MirrorstreamError('MS_BAD_REQUEST', 'payload: a Uint8Array or a string');
-  if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 256)) throw new MirrorstreamError('MS_BAD_REQUEST', 'key: 1-256 characters');
-  if (layer !== undefined && (!Number.isInteger(layer) || layer < 0 || layer > 15)) throw new MirrorstreamError('MS_BAD_REQUEST', 'layer: an integer 0-15');
-  const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-  const chunk: IngestChunk = layer !== undefined ? [payload, key ?? null, layer] : key !== undefined ? [payload, key] : [payload];
-  return [chunk, bytes];
 }
