@@ -35,6 +35,14 @@ describe('mirrorstream client commands: answers and exit codes', () => {
     const token = await runCli(['token', 'a'], { env });
     expect(token.code).toBe(0);
     expect(token.stdout.trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    // a listening endpoint goes in --spec's endpoint_list (the arguments or the spec: not both)
+    const listening = { endpoint_id: 'lis', url: 'http://127.0.0.1:9/', token: 'listener-token-0123456789' };
+    const withListener = await runCli(['streams', 'create', 'cmds-l', '--spec', JSON.stringify({ endpoint_list: ['a', listening] })], { env });
+    expect(withListener.code, withListener.stderr).toBe(0);
+    expect((JSON.parse(withListener.stdout) as { endpoint_list: { endpoint_id: string; kind: string }[] }).endpoint_list.map((e) => `${e.endpoint_id}:${e.kind}`)).toEqual(['a:dial-in', 'lis:listening']);
+    const both = await runCli(['streams', 'create', 'cmds-2', 'a', '--spec', JSON.stringify({ endpoint_list: ['b'] })], { env });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('not both');
     const reordered = await runCli(['endpoints', 'reorder', 'cmds', 'b', 'a'], { env });
     expect((JSON.parse(reordered.stdout) as { endpoint_list: { endpoint_id: string }[] }).endpoint_list.map((e) => e.endpoint_id)).toEqual(['b', 'a']);
   });

@@ -43,13 +43,17 @@ export function streamsCommand(): Command {
   streams.addCommand(
     sub('create', 'create a stream with its endpoints in priority order')
       .argument('<stream>')
-      .argument('<endpoints...>', 'endpoint ids, highest priority first')
+      .argument('[endpoints...]', 'endpoint ids, highest priority first (or endpoint_list in --spec)')
       .addOption(new Option('--mode <mode>', 'failover: one active endpoint; mirror: every endpoint gets every chunk').choices(['failover', 'mirror']))
-      .addOption(new Option('--spec <json>', 'more of the stream spec as a JSON object (policy, retention, failback, mirror_k, reliability, listening endpoints in endpoint_list): docs/http-api.md'))
+      .addOption(new Option('--spec <json>', 'more of the stream spec as a JSON object (policy, retention, failback, mirror_k, reliability; endpoint_list with listening endpoints as objects, instead of the arguments): docs/http-api.md'))
       .action(
-        adminCall('streams create', ([id, ...endpoints], o) => (a) =>
-          a.createStream({ ...specOf(o.spec as string | undefined), stream_id: id!, endpoint_list: endpoints, ...(o.mode ? { mode: o.mode as 'failover' | 'mirror' } : {}) }),
-        ),
+        adminCall('streams create', ([id, ...endpoints], o) => (a) => {
+          const spec = specOf(o.spec as string | undefined);
+          // the list comes from one place: the arguments, or --spec (which can hold listening endpoints)
+          if (endpoints.length > 0 && spec.endpoint_list !== undefined) throw new UsageError('endpoints as arguments or endpoint_list in --spec, not both');
+          if (endpoints.length === 0 && spec.endpoint_list === undefined) throw new UsageError('no endpoints: give their ids as arguments, or endpoint_list in --spec');
+          return a.createStream({ ...spec, stream_id: id!, endpoint_list: spec.endpoint_list ?? endpoints, ...(o.mode ? { mode: o.mode as 'failover' | 'mirror' } : {}) });
+        }),
       ),
   );
   streams.addCommand(
