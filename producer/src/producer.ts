@@ -130,49 +130,49 @@ export class Producer extends TypedEmitter<ProducerEvents> {
    * the order they were published (each is settled by its batch's answer, nothing in between).
    */
   publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions = {}): Promise<{ seq: number }> {
-    if (this.#closed) return Promise.reject(new MirrorstreamError('MS_TRANSPORT_CLOSED', 'the producer is closed'));
-    if (this.#fatal) return Promise.reject(this.#fatal);
-    if (typeof streamId !== 'string' || streamId.length === 0) return Promise.reject(new MirrorstreamError('MS_BAD_REQUEST', 'streamId: a non-empty string'));
-    let chunk: IngestChunk;
-    let bytes: number;
+    let entry: [IngestChunk, number];
     try {
-      [chunk, bytes] = toEntry({ payload, key: options.key, layer: options.layer });
+      this.#checkOpen(streamId);
+      entry = toEntry({ payload, key: options.key, layer: options.layer });
     } catch (error) {
       return Promise.reject(error);
     }
+    return this.#enqueue(this.#queueOf(streamId), entry, (seq) => ({ seq }));
+  }
+
+  /** Publish chunks in order; resolves once all are stored (more than maxBatchChunks go in several batches, in order). */
+  async publishBatch(streamId: string, chunks: readonly PublishInput[]): Promise<BatchResult> {
+    this.#checkOpen(streamId);
+    if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'publishBatch: at least one chunk');
+    const entries = chunks.map(toEntry);
     const sq = this.#queueOf(streamId);
-    // one promise and no array per chunk (a feed calls this per tick); with the queue full, or
-    // others waiting for room, it waits its turn (backpressure a caller can feel)
+    const all = await Promise.all(entries.map((entry) => this.#enqueue(sq, entry, (seq) => seq)));
+    return { stream_id: streamId, first_seq: all[0]!, last_seq: all.at(-1)!, count: all.length };
+  }
+
+  #checkOpen(streamId: string): void {
+    if (this.#closed) throw new MirrorstreamError('MS_TRANSPORT_CLOSED', 'the producer is closed');
+    if (this.#fatal) throw this.#fatal;
+    if (typeof streamId !== 'string' || streamId.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'streamId: a non-empty string');
+  }
+
+  /**
+   * A chunk into its stream's queue; the promise is settled by its batch's answer, so a stream's
+   * promises settle in the order they were made. One promise and no array per chunk (a feed
+   * calls this per tick). With the queue full, or others waiting for room, it waits its turn:
+   * backpressure a caller can feel.
+   */
+  #enqueue<T>(sq: StreamQueue, [chunk, bytes]: [IngestChunk, number], answer: (seq: number) => T): Promise<T> {
     return new Promise((resolve, reject) => {
       const enqueue = (): void => {
         if (this.#fatal) return reject(this.#fatal);
         if (sq.queue.length >= this.#o.maxQueuedChunks) return void sq.roomWaiters.push(enqueue);
-        sq.push({ chunk, bytes, resolve: (seq) => resolve({ seq }), reject });
+        sq.push({ chunk, bytes, resolve: (seq) => resolve(answer(seq)), reject });
         this.#schedule(sq);
       };
       if (sq.roomWaiters.length > 0) sq.roomWaiters.push(enqueue);
       else enqueue();
     });
-  }
-
-  /** Publish chunks in order; resolves once all are stored (more than maxBatchChunks go in several batches, in order). */
-  async publishBatch(streamId: string, chunks: readonly PublishInput[]): Promise<BatchResult> {
-    if (this.#closed) throw new MirrorstreamError('MS_TRANSPORT_CLOSED', 'the producer is closed');
-    if (this.#fatal) throw this.#fatal;
-    if (typeof streamId !== 'string' || streamId.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'streamId: a non-empty string');
-    if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'publishBatch: at least one chunk');
-    const entries = chunks.map(toEntry);
-    const sq = this.#queueOf(streamId);
-    const seqs: Promise<number>[] = [];
-    for (const [chunk, bytes] of entries) {
-      // backpressure a caller can feel: wait while the stream's queue is full
-      while (sq.queue.length >= this.#o.maxQueuedChunks) await new Promise<void>((resolve) => sq.roomWaiters.push(resolve));
-      if (this.#fatal) throw this.#fatal;
-      seqs.push(new Promise<number>((resolve, reject) => sq.push({ chunk, bytes, resolve, reject })));
-      this.#schedule(sq);
-    }
-    const all = await Promise.all(seqs);
-    return { stream_id: streamId, first_seq: all[0]!, last_seq: all.at(-1)!, count: all.length };
   }
 
   #queueOf(streamId: string): StreamQueue {
