@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chunksFromJson, chunksFromJsonSchema } from '../../gateway/src/http/chunks.js';
+import { batchFromFrame, batchFromFrameSchema } from '../../gateway/src/http/ingest-stream.js';
 
 /** The hand-checked common JSON batch accepts exactly what the schema accepts, with the same chunks. */
 const outcome = (f: () => unknown): unknown => {
@@ -53,5 +54,33 @@ describe('JSON chunk batches', () => {
     expect(() => chunksFromJson({ chunks: [{ payload: 'x', layer: 16 }] })).toThrow(/layer/);
     expect(() => chunksFromJson({ chunks: [] })).toThrow();
     expect(() => chunksFromJson({ chunks: Array.from({ length: 10_001 }, () => ({ payload: 'x' })) })).toThrow();
+  });
+});
+
+describe('streaming ingest BATCH frames', () => {
+  it('the hand check and the schema agree on every decoded frame', () => {
+    const scalar = fc.oneof(
+      fc.string({ maxLength: 8 }),
+      fc.string({ minLength: 255, maxLength: 258 }),
+      fc.integer({ min: -2, max: 2 ** 32 + 1 }),
+      fc.constantFrom(0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 32 - 1, 2 ** 32),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.boolean(),
+      fc.uint8Array({ maxLength: 4 }),
+    );
+    const entry = fc.oneof(fc.tuple(fc.uint8Array({ maxLength: 4 })), fc.tuple(fc.string({ maxLength: 4 }), fc.option(fc.string({ maxLength: 4 })), fc.option(fc.integer({ min: -1, max: 16 }))), fc.array(scalar, { maxLength: 4 }), scalar);
+    const frame = fc.oneof(
+      fc.tuple(fc.constant(1), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.string({ maxLength: 6 }), fc.option(fc.string({ maxLength: 6 })), fc.array(entry, { maxLength: 4 })),
+      fc.tuple(fc.oneof(fc.constant(1), scalar), scalar, scalar, scalar, fc.oneof(fc.array(entry, { maxLength: 3 }), scalar)),
+      fc.array(scalar, { maxLength: 6 }),
+      scalar,
+    );
+    fc.assert(
+      fc.property(frame, (f) => {
+        expect(outcome(() => batchFromFrame(f))).toEqual(outcome(() => batchFromFrameSchema(f)));
+      }),
+      { numRuns: 3_000, seed: 3702 },
+    );
   });
 });

@@ -6,6 +6,8 @@ import type { Stream } from '../streams/stream.js';
 import type { Registry } from './registry.js';
 import { backpressureTimeout, type AckWaiters } from './waiters.js';
 
+const encoder = new TextEncoder();
+
 export interface PublishResult {
   seq: number;
 }
@@ -53,7 +55,7 @@ export class Ingest {
   /** Append one chunk (text is sent as UTF-8); resolves with its seq once it is in the log. */
   async publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions & PublishOptions = {}): Promise<PublishResult> {
     const { waitMs, idempotencyKey, ...chunk } = options;
-    const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
+    const bytes = typeof payload === 'string' ? encoder.encode(payload) : payload;
     return { seq: (await this.publishBatch(streamId, [{ payload: bytes, ...chunk }], { waitMs, idempotencyKey })).first_seq };
   }
 

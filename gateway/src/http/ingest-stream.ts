@@ -93,7 +93,7 @@ export class IngestStream {
     };
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (refusing || ws.readyState !== ws.OPEN) return;
-      let batch: z.output<typeof batchSchema>;
+      let batch: ParsedBatch;
       try {
         batch = parseBatch(data, isBinary);
       } catch (error) {
@@ -103,14 +103,9 @@ export class IngestStream {
         closeIfDone();
         return;
       }
-      const [, id, streamId, key, entries] = batch;
+      const { id, streamId, key, chunks } = batch;
       if (inFlight >= MAX_IN_FLIGHT) return send(ws, errorFrame(id, new MirrorstreamError('MS_RATE_LIMITED', `more than ${MAX_IN_FLIGHT} batches in flight on this connection`, { retryable: true })));
       inFlight++;
-      const chunks: ChunkInput[] = entries.map(([payload, chunkKey, layer]) => ({
-        payload: typeof payload === 'string' ? new TextEncoder().encode(payload) : payload,
-        ...(chunkKey == null ? {} : { key: chunkKey }),
-        ...(layer == null ? {} : { layer }),
-      }));
       this.#gateway
         .publishBatch(streamId, chunks, { waitMs: this.#gateway.config.rate.ingestWaitMs, ...(key === null ? {} : { idempotencyKey: key }) })
         .then(
@@ -128,18 +123,73 @@ export class IngestStream {
   }
 }
 
-function parseBatch(data: RawData, isBinary: boolean): z.output<typeof batchSchema> {
+/** A BATCH frame, its chunks as `publishBatch` takes them. */
+export interface ParsedBatch {
+  id: number;
+  streamId: string;
+  key: string | null;
+  chunks: ChunkInput[];
+}
+
+const encoder = new TextEncoder();
+
+function parseBatch(data: RawData, isBinary: boolean): ParsedBatch {
   if (!isBinary) throw new Error('frames are binary msgpack');
-  const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+  // ws hands over a Buffer of its own per message: read it as it is, no copy
+  const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
   let value: unknown;
   try {
     value = unpack(bytes);
   } catch {
     throw new Error('not msgpack');
   }
+  return batchFromFrame(value);
+}
+
+/** A decoded BATCH frame as publishBatch takes it; a frame that is not one throws, its error worded by the schema. */
+export function batchFromFrame(value: unknown): ParsedBatch {
+  return plainBatch(value) ?? batchFromFrameSchema(value);
+}
+
+/**
+ * The batch checked by hand: it accepts only what `batchSchema` accepts, without the schema's
+ * cost per chunk (a producer sends 100 000s of chunks a second), as `plainJsonBatch` does for
+ * `POST .../chunks`. Anything else is undefined here and goes through the schema, which words
+ * the error. Key and layer ranges are checked by publishBatch, as for every ingest path.
+ */
+function plainBatch(value: unknown): ParsedBatch | undefined {
+  if (!Array.isArray(value) || value.length !== 5) return undefined;
+  const [frame, id, streamId, key, entries] = value as unknown[];
+  if (frame !== IngestFrame.BATCH || typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 2 ** 32 - 1) return undefined;
+  if (typeof streamId !== 'string' || streamId.length > 256 || (key !== null && (typeof key !== 'string' || key.length > 256))) return undefined;
+  if (!Array.isArray(entries) || entries.length < 1 || entries.length > MAX_CHUNKS_PER_BATCH) return undefined;
+  const chunks: ChunkInput[] = [];
+  for (const entry of entries as unknown[]) {
+    if (!Array.isArray(entry) || entry.length < 1 || entry.length > 3) return undefined;
+    const [payload, chunkKey, layer] = entry as unknown[];
+    if (!(payload instanceof Uint8Array) && typeof payload !== 'string') return undefined;
+    // present means a value or null (msgpack can carry undefined: the schema refuses it)
+    if (entry.length > 1 && chunkKey !== null && typeof chunkKey !== 'string') return undefined;
+    if (entry.length > 2 && layer !== null && (typeof layer !== 'number' || !Number.isFinite(layer))) return undefined;
+    chunks.push(chunkOf(payload, chunkKey as string | null | undefined, layer as number | null | undefined));
+  }
+  return { id, streamId, key, chunks };
+}
+
+/** The same through the schema alone (the test holds the hand check to it). */
+export function batchFromFrameSchema(value: unknown): ParsedBatch {
   const parsed = batchSchema.safeParse(value);
   if (!parsed.success) throw new Error(`not a batch frame [1, id, stream_id, key | null, [[payload, key?, layer?], ...]]: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
-  return parsed.data;
+  const [, id, streamId, key, entries] = parsed.data;
+  return { id, streamId, key, chunks: entries.map(([payload, chunkKey, layer]) => chunkOf(payload, chunkKey, layer)) };
+}
+
+function chunkOf(payload: Uint8Array | string, key: string | null | undefined, layer: number | null | undefined): ChunkInput {
+  return {
+    payload: typeof payload === 'string' ? encoder.encode(payload) : payload,
+    ...(key == null ? {} : { key }),
+    ...(layer == null ? {} : { layer }),
+  };
 }
 
 /**
