@@ -132,12 +132,14 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
   const cluster = await startNatsCluster(3);
   const client = await Child.start<ToIngestClient, FromIngestClient>('./ingest-client.ts', []);
   const targets: IngestTarget[] = [];
+  const gateways: GatewayChild[] = [];
   try {
     await waitForJetStream(cluster.urls);
     // one gateway process per log; the HTTP client, the producer client and (memory) the
     // in-process publisher take turns on it
     const gateway = async (kind: 'memory' | 'jetstream', replicas: number, config: GatewayConfigInput): Promise<void> => {
       const g = await GatewayChild.start(`${kind} R${replicas}`, config);
+      gateways.push(g);
       targets.push(httpTarget(g, `http/gateway-${kind}`, replicas, client));
       targets.push(producerTarget(g, `producer/gateway-${kind}`, replicas, client));
       targets.push(producerTarget(g, `producer-paced/gateway-${kind}`, replicas, client));
@@ -194,7 +196,7 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
     );
   } finally {
     for (const t of targets.reverse()) await t.close().catch(() => undefined);
-    for (const g of GatewayChild.started.splice(0)) await g.stop();
+    for (const g of gateways) await g.stop();
     await client.stop();
     await cluster.close();
     await single.close();

@@ -55,38 +55,55 @@ async function run(m: Extract<ToIngestClient, { cmd: 'run' }>): Promise<FromInge
     posters = conns.map((c) => () => c.post());
     close = () => conns.forEach((c) => c.close());
   }
-  let requests = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const latenciesMs: number[] = [];
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const until = t0 + m.ms;
+  const tally = new Tally(m.ms);
   await Promise.all(
     posters.map(async (post) => {
-      while (performance.now() < until) {
+      while (performance.now() < tally.until) {
         const s = performance.now();
         try {
           const status = await post();
-          if (status !== 200) {
-            errors++;
-            firstError ??= `HTTP ${status}`;
-            continue;
-          }
-          requests++;
-          latenciesMs.push(performance.now() - s);
+          if (status !== 200) tally.failed(`HTTP ${status}`);
+          else tally.answered(s);
         } catch (error) {
-          errors++;
-          firstError ??= String(error);
+          tally.failed(error);
           return; // this connection is gone
         }
       }
     }),
   );
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const result = tally.result(tally.ok, tally.ok * m.chunks);
   close();
-  return { ev: 'ran', requests, chunks: requests * m.chunks, errors, firstError, seconds, latenciesMs, cpuUs: cpu.user + cpu.system };
+  return result;
+}
+
+/** What a run counts: answers and their latencies, errors (the first one kept), its time and CPU. */
+class Tally {
+  ok = 0;
+  errors = 0;
+  firstError: string | undefined;
+  readonly latenciesMs: number[] = [];
+  readonly t0 = performance.now();
+  readonly until: number;
+  readonly #cpu0 = process.cpuUsage();
+
+  constructor(ms: number) {
+    this.until = this.t0 + ms;
+  }
+
+  answered(startedAt: number): void {
+    this.ok++;
+    this.latenciesMs.push(performance.now() - startedAt);
+  }
+
+  failed(error: unknown): void {
+    this.errors++;
+    this.firstError ??= String(error);
+  }
+
+  result(requests: number, chunks: number): FromIngestClient {
+    const cpu = process.cpuUsage(this.#cpu0);
+    return { ev: 'ran', requests, chunks, errors: this.errors, firstError: this.firstError, seconds: (performance.now() - this.t0) / 1000, latenciesMs: this.latenciesMs, cpuUs: cpu.user + cpu.system };
+  }
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n');
@@ -163,50 +180,40 @@ class LeanConnection {
 async function produce(m: Extract<ToIngestClient, { cmd: 'produce' }>): Promise<FromIngestClient> {
   const producer = new Producer({ gatewayUrl: m.url, apiKey: m.apiKey });
   const payload = new Uint8Array(m.chunkBytes).fill(120);
-  let chunks = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const latenciesMs: number[] = [];
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const until = t0 + m.ms;
+  const tally = new Tally(m.ms);
   let outstanding = 0;
   let drained: () => void = () => undefined;
   const one = (): void => {
     outstanding++;
     const s = performance.now();
-    producer.publish(m.streamId, payload).then(
-      () => {
-        chunks++;
-        latenciesMs.push(performance.now() - s);
-      },
-      (error: unknown) => {
-        errors++;
-        firstError ??= String(error);
-      },
-    ).finally(() => {
-      outstanding--;
-      if (m.ratePerS === undefined && performance.now() < until) one();
-      else if (outstanding === 0) drained();
-    });
+    producer
+      .publish(m.streamId, payload)
+      .then(
+        () => tally.answered(s),
+        (error: unknown) => tally.failed(error),
+      )
+      .finally(() => {
+        outstanding--;
+        if (m.ratePerS === undefined && performance.now() < tally.until) one();
+        else if (outstanding === 0) drained();
+      });
   };
   const done = new Promise<void>((resolve) => (drained = resolve));
   if (m.ratePerS === undefined) {
     for (let i = 0; i < m.window; i++) one();
   } else {
     let sent = 0;
-    while (performance.now() < until) {
-      const due = Math.floor(((performance.now() - t0) * m.ratePerS) / 1000);
+    while (performance.now() < tally.until) {
+      const due = Math.floor(((performance.now() - tally.t0) * m.ratePerS) / 1000);
       for (; sent < due; sent++) one();
       await new Promise((r) => setTimeout(r, 1));
     }
     if (outstanding === 0) drained();
   }
   await done;
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const result = tally.result(producer.stats.batches, tally.ok);
   await producer.close();
-  return { ev: 'ran', requests: producer.stats.batches, chunks, errors, firstError, seconds, latenciesMs, cpuUs: cpu.user + cpu.system };
+  return result;
 }
 
 process.on('message', (m: ToIngestClient) => {

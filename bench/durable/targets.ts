@@ -60,7 +60,6 @@ export interface IngestTarget {
 
 /** A gateway in a process of its own (bench/durable/gateway-child.ts), with one stream `ingest` and no endpoints. */
 export class GatewayChild {
-  static readonly started: GatewayChild[] = [];
   private constructor(
     readonly child: Child<ToGatewayChild, FromGatewayChild>,
     readonly url: string,
@@ -75,9 +74,7 @@ export class GatewayChild {
       await child.stop();
       throw new Error(`the ${name} gateway did not start: ${up.error}`);
     }
-    const g = new GatewayChild(child, up.url);
-    GatewayChild.started.push(g);
-    return g;
+    return new GatewayChild(child, up.url);
   }
 
   /** Its CPU time so far (µs) and the chunks its in-process receiver got. */
