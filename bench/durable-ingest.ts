@@ -23,6 +23,7 @@ import {
   producerTarget,
   RAW_IN_FLIGHT,
   rawTarget,
+  SEMI64_CLIENT_ARGS,
   type IngestCase,
   type IngestTarget,
 } from './durable/targets.js';
@@ -130,7 +131,11 @@ interface Sample {
 export async function durableIngest(plan: { rounds: number; seconds: number; only?: string[] }): Promise<IngestRow[]> {
   const single = await startNats();
   const cluster = await startNatsCluster(3);
-  const client = await Child.start<ToIngestClient, FromIngestClient>('./ingest-client.ts', []);
+  // the producer as a plain install has it: ws without the optional native bufferutil (the gateway has it)
+  const clientArgs = process.env.DURABLE_CLIENT_ARGS?.split(' ').filter(Boolean) ?? [];
+  const clientEnv = { ...process.env, WS_NO_BUFFER_UTIL: '1' };
+  const client = await Child.start<ToIngestClient, FromIngestClient>('./ingest-client.ts', [], clientArgs, clientEnv);
+  const clientSemi64 = await Child.start<ToIngestClient, FromIngestClient>('./ingest-client.ts', [], [...clientArgs, ...SEMI64_CLIENT_ARGS], clientEnv);
   const targets: IngestTarget[] = [];
   const gateways: GatewayChild[] = [];
   try {
@@ -148,6 +153,9 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
         // with one receiver: chunks/s delivered to it, the path a stream in use takes
         targets.push(producerTarget(g, 'producer/gateway-memory-rx', 0, client));
         targets.push(inprocessTarget(g, 'inprocess/publish-memory-rx'));
+        // the same producer, its process with a young generation sized for feed rates
+        targets.push(producerTarget(g, 'producer-semi64/gateway-memory', 0, clientSemi64));
+        targets.push(producerTarget(g, 'producer-semi64/gateway-memory-rx', 0, clientSemi64));
       }
     };
     await gateway('memory', 0, { logLevel: 'silent' });
@@ -190,14 +198,15 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
       ingestRow(t, samples[i] ?? [], {
         raw: baseline('jetstream/raw-async', t.replicas),
         rawNoTraces: baseline('jetstream/raw-async-no-traces', t.replicas),
-        http: baseline(t.case === 'producer/gateway-memory' ? 'http/gateway-memory' : 'http/gateway-jetstream', t.replicas),
-        inprocess: baseline(t.case === 'producer/gateway-memory-rx' ? 'inprocess/publish-memory-rx' : 'inprocess/publish-memory', 0),
+        http: baseline(t.case.endsWith('/gateway-memory') ? 'http/gateway-memory' : 'http/gateway-jetstream', t.replicas),
+        inprocess: baseline(t.case.endsWith('-rx') ? 'inprocess/publish-memory-rx' : 'inprocess/publish-memory', 0),
       }),
     );
   } finally {
     for (const t of targets.reverse()) await t.close().catch(() => undefined);
     for (const g of gateways) await g.stop();
     await client.stop();
+    await clientSemi64.stop();
     await cluster.close();
     await single.close();
   }
@@ -222,23 +231,23 @@ function ingestRow(t: IngestTarget, s: Sample[], base: Baselines): IngestRow {
   const http = t.case.startsWith('http/');
   const producer = t.case.startsWith('producer');
   const client = http || producer;
-  const ratiosTo = (of: IngestCase, b: Sample[] | undefined): number[] | undefined => (t.case === of && b ? s.map((x, round) => x.chunksPerS / (b[round]?.chunksPerS ?? Number.NaN)) : undefined);
+  const ratiosTo = (of: IngestCase[], b: Sample[] | undefined): number[] | undefined => (of.includes(t.case) && b ? s.map((x, round) => x.chunksPerS / (b[round]?.chunksPerS ?? Number.NaN)) : undefined);
   const ratioFields = <K extends string>(key: K, ratios: number[] | undefined): Record<string, number> => (ratios ? flat(key, summarize(ratios), 3) : {});
-  const ratios = ratiosTo('http/gateway-jetstream', base.raw);
+  const ratios = ratiosTo(['http/gateway-jetstream'], base.raw);
   return {
     case: t.case,
     replicas: t.replicas,
     connections: client ? (http ? INGEST_CONNECTIONS : 1) : t.case === 'inprocess/publish-memory' ? 0 : 1,
-    in_flight: http ? INGEST_CONNECTIONS * INGEST_BATCH : t.case.startsWith('producer/') ? PRODUCER_WINDOW : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : t.case.startsWith('producer-paced') ? 0 : RAW_IN_FLIGHT,
+    in_flight: http ? INGEST_CONNECTIONS * INGEST_BATCH : /^producer(-semi64)?\//.test(t.case) ? PRODUCER_WINDOW : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : t.case.startsWith('producer-paced') ? 0 : RAW_IN_FLIGHT,
     batch: http ? INGEST_BATCH : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : 1,
     chunk_bytes: INGEST_CHUNK,
     rounds: s.length,
     ...(flat('chunks_per_s', summarize(s.map((x) => x.chunksPerS)), 0) as Pick<IngestRow, 'chunks_per_s' | 'chunks_per_s_min' | 'chunks_per_s_max'>),
     chunks_per_s_rounds: s.map((x) => Math.round(x.chunksPerS)),
     ...(ratios ? { ...ratioFields('ratio_vs_raw', ratios), ratio_vs_raw_rounds: ratios.map((v) => Number(v.toFixed(3))) } : {}),
-    ...ratioFields('ratio_vs_raw_no_traces', ratiosTo('http/gateway-jetstream', base.rawNoTraces)),
-    ...ratioFields('ratio_vs_http', ratiosTo('producer/gateway-memory', base.http) ?? ratiosTo('producer/gateway-jetstream', base.http)),
-    ...ratioFields('ratio_vs_inprocess', ratiosTo('producer/gateway-memory', base.inprocess) ?? ratiosTo('producer/gateway-memory-rx', base.inprocess)),
+    ...ratioFields('ratio_vs_raw_no_traces', ratiosTo(['http/gateway-jetstream'], base.rawNoTraces)),
+    ...ratioFields('ratio_vs_http', ratiosTo(['producer/gateway-memory', 'producer-semi64/gateway-memory', 'producer/gateway-jetstream'], base.http)),
+    ...ratioFields('ratio_vs_inprocess', ratiosTo(['producer/gateway-memory', 'producer/gateway-memory-rx', 'producer-semi64/gateway-memory', 'producer-semi64/gateway-memory-rx'], base.inprocess)),
     ...(t.case.startsWith('producer-paced') ? { rate_per_s: PACED_RATE } : {}),
     ...(http ? { http_client: INGEST_CLIENT } : {}),
     ...(client ? { request_p50_ms: Number(percentile(latencies, 50).toFixed(2)), request_p99_ms: Number(percentile(latencies, 99).toFixed(2)) } : {}),

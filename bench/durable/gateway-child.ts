@@ -4,9 +4,11 @@
  * endpoints, and `ingest-rx` with one receiver in this process (MemoryTransport), whose
  * deliveries it counts. Its configuration comes as JSON in argv[2]; it answers `cpu` with its
  * CPU time and the chunks delivered so far, and `publish` with a run of its own publishBatch.
+ * It runs the built packages (dist, as `npm start` does), not the sources through tsx, whose
+ * transform costs a gateway a third of its speed.
  */
-import { createGateway, serve, type GatewayConfigInput } from '../../gateway/src/index.js';
-import { memoryReceiverCore } from '../../test/helpers/memory-receiver.js';
+import { createGateway, MemoryTransport, serve, type GatewayConfigInput } from '@mirrorstream/gateway';
+import { ReceiverCore } from '@mirrorstream/receiver';
 
 export type ToGatewayChild = { cmd: 'cpu' } | { cmd: 'publish'; streamId: string; ms: number; batch: number; chunkBytes: number };
 export type FromGatewayChild =
@@ -25,7 +27,14 @@ try {
   await gateway.createStream({ stream_id: 'ingest', endpoint_list: [] });
   await gateway.createStream({ stream_id: 'ingest-rx', endpoint_list: ['rx'] });
   let delivered = 0;
-  const rx = memoryReceiverCore(gateway, 'rx');
+  const rx = new ReceiverCore({
+    endpointId: 'rx',
+    dial: async () => {
+      const [gatewaySide, receiverSide] = MemoryTransport.pair();
+      gateway.accept(gatewaySide, { endpointId: 'rx' });
+      return receiverSide;
+    },
+  });
   rx.on('chunk', () => delivered++);
   await rx.connect();
   process.on('message', (m: ToGatewayChild) => {

@@ -9,7 +9,7 @@
  */
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { Producer } from '../../producer/src/index.js';
+import { Producer } from '@mirrorstream/producer';
 
 export type IngestClientKind = 'lean' | 'node-http';
 export type ToIngestClient =

@@ -17,6 +17,8 @@ export type IngestCase =
   | 'http/gateway-jetstream'
   | 'producer/gateway-memory'
   | 'producer/gateway-memory-rx'
+  | 'producer-semi64/gateway-memory'
+  | 'producer-semi64/gateway-memory-rx'
   | 'producer/gateway-jetstream'
   | 'producer-paced/gateway-memory'
   | 'producer-paced/gateway-jetstream'
@@ -29,6 +31,8 @@ export const INGEST_CONNECTIONS = 16;
 export const INGEST_BATCH = 10;
 export const INGEST_CHUNK = 100;
 export const RAW_IN_FLIGHT = 256;
+/** producer-semi64/*: the client process run with a young generation for feed rates (docs/producer.md). */
+export const SEMI64_CLIENT_ARGS = ['--max-semi-space-size=64'];
 /** producer/*: publish() calls unanswered at a time (the client's per-stream queue holds 10 000). */
 export const PRODUCER_WINDOW = 10_000;
 /** producer-paced/*: the feed rate the publish-ack latency is measured at. */
@@ -114,7 +118,7 @@ export function producerTarget(g: GatewayChild, name: IngestCase, replicas: numb
   return {
     case: name,
     replicas,
-    label: `${paced ? 'producer-paced' : 'producer'}-${name.split('/')[1] ?? name}@R${replicas}`,
+    label: `${name.replace('/', '-')}@R${replicas}`,
     async run(ms) {
       const u0 = await g.usage();
       const r = await client.ask(
@@ -205,8 +209,8 @@ export class Child<In extends object, Out extends { ev: string }> {
   private constructor(proc: ChildProcess) {
     this.#proc = proc;
   }
-  static async start<In extends object, Out extends { ev: string }>(script: string, args: string[], execArgv: string[] = []): Promise<Child<In, Out>> {
-    const proc = fork(fileURLToPath(new URL(script, import.meta.url)), args, { execArgv: [...execArgv, '--import', TSX], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  static async start<In extends object, Out extends { ev: string }>(script: string, args: string[], execArgv: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<Child<In, Out>> {
+    const proc = fork(fileURLToPath(new URL(script, import.meta.url)), args, { execArgv: [...execArgv, '--import', TSX], env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     return new Child<In, Out>(proc);
   }
   send(m: In): void {

@@ -72,9 +72,10 @@ export class IngestLink {
     return !this.#closed && !this.#draining;
   }
 
-  send(id: number, streamId: string, key: string, chunks: readonly IngestChunk[]): boolean {
+  /** A batch; `after`: the batch sent before it here that must be stored first (a gateway that takes it: welcome.batch_after). */
+  send(id: number, streamId: string, key: string, chunks: readonly IngestChunk[], after: number | null): boolean {
     if (!this.usable) return false;
-    this.#ws.send(pack([IngestFrame.BATCH, id, streamId, key, chunks]));
+    this.#ws.send(pack(after === null ? [IngestFrame.BATCH, id, streamId, key, chunks] : [IngestFrame.BATCH, id, streamId, key, chunks, after]));
     return true;
   }
 

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { MirrorstreamError, RealClock, TypedEmitter, type Clock, type IngestChunk, type TimerHandle } from '@mirrorstream/receiver/protocol';
+import { MirrorstreamError, RealClock, TypedEmitter, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import { AdminClient } from './admin.js';
-import { StreamQueue, toEntry, type Batch, type Pending } from './batches.js';
-import { IngestLink, type BatchAnswer, type LinkEvents } from './link.js';
+import { checkChunk, frameChunk, StreamQueue, type Batch, type Pending } from './batches.js';
+import { Gateways } from './gateways.js';
+import type { BatchAnswer, IngestLink } from './link.js';
 
 export interface ProducerOptions {
   /** One gateway, or several instances of one deployment: a failed or draining one is left for the next. */
@@ -14,8 +15,10 @@ export interface ProducerOptions {
   maxBatchBytes?: number;
   /** How long a stream's first chunk waits for more before its batch goes (default 2 ms). */
   lingerMs?: number;
-  /** Batches in flight at once, over every stream (default 64; each stream has at most one). */
+  /** Batches in flight at once, over every stream (default 64)… */
   maxInFlight?: number;
+  /** …and of one stream (default 4; 1 with a gateway that does not take BATCH's `after`). */
+  maxInFlightPerStream?: number;
   /** Chunks queued per stream before `publish` waits for room (default 10 000): backpressure. */
   maxQueuedChunks?: number;
   /** A batch unanswered this long counts its connection as broken: it is sent again elsewhere (default 10 s). */
@@ -68,27 +71,21 @@ interface InFlight {
  * chunk's seq once the gateway (and, with JetStream, the engine) stored it, and rejects only
  * for a chunk that was not stored, with a coded MirrorstreamError (what the gateway refused:
  * a missing stream, a bad chunk, the API key). Chunks are batched per stream (by size and
- * linger), at most one batch per stream in flight and `maxInFlight` in all; every batch has an
- * idempotency key and is sent again with the same key, on the next gateway instance, after a
- * lost connection, an unanswered batch, a 503-class refusal or GOAWAY, so nothing is stored
- * twice and a stream's order holds across retries. It retries for as long as it is open.
+ * linger), `maxInFlightPerStream` batches of a stream and `maxInFlight` in all in flight; every
+ * batch has an idempotency key and is sent again with the same key, on the next gateway
+ * instance, after a lost connection, an unanswered batch, a 503-class refusal or GOAWAY, so
+ * nothing is stored twice and a stream's order holds across retries (batches.ts: StreamQueue).
+ * It retries for as long as it is open.
  */
 export class Producer extends TypedEmitter<ProducerEvents> {
   readonly #o: Required<Omit<ProducerOptions, 'gatewayUrl' | 'apiKey' | 'clock' | 'random' | 'backoff'>> & { backoff: { initialMs: number; maxMs: number } };
-  readonly #urls: readonly string[];
-  readonly #apiKey: string;
   readonly #clock: Clock;
-  readonly #random: () => number;
   readonly #streams = new Map<string, StreamQueue>();
   /** Streams with a batch to send, in the order they became ready. */
   readonly #ready = new Set<StreamQueue>();
-  /** Batches to send again once a connection is up. */
-  readonly #resend: Batch[] = [];
   readonly #inFlight = new Map<number, InFlight>();
   readonly #idleWaiters: (() => void)[] = [];
-  #link: IngestLink | undefined;
-  #connecting = false;
-  #urlIndex = 0;
+  readonly #gateways: Gateways;
   #nextId = 1;
   #flushing = 0;
   #closed = false;
@@ -103,50 +100,65 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     const urls = typeof options.gatewayUrl === 'string' ? [options.gatewayUrl] : [...options.gatewayUrl];
     if (urls.length === 0 || urls.some((u) => !/^https?:\/\//.test(u))) throw new MirrorstreamError('MS_CONFIG_INVALID', 'gatewayUrl: one or more http(s) URLs');
     if (!options.apiKey) throw new MirrorstreamError('MS_CONFIG_INVALID', 'apiKey is required');
-    this.#urls = urls;
-    this.#apiKey = options.apiKey;
     this.#clock = options.clock ?? new RealClock();
-    this.#random = options.random ?? Math.random;
     this.#o = {
       maxBatchChunks: options.maxBatchChunks ?? 1_000,
       maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,
       lingerMs: options.lingerMs ?? 2,
       maxInFlight: options.maxInFlight ?? 64,
+      maxInFlightPerStream: options.maxInFlightPerStream ?? 4,
       maxQueuedChunks: options.maxQueuedChunks ?? 10_000,
       answerTimeoutMs: options.answerTimeoutMs ?? 10_000,
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
       backoff: options.backoff ?? { initialMs: 100, maxMs: 2_000 },
     };
     this.admin = new AdminClient(urls, options.apiKey);
+    const gateways = { urls, apiKey: options.apiKey, connectTimeoutMs: this.#o.connectTimeoutMs, backoff: this.#o.backoff, clock: this.#clock, random: options.random ?? Math.random };
+    this.#gateways = new Gateways(gateways, {
+      connected: (url) => {
+        this.stats.connects++;
+        this.emit('connected', url);
+      },
+      connectFailed: (url, error) => this.emit('connectFailed', url, error),
+      unauthorized: (error) => this.#fail(error),
+      up: () => this.#drain(),
+      answer: (link, id, answer) => this.#answer(link, id, answer),
+      goaway: (link, reason) => {
+        if (this.#gateways.current(link)) this.emit('disconnected', link.url, `GOAWAY: ${reason}`);
+        this.#gateways.leave(link);
+        this.#drain();
+      },
+      closed: (link, error) => this.#lost(link, error),
+    });
   }
 
   /** The gateway instance the producer sends to now (undefined while it connects). */
   get gatewayUrl(): string | undefined {
-    return this.#link?.url;
+    return this.#gateways.url;
   }
 
   /**
    * Publish one chunk; resolves with its seq once stored. A stream's publish() promises settle in
    * the order they were published (each is settled by its batch's answer, nothing in between).
    */
-  publish(streamId: string, payload: Uint8Array | string, options: ChunkOptions = {}): Promise<{ seq: number }> {
-    let entry: [IngestChunk, number];
+  publish(streamId: string, payload: Uint8Array | string, options?: ChunkOptions): Promise<{ seq: number }> {
     try {
       this.#checkOpen(streamId);
-      entry = toEntry({ payload, key: options.key, layer: options.layer });
+      const key = options?.key;
+      const layer = options?.layer;
+      return this.#enqueue(this.#queueOf(streamId), payload, key, layer, checkChunk(payload, key, layer), true);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#enqueue(this.#queueOf(streamId), entry, (seq) => ({ seq }));
   }
 
   /** Publish chunks in order; resolves once all are stored (more than maxBatchChunks go in several batches, in order). */
   async publishBatch(streamId: string, chunks: readonly PublishInput[]): Promise<BatchResult> {
     this.#checkOpen(streamId);
     if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'publishBatch: at least one chunk');
-    const entries = chunks.map(toEntry);
+    const sizes = chunks.map((c) => checkChunk(c.payload, c.key, c.layer));
     const sq = this.#queueOf(streamId);
-    const all = await Promise.all(entries.map((entry) => this.#enqueue(sq, entry, (seq) => seq)));
+    const all = await Promise.all(chunks.map((c, i) => this.#enqueue<number>(sq, c.payload, c.key, c.layer, sizes[i]!, false)));
     return { stream_id: streamId, first_seq: all[0]!, last_seq: all.at(-1)!, count: all.length };
   }
 
@@ -158,21 +170,23 @@ export class Producer extends TypedEmitter<ProducerEvents> {
 
   /**
    * A chunk into its stream's queue; the promise is settled by its batch's answer, so a stream's
-   * promises settle in the order they were made. One promise and no array per chunk (a feed
-   * calls this per tick). With the queue full, or others waiting for room, it waits its turn:
-   * backpressure a caller can feel.
+   * promises settle in the order they were made. A promise and one object per chunk, nothing
+   * more (a feed calls this per tick). With the queue full, or others waiting for room, it
+   * waits its turn: backpressure a caller can feel.
    */
-  #enqueue<T>(sq: StreamQueue, [chunk, bytes]: [IngestChunk, number], answer: (seq: number) => T): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const enqueue = (): void => {
-        if (this.#fatal) return reject(this.#fatal);
-        if (sq.queue.length >= this.#o.maxQueuedChunks) return void sq.roomWaiters.push(enqueue);
-        sq.push({ chunk, bytes, resolve: (seq) => resolve(answer(seq)), reject });
-        this.#schedule(sq);
-      };
-      if (sq.roomWaiters.length > 0) sq.roomWaiters.push(enqueue);
-      else enqueue();
+  #enqueue<T>(sq: StreamQueue, payload: Uint8Array | string, key: string | undefined, layer: number | undefined, bytes: number, boxed: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = { payload, key, layer, bytes, boxed, resolve: resolve as (value: unknown) => void, reject };
+      if (sq.roomWaiters.length > 0) sq.roomWaiters.push(() => this.#admit(sq, p));
+      else this.#admit(sq, p);
     });
+  }
+
+  #admit(sq: StreamQueue, p: Pending): void {
+    if (this.#fatal) return p.reject(this.#fatal);
+    if (sq.queue.length >= this.#o.maxQueuedChunks) return void sq.roomWaiters.push(() => this.#admit(sq, p));
+    sq.push(p);
+    this.#schedule(sq);
   }
 
   #queueOf(streamId: string): StreamQueue {
@@ -199,15 +213,14 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   async close(): Promise<void> {
     if (!this.#fatal) await this.flush();
     this.#closed = true;
-    this.#link?.close();
-    this.#link = undefined;
+    this.#gateways.close();
   }
 
-  // ---- batching -------------------------------------------------------------------------
+  // ---- batching ----------------------------------------------------------------------
 
-  /** A stream with chunks and nothing in flight: ready now (a full batch, a flush) or after the linger. */
+  /** A stream with chunks and room in flight: ready now (a full batch, a flush) or after the linger. */
   #schedule(sq: StreamQueue): void {
-    if (sq.inFlight || sq.queue.length === 0) return;
+    if (sq.queue.length === 0 || sq.inFlight.length >= this.#o.maxInFlightPerStream) return;
     const full = sq.queue.length >= this.#o.maxBatchChunks || sq.queuedBytes >= this.#o.maxBatchBytes;
     if (full || this.#flushing > 0 || this.#o.lingerMs === 0) {
       this.#clock.clearTimeout(sq.lingerTimer as TimerHandle | undefined);
@@ -223,34 +236,54 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     }, this.#o.lingerMs);
   }
 
-  /** Send the ready streams' next batches while the window has room and a connection is up. */
+  /** Send the ready streams' batches while the window has room and a connection is up. */
   #drain(): void {
-    const link = this.#usableLink();
+    if (this.#fatal) return;
+    const link = this.#gateways.usable();
     if (!link) return;
-    for (const batch of this.#resend.splice(0)) this.#send(batch, link);
     for (const sq of this.#ready) {
       if (this.#inFlight.size >= this.#o.maxInFlight) return;
       this.#ready.delete(sq);
-      if (sq.inFlight || sq.queue.length === 0) continue;
-      const items = sq.take(this.#o.maxBatchChunks, this.#o.maxBatchBytes);
-      const batch: Batch = { id: this.#nextId, streamId: sq.streamId, key: `${randomUUID()}`, items, firstSentAt: undefined, attempts: 0 };
-      this.#nextId = this.#nextId >= 2 ** 32 - 1 ? 1 : this.#nextId + 1;
-      sq.inFlight = batch;
-      this.#send(batch, link);
+      for (let batch = this.#nextBatch(sq, link); batch; batch = this.#inFlight.size < this.#o.maxInFlight ? this.#nextBatch(sq, link) : undefined) {
+        this.#send(batch, sq, link);
+      }
     }
   }
 
-  #send(batch: Batch, link: IngestLink): void {
+  /** The stream's next batch to send on `link` now: one not stored first, then a new one; none past the stream's room. */
+  #nextBatch(sq: StreamQueue, link: IngestLink): Batch | undefined {
+    const perStream = link.welcome.batch_after === true ? this.#o.maxInFlightPerStream : 1;
+    // all of a stream's batches in flight are on one connection: the answers of another come first
+    if (sq.inFlight.length >= perStream || (sq.inFlight.length > 0 && sq.inFlight[0]!.sentOn !== link)) return undefined;
+    const next = sq.next;
+    if (next === 'queue') return sq.seal(this.#o.maxBatchChunks, this.#o.maxBatchBytes, randomUUID());
+    if (next !== 'again') return undefined;
+    const wait = sq.againAt - this.#clock.now();
+    if (wait <= 0) return sq.again.shift();
+    sq.againTimer ??= this.#clock.setTimeout(() => {
+      sq.againTimer = undefined;
+      this.#ready.add(sq);
+      this.#drain();
+    }, wait);
+    return undefined;
+  }
+
+  #send(batch: Batch, sq: StreamQueue, link: IngestLink): void {
     if (batch.attempts === 0) this.stats.batches++;
     else this.stats.retries++;
     batch.attempts++;
     batch.firstSentAt ??= this.#clock.now();
+    const after = sq.inFlight.at(-1)?.id ?? null;
+    batch.id = this.#nextId;
+    batch.sentOn = link;
+    this.#nextId = this.#nextId >= 2 ** 32 - 1 ? 1 : this.#nextId + 1;
+    sq.inFlight.push(batch);
     const timer = this.#clock.setTimeout(() => {
       // unanswered: this connection is not working; its close sends what was in flight again
       if (this.#inFlight.get(batch.id)?.link === link) link.close();
     }, this.#o.answerTimeoutMs);
     this.#inFlight.set(batch.id, { batch, link, timer });
-    link.send(batch.id, batch.streamId, batch.key, batch.items.map((p) => p.chunk));
+    link.send(batch.id, batch.streamId, batch.key, batch.items.map(frameChunk), after);
   }
 
   // ---- answers --------------------------------------------------------------------------
@@ -261,118 +294,54 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     this.#inFlight.delete(id);
     this.#clock.clearTimeout(entry.timer);
     const { batch } = entry;
+    const sq = this.#streams.get(batch.streamId);
+    sq?.landed(batch);
     if (answer.ok) {
-      batch.items.forEach((p, i) => p.resolve(answer.firstSeq + i));
-      return this.#settled(batch);
-    }
-    if (answer.retryAfterMs === null) {
+      for (let i = 0; i < batch.items.length; i++) {
+        const p = batch.items[i]!;
+        const seq = answer.firstSeq + i;
+        p.resolve(p.boxed ? { seq } : seq);
+      }
+    } else if (answer.retryAfterMs === null) {
       // the gateway refused it as it is: not stored
       for (const p of batch.items) p.reject(answer.error);
-      return this.#settled(batch);
+    } else {
+      // not stored this time (a draining instance, an outage, backpressure, one before it not
+      // stored): the same batch, the same key, again, in its place
+      if (answer.retryAfterMs === 0 && answer.error.code === 'MS_GATEWAY_CLOSED') this.#gateways.leave(link);
+      sq?.sendAgain(batch, this.#clock.now() + answer.retryAfterMs);
     }
-    // not stored this time (a draining instance, an outage, backpressure): the same batch, the same key, again
-    if (answer.retryAfterMs === 0) this.#leave(link);
-    this.#clock.setTimeout(() => this.#retry(batch), answer.retryAfterMs);
+    if (sq) this.#landed(sq);
+    this.#drain();
   }
 
-  /** A batch is answered for good: its stream may send the next one. */
-  #settled(batch: Batch): void {
-    const sq = this.#streams.get(batch.streamId);
-    if (sq?.inFlight === batch) {
-      sq.inFlight = undefined;
-      if (sq.queue.length > 0) {
-        // the chunks that came meanwhile go at once: they have waited a round trip already
-        this.#ready.add(sq);
-      } else if (sq.idle) this.#streams.delete(sq.streamId);
-    }
-    this.#drain();
+  /** A batch of `sq` is out of flight: it may send more; an idle stream is forgotten. */
+  #landed(sq: StreamQueue): void {
+    if (sq.idle) this.#streams.delete(sq.streamId);
+    // what came meanwhile goes at once: it has waited a round trip already
+    else if (sq.next !== undefined) this.#ready.add(sq);
     if (this.#allIdle()) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 
-  #retry(batch: Batch): void {
-    if (this.#fatal) return;
-    const link = this.#usableLink();
-    if (link) this.#send(batch, link);
-    else this.#resend.push(batch);
-  }
-
   #allIdle(): boolean {
-    return this.#inFlight.size === 0 && this.#resend.length === 0 && [...this.#streams.values()].every((s) => s.idle);
+    return this.#inFlight.size === 0 && [...this.#streams.values()].every((s) => s.idle);
   }
 
-  // ---- connections ----------------------------------------------------------------------
-
-  /** The connection to send on, or none yet (then one is being opened, and #drain runs when it is up). */
-  #usableLink(): IngestLink | undefined {
-    if (this.#link?.usable) return this.#link;
-    this.#link = undefined;
-    if (!this.#closed && !this.#fatal) void this.#connect();
-    return undefined;
-  }
-
-  /** Stop sending new batches on `link` (GOAWAY, or a closing gateway): the next instance gets them. */
-  #leave(link: IngestLink): void {
-    if (this.#link === link) {
-      this.#link = undefined;
-      this.#urlIndex++;
+  /** The connection is gone: what was in flight there is sent again, same key, in its place, on the next one. */
+  #lost(link: IngestLink, error: MirrorstreamError): void {
+    if (this.#gateways.current(link) && !this.#closed) this.emit('disconnected', link.url, `${error.code}: ${error.message}`);
+    this.#gateways.leave(link);
+    const now = this.#clock.now();
+    for (const [id, { batch, link: on, timer }] of this.#inFlight) {
+      if (on !== link) continue;
+      this.#inFlight.delete(id);
+      this.#clock.clearTimeout(timer);
+      const sq = this.#streams.get(batch.streamId);
+      sq?.landed(batch);
+      sq?.sendAgain(batch, now);
+      if (sq) this.#ready.add(sq);
     }
     this.#drain();
-  }
-
-  async #connect(): Promise<void> {
-    if (this.#connecting) return;
-    this.#connecting = true;
-    try {
-      for (let attempt = 0; !this.#closed; attempt++) {
-        const url = this.#urls[this.#urlIndex % this.#urls.length]!;
-        try {
-          const link = await IngestLink.open(url, this.#apiKey, this.#o.connectTimeoutMs, this.#events());
-          this.stats.connects++;
-          if (this.#closed) link.close();
-          else {
-            this.#link = link;
-            this.emit('connected', url);
-          }
-          break;
-        } catch (error) {
-          const e = error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', String(error), { retryable: true });
-          if (e.code === 'MS_UNAUTHORIZED') return this.#fail(e);
-          this.emit('connectFailed', url, e);
-          this.#urlIndex++;
-          const { initialMs, maxMs } = this.#o.backoff;
-          const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
-          await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, initialMs / 2 + this.#random() * (ceiling - initialMs / 2)));
-        }
-      }
-    } finally {
-      this.#connecting = false;
-    }
-    this.#drain();
-  }
-
-  #events(): LinkEvents {
-    return {
-      answer: (link, id, answer) => this.#answer(link, id, answer),
-      goaway: (link, reason) => {
-        if (this.#link === link) this.emit('disconnected', link.url, `GOAWAY: ${reason}`);
-        this.#leave(link);
-      },
-      closed: (link, error) => {
-        if (this.#link === link && !this.#closed) this.emit('disconnected', link.url, `${error.code}: ${error.message}`);
-        if (this.#link === link) {
-          this.#link = undefined;
-          this.#urlIndex++;
-        }
-        // what was in flight there is sent again, same key, on the next connection
-        for (const [id, entry] of this.#inFlight) {
-          if (entry.link !== link) continue;
-          this.#inFlight.delete(id);
-          this.#clock.clearTimeout(entry.timer);
-          this.#retry(entry.batch);
-        }
-        this.#drain();
-      },
-    };
   }
 
   /** Retrying cannot help (the API key): every chunk not yet stored is rejected with it. */
@@ -384,10 +353,9 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       rejectAll(batch.items);
     }
     this.#inFlight.clear();
-    for (const b of this.#resend.splice(0)) rejectAll(b.items);
     for (const sq of this.#streams.values()) {
       rejectAll(sq.queue.splice(0));
-      if (sq.inFlight) rejectAll(sq.inFlight.items);
+      for (const b of sq.again.splice(0)) rejectAll(b.items);
       for (const wake of sq.roomWaiters.splice(0)) wake();
     }
     this.#streams.clear();

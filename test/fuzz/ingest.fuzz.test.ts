@@ -10,7 +10,7 @@ import { FUZZ, fuzzParams } from './fuzz-params.js';
 
 /**
  * The streaming ingest fed generated frames over a real socket: batches good and bad (ids,
- * streams, keys, chunks, layers), other msgpack values, raw bytes and text. Every answer is a
+ * streams, keys, chunks, layers, `after` chains), other msgpack values, raw bytes and text. Every answer is a
  * documented frame; an ERROR names a documented code; the connection closes only after ERROR
  * MS_FRAME_MALFORMED; a batch is acked only if the gateway stored it; and a reference stream
  * published beside it delivers every chunk.
@@ -24,12 +24,12 @@ const chunk = fc.oneof(
   fc.tuple(payload, fc.option(fc.string({ maxLength: 10 })), fc.option(fc.integer({ min: -3, max: 20 }))),
   fc.anything({ maxDepth: 2 }),
 );
-const batch = fc.tuple(
-  fc.constant(IngestFrame.BATCH),
-  fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer(), fc.double(), fc.string({ maxLength: 4 })),
-  stream,
-  fc.option(fc.oneof(fc.stringMatching(/^[\x21-\x7e]{1,20}$/), fc.string({ maxLength: 200 }))),
-  fc.array(chunk, { maxLength: 6 }),
+// small ids too, so that `after` often names a batch of the same connection (stored, refused or in flight)
+const batchId = fc.oneof(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer(), fc.double(), fc.string({ maxLength: 4 }));
+const batchFields = fc.tuple(fc.constant(IngestFrame.BATCH), batchId, stream, fc.option(fc.oneof(fc.stringMatching(/^[\x21-\x7e]{1,20}$/), fc.string({ maxLength: 200 }))), fc.array(chunk, { maxLength: 6 }));
+const batch = fc.oneof(
+  batchFields,
+  fc.tuple(batchFields, fc.option(batchId)).map(([b, after]) => [...b, after]),
 );
 const message = fc.oneof(
   { weight: 6, arbitrary: batch.map((b) => ({ binary: true, bytes: pack(b) })) },

@@ -26,8 +26,8 @@ class RawIngest {
     this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   }
 
-  batch(id: number, stream: string, key: string | null, chunks: unknown[][]): void {
-    this.ws.send(pack([IngestFrame.BATCH, id, stream, key, chunks]));
+  batch(id: number, stream: string, key: string | null, chunks: unknown[][], after?: number | null): void {
+    this.ws.send(pack(after === undefined ? [IngestFrame.BATCH, id, stream, key, chunks] : [IngestFrame.BATCH, id, stream, key, chunks, after]));
   }
 
   /** The answer (ACK or ERROR) to batch `id`, bounded. */
@@ -94,12 +94,42 @@ describe('the streaming ingest (WebSocket, msgpack frames, on the HTTP port)', (
     expect(c.ws.readyState).toBe(WebSocket.OPEN);
   });
 
+  it('a batch sent `after` another is stored only once that one is: behind one not stored it is refused (MS_PREVIOUS_BATCH_NOT_STORED, retry_after_ms 0), and so is the chain behind it', async () => {
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
+    const got = await receiver('r');
+    const c = new RawIngest(server.url);
+    await c.opened;
+    expect(c.frames[0]).toEqual([IngestFrame.WELCOME, expect.objectContaining({ batch_after: true })]);
+    // a chain of five in flight at once: stored in the chain's order
+    for (let id = 1; id <= 5; id++) c.batch(id, 's', `k${id}`, [[`${id}a`], [`${id}b`]], id === 1 ? null : id - 1);
+    for (let id = 1; id <= 5; id++) expect(await c.answer(id)).toEqual([IngestFrame.ACK, id, 2 * id - 1, 2 * id]);
+    // 6 is refused as it is (layer 99); 7 after it and 8 after 7 are not stored
+    c.batch(6, 's', null, [['6', null, 99]], 5);
+    c.batch(7, 's', 'k7', [['7']], 6);
+    c.batch(8, 's', 'k8', [['8']], 7);
+    expect((await c.answer(6)).slice(0, 3)).toEqual([IngestFrame.ERROR, 6, 'MS_BAD_REQUEST']);
+    expect(await c.answer(7)).toEqual([IngestFrame.ERROR, 7, 'MS_PREVIOUS_BATCH_NOT_STORED', expect.stringMatching(/batch 6/), 0]);
+    expect(await c.answer(8)).toEqual([IngestFrame.ERROR, 8, 'MS_PREVIOUS_BATCH_NOT_STORED', expect.stringMatching(/batch 7/), 0]);
+    expect(gateway.getStream('s').last_seq).toBe(10);
+    // sent again (new ids, same keys), 7 unchained: stored in order; an `after` the connection does not know counts as stored
+    c.batch(9, 's', 'k7', [['7']], null);
+    c.batch(10, 's', 'k8', [['8']], 9);
+    expect(await c.answer(9)).toEqual([IngestFrame.ACK, 9, 11, 11]);
+    expect(await c.answer(10)).toEqual([IngestFrame.ACK, 10, 12, 12]);
+    c.batch(11, 's', null, [['11']], 123_456);
+    expect(await c.answer(11)).toEqual([IngestFrame.ACK, 11, 13, 13]);
+    await until(() => got.length === 13, 5_000, 'all delivered', { state: () => got.length });
+    expect(got.map((ch) => new TextDecoder().decode(ch.payload))).toEqual(['1a', '1b', '2a', '2b', '3a', '3b', '4a', '4b', '5a', '5b', '7', '8', '11']);
+  });
+
   it.each([
     ['a text frame', (ws: WebSocket) => ws.send('hello')],
     ['bytes that are not msgpack', (ws: WebSocket) => ws.send(Buffer.from([0xc1, 0xc1]))],
     ['msgpack that is not a batch', (ws: WebSocket) => ws.send(pack({ batch: 1 }))],
     ['a batch without chunks', (ws: WebSocket) => ws.send(pack([IngestFrame.BATCH, 1, 's', null, []]))],
     ['a batch id that is not a u32', (ws: WebSocket) => ws.send(pack([IngestFrame.BATCH, -1, 's', null, [['x']]]))],
+    ['an `after` that is not a batch id', (ws: WebSocket) => ws.send(pack([IngestFrame.BATCH, 1, 's', null, [['x']], 'first']))],
+    ['a batch with a seventh field', (ws: WebSocket) => ws.send(pack([IngestFrame.BATCH, 1, 's', null, [['x']], null, 1]))],
   ])('%s: ERROR MS_FRAME_MALFORMED, then the connection closes (1007); the gateway serves on', async (_what, sendBad) => {
     await gateway.createStream({ stream_id: 's', endpoint_list: ['r'] });
     const c = new RawIngest(server.url);

@@ -1,7 +1,10 @@
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import { pack, unpack } from 'msgpackr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { MirrorstreamError, Producer } from '../../producer/src/index.js';
+import { INGEST_PATH, IngestFrame } from '../../receiver-sdk/src/protocol/index.js';
 import { ReceiverCore, type Chunk } from '../../receiver-sdk/src/index.js';
 import { memoryReceiver } from '../helpers/memory-receiver.js';
 import { until, withDeadline } from '../helpers/poll.js';
@@ -135,5 +138,113 @@ describe('the producer client', () => {
       expect(mine.map((x) => x.split('@')[0])).toEqual(published.filter((x) => x.startsWith(stream)));
       expect(mine.map((x) => Number(x.split('@')[1]))).toEqual(mine.map((_, i) => i + 1));
     }
+  });
+});
+
+/**
+ * A gateway that keeps the streaming ingest's contract (a batch sent `after` one not stored is
+ * refused; a key seen before answers its first seqs) and fails what the test tells it to, on
+ * one stream; answers go out a moment later, in order, so batches pile up in flight.
+ */
+class ContractGateway {
+  readonly stored: string[] = [];
+  /** Frames received: [id, key, after, chunks]. */
+  readonly received: { id: number; key: string; after: number | null; chunks: number }[] = [];
+  maxUnanswered = 0;
+  readonly #wss: WebSocketServer;
+  readonly #seqsOf = new Map<string, [number, number]>();
+  readonly #failed = new Set<string>();
+
+  /** `fault(k, key)`: the k-th distinct batch key's first attempt: fail it (retryable), or store it and drop the connection unanswered. */
+  constructor(
+    readonly fault: (k: number) => 'fail' | 'store-and-drop' | undefined,
+    readonly batchAfter = true,
+  ) {
+    this.#wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: INGEST_PATH });
+    this.#wss.on('connection', (ws) => this.#serve(ws));
+  }
+
+  async listening(): Promise<string> {
+    if (this.#wss.address() === null) await new Promise((resolve) => this.#wss.once('listening', resolve));
+    return `http://127.0.0.1:${(this.#wss.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    for (const ws of this.#wss.clients) ws.terminate();
+    return new Promise((resolve) => this.#wss.close(() => resolve()));
+  }
+
+  #serve(ws: WebSocket): void {
+    const notStored = new Set<number>();
+    let unanswered = 0;
+    const answer = (frame: unknown[]): void => {
+      this.maxUnanswered = Math.max(this.maxUnanswered, ++unanswered);
+      setTimeout(() => {
+        unanswered--;
+        if (ws.readyState === WebSocket.OPEN) ws.send(pack(frame));
+      }, 2);
+    };
+    ws.send(pack([IngestFrame.WELCOME, { instance_id: 'contract', max_chunks_per_batch: 10_000, max_frame_bytes: 1 << 20, max_in_flight: 1_024, ...(this.batchAfter ? { batch_after: true } : {}) }]));
+    ws.on('message', (data: Buffer) => {
+      const [, id, , key, chunks, after = null] = unpack(data) as [number, number, string, string, [Uint8Array | string][], number | null];
+      this.received.push({ id, key, after, chunks: chunks.length });
+      if (after !== null && notStored.has(after)) {
+        notStored.add(id);
+        return answer([IngestFrame.ERROR, id, 'MS_PREVIOUS_BATCH_NOT_STORED', `after ${after}`, 0]);
+      }
+      const seen = this.#seqsOf.get(key);
+      if (seen) return answer([IngestFrame.ACK, id, ...seen]);
+      const fault = this.#failed.has(key) ? undefined : this.fault(this.#seqsOf.size + this.#failed.size);
+      if (fault === 'fail') {
+        this.#failed.add(key);
+        notStored.add(id);
+        return answer([IngestFrame.ERROR, id, 'MS_LOG_UNAVAILABLE', 'an outage', 20]);
+      }
+      const first = this.stored.length + 1;
+      for (const [payload] of chunks) this.stored.push(typeof payload === 'string' ? payload : new TextDecoder().decode(payload));
+      this.#seqsOf.set(key, [first, this.stored.length]);
+      if (fault === 'store-and-drop') {
+        this.#failed.add(key);
+        return ws.terminate();
+      }
+      answer([IngestFrame.ACK, id, first, this.stored.length]);
+    });
+  }
+}
+
+describe('the producer client: several batches of a stream in flight', () => {
+  let fake: ContractGateway | undefined;
+  afterEach(async () => {
+    await fake?.close();
+  });
+
+  const publishAll = async (p: Producer, n: number): Promise<number[]> => {
+    const seqs = await withDeadline(Promise.all(Array.from({ length: n }, (_, i) => p.publish('s', `m${i}`).then((r) => r.seq))), 20_000, 'every publish answered');
+    await p.close();
+    return seqs;
+  };
+
+  it('a batch not stored in the middle of a chain, and a connection lost with a chain in flight: sent again in order, nothing stored twice or out of order', async () => {
+    // the 3rd and 11th batches fail once; the 7th is stored and its connection dropped unanswered
+    fake = new ContractGateway((k) => (k === 3 || k === 11 ? 'fail' : k === 7 ? 'store-and-drop' : undefined));
+    const p = new Producer({ gatewayUrl: await fake.listening(), apiKey: 'k', maxBatchChunks: 10, lingerMs: 0, maxInFlightPerStream: 4, backoff: { initialMs: 5, maxMs: 20 } });
+    const seqs = await publishAll(p, 400);
+    expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    expect(fake.stored).toEqual(Array.from({ length: 400 }, (_, i) => `m${i}`));
+    // it did pipeline: chained batches, several unanswered at once; and it did retry (the failed ones, those refused behind them, the lost connection's)
+    expect(fake.received.filter((r) => r.after !== null).length).toBeGreaterThan(10);
+    expect(fake.maxUnanswered).toBeGreaterThan(1);
+    expect(fake.maxUnanswered).toBeLessThanOrEqual(4);
+    expect(p.stats.retries).toBeGreaterThanOrEqual(3);
+    expect(p.stats.connects).toBe(2);
+  });
+
+  it('a gateway that does not take `after` (an older one): one batch of a stream at a time, never an `after`', async () => {
+    fake = new ContractGateway((k) => (k === 2 ? 'fail' : undefined), false);
+    const p = new Producer({ gatewayUrl: await fake.listening(), apiKey: 'k', maxBatchChunks: 10, lingerMs: 0, maxInFlightPerStream: 4 });
+    expect(await publishAll(p, 100)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(fake.stored).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
+    expect(fake.received.every((r) => r.after === null)).toBe(true);
+    expect(fake.maxUnanswered).toBe(1);
   });
 });

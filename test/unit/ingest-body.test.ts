@@ -72,8 +72,10 @@ describe('streaming ingest BATCH frames', () => {
     const entry = fc.oneof(fc.tuple(fc.uint8Array({ maxLength: 4 })), fc.tuple(fc.string({ maxLength: 4 }), fc.option(fc.string({ maxLength: 4 })), fc.option(fc.integer({ min: -1, max: 16 }))), fc.array(scalar, { maxLength: 4 }), scalar);
     const frame = fc.oneof(
       fc.tuple(fc.constant(1), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.string({ maxLength: 6 }), fc.option(fc.string({ maxLength: 6 })), fc.array(entry, { maxLength: 4 })),
+      fc.tuple(fc.constant(1), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.string({ maxLength: 6 }), fc.option(fc.string({ maxLength: 6 })), fc.array(entry, { maxLength: 4 }), fc.oneof(fc.option(fc.integer({ min: 0, max: 2 ** 32 - 1 })), scalar)),
+      fc.tuple(fc.constant(1), fc.integer({ min: 0, max: 5 }), fc.string({ maxLength: 3 }), fc.constant(null), fc.array(entry, { minLength: 1, maxLength: 2 }), scalar, scalar),
       fc.tuple(fc.oneof(fc.constant(1), scalar), scalar, scalar, scalar, fc.oneof(fc.array(entry, { maxLength: 3 }), scalar)),
-      fc.array(scalar, { maxLength: 6 }),
+      fc.array(scalar, { maxLength: 7 }),
       scalar,
     );
     fc.assert(

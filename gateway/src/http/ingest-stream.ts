@@ -22,19 +22,19 @@ const chunkSchema = z.union([
   z.tuple([z.union([z.instanceof(Uint8Array), z.string()]), z.string().nullable()]),
   z.tuple([z.union([z.instanceof(Uint8Array), z.string()]), z.string().nullable(), z.number().nullable()]),
 ]);
-const batchSchema = z.tuple([
-  z.literal(IngestFrame.BATCH),
-  z.number().int().min(0).max(2 ** 32 - 1),
-  z.string().max(256),
-  z.string().max(256).nullable(),
-  z.array(chunkSchema).min(1).max(MAX_CHUNKS_PER_BATCH),
-]);
+const batchId = z.number().int().min(0).max(2 ** 32 - 1);
+const batchFields = [z.literal(IngestFrame.BATCH), batchId, z.string().max(256), z.string().max(256).nullable(), z.array(chunkSchema).min(1).max(MAX_CHUNKS_PER_BATCH)] as const;
+const batchSchema = z.union([z.tuple(batchFields), z.tuple([...batchFields, batchId.nullable()])]);
+
+/** Ids of this connection's batches not stored, the most recent ones: a batch sent `after` one of them is not stored either. */
+const NOT_STORED_KEPT = 4 * MAX_IN_FLIGHT;
 
 /**
  * The gateway's side of the streaming ingest. Each batch goes through `publishBatch`, as a
  * `POST .../chunks` does (the same validation, limits, idempotency and coded errors), and is
- * answered on its own: batches of many streams are in flight at once on one connection, each
- * stream's in the order they arrived.
+ * answered on its own: batches of many streams are in flight at once on one connection. A
+ * batch sent `after` another waits for that one and is stored only if that one was: the
+ * producer's several batches of one stream keep their order, also when one of them fails.
  */
 export class IngestStream {
   readonly #wss: WebSocketServer;
@@ -80,9 +80,12 @@ export class IngestStream {
   #serve(ws: WebSocket): void {
     this.#sockets.add(ws);
     let inFlight = 0;
+    // batch id → whether it was stored, while in flight; then the ids not stored, the latest NOT_STORED_KEPT
+    const pending = new Map<number, Promise<boolean>>();
+    const notStored = new Set<number>();
     ws.on('close', () => this.#sockets.delete(ws));
     ws.on('error', (error) => this.#log.debug({ err: error }, 'ingest connection error'));
-    const welcome: IngestWelcome = { instance_id: this.#gateway.status().instance_id, max_chunks_per_batch: MAX_CHUNKS_PER_BATCH, max_frame_bytes: this.#gateway.config.maxBodyBytes, max_in_flight: MAX_IN_FLIGHT };
+    const welcome: IngestWelcome = { instance_id: this.#gateway.status().instance_id, max_chunks_per_batch: MAX_CHUNKS_PER_BATCH, max_frame_bytes: this.#gateway.config.maxBodyBytes, max_in_flight: MAX_IN_FLIGHT, batch_after: true };
     send(ws, [IngestFrame.WELCOME, welcome]);
     if (this.#goaway !== undefined) send(ws, [IngestFrame.GOAWAY, this.#goaway]);
     // after a malformed frame: batches before it are still answered, then the connection closes;
@@ -103,23 +106,43 @@ export class IngestStream {
         closeIfDone();
         return;
       }
-      const { id, streamId, key, chunks } = batch;
-      if (inFlight >= MAX_IN_FLIGHT) return send(ws, errorFrame(id, new MirrorstreamError('MS_RATE_LIMITED', `more than ${MAX_IN_FLIGHT} batches in flight on this connection`, { retryable: true })));
+      const { id, after } = batch;
+      if (inFlight >= MAX_IN_FLIGHT) {
+        notStored.add(id);
+        return send(ws, errorFrame(id, new MirrorstreamError('MS_RATE_LIMITED', `more than ${MAX_IN_FLIGHT} batches in flight on this connection`, { retryable: true })));
+      }
       inFlight++;
-      this.#gateway
-        .publishBatch(streamId, chunks, { waitMs: this.#gateway.config.rate.ingestWaitMs, ...(key === null ? {} : { idempotencyKey: key }) })
-        .then(
-          (r) => send(ws, [IngestFrame.ACK, id, r.first_seq, r.last_seq]),
-          (error: unknown) => {
-            if (!(error instanceof MirrorstreamError)) this.#log.error({ err: error, stream: streamId.slice(0, 128) }, 'an ingest batch failed');
-            send(ws, errorFrame(id, error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_INTERNAL', 'internal error')));
-          },
-        )
-        .finally(() => {
-          inFlight--;
-          closeIfDone();
-        });
+      // whether the batch it follows was stored: known, or once that one is answered
+      const prior = after === null ? true : (pending.get(after) ?? !notStored.has(after));
+      const stored = this.#store(ws, batch, prior);
+      pending.set(id, stored);
+      void stored.then((ok) => {
+        if (pending.get(id) === stored) pending.delete(id);
+        if (!ok) {
+          notStored.add(id);
+          if (notStored.size > NOT_STORED_KEPT) notStored.delete(notStored.values().next().value as number);
+        }
+        inFlight--;
+        closeIfDone();
+      });
     });
+  }
+
+  /** Store a batch once the one it follows is (`prior`), and answer it; resolves with whether it was stored. */
+  async #store(ws: WebSocket, { id, streamId, key, chunks, after }: ParsedBatch, prior: Promise<boolean> | boolean): Promise<boolean> {
+    try {
+      // (no await when there is nothing to wait for: an unchained batch is stored in arrival order)
+      if (prior !== true && !(await prior)) {
+        throw new MirrorstreamError('MS_PREVIOUS_BATCH_NOT_STORED', `batch ${after} (sent before this one) was not stored, so this one was not either`, { retryable: true });
+      }
+      const r = await this.#gateway.publishBatch(streamId, chunks, { waitMs: this.#gateway.config.rate.ingestWaitMs, ...(key === null ? {} : { idempotencyKey: key }) });
+      send(ws, [IngestFrame.ACK, id, r.first_seq, r.last_seq]);
+      return true;
+    } catch (error) {
+      if (!(error instanceof MirrorstreamError)) this.#log.error({ err: error, stream: streamId.slice(0, 128) }, 'an ingest batch failed');
+      send(ws, errorFrame(id, error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_INTERNAL', 'internal error')));
+      return false;
+    }
   }
 }
 
@@ -129,6 +152,8 @@ export interface ParsedBatch {
   streamId: string;
   key: string | null;
   chunks: ChunkInput[];
+  /** The batch this one must follow (BATCH's `after`), or null. */
+  after: number | null;
 }
 
 const encoder = new TextEncoder();
@@ -158,9 +183,11 @@ export function batchFromFrame(value: unknown): ParsedBatch {
  * the error. Key and layer ranges are checked by publishBatch, as for every ingest path.
  */
 function plainBatch(value: unknown): ParsedBatch | undefined {
-  if (!Array.isArray(value) || value.length !== 5) return undefined;
+  if (!Array.isArray(value) || value.length < 5 || value.length > 6) return undefined;
   const [frame, id, streamId, key, entries] = value as unknown[];
-  if (frame !== IngestFrame.BATCH || typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 2 ** 32 - 1) return undefined;
+  // `after` absent, or null or a batch id (not msgpack's undefined: the schema refuses it)
+  const after = value.length === 6 ? (value[5] as unknown) : null;
+  if (frame !== IngestFrame.BATCH || !isBatchId(id) || (after !== null && !isBatchId(after))) return undefined;
   if (typeof streamId !== 'string' || streamId.length > 256 || (key !== null && (typeof key !== 'string' || key.length > 256))) return undefined;
   if (!Array.isArray(entries) || entries.length < 1 || entries.length > MAX_CHUNKS_PER_BATCH) return undefined;
   const chunks: ChunkInput[] = [];
@@ -173,33 +200,36 @@ function plainBatch(value: unknown): ParsedBatch | undefined {
     if (entry.length > 2 && layer !== null && (typeof layer !== 'number' || !Number.isFinite(layer))) return undefined;
     chunks.push(chunkOf(payload, chunkKey as string | null | undefined, layer as number | null | undefined));
   }
-  return { id, streamId, key, chunks };
+  return { id, streamId, key, chunks, after };
 }
+
+const isBatchId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2 ** 32 - 1;
 
 /** The same through the schema alone (the test holds the hand check to it). */
 export function batchFromFrameSchema(value: unknown): ParsedBatch {
   const parsed = batchSchema.safeParse(value);
-  if (!parsed.success) throw new Error(`not a batch frame [1, id, stream_id, key | null, [[payload, key?, layer?], ...]]: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
-  const [, id, streamId, key, entries] = parsed.data;
-  return { id, streamId, key, chunks: entries.map(([payload, chunkKey, layer]) => chunkOf(payload, chunkKey, layer)) };
+  if (!parsed.success) throw new Error(`not a batch frame [1, id, stream_id, key | null, [[payload, key?, layer?], ...], after?]: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+  const [, id, streamId, key, entries, after = null] = parsed.data;
+  return { id, streamId, key, chunks: entries.map(([payload, chunkKey, layer]) => chunkOf(payload, chunkKey, layer)), after };
 }
 
 function chunkOf(payload: Uint8Array | string, key: string | null | undefined, layer: number | null | undefined): ChunkInput {
-  return {
-    payload: typeof payload === 'string' ? encoder.encode(payload) : payload,
-    ...(key == null ? {} : { key }),
-    ...(layer == null ? {} : { layer }),
-  };
+  const chunk: ChunkInput = { payload: typeof payload === 'string' ? encoder.encode(payload) : payload };
+  // (set only when present, no spread: this runs per chunk)
+  if (key != null) chunk.key = key;
+  if (layer != null) chunk.layer = layer;
+  return chunk;
 }
 
 /**
  * A batch not stored: its code, and whether and when the same batch may be sent again:
- * `retry_after_ms` 0 for a closing gateway (at once, to another instance), 1 000 for another
+ * `retry_after_ms` 0 for a closing gateway (at once, to another instance) and for a batch
+ * whose `after` was not stored (at once, behind that one), 1 000 for another
  * retryable outage or backpressure (503, 429; like the HTTP API's Retry-After), null otherwise.
  */
 function errorFrame(id: number, error: MirrorstreamError): unknown[] {
   const status = HTTP_STATUS[error.code] ?? 500;
-  const retryAfterMs = error.code === 'MS_GATEWAY_CLOSED' ? 0 : error.retryable && (status === 503 || status === 429) ? 1_000 : null;
+  const retryAfterMs = error.code === 'MS_GATEWAY_CLOSED' || error.code === 'MS_PREVIOUS_BATCH_NOT_STORED' ? 0 : error.retryable && (status === 503 || status === 429) ? 1_000 : null;
   return [IngestFrame.ERROR, id, error.code, error.message.slice(0, 1_000), retryAfterMs];
 }
 

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   MS_SESSION_NOT_FOUND: 'no such signaling session',
   MS_ENDPOINT_LIST_INVALID: 'endpoint list has duplicates or does not match the current set',
   MS_ENDPOINT_CONFLICT: 'a listening endpoint is already defined with another url or token',
+  MS_PREVIOUS_BATCH_NOT_STORED: 'the ingest batch this one follows was not stored, so neither was this one: send both again, in order',
   MS_DIAL_REFUSED: 'the url of a listening endpoint names a host the gateway may not dial (dialOut.allow)',
   MS_DIAL_FAILED: 'dialing a listening endpoint failed; the gateway retries with backoff',
   MS_PAYLOAD_TOO_LARGE: 'request body or chunk is larger than allowed',
