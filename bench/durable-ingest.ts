@@ -71,6 +71,10 @@ export interface IngestRow {
   ratio_vs_inprocess?: number;
   ratio_vs_inprocess_min?: number;
   ratio_vs_inprocess_max?: number;
+  /** producer*-rx: the same against inprocess/publish-memory-rx-fresh (a payload per chunk). */
+  ratio_vs_inprocess_fresh?: number;
+  ratio_vs_inprocess_fresh_min?: number;
+  ratio_vs_inprocess_fresh_max?: number;
   /** producer-paced/*: the chunks published per second. */
   rate_per_s?: number;
   /** HTTP: the client (bench/durable/ingest-client.ts): `lean` (a prepared request, the answer read by its Content-Length) or `node-http` (Node's http.Agent). */
@@ -153,6 +157,7 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
         // with one receiver: chunks/s delivered to it, the path a stream in use takes
         targets.push(producerTarget(g, 'producer/gateway-memory-rx', 0, client));
         targets.push(inprocessTarget(g, 'inprocess/publish-memory-rx'));
+        targets.push(inprocessTarget(g, 'inprocess/publish-memory-rx-fresh'));
         // the same producer, its process with a young generation sized for feed rates
         targets.push(producerTarget(g, 'producer-semi64/gateway-memory', 0, clientSemi64));
         targets.push(producerTarget(g, 'producer-semi64/gateway-memory-rx', 0, clientSemi64));
@@ -200,6 +205,7 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
         rawNoTraces: baseline('jetstream/raw-async-no-traces', t.replicas),
         http: baseline(t.case.endsWith('/gateway-memory') ? 'http/gateway-memory' : 'http/gateway-jetstream', t.replicas),
         inprocess: baseline(t.case.endsWith('-rx') ? 'inprocess/publish-memory-rx' : 'inprocess/publish-memory', 0),
+        inprocessFresh: baseline('inprocess/publish-memory-rx-fresh', 0),
       }),
     );
   } finally {
@@ -222,6 +228,7 @@ interface Baselines {
   rawNoTraces: Sample[] | undefined;
   http: Sample[] | undefined;
   inprocess: Sample[] | undefined;
+  inprocessFresh: Sample[] | undefined;
 }
 
 function ingestRow(t: IngestTarget, s: Sample[], base: Baselines): IngestRow {
@@ -248,6 +255,7 @@ function ingestRow(t: IngestTarget, s: Sample[], base: Baselines): IngestRow {
     ...ratioFields('ratio_vs_raw_no_traces', ratiosTo(['http/gateway-jetstream'], base.rawNoTraces)),
     ...ratioFields('ratio_vs_http', ratiosTo(['producer/gateway-memory', 'producer-semi64/gateway-memory', 'producer/gateway-jetstream'], base.http)),
     ...ratioFields('ratio_vs_inprocess', ratiosTo(['producer/gateway-memory', 'producer/gateway-memory-rx', 'producer-semi64/gateway-memory', 'producer-semi64/gateway-memory-rx'], base.inprocess)),
+    ...ratioFields('ratio_vs_inprocess_fresh', ratiosTo(['producer/gateway-memory-rx', 'producer-semi64/gateway-memory-rx'], base.inprocessFresh)),
     ...(t.case.startsWith('producer-paced') ? { rate_per_s: PACED_RATE } : {}),
     ...(http ? { http_client: INGEST_CLIENT } : {}),
     ...(client ? { request_p50_ms: Number(percentile(latencies, 50).toFixed(2)), request_p99_ms: Number(percentile(latencies, 99).toFixed(2)) } : {}),

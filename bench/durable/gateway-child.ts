@@ -10,7 +10,7 @@
 import { createGateway, MemoryTransport, serve, type GatewayConfigInput } from '@mirrorstream/gateway';
 import { ReceiverCore } from '@mirrorstream/receiver';
 
-export type ToGatewayChild = { cmd: 'cpu' } | { cmd: 'publish'; streamId: string; ms: number; batch: number; chunkBytes: number };
+export type ToGatewayChild = { cmd: 'cpu' } | { cmd: 'publish'; streamId: string; ms: number; batch: number; chunkBytes: number; fresh: boolean };
 export type FromGatewayChild =
   | { ev: 'listening'; url: string }
   | { ev: 'cpu'; us: number; delivered: number }
@@ -41,7 +41,7 @@ try {
     if (m.cmd === 'cpu') {
       const c = process.cpuUsage();
       send({ ev: 'cpu', us: c.user + c.system, delivered });
-    } else if (m.cmd === 'publish') void publishInProcess(m.streamId, m.ms, m.batch, m.chunkBytes).then(send);
+    } else if (m.cmd === 'publish') void publishInProcess(m.streamId, m.ms, m.batch, m.chunkBytes, m.fresh).then(send);
   });
   process.on('disconnect', () => {
     rx.close();
@@ -52,13 +52,13 @@ try {
   });
   send({ ev: 'listening', url: server.url });
 
-  /** The in-process path, no network: publishBatch of `batch` chunks, one after the other (each awaited), for `ms`. */
-  async function publishInProcess(streamId: string, ms: number, batch: number, chunkBytes: number): Promise<FromGatewayChild> {
+  /** The in-process path, no network: publishBatch of `batch` chunks, one after the other (each awaited), for `ms`; `fresh`: a payload per chunk. */
+  async function publishInProcess(streamId: string, ms: number, batch: number, chunkBytes: number, fresh: boolean): Promise<FromGatewayChild> {
     const payload = new Uint8Array(chunkBytes).fill(120);
     const chunks = Array.from({ length: batch }, () => ({ payload }));
     let published = 0;
     const t0 = performance.now();
-    while (performance.now() < t0 + ms) published += (await gateway.publishBatch(streamId, chunks)).count;
+    while (performance.now() < t0 + ms) published += (await gateway.publishBatch(streamId, fresh ? chunks.map(() => ({ payload: payload.slice() })) : chunks)).count;
     return { ev: 'published', chunks: published, seconds: (performance.now() - t0) / 1000 };
   }
 } catch (error) {

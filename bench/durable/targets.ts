@@ -24,6 +24,7 @@ export type IngestCase =
   | 'producer-paced/gateway-jetstream'
   | 'inprocess/publish-memory'
   | 'inprocess/publish-memory-rx'
+  | 'inprocess/publish-memory-rx-fresh'
   | 'jetstream/raw-async'
   | 'jetstream/raw-async-no-traces';
 
@@ -133,16 +134,21 @@ export function producerTarget(g: GatewayChild, name: IngestCase, replicas: numb
   };
 }
 
-/** The gateway's own publishBatch in its process (no network): 64 chunks a call, each awaited; `-rx`: into the stream with a receiver, counting what it got. */
-export function inprocessTarget(g: GatewayChild, name: 'inprocess/publish-memory' | 'inprocess/publish-memory-rx'): IngestTarget {
-  const rx = name.endsWith('-rx');
+/**
+ * The gateway's own publishBatch in its process (no network): 64 chunks a call, each awaited;
+ * `-rx`: into the stream with a receiver, counting what it got; `-fresh`: each chunk with a
+ * payload of its own (a copy of the template), as an application's data is, not one shared object.
+ */
+export function inprocessTarget(g: GatewayChild, name: 'inprocess/publish-memory' | 'inprocess/publish-memory-rx' | 'inprocess/publish-memory-rx-fresh'): IngestTarget {
+  const rx = name.includes('-rx');
+  const fresh = name.endsWith('-fresh');
   return {
     case: name,
     replicas: 0,
     label: `${name.split('/')[1] ?? name}@R0`,
     async run(ms) {
       const u0 = await g.usage();
-      const r = await g.child.ask({ cmd: 'publish', streamId: rx ? 'ingest-rx' : 'ingest', ms, batch: INPROCESS_BATCH, chunkBytes: INGEST_CHUNK }, 'published', ms + 60_000);
+      const r = await g.child.ask({ cmd: 'publish', streamId: rx ? 'ingest-rx' : 'ingest', ms, batch: INPROCESS_BATCH, chunkBytes: INGEST_CHUNK, fresh }, 'published', ms + 60_000);
       const u1 = await g.usage();
       return { chunks: rx ? u1.delivered - u0.delivered : r.chunks, seconds: r.seconds, errors: 0, latenciesMs: [], cpuUs: u1.us - u0.us };
     },
