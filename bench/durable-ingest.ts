@@ -23,7 +23,6 @@ import {
   producerTarget,
   RAW_IN_FLIGHT,
   rawTarget,
-  SEMI64_CLIENT_ARGS,
   type IngestCase,
   type IngestTarget,
 } from './durable/targets.js';
@@ -136,10 +135,7 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
   const single = await startNats();
   const cluster = await startNatsCluster(3);
   // the producer as a plain install has it: ws without the optional native bufferutil (the gateway has it)
-  const clientArgs = process.env.DURABLE_CLIENT_ARGS?.split(' ').filter(Boolean) ?? [];
-  const clientEnv = { ...process.env, WS_NO_BUFFER_UTIL: '1' };
-  const client = await Child.start<ToIngestClient, FromIngestClient>('./ingest-client.ts', [], clientArgs, clientEnv);
-  const clientSemi64 = await Child.start<ToIngestClient, FromIngestClient>('./ingest-client.ts', [], [...clientArgs, ...SEMI64_CLIENT_ARGS], clientEnv);
+  const client = await Child.start<ToIngestClient, FromIngestClient>('./ingest-client.ts', [], process.env.DURABLE_CLIENT_ARGS?.split(' ').filter(Boolean) ?? [], { ...process.env, WS_NO_BUFFER_UTIL: '1' });
   const targets: IngestTarget[] = [];
   const gateways: GatewayChild[] = [];
   try {
@@ -158,9 +154,6 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
         targets.push(producerTarget(g, 'producer/gateway-memory-rx', 0, client));
         targets.push(inprocessTarget(g, 'inprocess/publish-memory-rx'));
         targets.push(inprocessTarget(g, 'inprocess/publish-memory-rx-fresh'));
-        // the same producer, its process with a young generation sized for feed rates
-        targets.push(producerTarget(g, 'producer-semi64/gateway-memory', 0, clientSemi64));
-        targets.push(producerTarget(g, 'producer-semi64/gateway-memory-rx', 0, clientSemi64));
       }
     };
     await gateway('memory', 0, { logLevel: 'silent' });
@@ -212,7 +205,6 @@ export async function durableIngest(plan: { rounds: number; seconds: number; onl
     for (const t of targets.reverse()) await t.close().catch(() => undefined);
     for (const g of gateways) await g.stop();
     await client.stop();
-    await clientSemi64.stop();
     await cluster.close();
     await single.close();
   }
@@ -245,7 +237,7 @@ function ingestRow(t: IngestTarget, s: Sample[], base: Baselines): IngestRow {
     case: t.case,
     replicas: t.replicas,
     connections: client ? (http ? INGEST_CONNECTIONS : 1) : t.case === 'inprocess/publish-memory' ? 0 : 1,
-    in_flight: http ? INGEST_CONNECTIONS * INGEST_BATCH : /^producer(-semi64)?\//.test(t.case) ? PRODUCER_WINDOW : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : t.case.startsWith('producer-paced') ? 0 : RAW_IN_FLIGHT,
+    in_flight: http ? INGEST_CONNECTIONS * INGEST_BATCH : t.case.startsWith('producer/') ? PRODUCER_WINDOW : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : t.case.startsWith('producer-paced') ? 0 : RAW_IN_FLIGHT,
     batch: http ? INGEST_BATCH : t.case.startsWith('inprocess/') ? INPROCESS_BATCH : 1,
     chunk_bytes: INGEST_CHUNK,
     rounds: s.length,
@@ -253,9 +245,9 @@ function ingestRow(t: IngestTarget, s: Sample[], base: Baselines): IngestRow {
     chunks_per_s_rounds: s.map((x) => Math.round(x.chunksPerS)),
     ...(ratios ? { ...ratioFields('ratio_vs_raw', ratios), ratio_vs_raw_rounds: ratios.map((v) => Number(v.toFixed(3))) } : {}),
     ...ratioFields('ratio_vs_raw_no_traces', ratiosTo(['http/gateway-jetstream'], base.rawNoTraces)),
-    ...ratioFields('ratio_vs_http', ratiosTo(['producer/gateway-memory', 'producer-semi64/gateway-memory', 'producer/gateway-jetstream'], base.http)),
-    ...ratioFields('ratio_vs_inprocess', ratiosTo(['producer/gateway-memory', 'producer/gateway-memory-rx', 'producer-semi64/gateway-memory', 'producer-semi64/gateway-memory-rx'], base.inprocess)),
-    ...ratioFields('ratio_vs_inprocess_fresh', ratiosTo(['producer/gateway-memory-rx', 'producer-semi64/gateway-memory-rx'], base.inprocessFresh)),
+    ...ratioFields('ratio_vs_http', ratiosTo(['producer/gateway-memory', 'producer/gateway-jetstream'], base.http)),
+    ...ratioFields('ratio_vs_inprocess', ratiosTo(['producer/gateway-memory', 'producer/gateway-memory-rx'], base.inprocess)),
+    ...ratioFields('ratio_vs_inprocess_fresh', ratiosTo(['producer/gateway-memory-rx'], base.inprocessFresh)),
     ...(t.case.startsWith('producer-paced') ? { rate_per_s: PACED_RATE } : {}),
     ...(http ? { http_client: INGEST_CLIENT } : {}),
     ...(client ? { request_p50_ms: Number(percentile(latencies, 50).toFixed(2)), request_p99_ms: Number(percentile(latencies, 99).toFixed(2)) } : {}),

@@ -17,8 +17,6 @@ export type IngestCase =
   | 'http/gateway-jetstream'
   | 'producer/gateway-memory'
   | 'producer/gateway-memory-rx'
-  | 'producer-semi64/gateway-memory'
-  | 'producer-semi64/gateway-memory-rx'
   | 'producer/gateway-jetstream'
   | 'producer-paced/gateway-memory'
   | 'producer-paced/gateway-jetstream'
@@ -32,8 +30,6 @@ export const INGEST_CONNECTIONS = 16;
 export const INGEST_BATCH = 10;
 export const INGEST_CHUNK = 100;
 export const RAW_IN_FLIGHT = 256;
-/** producer-semi64/*: the client process run with a young generation for feed rates (docs/producer.md). */
-export const SEMI64_CLIENT_ARGS = ['--max-semi-space-size=64'];
 /** producer/*: publish() calls unanswered at a time (the client's per-stream queue holds 10 000). */
 export const PRODUCER_WINDOW = 10_000;
 /** producer-paced/*: the feed rate the publish-ack latency is measured at. */
