@@ -1,7 +1,8 @@
 /**
  * @mirrorstream/receiver/protocol: what the gateway and every receiver share — the wire
  * format and its decoder, stream framing, the error registry, the Clock and the emitter —
- * and the producers' streaming-ingest frames (@mirrorstream/producer imports this entry only).
+ * the producers' streaming-ingest frames (@mirrorstream/producer imports this entry only) and
+ * the SDP handling both WebRTC ends need.
  * Browser- and Node-safe: no Node built-ins, no native modules.
  */
 export * from './frames.js';
@@ -13,3 +14,4 @@ export * from './clock.js';
 export * from './emitter.js';
 export * from './quiet-import.js';
 export * from './ingest.js';
+export * from './sdp.js';

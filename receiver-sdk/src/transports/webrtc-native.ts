@@ -1,6 +1,7 @@
 import type { Dialer, FrameLink, LinkChannel } from '../link.js';
 import { pollUntil } from '../protocol/clock.js';
 import { MirrorstreamError } from '../protocol/errors.js';
+import { splitCandidates } from '../protocol/sdp.js';
 import { ChannelLink } from './channel-link.js';
 import { dialTimeout } from './signaling.js';
 import type { WebRtcDialOptions } from './webrtc.js';
@@ -18,6 +19,7 @@ export interface NativePeer {
   createDataChannel(label: string, init: { negotiated: boolean; id: number; unordered?: boolean; maxRetransmits?: number }): NativeChannel;
   setLocalDescription(type?: 'offer' | 'answer'): void;
   setRemoteDescription(sdp: string, type: 'offer' | 'answer'): void;
+  addRemoteCandidate(candidate: string, mid: string): void;
   localDescription(): { sdp: string } | null;
   gatheringState(): string;
   state(): string;
@@ -43,29 +45,14 @@ export interface NativeWebRtcDialOptions extends Omit<WebRtcDialOptions, 'RTCPee
  * options (`bindAddress`, `enableIceUdpMux`, `portRangeBegin`/`End`) and W3C `iceServers`.
  */
 export function nativeWebrtcDialer(opts: NativeWebRtcDialOptions): Dialer {
-  return async () => {
-    try {
-      return await dialNative(opts);
-    } catch (error) {
-      // a connect that libdatachannel ended on its own before the channels opened is dialed
-      // once more at once, with a new peer connection and signaling session (see below)
-      if (!isNativeRace(error)) throw error;
-      return dialNative(opts);
-    }
-  };
+  return () => dialNative(opts);
 }
 
-/**
- * libdatachannel sometimes closes a fresh peer connection while the answer is being applied:
- * setRemoteDescription throws "Got a remote candidate without ICE transport", or the peer is
- * closed before its channels open. Seen when many connects run at once: 0-3 of 40 Node
- * receivers dialing one gateway together (this machine), and single receivers on a loaded CI
- * machine. Its cause is inside libdatachannel (its ICE transport is reset by a close on its
- * own thread); a second dial right away succeeds. Issue 31 follows the cause.
- */
-function isNativeRace(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : String(error);
-  return /without ICE transport|^peer connection (closed|failed)$/.test(message);
+/** The gateway's answer: its description first, then its candidates (protocol/sdp.ts). */
+export function applyAnswer(pc: NativePeer, sdp: string): void {
+  const { description, candidates } = splitCandidates(sdp);
+  pc.setRemoteDescription(description, 'answer');
+  for (const { candidate, mid } of candidates) pc.addRemoteCandidate(candidate, mid);
 }
 
 async function dialNative(opts: NativeWebRtcDialOptions): Promise<FrameLink> {
@@ -87,9 +74,10 @@ async function dialNative(opts: NativeWebRtcDialOptions): Promise<FrameLink> {
   try {
     pc.setLocalDescription('offer');
     await pollUntil(opts.clock, () => failed() ?? pc.gatheringState() === 'complete', timeoutMs, dialTimeout('ICE gathering', timeoutMs));
-    const answer = await postOffer(doFetch, opts.gatewayUrl, opts.endpointId, token, pc.localDescription()?.sdp ?? '');
+    // the offer without candidates, the answer's after its description: protocol/sdp.ts
+    const answer = await postOffer(doFetch, opts.gatewayUrl, opts.endpointId, token, splitCandidates(pc.localDescription()?.sdp ?? '').description);
     sessionUrl = answer.sessionUrl;
-    pc.setRemoteDescription(answer.sdp, 'answer');
+    applyAnswer(pc, answer.sdp);
     await pollUntil(opts.clock, () => failed() ?? channels.every((c) => c.dc.isOpen()), timeoutMs, dialTimeout('data channels open', timeoutMs));
   } catch (error) {
     link.close('dial failed');

@@ -1,6 +1,7 @@
 import type { Dialer, FrameLink, LinkChannel } from '../link.js';
 import { withTimeout, type Clock } from '../protocol/clock.js';
 import { MirrorstreamError } from '../protocol/errors.js';
+import { splitCandidates } from '../protocol/sdp.js';
 import { ChannelLink } from './channel-link.js';
 import { dialTimeout } from './signaling.js';
 import { CHANNELS, endSession, postOffer } from './whep.js';
@@ -54,9 +55,12 @@ async function dialWebRtc(opts: WebRtcDialOptions): Promise<FrameLink> {
   try {
     await pc.setLocalDescription(await pc.createOffer());
     await withTimeout(opts.clock, gatheringComplete(pc), timeoutMs, dialTimeout('ICE gathering', timeoutMs));
-    const answer = await postOffer(doFetch, opts.gatewayUrl, opts.endpointId, token, pc.localDescription?.sdp ?? '');
+    // the offer without candidates, the answer's after its description: protocol/sdp.ts
+    const answer = await postOffer(doFetch, opts.gatewayUrl, opts.endpointId, token, splitCandidates(pc.localDescription?.sdp ?? '').description);
     sessionUrl = answer.sessionUrl;
-    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    const { description, candidates } = splitCandidates(answer.sdp);
+    await pc.setRemoteDescription({ type: 'answer', sdp: description });
+    for (const { candidate, mid } of candidates) await pc.addIceCandidate({ candidate, sdpMid: mid });
     await withTimeout(opts.clock, Promise.all(channels.map((c) => opened(c.dc))), timeoutMs, dialTimeout('data channels open', timeoutMs));
   } catch (error) {
     pc.close();

@@ -1,5 +1,5 @@
 import dgram from 'node:dgram';
-import { MirrorstreamError, pollUntil } from '@mirrorstream/receiver/protocol';
+import { MirrorstreamError, pollUntil, splitCandidates } from '@mirrorstream/receiver/protocol';
 import nodeDataChannel from 'node-datachannel';
 import type { Measurement, Transport } from '../transport.js';
 import { CHANNELS, preparedOffer, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
@@ -80,10 +80,13 @@ export class NodeDataChannelEngine implements WebRtcEngine {
       throw error;
     }
     return {
-      offerSdp: pc.localDescription()?.sdp ?? '',
+      // without its candidates, and the answer's added after its description (protocol/sdp.ts)
+      offerSdp: splitCandidates(pc.localDescription()?.sdp ?? '').description,
       complete: (answerSdp) => {
         try {
-          pc.setRemoteDescription(stripMdnsCandidates(answerSdp), 'answer');
+          const { description, candidates } = splitCandidates(stripMdnsCandidates(answerSdp));
+          pc.setRemoteDescription(description, 'answer');
+          for (const { candidate, mid } of candidates) pc.addRemoteCandidate(candidate, mid);
         } catch (error) {
           pc.close();
           return Promise.reject(error instanceof Error ? error : new Error(String(error)));
