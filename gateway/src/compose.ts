@@ -78,7 +78,7 @@ export function composeGateway(config: GatewayConfig, deps: GatewayDeps, gateway
   });
   const sessions = new Sessions({ config, clock, timers, log, registry, events, waiters, closing, health: scheduler });
   scheduler.on('reviewTransports', (endpoints) => sessions.reviewTransports(endpoints));
-  const signaling = new Signaling({ config, clock, log, engine: deps.webrtcEngine, accept: (t, auth) => void sessions.accept(t, auth), closing });
+  const signaling = new Signaling({ config, clock, timers, log, engine: deps.webrtcEngine, accept: (t, auth) => void sessions.accept(t, auth), closing, ...(deps.loopDelay ? { loopDelay: deps.loopDelay } : {}) });
   const dialer = new Dialer({
     clock,
     log: log.child({ module: 'dial-out' }),

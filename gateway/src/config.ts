@@ -205,6 +205,22 @@ export const tokensSchema = z
   .prefault({})
   .describe('Endpoint tokens (HS256) that receivers present at signaling.');
 
+export const admissionSchema = z
+  .strictObject({
+    maxLoopDelayMs: z.number().int().min(0).max(60_000).default(200).describe(
+      "Past this p99 event-loop delay (ms, per window) new endpoints are refused with 503 MS_OVERLOADED and /readyz says overloaded; the endpoints it serves keep their sessions. 0: no such budget. A late loop delays every connection's heartbeats, probes and sends.",
+    ),
+    windowMs: z.number().int().min(100).max(60_000).default(1_000).describe('The window the event-loop delay is measured over.'),
+    windowsToClose: z.number().int().min(1).max(60).default(2).describe('Windows in a row over maxLoopDelayMs before new endpoints are refused (one GC pause is not an overload).'),
+    resumeRatio: z.number().gt(0).max(1).default(0.5).describe('New endpoints are admitted again after a window below maxLoopDelayMs × this.'),
+    maxPendingHandshakes: z.number().int().min(0).max(100_000).default(200).describe(
+      'WebRTC handshakes under way at once (offers answered, not yet connected); beyond, new endpoints get 503 MS_OVERLOADED: a crowd arriving together is admitted as fast as handshakes complete. 0: no limit.',
+    ),
+    retryAfterS: z.number().int().min(1).max(3_600).default(5).describe('Retry-After (seconds) on MS_OVERLOADED; the SDK waits that long, plus up to half again at random, unless another instance has room.'),
+  })
+  .prefault({})
+  .describe('Admission control: the budgets past which the gateway refuses new endpoints and keeps serving those it has (docs/operations.md).');
+
 export const limitsSchema = z
   .strictObject({
     maxJsonDepth: z.number().int().min(4).max(1_000).default(64).describe('JSON request bodies nested deeper than this are refused (400) before anything walks them.'),
@@ -275,6 +291,7 @@ export const gatewayConfigSchema = z.strictObject({
   dialOut: dialOutSchema,
   tokens: tokensSchema,
   limits: limitsSchema,
+  admission: admissionSchema,
   log: logSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino).'),
 })
@@ -295,6 +312,7 @@ export type FailbackConfig = z.output<typeof failbackSchema>;
 export type LogConfig = z.output<typeof logSchema>;
 export type NatsConfig = z.output<typeof natsSchema>;
 export type LimitsConfig = z.output<typeof limitsSchema>;
+export type AdmissionConfig = z.output<typeof admissionSchema>;
 
 /** Validate and freeze; throws MirrorstreamError MS_CONFIG_INVALID with every problem listed. */
 export function parseConfig(input: GatewayConfigInput = {}): GatewayConfig {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { FailoverPolicy } from './failover/policy.js';
 import type { Backend } from './storage/backend.js';
 import type { WebRtcEngine } from './transports/webrtc/index.js';
+import type { LoopDelaySource } from './signaling/admission.js';
 
 /** Collaborators that are not configuration: injected so tests and embedders can replace them. */
 export interface GatewayDeps {
@@ -13,4 +14,6 @@ export interface GatewayDeps {
   webrtcEngine?: WebRtcEngine;
   /** Where streams, chunks and cursors are kept (default: the one `config.log` names). */
   backend?: Backend;
+  /** What admission control reads the event loop's delay from (tests: a fake). */
+  loopDelay?: LoopDelaySource;
 }

@@ -9,6 +9,7 @@ import type { Scheduler } from './core/scheduler.js';
 import type { TimerQueue } from './core/timers.js';
 import type { Sessions } from './sessions/sessions.js';
 import type { Signaling } from './signaling/index.js';
+import type { AdmissionSnapshot } from './signaling/admission.js';
 import type { AckWaiters } from './core/waiters.js';
 import type { DialOut } from './dial-out/index.js';
 import type { Connection } from './endpoints/connection.js';
@@ -159,8 +160,13 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     // metrics; readiness is about the data: a stream's log and its control
     const stale = (this.#backend.followers?.stale ?? []).filter((name) => name.startsWith('log:') || name.startsWith('control:'));
     // draining may have begun while the log answered
-    const status = this.#closing ? 'draining' : this.#starting > 0 ? 'starting' : !available ? 'log_unavailable' : stale.length > 0 ? 'not_following' : 'ready';
+    const status = this.#closing ? 'draining' : this.#starting > 0 ? 'starting' : !available ? 'log_unavailable' : stale.length > 0 ? 'not_following' : !this.#signaling.admission.admitting ? 'overloaded' : 'ready';
     return { ready: status === 'ready', status, instance_id: this.#backend.instanceId, ...(status === 'not_following' ? { stale: [...stale] } : {}) };
+  }
+
+  /** Admission control now: whether new endpoints are admitted, the loop delay, handshakes under way, refusals (signaling/admission.ts). */
+  admission(): AdmissionSnapshot {
+    return this.#signaling.admission.snapshot();
   }
 
   /** `/readyz` answers 503 `starting` until `work` settles (the CLI's warm-up). */

@@ -12,6 +12,7 @@ export type { FailoverPolicy, Selection, SelectionInput } from './failover/polic
 export type { EndpointState } from './health/failure-detector.js';
 export { MemoryStreamLog, memoryBackend } from './storage/memory-log.js';
 export type { Backend, RestoredStream, StoredStream } from './storage/backend.js';
+export type { AdmissionSnapshot, LoopDelaySource } from './signaling/admission.js';
 export type { AddEndpointInput, ChunkInput, ChunkOptions, PolicyInput, StreamSpecInput } from './streams/spec.js';
 export type { AppendResult, LogEntry, StreamLog } from './streams/stream-log.js';
 export type { Role, StreamMode, SwitchReason, SwitchRecord } from './streams/types.js';

@@ -3,6 +3,7 @@
  * WebTransport and the in-memory pair all provide it.
  */
 import type { Channel } from './protocol/frames.js';
+import { MirrorstreamError } from './protocol/errors.js';
 
 /** The connection's logical channels (the wire protocol's `Channel`). */
 export type LinkChannel = Channel;
@@ -45,7 +46,11 @@ export interface ReconnectPolicy {
   nextRetryDelayMs(ctx: { attempt: number; lastError: unknown }): number | null;
 }
 
-/** Exponential backoff with full jitter, capped; never gives up. */
+/**
+ * Exponential backoff with full jitter, capped; never gives up. A gateway that said how long to
+ * wait (Retry-After on MS_OVERLOADED, MS_TOO_MANY_SESSIONS, a 503) is waited for that long plus
+ * up to half again at random: the refused do not all come back in the same second.
+ */
 export class ExponentialBackoff implements ReconnectPolicy {
   constructor(
     readonly initialMs = 100,
@@ -53,8 +58,10 @@ export class ExponentialBackoff implements ReconnectPolicy {
     readonly random: () => number = Math.random,
   ) {}
 
-  nextRetryDelayMs({ attempt }: { attempt: number }): number {
+  nextRetryDelayMs({ attempt, lastError }: { attempt: number; lastError?: unknown }): number {
     const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(attempt, 20));
-    return Math.round(this.initialMs / 2 + this.random() * (ceiling - this.initialMs / 2));
+    const backoff = Math.round(this.initialMs / 2 + this.random() * (ceiling - this.initialMs / 2));
+    const asked = lastError instanceof MirrorstreamError ? lastError.retryAfterMs : undefined;
+    return asked === undefined ? backoff : Math.max(backoff, Math.round(asked * (1 + this.random() / 2)));
   }
 }

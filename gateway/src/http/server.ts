@@ -155,7 +155,8 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
     else gateway.log.debug({ code: body.error.code, path: req.path.slice(0, 200) }, 'request refused');
     if (res.headersSent) return;
     // a retryable outage (log unavailable, closing, backpressure): tell clients when to come back
-    if (err instanceof MirrorstreamError && err.retryable && (status === 503 || status === 429) && !res.get('retry-after')) res.set('retry-after', '1');
+    if (err instanceof MirrorstreamError && err.code === 'MS_OVERLOADED') res.set('retry-after', String(gateway.config.admission.retryAfterS));
+    else if (err instanceof MirrorstreamError && err.retryable && (status === 503 || status === 429) && !res.get('retry-after')) res.set('retry-after', '1');
     res.status(status).json(body);
   });
   return app;

@@ -12,9 +12,13 @@ export class SessionBudget {
   readonly #open = new Map<string, number>();
   #count = 0;
 
-  constructor(limits: { sessionsPerEndpoint: number; maxSessions: number }) {
+  readonly #admit: () => void;
+
+  /** `admit`: admission control for an endpoint with no session open (throws to refuse it). */
+  constructor(limits: { sessionsPerEndpoint: number; maxSessions: number }, admit: () => void = () => undefined) {
     this.#perEndpoint = limits.sessionsPerEndpoint;
     this.#total = limits.maxSessions;
+    this.#admit = admit;
   }
 
   get open(): number {
@@ -24,6 +28,8 @@ export class SessionBudget {
   /** Take a slot; returns its release (idempotent). Throws MS_TOO_MANY_SESSIONS (429, retryable) when none is left. */
   take(endpointId: string): () => void {
     const mine = this.#open.get(endpointId) ?? 0;
+    // an endpoint with a session open is served already (a replacement, a transport switch)
+    if (mine === 0) this.#admit();
     if (mine >= this.#perEndpoint) {
       throw new MirrorstreamError('MS_TOO_MANY_SESSIONS', `endpoint ${endpointId} already has ${mine} signaling sessions open (limits.sessionsPerEndpoint); retry once one closed`, { retryable: true });
     }

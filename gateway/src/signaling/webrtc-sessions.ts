@@ -38,6 +38,12 @@ export class WebRtcSessions {
   readonly #o: WebRtcSessionsOptions;
   #engine: Promise<WebRtcEngine> | undefined;
   readonly #sessions = new Map<string, { endpointId: string; transport: Transport | undefined; closed: boolean }>();
+  #pending = 0;
+
+  /** Offers answered whose connection is not up (or failed) yet: admission's handshake budget. */
+  get pendingHandshakes(): number {
+    return this.#pending;
+  }
 
   constructor(options: WebRtcSessionsOptions) {
     this.#o = options;
@@ -67,6 +73,8 @@ export class WebRtcSessions {
     const sessionId = randomUUID();
     const session = { endpointId, transport: undefined as Transport | undefined, closed: false };
     this.#sessions.set(sessionId, session);
+    this.#pending++;
+    void offer.transport.finally(() => this.#pending--).catch(() => undefined);
     offer.transport.then(
       (transport) => {
         void transport.closed.then(release);

@@ -190,6 +190,21 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     emit({}, s.omitted);
   });
 
+  // ---- admission control (signaling/admission.ts) --------------------------------
+
+  gauge('mirrorstream_admission_admitting', 'Whether new endpoints are admitted (1), or refused with 503 MS_OVERLOADED past the event-loop budget (0).', [], (emit) => {
+    emit({}, gateway.admission().admitting ? 1 : 0);
+  });
+  gauge('mirrorstream_admission_loop_delay_p99_seconds', "The event loop's p99 delay over the last admission window: the gateway's headroom (admission.maxLoopDelayMs is its budget).", [], (emit) => {
+    emit({}, gateway.admission().loop_delay_p99_ms / 1000);
+  });
+  gauge('mirrorstream_admission_pending_handshakes', 'WebRTC handshakes under way (admission.maxPendingHandshakes is their budget).', [], (emit) => {
+    emit({}, gateway.admission().pending_handshakes);
+  });
+  counter('mirrorstream_admission_refused_total', 'New endpoint sessions refused with MS_OVERLOADED, by budget (loop_delay, handshakes).', ['reason'], (emit) => {
+    for (const [reason, n] of Object.entries(gateway.admission().refused)) emit({ reason }, n);
+  });
+
   // ---- events ------------------------------------------------------------------
 
   const failovers = new Counter<'reason'>({

@@ -205,9 +205,9 @@ export const gatewayStatusSchema = z.strictObject({
 
 export const gatewayReadinessSchema = z.strictObject({
   ready: z.boolean(),
-  status: z.enum(['ready', 'starting', 'draining', 'log_unavailable', 'not_following']).meta({
+  status: z.enum(['ready', 'starting', 'draining', 'log_unavailable', 'not_following', 'overloaded']).meta({
     description:
-      "starting: the CLI's warm-up runs; draining: shutting down; log_unavailable: the stream log cannot store; not_following: a stream's log or control subscription is being recreated (see `stale`).",
+      "starting: the CLI's warm-up runs; draining: shutting down; log_unavailable: the stream log cannot store; not_following: a stream's log or control subscription is being recreated (see `stale`); overloaded: past its admission budget, new endpoints are refused (MS_OVERLOADED) while it serves those it has.",
   }),
   instance_id: z.string(),
   stale: z.array(z.string()).optional().meta({ description: 'With `not_following`: the followers that are not following.' }),

@@ -43,6 +43,8 @@ export function gatewayStatus(s: {
  * down (SIGTERM); `log_unavailable`: its stream log cannot store what comes in (NATS down, no
  * JetStream leader, not started yet); `not_following`: its subscription to a stream's log or
  * control is being recreated, so what it delivers or decides for that stream may be stale
- * (`stale` names them; every stale follower, shared views too, is in `/healthz`'s `engine`).
+ * (`stale` names them; every stale follower, shared views too, is in `/healthz`'s `engine`);
+ * `overloaded`: past its admission budget (signaling/admission.ts), it refuses new endpoints
+ * and serves the ones it has.
  */
 export type GatewayReadiness = z.output<typeof gatewayReadinessSchema>;

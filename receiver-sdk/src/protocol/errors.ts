@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   MS_BACKPRESSURE: 'the stream is backpressured by a slow endpoint; retry later',
   MS_RATE_LIMITED: 'too many requests from this address; retry after Retry-After',
   MS_TOO_MANY_SESSIONS: 'the endpoint (or the gateway) has as many signaling sessions as allowed; retry later',
+  MS_OVERLOADED: 'the gateway is past its capacity and admits no new endpoint now; try another instance or retry after Retry-After',
   MS_TRANSPORT_DEGRADED: 'this transport is degraded: reconnect over the next one',
   MS_GATEWAY_CLOSED: 'the gateway is closing or closed',
   MS_TRANSPORT_CLOSED: 'the transport is closed',
@@ -52,12 +53,15 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export class MirrorstreamError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
+  /** How long the other side asked to wait before the same call (an HTTP Retry-After), if it said. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; retryable?: boolean; retryAfterMs?: number }) {
     super(message ?? ERROR_CODES[code], options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MirrorstreamError';
     this.code = code;
     this.retryable = options?.retryable ?? false;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 

@@ -11,7 +11,14 @@ export async function httpError(res: Response): Promise<MirrorstreamError> {
   } catch {
     // not our JSON error body
   }
-  return new MirrorstreamError(code, message, { retryable: res.status !== 401 });
+  const retryAfterMs = retryAfter(res.headers.get('retry-after'));
+  return new MirrorstreamError(code, message, { retryable: res.status !== 401, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+}
+
+/** Retry-After in seconds (an HTTP date is not used by the gateway): ms, capped at an hour. */
+function retryAfter(header: string | null): number | undefined {
+  if (header === null || !/^\d{1,6}$/.test(header.trim())) return undefined;
+  return Math.min(Number(header.trim()), 3_600) * 1000;
 }
 
 /** A dial step that took too long: retryable MS_TRANSPORT_CLOSED. */

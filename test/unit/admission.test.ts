@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { admissionSchema } from '../../gateway/src/config.js';
+import { TimerQueue } from '../../gateway/src/core/timers.js';
+import { Admission, type LoopDelaySource } from '../../gateway/src/signaling/admission.js';
+import { SessionBudget } from '../../gateway/src/signaling/budget.js';
+import { ManualClock, MirrorstreamError } from '../../receiver-sdk/src/protocol/index.js';
+import { ExponentialBackoff } from '../../receiver-sdk/src/link.js';
+import { mulberry32 } from '../helpers/random.js';
+
+/** A loop-delay source the test sets: the p99 each window will read. */
+function fakeLoopDelay(): LoopDelaySource & { next: number; resets: number } {
+  const s = { next: 0, resets: 0, p99Ms: () => s.next, reset: () => void s.resets++, stop: () => undefined };
+  return s;
+}
+
+function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
+  const clock = new ManualClock();
+  const timers = new TimerQueue(clock);
+  const loop = fakeLoopDelay();
+  let pending = 0;
+  const admission = new Admission({ config: admissionSchema.parse(config), timers, loopDelay: loop, pendingHandshakes: () => pending });
+  const refusal = (): string | undefined => {
+    try {
+      admission.admit();
+      return undefined;
+    } catch (error) {
+      return error instanceof MirrorstreamError ? `${error.code} retryable=${error.retryable}` : String(error);
+    }
+  };
+  return { clock, loop, admission, refusal, setPending: (n: number) => (pending = n) };
+}
+
+describe('admission control (injected clock, a fake loop delay)', () => {
+  it('closes after windowsToClose windows over the budget in a row, not after one (a GC pause); opens after a window below budget × resumeRatio', () => {
+    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, windowsToClose: 2, resumeRatio: 0.5 });
+    loop.next = 400;
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(true);
+    loop.next = 20;
+    clock.advance(1_000); // the streak is broken
+    loop.next = 400;
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(true);
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(false);
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true');
+    // below the budget but not below half of it: still refusing (no flapping at the edge)
+    loop.next = 80;
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(false);
+    loop.next = 40;
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(true);
+    expect(refusal()).toBeUndefined();
+    expect(admission.snapshot()).toEqual({ admitting: true, loop_delay_p99_ms: 40, pending_handshakes: 0, refused: { loop_delay: 1, handshakes: 0 } });
+    // each window reads the histogram and empties it
+    expect(loop.resets).toBe(6);
+  });
+
+  it('refuses past maxPendingHandshakes and admits again as handshakes complete; 0 means no limit', () => {
+    const { refusal, setPending, admission } = rig({ maxPendingHandshakes: 3 });
+    setPending(2);
+    expect(refusal()).toBeUndefined();
+    setPending(3);
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true');
+    setPending(1);
+    expect(refusal()).toBeUndefined();
+    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, handshakes: 1 });
+    const unlimited = rig({ maxPendingHandshakes: 0 });
+    unlimited.setPending(10_000);
+    expect(unlimited.refusal()).toBeUndefined();
+  });
+
+  it('maxLoopDelayMs 0: no loop budget, no window timer', () => {
+    const { clock, loop, admission } = rig({ maxLoopDelayMs: 0 });
+    loop.next = 10_000;
+    clock.advance(10_000);
+    expect(admission.admitting).toBe(true);
+    expect(loop.resets).toBe(0);
+  });
+
+  it('the session budget asks admission only for an endpoint with no session open (a replacement is served already)', () => {
+    let admitting = true;
+    const budget = new SessionBudget({ sessionsPerEndpoint: 3, maxSessions: 100 }, () => {
+      if (!admitting) throw new MirrorstreamError('MS_OVERLOADED', 'full', { retryable: true });
+    });
+    const first = budget.take('a');
+    admitting = false;
+    expect(() => budget.take('b')).toThrow(expect.objectContaining({ code: 'MS_OVERLOADED' }));
+    const replacement = budget.take('a');
+    replacement();
+    first();
+    expect(() => budget.take('a')).toThrow(expect.objectContaining({ code: 'MS_OVERLOADED' }));
+    expect(budget.open).toBe(0);
+  });
+});
+
+describe('the SDK backoff honors Retry-After, spread', () => {
+  it('waits at least what the gateway asked, and at most half again, at random; without it, the exponential backoff', () => {
+    const backoff = new ExponentialBackoff(100, 5_000, mulberry32(31));
+    const overloaded = new MirrorstreamError('MS_OVERLOADED', 'full', { retryable: true, retryAfterMs: 5_000 });
+    const waits = Array.from({ length: 1_000 }, (_, i) => backoff.nextRetryDelayMs({ attempt: i % 4, lastError: overloaded }));
+    expect(Math.min(...waits)).toBeGreaterThanOrEqual(5_000);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(7_500);
+    // spread over the range, not bunched: each half-second slice of it gets some
+    for (let from = 5_000; from < 7_500; from += 500) expect(waits.filter((w) => w >= from && w < from + 500).length).toBeGreaterThan(100);
+    expect(backoff.nextRetryDelayMs({ attempt: 0, lastError: new Error('lost') })).toBeLessThanOrEqual(100);
+  });
+});
