@@ -83,10 +83,18 @@ export function composeGateway(config: GatewayConfig, deps: GatewayDeps, gateway
     clock,
     log: log.child({ module: 'dial-out' }),
     backoff: { initialMs: config.dialOut.backoffInitialMs, maxMs: config.dialOut.backoffMaxMs },
-    connect: webrtcDialer({ config: config.dialOut, allow, engine: () => signaling.webrtc.start() }),
+    connect: admitted(signaling, webrtcDialer({ config: config.dialOut, allow, engine: () => signaling.webrtc.start() })),
     accept: (t, auth) => void sessions.accept(t, auth),
   });
   const dialOut = new DialOut({ registry, dialer, instanceId: backend.instanceId });
   scheduler.on('endpointDead', (id) => dialOut.endpointDead(id));
   return { clock, log, backend, timers, registry, waiters, ingest, scheduler, sessions, signaling, dialOut };
+}
+
+/** Dialing out takes a new endpoint in like an offer does: past the admission budget it is refused (MS_OVERLOADED), and the dialer backs off. */
+function admitted<A extends unknown[], T>(signaling: Signaling, connect: (...args: A) => Promise<T>): (...args: A) => Promise<T> {
+  return async (...args) => {
+    signaling.admission.admit();
+    return connect(...args);
+  };
 }

@@ -54,7 +54,8 @@ export class GatewayRotation<T extends string = string> {
       } catch (error) {
         // a transport whose library is missing will not come back: report it only if every transport is like that
         if (error instanceof MirrorstreamError && error.code === 'MS_TRANSPORT_UNAVAILABLE') unavailable ??= error;
-        else lastError = error;
+        // a gateway that said when to come back (MS_OVERLOADED's Retry-After) is the one to wait for
+        else if (!(retryAfterOf(lastError) > retryAfterOf(error))) lastError = error;
       }
     }
     this.#start = 0;
@@ -78,4 +79,8 @@ export class GatewayRotation<T extends string = string> {
     const next = this.#urls[(this.#urls.indexOf(url) + 1) % this.#urls.length];
     return Math.max(0, this.#routes.findIndex((r) => r.url === next));
   }
+}
+
+function retryAfterOf(error: unknown): number {
+  return error instanceof MirrorstreamError ? (error.retryAfterMs ?? -1) : -1;
 }

@@ -183,3 +183,17 @@ describe('gateway rotation: a round of dials', () => {
     expect(() => new GatewayRotation([], ['webrtc'], failing({}))).toThrowError(TypeError);
   });
 });
+
+describe('a round where every gateway refused: the error that says when to come back is the one reported', () => {
+  it('an overloaded gateway (Retry-After) outweighs a later plain failure, and the longest Retry-After wins', async () => {
+    const errors: Record<string, MirrorstreamError> = {
+      'a/webrtc': new MirrorstreamError('MS_OVERLOADED', 'a full', { retryable: true, retryAfterMs: 5_000 }),
+      'b/webrtc': new MirrorstreamError('MS_GATEWAY_CLOSED', 'b draining', { retryable: true }),
+      'c/webrtc': new MirrorstreamError('MS_OVERLOADED', 'c full', { retryable: true, retryAfterMs: 2_000 }),
+    };
+    const rotation = new GatewayRotation(['a', 'b', 'c'], ['webrtc'], (url, transport) => () => Promise.reject(errors[`${url}/${transport}`]));
+    await expect(rotation.dial()).rejects.toBe(errors['a/webrtc']);
+    const plain = new GatewayRotation(['b'], ['webrtc'], () => () => Promise.reject(errors['b/webrtc']));
+    await expect(plain.dial()).rejects.toBe(errors['b/webrtc']);
+  });
+});
