@@ -32,14 +32,14 @@ describe('SDP handling before the engine', () => {
     expect(looksLikeDataOffer(offer + 'a=x\r\n'.repeat(20_000))).toBe(false);
   });
 
-  it('prepares an offer for the engine: mDNS names dropped, other candidates kept, DTLS opened by the receiver', () => {
+  it('prepares an offer for the engine: mDNS names dropped, other candidates kept, DTLS opened by the gateway', () => {
     const sdp = preparedOffer(offer);
     expect(sdp).not.toMatch(/\.local/i);
     expect(sdp).toContain('a=candidate:2 1 udp 2122260223 127.0.0.1 54322 typ host generation 0\r\n');
-    expect(sdp).toContain('a=setup:active\r\n');
+    expect(sdp).toContain('a=setup:passive\r\n');
     expect(sdp).not.toContain('actpass');
     expect(sdp.split('\r\n')).toHaveLength(offer.split('\r\n').length - 2);
     // an offer that already chose a role keeps it
-    expect(preparedOffer(offer.replace('actpass', 'passive'))).toContain('a=setup:passive');
+    expect(preparedOffer(offer.replace('actpass', 'active'))).toContain('a=setup:active');
   });
 });
