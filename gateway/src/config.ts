@@ -216,7 +216,7 @@ export const admissionSchema = z
     maxPendingHandshakes: z.number().int().min(0).max(100_000).default(200).describe(
       'WebRTC handshakes under way at once (offers answered, not yet connected); beyond, new endpoints get 503 MS_OVERLOADED: a crowd arriving together is admitted as fast as handshakes complete. 0: no limit.',
     ),
-    retryAfterS: z.number().int().min(1).max(3_600).default(5).describe('Retry-After (seconds) on MS_OVERLOADED; the SDK waits that long, plus up to half again at random, unless another instance has room.'),
+    retryAfterS: z.number().int().min(1).max(3_600).default(5).describe('Retry-After (seconds) on MS_OVERLOADED past the event-loop budget (past the handshake budget: 1 s, handshakes complete quickly); the SDK waits that long, plus up to half again at random, unless another instance has room.'),
   })
   .prefault({})
   .describe('Admission control: the budgets past which the gateway refuses new endpoints and keeps serving those it has (docs/operations.md).');

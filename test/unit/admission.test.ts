@@ -24,7 +24,7 @@ function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
       admission.admit();
       return undefined;
     } catch (error) {
-      return error instanceof MirrorstreamError ? `${error.code} retryable=${error.retryable}` : String(error);
+      return error instanceof MirrorstreamError ? `${error.code} retryable=${error.retryable} retryAfterMs=${error.retryAfterMs}` : String(error);
     }
   };
   return { clock, loop, admission, refusal, setPending: (n: number) => (pending = n) };
@@ -43,7 +43,7 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     expect(admission.admitting).toBe(true);
     clock.advance(1_000);
     expect(admission.admitting).toBe(false);
-    expect(refusal()).toBe('MS_OVERLOADED retryable=true');
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=5000');
     // below the budget but not below half of it: still refusing (no flapping at the edge)
     loop.next = 80;
     clock.advance(1_000);
@@ -62,7 +62,8 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     setPending(2);
     expect(refusal()).toBeUndefined();
     setPending(3);
-    expect(refusal()).toBe('MS_OVERLOADED retryable=true');
+    // handshakes complete quickly: come back in a second, not after retryAfterS
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
     setPending(1);
     expect(refusal()).toBeUndefined();
     expect(admission.snapshot().refused).toEqual({ loop_delay: 0, handshakes: 1 });

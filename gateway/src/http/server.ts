@@ -155,7 +155,7 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
     else gateway.log.debug({ code: body.error.code, path: req.path.slice(0, 200) }, 'request refused');
     if (res.headersSent) return;
     // a retryable outage (log unavailable, closing, backpressure): tell clients when to come back
-    if (err instanceof MirrorstreamError && err.code === 'MS_OVERLOADED') res.set('retry-after', String(gateway.config.admission.retryAfterS));
+    if (err instanceof MirrorstreamError && err.retryAfterMs !== undefined) res.set('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
     else if (err instanceof MirrorstreamError && err.retryable && (status === 503 || status === 429) && !res.get('retry-after')) res.set('retry-after', '1');
     res.status(status).json(body);
   });

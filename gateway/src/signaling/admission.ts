@@ -24,6 +24,9 @@ export function eventLoopDelay(): LoopDelaySource {
 
 export type RefusalReason = 'loop_delay' | 'handshakes';
 
+/** Retry-After of a refusal for handshakes under way (the event-loop budget's is admission.retryAfterS). */
+export const HANDSHAKES_RETRY_AFTER_MS = 1_000;
+
 export interface AdmissionSnapshot {
   /** New endpoints get sessions (false: the event loop is past its budget). */
   admitting: boolean;
@@ -78,12 +81,13 @@ export class Admission {
   admit(): void {
     if (!this.#admitting) {
       this.#refused.loop_delay++;
-      throw new MirrorstreamError('MS_OVERLOADED', `the gateway is over its budget: event loop p99 ${Math.round(this.#lastP99Ms)} ms late (admission.maxLoopDelayMs ${this.#config.maxLoopDelayMs}); try another instance, or retry after Retry-After`, { retryable: true });
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway is over its budget: event loop p99 ${Math.round(this.#lastP99Ms)} ms late (admission.maxLoopDelayMs ${this.#config.maxLoopDelayMs}); try another instance, or retry after Retry-After`, { retryable: true, retryAfterMs: this.#config.retryAfterS * 1000 });
     }
     const pending = this.#pendingHandshakes();
     if (this.#config.maxPendingHandshakes > 0 && pending >= this.#config.maxPendingHandshakes) {
       this.#refused.handshakes++;
-      throw new MirrorstreamError('MS_OVERLOADED', `the gateway has ${pending} WebRTC handshakes under way (admission.maxPendingHandshakes); retry after Retry-After`, { retryable: true });
+      // handshakes complete within a second or so: come back soon, not after retryAfterS
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway has ${pending} WebRTC handshakes under way (admission.maxPendingHandshakes); retry after Retry-After`, { retryable: true, retryAfterMs: HANDSHAKES_RETRY_AFTER_MS });
     }
   }
 
