@@ -1,4 +1,5 @@
 import { MirrorstreamError, type IngestChunk } from '@mirrorstream/receiver/protocol';
+import type { IngestLink } from './link.js';
 
 /** One chunk waiting to be batched, and how its publish promise settles (one object per chunk: a feed publishes per tick). */
 export interface Pending {
@@ -6,9 +7,7 @@ export interface Pending {
   key: string | undefined;
   layer: number | undefined;
   bytes: number;
-  /** publish() resolves with `{ seq }`, publishBatch's own chunks with the seq. */
-  boxed: boolean;
-  resolve(value: unknown): void;
+  resolve(result: { seq: number }): void;
   reject(error: unknown): void;
 }
 
@@ -25,7 +24,7 @@ export interface Batch {
   firstSentAt: number | undefined;
   attempts: number;
   /** The connection it was last sent on. */
-  sentOn: unknown;
+  sentOn: IngestLink | undefined;
 }
 
 /**

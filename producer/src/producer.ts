@@ -146,7 +146,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       this.#checkOpen(streamId);
       const key = options?.key;
       const layer = options?.layer;
-      return this.#enqueue(this.#queueOf(streamId), payload, key, layer, checkChunk(payload, key, layer), true);
+      return this.#enqueue(this.#queueOf(streamId), payload, key, layer, checkChunk(payload, key, layer));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -158,8 +158,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (chunks.length === 0) throw new MirrorstreamError('MS_BAD_REQUEST', 'publishBatch: at least one chunk');
     const sizes = chunks.map((c) => checkChunk(c.payload, c.key, c.layer));
     const sq = this.#queueOf(streamId);
-    const all = await Promise.all(chunks.map((c, i) => this.#enqueue<number>(sq, c.payload, c.key, c.layer, sizes[i]!, false)));
-    return { stream_id: streamId, first_seq: all[0]!, last_seq: all.at(-1)!, count: all.length };
+    const all = await Promise.all(chunks.map((c, i) => this.#enqueue(sq, c.payload, c.key, c.layer, sizes[i]!)));
+    return { stream_id: streamId, first_seq: all[0]!.seq, last_seq: all.at(-1)!.seq, count: all.length };
   }
 
   #checkOpen(streamId: string): void {
@@ -174,9 +174,9 @@ export class Producer extends TypedEmitter<ProducerEvents> {
    * more (a feed calls this per tick). With the queue full, or others waiting for room, it
    * waits its turn: backpressure a caller can feel.
    */
-  #enqueue<T>(sq: StreamQueue, payload: Uint8Array | string, key: string | undefined, layer: number | undefined, bytes: number, boxed: boolean): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const p: Pending = { payload, key, layer, bytes, boxed, resolve: resolve as (value: unknown) => void, reject };
+  #enqueue(sq: StreamQueue, payload: Uint8Array | string, key: string | undefined, layer: number | undefined, bytes: number): Promise<{ seq: number }> {
+    return new Promise((resolve, reject) => {
+      const p: Pending = { payload, key, layer, bytes, resolve, reject };
       if (sq.roomWaiters.length > 0) sq.roomWaiters.push(() => this.#admit(sq, p));
       else this.#admit(sq, p);
     });
@@ -297,11 +297,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     const sq = this.#streams.get(batch.streamId);
     sq?.landed(batch);
     if (answer.ok) {
-      for (let i = 0; i < batch.items.length; i++) {
-        const p = batch.items[i]!;
-        const seq = answer.firstSeq + i;
-        p.resolve(p.boxed ? { seq } : seq);
-      }
+      for (let i = 0; i < batch.items.length; i++) batch.items[i]!.resolve({ seq: answer.firstSeq + i });
     } else if (answer.retryAfterMs === null) {
       // the gateway refused it as it is: not stored
       for (const p of batch.items) p.reject(answer.error);
