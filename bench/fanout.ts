@@ -48,6 +48,8 @@ export type FanoutRow = {
   /** Seconds to connect this stage's new endpoints (signaling + handshake), all receiver processes at once. */
   connect_s: number;
   connect_failed: number;
+  /** Receivers of this stage still refused as past the admission budget (503 MS_OVERLOADED) when it was measured: they keep coming back after Retry-After, as the SDK does. */
+  refused: number;
   windows: number;
   hb_samples: number;
   target_per_s: number;
@@ -69,7 +71,12 @@ export type FanoutRow = {
 export interface FanoutIdle {
   transport: FanoutTransport;
   endpoints: number;
+  /** Endpoints connected in this window: the per-endpoint slopes are over these. */
+  connected: number;
   cpu_pct: number;
+  /** Idle CPU % of one core per 1 000 connected endpoints, on the JavaScript thread and on the engine's native threads (the slope from the previous idle window). */
+  js_pct_per_1000: number;
+  native_pct_per_1000: number;
   rss_mib: number;
   heap_mib: number;
   /** The endpoints this slope is over (from the previous idle window, or from none). */
@@ -111,7 +118,7 @@ export interface FanoutPlan {
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const TSX = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url));
 
-class Child<In, Out extends { ev: string }> {
+export class Child<In, Out extends { ev: string }> {
   readonly proc: ChildProcess;
   constructor(script: string, execArgv: string[] = [], env: Record<string, string> = {}) {
     this.proc = fork(here(script), [], { execArgv: [...execArgv, '--import', TSX], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -165,13 +172,13 @@ export class ReceiverPool {
    * Deal the endpoints out round-robin; resolves when every process has connected its share,
    * or at `deadlineMs` with what connected by then (the rest count as failed).
    */
-  async connect(url: string, transport: FanoutTransport, endpoints: { id: string; token: string }[], deadlineMs = CONNECT_DEADLINE_MS): Promise<{ seconds: number; failed: number }> {
+  async connect(url: string, transport: FanoutTransport, endpoints: { id: string; token: string }[], deadlineMs = CONNECT_DEADLINE_MS): Promise<{ seconds: number; failed: number; refused: number }> {
     const t0 = performance.now();
     const shares = this.#children.map((_, i) => endpoints.filter((_, j) => j % this.#children.length === i));
     const done = this.#children.map((c) => c.next('connected', deadlineMs + 30_000));
     this.#children.forEach((c, i) => c.send({ cmd: 'connect', url, transport, endpoints: shares[i] ?? [], deadlineMs }));
     const results = await Promise.all(done);
-    return { seconds: (performance.now() - t0) / 1000, failed: results.reduce((a, r) => a + r.failed, 0) };
+    return { seconds: (performance.now() - t0) / 1000, failed: results.reduce((a, r) => a + r.failed, 0), refused: results.reduce((a, r) => a + r.refused, 0) };
   }
   async counts(): Promise<Counts> {
     const all = await Promise.all(this.#children.map((c) => (c.send({ cmd: 'count' }), c.next('chunks', 10_000))));
@@ -201,7 +208,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
     const base = await gw.next('measured', 11_000);
     const idle: FanoutIdle[] = [];
     const r1 = (v: number): number => Number(v.toFixed(1));
-    let idleBefore = { endpoints: 0, rssBytes: base.rssBytes, heapUsedBytes: base.heapUsedBytes };
+    let idleBefore = { endpoints: 0, connected: 0, rssBytes: base.rssBytes, heapUsedBytes: base.heapUsedBytes, ...jsAndNative(base.threadsPct) };
     let have = 0;
     let stopped: FanoutStopped | undefined;
     for (const n of plan.stages) {
@@ -253,6 +260,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           connected,
           connect_s: Number(conn.seconds.toFixed(2)),
           connect_failed: conn.failed,
+          refused: conn.refused,
           windows,
           hb_samples: hbSamples,
           target_per_s: n,
@@ -266,14 +274,18 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
         console.log(`fan-out ${JSON.stringify(row)}`);
         gw.send({ cmd: 'measure', ms: windowMs, idle: true });
         const m = await gw.next('measured', 60_000 + windowMs);
-        const added = n - idleBefore.endpoints;
+        const added = Math.max(1, m.connected - idleBefore.connected);
+        const threadsNow = jsAndNative(m.threadsPct);
         const still: FanoutIdle = {
           transport,
           endpoints: n,
+          connected: m.connected,
           cpu_pct: r1(m.cpuPct),
+          js_pct_per_1000: r1(((threadsNow.js - idleBefore.js) / added) * 1000),
+          native_pct_per_1000: r1(((threadsNow.native - idleBefore.native) / added) * 1000),
           rss_mib: r1(m.rssBytes / 2 ** 20),
           heap_mib: r1(m.heapUsedBytes / 2 ** 20),
-          per_endpoint_over: `${idleBefore.endpoints} → ${n}`,
+          per_endpoint_over: `${idleBefore.connected} → ${m.connected} connected`,
           rss_per_endpoint_kib: r1((m.rssBytes - idleBefore.rssBytes) / 1024 / added),
           heap_per_endpoint_kib: r1((m.heapUsedBytes - idleBefore.heapUsedBytes) / 1024 / added),
           hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
@@ -281,7 +293,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           steal_pct: r1(m.stealPct),
         };
         idle.push(still);
-        idleBefore = { endpoints: n, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes };
+        idleBefore = { endpoints: n, connected: m.connected, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes, ...threadsNow };
         console.log(`fan-out idle ${JSON.stringify(still)}`);
       } catch (error) {
         // a saturated gateway stops answering the bench in time: that is the stage's result
@@ -294,6 +306,12 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
   } finally {
     await Promise.all([pool.stop(), gw.stop()]);
   }
+}
+
+/** CPU % of one core on the JavaScript thread and on all the others (the engine's native threads, libuv's). */
+export function jsAndNative(threads: Record<string, number>): { js: number; native: number } {
+  const js = threads['main (JS)'] ?? 0;
+  return { js, native: Object.values(threads).reduce((a, b) => a + b, 0) - js };
 }
 
 /** Every plan in turn, each on a fresh gateway. */

@@ -2,7 +2,8 @@ import type { CodecRow } from './codec.js';
 import type { DurableRow } from './durable.js';
 import type { IngestRow } from './durable-ingest.js';
 import type { failover, FailoverSummary } from './failover.js';
-import type { FanoutResult } from './fanout.js';
+import { jsAndNative, type FanoutResult } from './fanout.js';
+import type { HerdRow } from './herd.js';
 import type { ThroughputRow } from './throughput.js';
 
 /** bench/results/latest.json: see bench/README.md for every key. */
@@ -18,6 +19,7 @@ export interface BenchReport {
   fanout_baseline?: FanoutResult['baseline'];
   fanout_idle?: FanoutResult['idle'];
   fanout_stopped?: FanoutResult['stopped'];
+  herd?: HerdRow[];
   codec?: CodecRow[];
   durable?: DurableRow[];
   durable_ingest?: IngestRow[];
@@ -113,11 +115,12 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(`## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s; ${r.fanout[0]?.windows ?? 0} windows per stage)`, '');
     out.push(
       ...table(
-        ['transport', 'endpoints', 'connected', 'gateway CPU %', 'of it JS thread / native threads %', 'CPU % per 1000 added', 'loop delay p99 ms', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s', 'machine CPU stolen %'],
+        ['transport', 'endpoints offered', 'connected', 'refused (503 MS_OVERLOADED)', 'gateway CPU %', 'of it JS thread / native threads %', 'CPU % per 1000 added', 'loop delay p99 ms', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s', 'machine CPU stolen %'],
         r.fanout.map((x) => [
           x.transport,
           String(x.endpoints),
           String(x.connected),
+          String(x.refused),
           range(x.cpu_pct, x.cpu_pct_min, x.cpu_pct_max),
           threadSplit(x.gateway_threads_pct),
           x.cpu_pct_per_1000 === null ? '' : n(x.cpu_pct_per_1000),
@@ -136,12 +139,37 @@ export function renderMarkdown(r: BenchReport): string {
       ),
       '',
       ...table(
-        ['idle (publishing paused, retention aged out)', 'endpoints', 'gateway CPU %', 'RSS MiB', 'heap MiB', 'per endpoint over', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms', 'loop delay p99 ms', 'machine CPU stolen %'],
-        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms), x.steal_pct === undefined ? 'not recorded' : n(x.steal_pct)]),
+        ['idle (publishing paused, retention aged out)', 'endpoints offered', 'gateway CPU %', 'per 1000 connected: JS thread / native threads %', 'RSS MiB', 'heap MiB', 'per endpoint over', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms', 'loop delay p99 ms', 'machine CPU stolen %'],
+        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), `${n(x.js_pct_per_1000)} / ${n(x.native_pct_per_1000)}`, n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms), x.steal_pct === undefined ? 'not recorded' : n(x.steal_pct)]),
       ),
       '',
       ...(r.fanout_stopped ?? []).map((x) => `**${x.transport} at ${x.endpoints} endpoints: not measured** (${x.connected} connected, ${x.connect_failed} did not connect within the stage's deadline): ${x.reason}. The gateway stopped answering the bench in time: that run ends there.\n`),
       `Per endpoint at a stage: (value at the stage − value with no endpoint) / endpoints, after a GC; idle: the slope from the previous idle window (the first from none, so it also holds the code the gateway compiled while warming up). The gateway with no endpoint: ${Object.entries(r.fanout_baseline ?? {}).map(([t, b]) => `${t} run ${n(b.rss_mib)} MiB RSS, ${n(b.heap_mib)} MiB heap`).join('; ')}. CPU % is of one core and includes the gateway's native threads; the receivers run in several other processes on the same ${r.machine.cpus} cores.`,
+      '',
+    );
+  }
+  if (r.herd) {
+    out.push(`## Thundering herd: the gateway restarted under ${r.herd[0]?.receivers ?? 0} warm receivers (WebRTC, one stream each at 1 chunk/s)`, '');
+    out.push(
+      ...table(
+        ['restart', 'away s (signal → new process listening)', 'half back s', 'all back s', 'most back within 1 s', 'refused (503 MS_OVERLOADED)', 'loop delay p99 while coming back, worst 250 ms, ms', 'after: heartbeat RTT p99 ms', 'after: published / target per s', 'after: loop delay p99 ms', 'after: fewest connected', 'machine CPU stolen %'],
+        r.herd.map((x) => [
+          x.fault === 'sigterm' ? 'SIGTERM (drain, GOAWAY)' : 'SIGKILL (crash)',
+          n(x.away_s, 2),
+          x.half_back_s === null ? 'not within 120 s' : n(x.half_back_s, 2),
+          x.all_back_s === null ? 'not within 120 s' : n(x.all_back_s, 2),
+          String(x.most_back_in_1s),
+          String(x.refused),
+          n(x.loop_delay_p99_max_ms),
+          n(x.hb_rtt_p99_ms, 2),
+          `${n(x.published_per_s, 0)} / ${x.target_per_s}`,
+          n(x.loop_delay_p99_ms),
+          `${x.min_connected_after} of ${x.receivers}`,
+          n(x.steal_pct),
+        ]),
+      ),
+      '',
+      'A new gateway process on the same port and token secret after each restart (streams in memory: they begin anew, a new epoch). Back: from the new process listening until that many endpoints were connected (sampled every 250 ms). The receivers back off with jitter and honor Retry-After; the gateway admits them within its budget (`admission`). "After": one window 3 s after all were back; fewest connected: from all back to the window\'s end (fewer than all is a second collapse).',
       '',
     );
   }
@@ -207,9 +235,8 @@ export function renderMarkdown(r: BenchReport): string {
 /** The gateway's CPU in its last window: its JavaScript thread vs the engine's native threads (and V8's helpers). */
 function threadSplit(threads: Record<string, number> | undefined): string {
   if (!threads) return '';
-  const js = threads['main (JS)'] ?? 0;
-  const rest = Object.entries(threads).reduce((sum, [name, pct]) => (name === 'main (JS)' ? sum : sum + pct), 0);
-  return `${js.toFixed(1)} / ${rest.toFixed(1)}`;
+  const { js, native } = jsAndNative(threads);
+  return `${js.toFixed(1)} / ${native.toFixed(1)}`;
 }
 
 function ingestCaseLabel(d: IngestRow): string {

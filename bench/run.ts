@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only throughput,failover,fanout,codec,durable,durable-ingest]`
+ * `npm run bench [-- --quick] [-- --only throughput,failover,fanout,herd,codec,durable,durable-ingest]`
  * Runs every section on loopback and writes bench/results/latest.json and latest.md
  * (keys documented in bench/README.md); a full run of every section also copies the tables
  * into docs/benchmarks.md. --quick: fewer rounds and shorter runs, < 2 min.
@@ -17,12 +17,13 @@ import { durable } from './durable.js';
 import { durableIngest } from './durable-ingest.js';
 import { FAILOVER_TRANSPORTS, failover, type Transport } from './failover.js';
 import { fanoutAll, type FanoutPlan, type FanoutResult } from './fanout.js';
+import { herd, type HerdFault } from './herd.js';
 import { INSTANCE_LOSS_FAULTS, instanceLoss, renderInstanceLoss, writeInstanceLoss, type InstanceLossFault } from './instance-loss.js';
 import { copyResultsIntoReadme } from './readme.js';
 import { renderMarkdown, type BenchReport } from './report.js';
 import { throughput, type ThroughputRow } from './throughput.js';
 
-const DEFAULT_SECTIONS = ['throughput', 'failover', 'fanout', 'codec', 'durable', 'durable-ingest'] as const;
+const DEFAULT_SECTIONS = ['throughput', 'failover', 'fanout', 'herd', 'codec', 'durable', 'durable-ingest'] as const;
 // selected by --only: a section of its own (results in its own files)
 const SECTIONS = [...DEFAULT_SECTIONS, 'instance-loss'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -44,8 +45,8 @@ const quick = values.quick;
 
 // how much each section runs; every figure is a median over these repetitions
 const plan = quick
-  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000, standbyRuns: 2, standbys: 200 }, fanout: { webrtc: [10, 100], webtransport: [100], windows: 2, windowMs: 2_000, receiverProcesses: 2 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 }, durableIngest: { rounds: 3, seconds: 2 } }
-  : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000, standbyRuns: 10, standbys: 1_000 }, fanout: { webrtc: [100, 1_000, 2_000], webtransport: [1_000, 5_000], windows: 3, windowMs: 4_000, receiverProcesses: 4 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 }, durableIngest: { rounds: 7, seconds: 3 } };
+  ? { throughput: { rounds: 2, seconds: 0.75 }, failover: { processFaults: 3, baselineRuns: 2, degradations: 2, total: 3_000, standbyRuns: 2, standbys: 200 }, fanout: { webrtc: [10, 100], webtransport: [100], windows: 2, windowMs: 2_000, receiverProcesses: 2 }, herd: { receivers: 100, runs: 1 }, codec: { runs: 3, sliceMs: 100 }, durable: { acks: 300, seconds: 1 }, durableIngest: { rounds: 3, seconds: 2 } }
+  : { throughput: { rounds: 5, seconds: 3 }, failover: { processFaults: 30, baselineRuns: 10, degradations: 10, total: 3_000, standbyRuns: 10, standbys: 1_000 }, fanout: { webrtc: [100, 1_000, 2_000], webtransport: [1_000, 5_000], windows: 3, windowMs: 4_000, receiverProcesses: 4 }, herd: { receivers: 500, runs: 3 }, codec: { runs: 7, sliceMs: 250 }, durable: { acks: 2_000, seconds: 3 }, durableIngest: { rounds: 7, seconds: 3 } };
 
 // --transports (failover): only these transports' process faults, without the standby and degradation runs
 const failoverTransports = values.transports?.split(',') as Transport[] | undefined;
@@ -102,6 +103,11 @@ if (only.includes('fanout')) {
   report.fanout_baseline = f.baseline;
   report.fanout_idle = f.idle;
   report.fanout_stopped = f.stopped;
+}
+if (only.includes('herd')) {
+  const faults = Array.from({ length: plan.herd.runs }, (): HerdFault[] => ['sigterm', 'sigkill']).flat();
+  report.herd = await herd({ transport: 'webrtc', receivers: plan.herd.receivers, faults, receiverProcesses: plan.fanout.receiverProcesses, windowMs: plan.fanout.windowMs });
+  await save();
 }
 let instanceLossBroken = false;
 if (only.includes('instance-loss')) {

@@ -61,35 +61,53 @@ const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInpu
 // streams keep 10 s of chunks (retention.maxAgeMs; the default is 60 s): what an endpoint
 // costs is measured apart from how much data its stream keeps
 const gateway = createGateway({ logLevel: 'silent', retention: { maxAgeMs: 10_000 }, ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1', icePort: await freeUdpPorts(extra.webrtc?.icePortCount ?? 8), ...extra.webrtc } });
-const server = await serve(gateway, { apiKey: 'fanout-bench-key-0123', host: '127.0.0.1', port: 0 });
 const streams: string[] = [];
 const payload = new Uint8Array(100);
 
-// every 100 ms a tenth of the streams get a chunk: RATE chunks/s each, spread evenly
+/** One stream per endpoint, each endpoint's token. */
+async function addEndpoints(ids: string[]): Promise<{ id: string; token: string }[]> {
+  // all at once: with hundreds of endpoints connected the event loop is busy, and one
+  // await per token would wait a loop turn each (minutes at 1000)
+  return Promise.all(
+    ids.map(async (id) => {
+      await gateway.createStream({ stream_id: `s-${id}`, endpoint_list: [id] });
+      streams.push(`s-${id}`);
+      return { id, token: (await gateway.issueToken(id)).token };
+    }),
+  );
+}
+// FANOUT_ENDPOINTS=500: the endpoints fan0..fan499 and their streams exist before the gateway
+// listens (the herd bench restarts it under receivers that hold tokens from the same secret)
+await addEndpoints(Array.from({ length: Number(process.env.FANOUT_ENDPOINTS ?? 0) }, (_, i) => `fan${i}`));
+const server = await serve(gateway, { apiKey: 'fanout-bench-key-0123', host: '127.0.0.1', port: Number(process.env.FANOUT_PORT ?? 0) });
+
+// every 100 ms a tenth of the streams get a chunk: RATE chunks/s each, spread evenly. The slices
+// due are counted from the clock, not from the timer's ticks: a late tick publishes what fell
+// due meanwhile, as a producer at a steady rate does (what the gateway does not store in time
+// still shows, as publishes not yet resolved)
 let slice = 0;
 let published = 0;
 let idle = false;
+let slicesDone = 0;
+const publishFrom = performance.now();
 const publisher = setInterval(() => {
-  if (idle) return;
-  for (let r = 0; r < RATE; r++) {
-    for (let i = slice; i < streams.length; i += 10) void gateway.publish(streams[i] ?? '', payload).then(() => void published++, () => undefined);
+  const due = Math.floor((performance.now() - publishFrom) / 100);
+  for (; slicesDone < due; slicesDone++) {
+    if (!idle) {
+      for (let r = 0; r < RATE; r++) {
+        for (let i = slice; i < streams.length; i += 10) void gateway.publish(streams[i] ?? '', payload).then(() => void published++, () => undefined);
+      }
+    }
+    slice = (slice + 1) % 10;
   }
-  slice = (slice + 1) % 10;
 }, 100);
 
 process.on('message', (raw: ToGateway) => {
   void (async () => {
     if (raw.cmd === 'add') {
-      // all at once: with hundreds of endpoints connected the event loop is busy, and one
-      // await per token would wait a loop turn each (minutes at 1000)
-      const tokens = await Promise.all(
-        raw.ids.map(async (id) => {
-          await gateway.createStream({ stream_id: `s-${id}`, endpoint_list: [id] });
-          streams.push(`s-${id}`);
-          return { id, token: (await gateway.issueToken(id)).token };
-        }),
-      );
-      send({ ev: 'added', tokens });
+      send({ ev: 'added', tokens: await addEndpoints(raw.ids) });
+    } else if (raw.cmd === 'tokens') {
+      send({ ev: 'tokens', tokens: await Promise.all(raw.ids.map(async (id) => ({ id, token: (await gateway.issueToken(id)).token }))) });
     } else if (raw.cmd === 'measure') {
       const gc = (globalThis as { gc?: () => void }).gc;
       if (raw.idle) {
@@ -155,8 +173,24 @@ process.on('message', (raw: ToGateway) => {
   })();
 });
 
-process.on('disconnect', () => {
+// FANOUT_TICK_MS=250: every so often, how many endpoints are connected, the admission refusals
+// so far and the event loop's p99 delay since the last tick (the herd bench's timeline)
+const tickMs = Number(process.env.FANOUT_TICK_MS ?? 0);
+if (tickMs > 0) {
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  setInterval(() => {
+    const refused = gateway.admission().refused;
+    send({ ev: 'tick', atMs: Date.now(), connected: gateway.listEndpoints().filter((e) => e.connected).length, refused: refused.loop_delay + refused.handshakes, loopDelayP99Ms: loop.percentile(99) / 1e6 });
+    loop.reset();
+  }, tickMs);
+}
+
+// a graceful stop (the bench's disconnect, or SIGTERM as a supervisor restarts it): drain, GOAWAY, exit
+const stop = (): void => {
   clearInterval(publisher);
-  void Promise.race([Promise.all([gateway.close(), server.close()]), new Promise((r) => setTimeout(r, 3_000))]).then(() => process.exit(0));
-});
+  void Promise.race([Promise.all([gateway.close(), server.close()]), new Promise((r) => setTimeout(r, gateway.config.drainTimeoutMs + 3_000))]).then(() => process.exit(0));
+};
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);
 send({ ev: 'listening', url: server.url });

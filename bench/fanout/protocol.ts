@@ -3,18 +3,24 @@ export type FanoutTransport = 'webrtc' | 'webtransport';
 
 export type ToGateway =
   | { cmd: 'add'; ids: string[] }
+  /** Tokens for endpoints that exist already (FANOUT_ENDPOINTS). */
+  | { cmd: 'tokens'; ids: string[] }
   /** Measure for `ms`; `idle`: publish nothing meanwhile (what an idle warm endpoint costs). */
   | { cmd: 'measure'; ms: number; idle?: boolean };
 
 export type FromGateway =
   | { ev: 'listening'; url: string }
   | { ev: 'added'; tokens: { id: string; token: string }[] }
+  | { ev: 'tokens'; tokens: { id: string; token: string }[] }
+  /** FANOUT_TICK_MS: endpoints connected now, admission refusals since start, loop delay p99 since the last tick. */
+  | { ev: 'tick'; atMs: number; connected: number; refused: number; loopDelayP99Ms: number }
   | { ev: 'measured'; connected: number; cpuPct: number; publishedPerS: number; published: number; rssBytes: number; heapUsedBytes: number; rttSamplesMs: number[]; threadsPct: Record<string, number>; loopDelayP99Ms: number; loopDelayMaxMs: number; stealPct: number };
 
 export type ToReceivers = { cmd: 'connect'; url: string; transport: FanoutTransport; endpoints: { id: string; token: string }[]; deadlineMs: number } | { cmd: 'count' } | { cmd: 'close' };
 
 export type FromReceivers =
-  | { ev: 'connected'; count: number; failed: number; seconds: number }
+  /** `refused`: not connected, the gateway's last answer MS_OVERLOADED (past its admission budget; they keep trying); `failed`: not connected for another reason, or never dialed by the deadline. */
+  | { ev: 'connected'; count: number; failed: number; refused: number; seconds: number }
   /** Every receiver of the process closed (the pool is reused for the next gateway). */
   | { ev: 'closed' }
   /** Chunks received so far; gaps: a seq skipped on some receiver; duplicates: a seq seen twice. */

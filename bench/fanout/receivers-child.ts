@@ -6,10 +6,20 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
-import { Receiver } from '../../receiver-sdk/dist/node.js';
+import { ExponentialBackoff, MirrorstreamError, Receiver } from '../../receiver-sdk/dist/node.js';
 import type { FromReceivers, ToReceivers } from './protocol.js';
 
 const CONCURRENCY = 8;
+
+/**
+ * Receivers the gateway refuses as past its capacity (503 MS_OVERLOADED) do what the SDK does:
+ * come back after Retry-After, for as long as the stage runs (and through its measured windows:
+ * the retries are load a full gateway takes). A stage reports once every receiver connected, or
+ * once no receiver of this process connected for PLATEAU_MS while some were refused (the
+ * gateway admitted what its budget allows), or at the deadline.
+ */
+const PLATEAU_MS = 15_000;
+const overloaded = (e: unknown): boolean => e instanceof MirrorstreamError && e.code === 'MS_OVERLOADED';
 
 const send = (m: FromReceivers): void => void process.send?.(m);
 // @fails-components/webtransport throws from a TLS socket callback when a session cannot be
@@ -51,18 +61,33 @@ process.on('message', (msg: ToReceivers) => {
   }
   void (async () => {
     const t0 = performance.now();
-    // a stage that cannot connect everything by its deadline reports what it has (the rest
-    // are counted as failed and closed) instead of holding the bench
     const deadline = t0 + msg.deadlineMs;
     const queue = [...msg.endpoints];
-    let failed = 0;
+    let connected = 0;
+    let lastConnectAt = t0;
+    /** Receivers not connected yet, still trying: the last error each had. */
+    const trying = new Map<Receiver, unknown>();
     const worker = async (): Promise<void> => {
       for (let next = queue.shift(); next; next = queue.shift()) {
-        if (performance.now() >= deadline) {
-          failed++;
-          continue;
-        }
-        const rx = new Receiver({ gatewayUrl: msg.url, endpointId: next.id, token: next.token, transports: [msg.transport], rtcConfig: { bindAddress: '127.0.0.1' } });
+        if (performance.now() >= deadline) break;
+        const backoff = new ExponentialBackoff();
+        let refusedOnce: () => void = () => undefined;
+        const refusal = new Promise<void>((r) => (refusedOnce = r));
+        const rx = new Receiver({
+          gatewayUrl: msg.url,
+          endpointId: next.id,
+          token: next.token,
+          transports: [msg.transport],
+          // the SDK's own policy; a refusal also frees this worker for the next receiver (the refused one comes back by itself)
+          reconnect: {
+            nextRetryDelayMs: (ctx) => {
+              trying.set(rx, ctx.lastError);
+              if (overloaded(ctx.lastError)) refusedOnce();
+              return backoff.nextRetryDelayMs(ctx);
+            },
+          },
+          rtcConfig: { bindAddress: '127.0.0.1' },
+        });
         let last = 0;
         rx.on('chunk', (c) => {
           chunks++;
@@ -72,17 +97,26 @@ process.on('message', (msg: ToReceivers) => {
           last = Math.max(last, c.seq);
         });
         rx.on('error', () => undefined);
-        const left = deadline - performance.now();
-        const connected = await Promise.race([rx.connect().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), left))]);
-        if (connected) receivers.push(rx);
-        else {
-          failed++;
-          rx.close();
-        }
+        receivers.push(rx);
+        trying.set(rx, undefined);
+        const up = rx.connect().then(() => {
+          trying.delete(rx);
+          connected++;
+          lastConnectAt = performance.now();
+        });
+        await Promise.race([up, refusal, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - performance.now())))]);
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    send({ ev: 'connected', count: msg.endpoints.length - failed, failed, seconds: (performance.now() - t0) / 1000 });
+    const refusedNow = (): number => [...trying.values()].filter(overloaded).length;
+    for (;;) {
+      const now = performance.now();
+      if (trying.size === 0 || now >= deadline || (refusedNow() > 0 && now - lastConnectAt >= PLATEAU_MS)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const refused = refusedNow();
+    // the endpoints never dialed (deadline) count as failed with those still failing for another reason
+    send({ ev: 'connected', count: connected, failed: msg.endpoints.length - connected - refused, refused, seconds: (performance.now() - t0) / 1000 });
   })();
 });
 

@@ -207,12 +207,13 @@ export const tokensSchema = z
 
 export const admissionSchema = z
   .strictObject({
-    maxLoopDelayMs: z.number().int().min(0).max(60_000).default(200).describe(
+    maxLoopDelayMs: z.number().int().min(0).max(60_000).default(60).describe(
       "Past this p99 event-loop delay (ms, per window) new endpoints are refused with 503 MS_OVERLOADED and /readyz says overloaded; the endpoints it serves keep their sessions. 0: no such budget. A late loop delays every connection's heartbeats, probes and sends.",
     ),
     windowMs: z.number().int().min(100).max(60_000).default(1_000).describe('The window the event-loop delay is measured over.'),
     windowsToClose: z.number().int().min(1).max(60).default(2).describe('Windows in a row over maxLoopDelayMs before new endpoints are refused (one GC pause is not an overload).'),
-    resumeRatio: z.number().gt(0).max(1).default(0.5).describe('New endpoints are admitted again after a window below maxLoopDelayMs × this.'),
+    resumeRatio: z.number().gt(0).max(1).default(0.5).describe('New endpoints are admitted again after windowsToOpen windows in a row below maxLoopDelayMs × this.'),
+    windowsToOpen: z.number().int().min(1).max(60).default(3).describe('Windows in a row below maxLoopDelayMs × resumeRatio before new endpoints are admitted again (one quiet second is not headroom: the refused come back together).'),
     maxPendingHandshakes: z.number().int().min(0).max(100_000).default(200).describe(
       'WebRTC handshakes under way at once (offers answered, not yet connected); beyond, new endpoints get 503 MS_OVERLOADED: a crowd arriving together is admitted as fast as handshakes complete. 0: no limit.',
     ),

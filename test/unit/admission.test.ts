@@ -31,8 +31,8 @@ function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
 }
 
 describe('admission control (injected clock, a fake loop delay)', () => {
-  it('closes after windowsToClose windows over the budget in a row, not after one (a GC pause); opens after a window below budget × resumeRatio', () => {
-    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, windowsToClose: 2, resumeRatio: 0.5 });
+  it('closes after windowsToClose windows over the budget in a row, not after one (a GC pause); opens after windowsToOpen windows in a row below budget × resumeRatio', () => {
+    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, windowsToClose: 2, resumeRatio: 0.5, windowsToOpen: 2 });
     loop.next = 400;
     clock.advance(1_000);
     expect(admission.admitting).toBe(true);
@@ -48,13 +48,21 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     loop.next = 80;
     clock.advance(1_000);
     expect(admission.admitting).toBe(false);
+    // one quiet window is not headroom: the streak below half the budget is broken by one above it
     loop.next = 40;
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(false);
+    loop.next = 60;
+    clock.advance(1_000);
+    loop.next = 40;
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(false);
     clock.advance(1_000);
     expect(admission.admitting).toBe(true);
     expect(refusal()).toBeUndefined();
     expect(admission.snapshot()).toEqual({ admitting: true, loop_delay_p99_ms: 40, pending_handshakes: 0, refused: { loop_delay: 1, handshakes: 0 } });
     // each window reads the histogram and empties it
-    expect(loop.resets).toBe(6);
+    expect(loop.resets).toBe(9);
   });
 
   it('refuses past maxPendingHandshakes and admits again as handshakes complete; 0 means no limit', () => {

@@ -42,9 +42,10 @@ export interface AdmissionSnapshot {
  * Admission control: a gateway past its capacity refuses new endpoints (503 MS_OVERLOADED with
  * Retry-After, `/readyz` `overloaded`) and keeps serving the ones it has. Two budgets:
  * - the event loop: its p99 delay over each `windowMs` window; above `maxLoopDelayMs` in
- *   `windowsToClose` windows in a row, admission closes, and it opens again after a window
- *   below `maxLoopDelayMs` × `resumeRatio`. A late loop is what every connection's heartbeats,
- *   probes and sends wait behind, so it measures the headroom of all of them at once;
+ *   `windowsToClose` windows in a row, admission closes, and it opens again after
+ *   `windowsToOpen` windows in a row below `maxLoopDelayMs` × `resumeRatio`. A late loop is what
+ *   every connection's heartbeats, probes and sends wait behind, so it measures the headroom of
+ *   all of them at once;
  * - WebRTC handshakes under way (`maxPendingHandshakes`): a crowd of receivers arriving at once
  *   (a restart, a failover of another instance) is admitted as fast as handshakes complete, not
  *   all before the loop delay can show what they cost.
@@ -57,6 +58,7 @@ export class Admission {
   readonly #pendingHandshakes: () => number;
   #admitting = true;
   #windowsOver = 0;
+  #windowsUnder = 0;
   #lastP99Ms = 0;
   readonly #refused: Record<RefusalReason, number> = { loop_delay: 0, handshakes: 0 };
 
@@ -103,9 +105,10 @@ export class Admission {
     const p99 = this.#loopDelay.p99Ms();
     this.#loopDelay.reset();
     this.#lastP99Ms = p99;
-    const { maxLoopDelayMs, windowsToClose, resumeRatio } = this.#config;
+    const { maxLoopDelayMs, windowsToClose, windowsToOpen, resumeRatio } = this.#config;
     this.#windowsOver = p99 > maxLoopDelayMs ? this.#windowsOver + 1 : 0;
+    this.#windowsUnder = p99 < maxLoopDelayMs * resumeRatio ? this.#windowsUnder + 1 : 0;
     if (this.#admitting && this.#windowsOver >= windowsToClose) this.#admitting = false;
-    else if (!this.#admitting && p99 < maxLoopDelayMs * resumeRatio) this.#admitting = true;
+    else if (!this.#admitting && this.#windowsUnder >= windowsToOpen) this.#admitting = true;
   }
 }
