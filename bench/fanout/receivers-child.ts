@@ -13,10 +13,11 @@ const CONCURRENCY = 8;
 
 /**
  * Receivers the gateway refuses as past its capacity (503 MS_OVERLOADED) do what the SDK does:
- * come back after Retry-After, for as long as the stage runs (and through its measured windows:
- * the retries are load a full gateway takes). A stage reports once every receiver connected, or
- * once no receiver of this process connected for PLATEAU_MS while some were refused (the
- * gateway admitted what its budget allows), or at the deadline.
+ * come back after Retry-After while the stage connects. A stage reports once every receiver
+ * connected, or once no receiver of this process connected for PLATEAU_MS while some were
+ * refused (the gateway admitted what its budget allows), or at the deadline; the receivers
+ * refused then close (they would go to another instance), so the stage's windows measure what
+ * the gateway admitted.
  */
 const PLATEAU_MS = 15_000;
 const overloaded = (e: unknown): boolean => e instanceof MirrorstreamError && e.code === 'MS_OVERLOADED';
@@ -115,6 +116,14 @@ process.on('message', (msg: ToReceivers) => {
       await new Promise((r) => setTimeout(r, 250));
     }
     const refused = refusedNow();
+    // those still refused go elsewhere (a real deployment gives them a second instance's URL):
+    // the stage measures the admitted endpoints, not a crowd retrying on this machine's cores
+    for (const [rx, error] of trying) {
+      if (!overloaded(error)) continue;
+      trying.delete(rx);
+      receivers.splice(receivers.indexOf(rx), 1);
+      rx.close();
+    }
     // the endpoints never dialed (deadline) count as failed with those still failing for another reason
     send({ ev: 'connected', count: connected, failed: msg.endpoints.length - connected - refused, refused, seconds: (performance.now() - t0) / 1000 });
   })();
