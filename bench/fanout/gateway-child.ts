@@ -54,7 +54,7 @@ function machineTicks(): { total: number; steal: number } {
     return { total: 0, steal: 0 };
   }
 }
-const send = (m: FromGateway): void => void process.send?.(m);
+const send = (m: FromGateway): void => void (process.connected && process.send?.(m));
 // extra gateway configuration from the bench (e.g. a probe interval), JSON
 const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInput;
 // every synthetic receiver signals from 127.0.0.1: the per-address signaling limit is off here
@@ -181,7 +181,7 @@ if (tickMs > 0) {
   loop.enable();
   setInterval(() => {
     const refused = gateway.admission().refused;
-    send({ ev: 'tick', atMs: Date.now(), connected: gateway.listEndpoints().filter((e) => e.connected).length, refused: refused.loop_delay + refused.handshakes, loopDelayP99Ms: loop.percentile(99) / 1e6 });
+    send({ ev: 'tick', atMs: Date.now(), connected: gateway.listEndpoints().filter((e) => e.connected).length, refused: refused.loop_delay + refused.rate + refused.handshakes, loopDelayP99Ms: loop.percentile(99) / 1e6 });
     loop.reset();
   }, tickMs);
 }

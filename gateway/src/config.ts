@@ -207,17 +207,18 @@ export const tokensSchema = z
 
 export const admissionSchema = z
   .strictObject({
-    maxLoopDelayMs: z.number().int().min(0).max(60_000).default(60).describe(
-      "Past this p99 event-loop delay (ms, per window) new endpoints are refused with 503 MS_OVERLOADED and /readyz says overloaded; the endpoints it serves keep their sessions. 0: no such budget. A late loop delays every connection's heartbeats, probes and sends.",
+    maxLoopDelayMs: z.number().int().min(0).max(60_000).default(50).describe(
+      "Past this p99 event-loop delay (ms, per window) new endpoints are refused with 503 MS_OVERLOADED (and after windowsToClose such windows /readyz says overloaded); the endpoints it serves keep their sessions. 0: no such budget (maxNewPerSecond then holds unscaled). A late loop delays every connection's heartbeats, probes and sends.",
     ),
     windowMs: z.number().int().min(100).max(60_000).default(1_000).describe('The window the event-loop delay is measured over.'),
-    windowsToClose: z.number().int().min(1).max(60).default(2).describe('Windows in a row over maxLoopDelayMs before new endpoints are refused (one GC pause is not an overload).'),
-    resumeRatio: z.number().gt(0).max(1).default(0.5).describe('New endpoints are admitted again after windowsToOpen windows in a row below maxLoopDelayMs × this.'),
-    windowsToOpen: z.number().int().min(1).max(60).default(3).describe('Windows in a row below maxLoopDelayMs × resumeRatio before new endpoints are admitted again (one quiet second is not headroom: the refused come back together).'),
+    windowsToClose: z.number().int().min(1).max(60).default(2).describe('Windows in a row over maxLoopDelayMs before the gateway says it is overloaded (/readyz, Retry-After retryAfterS); one late window (a GC pause) only pauses admissions for that window.'),
+    maxNewPerSecond: z.number().int().min(0).max(100_000).default(200).describe(
+      'New endpoints admitted per second with an idle event loop; the rate falls with the loop\'s headroom (× (1 − p99 / maxLoopDelayMs) of the last window), so a crowd is taken in only as fast as the loop shows it can carry, and the gateway settles at its budget instead of past it. Beyond the rate: 503 MS_OVERLOADED, Retry-After 1 s. 0: no rate limit.',
+    ),
     maxPendingHandshakes: z.number().int().min(0).max(100_000).default(200).describe(
       'WebRTC handshakes under way at once (offers answered, not yet connected); beyond, new endpoints get 503 MS_OVERLOADED: a crowd arriving together is admitted as fast as handshakes complete. 0: no limit.',
     ),
-    retryAfterS: z.number().int().min(1).max(3_600).default(5).describe('Retry-After (seconds) on MS_OVERLOADED past the event-loop budget (past the handshake budget: 1 s, handshakes complete quickly); the SDK waits that long, plus up to half again at random, unless another instance has room.'),
+    retryAfterS: z.number().int().min(1).max(3_600).default(5).describe('Retry-After (seconds) on MS_OVERLOADED while overloaded (the event loop over budget windowsToClose windows in a row); refusals that pass soon (one late window, the admission rate, the handshake budget) carry 1 s. The SDK waits that long, plus up to half again at random, unless another instance has room.'),
   })
   .prefault({})
   .describe('Admission control: the budgets past which the gateway refuses new endpoints and keeps serving those it has (docs/operations.md).');

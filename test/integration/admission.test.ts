@@ -89,6 +89,6 @@ describe('admission control over real sockets', () => {
     const late = new Receiver({ gatewayUrl: server.url, endpointId: 'late', token: (await gateway.issueToken('late')).token, rtcConfig: bind });
     closers.push(() => late.close());
     await withDeadline(late.connect(), 15_000, 'late connected');
-    expect(gateway.admission().refused).toEqual({ loop_delay: 1, handshakes: 0 });
+    expect(gateway.admission().refused).toEqual({ loop_delay: 1, rate: 0, handshakes: 0 });
   });
 });

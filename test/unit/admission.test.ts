@@ -31,38 +31,63 @@ function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
 }
 
 describe('admission control (injected clock, a fake loop delay)', () => {
-  it('closes after windowsToClose windows over the budget in a row, not after one (a GC pause); opens after windowsToOpen windows in a row below budget × resumeRatio', () => {
-    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, windowsToClose: 2, resumeRatio: 0.5, windowsToOpen: 2 });
+  it('over the loop budget nothing new is admitted; over it windowsToClose windows in a row the gateway is overloaded (retryAfterS), one late window (a GC pause) asks back in 1 s', () => {
+    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, windowsToClose: 2, maxNewPerSecond: 0 });
     loop.next = 400;
     clock.advance(1_000);
     expect(admission.admitting).toBe(true);
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
     loop.next = 20;
     clock.advance(1_000); // the streak is broken
+    expect(refusal()).toBeUndefined();
     loop.next = 400;
     clock.advance(1_000);
     expect(admission.admitting).toBe(true);
     clock.advance(1_000);
     expect(admission.admitting).toBe(false);
     expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=5000');
-    // below the budget but not below half of it: still refusing (no flapping at the edge)
+    // back under the budget: admitted again (the admission rate, tested below, is what reopens gradually)
     loop.next = 80;
-    clock.advance(1_000);
-    expect(admission.admitting).toBe(false);
-    // one quiet window is not headroom: the streak below half the budget is broken by one above it
-    loop.next = 40;
-    clock.advance(1_000);
-    expect(admission.admitting).toBe(false);
-    loop.next = 60;
-    clock.advance(1_000);
-    loop.next = 40;
-    clock.advance(1_000);
-    expect(admission.admitting).toBe(false);
     clock.advance(1_000);
     expect(admission.admitting).toBe(true);
     expect(refusal()).toBeUndefined();
-    expect(admission.snapshot()).toEqual({ admitting: true, loop_delay_p99_ms: 40, pending_handshakes: 0, refused: { loop_delay: 1, handshakes: 0 } });
+    expect(admission.snapshot()).toEqual({ admitting: true, loop_delay_p99_ms: 80, admit_rate_per_s: null, pending_handshakes: 0, refused: { loop_delay: 2, rate: 0, handshakes: 0 } });
     // each window reads the histogram and empties it
-    expect(loop.resets).toBe(9);
+    expect(loop.resets).toBe(5);
+  });
+
+  it("admits at maxNewPerSecond × the loop's headroom, a tenth of a second's worth at once: a crowd is taken in as fast as the loop shows it can carry", () => {
+    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 });
+    const admitted = (): number => {
+      let n = 0;
+      while (refusal() === undefined) n++;
+      return n;
+    };
+    // an idle loop: 100/s, 10 at once; the next one waits for the bucket (1 s Retry-After)
+    expect(admitted()).toBe(10);
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
+    clock.advance(50);
+    expect(admitted()).toBe(5);
+    // half the budget used: 50/s
+    loop.next = 50;
+    clock.advance(950);
+    expect(admission.snapshot().admit_rate_per_s).toBe(50);
+    clock.advance(100);
+    expect(admitted()).toBe(5);
+    // the loop at its budget: no new endpoint, yet not overloaded (nothing to tell a load balancer)
+    loop.next = 100;
+    clock.advance(900);
+    expect(admission.snapshot().admit_rate_per_s).toBe(0);
+    clock.advance(500);
+    expect(admitted()).toBe(0);
+    expect(admission.admitting).toBe(true);
+    // headroom again: admitted gradually, not all at once
+    loop.next = 10;
+    clock.advance(500);
+    expect(admission.snapshot().admit_rate_per_s).toBe(90);
+    clock.advance(1_000);
+    expect(admitted()).toBe(9);
+    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, rate: 6, handshakes: 0 });
   });
 
   it('refuses past maxPendingHandshakes and admits again as handshakes complete; 0 means no limit', () => {
@@ -74,7 +99,7 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
     setPending(1);
     expect(refusal()).toBeUndefined();
-    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, handshakes: 1 });
+    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, rate: 0, handshakes: 1 });
     const unlimited = rig({ maxPendingHandshakes: 0 });
     unlimited.setPending(10_000);
     expect(unlimited.refusal()).toBeUndefined();

@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
 import type { AdmissionConfig } from '../config.js';
+import type { Clock } from '@mirrorstream/receiver/protocol';
 import type { TimerQueue } from '../core/timers.js';
 
 /** The event loop's delay, as a histogram read and emptied once per window. */
@@ -22,16 +23,18 @@ export function eventLoopDelay(): LoopDelaySource {
   };
 }
 
-export type RefusalReason = 'loop_delay' | 'handshakes';
+export type RefusalReason = 'loop_delay' | 'rate' | 'handshakes';
 
-/** Retry-After of a refusal for handshakes under way (the event-loop budget's is admission.retryAfterS). */
-export const HANDSHAKES_RETRY_AFTER_MS = 1_000;
+/** Retry-After of a refusal that passes soon: handshakes under way, this moment's admissions used up (past the event-loop budget: admission.retryAfterS). */
+export const SOON_RETRY_AFTER_MS = 1_000;
 
 export interface AdmissionSnapshot {
-  /** New endpoints get sessions (false: the event loop is past its budget). */
+  /** False while the gateway is overloaded: its event loop over budget `windowsToClose` windows in a row (/readyz `overloaded`). */
   admitting: boolean;
   /** The event loop's p99 delay in the last window, ms. */
   loop_delay_p99_ms: number;
+  /** New endpoints admitted per second now: maxNewPerSecond scaled by the loop's headroom (null: no rate limit). */
+  admit_rate_per_s: number | null;
   /** WebRTC handshakes under way (offers answered, not connected or failed yet). */
   pending_handshakes: number;
   /** New sessions refused since start, by reason. */
@@ -39,33 +42,44 @@ export interface AdmissionSnapshot {
 }
 
 /**
- * Admission control: a gateway past its capacity refuses new endpoints (503 MS_OVERLOADED with
- * Retry-After, `/readyz` `overloaded`) and keeps serving the ones it has. Two budgets:
- * - the event loop: its p99 delay over each `windowMs` window; above `maxLoopDelayMs` in
- *   `windowsToClose` windows in a row, admission closes, and it opens again after
- *   `windowsToOpen` windows in a row below `maxLoopDelayMs` × `resumeRatio`. A late loop is what
- *   every connection's heartbeats, probes and sends wait behind, so it measures the headroom of
- *   all of them at once;
- * - WebRTC handshakes under way (`maxPendingHandshakes`): a crowd of receivers arriving at once
- *   (a restart, a failover of another instance) is admitted as fast as handshakes complete, not
- *   all before the loop delay can show what they cost.
+ * Admission control: a gateway near its capacity takes new endpoints in more slowly, and past
+ * it refuses them (503 MS_OVERLOADED with Retry-After, `/readyz` `overloaded`), while it keeps
+ * serving the ones it has. Three budgets:
+ * - the event loop: its p99 delay over each `windowMs` window. A late loop is what every
+ *   connection's heartbeats, probes and sends wait behind, so it measures the headroom of all
+ *   of them at once. Over `maxLoopDelayMs`, no new endpoint is admitted; over it
+ *   `windowsToClose` windows in a row, the gateway says it is overloaded;
+ * - the admission rate: `maxNewPerSecond` × the loop's headroom (1 − p99 / maxLoopDelayMs) in
+ *   the last window. A connect burst shows in the loop delay only after its handshakes ran, and
+ *   an endpoint's steady cost only after it connected: taking endpoints in at a rate that falls
+ *   as the loop fills lets both show before more come, so the gateway settles where its loop
+ *   reaches the budget instead of overshooting it, and opens again gradually, not to a crowd;
+ * - WebRTC handshakes under way (`maxPendingHandshakes`).
  * An endpoint that already has a session open (a replacement, a transport switch) is not
  * refused: it is served already.
  */
 export class Admission {
   readonly #config: AdmissionConfig;
+  readonly #clock: Clock;
   readonly #loopDelay: LoopDelaySource;
   readonly #pendingHandshakes: () => number;
-  #admitting = true;
   #windowsOver = 0;
-  #windowsUnder = 0;
   #lastP99Ms = 0;
-  readonly #refused: Record<RefusalReason, number> = { loop_delay: 0, handshakes: 0 };
+  /** New endpoints per second now (Infinity: no rate limit). */
+  #ratePerS: number;
+  /** Admissions that may go now: refilled at #ratePerS, at most a tenth of a second's worth (at least one, none at rate 0). */
+  #tokens: number;
+  #refilledAt: number;
+  readonly #refused: Record<RefusalReason, number> = { loop_delay: 0, rate: 0, handshakes: 0 };
 
   constructor(o: { config: AdmissionConfig; timers: TimerQueue; loopDelay: LoopDelaySource; pendingHandshakes: () => number }) {
     this.#config = o.config;
+    this.#clock = o.timers.clock;
     this.#loopDelay = o.loopDelay;
     this.#pendingHandshakes = o.pendingHandshakes;
+    this.#ratePerS = o.config.maxNewPerSecond > 0 ? o.config.maxNewPerSecond : Infinity;
+    this.#tokens = this.#burst;
+    this.#refilledAt = this.#clock.now();
     if (o.config.maxLoopDelayMs > 0) {
       const window = o.timers.timer(() => {
         this.#endWindow();
@@ -75,40 +89,72 @@ export class Admission {
     }
   }
 
+  /** False while overloaded (what /readyz and the metric say). */
   get admitting(): boolean {
-    return this.#admitting;
+    return this.#windowsOver < this.#config.windowsToClose;
   }
 
   /** A new endpoint's session: throws MS_OVERLOADED (503, retryable) past a budget. */
   admit(): void {
-    if (!this.#admitting) {
+    const { maxLoopDelayMs, retryAfterS, maxPendingHandshakes } = this.#config;
+    if (maxLoopDelayMs > 0 && this.#lastP99Ms > maxLoopDelayMs) {
       this.#refused.loop_delay++;
-      throw new MirrorstreamError('MS_OVERLOADED', `the gateway is over its budget: event loop p99 ${Math.round(this.#lastP99Ms)} ms late (admission.maxLoopDelayMs ${this.#config.maxLoopDelayMs}); try another instance, or retry after Retry-After`, { retryable: true, retryAfterMs: this.#config.retryAfterS * 1000 });
+      // overloaded: come back after retryAfterS; one late window (a GC pause): soon
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway is over its budget: event loop p99 ${Math.round(this.#lastP99Ms)} ms late (admission.maxLoopDelayMs ${maxLoopDelayMs}); try another instance, or retry after Retry-After`, {
+        retryable: true,
+        retryAfterMs: this.admitting ? SOON_RETRY_AFTER_MS : retryAfterS * 1000,
+      });
+    }
+    this.#refill();
+    if (this.#tokens < 1) {
+      this.#refused.rate++;
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway takes new endpoints in at ${Math.round(this.#ratePerS)}/s now (admission.maxNewPerSecond, scaled by its event loop's headroom); retry after Retry-After`, { retryable: true, retryAfterMs: SOON_RETRY_AFTER_MS });
     }
     const pending = this.#pendingHandshakes();
-    if (this.#config.maxPendingHandshakes > 0 && pending >= this.#config.maxPendingHandshakes) {
+    if (maxPendingHandshakes > 0 && pending >= maxPendingHandshakes) {
       this.#refused.handshakes++;
       // handshakes complete within a second or so: come back soon, not after retryAfterS
-      throw new MirrorstreamError('MS_OVERLOADED', `the gateway has ${pending} WebRTC handshakes under way (admission.maxPendingHandshakes); retry after Retry-After`, { retryable: true, retryAfterMs: HANDSHAKES_RETRY_AFTER_MS });
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway has ${pending} WebRTC handshakes under way (admission.maxPendingHandshakes); retry after Retry-After`, { retryable: true, retryAfterMs: SOON_RETRY_AFTER_MS });
     }
+    this.#tokens -= 1;
   }
 
   snapshot(): AdmissionSnapshot {
-    return { admitting: this.#admitting, loop_delay_p99_ms: this.#lastP99Ms, pending_handshakes: this.#pendingHandshakes(), refused: { ...this.#refused } };
+    return {
+      admitting: this.admitting,
+      loop_delay_p99_ms: this.#lastP99Ms,
+      admit_rate_per_s: Number.isFinite(this.#ratePerS) ? this.#ratePerS : null,
+      pending_handshakes: this.#pendingHandshakes(),
+      refused: { ...this.#refused },
+    };
   }
 
   stop(): void {
     this.#loopDelay.stop();
   }
 
+  get #burst(): number {
+    if (!Number.isFinite(this.#ratePerS)) return Infinity;
+    return this.#ratePerS > 0 ? Math.max(1, this.#ratePerS / 10) : 0;
+  }
+
+  #refill(): void {
+    const now = this.#clock.now();
+    if (Number.isFinite(this.#ratePerS)) this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#ratePerS);
+    else this.#tokens = Infinity;
+    this.#refilledAt = now;
+  }
+
   #endWindow(): void {
     const p99 = this.#loopDelay.p99Ms();
     this.#loopDelay.reset();
+    this.#refill();
     this.#lastP99Ms = p99;
-    const { maxLoopDelayMs, windowsToClose, windowsToOpen, resumeRatio } = this.#config;
+    const { maxLoopDelayMs, maxNewPerSecond } = this.#config;
     this.#windowsOver = p99 > maxLoopDelayMs ? this.#windowsOver + 1 : 0;
-    this.#windowsUnder = p99 < maxLoopDelayMs * resumeRatio ? this.#windowsUnder + 1 : 0;
-    if (this.#admitting && this.#windowsOver >= windowsToClose) this.#admitting = false;
-    else if (!this.#admitting && this.#windowsUnder >= windowsToOpen) this.#admitting = true;
+    if (maxNewPerSecond > 0) {
+      this.#ratePerS = maxNewPerSecond * Math.min(1, Math.max(0, 1 - p99 / maxLoopDelayMs));
+      this.#tokens = Math.min(this.#tokens, this.#burst);
+    }
   }
 }

@@ -192,8 +192,12 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
 
   // ---- admission control (signaling/admission.ts) --------------------------------
 
-  gauge('mirrorstream_admission_admitting', 'Whether new endpoints are admitted (1), or refused with 503 MS_OVERLOADED past the event-loop budget (0).', [], (emit) => {
+  gauge('mirrorstream_admission_admitting', 'Whether new endpoints are admitted (1), or the gateway is overloaded and refuses them with 503 MS_OVERLOADED (0): its event loop over budget admission.windowsToClose windows in a row.', [], (emit) => {
     emit({}, gateway.admission().admitting ? 1 : 0);
+  });
+  gauge('mirrorstream_admission_rate_per_second', "New endpoints admitted per second now: admission.maxNewPerSecond scaled by the event loop's headroom (absent without a rate limit).", [], (emit) => {
+    const rate = gateway.admission().admit_rate_per_s;
+    if (rate !== null) emit({}, rate);
   });
   gauge('mirrorstream_admission_loop_delay_p99_seconds', "The event loop's p99 delay over the last admission window: the gateway's headroom (admission.maxLoopDelayMs is its budget).", [], (emit) => {
     emit({}, gateway.admission().loop_delay_p99_ms / 1000);
@@ -201,7 +205,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   gauge('mirrorstream_admission_pending_handshakes', 'WebRTC handshakes under way (admission.maxPendingHandshakes is their budget).', [], (emit) => {
     emit({}, gateway.admission().pending_handshakes);
   });
-  counter('mirrorstream_admission_refused_total', 'New endpoint sessions refused with MS_OVERLOADED, by budget (loop_delay, handshakes).', ['reason'], (emit) => {
+  counter('mirrorstream_admission_refused_total', 'New endpoint sessions refused with MS_OVERLOADED, by budget (loop_delay, rate, handshakes).', ['reason'], (emit) => {
     for (const [reason, n] of Object.entries(gateway.admission().refused)) emit({ reason }, n);
   });
 
