@@ -74,9 +74,9 @@ export interface FanoutIdle {
   /** Endpoints connected in this window: the per-endpoint slopes are over these. */
   connected: number;
   cpu_pct: number;
-  /** Idle CPU % of one core per 1 000 connected endpoints, on the JavaScript thread and on the engine's native threads (the slope from the previous idle window). */
-  js_pct_per_1000: number;
-  native_pct_per_1000: number;
+  /** Idle CPU % of one core per 1 000 connected endpoints, on the JavaScript thread and on the engine's native threads (the slope from the previous idle window; null where fewer than 50 were added). */
+  js_pct_per_1000: number | null;
+  native_pct_per_1000: number | null;
   rss_mib: number;
   heap_mib: number;
   /** The endpoints this slope is over (from the previous idle window, or from none). */
@@ -276,13 +276,15 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
         const m = await gw.next('measured', 60_000 + windowMs);
         const added = Math.max(1, m.connected - idleBefore.connected);
         const threadsNow = jsAndNative(m.threadsPct);
+        // a slope over a handful of endpoints is noise
+        const slope = (now: number, before: number): number | null => (added >= 50 ? r1(((now - before) / added) * 1000) : null);
         const still: FanoutIdle = {
           transport,
           endpoints: n,
           connected: m.connected,
           cpu_pct: r1(m.cpuPct),
-          js_pct_per_1000: r1(((threadsNow.js - idleBefore.js) / added) * 1000),
-          native_pct_per_1000: r1(((threadsNow.native - idleBefore.native) / added) * 1000),
+          js_pct_per_1000: slope(threadsNow.js, idleBefore.js),
+          native_pct_per_1000: slope(threadsNow.native, idleBefore.native),
           rss_mib: r1(m.rssBytes / 2 ** 20),
           heap_mib: r1(m.heapUsedBytes / 2 ** 20),
           per_endpoint_over: `${idleBefore.connected} → ${m.connected} connected`,

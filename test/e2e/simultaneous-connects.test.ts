@@ -23,10 +23,11 @@ describe('50 Node receivers connecting at once', () => {
   const ids = Array.from({ length: RECEIVERS }, (_, i) => `r${i}`);
 
   beforeAll(async () => {
-    // every receiver signals from 127.0.0.1: no per-address limit here; and no event-loop budget:
-    // this process spawns the 50 receivers, which holds its loop up (683 ms p99 seen), and
-    // admission would rightly refuse some of them (admission.test.ts covers that)
-    gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: '127.0.0.1' }, limits: { signalingPerAddress: 0 }, admission: { maxLoopDelayMs: 0 } });
+    // every receiver signals from 127.0.0.1: no per-address limit here; and no admission budget
+    // (event loop, rate): this process spawns the 50 receivers, which holds its loop up (683 ms
+    // p99 seen), and admission would rightly refuse or pace some of them (admission.test.ts
+    // covers that); this test is about each one's first dial
+    gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: '127.0.0.1' }, limits: { signalingPerAddress: 0 }, admission: { maxLoopDelayMs: 0, maxNewPerSecond: 0 } });
     await gateway.start();
     server = await serve(gateway, { apiKey: API_KEY, host: '127.0.0.1', port: 0 });
     await gateway.createStream({ stream_id: 'ticks', endpoint_list: ids });

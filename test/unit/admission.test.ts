@@ -81,13 +81,34 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     clock.advance(500);
     expect(admitted()).toBe(0);
     expect(admission.admitting).toBe(true);
-    // headroom again: admitted gradually, not all at once
+    // headroom again: the first one at once, then gradually, not all at once
     loop.next = 10;
     clock.advance(500);
     expect(admission.snapshot().admit_rate_per_s).toBe(90);
+    expect(admitted()).toBe(1);
     clock.advance(1_000);
     expect(admitted()).toBe(9);
-    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, rate: 6, handshakes: 0 });
+    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, rate: 7, handshakes: 0 });
+  });
+
+  it('a crowd refused in one window is asked back when the current rate can take it in (1 s at least, 30 s at most)', () => {
+    const { clock, loop, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 });
+    loop.next = 90; // 10/s from the next window on
+    clock.advance(1_000);
+    for (let i = 0; i < 50; i++) refusal(); // one admitted, 49 refused
+    clock.advance(1_000);
+    // 49 refused at 10/s: their turn comes in 5 s (the bucket's one admission first)
+    expect(refusal()).toBeUndefined();
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=5000');
+    for (let i = 0; i < 1_000; i++) refusal();
+    clock.advance(1_000);
+    expect(refusal()).toBeUndefined();
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=30000');
+    // the crowd gone: soon again
+    clock.advance(1_000);
+    clock.advance(1_000);
+    expect(refusal()).toBeUndefined();
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
   });
 
   it('refuses past maxPendingHandshakes and admits again as handshakes complete; 0 means no limit', () => {

@@ -27,6 +27,8 @@ export type RefusalReason = 'loop_delay' | 'rate' | 'handshakes';
 
 /** Retry-After of a refusal that passes soon: handshakes under way, this moment's admissions used up (past the event-loop budget: admission.retryAfterS). */
 export const SOON_RETRY_AFTER_MS = 1_000;
+/** The longest Retry-After a crowd is spread over (see #comeBackMs). */
+export const CROWD_RETRY_AFTER_MAX_MS = 30_000;
 
 export interface AdmissionSnapshot {
   /** False while the gateway is overloaded: its event loop over budget `windowsToClose` windows in a row (/readyz `overloaded`). */
@@ -71,6 +73,8 @@ export class Admission {
   #tokens: number;
   #refilledAt: number;
   readonly #refused: Record<RefusalReason, number> = { loop_delay: 0, rate: 0, handshakes: 0 };
+  #refusedThisWindow = 0;
+  #refusedLastWindow = 0;
 
   constructor(o: { config: AdmissionConfig; timers: TimerQueue; loopDelay: LoopDelaySource; pendingHandshakes: () => number }) {
     this.#config = o.config;
@@ -99,22 +103,25 @@ export class Admission {
     const { maxLoopDelayMs, retryAfterS, maxPendingHandshakes } = this.#config;
     if (maxLoopDelayMs > 0 && this.#lastP99Ms > maxLoopDelayMs) {
       this.#refused.loop_delay++;
+      this.#refusedThisWindow++;
       // overloaded: come back after retryAfterS; one late window (a GC pause): soon
       throw new MirrorstreamError('MS_OVERLOADED', `the gateway is over its budget: event loop p99 ${Math.round(this.#lastP99Ms)} ms late (admission.maxLoopDelayMs ${maxLoopDelayMs}); try another instance, or retry after Retry-After`, {
         retryable: true,
-        retryAfterMs: this.admitting ? SOON_RETRY_AFTER_MS : retryAfterS * 1000,
+        retryAfterMs: this.admitting ? this.#comeBackMs() : Math.max(retryAfterS * 1000, this.#comeBackMs()),
       });
     }
     this.#refill();
     if (this.#tokens < 1) {
       this.#refused.rate++;
-      throw new MirrorstreamError('MS_OVERLOADED', `the gateway takes new endpoints in at ${Math.round(this.#ratePerS)}/s now (admission.maxNewPerSecond, scaled by its event loop's headroom); retry after Retry-After`, { retryable: true, retryAfterMs: SOON_RETRY_AFTER_MS });
+      this.#refusedThisWindow++;
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway takes new endpoints in at ${Math.round(this.#ratePerS)}/s now (admission.maxNewPerSecond, scaled by its event loop's headroom); retry after Retry-After`, { retryable: true, retryAfterMs: this.#comeBackMs() });
     }
     const pending = this.#pendingHandshakes();
     if (maxPendingHandshakes > 0 && pending >= maxPendingHandshakes) {
       this.#refused.handshakes++;
+      this.#refusedThisWindow++;
       // handshakes complete within a second or so: come back soon, not after retryAfterS
-      throw new MirrorstreamError('MS_OVERLOADED', `the gateway has ${pending} WebRTC handshakes under way (admission.maxPendingHandshakes); retry after Retry-After`, { retryable: true, retryAfterMs: SOON_RETRY_AFTER_MS });
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway has ${pending} WebRTC handshakes under way (admission.maxPendingHandshakes); retry after Retry-After`, { retryable: true, retryAfterMs: this.#comeBackMs() });
     }
     this.#tokens -= 1;
   }
@@ -138,6 +145,18 @@ export class Admission {
     return this.#ratePerS > 0 ? Math.max(1, this.#ratePerS / 10) : 0;
   }
 
+  /**
+   * When a refused receiver should come back: soon (1 s), or, with a crowd waiting, the time the
+   * current rate needs to take in as many as were refused in the last window (at most 30 s).
+   * Every refused receiver retrying each second would keep the gateway busy answering them;
+   * told the time their turn can come, they arrive about as fast as they can be admitted.
+   */
+  #comeBackMs(): number {
+    const rate = Number.isFinite(this.#ratePerS) ? Math.max(1, this.#ratePerS) : Infinity;
+    const turnMs = Math.ceil(this.#refusedLastWindow / rate) * 1000;
+    return Math.min(CROWD_RETRY_AFTER_MAX_MS, Math.max(SOON_RETRY_AFTER_MS, turnMs));
+  }
+
   #refill(): void {
     const now = this.#clock.now();
     if (Number.isFinite(this.#ratePerS)) this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#ratePerS);
@@ -150,11 +169,15 @@ export class Admission {
     this.#loopDelay.reset();
     this.#refill();
     this.#lastP99Ms = p99;
+    this.#refusedLastWindow = this.#refusedThisWindow;
+    this.#refusedThisWindow = 0;
     const { maxLoopDelayMs, maxNewPerSecond } = this.#config;
     this.#windowsOver = p99 > maxLoopDelayMs ? this.#windowsOver + 1 : 0;
     if (maxNewPerSecond > 0) {
+      const closed = this.#ratePerS === 0;
       this.#ratePerS = maxNewPerSecond * Math.min(1, Math.max(0, 1 - p99 / maxLoopDelayMs));
-      this.#tokens = Math.min(this.#tokens, this.#burst);
+      // opening again from none: the first one comes in at once, the rest at the rate
+      this.#tokens = closed && this.#ratePerS > 0 ? 1 : Math.min(this.#tokens, this.#burst);
     }
   }
 }
