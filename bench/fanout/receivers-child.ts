@@ -19,7 +19,8 @@ const CONCURRENCY = 8;
  * refused then close (they would go to another instance), so the stage's windows measure what
  * the gateway admitted.
  */
-const PLATEAU_MS = 15_000;
+// longer than the longest Retry-After a refused crowd is given (30 s) with the SDK's jitter (× 1.5)
+const PLATEAU_MS = 50_000;
 const overloaded = (e: unknown): boolean => e instanceof MirrorstreamError && e.code === 'MS_OVERLOADED';
 
 const send = (m: FromReceivers): void => void process.send?.(m);

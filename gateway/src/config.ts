@@ -213,12 +213,12 @@ export const admissionSchema = z
     windowMs: z.number().int().min(100).max(60_000).default(1_000).describe('The window the event-loop delay is measured over.'),
     windowsToClose: z.number().int().min(1).max(60).default(2).describe('Windows in a row over maxLoopDelayMs before the gateway says it is overloaded (/readyz, Retry-After retryAfterS); one late window (a GC pause) only pauses admissions for that window.'),
     maxNewPerSecond: z.number().int().min(0).max(100_000).default(200).describe(
-      'New endpoints admitted per second with an idle event loop; the rate falls with the loop\'s headroom (× (1 − p99 / maxLoopDelayMs) of the last window), so a crowd is taken in only as fast as the loop shows it can carry, and the gateway settles at its budget instead of past it. Beyond the rate: 503 MS_OVERLOADED, Retry-After 1 s, or with a crowd waiting the time the rate needs for as many as were refused in the last window (at most 30 s). 0: no rate limit.',
+      'New endpoints admitted per second with an idle event loop; the rate falls with the loop\'s headroom (× (1 − p99 / maxLoopDelayMs) of the last window), so a crowd is taken in only as fast as the loop shows it can carry, and the gateway settles at its budget instead of past it. Beyond the rate: 503 MS_OVERLOADED, Retry-After 1 s, or with a crowd waiting a time spread evenly over the span the rate needs for as many as were refused in the last window (at most 30 s). 0: no rate limit.',
     ),
     maxPendingHandshakes: z.number().int().min(0).max(100_000).default(200).describe(
       'WebRTC handshakes under way at once (offers answered, not yet connected); beyond, new endpoints get 503 MS_OVERLOADED: a crowd arriving together is admitted as fast as handshakes complete. 0: no limit.',
     ),
-    retryAfterS: z.number().int().min(1).max(3_600).default(5).describe('Retry-After (seconds) on MS_OVERLOADED while overloaded (the event loop over budget windowsToClose windows in a row); refusals that pass soon (one late window, the admission rate, the handshake budget) carry 1 s, or with a crowd waiting the time the admission rate needs for it (at most 30 s). The SDK waits that long, plus up to half again at random, unless another instance has room.'),
+    retryAfterS: z.number().int().min(1).max(3_600).default(5).describe('Retry-After (seconds) on MS_OVERLOADED while overloaded (the event loop over budget windowsToClose windows in a row); refusals that pass soon (one late window, the admission rate, the handshake budget) carry 1 s, or with a crowd waiting a time spread over the span the admission rate needs for it (at most 30 s). The SDK waits that long, plus up to half again at random, unless another instance has room.'),
   })
   .prefault({})
   .describe('Admission control: the budgets past which the gateway refuses new endpoints and keeps serving those it has (docs/operations.md).');

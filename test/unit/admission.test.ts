@@ -91,24 +91,40 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     expect(admission.snapshot().refused).toEqual({ loop_delay: 0, rate: 7, handshakes: 0 });
   });
 
-  it('a crowd refused in one window is asked back when the current rate can take it in (1 s at least, 30 s at most)', () => {
-    const { clock, loop, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 });
+  it('a crowd refused in one window is asked back spread evenly over the span the current rate needs for it (1 s to at most 30 s)', () => {
+    let next = 0;
+    const clock = new ManualClock();
+    const loop = fakeLoopDelay();
+    const admission = new Admission({ config: admissionSchema.parse({ maxLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 }), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => next });
+    const retryAfter = (): number | undefined => {
+      try {
+        admission.admit();
+        return undefined;
+      } catch (error) {
+        return error instanceof MirrorstreamError ? error.retryAfterMs : -1;
+      }
+    };
     loop.next = 90; // 10/s from the next window on
     clock.advance(1_000);
-    for (let i = 0; i < 50; i++) refusal(); // one admitted, 49 refused
+    for (let i = 0; i < 50; i++) retryAfter(); // one admitted, 49 refused
     clock.advance(1_000);
-    // 49 refused at 10/s: their turn comes in 5 s (the bucket's one admission first)
-    expect(refusal()).toBeUndefined();
-    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=5000');
-    for (let i = 0; i < 1_000; i++) refusal();
+    expect(retryAfter()).toBeUndefined(); // the bucket's one admission
+    // 49 refused at 10/s need 4.9 s: from 1 s (the first of them) to 5 s (the last), in whole seconds
+    next = 0;
+    expect(retryAfter()).toBe(1_000);
+    next = 0.5;
+    expect(retryAfter()).toBe(3_000);
+    next = 0.999;
+    expect(retryAfter()).toBe(5_000);
+    for (let i = 0; i < 1_000; i++) retryAfter();
     clock.advance(1_000);
-    expect(refusal()).toBeUndefined();
-    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=30000');
+    expect(retryAfter()).toBeUndefined();
+    expect(retryAfter()).toBe(30_000); // a crowd of 1 000 at 10/s: spread over 30 s at most
     // the crowd gone: soon again
     clock.advance(1_000);
     clock.advance(1_000);
-    expect(refusal()).toBeUndefined();
-    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
+    expect(retryAfter()).toBeUndefined();
+    expect(retryAfter()).toBe(1_000);
   });
 
   it('refuses past maxPendingHandshakes and admits again as handshakes complete; 0 means no limit', () => {

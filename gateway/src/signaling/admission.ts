@@ -76,8 +76,12 @@ export class Admission {
   #refusedThisWindow = 0;
   #refusedLastWindow = 0;
 
-  constructor(o: { config: AdmissionConfig; timers: TimerQueue; loopDelay: LoopDelaySource; pendingHandshakes: () => number }) {
+  /** Spreads a refused crowd's Retry-After (injectable: tests seed it). */
+  readonly #random: () => number;
+
+  constructor(o: { config: AdmissionConfig; timers: TimerQueue; loopDelay: LoopDelaySource; pendingHandshakes: () => number; random?: () => number }) {
     this.#config = o.config;
+    this.#random = o.random ?? Math.random;
     this.#clock = o.timers.clock;
     this.#loopDelay = o.loopDelay;
     this.#pendingHandshakes = o.pendingHandshakes;
@@ -146,15 +150,18 @@ export class Admission {
   }
 
   /**
-   * When a refused receiver should come back: soon (1 s), or, with a crowd waiting, the time the
-   * current rate needs to take in as many as were refused in the last window (at most 30 s).
-   * Every refused receiver retrying each second would keep the gateway busy answering them;
-   * told the time their turn can come, they arrive about as fast as they can be admitted.
+   * When a refused receiver should come back: soon (1 s), or, with a crowd waiting, at a time
+   * drawn evenly from the span the current rate needs to take in as many as were refused in the
+   * last window (at most 30 s). Every refused receiver retrying each second would keep the
+   * gateway busy answering them; spread over their turns, they arrive about as fast as they can
+   * be admitted, and the first of them soon.
    */
   #comeBackMs(): number {
     const rate = Number.isFinite(this.#ratePerS) ? Math.max(1, this.#ratePerS) : Infinity;
-    const turnMs = Math.ceil(this.#refusedLastWindow / rate) * 1000;
-    return Math.min(CROWD_RETRY_AFTER_MAX_MS, Math.max(SOON_RETRY_AFTER_MS, turnMs));
+    const spanMs = Math.min(CROWD_RETRY_AFTER_MAX_MS, (this.#refusedLastWindow / rate) * 1000);
+    if (spanMs <= SOON_RETRY_AFTER_MS) return SOON_RETRY_AFTER_MS;
+    // whole seconds: Retry-After is in seconds
+    return Math.ceil((SOON_RETRY_AFTER_MS + this.#random() * (spanMs - SOON_RETRY_AFTER_MS)) / 1000) * 1000;
   }
 
   #refill(): void {
