@@ -14,8 +14,8 @@
  * the receivers take as the SDK does; what is measured is the reconnection, not the data.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/helpers/nats.js';
 import { Child, ReceiverPool } from './fanout.js';
 import type { FanoutTransport, FromGateway, ToGateway } from './fanout/protocol.js';
 import { percentile, sleep } from './stats.js';
@@ -58,21 +58,10 @@ export interface HerdRow {
 const TICK_MS = 250;
 const BACK_DEADLINE_MS = 120_000;
 
-function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 type Tick = Extract<FromGateway, { ev: 'tick' }>;
 
 export async function herd(plan: HerdPlan): Promise<HerdRow[]> {
-  const port = await freeTcpPort();
+  const port = await freePort();
   const env = {
     FANOUT_CONFIG: JSON.stringify({ tokens: { secret: randomBytes(24).toString('hex') } }),
     FANOUT_PORT: String(port),
