@@ -187,7 +187,11 @@ if (tickMs > 0) {
 }
 
 // a graceful stop (the bench's disconnect, or SIGTERM as a supervisor restarts it): drain, GOAWAY, exit
+// once: SIGTERM and the bench's disconnect may both come, and a second server.close() rejects
+let stopping = false;
 const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
   clearInterval(publisher);
   void Promise.race([Promise.all([gateway.close(), server.close()]), new Promise((r) => setTimeout(r, gateway.config.drainTimeoutMs + 3_000))]).then(() => process.exit(0));
 };

@@ -106,7 +106,10 @@ process.on('message', (msg: ToReceivers) => {
           connected++;
           lastConnectAt = performance.now();
         });
-        await Promise.race([up, refusal, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - performance.now())))]);
+        // the worker moves on once this one connected, was refused (it comes back by itself) or the stage's time is up
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([up, refusal, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))))]);
+        clearTimeout(timer);
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
