@@ -19,6 +19,8 @@ const FIGURES = [
   'cpu_pct',
   /** CPU % of all receiver processes together (same machine: they compete with the gateway). */
   'receivers_cpu_pct',
+  /** The worst receiver process's event-loop delay p99 over the window: how late its receivers answer heartbeats (part of the RTT). */
+  'receivers_loop_p99_ms',
   'rss_mib',
   'heap_mib',
   /** (value at this stage − value with no endpoint) / endpoints, both after a GC. */
@@ -149,7 +151,7 @@ export class Child<In, Out extends { ev: string }> {
   }
 }
 
-type Counts = { count: number; gaps: number; duplicates: number; cpuUs: number };
+type Counts = { count: number; gaps: number; duplicates: number; cpuUs: number; loopDelayP99Ms: number };
 
 /** How long a stage may take to connect its new endpoints; what did not connect by then is reported as failed. */
 const CONNECT_DEADLINE_MS = 120_000;
@@ -182,7 +184,7 @@ export class ReceiverPool {
   }
   async counts(): Promise<Counts> {
     const all = await Promise.all(this.#children.map((c) => (c.send({ cmd: 'count' }), c.next('chunks', 10_000))));
-    return all.reduce((a, r) => ({ count: a.count + r.count, gaps: a.gaps + r.gaps, duplicates: a.duplicates + r.duplicates, cpuUs: a.cpuUs + r.cpuUs }), { count: 0, gaps: 0, duplicates: 0, cpuUs: 0 });
+    return all.reduce((a, r) => ({ count: a.count + r.count, gaps: a.gaps + r.gaps, duplicates: a.duplicates + r.duplicates, cpuUs: a.cpuUs + r.cpuUs, loopDelayP99Ms: Math.max(a.loopDelayP99Ms, r.loopDelayP99Ms) }), { count: 0, gaps: 0, duplicates: 0, cpuUs: 0, loopDelayP99Ms: 0 });
   }
   /** Close every receiver (the processes stay for the next gateway). */
   async closeAll(): Promise<void> {
@@ -236,6 +238,7 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           const got: Record<Figure, number> = {
             cpu_pct: m.cpuPct,
             receivers_cpu_pct: (after.cpuUs - before.cpuUs) / 1e4 / windowS,
+            receivers_loop_p99_ms: after.loopDelayP99Ms,
             rss_mib: m.rssBytes / 2 ** 20,
             heap_mib: m.heapUsedBytes / 2 ** 20,
             rss_per_endpoint_kib: (m.rssBytes - base.rssBytes) / 1024 / n,
@@ -263,7 +266,8 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           refused: conn.refused,
           windows,
           hb_samples: hbSamples,
-          target_per_s: n,
+          // a chunk per second per connected endpoint (the publisher feeds those only)
+          target_per_s: connected,
           gaps: before.gaps - first.gaps,
           duplicates: before.duplicates - first.duplicates,
           gateway_threads_pct: threads,

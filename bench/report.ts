@@ -115,7 +115,7 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(`## Fan-out: warm endpoints on one gateway (heartbeats on, one stream each at 1 chunk/s; ${r.fanout[0]?.windows ?? 0} windows per stage)`, '');
     out.push(
       ...table(
-        ['transport', 'endpoints offered', 'connected', 'refused (503 MS_OVERLOADED)', 'gateway CPU %', 'of it JS thread / native threads %', 'CPU % per 1000 added', 'loop delay p99 ms', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'connect s', 'machine CPU stolen %'],
+        ['transport', 'endpoints offered', 'connected', 'refused (503 MS_OVERLOADED)', 'gateway CPU %', 'of it JS thread / native threads %', 'CPU % per 1000 added', 'loop delay p99 ms', 'gateway RSS MiB', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p50 / p99 ms', 'published / target per s', 'delivered per s', 'gaps / dups', 'receivers CPU %', 'receivers loop delay p99 ms', 'connect s', 'machine CPU stolen %'],
         r.fanout.map((x) => [
           x.transport,
           String(x.endpoints),
@@ -133,6 +133,7 @@ export function renderMarkdown(r: BenchReport): string {
           range(x.delivered_per_s, x.delivered_per_s_min, x.delivered_per_s_max, 0),
           `${x.gaps} / ${x.duplicates}`,
           range(x.receivers_cpu_pct, x.receivers_cpu_pct_min, x.receivers_cpu_pct_max),
+          x.receivers_loop_p99_ms === undefined ? 'not recorded' : range(x.receivers_loop_p99_ms, x.receivers_loop_p99_ms_min, x.receivers_loop_p99_ms_max),
           `${n(x.connect_s, 2)}${x.connect_failed > 0 ? ` (${x.connect_failed} failed)` : ''}`,
           x.steal_pct === undefined ? 'not recorded' : range(x.steal_pct, x.steal_pct_min, x.steal_pct_max),
         ]),

@@ -23,5 +23,5 @@ export type FromReceivers =
   | { ev: 'connected'; count: number; failed: number; refused: number; seconds: number }
   /** Every receiver of the process closed (the pool is reused for the next gateway). */
   | { ev: 'closed' }
-  /** Chunks received so far; gaps: a seq skipped on some receiver; duplicates: a seq seen twice. */
-  | { ev: 'chunks'; count: number; gaps: number; duplicates: number; cpuUs: number };
+  /** Chunks received so far; gaps: a seq skipped on some receiver; duplicates: a seq seen twice; loopDelayP99Ms: this process's event-loop delay since the last count (part of every heartbeat RTT its receivers answer). */
+  | { ev: 'chunks'; count: number; gaps: number; duplicates: number; cpuUs: number; loopDelayP99Ms: number };

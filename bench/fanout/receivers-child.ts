@@ -6,6 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ExponentialBackoff, MirrorstreamError, Receiver } from '../../receiver-sdk/dist/node.js';
 import type { FromReceivers, ToReceivers } from './protocol.js';
 
@@ -32,6 +33,9 @@ process.on('uncaughtException', (error) => {
   if (uncaught++ < 3) console.error(`receivers: uncaught in a library callback (${uncaught}): ${error.message}`);
 });
 const receivers: Receiver[] = [];
+// a heartbeat's RTT includes how late this process answers it
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 let chunks = 0;
 let gaps = 0;
 let duplicates = 0;
@@ -59,7 +63,9 @@ process.on('message', (msg: ToReceivers) => {
   }
   if (msg.cmd === 'count') {
     void profileWindow();
-    return send({ ev: 'chunks', count: chunks, gaps, duplicates, cpuUs: ((u) => u.user + u.system)(process.cpuUsage()) });
+    const loopDelayP99Ms = loopDelay.count > 0 ? loopDelay.percentile(99) / 1e6 : 0;
+    loopDelay.reset();
+    return send({ ev: 'chunks', count: chunks, gaps, duplicates, cpuUs: ((u) => u.user + u.system)(process.cpuUsage()), loopDelayP99Ms });
   }
   void (async () => {
     const t0 = performance.now();

@@ -210,10 +210,13 @@ export const admissionSchema = z
     maxLoopDelayMs: z.number().int().min(0).max(60_000).default(50).describe(
       "Past this p99 event-loop delay (ms, per window) new endpoints are refused with 503 MS_OVERLOADED (and after windowsToClose such windows /readyz says overloaded); the endpoints it serves keep their sessions. 0: no such budget (maxNewPerSecond then holds unscaled). A late loop delays every connection's heartbeats, probes and sends.",
     ),
+    admitLoopDelayMs: z.number().int().min(1).max(60_000).default(25).describe(
+      "The event-loop p99 (ms, the worse of the last two windows) at which new endpoints stop being admitted: the admission rate is maxNewPerSecond × (1 − p99 / admitLoopDelayMs). Below maxLoopDelayMs (taken as maxLoopDelayMs where above it): an endpoint's steady cost shows in the loop only after it connected, and the endpoints admitted meanwhile must still fit under maxLoopDelayMs.",
+    ),
     windowMs: z.number().int().min(100).max(60_000).default(1_000).describe('The window the event-loop delay is measured over.'),
     windowsToClose: z.number().int().min(1).max(60).default(2).describe('Windows in a row over maxLoopDelayMs before the gateway says it is overloaded (/readyz, Retry-After retryAfterS); one late window (a GC pause) only pauses admissions for that window.'),
     maxNewPerSecond: z.number().int().min(0).max(100_000).default(200).describe(
-      'New endpoints admitted per second with an idle event loop; the rate falls with the loop\'s headroom (× (1 − p99 / maxLoopDelayMs) of the last window), so a crowd is taken in about as fast as the loop shows it can carry (costs that show only after connecting can still carry it past the budget). Beyond the rate: 503 MS_OVERLOADED, Retry-After 1 s, or with a crowd waiting a time spread evenly over the span the rate needs for as many as were refused in the last window (at most 30 s). 0: no rate limit.',
+      'New endpoints admitted per second with an idle event loop; the rate falls with the loop\'s headroom (× (1 − p99 / admitLoopDelayMs), p99 the worse of the last two windows), so a crowd is taken in about as fast as the loop shows it can carry. Beyond the rate: 503 MS_OVERLOADED, Retry-After 1 s, or with a crowd waiting a time spread evenly over the span the rate needs for as many as were refused in the last window (at most 30 s). 0: no rate limit.',
     ),
     maxPendingHandshakes: z.number().int().min(0).max(100_000).default(200).describe(
       'WebRTC handshakes under way at once (offers answered, not yet connected); beyond, new endpoints get 503 MS_OVERLOADED: a crowd arriving together is admitted as fast as handshakes complete. 0: no limit.',

@@ -86,6 +86,8 @@ describe('admission control over real sockets', () => {
 
     loop.p99 = 10;
     await until(async () => (await fetch(`${server.url}/readyz`)).status === 200, 5_000, '/readyz 200 again');
+    // the admission rate reopens once the worse of the last two windows is under admitLoopDelayMs
+    await until(() => (gateway.admission().admit_rate_per_s ?? 0) > 0, 5_000, 'admitting at a rate again');
     const late = new Receiver({ gatewayUrl: server.url, endpointId: 'late', token: (await gateway.issueToken('late')).token, rtcConfig: bind });
     closers.push(() => late.close());
     await withDeadline(late.connect(), 15_000, 'late connected');

@@ -56,8 +56,8 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     expect(loop.resets).toBe(5);
   });
 
-  it("admits at maxNewPerSecond × the loop's headroom, a tenth of a second's worth at once: a crowd is taken in as fast as the loop shows it can carry", () => {
-    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 });
+  it("admits at maxNewPerSecond × the loop's headroom under admitLoopDelayMs (the worse of two windows), a tenth of a second's worth at once; stops there, below the serving budget", () => {
+    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, admitLoopDelayMs: 50, windowMs: 1_000, maxNewPerSecond: 100 });
     const admitted = (): number => {
       let n = 0;
       while (refusal() === undefined) n++;
@@ -68,34 +68,45 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
     clock.advance(50);
     expect(admitted()).toBe(5);
-    // half the budget used: 50/s
-    loop.next = 50;
+    // half the admission target used: 50/s
+    loop.next = 25;
     clock.advance(950);
     expect(admission.snapshot().admit_rate_per_s).toBe(50);
     clock.advance(100);
     expect(admitted()).toBe(5);
-    // the loop at its budget: no new endpoint, yet not overloaded (nothing to tell a load balancer)
-    loop.next = 100;
+    // at the admission target, under the serving budget: no new endpoint, yet not overloaded (nothing to tell a load balancer)
+    loop.next = 50;
     clock.advance(900);
     expect(admission.snapshot().admit_rate_per_s).toBe(0);
     clock.advance(500);
     expect(admitted()).toBe(0);
     expect(admission.admitting).toBe(true);
-    // headroom again: the first one at once, then gradually, not all at once
+    // one quiet window does not reopen: the worse of the last two counts
     loop.next = 10;
     clock.advance(500);
-    expect(admission.snapshot().admit_rate_per_s).toBe(90);
+    expect(admission.snapshot().admit_rate_per_s).toBe(0);
+    expect(admitted()).toBe(0);
+    // a second one does: the first one at once, then gradually, not all at once
+    clock.advance(1_000);
+    expect(admission.snapshot().admit_rate_per_s).toBe(80);
     expect(admitted()).toBe(1);
     clock.advance(1_000);
-    expect(admitted()).toBe(9);
-    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, rate: 7, handshakes: 0 });
+    expect(admitted()).toBe(8);
+    expect(admission.snapshot().refused).toEqual({ loop_delay: 0, rate: 8, handshakes: 0 });
+  });
+
+  it('an admission target above the serving budget is taken as the budget', () => {
+    const { clock, loop, admission } = rig({ maxLoopDelayMs: 40, admitLoopDelayMs: 80, windowMs: 1_000, maxNewPerSecond: 100 });
+    loop.next = 20;
+    clock.advance(1_000);
+    expect(admission.snapshot().admit_rate_per_s).toBe(50);
   });
 
   it('a crowd refused in one window is asked back spread evenly over the span the current rate needs for it (1 s to at most 30 s)', () => {
     let next = 0;
     const clock = new ManualClock();
     const loop = fakeLoopDelay();
-    const admission = new Admission({ config: admissionSchema.parse({ maxLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 }), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => next });
+    const admission = new Admission({ config: admissionSchema.parse({ maxLoopDelayMs: 100, admitLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 }), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => next });
     const retryAfter = (): number | undefined => {
       try {
         admission.admit();
@@ -124,6 +135,30 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     clock.advance(1_000);
     clock.advance(1_000);
     expect(retryAfter()).toBeUndefined();
+    expect(retryAfter()).toBe(1_000);
+  });
+
+  it('a crowd refused while the rate is none (a connect burst at the admission target) is spread over a tenth of the full rate, not over 1/s', () => {
+    let next = 0.999;
+    const clock = new ManualClock();
+    const loop = fakeLoopDelay();
+    const admission = new Admission({ config: admissionSchema.parse({ maxLoopDelayMs: 100, admitLoopDelayMs: 50, windowMs: 1_000, maxNewPerSecond: 100 }), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => next });
+    const retryAfter = (): number | undefined => {
+      try {
+        admission.admit();
+        return undefined;
+      } catch (error) {
+        return error instanceof MirrorstreamError ? error.retryAfterMs : -1;
+      }
+    };
+    loop.next = 60; // past the admission target, under the budget: rate 0, not overloaded
+    clock.advance(1_000);
+    expect(admission.snapshot().admit_rate_per_s).toBe(0);
+    for (let i = 0; i < 40; i++) expect(retryAfter()).toBe(1_000);
+    clock.advance(1_000);
+    // 40 refused at (at least) 10/s: the last of them in 4 s, not in 30 s
+    expect(retryAfter()).toBe(4_000);
+    next = 0;
     expect(retryAfter()).toBe(1_000);
   });
 

@@ -34,7 +34,7 @@ export interface AdmissionSnapshot {
   admitting: boolean;
   /** The event loop's p99 delay in the last window, ms. */
   loop_delay_p99_ms: number;
-  /** New endpoints admitted per second now: maxNewPerSecond scaled by the loop's headroom (null: no rate limit). */
+  /** New endpoints admitted per second now: maxNewPerSecond scaled by the loop's headroom under admitLoopDelayMs (null: no rate limit). */
   admit_rate_per_s: number | null;
   /** WebRTC handshakes under way (offers answered, not connected or failed yet). */
   pending_handshakes: number;
@@ -50,12 +50,13 @@ export interface AdmissionSnapshot {
  *   connection's heartbeats, probes and sends wait behind, so it measures the headroom of all
  *   of them at once. Over `maxLoopDelayMs`, no new endpoint is admitted; over it
  *   `windowsToClose` windows in a row, the gateway says it is overloaded;
- * - the admission rate: `maxNewPerSecond` × the loop's headroom (1 − p99 / maxLoopDelayMs) in
- *   the last window. A connect burst shows in the loop delay only after its handshakes ran, and
- *   an endpoint's steady cost only after it connected: taking endpoints in at a rate that falls
- *   as the loop fills lets part of both show before more come, and admission opens again
- *   gradually, not to a crowd. It does not stop short of the budget: costs that show late still
- *   carry the loop past it (fan-out bench, 2 000 offered: p99 88 ms against 50 ms);
+ * - the admission rate: `maxNewPerSecond` × the loop's headroom under `admitLoopDelayMs`
+ *   (1 − p99 / admitLoopDelayMs, p99 the worse of the last two windows), none at or past it.
+ *   A connect burst shows in the loop delay only after its handshakes ran, and an endpoint's
+ *   steady cost only after it connected: admission stops at a delay below the budget, so what
+ *   it let in before those costs showed lands between the two (with one target, 50 ms, the
+ *   fan-out bench's 2 000 offered ended at p99 88 ms); a rate that falls as the loop fills
+ *   lets part of the cost show before more come, and opens again gradually, not to a crowd;
  * - WebRTC handshakes under way (`maxPendingHandshakes`).
  * An endpoint that already has a session open (a replacement, a transport switch) is not
  * refused: it is served already.
@@ -67,6 +68,7 @@ export class Admission {
   readonly #pendingHandshakes: () => number;
   #windowsOver = 0;
   #lastP99Ms = 0;
+  #previousP99Ms = 0;
   /** New endpoints per second now (Infinity: no rate limit). */
   #ratePerS: number;
   /** Admissions that may go now: refilled at #ratePerS, at most a tenth of a second's worth (at least one, none at rate 0). */
@@ -117,7 +119,7 @@ export class Admission {
     if (this.#tokens < 1) {
       this.#refused.rate++;
       this.#refusedThisWindow++;
-      throw new MirrorstreamError('MS_OVERLOADED', `the gateway takes new endpoints in at ${Math.round(this.#ratePerS)}/s now (admission.maxNewPerSecond, scaled by its event loop's headroom); retry after Retry-After`, { retryable: true, retryAfterMs: this.#comeBackMs() });
+      throw new MirrorstreamError('MS_OVERLOADED', `the gateway takes new endpoints in at ${Math.round(this.#ratePerS)}/s now (admission.maxNewPerSecond, scaled by its event loop's headroom under admission.admitLoopDelayMs); retry after Retry-After`, { retryable: true, retryAfterMs: this.#comeBackMs() });
     }
     const pending = this.#pendingHandshakes();
     if (maxPendingHandshakes > 0 && pending >= maxPendingHandshakes) {
@@ -150,13 +152,15 @@ export class Admission {
 
   /**
    * When a refused receiver should come back: soon (1 s), or, with a crowd waiting, at a time
-   * drawn evenly from the span the current rate needs to take in as many as were refused in the
-   * last window (at most 30 s). Every refused receiver retrying each second would keep the
+   * drawn evenly from the span the current rate (at least a tenth of maxNewPerSecond) needs to
+   * take in as many as were refused in the last window (at most 30 s). Every refused receiver retrying each second would keep the
    * gateway busy answering them; spread over their turns, they arrive about as fast as they can
    * be admitted, and the first of them soon.
    */
   #comeBackMs(): number {
-    const rate = Number.isFinite(this.#ratePerS) ? Math.max(1, this.#ratePerS) : Infinity;
+    // a rate of none (a connect burst's windows, the loop at the admission target) lasts a few
+    // windows: spread over a tenth of the full rate at least, not over 1/s (30 s for 30 refused)
+    const rate = Number.isFinite(this.#ratePerS) ? Math.max(1, this.#ratePerS, this.#config.maxNewPerSecond / 10) : Infinity;
     const spanMs = Math.min(CROWD_RETRY_AFTER_MAX_MS, (this.#refusedLastWindow / rate) * 1000);
     if (spanMs <= SOON_RETRY_AFTER_MS) return SOON_RETRY_AFTER_MS;
     // whole seconds: Retry-After is in seconds
@@ -174,14 +178,17 @@ export class Admission {
     const p99 = this.#loopDelay.p99Ms();
     this.#loopDelay.reset();
     this.#refill();
+    this.#previousP99Ms = this.#lastP99Ms;
     this.#lastP99Ms = p99;
     this.#refusedLastWindow = this.#refusedThisWindow;
     this.#refusedThisWindow = 0;
-    const { maxLoopDelayMs, maxNewPerSecond } = this.#config;
+    const { maxLoopDelayMs, admitLoopDelayMs, maxNewPerSecond } = this.#config;
     this.#windowsOver = p99 > maxLoopDelayMs ? this.#windowsOver + 1 : 0;
     if (maxNewPerSecond > 0) {
       const closed = this.#ratePerS === 0;
-      this.#ratePerS = maxNewPerSecond * Math.min(1, Math.max(0, 1 - p99 / maxLoopDelayMs));
+      // the worse of two windows: one quiet window (~100 samples) must not open the door to a crowd
+      const worse = Math.max(p99, this.#previousP99Ms);
+      this.#ratePerS = maxNewPerSecond * Math.min(1, Math.max(0, 1 - worse / Math.min(admitLoopDelayMs, maxLoopDelayMs)));
       // opening again from none: the first one comes in at once, the rest at the rate
       this.#tokens = closed && this.#ratePerS > 0 ? 1 : Math.min(this.#tokens, this.#burst);
     }
