@@ -58,7 +58,7 @@ export type FanoutRow = {
   /** Over the stage's windows: a seq skipped or repeated on some receiver (both must be 0). */
   gaps: number;
   duplicates: number;
-  /** Gateway CPU % of one core added per 1 000 endpoints since the previous stage. */
+  /** Gateway CPU % of one core added per 1 000 endpoints connected since the previous stage (null under 50). */
   cpu_pct_per_1000: number | null;
   /** Gateway CPU % by thread in the last window: the JavaScript thread vs the engine's native ones. */
   gateway_threads_pct: Record<string, number>;
@@ -83,8 +83,9 @@ export interface FanoutIdle {
   heap_mib: number;
   /** The endpoints this slope is over (from the previous idle window, or from none). */
   per_endpoint_over: string;
-  rss_per_endpoint_kib: number;
-  heap_per_endpoint_kib: number;
+  /** Null where fewer than 50 endpoints were added (as the CPU slopes). */
+  rss_per_endpoint_kib: number | null;
+  heap_per_endpoint_kib: number | null;
   hb_rtt_p99_ms: number;
   loop_delay_p99_ms: number;
   steal_pct: number;
@@ -271,7 +272,8 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           gaps: before.gaps - first.gaps,
           duplicates: before.duplicates - first.duplicates,
           gateway_threads_pct: threads,
-          cpu_pct_per_1000: prev ? Number((((cpu - prev.cpu_pct) / (n - prev.endpoints)) * 1000).toFixed(1)) : null,
+          // over the endpoints connected since the previous stage (admission may have refused the rest); a slope over a handful is noise
+          cpu_pct_per_1000: prev && connected - prev.connected >= 50 ? Number((((cpu - prev.cpu_pct) / (connected - prev.connected)) * 1000).toFixed(1)) : null,
           ...Object.assign({}, ...FIGURES.map((f) => flat(f, summarize(perWindow.get(f) ?? []), f.startsWith('hb_') ? 2 : 1))),
         } as FanoutRow;
         rows.push(row);
@@ -292,8 +294,8 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
           rss_mib: r1(m.rssBytes / 2 ** 20),
           heap_mib: r1(m.heapUsedBytes / 2 ** 20),
           per_endpoint_over: `${idleBefore.connected} → ${m.connected} connected`,
-          rss_per_endpoint_kib: r1((m.rssBytes - idleBefore.rssBytes) / 1024 / added),
-          heap_per_endpoint_kib: r1((m.heapUsedBytes - idleBefore.heapUsedBytes) / 1024 / added),
+          rss_per_endpoint_kib: added >= 50 ? r1((m.rssBytes - idleBefore.rssBytes) / 1024 / added) : null,
+          heap_per_endpoint_kib: added >= 50 ? r1((m.heapUsedBytes - idleBefore.heapUsedBytes) / 1024 / added) : null,
           hb_rtt_p99_ms: Number(percentile(m.rttSamplesMs, 99).toFixed(2)),
           loop_delay_p99_ms: r1(m.loopDelayP99Ms),
           steal_pct: r1(m.stealPct),

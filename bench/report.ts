@@ -141,7 +141,7 @@ export function renderMarkdown(r: BenchReport): string {
       '',
       ...table(
         ['idle (publishing paused, retention aged out)', 'endpoints offered', 'gateway CPU %', 'per 1000 connected: JS thread / native threads %', 'RSS MiB', 'heap MiB', 'per endpoint over', 'RSS per endpoint KiB', 'heap per endpoint KiB', 'heartbeat RTT p99 ms', 'loop delay p99 ms', 'machine CPU stolen %'],
-        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), x.js_pct_per_1000 === null || x.native_pct_per_1000 === null ? '' : `${n(x.js_pct_per_1000)} / ${n(x.native_pct_per_1000)}`, n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, n(x.rss_per_endpoint_kib), n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms), x.steal_pct === undefined ? 'not recorded' : n(x.steal_pct)]),
+        (r.fanout_idle ?? []).map((x) => [x.transport, String(x.endpoints), n(x.cpu_pct), x.js_pct_per_1000 === null || x.native_pct_per_1000 === null ? '' : `${n(x.js_pct_per_1000)} / ${n(x.native_pct_per_1000)}`, n(x.rss_mib), n(x.heap_mib), x.per_endpoint_over, x.rss_per_endpoint_kib === null ? '' : n(x.rss_per_endpoint_kib), x.heap_per_endpoint_kib === null ? '' : n(x.heap_per_endpoint_kib), n(x.hb_rtt_p99_ms, 2), n(x.loop_delay_p99_ms), x.steal_pct === undefined ? 'not recorded' : n(x.steal_pct)]),
       ),
       '',
       ...(r.fanout_stopped ?? []).map((x) => `**${x.transport} at ${x.endpoints} endpoints: not measured** (${x.connected} connected, ${x.connect_failed} did not connect within the stage's deadline): ${x.reason}. The gateway stopped answering the bench in time: that run ends there.\n`),

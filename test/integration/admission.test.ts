@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import nodeDataChannel from 'node-datachannel';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGateway, serve, type Gateway, type LoopDelaySource, type RunningServer } from '../../gateway/src/index.js';
@@ -65,7 +66,9 @@ describe('admission control over real sockets', () => {
 
   it('past the event-loop budget: /readyz overloaded, new endpoints refused, the connected one keeps its stream; admitted again once the delay falls', async () => {
     const loop: LoopDelaySource & { p99: number } = { p99: 0, p99Ms: () => loop.p99, reset: () => undefined, stop: () => undefined };
-    const { gateway, server } = await start({ loopDelay: loop, admission: { maxLoopDelayMs: 100, windowMs: 100, windowsToClose: 2, retryAfterS: 7 } });
+    const logged: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
+    const { gateway, server } = await start({ loopDelay: loop, logger, admission: { maxLoopDelayMs: 100, windowMs: 100, windowsToClose: 2, retryAfterS: 7 } });
     await gateway.createStream({ stream_id: 's', endpoint_list: ['served', 'late'] });
     const got: Chunk[] = [];
     const served = new Receiver({ gatewayUrl: server.url, endpointId: 'served', token: (await gateway.issueToken('served')).token, rtcConfig: bind });
@@ -80,6 +83,8 @@ describe('admission control over real sockets', () => {
     closers.push(stranded.close);
     const refused = await offer(gateway, server.url, 'late', stranded.sdp);
     expect([refused.status, refused.headers.get('retry-after'), ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([503, '7', 'MS_OVERLOADED']);
+    // a refusal is the gateway's answer when full, not an error of its own: not in the error log
+    expect(logged.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
     for (let i = 1; i <= 20; i++) await gateway.publish('s', `c${i}`);
     await until(() => got.length === 20, 5_000, 'the served endpoint got every chunk');
     expect(got.map((c) => c.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));

@@ -150,8 +150,12 @@ export function createHttpApp(gateway: Gateway, options: { apiKey: string; metri
   app.use((req, _res, next) => next(new MirrorstreamError('MS_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const { status, body } = toHttpError(err);
-    // bad input is the client's: below error level, so no client can fill the error log
-    if (status >= 500) gateway.log.error({ err, path: req.path }, 'request failed');
+    // bad input is the client's: below error level, so no client can fill the error log; nor can
+    // an admission refusal, the gateway's answer when full (counted in
+    // mirrorstream_admission_refused_total): an error with its stack for each of thousands a
+    // second would cost the CPU the gateway is short of
+    const refusal = err instanceof MirrorstreamError && err.code === 'MS_OVERLOADED';
+    if (status >= 500 && !refusal) gateway.log.error({ err, path: req.path }, 'request failed');
     else gateway.log.debug({ code: body.error.code, path: req.path.slice(0, 200) }, 'request refused');
     if (res.headersSent) return;
     // a retryable outage (log unavailable, closing, backpressure): tell clients when to come back
