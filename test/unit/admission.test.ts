@@ -30,6 +30,23 @@ function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
   return { clock, loop, admission, refusal, setPending: (n: number) => (pending = n) };
 }
 
+/** Admission with a random source the test sets (`random.next`), and what each admit() answers: undefined if admitted, else its Retry-After. */
+function crowdRig(config: Partial<ReturnType<typeof admissionSchema.parse>>) {
+  const random = { next: 0 };
+  const clock = new ManualClock();
+  const loop = fakeLoopDelay();
+  const admission = new Admission({ config: admissionSchema.parse(config), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => random.next });
+  const retryAfter = (): number | undefined => {
+    try {
+      admission.admit();
+      return undefined;
+    } catch (error) {
+      return error instanceof MirrorstreamError ? error.retryAfterMs : -1;
+    }
+  };
+  return { random, clock, loop, admission, retryAfter };
+}
+
 describe('admission control (injected clock, a fake loop delay)', () => {
   it('over the loop budget nothing new is admitted; over it windowsToClose windows in a row the gateway is overloaded (retryAfterS), one late window (a GC pause) asks back in 1 s', () => {
     const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 100, windowMs: 1_000, windowsToClose: 2, maxNewPerSecond: 0 });
@@ -103,29 +120,18 @@ describe('admission control (injected clock, a fake loop delay)', () => {
   });
 
   it('a crowd refused in one window is asked back spread evenly over the span the current rate needs for it (1 s to at most 30 s)', () => {
-    let next = 0;
-    const clock = new ManualClock();
-    const loop = fakeLoopDelay();
-    const admission = new Admission({ config: admissionSchema.parse({ maxLoopDelayMs: 100, admitLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 }), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => next });
-    const retryAfter = (): number | undefined => {
-      try {
-        admission.admit();
-        return undefined;
-      } catch (error) {
-        return error instanceof MirrorstreamError ? error.retryAfterMs : -1;
-      }
-    };
+    const { random, clock, loop, retryAfter } = crowdRig({ maxLoopDelayMs: 100, admitLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 });
     loop.next = 90; // 10/s from the next window on
     clock.advance(1_000);
     for (let i = 0; i < 50; i++) retryAfter(); // one admitted, 49 refused
     clock.advance(1_000);
     expect(retryAfter()).toBeUndefined(); // the bucket's one admission
     // 49 refused at 10/s need 4.9 s: from 1 s (the first of them) to 5 s (the last), in whole seconds
-    next = 0;
+    random.next = 0;
     expect(retryAfter()).toBe(1_000);
-    next = 0.5;
+    random.next = 0.5;
     expect(retryAfter()).toBe(3_000);
-    next = 0.999;
+    random.next = 0.999;
     expect(retryAfter()).toBe(5_000);
     for (let i = 0; i < 1_000; i++) retryAfter();
     clock.advance(1_000);
@@ -139,18 +145,8 @@ describe('admission control (injected clock, a fake loop delay)', () => {
   });
 
   it('a crowd refused while the rate is none (a connect burst at the admission target) is spread over a tenth of the full rate, not over 1/s', () => {
-    let next = 0.999;
-    const clock = new ManualClock();
-    const loop = fakeLoopDelay();
-    const admission = new Admission({ config: admissionSchema.parse({ maxLoopDelayMs: 100, admitLoopDelayMs: 50, windowMs: 1_000, maxNewPerSecond: 100 }), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => next });
-    const retryAfter = (): number | undefined => {
-      try {
-        admission.admit();
-        return undefined;
-      } catch (error) {
-        return error instanceof MirrorstreamError ? error.retryAfterMs : -1;
-      }
-    };
+    const { random, clock, loop, admission, retryAfter } = crowdRig({ maxLoopDelayMs: 100, admitLoopDelayMs: 50, windowMs: 1_000, maxNewPerSecond: 100 });
+    random.next = 0.999;
     loop.next = 60; // past the admission target, under the budget: rate 0, not overloaded
     clock.advance(1_000);
     expect(admission.snapshot().admit_rate_per_s).toBe(0);
@@ -158,7 +154,7 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     clock.advance(1_000);
     // 40 refused at (at least) 10/s: the last of them in 4 s, not in 30 s
     expect(retryAfter()).toBe(4_000);
-    next = 0;
+    random.next = 0;
     expect(retryAfter()).toBe(1_000);
   });
 
