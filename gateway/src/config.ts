@@ -71,7 +71,7 @@ export const healthSchema = z
       'Probe interval of an endpoint active on a stream that has another endpoint to fail over to: its silence is judged this finely.',
     ),
     standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(1_000).describe(
-      'Probe interval of an endpoint no decision is waiting on: a standby that is not next in line, or the active endpoint of a stream with no other endpoint (its loss measured over 10 probes). Next-in-line standbys, hedging ones, degraded ones proving recovery and active ones that may switch transport are probed every probeIntervalMs.',
+      'Probe interval of an endpoint no decision is waiting on: a standby that is not next in line, or the active endpoint of a stream with no other endpoint (its loss measured over 10 probes). Next-in-line standbys, hedging ones, degraded ones proving recovery on a stream with another endpoint and active ones that may switch transport are probed every probeIntervalMs.',
     ),
     silenceFloorMs: z.number().int().min(1).max(60_000).default(15).describe(
       'An endpoint active on a stream is silent (suspect) when a probe has waited for its echo, with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).',

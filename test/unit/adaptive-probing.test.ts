@@ -56,6 +56,37 @@ describe('adaptive probing (manual clock)', () => {
     await h.close();
   });
 
+  it('a degraded endpoint proves its recovery fast only where a stream could switch on it: the only endpoint of its stream stays at the standby rate', async () => {
+    const h = harness({ health: { carrierProbeIntervalMs: 10, probeIntervalMs: 20, standbyProbeIntervalMs: 250 } });
+    const [solo, , , c] = [await h.receiver('solo'), await h.receiver('a'), await h.receiver('b'), await h.receiver('c')];
+    await h.gateway.createStream({ stream_id: 'alone', endpoint_list: ['solo'] });
+    // c waits behind b (standby rate while healthy): degraded, it proves its recovery for a later switch
+    await h.gateway.createStream({ stream_id: 'feed', endpoint_list: ['a', 'b', 'c'] });
+    // probes counted where they leave the gateway (a lost one counts too)
+    const sent: Record<string, number> = { solo: 0, c: 0 };
+    for (const [id, r] of [['solo', solo], ['c', c]] as const) {
+      const side = r?.gatewaySide();
+      if (!side) continue;
+      const send = side.send.bind(side);
+      side.send = (bytes, channel) => (channel === 'data-unreliable' && (sent[id] = (sent[id] ?? 0) + 1), send(bytes, channel));
+    }
+    let seed = 7;
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    await h.step(1_000, 5);
+    for (const r of [solo, c]) r?.link()?.setUnreliableLoss(0.5, random);
+    await h.step(6_000, 5);
+    expect([h.gateway.endpointHealth('solo').path.verdict, h.gateway.endpointHealth('c').path.verdict]).toEqual(['degraded', 'degraded']);
+    const before = { ...sent };
+    await h.step(1_000, 5);
+    const perSecond = { solo: (sent.solo ?? 0) - (before.solo ?? 0), c: (sent.c ?? 0) - (before.c ?? 0) };
+    console.log(`degraded, probes sent in 1 s: ${JSON.stringify(perSecond)}`);
+    // solo: nothing waits on its recovery, every 250 ms (it was every 20 ms); c: a switch may, every 20 ms
+    expect(perSecond.solo).toBeLessThanOrEqual(5);
+    expect(perSecond.solo).toBeGreaterThanOrEqual(3);
+    expect(perSecond.c).toBeGreaterThanOrEqual(45);
+    await h.close();
+  });
+
   it('an endpoint probed at the normal rate from its first connection counts its lost probes (the window fits that rate)', async () => {
     // standby probes every second: a window sized for that rate would reuse its slots before a fast probe could count as lost
     const h = harness({ health: { carrierProbeIntervalMs: 10, probeIntervalMs: 20, standbyProbeIntervalMs: 1_000 } });

@@ -159,7 +159,8 @@ export class Scheduler extends TypedEmitter<SchedulerEvents> {
    * Adaptive probing and heartbeats: fast only where a decision needs them. Carrier probe rate
    * for an endpoint active on a stream with another reachable endpoint to fail over to (its
    * silence starts a hedge); the normal probe rate for a stream's first reachable standby (the
-   * hedge candidate), a hedging standby, a degraded endpoint proving recovery, and an active
+   * hedge candidate), a hedging standby, a degraded endpoint proving recovery where a stream
+   * could switch on it, and an active
    * endpoint that may switch transport; the standby rate for everyone else (the rest of a long
    * standby list, the active endpoint of a stream with no other endpoint). Heartbeats: the
    * normal interval wherever probes are faster than the standby rate, else the standby interval.
@@ -167,7 +168,11 @@ export class Scheduler extends TypedEmitter<SchedulerEvents> {
    */
   #rate(ep: Endpoint): boolean {
     const { probeIntervals: p, heartbeatIntervals: hb, registry, clock } = this.#o;
-    let ms = ep.degraded ? p.normalMs : p.standbyMs;
+    // a degraded endpoint proves its recovery at the normal rate only where a stream could switch
+    // on it; the only endpoint of its streams has no decision waiting (WebTransport, 5 000
+    // offered: the gateway's own lateness made all 953 paths degraded on RTT, and 50 probes a
+    // second each fed the stalls that made them so)
+    let ms = ep.degraded && registry.streamsOf(ep.id).some((s) => s.endpointList.length > 1) ? p.normalMs : p.standbyMs;
     let carrier = false;
     // connected here or, with several instances, to another one (as its board says)
     const reachable = (id: string): boolean => {
