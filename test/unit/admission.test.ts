@@ -13,38 +13,32 @@ function fakeLoopDelay(): LoopDelaySource & { next: number; resets: number } {
   return s;
 }
 
+/** Admission on a manual clock, a fake loop delay and a random source the test sets (`random.next`). */
 function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
   const clock = new ManualClock();
-  const timers = new TimerQueue(clock);
   const loop = fakeLoopDelay();
-  let pending = 0;
-  const admission = new Admission({ config: admissionSchema.parse(config), timers, loopDelay: loop, pendingHandshakes: () => pending });
-  const refusal = (): string | undefined => {
-    try {
-      admission.admit();
-      return undefined;
-    } catch (error) {
-      return error instanceof MirrorstreamError ? `${error.code} retryable=${error.retryable} retryAfterMs=${error.retryAfterMs}` : String(error);
-    }
-  };
-  return { clock, loop, admission, refusal, setPending: (n: number) => (pending = n) };
-}
-
-/** Admission with a random source the test sets (`random.next`), and what each admit() answers: undefined if admitted, else its Retry-After. */
-function crowdRig(config: Partial<ReturnType<typeof admissionSchema.parse>>) {
   const random = { next: 0 };
-  const clock = new ManualClock();
-  const loop = fakeLoopDelay();
-  const admission = new Admission({ config: admissionSchema.parse(config), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => 0, random: () => random.next });
-  const retryAfter = (): number | undefined => {
+  let pending = 0;
+  const admission = new Admission({ config: admissionSchema.parse(config), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => pending, random: () => random.next });
+  /** What admit() did: undefined if admitted, else the refusal. */
+  const attempt = (): MirrorstreamError | Error | undefined => {
     try {
       admission.admit();
       return undefined;
     } catch (error) {
-      return error instanceof MirrorstreamError ? error.retryAfterMs : -1;
+      return error instanceof Error ? error : new Error(String(error));
     }
   };
-  return { random, clock, loop, admission, retryAfter };
+  const refusal = (): string | undefined => {
+    const e = attempt();
+    return e instanceof MirrorstreamError ? `${e.code} retryable=${e.retryable} retryAfterMs=${e.retryAfterMs}` : e && String(e);
+  };
+  /** undefined if admitted, else the refusal's Retry-After (ms). */
+  const retryAfter = (): number | undefined => {
+    const e = attempt();
+    return e === undefined ? undefined : e instanceof MirrorstreamError ? e.retryAfterMs : -1;
+  };
+  return { clock, loop, random, admission, refusal, retryAfter, setPending: (n: number) => (pending = n) };
 }
 
 describe('admission control (injected clock, a fake loop delay)', () => {
@@ -120,7 +114,7 @@ describe('admission control (injected clock, a fake loop delay)', () => {
   });
 
   it('a crowd refused in one window is asked back spread evenly over the span the current rate needs for it (1 s to at most 30 s)', () => {
-    const { random, clock, loop, retryAfter } = crowdRig({ maxLoopDelayMs: 100, admitLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 });
+    const { random, clock, loop, retryAfter } = rig({ maxLoopDelayMs: 100, admitLoopDelayMs: 100, windowMs: 1_000, maxNewPerSecond: 100 });
     loop.next = 90; // 10/s from the next window on
     clock.advance(1_000);
     for (let i = 0; i < 50; i++) retryAfter(); // one admitted, 49 refused
@@ -145,7 +139,7 @@ describe('admission control (injected clock, a fake loop delay)', () => {
   });
 
   it('a crowd refused while the rate is none (a connect burst at the admission target) is spread over a tenth of the full rate, not over 1/s', () => {
-    const { random, clock, loop, admission, retryAfter } = crowdRig({ maxLoopDelayMs: 100, admitLoopDelayMs: 50, windowMs: 1_000, maxNewPerSecond: 100 });
+    const { random, clock, loop, admission, retryAfter } = rig({ maxLoopDelayMs: 100, admitLoopDelayMs: 50, windowMs: 1_000, maxNewPerSecond: 100 });
     random.next = 0.999;
     loop.next = 60; // past the admission target, under the budget: rate 0, not overloaded
     clock.advance(1_000);

@@ -168,11 +168,7 @@ export class Scheduler extends TypedEmitter<SchedulerEvents> {
    */
   #rate(ep: Endpoint): boolean {
     const { probeIntervals: p, heartbeatIntervals: hb, registry, clock } = this.#o;
-    // a degraded endpoint proves its recovery at the normal rate only where a stream could switch
-    // on it; the only endpoint of its streams has no decision waiting (WebTransport, 5 000
-    // offered: the gateway's own lateness made all 953 paths degraded on RTT, and 50 probes a
-    // second each fed the stalls that made them so)
-    let ms = ep.degraded && registry.streamsOf(ep.id).some((s) => s.endpointList.length > 1) ? p.normalMs : p.standbyMs;
+    let ms = p.standbyMs;
     let carrier = false;
     // connected here or, with several instances, to another one (as its board says)
     const reachable = (id: string): boolean => {
@@ -181,6 +177,11 @@ export class Scheduler extends TypedEmitter<SchedulerEvents> {
     };
     for (const s of registry.streamsOf(ep.id)) {
       const list = s.endpointList;
+      // a degraded endpoint proves its recovery at the normal rate only where a stream could
+      // switch on it; the only endpoint of its streams has no decision waiting (WebTransport,
+      // 5 000 offered: the gateway's own lateness made all 953 paths degraded on RTT, and 50
+      // probes a second each fed the stalls that made them so)
+      if (ep.degraded && list.length > 1) ms = Math.min(ms, p.normalMs);
       if (s.isActive(ep.id)) {
         if (list.some((id) => id !== ep.id && reachable(id))) {
           ms = p.carrierMs;
