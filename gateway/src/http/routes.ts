@@ -129,7 +129,7 @@ const routes = {
     method: 'post',
     path: '/v1/endpoints/{id}/webrtc',
     auth: 'endpointToken',
-    errors: ['MS_PAYLOAD_TOO_LARGE', 'MS_UNSUPPORTED_MEDIA_TYPE', 'MS_TOO_MANY_SESSIONS', 'MS_GATEWAY_CLOSED'],
+    errors: ['MS_PAYLOAD_TOO_LARGE', 'MS_UNSUPPORTED_MEDIA_TYPE', 'MS_TOO_MANY_SESSIONS', 'MS_OVERLOADED', 'MS_GATEWAY_CLOSED'],
     doc: {
       summary: 'WHEP-style WebRTC signaling: post an SDP offer, get the answer',
       description: `${CORS} DELETE the answer's Location to end the session.`,
@@ -149,7 +149,7 @@ const routes = {
     method: 'post',
     path: '/v1/endpoints/{id}/webtransport',
     auth: 'endpointToken',
-    errors: ['MS_NOT_FOUND', 'MS_TOO_MANY_SESSIONS', 'MS_GATEWAY_CLOSED'],
+    errors: ['MS_NOT_FOUND', 'MS_TOO_MANY_SESSIONS', 'MS_OVERLOADED', 'MS_GATEWAY_CLOSED'],
     doc: {
       summary: 'WebTransport signaling: a single-use session ticket',
       description: `${CORS} 404 MS_NOT_FOUND when WebTransport is disabled.`,
