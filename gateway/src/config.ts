@@ -213,6 +213,9 @@ export const admissionSchema = z
     admitLoopDelayMs: z.number().int().min(1).max(60_000).default(25).describe(
       "The event-loop p99 (ms, the worse of the last two windows) at which new endpoints stop being admitted: the admission rate is maxNewPerSecond × (1 − p99 / admitLoopDelayMs). Below maxLoopDelayMs (taken as maxLoopDelayMs where above it): an endpoint's steady cost shows in the loop only after it connected, and the endpoints admitted meanwhile must still fit under maxLoopDelayMs.",
     ),
+    minSessions: z.number().int().min(0).max(1_000_000).default(50).describe(
+      "The loop budgets (maxLoopDelayMs, admitLoopDelayMs) apply from this many signaling sessions open. A gateway serving fewer is never full: its loop's lateness is not their cost (a busy host, a GC, its own start-up) and refusing endpoints would shed none of it (at 1 000 endpoints the fan-out bench's loop p99 was 22 ms over WebRTC, 43 ms over WebTransport: 50 add 1-2 ms). maxNewPerSecond (unscaled) and maxPendingHandshakes still apply. 0: from the first session.",
+    ),
     windowMs: z.number().int().min(100).max(60_000).default(1_000).describe('The window the event-loop delay is measured over.'),
     windowsToClose: z.number().int().min(1).max(60).default(2).describe('Windows in a row over maxLoopDelayMs before the gateway says it is overloaded (/readyz, Retry-After retryAfterS); one late window (a GC pause) only pauses admissions for that window.'),
     maxNewPerSecond: z.number().int().min(0).max(100_000).default(200).describe(

@@ -68,7 +68,8 @@ describe('admission control over real sockets', () => {
     const loop: LoopDelaySource & { p99: number } = { p99: 0, p99Ms: () => loop.p99, reset: () => undefined, stop: () => undefined };
     const logged: { level: number; msg: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
-    const { gateway, server } = await start({ loopDelay: loop, logger, admission: { maxLoopDelayMs: 100, windowMs: 100, windowsToClose: 2, retryAfterS: 7 } });
+    // minSessions 1: the one receiver served stands for a gateway that holds enough for its loop's lateness to be theirs
+    const { gateway, server } = await start({ loopDelay: loop, logger, admission: { maxLoopDelayMs: 100, windowMs: 100, windowsToClose: 2, retryAfterS: 7, minSessions: 1 } });
     await gateway.createStream({ stream_id: 's', endpoint_list: ['served', 'late'] });
     const got: Chunk[] = [];
     const served = new Receiver({ gatewayUrl: server.url, endpointId: 'served', token: (await gateway.issueToken('served')).token, rtcConfig: bind });

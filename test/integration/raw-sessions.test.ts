@@ -49,10 +49,6 @@ describe('protocol violations over real transports get their ERROR before the cl
       webrtc: { bindAddress: '127.0.0.1' },
       // every session here signals from 127.0.0.1; the rate limit has its own test
       limits: { signalingPerAddress: 0 },
-      // the raw dialers here do not come back after a 503 as the SDK does, and this process's own
-      // load (the receivers, a producer every 10 ms) put its loop past the admission target in a
-      // CI run: admission has its own tests (admission.test.ts)
-      admission: { maxLoopDelayMs: 0, maxNewPerSecond: 0 },
     });
     server = await serve(gateway, { apiKey: 'raw-sessions-api-key-01', port: 0 });
     await gateway.createStream({ stream_id: 'ref', endpoint_list: ['reference'] });

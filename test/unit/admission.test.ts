@@ -13,13 +13,14 @@ function fakeLoopDelay(): LoopDelaySource & { next: number; resets: number } {
   return s;
 }
 
-/** Admission on a manual clock, a fake loop delay and a random source the test sets (`random.next`). */
+/** Admission on a manual clock, a fake loop delay, a random source (`random.next`) and a count of sessions open (`setSessions`, 100 at first: past the default minSessions) the test sets. */
 function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
   const clock = new ManualClock();
   const loop = fakeLoopDelay();
   const random = { next: 0 };
   let pending = 0;
-  const admission = new Admission({ config: admissionSchema.parse(config), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => pending, random: () => random.next });
+  let sessions = 100;
+  const admission = new Admission({ config: admissionSchema.parse(config), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => pending, sessionsOpen: () => sessions, random: () => random.next });
   /** What admit() did: undefined if admitted, else the refusal. */
   const attempt = (): MirrorstreamError | Error | undefined => {
     try {
@@ -38,7 +39,7 @@ function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
     const e = attempt();
     return e === undefined ? undefined : e instanceof MirrorstreamError ? e.retryAfterMs : -1;
   };
-  return { clock, loop, random, admission, refusal, retryAfter, setPending: (n: number) => (pending = n) };
+  return { clock, loop, random, admission, refusal, retryAfter, setPending: (n: number) => (pending = n), setSessions: (n: number) => (sessions = n) };
 }
 
 describe('admission control (injected clock, a fake loop delay)', () => {
@@ -165,6 +166,28 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     const unlimited = rig({ maxPendingHandshakes: 0 });
     unlimited.setPending(10_000);
     expect(unlimited.refusal()).toBeUndefined();
+  });
+
+  it('below minSessions sessions open the loop budgets hold nothing back (the lateness is not theirs): no refusal, never overloaded, the rate unscaled; from minSessions on they apply', () => {
+    const { clock, loop, admission, refusal, setSessions } = rig({ maxLoopDelayMs: 100, admitLoopDelayMs: 50, windowsToClose: 2, maxNewPerSecond: 100, minSessions: 50 });
+    setSessions(49);
+    loop.next = 400;
+    clock.advance(3_000);
+    expect(admission.admitting).toBe(true);
+    expect(admission.snapshot()).toMatchObject({ loop_delay_p99_ms: 400, admit_rate_per_s: 100 });
+    expect(refusal()).toBeUndefined();
+    // the rate still holds: 10 at once in all
+    for (let i = 1; i < 10; i++) expect(refusal()).toBeUndefined();
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
+    // one more session open: the loop budget refuses at once, the rate and the overloaded state follow at the windows' ends
+    setSessions(50);
+    clock.advance(100);
+    expect(refusal()).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
+    clock.advance(900);
+    expect(admission.snapshot()).toMatchObject({ admitting: true, admit_rate_per_s: 0 });
+    clock.advance(1_000);
+    expect(admission.admitting).toBe(false);
+    expect(admission.snapshot().refused).toEqual({ loop_delay: 1, rate: 1, handshakes: 0 });
   });
 
   it('maxLoopDelayMs 0: no loop budget, no window timer', () => {

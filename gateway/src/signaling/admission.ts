@@ -58,14 +58,16 @@ export interface AdmissionSnapshot {
  *   fan-out bench's 2 000 offered ended at p99 88 ms); a rate that falls as the loop fills
  *   lets part of the cost show before more come, and opens again gradually, not to a crowd;
  * - WebRTC handshakes under way (`maxPendingHandshakes`).
- * An endpoint that already has a session open (a replacement, a transport switch) is not
- * refused: it is served already.
+ * The two loop budgets apply from `minSessions` sessions open: a gateway serving fewer is
+ * never full (see #holdsEnough). An endpoint that already has a session open (a replacement,
+ * a transport switch) is not refused: it is served already.
  */
 export class Admission {
   readonly #config: AdmissionConfig;
   readonly #clock: Clock;
   readonly #loopDelay: LoopDelaySource;
   readonly #pendingHandshakes: () => number;
+  readonly #sessionsOpen: () => number;
   #windowsOver = 0;
   #lastP99Ms = 0;
   #previousP99Ms = 0;
@@ -80,12 +82,13 @@ export class Admission {
   /** Spreads a refused crowd's Retry-After (injectable: tests seed it). */
   readonly #random: () => number;
 
-  constructor(o: { config: AdmissionConfig; timers: TimerQueue; loopDelay: LoopDelaySource; pendingHandshakes: () => number; random?: () => number }) {
+  constructor(o: { config: AdmissionConfig; timers: TimerQueue; loopDelay: LoopDelaySource; pendingHandshakes: () => number; sessionsOpen: () => number; random?: () => number }) {
     this.#config = o.config;
     this.#random = o.random ?? Math.random;
     this.#clock = o.timers.clock;
     this.#loopDelay = o.loopDelay;
     this.#pendingHandshakes = o.pendingHandshakes;
+    this.#sessionsOpen = o.sessionsOpen;
     this.#ratePerS = o.config.maxNewPerSecond > 0 ? o.config.maxNewPerSecond : Infinity;
     this.#tokens = this.#burst;
     this.#refilledAt = this.#clock.now();
@@ -106,7 +109,7 @@ export class Admission {
   /** A new endpoint's session: throws MS_OVERLOADED (503, retryable) past a budget. */
   admit(): void {
     const { maxLoopDelayMs, retryAfterS, maxPendingHandshakes } = this.#config;
-    if (maxLoopDelayMs > 0 && this.#lastP99Ms > maxLoopDelayMs) {
+    if (maxLoopDelayMs > 0 && this.#lastP99Ms > maxLoopDelayMs && this.#holdsEnough()) {
       this.#refused.loop_delay++;
       this.#refusedThisWindow++;
       // overloaded: come back after retryAfterS; one late window (a GC pause): soon
@@ -174,6 +177,16 @@ export class Admission {
     this.#refilledAt = now;
   }
 
+  /**
+   * Whether the gateway serves enough sessions (admission.minSessions) for their cost to be
+   * what makes its loop late. Below that the delay comes from elsewhere (a busy host, a GC, its
+   * own start-up; under CI load a test process's loop passed 25 ms with one session open), and
+   * refusing endpoints would shed none of it.
+   */
+  #holdsEnough(): boolean {
+    return this.#sessionsOpen() >= this.#config.minSessions;
+  }
+
   #endWindow(): void {
     const p99 = this.#loopDelay.p99Ms();
     this.#loopDelay.reset();
@@ -183,11 +196,12 @@ export class Admission {
     this.#refusedLastWindow = this.#refusedThisWindow;
     this.#refusedThisWindow = 0;
     const { maxLoopDelayMs, admitLoopDelayMs, maxNewPerSecond } = this.#config;
-    this.#windowsOver = p99 > maxLoopDelayMs ? this.#windowsOver + 1 : 0;
+    const loaded = this.#holdsEnough();
+    this.#windowsOver = loaded && p99 > maxLoopDelayMs ? this.#windowsOver + 1 : 0;
     if (maxNewPerSecond > 0) {
       const closed = this.#ratePerS === 0;
       // the worse of two windows: one quiet window (~100 samples) must not open the door to a crowd
-      const worse = Math.max(p99, this.#previousP99Ms);
+      const worse = loaded ? Math.max(p99, this.#previousP99Ms) : 0;
       this.#ratePerS = maxNewPerSecond * Math.min(1, Math.max(0, 1 - worse / Math.min(admitLoopDelayMs, maxLoopDelayMs)));
       // opening again from none: the first one comes in at once, the rest at the rate
       this.#tokens = closed && this.#ratePerS > 0 ? 1 : Math.min(this.#tokens, this.#burst);
