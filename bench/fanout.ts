@@ -216,9 +216,14 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
     let stopped: FanoutStopped | undefined;
     for (const n of plan.stages) {
       const ids = Array.from({ length: n - have }, (_, i) => `fan${have + i}`);
-      gw.send({ cmd: 'add', ids });
+      // FANOUT_UNDIALED_STAGES=5000: that stage's endpoints and streams are created, never dialed
+      // (what the gateway's registry costs, apart from a refused crowd's visits);
+      // FANOUT_UNDIALED_STREAMS=none|empty: tokens only, or streams with no endpoint
+      const undialed = (process.env.FANOUT_UNDIALED_STAGES ?? '').split(',').includes(String(n));
+      const kind = process.env.FANOUT_UNDIALED_STREAMS;
+      gw.send({ cmd: 'add', ids, ...(undialed && (kind === 'none' || kind === 'empty') ? { streams: kind } : {}) });
       const { tokens } = await gw.next('added', 60_000);
-      const conn = await pool.connect(url, transport, tokens);
+      const conn = undialed ? { seconds: 0, failed: 0, refused: 0 } : await pool.connect(url, transport, tokens);
       have = n;
       try {
         await sleep(3_000); // let the new connections' first heartbeats and probes settle

@@ -73,14 +73,16 @@ const heardAt = new Map<string, number>();
 gateway.on('heartbeat', (e) => void heardAt.set(e.endpointId, performance.now()));
 
 /** One stream per endpoint, each endpoint's token. */
-async function addEndpoints(ids: string[]): Promise<{ id: string; token: string }[]> {
+async function addEndpoints(ids: string[], kind?: 'none' | 'empty'): Promise<{ id: string; token: string }[]> {
   // all at once: with hundreds of endpoints connected the event loop is busy, and one
   // await per token would wait a loop turn each (minutes at 1000)
   return Promise.all(
     ids.map(async (id) => {
-      await gateway.createStream({ stream_id: `s-${id}`, endpoint_list: [id] });
-      streams.push(`s-${id}`);
-      endpointOf.push(id);
+      if (kind !== 'none') await gateway.createStream({ stream_id: `s-${id}`, endpoint_list: kind === 'empty' ? [] : [id] });
+      if (kind === undefined) {
+        streams.push(`s-${id}`);
+        endpointOf.push(id);
+      }
       return { id, token: (await gateway.issueToken(id)).token };
     }),
   );
@@ -122,7 +124,7 @@ const publisher = setInterval(() => {
 process.on('message', (raw: ToGateway) => {
   void (async () => {
     if (raw.cmd === 'add') {
-      send({ ev: 'added', tokens: await addEndpoints(raw.ids) });
+      send({ ev: 'added', tokens: await addEndpoints(raw.ids, raw.streams) });
     } else if (raw.cmd === 'tokens') {
       send({ ev: 'tokens', tokens: await Promise.all(raw.ids.map(async (id) => ({ id, token: (await gateway.issueToken(id)).token }))) });
     } else if (raw.cmd === 'measure') {
