@@ -218,10 +218,12 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
       const ids = Array.from({ length: n - have }, (_, i) => `fan${have + i}`);
       // FANOUT_UNDIALED_STAGES=5000: that stage's endpoints and streams are created, never dialed
       // (what the gateway's registry costs, apart from a refused crowd's visits);
-      // FANOUT_UNDIALED_STREAMS=none|empty: tokens only, or streams with no endpoint
+      // FANOUT_UNDIALED_STREAMS=none|empty: tokens only, or streams with no endpoint;
+      // FANOUT_STALL_MS=2000: the gateway's event loop blocked that long first (a stall)
       const undialed = (process.env.FANOUT_UNDIALED_STAGES ?? '').split(',').includes(String(n));
       const kind = process.env.FANOUT_UNDIALED_STREAMS;
-      gw.send({ cmd: 'add', ids, ...(undialed && (kind === 'none' || kind === 'empty') ? { streams: kind } : {}) });
+      const stallMs = undialed ? Number(process.env.FANOUT_STALL_MS ?? 0) : 0;
+      gw.send({ cmd: 'add', ids, ...(undialed && (kind === 'none' || kind === 'empty') ? { streams: kind } : {}), ...(stallMs > 0 ? { stallMs } : {}) });
       const { tokens } = await gw.next('added', 60_000);
       const conn = undialed ? { seconds: 0, failed: 0, refused: 0 } : await pool.connect(url, transport, tokens);
       have = n;

@@ -124,6 +124,7 @@ const publisher = setInterval(() => {
 process.on('message', (raw: ToGateway) => {
   void (async () => {
     if (raw.cmd === 'add') {
+      if (raw.stallMs) for (const until = performance.now() + raw.stallMs; performance.now() < until; );
       send({ ev: 'added', tokens: await addEndpoints(raw.ids, raw.streams) });
     } else if (raw.cmd === 'tokens') {
       send({ ev: 'tokens', tokens: await Promise.all(raw.ids.map(async (id) => ({ id, token: (await gateway.issueToken(id)).token }))) });

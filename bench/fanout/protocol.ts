@@ -2,8 +2,8 @@
 export type FanoutTransport = 'webrtc' | 'webtransport';
 
 export type ToGateway =
-  /** `streams` (a diagnostic of undialed stages): 'none' issues tokens only, 'empty' creates the streams with no endpoint. */
-  | { cmd: 'add'; ids: string[]; streams?: 'none' | 'empty' }
+  /** Diagnostics of undialed stages: `streams` 'none' issues tokens only, 'empty' creates the streams with no endpoint; `stallMs` blocks the gateway's event loop that long first. */
+  | { cmd: 'add'; ids: string[]; streams?: 'none' | 'empty'; stallMs?: number }
   /** Tokens for endpoints that exist already (FANOUT_ENDPOINTS). */
   | { cmd: 'tokens'; ids: string[] }
   /** Measure for `ms`; `idle`: publish nothing meanwhile (what an idle warm endpoint costs). */
