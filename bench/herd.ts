@@ -63,7 +63,8 @@ type Tick = Extract<FromGateway, { ev: 'tick' }>;
 export async function herd(plan: HerdPlan): Promise<HerdRow[]> {
   const port = await freePort();
   const env = {
-    FANOUT_CONFIG: JSON.stringify({ tokens: { secret: randomBytes(24).toString('hex') } }),
+    // HERD_CONFIG='{"admission":{"admitLoopDelayMs":40}}': gateway settings to compare
+    FANOUT_CONFIG: JSON.stringify({ ...(JSON.parse(process.env.HERD_CONFIG ?? '{}') as object), tokens: { secret: randomBytes(24).toString('hex') } }),
     FANOUT_PORT: String(port),
     FANOUT_ENDPOINTS: String(plan.receivers),
     FANOUT_TICK_MS: String(TICK_MS),

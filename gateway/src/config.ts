@@ -210,7 +210,7 @@ export const admissionSchema = z
     maxLoopDelayMs: z.number().int().min(0).max(60_000).default(50).describe(
       "Past this p99 event-loop delay (ms, per window) new endpoints are refused with 503 MS_OVERLOADED (and after windowsToClose such windows /readyz says overloaded); the endpoints it serves keep their sessions. 0: no such budget (maxNewPerSecond then holds unscaled). A late loop delays every connection's heartbeats, probes and sends.",
     ),
-    admitLoopDelayMs: z.number().int().min(1).max(60_000).default(25).describe(
+    admitLoopDelayMs: z.number().int().min(1).max(60_000).default(40).describe(
       "The event-loop p99 (ms, the worse of the last two windows) at which new endpoints stop being admitted: the admission rate is maxNewPerSecond × (1 − p99 / admitLoopDelayMs). Below maxLoopDelayMs (taken as maxLoopDelayMs where above it): an endpoint's steady cost shows in the loop only after it connected, and the endpoints admitted meanwhile must still fit under maxLoopDelayMs.",
     ),
     minSessions: z.number().int().min(0).max(1_000_000).default(50).describe(
