@@ -56,6 +56,19 @@ export interface HerdRow {
 }
 
 const TICK_MS = 250;
+
+/** HERD_CONFIG: a JSON object of gateway settings (the gateway validates the settings themselves). */
+function herdConfig(): object {
+  const raw = process.env.HERD_CONFIG ?? '{}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    throw new Error(`HERD_CONFIG is not JSON (${error instanceof Error ? error.message : String(error)}): ${raw}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`HERD_CONFIG must be a JSON object of gateway settings: ${raw}`);
+  return parsed;
+}
 const BACK_DEADLINE_MS = 120_000;
 
 type Tick = Extract<FromGateway, { ev: 'tick' }>;
@@ -64,7 +77,7 @@ export async function herd(plan: HerdPlan): Promise<HerdRow[]> {
   const port = await freePort();
   const env = {
     // HERD_CONFIG='{"admission":{"admitLoopDelayMs":40}}': gateway settings to compare
-    FANOUT_CONFIG: JSON.stringify({ ...(JSON.parse(process.env.HERD_CONFIG ?? '{}') as object), tokens: { secret: randomBytes(24).toString('hex') } }),
+    FANOUT_CONFIG: JSON.stringify({ ...herdConfig(), tokens: { secret: randomBytes(24).toString('hex') } }),
     FANOUT_PORT: String(port),
     FANOUT_ENDPOINTS: String(plan.receivers),
     FANOUT_TICK_MS: String(TICK_MS),

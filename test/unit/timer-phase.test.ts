@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { nextDue, phaseOf } from '../../gateway/src/endpoints/connection.js';
+import { nextDue, phaseOf } from '../../gateway/src/endpoints/timer-phase.js';
 
 /** Runs a connection's timer from `from` for `n` periods, each fire `late(i)` ms after it was due. */
 function fires(from: number, intervalMs: number, phase: number, n: number, late: (i: number) => number): number[] {
