@@ -60,7 +60,9 @@ const extra = JSON.parse(process.env.FANOUT_CONFIG ?? '{}') as GatewayConfigInpu
 // every synthetic receiver signals from 127.0.0.1: the per-address signaling limit is off here
 // streams keep 10 s of chunks (retention.maxAgeMs; the default is 60 s): what an endpoint
 // costs is measured apart from how much data its stream keeps
-const gateway = createGateway({ logLevel: 'silent', retention: { maxAgeMs: 10_000 }, ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1', icePort: await freeUdpPorts(extra.webrtc?.icePortCount ?? 8), ...extra.webrtc } });
+// ICE ports (UDP mux) are node-datachannel's: the werift engine binds a port per session
+const icePorts = extra.webrtc?.engine === 'werift' ? {} : { icePort: await freeUdpPorts(extra.webrtc?.icePortCount ?? 8) };
+const gateway = createGateway({ logLevel: 'silent', retention: { maxAgeMs: 10_000 }, ...extra, limits: { signalingPerAddress: 0, ...extra.limits }, webrtc: { engine: 'node-datachannel', bindAddress: '127.0.0.1', ...icePorts, ...extra.webrtc } });
 const streams: string[] = [];
 /** streams[i]'s one endpoint. */
 const endpointOf: string[] = [];
