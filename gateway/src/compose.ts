@@ -91,10 +91,10 @@ export function composeGateway(config: GatewayConfig, deps: GatewayDeps, gateway
   return { clock, log, backend, timers, registry, waiters, ingest, scheduler, sessions, signaling, dialOut };
 }
 
-/** Dialing out takes a new endpoint in like an offer does: past the admission budget it is refused (MS_OVERLOADED), and the dialer backs off. */
+/** Dialing out (WebRTC) takes a new endpoint in like an offer does: past the admission budget it is refused (MS_OVERLOADED), and the dialer backs off. */
 function admitted<A extends unknown[], T>(signaling: Signaling, connect: (...args: A) => Promise<T>): (...args: A) => Promise<T> {
   return async (...args) => {
-    signaling.admission.admit();
+    signaling.admission.admit('webrtc');
     return connect(...args);
   };
 }

@@ -213,6 +213,9 @@ export const admissionSchema = z
     admitLoopDelayMs: z.number().int().min(1).max(60_000).default(40).describe(
       "The event-loop p99 (ms, the worse of the last two windows) at which new endpoints stop being admitted: the admission rate is maxNewPerSecond × (1 − p99 / admitLoopDelayMs). Below maxLoopDelayMs (taken as maxLoopDelayMs where above it): an endpoint's steady cost shows in the loop only after it connected, and the endpoints admitted meanwhile must still fit under maxLoopDelayMs.",
     ),
+    webtransportAdmitLoopDelayMs: z.number().int().min(1).max(60_000).default(25).describe(
+      "admitLoopDelayMs for new WebTransport sessions (taken as admitLoopDelayMs where above it): they stop being admitted at this event-loop p99, and take from a rate scaled by the headroom under it as well as from the common one. A WebTransport endpoint costs the loop more than a WebRTC one (its transport runs in JavaScript) and each heartbeat crosses several turns on both sides: in the fan-out bench its heartbeat p99 was 2-2.5 × the loop p99 (113 ms at a loop p99 of 47 ms), and admitting WebTransport up to 25 ms held it at 56-65 ms.",
+    ),
     minSessions: z.number().int().min(0).max(1_000_000).default(50).describe(
       "The loop budgets (maxLoopDelayMs, admitLoopDelayMs) apply from this many signaling sessions open. A gateway serving fewer is never full: its loop's lateness is not their cost (a busy host, a GC, its own start-up) and refusing endpoints would shed none of it (at 1 000 endpoints the fan-out bench's loop p99 was 22 ms over WebRTC, 43 ms over WebTransport: 50 add 1-2 ms). maxNewPerSecond (unscaled) and maxPendingHandshakes still apply. 0: from the first session.",
     ),

@@ -64,6 +64,24 @@ describe('admission control over real sockets', () => {
     expect(metrics).toMatch(/^mirrorstream_admission_admitting 1$/m);
   });
 
+  it('at a loop delay between the two admission targets a WebTransport session is refused (503, the rate), a WebRTC one admitted', async () => {
+    const loop: LoopDelaySource & { p99: number } = { p99: 30, p99Ms: () => loop.p99, reset: () => undefined, stop: () => undefined };
+    // minSessions 0: the loop budgets hold from the first session; 30 ms is past webtransportAdmitLoopDelayMs (25), under admitLoopDelayMs (40)
+    const { gateway, server } = await start({ loopDelay: loop, admission: { windowMs: 100, minSessions: 0 } });
+    await until(() => gateway.admission().webtransport_admit_rate_per_s === 0, 5_000, 'the WebTransport rate at none');
+    expect(gateway.admission().admit_rate_per_s).toBeGreaterThan(0);
+    const { token } = await gateway.issueToken('wt');
+    const refused = await fetch(`${server.url}/v1/endpoints/wt/webtransport`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+    const body = (await refused.json()) as { error: { code: string; message: string } };
+    expect([refused.status, refused.headers.get('retry-after'), body.error.code]).toEqual([503, '1', 'MS_OVERLOADED']);
+    expect(body.error.message).toContain('webtransportAdmitLoopDelayMs');
+    await gateway.createStream({ stream_id: 's', endpoint_list: ['rtc'] });
+    const rtc = new Receiver({ gatewayUrl: server.url, endpointId: 'rtc', token: (await gateway.issueToken('rtc')).token, rtcConfig: bind, transports: ['webrtc'] });
+    closers.push(() => rtc.close());
+    await withDeadline(rtc.connect(), 15_000, 'the WebRTC receiver connected');
+    expect(gateway.admission().refused).toEqual({ loop_delay: 0, rate: 1, handshakes: 0 });
+  });
+
   it('past the event-loop budget: /readyz overloaded, new endpoints refused, the connected one keeps its stream; admitted again once the delay falls', async () => {
     const loop: LoopDelaySource & { p99: number } = { p99: 0, p99Ms: () => loop.p99, reset: () => undefined, stop: () => undefined };
     const logged: { level: number; msg: string }[] = [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { admissionSchema } from '../../gateway/src/config.js';
 import { TimerQueue } from '../../gateway/src/core/timers.js';
-import { Admission, type LoopDelaySource } from '../../gateway/src/signaling/admission.js';
+import { Admission, type AdmissionKind, type LoopDelaySource } from '../../gateway/src/signaling/admission.js';
 import { SessionBudget } from '../../gateway/src/signaling/budget.js';
 import { ManualClock, MirrorstreamError } from '../../receiver-sdk/src/protocol/index.js';
 import { ExponentialBackoff } from '../../receiver-sdk/src/link.js';
@@ -22,16 +22,16 @@ function rig(config: Partial<ReturnType<typeof admissionSchema.parse>> = {}) {
   let sessions = 100;
   const admission = new Admission({ config: admissionSchema.parse(config), timers: new TimerQueue(clock), loopDelay: loop, pendingHandshakes: () => pending, sessionsOpen: () => sessions, random: () => random.next });
   /** What admit() did: undefined if admitted, else the refusal. */
-  const attempt = (): MirrorstreamError | Error | undefined => {
+  const attempt = (kind: AdmissionKind = 'webrtc'): MirrorstreamError | Error | undefined => {
     try {
-      admission.admit();
+      admission.admit(kind);
       return undefined;
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
     }
   };
-  const refusal = (): string | undefined => {
-    const e = attempt();
+  const refusal = (kind: AdmissionKind = 'webrtc'): string | undefined => {
+    const e = attempt(kind);
     return e instanceof MirrorstreamError ? `${e.code} retryable=${e.retryable} retryAfterMs=${e.retryAfterMs}` : e && String(e);
   };
   /** undefined if admitted, else the refusal's Retry-After (ms). */
@@ -63,7 +63,7 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     clock.advance(1_000);
     expect(admission.admitting).toBe(true);
     expect(refusal()).toBeUndefined();
-    expect(admission.snapshot()).toEqual({ admitting: true, loop_delay_p99_ms: 80, admit_rate_per_s: null, pending_handshakes: 0, refused: { loop_delay: 2, rate: 0, handshakes: 0 } });
+    expect(admission.snapshot()).toEqual({ admitting: true, loop_delay_p99_ms: 80, admit_rate_per_s: null, webtransport_admit_rate_per_s: null, pending_handshakes: 0, refused: { loop_delay: 2, rate: 0, handshakes: 0 } });
     // each window reads the histogram and empties it
     expect(loop.resets).toBe(5);
   });
@@ -198,18 +198,64 @@ describe('admission control (injected clock, a fake loop delay)', () => {
     expect(loop.resets).toBe(0);
   });
 
+  it('WebTransport sessions stop being admitted at webtransportAdmitLoopDelayMs, WebRTC ones at admitLoopDelayMs; both take from the common rate', () => {
+    const { clock, loop, admission, refusal } = rig({ maxLoopDelayMs: 50, admitLoopDelayMs: 40, webtransportAdmitLoopDelayMs: 20, maxNewPerSecond: 100, windowMs: 1_000 });
+    // the loop at 30 ms: past the WebTransport target, under the WebRTC one
+    loop.next = 30;
+    clock.advance(2_000);
+    expect(admission.snapshot().admit_rate_per_s).toBeCloseTo(25);
+    expect(admission.snapshot().webtransport_admit_rate_per_s).toBe(0);
+    expect(refusal('webtransport')).toBe('MS_OVERLOADED retryable=true retryAfterMs=1000');
+    expect(refusal('webrtc')).toBeUndefined();
+    // at 10 ms: WebTransport at half the rate (1 − 10/20), WebRTC at three quarters (1 − 10/40)
+    loop.next = 10;
+    clock.advance(2_000);
+    expect(admission.snapshot().webtransport_admit_rate_per_s).toBeCloseTo(50);
+    expect(admission.snapshot().admit_rate_per_s).toBeCloseTo(75);
+    // over 10 s: WebTransport alone gets its 50/s, and each takes from the common 75/s as well
+    let webtransport = 0;
+    let webrtc = 0;
+    for (let t = 0; t < 10_000; t += 10) {
+      clock.advance(10);
+      loop.next = 10;
+      if (refusal('webtransport') === undefined) webtransport++;
+      if (refusal('webrtc') === undefined) webrtc++;
+    }
+    expect(webtransport).toBeGreaterThanOrEqual(490);
+    expect(webtransport).toBeLessThanOrEqual(510);
+    expect(webtransport + webrtc).toBeGreaterThanOrEqual(740);
+    expect(webtransport + webrtc).toBeLessThanOrEqual(760);
+    // the refusal names the target that refused
+    loop.next = 30;
+    clock.advance(2_000);
+    try {
+      admission.admit('webtransport');
+      expect.unreachable();
+    } catch (error) {
+      expect(String(error)).toContain('admission.webtransportAdmitLoopDelayMs');
+    }
+  });
+
+  it('webtransportAdmitLoopDelayMs above admitLoopDelayMs is taken as admitLoopDelayMs', () => {
+    const { clock, loop, admission } = rig({ maxLoopDelayMs: 50, admitLoopDelayMs: 20, webtransportAdmitLoopDelayMs: 45, maxNewPerSecond: 100 });
+    loop.next = 10;
+    clock.advance(2_000);
+    expect(admission.snapshot().webtransport_admit_rate_per_s).toBeCloseTo(50);
+    expect(admission.snapshot().admit_rate_per_s).toBeCloseTo(50);
+  });
+
   it('the session budget asks admission only for an endpoint with no session open (a replacement is served already)', () => {
     let admitting = true;
     const budget = new SessionBudget({ sessionsPerEndpoint: 3, maxSessions: 100 }, () => {
       if (!admitting) throw new MirrorstreamError('MS_OVERLOADED', 'full', { retryable: true });
     });
-    const first = budget.take('a');
+    const first = budget.take('a', 'webrtc');
     admitting = false;
-    expect(() => budget.take('b')).toThrow(expect.objectContaining({ code: 'MS_OVERLOADED' }));
-    const replacement = budget.take('a');
+    expect(() => budget.take('b', 'webrtc')).toThrow(expect.objectContaining({ code: 'MS_OVERLOADED' }));
+    const replacement = budget.take('a', 'webrtc');
     replacement();
     first();
-    expect(() => budget.take('a')).toThrow(expect.objectContaining({ code: 'MS_OVERLOADED' }));
+    expect(() => budget.take('a', 'webrtc')).toThrow(expect.objectContaining({ code: 'MS_OVERLOADED' }));
     expect(budget.open).toBe(0);
   });
 });

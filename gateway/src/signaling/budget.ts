@@ -1,4 +1,5 @@
 import { MirrorstreamError } from '@mirrorstream/receiver/protocol';
+import type { AdmissionKind } from './admission.js';
 
 /**
  * How many signaling sessions may be open at once, per endpoint and in total. A session
@@ -12,10 +13,10 @@ export class SessionBudget {
   readonly #open = new Map<string, number>();
   #count = 0;
 
-  readonly #admit: () => void;
+  readonly #admit: (kind: AdmissionKind) => void;
 
   /** `admit`: admission control for an endpoint with no session open (throws to refuse it). */
-  constructor(limits: { sessionsPerEndpoint: number; maxSessions: number }, admit: () => void = () => undefined) {
+  constructor(limits: { sessionsPerEndpoint: number; maxSessions: number }, admit: (kind: AdmissionKind) => void = () => undefined) {
     this.#perEndpoint = limits.sessionsPerEndpoint;
     this.#total = limits.maxSessions;
     this.#admit = admit;
@@ -25,11 +26,11 @@ export class SessionBudget {
     return this.#count;
   }
 
-  /** Take a slot; returns its release (idempotent). Throws MS_TOO_MANY_SESSIONS (429, retryable) when none is left. */
-  take(endpointId: string): () => void {
+  /** Take a slot for a session over `kind`; returns its release (idempotent). Throws MS_TOO_MANY_SESSIONS (429, retryable) when none is left. */
+  take(endpointId: string, kind: AdmissionKind): () => void {
     const mine = this.#open.get(endpointId) ?? 0;
     // an endpoint with a session open is served already (a replacement, a transport switch)
-    if (mine === 0) this.#admit();
+    if (mine === 0) this.#admit(kind);
     if (mine >= this.#perEndpoint) {
       throw new MirrorstreamError('MS_TOO_MANY_SESSIONS', `endpoint ${endpointId} already has ${mine} signaling sessions open (limits.sessionsPerEndpoint); retry once one closed`, { retryable: true });
     }

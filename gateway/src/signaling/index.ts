@@ -31,7 +31,7 @@ export class Signaling {
   }) {
     const { config, clock, log, accept, closing } = o;
     this.tokens = new EndpointTokens(config.tokens.secret ?? randomBytes(32).toString('base64url'), config.tokens.ttlS, clock);
-    const budget = new SessionBudget(config.limits, () => this.admission.admit());
+    const budget = new SessionBudget(config.limits, (kind) => this.admission.admit(kind));
     this.admission = new Admission({ config: config.admission, timers: o.timers, loopDelay: o.loopDelay ?? eventLoopDelay(), pendingHandshakes: () => this.webrtc.pendingHandshakes, sessionsOpen: () => budget.open });
     this.webrtc = new WebRtcSessions({ config: config.webrtc, clock, log, tokens: this.tokens, budget, engine: o.engine, accept, closing });
     this.webtransport = new WebTransportSignaling({ config, clock, log, tokens: this.tokens, budget, accept, closing });

@@ -57,7 +57,7 @@ export class WebRtcSessions {
     if (!looksLikeDataOffer(offerSdp)) {
       throw new MirrorstreamError('MS_BAD_REQUEST', 'body must be an SDP offer (v=0 ...) with an m=application SCTP section, at most 64 KiB');
     }
-    const release = this.#o.budget.take(endpointId);
+    const release = this.#o.budget.take(endpointId, 'webrtc');
     let offer;
     try {
       const engine = await this.start();

@@ -47,7 +47,7 @@ export class WebTransportSignaling {
     parseInput(idSchema, endpointId, 'endpoint id');
     await this.#o.tokens.verify(token, endpointId);
     const service = await this.#start();
-    const release = this.#o.budget.take(endpointId);
+    const release = this.#o.budget.take(endpointId, 'webtransport');
     try {
       return service.ticket(endpointId, release);
     } catch (error) {

@@ -199,6 +199,10 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     const rate = gateway.admission().admit_rate_per_s;
     if (rate !== null) emit({}, rate);
   });
+  gauge('mirrorstream_admission_webtransport_rate_per_second', "Of those, WebTransport endpoints at most: admission.maxNewPerSecond scaled by the event loop's headroom under admission.webtransportAdmitLoopDelayMs (absent without a rate limit).", [], (emit) => {
+    const rate = gateway.admission().webtransport_admit_rate_per_s;
+    if (rate !== null) emit({}, rate);
+  });
   gauge('mirrorstream_admission_loop_delay_p99_seconds', "The event loop's p99 delay over the last admission window: the gateway's headroom (admission.maxLoopDelayMs is its budget).", [], (emit) => {
     emit({}, gateway.admission().loop_delay_p99_ms / 1000);
   });
