@@ -1,16 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
-const alias = [
-  { find: /^@mirrorstream\/receiver$/, replacement: new URL('./receiver-sdk/src/index.ts', import.meta.url).pathname },
-  { find: /^@mirrorstream\/receiver\/protocol$/, replacement: new URL('./receiver-sdk/src/protocol/index.ts', import.meta.url).pathname },
-  { find: /^@mirrorstream\/receiver\/node$/, replacement: new URL('./receiver-sdk/src/node.ts', import.meta.url).pathname },
-  { find: /^@mirrorstream\/gateway$/, replacement: new URL('./gateway/src/index.ts', import.meta.url).pathname },
-  { find: /^@mirrorstream\/producer$/, replacement: new URL('./producer/src/index.ts', import.meta.url).pathname },
-];
-
 export default defineConfig({
-  // tests run against the TypeScript sources, no build step needed
-  resolve: { alias },
+  resolve: {
+    // tests run against the TypeScript sources, no build step needed
+    alias: [
+      { find: /^@mirrorstream\/receiver$/, replacement: new URL('./receiver-sdk/src/index.ts', import.meta.url).pathname },
+      { find: /^@mirrorstream\/receiver\/protocol$/, replacement: new URL('./receiver-sdk/src/protocol/index.ts', import.meta.url).pathname },
+      { find: /^@mirrorstream\/receiver\/node$/, replacement: new URL('./receiver-sdk/src/node.ts', import.meta.url).pathname },
+      { find: /^@mirrorstream\/gateway$/, replacement: new URL('./gateway/src/index.ts', import.meta.url).pathname },
+      { find: /^@mirrorstream\/producer$/, replacement: new URL('./producer/src/index.ts', import.meta.url).pathname },
+    ],
+  },
   test: {
     testTimeout: 30_000,
     hookTimeout: 30_000,

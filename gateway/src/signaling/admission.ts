@@ -142,8 +142,8 @@ export class Admission {
       // handshakes complete within a second or so: come back soon, not after retryAfterS
       throw new MirrorstreamError('MS_OVERLOADED', `the gateway has ${pending} WebRTC handshakes under way (admission.maxPendingHandshakes); retry after Retry-After`, { retryable: true, retryAfterMs: this.#comeBackMs() });
     }
-    this.#all.tokens -= 1;
-    if (kind === 'webtransport') this.#webtransport.tokens -= 1;
+    this.#all.take();
+    if (kind === 'webtransport') this.#webtransport.take();
   }
 
   snapshot(): AdmissionSnapshot {
@@ -233,6 +233,10 @@ class AdmissionBucket {
   refill(now: number): void {
     this.tokens = Number.isFinite(this.ratePerS) ? Math.min(this.#burst, this.tokens + ((now - this.#refilledAt) / 1000) * this.ratePerS) : Infinity;
     this.#refilledAt = now;
+  }
+
+  take(): void {
+    this.tokens -= 1;
   }
 
   setRate(ratePerS: number): void {
