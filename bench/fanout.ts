@@ -7,7 +7,7 @@
  * settled (a figure is the median over the windows with min and max); after the last
  * stage one window with publishing paused gives what an idle warm endpoint costs.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { GatewayConfigInput } from '../gateway/src/index.js';
@@ -195,6 +195,15 @@ export class ReceiverPool {
   stop(): Promise<void[]> {
     return Promise.all(this.#children.map((c) => c.stop()));
   }
+
+  get pids(): number[] {
+    return this.#children.flatMap((c) => (c.proc.pid === undefined ? [] : [c.proc.pid]));
+  }
+}
+
+/** Every thread of `pid` on `cpus` (taskset's list syntax); threads it starts later inherit it. */
+function pinTo(cpus: string, pid: number | undefined): void {
+  if (pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
 export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idle: FanoutIdle[]; stopped: FanoutStopped | undefined; baseline: { rss_mib: number; heap_mib: number } }> {
@@ -203,6 +212,13 @@ export async function fanout(plan: FanoutPlan): Promise<{ rows: FanoutRow[]; idl
     FANOUT_CONFIG: JSON.stringify(plan.config ?? {}),
   });
   const pool = new ReceiverPool(plan.receiverProcesses, Number(process.env.FANOUT_RECEIVERS_NICE ?? 0));
+  // FANOUT_PIN=0:1: the gateway (all its threads) on CPU 0, the receivers on CPU 1, to see what
+  // sharing the cores does to the gateway's figures (bench/README.md, Findings).
+  const pin = process.env.FANOUT_PIN?.split(':');
+  if (pin) {
+    pinTo(pin[0] ?? '0', gw.proc.pid);
+    for (const pid of pool.pids) pinTo(pin[1] ?? '1', pid);
+  }
   const rows: FanoutRow[] = [];
   const { transport, windows, windowMs } = plan;
   try {

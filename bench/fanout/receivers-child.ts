@@ -86,6 +86,7 @@ process.on('message', (msg: ToReceivers) => {
           endpointId: next.id,
           token: next.token,
           transports: [msg.transport],
+          ...(process.env.FANOUT_REPORT_MS ? { reportIntervalMs: Number(process.env.FANOUT_REPORT_MS) } : {}),
           // the SDK's own policy; a refusal also frees this worker for the next receiver (the refused one comes back by itself)
           reconnect: {
             nextRetryDelayMs: (ctx) => {

@@ -74,6 +74,7 @@ export function composeGateway(config: GatewayConfig, deps: GatewayDeps, gateway
     waiters,
     probeIntervals: { normalMs: health.probeIntervalMs, carrierMs: health.carrierProbeIntervalMs, standbyMs: health.standbyProbeIntervalMs },
     heartbeatIntervals: { normalMs: heartbeat.intervalMs, standbyMs: heartbeat.standbyIntervalMs },
+    reportIntervals: { normalMs: health.reportIntervalMs, standbyMs: health.standbyReportIntervalMs },
     closeDeadAfterMs: heartbeat.closeDeadAfterMs,
   });
   const sessions = new Sessions({ config, clock, timers, log, registry, events, waiters, closing, health: scheduler });

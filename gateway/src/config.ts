@@ -73,6 +73,12 @@ export const healthSchema = z
     standbyProbeIntervalMs: z.number().int().min(5).max(60_000).default(1_000).describe(
       'Probe interval of an endpoint no decision is waiting on: a standby that is not next in line, or the active endpoint of a stream with no other endpoint (its loss measured over 10 probes). Next-in-line standbys, hedging ones, degraded ones proving recovery on a stream with another endpoint and active ones that may switch transport are probed every probeIntervalMs.',
     ),
+    reportIntervalMs: z.number().int().min(100).max(60_000).default(1_000).describe(
+      'How often a receiver is asked to send RECEIVER_REPORT where a decision waits on its endpoint (the endpoints heartbeated every heartbeat.intervalMs). Told in HEARTBEAT to SDKs from 0.2.2 on; older ones report every second; a receiver\'s own reportIntervalMs may make it slower.',
+    ),
+    standbyReportIntervalMs: z.number().int().min(100).max(600_000).default(5_000).describe(
+      'How often every other receiver is asked to report (a standby further down a list, the only endpoint of a stream): its reports feed no failover decision, and each is a message the gateway receives.',
+    ),
     silenceFloorMs: z.number().int().min(1).max(60_000).default(15).describe(
       'An endpoint active on a stream is silent (suspect) when a probe has waited for its echo, with nothing else heard, longer than max(silenceFloorMs, silenceRttFactor × RTT p99).',
     ),
@@ -89,6 +95,7 @@ export const healthSchema = z
   .refine((h) => h.carrierProbeIntervalMs <= h.probeIntervalMs && h.probeIntervalMs <= h.standbyProbeIntervalMs, {
     message: 'probe intervals must satisfy carrierProbeIntervalMs <= probeIntervalMs <= standbyProbeIntervalMs',
   })
+  .refine((h) => h.reportIntervalMs <= h.standbyReportIntervalMs, { message: 'standbyReportIntervalMs must be at least reportIntervalMs' })
   .prefault({})
   .describe('Path health from probes and acks, and when an endpoint counts as degraded. Probe intervals must satisfy carrierProbeIntervalMs <= probeIntervalMs <= standbyProbeIntervalMs.');
 

@@ -40,7 +40,11 @@ export interface ReceiverCoreOptions {
   gatewayTimeoutMs?: number;
   /** Out-of-order chunks held per stream before the hole is declared a gap. */
   reorderLimit?: number;
-  /** How often to send RECEIVER_REPORT per stream (0 disables). */
+  /**
+   * How often to send RECEIVER_REPORT per stream at most (default 1 000 ms; 0 disables). A
+   * gateway may ask for them less often (every 5 s by default where no failover decision waits
+   * on this endpoint): the slower of the two holds.
+   */
   reportIntervalMs?: number;
   /** Transport names this receiver can dial, in preference order (told to the gateway in HELLO). */
   transports?: readonly string[];

@@ -167,6 +167,7 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
         // the gateway's promise holds until its next control HEARTBEAT: only that channel keeps them in order
         if (channel !== 'control') return;
         if (f.cadenceMs !== undefined) this.#silence.setLimit(this.#limit(f.cadenceMs));
+        if (f.reportMs !== undefined) this.#reports.told(f.reportMs);
         this.#reports.heartbeat();
         return;
       case FrameType.HEARTBEAT_ACK:

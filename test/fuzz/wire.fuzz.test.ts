@@ -30,6 +30,8 @@ const frames = (versions: readonly number[]): fc.Arbitrary<Frame> => fc.oneof(
     .chain((h) => fc.subarray(Object.keys(h.resume)).chain((keys) => fc.tuple(...keys.map(() => id)).map((eps) => ({ type: FrameType.HELLO, ...h, resume: { ...h.resume }, epochs: Object.fromEntries(keys.map((k, i) => [k, eps[i]!])) })))),
   fc.record({ type: fc.constant(FrameType.ACK), streamId: id, seq }),
   fc.record({ type: fc.constant(FrameType.HEARTBEAT), nonce: u32, sentAt: seq, cadenceMs: fc.integer({ min: 1, max: 60_000 }) }, { requiredKeys: ['type', 'nonce', 'sentAt'] }),
+  // a report interval is told only with a cadence
+  fc.record({ type: fc.constant(FrameType.HEARTBEAT), nonce: u32, sentAt: seq, cadenceMs: fc.integer({ min: 1, max: 60_000 }), reportMs: fc.integer({ min: 1, max: 600_000 }) }),
   fc.record({ type: fc.constant(FrameType.HEARTBEAT_ACK), nonce: u32, sentAt: seq }),
   fc.record({
     type: fc.constant(FrameType.RECEIVER_REPORT),

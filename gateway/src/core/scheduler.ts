@@ -22,6 +22,8 @@ export interface SchedulerOptions {
   waiters: AckWaiters;
   probeIntervals: { normalMs: number; carrierMs: number; standbyMs: number };
   heartbeatIntervals: { normalMs: number; standbyMs: number };
+  /** How often receivers report, by the same split as heartbeats. */
+  reportIntervals: { normalMs: number; standbyMs: number };
   /** Close the connection of an endpoint dead this long (0: never). */
   closeDeadAfterMs: number;
 }
@@ -163,11 +165,12 @@ export class Scheduler extends TypedEmitter<SchedulerEvents> {
    * could switch on it, and an active
    * endpoint that may switch transport; the standby rate for everyone else (the rest of a long
    * standby list, the active endpoint of a stream with no other endpoint). Heartbeats: the
-   * normal interval wherever probes are faster than the standby rate, else the standby interval.
+   * normal interval wherever probes are faster than the standby rate, else the standby interval;
+   * receivers' reports by the same split.
    * Returns whether the endpoint is a carrier.
    */
   #rate(ep: Endpoint): boolean {
-    const { probeIntervals: p, heartbeatIntervals: hb, registry, clock } = this.#o;
+    const { probeIntervals: p, heartbeatIntervals: hb, reportIntervals: reports, registry, clock } = this.#o;
     let ms = p.standbyMs;
     let carrier = false;
     // connected here or, with several instances, to another one (as its board says)
@@ -199,7 +202,10 @@ export class Scheduler extends TypedEmitter<SchedulerEvents> {
       link.setProbeInterval(ms);
       ep.probeRateChanged(ms);
     }
-    const heartbeatMs = ms < p.standbyMs ? hb.normalMs : hb.standbyMs;
+    const waitedOn = ms < p.standbyMs;
+    // set before the heartbeat rate: a change of either tells the receiver in the same heartbeat
+    link.setReportInterval(waitedOn ? reports.normalMs : reports.standbyMs);
+    const heartbeatMs = waitedOn ? hb.normalMs : hb.standbyMs;
     if (heartbeatMs !== link.heartbeatIntervalMs) {
       link.setHeartbeatInterval(heartbeatMs);
       ep.heartbeatRateChanged(heartbeatMs, clock.now());

@@ -7,6 +7,7 @@ import {
   isSupportedSdk,
   PROTOCOL_VERSION,
   releaseLine,
+  REPORT_CADENCE_SINCE,
   ProtocolError,
   SDK_VERSION,
   TypedEmitter,
@@ -56,6 +57,8 @@ export interface ConnectionOptions {
   /** The longest heartbeat interval this connection may get, told in WELCOME (the ceiling of the receiver's silence limit; HEARTBEAT's cadence sets it). */
   maxHeartbeatIntervalMs: number;
   probeIntervalMs: number;
+  /** How often the receiver is asked to report at first (SDKs that read it); the scheduler sets it per endpoint afterwards. */
+  reportIntervalMs: number;
   helloTimeoutMs: number;
   sessionId: string;
 }
@@ -85,6 +88,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly #phase: number;
   /** The receiver's SDK reads HEARTBEAT's cadence (it said its version in HELLO). */
   #tellsCadence = false;
+  /** The receiver's SDK reads HEARTBEAT's report interval. */
+  #tellsReports = false;
+  #reportIntervalMs: number;
+  /** The report interval the last control HEARTBEAT told (undefined: none yet). */
+  #toldReportMs: number | undefined;
   /** The cadence the receiver may hold us to (undefined: none told yet; WELCOME's bound holds). */
   #owedMs: number | undefined;
   /** The newest cadence told, and the heartbeat that told it: once that is echoed, the receiver holds it. */
@@ -100,6 +108,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.transport = opts.transport;
     this.#probeIntervalMs = opts.probeIntervalMs;
     this.#heartbeatIntervalMs = opts.heartbeatIntervalMs;
+    this.#reportIntervalMs = opts.reportIntervalMs;
     this.#phase = phaseOf(opts.endpointId);
     this.#heartbeatTimer = opts.timers.timer((now) => this.#sendHeartbeat(now));
     this.#probeTimer = opts.timers.timer((now) => this.#sendProbe(now));
@@ -200,6 +209,21 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     return this.#heartbeatIntervalMs;
   }
 
+  /**
+   * How often the receiver reports, as told to it (an SDK that predates REPORT_CADENCE_SINCE
+   * reports at its own interval, 1 s by default, whatever this says).
+   */
+  get reportIntervalMs(): number {
+    return this.#reportIntervalMs;
+  }
+
+  /** Ask the receiver for reports this often from now on: told at once, in this turn (the scheduler's choice, like the probe rate). */
+  setReportInterval(ms: number): void {
+    if (ms === this.#reportIntervalMs) return;
+    this.#reportIntervalMs = ms;
+    if (this.#state === 'open' && this.#tellsReports && this.#toldReportMs !== undefined && this.#toldReportMs !== ms) this.#heartbeatTimer.at(this.#opts.clock.now());
+  }
+
   /** Probe this often from now on (the scheduler probes fast only where a decision needs it). */
   setProbeInterval(ms: number): void {
     if (ms === this.#probeIntervalMs) return;
@@ -266,9 +290,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       this.#told = { nonce, cadenceMs };
       this.#owedMs = Math.min(this.#owedMs ?? cadenceMs, cadenceMs);
     }
+    // the report interval rides with the cadence (the wire has no place for it alone)
+    const reportMs = cadenceMs !== undefined && this.#tellsReports ? this.#reportIntervalMs : undefined;
+    if (reportMs !== undefined) this.#toldReportMs = reportMs;
     // stamped when it goes out, not when its batch came due: the RTT is the path's, not the batch's
     const sentAt = this.#opts.clock.now();
-    this.transport.send(encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt, ...(cadenceMs === undefined ? {} : { cadenceMs }) }), 'control');
+    this.transport.send(
+      encodeFrame({ type: FrameType.HEARTBEAT, nonce, sentAt, ...(cadenceMs === undefined ? {} : { cadenceMs }), ...(reportMs === undefined ? {} : { reportMs }) }),
+      'control',
+    );
   }
 
   /**
@@ -320,6 +350,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       }
       this.#helloTimer.cancel();
       this.#tellsCadence = versionAtLeast(frame.sdkVersion, HEARTBEAT_CADENCE_SINCE);
+      this.#tellsReports = versionAtLeast(frame.sdkVersion, REPORT_CADENCE_SINCE);
       this.#state = 'open';
       this.emit('hello', frame);
       return;

@@ -7,7 +7,7 @@ import { HealthTracker, type HealthSnapshot, type MetricSample } from '../health
 import type { EndpointView } from '../streams/types.js';
 import type { Connection } from './connection.js';
 
-/** A receiver report counts this long. */
+/** A receiver report counts this long, or 3 report intervals where the receiver was asked for fewer. */
 const REPORT_FRESH_MS = 3_000;
 
 /**
@@ -151,8 +151,9 @@ export class Endpoint implements EndpointView {
     };
     // the receiver's own RTT view (browsers: candidate-pair currentRoundTripTime), if recent
     let receiverRtt: number | undefined;
+    const freshMs = this.#reportFreshMs;
     for (const { at, now: r } of this.#reports.values()) {
-      if (now - at < REPORT_FRESH_MS && now >= this.#reportsIgnoredUntil && r.rttMs !== null) receiverRtt = Math.max(receiverRtt ?? 0, r.rttMs);
+      if (now - at < freshMs && now >= this.#reportsIgnoredUntil && r.rttMs !== null) receiverRtt = Math.max(receiverRtt ?? 0, r.rttMs);
     }
     samples.receiver_rtt_ms = { value: receiverRtt, threshold: h.maxRttMs, kind: 'max', source: 'receiver.report.rtt' };
     const transportLoss = this.link.transport.lossRate?.();
@@ -257,7 +258,11 @@ export class Endpoint implements EndpointView {
   forgive(ms: number, now: number): void {
     this.#detector?.forgive(ms);
     this.#silence.forgive(ms);
-    this.#reportsIgnoredUntil = now + REPORT_FRESH_MS;
+    this.#reportsIgnoredUntil = now + this.#reportFreshMs;
+  }
+
+  get #reportFreshMs(): number {
+    return Math.max(REPORT_FRESH_MS, 3 * (this.link?.reportIntervalMs ?? 0));
   }
 
   /**

@@ -62,6 +62,7 @@ export class Sessions {
       heartbeatIntervalMs: config.heartbeat.intervalMs,
       maxHeartbeatIntervalMs: config.heartbeat.standbyIntervalMs,
       probeIntervalMs: config.health.probeIntervalMs,
+      reportIntervalMs: config.health.reportIntervalMs,
       helloTimeoutMs: config.helloTimeoutMs,
       sessionId: auth.sessionId ?? randomUUID(),
     });

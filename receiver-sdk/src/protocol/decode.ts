@@ -34,9 +34,9 @@ const unpackr = new Unpackr({
 });
 
 // Allowed array lengths per frame type, indexed by type; DATA may omit trailing key/layer,
-// HELLO its transports, HEARTBEAT its cadence.
+// HELLO its transports, HEARTBEAT its cadence and report interval.
 const MIN_ARITY = [0, 6, 5, 5, 3, 3, 3, 7, 5, 5, 3, 3, 4, 2] as const;
-const MAX_ARITY = [0, 7, 5, 7, 3, 4, 3, 7, 5, 5, 3, 3, 4, 2] as const;
+const MAX_ARITY = [0, 7, 5, 7, 3, 5, 3, 7, 5, 5, 3, 3, 4, 2] as const;
 
 function fail(code: ErrorCode, message: string): DecodeResult {
   return { ok: false, error: new ProtocolError(code, message) };
@@ -133,7 +133,10 @@ function validate(type: FrameType, a: unknown[]): Frame | string {
       if (a.length < 4) return { type, nonce, sentAt: sentAt + 0 };
       const cadenceMs = uint(a[3]);
       if (cadenceMs < 1) return 'HEARTBEAT.cadenceMs must be an integer >= 1';
-      return { type: FrameType.HEARTBEAT, nonce, sentAt: sentAt + 0, cadenceMs };
+      if (a.length < 5) return { type: FrameType.HEARTBEAT, nonce, sentAt: sentAt + 0, cadenceMs };
+      const reportMs = uint(a[4]);
+      if (reportMs < 1) return 'HEARTBEAT.reportMs must be an integer >= 1';
+      return { type: FrameType.HEARTBEAT, nonce, sentAt: sentAt + 0, cadenceMs, reportMs };
     }
     case FrameType.HELLO:
       return validateHello(a);

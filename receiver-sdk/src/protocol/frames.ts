@@ -135,6 +135,13 @@ export interface HeartbeatFrame {
    * older ones reject a 4-element HEARTBEAT.
    */
   cadenceMs?: number;
+  /**
+   * Optional, told with `cadenceMs` only: until its next control HEARTBEAT the gateway wants a
+   * RECEIVER_REPORT about every `reportMs` (slower where no decision waits on this endpoint).
+   * Sent only to SDKs from REPORT_CADENCE_SINCE on (version.ts): older ones reject a 5-element
+   * HEARTBEAT.
+   */
+  reportMs?: number;
 }
 
 /** Echoes the heartbeat's `sentAt`, so the sender measures RTT on its own clock. */
@@ -253,7 +260,8 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case FrameType.ACK:
       return packr.pack([FrameType.ACK, frame.streamId, frame.seq]);
     case FrameType.HEARTBEAT:
-      return packr.pack(frame.cadenceMs === undefined ? [frame.type, frame.nonce, frame.sentAt] : [frame.type, frame.nonce, frame.sentAt, frame.cadenceMs]);
+      if (frame.cadenceMs === undefined) return packr.pack([frame.type, frame.nonce, frame.sentAt]);
+      return packr.pack(frame.reportMs === undefined ? [frame.type, frame.nonce, frame.sentAt, frame.cadenceMs] : [frame.type, frame.nonce, frame.sentAt, frame.cadenceMs, frame.reportMs]);
     case FrameType.HEARTBEAT_ACK:
       return packr.pack([frame.type, frame.nonce, frame.sentAt]);
     case FrameType.HELLO: {

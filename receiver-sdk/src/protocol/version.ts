@@ -7,7 +7,7 @@
 export const PROTOCOL_VERSION = 2;
 
 /** This SDK's version (semver), sent in HELLO. */
-export const SDK_VERSION = '0.2.1';
+export const SDK_VERSION = '0.2.2';
 
 /**
  * The first SDK that reads HEARTBEAT's cadence (frames.ts). Within a release line the wire
@@ -15,6 +15,9 @@ export const SDK_VERSION = '0.2.1';
  * later ones, never to an older one (its decoder rejects a 4-element HEARTBEAT).
  */
 export const HEARTBEAT_CADENCE_SINCE = '0.2.1';
+
+/** The first SDK that reads HEARTBEAT's report interval (frames.ts); older ones reject a 5-element HEARTBEAT. */
+export const REPORT_CADENCE_SINCE = '0.2.2';
 
 /** The compatible release line of a semver string ("2" for 2.3.1, "0.2" for 0.2.5), or undefined when it is not semver. */
 export function releaseLine(version: string): string | undefined {
