@@ -17,6 +17,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.json ./
 COPY gateway gateway
 COPY receiver-sdk receiver-sdk
+COPY scripts/build-browser.ts scripts/
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # run: the built gateway and its production dependencies, as a user without privileges

@@ -208,6 +208,16 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     return this.#signaling.webtransport.open(endpointId, token);
   }
 
+  /** Give back a WebTransport ticket the receiver could not use. */
+  cancelWebTransportTicket(endpointId: string, token: string | undefined, ticket: string): Promise<void> {
+    return this.#signaling.webtransport.cancel(endpointId, token, ticket);
+  }
+
+  /** A browser tunnel relay for `path` ended: a ticket no session took is given back. */
+  webTransportRelayEnded(path: string): void {
+    this.#signaling.webtransport.relayEnded(path);
+  }
+
   /** End a signaling session (WHEP DELETE). */
   closeSession(endpointId: string, token: string | undefined, sessionId: string): Promise<void> {
     return this.#signaling.webrtc.close(endpointId, token, sessionId);

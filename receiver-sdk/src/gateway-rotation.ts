@@ -18,7 +18,9 @@ export interface Route<T extends string = string> {
  * - a silent gateway (`gatewaySilent`, the make-before-break dial while its link is kept):
  *   the next gateway too (a dead instance's other transports are dead too), or with only one
  *   gateway, its next transport.
- * A failed round starts over from the first pair.
+ * A failed round starts over from the first pair. A pair that cannot work here
+ * (MS_TRANSPORT_UNAVAILABLE: no library for it, or no path a browser can trust) steps aside:
+ * it is not dialed again, and the next connection says so once (`asideNote`).
  */
 export class GatewayRotation<T extends string = string> {
   readonly #routes: readonly Route<T>[];
@@ -28,6 +30,10 @@ export class GatewayRotation<T extends string = string> {
   #start = 0;
   /** The route of the connection (the adopted link), if any yet. */
   #current: { at: number; link: FrameLink } | undefined;
+  /** Routes that cannot work here, by index: why. */
+  readonly #aside = new Map<number, MirrorstreamError>();
+  /** Why routes stepped aside, not told yet. */
+  #untold: string[] = [];
 
   constructor(urls: readonly string[], transports: readonly T[], dialerFor: (url: string, transport: T) => Dialer) {
     if (urls.length === 0) throw new TypeError('gatewayUrl: give at least one URL');
@@ -47,13 +53,23 @@ export class GatewayRotation<T extends string = string> {
     let unavailable: unknown;
     for (let i = 0; i < this.#routes.length; i++) {
       const at = (this.#start + i) % this.#routes.length;
+      const route = this.#routes[at] as Route<T>;
+      const aside = this.#aside.get(at);
+      if (aside) {
+        unavailable ??= aside;
+        continue;
+      }
       try {
-        const link = await (this.#routes[at] as Route<T>).dial();
+        const link = await route.dial();
         this.#routeOf.set(link, at);
         return link;
       } catch (error) {
-        // a transport whose library is missing will not come back: report it only if every transport is like that
-        if (error instanceof MirrorstreamError && error.code === 'MS_TRANSPORT_UNAVAILABLE') unavailable ??= error;
+        // a transport that cannot work here will not come back: report it only if every transport is like that
+        if (error instanceof MirrorstreamError && error.code === 'MS_TRANSPORT_UNAVAILABLE') {
+          unavailable ??= error;
+          this.#aside.set(at, error);
+          this.#untold.push(`${route.transport} at ${route.url} stepped aside: ${error.message}`);
+        }
         // a gateway that said when to come back (MS_OVERLOADED's Retry-After) is the one to wait for
         else if (!(retryAfterOf(lastError) > retryAfterOf(error))) lastError = error;
       }
@@ -61,6 +77,13 @@ export class GatewayRotation<T extends string = string> {
     this.#start = 0;
     throw lastError ?? unavailable;
   };
+
+  /** Why routes stepped aside since the last call (each told once), or undefined. */
+  asideNote(): string | undefined {
+    const note = this.#untold.join('; ');
+    this.#untold = [];
+    return note || undefined;
+  }
 
   /** `link` (from `dial`) became the connection; only the one taken counts (a replacement may be closed unused). */
   adopted(link: FrameLink): void {

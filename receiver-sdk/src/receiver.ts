@@ -124,7 +124,12 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
 
   #statusChanged(status: ReceiverStatus, detail: string): void {
     if (status === 'closed') this.#inbound.stop();
-    this.emit('status', status, detail);
+    this.emit('status', status, this.statusDetail(status, detail));
+  }
+
+  /** A subclass may add to a status's detail (the Receiver: a transport that stepped aside). */
+  protected statusDetail(_status: ReceiverStatus, detail: string): string {
+    return detail;
   }
 
   /** Our own option, else what the gateway's cadence (or WELCOME) allows (silence-watch.ts). */

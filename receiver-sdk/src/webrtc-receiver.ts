@@ -1,7 +1,7 @@
 import { GatewayRotation } from './gateway-rotation.js';
 import type { FrameLink } from './link.js';
 import { RealClock } from './protocol/clock.js';
-import { ReceiverCore, type ReceiverCoreOptions } from './receiver.js';
+import { ReceiverCore, type ReceiverCoreOptions, type ReceiverStatus } from './receiver.js';
 import { routeDialer, transportOrder, type RouteDialOptions, type TransportName } from './route-dialers.js';
 
 export type { TransportName } from './route-dialers.js';
@@ -45,5 +45,11 @@ export class Receiver extends ReceiverCore {
 
   protected override linkAdopted(link: FrameLink): void {
     this.#rotation.adopted(link);
+  }
+
+  /** A transport that stepped aside (it cannot work here) is told once, with the status that follows. */
+  protected override statusDetail(status: ReceiverStatus, detail: string): string {
+    const note = this.#rotation.asideNote();
+    return note ? `${detail} (${note})` : detail;
   }
 }

@@ -176,7 +176,10 @@ describe('two gateway instances on one NATS', () => {
       expect(b.getStream('s').epoch).toBe(epoch);
       await rx.core.connect();
       for (let i = 1; i <= 20; i++) await a.publish('s', `c${i}`);
-      await until(() => rx.chunks.length === 20, 5_000, '20 chunks through b');
+      // (once, in a full CI run, not within 5 s: the state says where the chunks were)
+      await until(() => rx.chunks.length === 20, 5_000, '20 chunks through b', {
+        state: () => ({ received: rx.chunks.length, receiver: rx.core.status, a: a.getStream('s').last_seq, b: b.getStream('s').last_seq, onB: b.getStream('s').endpoint_list[0] }),
+      });
       expect(rx.chunks.map((c) => c.seq)).toEqual(range(1, 20));
       // b's receiver acked: the cursor reaches a through KV
       await until(() => a.getStream('s').endpoint_list[0]?.last_acked_seq === 20, 5_000, "a sees rx's cursor");

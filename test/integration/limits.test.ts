@@ -202,6 +202,65 @@ describe('resource limits', () => {
     }
   }, 60_000);
 
+  it('a ticket given back (DELETE its cancel_path) frees its slot at once; only its endpoint can give it back, once', async () => {
+    const gateway = createGateway({ logLevel: 'silent', limits: { sessionsPerEndpoint: 2 } });
+    const server = await serve(gateway, { apiKey: 'limits-test-api-key-05', port: 0 });
+    const { token } = await gateway.issueToken('w');
+    const other = (await gateway.issueToken('v')).token;
+    const ticket = (): Promise<Response> => fetch(`${server.url}/v1/endpoints/w/webtransport`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const giveBack = (path: string, bearer = token): Promise<Response> => fetch(`${server.url}${path}`, { method: 'DELETE', headers: { authorization: `Bearer ${bearer}` } });
+    try {
+      const first = (await (await ticket()).json()) as { cancel_path: string; self_signed: boolean };
+      expect(first.self_signed).toBe(true);
+      expect((await ticket()).status).toBe(201);
+      expect(await codeOf(await ticket())).toBe('MS_TOO_MANY_SESSIONS');
+      expect(await codeOf(await giveBack(first.cancel_path, other))).toBe('MS_UNAUTHORIZED');
+      expect(await codeOf(await giveBack(first.cancel_path.replace('/w/', '/v/'), other))).toBe('MS_SESSION_NOT_FOUND');
+      expect((await giveBack(first.cancel_path)).status).toBe(204);
+      expect(await codeOf(await giveBack(first.cancel_path))).toBe('MS_SESSION_NOT_FOUND');
+      expect((await ticket()).status).toBe(201);
+    } finally {
+      await server.close();
+      await gateway.close();
+    }
+  });
+
+  it('a receiver whose WebTransport keeps failing is never locked out by its own retries: each failed attempt gives its ticket back', async () => {
+    const gateway = createGateway({ logLevel: 'silent', limits: { sessionsPerEndpoint: 3 } });
+    const server = await serve(gateway, { apiKey: 'limits-test-api-key-06', port: 0 });
+    const { token } = await gateway.issueToken('w');
+    // the listener is never reached (a browser that cannot trust its certificate fails the same way)
+    class Unreachable {
+      readonly ready = Promise.reject(new Error('net::ERR_CONNECTION_REFUSED'));
+      readonly closed = this.ready;
+      readonly incomingUnidirectionalStreams = new ReadableStream<ReadableStream<Uint8Array>>();
+      createBidirectionalStream(): never {
+        throw new Error('not connected');
+      }
+      close(): void {}
+    }
+    const errors: unknown[] = [];
+    const rx = new Receiver({
+      gatewayUrl: server.url,
+      endpointId: 'w',
+      token,
+      transports: ['webtransport'],
+      WebTransport: Unreachable,
+      reconnect: { nextRetryDelayMs: (ctx) => (errors.push(ctx.lastError), 10) },
+    });
+    try {
+      void rx.connect().catch(() => undefined);
+      await until(() => errors.length >= 20, 30_000, '20 failed attempts', { state: () => `${errors.length} attempts` });
+      const codes = errors.map((e) => (e instanceof Error && 'code' in e ? String(e.code) : String(e)));
+      expect(codes.filter((c) => c === 'MS_TOO_MANY_SESSIONS')).toEqual([]);
+      expect(new Set(codes)).toEqual(new Set(['MS_TRANSPORT_CLOSED']));
+    } finally {
+      rx.close();
+      await server.close();
+      await gateway.close();
+    }
+  }, 60_000);
+
   it('a slow client gets 408 MS_REQUEST_TIMEOUT as JSON: a head that never ends, a body that never comes', async () => {
     const gateway = createGateway({ logLevel: 'silent', webtransport: { enabled: false }, limits: { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 } });
     const server = await serve(gateway, { apiKey: 'limits-test-api-key-04', port: 0 });

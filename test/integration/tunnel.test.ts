@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway, RunningServer } from '../../gateway/src/index.js';
+import { until } from '../helpers/poll.js';
 import { startGateway } from '../helpers/webrtc-scenario.js';
 
 /**
@@ -77,6 +78,18 @@ describe('WebTransport tunnel on the HTTP port', () => {
     const again = await upgrade(server.url, t.tunnel_path);
     expect(again.status).toBe(401);
     expect(errorCode(again)).toBe('MS_UNAUTHORIZED');
+  });
+
+  it('a relay that ends before its session gives the ticket back: the endpoint may ask for another at once', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel', { limits: { sessionsPerEndpoint: 1 } }));
+    const t = await ticket(gateway, server, 'tun5');
+    const { token } = await gateway.issueToken('tun5');
+    const again = (): Promise<Response> => fetch(`${server!.url}/v1/endpoints/tun5/webtransport`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const held = await again();
+    expect([held.status, ((await held.json()) as { error: { code: string } }).error.code]).toEqual([429, 'MS_TOO_MANY_SESSIONS']);
+    // the tunnel opens (101) and the client goes away before its session: the ticket is given back
+    expect((await upgrade(server.url, t.tunnel_path)).status).toBe(101);
+    await until(async () => (await again()).status === 201, 5_000, 'a new ticket after the relay ended', { everyMs: 250 });
   });
 
   it('refuses with a coded JSON error: a made-up ticket, not a WebSocket, a closing gateway', async () => {

@@ -179,6 +179,25 @@ describe('gateway rotation: a round of dials', () => {
     await expect(none.dial()).rejects.toBe(unavailable);
   });
 
+  it('a pair that cannot work here (MS_TRANSPORT_UNAVAILABLE) steps aside: never dialed again, told once', async () => {
+    const dialed: string[] = [];
+    const untrusted = new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no path this browser can trust');
+    const rotation = new GatewayRotation(['http://gw1', 'http://gw2'], ['webtransport', 'webrtc'], (url, transport) => async () => {
+      dialed.push(`${url}/${transport}`);
+      if (transport === 'webtransport') throw untrusted;
+      throw new Error('unreachable');
+    });
+    await expect(rotation.dial()).rejects.toThrow('unreachable');
+    await expect(rotation.dial()).rejects.toThrow('unreachable');
+    expect(dialed).toEqual(['http://gw1/webtransport', 'http://gw1/webrtc', 'http://gw2/webtransport', 'http://gw2/webrtc', 'http://gw1/webrtc', 'http://gw2/webrtc']);
+    expect(rotation.asideNote()).toBe('webtransport at http://gw1 stepped aside: no path this browser can trust; webtransport at http://gw2 stepped aside: no path this browser can trust');
+    expect(rotation.asideNote()).toBeUndefined();
+    // every pair aside: the round fails with why, dialing nothing
+    const only = new GatewayRotation(['http://gw1'], ['webtransport'], () => () => Promise.reject(untrusted));
+    await expect(only.dial()).rejects.toBe(untrusted);
+    await expect(only.dial()).rejects.toBe(untrusted);
+  });
+
   it('needs at least one URL', () => {
     expect(() => new GatewayRotation([], ['webrtc'], failing({}))).toThrowError(TypeError);
   });

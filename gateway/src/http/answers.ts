@@ -29,4 +29,10 @@ export const webTransportTicketSchema = z.strictObject({
   tunnel_path: z.string().meta({
     description: "The same session through the gateway's HTTP port (the browsers' WebSocket tunnel, `GET /v1/wt`), relative to the gateway's base URL.",
   }),
+  self_signed: z.boolean().meta({
+    description: "The gateway generated the listener's certificate: a browser trusts it only through `serverCertificateHashes` (native WebTransport, HTTP/3), never on the WebSocket tunnel to the listener.",
+  }),
+  cancel_path: z.string().meta({
+    description: 'DELETE this, relative to the base URL and with the endpoint token, to give the ticket back unused (its receiver could not reach the listener): its signaling slot is freed at once instead of at expiry.',
+  }),
 });

@@ -54,6 +54,7 @@ const endpointId = { id: idSchema.meta({ description: 'The endpoint id.' }) };
 const streamPath = { path: z.object(streamId) };
 const endpointPath = { path: z.object(endpointId) };
 const sessionPath = { path: z.object({ ...endpointId, session: z.string().meta({ description: 'The session id, from the Location of its POST.' }) }) };
+const ticketPath = { path: z.object({ ...endpointId, ticket: z.string().meta({ description: "The ticket, as the ticket's `cancel_path` names it." }) }) };
 
 const CORS = 'Open CORS (`Access-Control-Allow-Origin: *`): pages on other origins connect with the endpoint token.';
 const sdp = (description: string) => ({ 'application/sdp': { schema: z.string().meta({ description }) } });
@@ -155,6 +156,25 @@ const routes = {
       description: `${CORS} 404 MS_NOT_FOUND when WebTransport is disabled.`,
       requestParams: endpointPath,
       responses: { 201: json(webTransportTicketSchema, 'The ticket') },
+    },
+  },
+  webTransportTicketPreflight: {
+    method: 'options',
+    path: '/v1/endpoints/{id}/webtransport/{ticket}',
+    auth: 'open',
+    errors: [],
+    doc: { summary: 'CORS preflight of giving a WebTransport ticket back', requestParams: ticketPath, responses: { 204: none(CORS) } },
+  },
+  cancelWebTransportTicket: {
+    method: 'delete',
+    path: '/v1/endpoints/{id}/webtransport/{ticket}',
+    auth: 'endpointToken',
+    errors: ['MS_SESSION_NOT_FOUND'],
+    doc: {
+      summary: 'Give back a WebTransport ticket no session used',
+      description: `${CORS} A receiver that could not reach the listener frees the ticket's signaling slot at once (it is freed at expiry otherwise). 404 MS_SESSION_NOT_FOUND: no such unused ticket for this endpoint.`,
+      requestParams: ticketPath,
+      responses: { 204: none('Given back') },
     },
   },
   closeWebRtcSession: {

@@ -248,6 +248,11 @@ function signalingRouter(gateway: Gateway): express.Router {
   on(ROUTES.openWebTransportSession, cors, limited, async (req, res) => {
     res.status(201).json(await gateway.openWebTransportSession(id(req), bearer(req)));
   });
+  on(ROUTES.webTransportTicketPreflight, cors, preflight);
+  on(ROUTES.cancelWebTransportTicket, cors, limited, async (req, res) => {
+    await gateway.cancelWebTransportTicket(id(req), bearer(req), String(req.params.ticket ?? ''));
+    res.status(204).end();
+  });
   on(ROUTES.closeWebRtcSession, cors, limited, async (req, res) => {
     const session = String(req.params.session ?? '');
     await gateway.closeSession(id(req), bearer(req), session);

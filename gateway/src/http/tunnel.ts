@@ -51,7 +51,7 @@ export interface OtherUpgrade {
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
-/** The library's tunnel client asks for `//v1/wt` (it joins host and path with a slash). */
+/** The library's tunnel client, unpatched (SDK bundles before 0.2.2, other clients), asks for `//v1/wt`: it joins host and path with a slash of its own. */
 function tunnelPath(req: IncomingMessage): string {
   return (req.url ?? '').replace(/^\/+/, '/');
 }
@@ -87,14 +87,25 @@ async function relay(req: IncomingMessage, socket: Duplex, head: Buffer, gateway
     throw new MirrorstreamError('MS_BAD_REQUEST', `${WEBTRANSPORT_PATH} takes a WebSocket upgrade (GET, Upgrade: websocket)`);
   }
   const target = await gateway.webTransportTunnelTarget(path);
-  const upstream = await connectPinned(target.host, target.port, target.certificateSha256);
+  // from here the ticket is the relay's: when it ends, a ticket no session took is given back
+  let upstream: TLSSocket;
+  try {
+    upstream = await connectPinned(target.host, target.port, target.certificateSha256);
+  } catch (error) {
+    gateway.webTransportRelayEnded(path);
+    throw error;
+  }
   if (socket.destroyed) {
     upstream.destroy();
+    gateway.webTransportRelayEnded(path);
     return;
   }
+  let ended = false;
   const end = (): void => {
     socket.destroy();
     upstream.destroy();
+    if (!ended) gateway.webTransportRelayEnded(path);
+    ended = true;
   };
   upstream.on('error', end);
   upstream.on('close', end);

@@ -56,6 +56,19 @@ export class WebTransportSignaling {
     }
   }
 
+  /** Give back a ticket its receiver could not use (MS_SESSION_NOT_FOUND if it holds no such unused ticket). */
+  async cancel(endpointId: string, token: string | undefined, ticket: string): Promise<void> {
+    parseInput(idSchema, endpointId, 'endpoint id');
+    await this.#o.tokens.verify(token, endpointId);
+    const service = await this.#service?.catch(() => undefined);
+    if (!service?.cancel(endpointId, ticket)) throw new MirrorstreamError('MS_SESSION_NOT_FOUND', `no unused WebTransport ticket ${ticket.slice(0, 64)} for ${endpointId}`);
+  }
+
+  /** A tunnel relay for `path` ended: its ticket, if no session took it, is given back. */
+  relayEnded(path: string): void {
+    void this.#service?.then((s) => s.relayEnded(path)).catch(() => undefined);
+  }
+
   /** Where the HTTP port relays a browser tunnel request for `path`, if its ticket is live. */
   async tunnelTarget(path: string): Promise<TunnelTarget> {
     assertOpen(this.#o.closing);

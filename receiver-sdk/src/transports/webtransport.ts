@@ -17,6 +17,10 @@ export interface WebTransportTicket {
   certificate_hashes: { algorithm: 'sha-256'; value: string }[];
   /** The same session through the gateway's HTTP port (the WebSocket tunnel), relative to its base URL (gateways since the tunnel moved there). */
   tunnel_path?: string;
+  /** The gateway generated the listener's certificate: no browser trusts it on the tunnel (gateways from 0.2.2). */
+  self_signed?: boolean;
+  /** DELETE it to give the ticket back unused (gateways from 0.2.2). */
+  cancel_path?: string;
 }
 
 /**
@@ -72,24 +76,47 @@ async function dialWebTransport(opts: WebTransportDialOptions): Promise<FrameLin
   });
   if (res.status !== 201) throw await httpError(res);
   const ticket = (await res.json()) as WebTransportTicket;
-  const choice = (await opts.selectWebTransport?.(ticket)) ?? opts.WebTransport;
-  if (!choice) throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
-  const tunnel = typeof choice !== 'function';
-  const Ctor = tunnel ? choice.WebTransport : choice;
-  const wt = new Ctor(sessionUrl(ticket, base, tunnel), {
-    serverCertificateHashes: ticket.certificate_hashes.map((h) => ({ algorithm: h.algorithm, value: base64ToBytes(h.value) })),
-    ...opts.extraOptions?.(ticket),
-  });
-  wt.closed.catch(() => undefined);
-  const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+  // a ticket this attempt does not use holds one of the endpoint's signaling slots until it
+  // expires: given back at once, so a receiver whose transport keeps failing never locks itself out
+  const giveBack = (): void => {
+    if (typeof ticket.cancel_path === 'string' && ticket.cancel_path.startsWith('/v1/')) {
+      void doFetch(`${base}${ticket.cancel_path}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+    }
+  };
+  let wt: WebTransportLike | undefined;
   try {
+    const choice = (await opts.selectWebTransport?.(ticket)) ?? opts.WebTransport;
+    if (!choice) throw new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no WebTransport here: pass one, or import @mirrorstream/receiver/node in Node');
+    const tunnel = typeof choice !== 'function';
+    const Ctor = tunnel ? choice.WebTransport : choice;
+    const url = sessionUrl(ticket, base, tunnel);
+    if (tunnel && url === ticket.url && ticket.self_signed === true) throw untrusted(base);
+    wt = new Ctor(url, {
+      serverCertificateHashes: ticket.certificate_hashes.map((h) => ({ algorithm: h.algorithm, value: base64ToBytes(h.value) })),
+      ...opts.extraOptions?.(ticket),
+    });
+    wt.closed.catch(() => undefined);
+    const timeoutMs = opts.connectTimeoutMs ?? 10_000;
     await withTimeout(opts.clock, wt.ready, timeoutMs, dialTimeout('WebTransport ready', timeoutMs));
   } catch (error) {
-    wt.close();
+    wt?.close();
+    giveBack();
     throw error instanceof MirrorstreamError ? error : new MirrorstreamError('MS_TRANSPORT_CLOSED', `WebTransport: ${String(error)}`, { retryable: true, cause: error });
   }
   const control = await wt.createBidirectionalStream();
   return new WebTransportLink(wt, control, ticket.backend, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+}
+
+/**
+ * A browser has no WebTransport path it can trust here: the tunnel (a WebSocket) cannot pin a
+ * certificate, and this gateway URL is not the https origin that would carry it. Not retried:
+ * the receiver goes on with its next transport and leaves this one aside.
+ */
+function untrusted(base: string): MirrorstreamError {
+  return new MirrorstreamError(
+    'MS_TRANSPORT_UNAVAILABLE',
+    `WebTransport: no path this browser can trust from ${base.slice(0, 100)}: the gateway's WebTransport listener has a certificate it generated, which a browser accepts only over HTTP/3; serve the gateway over https (a TLS proxy in front of its HTTP port carries the tunnel) or give the listener a trusted certificate (webtransport.certFile)`,
+  );
 }
 
 class WebTransportLink extends TypedEmitter<LinkEvents> implements FrameLink {

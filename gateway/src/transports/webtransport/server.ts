@@ -28,6 +28,13 @@ export interface WebTransportTicket {
    * to the gateway's base URL: behind a TLS-terminating proxy the page's own origin carries it.
    */
   tunnel_path: string;
+  /**
+   * The gateway generated the listener's certificate: a browser trusts it only through
+   * `serverCertificateHashes` (native WebTransport over HTTP/3), never on the WebSocket tunnel.
+   */
+  self_signed: boolean;
+  /** DELETE this (with the endpoint token) to give the ticket back unused: its signaling slot is freed at once. */
+  cancel_path: string;
 }
 
 /** Where the HTTP port relays a tunnel session: this listener on loopback, and its certificate. */
@@ -140,9 +147,30 @@ export class WebTransportService {
       url: `${this.info.url}?ticket=${ticket}`,
       backend: this.info.backend,
       certificate_hashes: [{ algorithm: 'sha-256', value: Buffer.from(this.#tls.sha256).toString('base64') }],
+      self_signed: this.#tls.selfSigned,
       expires_at: new Date(now + TICKET_TTL_MS).toISOString(),
       tunnel_path: `${PATH}?ticket=${ticket}`,
+      cancel_path: `/v1/endpoints/${encodeURIComponent(endpointId)}/webtransport/${ticket}`,
     };
+  }
+
+  /**
+   * Give back a ticket no session used yet (its receiver could not reach the listener): its
+   * signaling slot is free at once, not at expiry. False if `endpointId` holds no such ticket.
+   */
+  cancel(endpointId: string, ticket: string): boolean {
+    const entry = this.#tickets.get(ticket);
+    if (!entry || entry.endpointId !== endpointId) return false;
+    this.#tickets.delete(ticket);
+    entry.release();
+    return true;
+  }
+
+  /** A tunnel relay for `path` ended: a ticket it carried that no session took is given back. */
+  relayEnded(path: string): void {
+    const ticket = ticketOf(path);
+    const entry = this.#tickets.get(ticket);
+    if (entry?.relayed) this.cancel(entry.endpointId, ticket);
   }
 
   /**
