@@ -9,14 +9,18 @@
  *
  * A stock browser hides its host candidates behind `.local` names: then only the gateway's
  * side is relayed, and the one candidate pair ICE can form runs through the relay (see
- * netsim's ImpairedLink), so the sliders work in any browser, no flags.
+ * netsim's ImpairedLink), so the sliders work in any browser, no flags. That relay listens on
+ * this machine's own address (its first non-loopback IPv4 one), where the browser's hidden
+ * candidates are: Firefox pairs no loopback remote candidate with them (its ICE failed on a
+ * 127.0.0.1 relay), Chromium pairs either. The packets never leave the machine. A machine
+ * with no such address gets the relay on 127.0.0.1 (Chromium only).
  */
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { createGateway, createHttpApp, createMetrics, type Gateway } from '../gateway/src/index.js';
 import { toHttpError } from '../gateway/src/http/errors.js';
-import { ImpairedLink, loopbackHostCandidates, type Impairment } from '../netsim/index.js';
+import { ImpairedLink, loopbackHostCandidates, ownAddresses, type Impairment } from '../netsim/index.js';
 
 const ENDPOINTS = ['primary', 'backup1', 'backup2'] as const;
 type Role = (typeof ENDPOINTS)[number];
@@ -60,6 +64,7 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
     health: { recoverAfterMs: 2_000 },
   });
   const apiKey = 'demo-key-not-for-production';
+  const browserRelayHost = ownAddresses()[0] ?? '127.0.0.1';
   const metrics = createMetrics(gateway);
   const app = createHttpApp(gateway, { apiKey, metrics });
   const demo = express.Router();
@@ -129,7 +134,7 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
       return;
     }
     await v.links.get(role)?.close();
-    const link = new ImpairedLink(options.random ? { random: options.random } : {});
+    const link = new ImpairedLink({ browserRelayHost, ...(options.random ? { random: options.random } : {}) });
     v.links.set(role, link);
     // a stock browser offers only `.local` host candidates (dropped here): the link then relays the gateway's side only
     const offer = loopbackHostCandidates(String(req.body ?? ''));

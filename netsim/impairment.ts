@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 /**
  * The impairment model shared by the UDP and TCP relays.
  *
@@ -353,7 +354,7 @@ export interface RelayTarget {
 export interface RelayOptions {
   /** Where traffic goes. Must be a loopback address: netsim never sends off the machine. */
   target: RelayTarget;
-  /** Address to listen on, loopback only; default 127.0.0.1. The port is always ephemeral. */
+  /** Address to listen on: loopback or one of this machine's own (ownAddresses); default 127.0.0.1. The port is always ephemeral. */
   listenHost?: string;
   /** Initial impairment for both directions. */
   impairment?: Partial<Impairment>;
@@ -370,6 +371,17 @@ export function isLoopback(host: string): boolean {
   return m !== null && m.slice(1).every((o) => Number(o) <= 255);
 }
 
+/**
+ * An address of one of this machine's own interfaces (IPv4, not loopback): a relay may listen
+ * there for a browser whose only host candidates are on it (Firefox pairs no loopback remote
+ * candidate with them). Packets to it never leave the machine.
+ */
+export function ownAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .flatMap((i) => (i && i.family === 'IPv4' && !i.internal ? [i.address] : []));
+}
+
 /** Validate relay options; throws a TypeError with the offending field. */
 export function checkRelayOptions(opts: RelayOptions): { listenHost: string; target: RelayTarget } {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('netsim: relay options must be an object');
@@ -382,8 +394,8 @@ export function checkRelayOptions(opts: RelayOptions): { listenHost: string; tar
     throw new TypeError(`netsim: target.port must be an integer 1-65535, got ${String(target.port)}`);
   }
   const listenHost = opts.listenHost ?? '127.0.0.1';
-  if (typeof listenHost !== 'string' || !isLoopback(listenHost)) {
-    throw new TypeError(`netsim: listenHost must be a loopback IP literal, got ${String(listenHost)}`);
+  if (typeof listenHost !== 'string' || !(isLoopback(listenHost) || ownAddresses().includes(listenHost))) {
+    throw new TypeError(`netsim: listenHost must be a loopback IP literal or an address of this machine, got ${String(listenHost)}`);
   }
   if (opts.random !== undefined && typeof opts.random !== 'function') throw new TypeError('netsim: random must be a function');
   return { listenHost, target: { host: target.host, port: target.port } };

@@ -8,6 +8,7 @@ export {
   ImpairmentModel,
   NO_IMPAIRMENT,
   isLoopback,
+  ownAddresses,
   validateImpairment,
   type DelayLineOptions,
   type Direction,

@@ -4,6 +4,7 @@ import {
   DelayLine,
   ImpairmentModel,
   checkRelayOptions,
+  isLoopback,
   selectDirections,
   validateImpairment,
   type Direction,
@@ -22,7 +23,7 @@ export interface UdpRelayStats extends RelayStats {
 interface Client {
   readonly address: string;
   readonly port: number;
-  /** Bound to loopback:0; the target sees this socket as the client, and answers to it. */
+  /** Bound to the relay's own address (loopback, or the machine address it listens on):0; the target sees this socket as the client, and answers to it. */
   readonly upstream: dgram.Socket;
 }
 
@@ -151,8 +152,10 @@ export class UdpRelay {
       const verdict = this.#models.down.offer(msg.length);
       if (verdict.kind === 'forward') this.#lines.down.push(verdict.at, { msg, client });
     });
-    // sends issued while binding are queued by dgram, so no await is needed here
-    upstream.bind({ address: isIPv6(this.target.host) ? '::1' : '127.0.0.1', port: 0 });
+    // the target sees the client at the relay's own address: a browser checks the address a
+    // STUN answer maps it to, and Firefox rejects a loopback one for its non-loopback candidate
+    // (sends issued while binding are queued by dgram, so no await is needed here)
+    upstream.bind({ address: isLoopback(this.host) ? (isIPv6(this.target.host) ? '::1' : '127.0.0.1') : this.host, port: 0 });
     return client;
   }
 

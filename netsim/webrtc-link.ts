@@ -5,6 +5,13 @@ import { UdpRelay } from './udp-relay.js';
 export interface ImpairedLinkOptions {
   /** Uniform [0, 1) source for loss and jitter, shared by the link's relays; default `Math.random` (pass a seeded one in tests). */
   random?: () => number;
+  /**
+   * Where the gateway's relay listens when the offer names no usable host candidate (a stock
+   * browser): default 127.0.0.1. Firefox pairs no loopback remote candidate with its own
+   * (non-loopback) host candidates, so a relay it can use listens on one of this machine's own
+   * addresses (`ownAddresses()`); Chromium uses either.
+   */
+  browserRelayHost?: string;
 }
 
 /**
@@ -21,13 +28,15 @@ export interface ImpairedLinkOptions {
 export class ImpairedLink {
   readonly relays: UdpRelay[] = [];
   readonly #random: (() => number) | undefined;
+  readonly #browserRelayHost: string;
 
   constructor(opts: ImpairedLinkOptions = {}) {
     this.#random = opts.random;
+    this.#browserRelayHost = opts.browserRelayHost ?? '127.0.0.1';
   }
 
-  #relayTo(port: number): Promise<UdpRelay> {
-    return UdpRelay.start({ target: { host: '127.0.0.1', port }, ...(this.#random ? { random: this.#random } : {}) });
+  #relayTo(port: number, listenHost = '127.0.0.1'): Promise<UdpRelay> {
+    return UdpRelay.start({ target: { host: '127.0.0.1', port }, listenHost, ...(this.#random ? { random: this.#random } : {}) });
   }
 
   /** A `fetch` for the SDK's signaling that inserts the relays. */
@@ -45,9 +54,10 @@ export class ImpairedLink {
     const answer = await res.text();
     const gw = candidateAddresses(answer).find((c) => c.protocol.toLowerCase() === 'udp');
     if (!gw) throw new Error('answer has no UDP candidate');
-    const toGateway = await this.#relayTo(gw.port);
+    // a receiver whose host candidates we saw reaches the relay on loopback; a stock browser on the address it pairs with
+    const toGateway = await this.#relayTo(gw.port, rx ? '127.0.0.1' : this.#browserRelayHost);
     this.relays.push(toGateway);
-    const rewrittenAnswer = rewriteCandidates(answer, () => ({ host: '127.0.0.1', port: toGateway.port }));
+    const rewrittenAnswer = rewriteCandidates(answer, () => ({ host: toGateway.host, port: toGateway.port }));
     return new Response(rewrittenAnswer, { status: 201, headers: res.headers });
   };
 

@@ -2,30 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'puppeteer-core';
 import { startDemo, type Demo } from '../../demo/server.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { BROWSERS, launchBrowser } from '../helpers/browsers.js';
 import { until } from '../helpers/poll.js';
 import { mulberry32 } from '../helpers/random.js';
-
-/**
- * The demo page in real Chromium: the three panels go live, and moving the primary's loss
- * slider makes the gateway switch, which the page's timeline shows. A screenshot goes to
- * test/e2e/screenshots/ (git-ignored) to be looked at.
- */
-let demo: Demo;
-let browser: Browser;
-let closeBrowser: () => Promise<void>;
-
-beforeAll(async () => {
-  // seeded loss on the relays: the same drop pattern per packet order every run
-  demo = await startDemo(0, '127.0.0.1', { sessionGraceMs: 1_000, random: mulberry32(2026) });
-  // a stock Chromium: host candidates hidden behind .local names, as in anyone's browser
-  ({ browser, close: closeBrowser } = await launchChromium());
-}, 60_000);
-
-afterAll(async () => {
-  await closeBrowser?.();
-  await demo?.close();
-});
 
 interface RelayCounters {
   packetsIn: number;
@@ -35,9 +14,33 @@ interface RelayCounters {
 
 const text = (page: import('puppeteer-core').Page, sel: string): Promise<string> => page.$eval(sel, (el) => el.textContent ?? '');
 
-describe('demo page', () => {
-  it('goes live, and a slider that degrades the primary causes a switch the page shows', async () => {
+/**
+ * The demo page in real browsers, stock Chromium and stock Firefox: the three panels go live,
+ * and moving the primary's loss slider makes the gateway switch, which the page's timeline
+ * shows; the page contacts its own origin only. A screenshot per browser goes to
+ * test/e2e/screenshots/ (git-ignored) to be looked at.
+ */
+describe.each(BROWSERS)('demo page in %s', (browserName) => {
+  let demo: Demo;
+  let browser: Browser;
+  let closeBrowser: () => Promise<void>;
+
+  beforeAll(async () => {
+    // seeded loss on the relays: the same drop pattern per packet order every run
+    demo = await startDemo(0, '127.0.0.1', { sessionGraceMs: 1_000, random: mulberry32(2026) });
+    // stock: host candidates hidden behind .local names, as in anyone's browser
+    ({ browser, close: closeBrowser } = await launchBrowser(browserName));
+  }, 60_000);
+
+  afterAll(async () => {
+    await closeBrowser?.();
+    await demo?.close();
+  });
+
+  it('goes live, and a slider that degrades the primary causes a switch the page shows; only the page\'s own origin is contacted', async () => {
     const page = await browser.newPage();
+    const requested: string[] = [];
+    page.on('request', (r) => void requested.push(r.url()));
     await page.setViewport({ width: 1360, height: 1000 });
     await page.goto(`${demo.url}/demo/`);
     // live: chunks flowing and the primary active (if a backup connected first, the primary
@@ -79,7 +82,7 @@ describe('demo page', () => {
     const relayLine = Object.entries(state.relays)
       .map(([id, rs]) => `${id}: ${rs.map((r) => `up ${r.up.packetsForwarded}/${r.up.packetsIn} down ${r.down.packetsForwarded}/${r.down.packetsIn}`).join(', ')}`)
       .join('; ');
-    console.log(`[demo relays] forwarded/in: ${relayLine}`);
+    console.log(`[${browserName}, demo relays] forwarded/in: ${relayLine}`);
     for (const id of ['primary', 'backup1', 'backup2']) {
       expect(state.relays[id]?.length, `${id} has one relay (gateway side)`).toBe(1);
       expect(state.relays[id]?.[0]?.up.packetsForwarded).toBeGreaterThan(0);
@@ -89,8 +92,10 @@ describe('demo page', () => {
     expect(primary.up.packetsDroppedLoss + primary.down.packetsDroppedLoss).toBeGreaterThan(0);
     const dir = new URL('./screenshots/', import.meta.url);
     mkdirSync(dir, { recursive: true });
-    await page.screenshot({ path: new URL('demo.png', dir).pathname as `${string}.png` });
-    console.log(`[demo] timeline: ${(await text(page, '#timeline')).slice(0, 160)}; received ${await text(page, '#received')}, missed ${await text(page, '#missed')}`);
+    await page.screenshot({ path: new URL(`demo-${browserName}.png`, dir).pathname as `${string}.png` });
+    const origins = [...new Set(requested.map((u) => new URL(u).origin))];
+    expect(origins).toEqual([demo.url]);
+    console.log(`[${browserName}, demo] timeline: ${(await text(page, '#timeline')).slice(0, 160)}; received ${await text(page, '#received')}, missed ${await text(page, '#missed')}; ${requested.length} requests, to ${origins.join(', ')}`);
     await page.close();
   }, 60_000);
 

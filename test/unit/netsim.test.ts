@@ -7,6 +7,7 @@ import {
   TcpRelay,
   UdpRelay,
   candidateAddresses,
+  ownAddresses,
   rewriteCandidateLine,
   rewriteCandidates,
   validateImpairment,
@@ -139,6 +140,34 @@ describe('netsim settings validation', () => {
     expect(() => relay.set({ delayMs: 10 }, 'sideways' as never)).toThrowError(/direction/);
     expect(relay.impairment('down').delayMs).toBe(0);
   });
+
+  const own = ownAddresses()[0];
+  it(
+    own
+      ? "listens on this machine's own address where asked (a browser pairs with it), and the target sees the client there; never on another host's"
+      : "never listens on another host's address (this machine has no non-loopback IPv4 address: a relay on one of its own is not tried)",
+    async () => {
+      await expect(UdpRelay.start({ target: { host: LOOPBACK, port: 9 }, listenHost: '203.0.113.7' })).rejects.toThrowError(/address of this machine/);
+      if (!own) return;
+      const target = dgram.createSocket('udp4');
+      const client = dgram.createSocket('udp4');
+      cleanups.push(() => new Promise<void>((r) => target.close(() => r())), () => new Promise<void>((r) => client.close(() => r())));
+      const seenAt: string[] = [];
+      target.on('message', (msg, rinfo) => {
+        seenAt.push(rinfo.address);
+        target.send(msg, rinfo.port, rinfo.address);
+      });
+      await new Promise<void>((r) => target.bind(0, LOOPBACK, () => r()));
+      const relay = await UdpRelay.start({ target: { host: LOOPBACK, port: target.address().port }, listenHost: own });
+      cleanups.push(() => relay.close());
+      expect(relay.host).toBe(own);
+      const echoed = new Promise<string>((r) => client.once('message', (m) => r(m.toString())));
+      await new Promise<void>((r) => client.bind(0, own, () => r()));
+      client.send('ping', relay.port, own);
+      expect(await echoed).toBe('ping');
+      expect(seenAt).toEqual([own]);
+    },
+  );
 
   it('TcpRelay refuses lossPct and reorder', async () => {
     const relay = await TcpRelay.start({ target: { host: LOOPBACK, port: 9 } });
