@@ -32,7 +32,13 @@ export class ReceiverCore extends TypedEmitter<ReceiverEvents> {
   readonly #reports: ReceiverReports;
   readonly #silence: SilenceWatch;
   /** WELCOME's longest heartbeat interval (the silence limit's ceiling); 0 before the first. */
-  #welcomeIntervalMs = 0;
+  /**
+   * WELCOME's longest heartbeat interval; until a gateway named one, its default (1 s), so the
+   * silence limit before the first WELCOME is 4 s. At 0 it was 1 s, and a gateway handshaking
+   * 50 receivers at once on 2 cores left 7 of them without WELCOME for 1 s (a CI run): they
+   * took it for silence and dialed again.
+   */
+  #welcomeIntervalMs = 1_000;
   #maxFrameBytes: number;
 
   constructor(options: ReceiverCoreOptions) {

@@ -202,6 +202,34 @@ describe('receiver: a silent gateway (fake gateway, manual clock)', () => {
     own.rx.close();
   });
 
+  it('before the first WELCOME the gateway has 4 s to answer HELLO (its default heartbeat interval × 4), not 1 s', async () => {
+    const clock = new ManualClock();
+    let dials = 0;
+    const rx = new ReceiverCore({
+      endpointId: 'rx',
+      clock,
+      reconnect: { nextRetryDelayMs: () => 50 },
+      dial: () => {
+        dials++;
+        return Promise.resolve(MemoryTransport.pair()[1]);
+      },
+    });
+    void rx.connect().catch(() => undefined);
+    await settle();
+    for (let t = 0; t < 3_990; t += 10) {
+      clock.advance(10);
+      await settle();
+    }
+    expect(dials).toBe(1);
+    // silent at 4 s, then the 50 ms backoff
+    for (let t = 0; t < 100; t += 10) {
+      clock.advance(10);
+      await settle();
+    }
+    expect(dials).toBe(2);
+    rx.close();
+  });
+
   it('a gateway that was only stalled keeps its receiver: it speaks before the new link is up, which is closed unused (no HELLO)', async () => {
     const t = await fakeGateway();
     t.heartbeat(10);
