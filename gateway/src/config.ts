@@ -112,7 +112,7 @@ export const rateSchema = z
 export const webrtcSchema = z
   .strictObject({
     engine: z.enum(['node-datachannel', 'werift']).default('node-datachannel').describe('node-datachannel (native, faster) or werift (pure TypeScript). Both pass the same conformance suite.'),
-    bindAddress: z.string().min(1).optional().describe('Gather and bind only this address (e.g. 127.0.0.1); unset: every interface.'),
+    bindAddress: z.string().min(1).optional().describe('Gather and bind only this address (e.g. 127.0.0.1); unset: every interface. A stock Firefox cannot reach a gateway bound to loopback only: it pairs no loopback candidate with its own (non-loopback) ones.'),
     iceServers: z.array(z.string().regex(/^stun:[^\s]+:\d+$/)).max(8).default([]).describe('`stun:host:port` URLs. Empty by default: host candidates only, nothing leaves the machine.'),
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000).describe('How long ICE gathering and the data channels may take to come up.'),
     icePort: z.number().int().min(1).max(65_535).optional().describe(

@@ -5,47 +5,53 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { testCertificate } from '../helpers/certs.js';
-import { launchChromium, openReceiverPage, pageChunks, watchNetwork } from '../helpers/chromium.js';
+import { ownAddresses } from '../../netsim/index.js';
+import { BROWSERS, launchBrowser, watchPageNetwork } from '../helpers/browsers.js';
+import { openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { until } from '../helpers/poll.js';
 
 /**
- * The browser build of the SDK in real headless Chromium: WebRTC with the native
- * RTCPeerConnection (Chromium hides host candidates behind .local names; the gateway drops
- * them and the peer-reflexive 127.0.0.1 pair connects), and WebTransport through the
- * WebSocket tunnel to the gateway's HTTP/2 WebTransport (no HTTP/3 backend here).
+ * The browser build of the SDK in real headless browsers, stock Chromium and Firefox ESR:
+ * WebRTC with the native RTCPeerConnection (both hide host candidates behind .local names; the
+ * gateway drops them and the peer-reflexive pair connects), and WebTransport through the
+ * WebSocket tunnel to the gateway's HTTP/2 WebTransport (no HTTP/3 backend here), on a
+ * certificate the browser is told to trust.
+ *
+ * Firefox pairs no loopback candidate with its own host candidates: its gateway's ICE listens
+ * on this machine's own address (the packets never leave the machine); Chromium's on 127.0.0.1.
  */
-let gateway: Gateway;
-let server: RunningServer;
-let browser: Browser;
-let closeBrowser: () => Promise<void>;
-let certDir: string;
+describe.each(BROWSERS)('browser receiver SDK in headless %s', (browserName) => {
+  let gateway: Gateway;
+  let server: RunningServer;
+  let browser: Browser;
+  let closeBrowser: () => Promise<void>;
+  let certDir: string;
 
-beforeAll(async () => {
-  // a known certificate, so Chromium can be told to accept it for the wss:// tunnel
-  certDir = mkdtempSync(join(tmpdir(), 'mirrorstream-cert-'));
-  const { certFile, keyFile, spki } = await testCertificate(certDir);
-  gateway = createGateway({
-    logLevel: 'silent',
-    webrtc: { bindAddress: '127.0.0.1' },
-    webtransport: { certFile, keyFile },
+  beforeAll(async () => {
+    // a known certificate, so the browser can be told to accept it for the wss:// tunnel
+    certDir = mkdtempSync(join(tmpdir(), 'mirrorstream-cert-'));
+    const { certFile, keyFile, spki } = await testCertificate(certDir);
+    gateway = createGateway({
+      logLevel: 'silent',
+      webrtc: { bindAddress: browserName === 'firefox' ? (ownAddresses()[0] ?? '127.0.0.1') : '127.0.0.1' },
+      webtransport: { certFile, keyFile },
+    });
+    server = await serve(gateway, { apiKey: 'e2e-key-0123456789abcd', host: '127.0.0.1', port: 0 });
+    ({ browser, close: closeBrowser } = await launchBrowser(browserName, { trustSpki: spki }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await closeBrowser?.();
+    await gateway?.close();
+    await server?.close();
+    rmSync(certDir, { recursive: true, force: true });
   });
-  server = await serve(gateway, { apiKey: 'e2e-key-0123456789abcd', host: '127.0.0.1', port: 0 });
-  ({ browser, close: closeBrowser } = await launchChromium([`--ignore-certificate-errors-spki-list=${spki}`]));
-}, 60_000);
 
-afterAll(async () => {
-  await closeBrowser?.();
-  await gateway?.close();
-  await server?.close();
-  rmSync(certDir, { recursive: true, force: true });
-});
+  async function browserReceiver(endpointId: string, transports: string[], watch?: (page: Page) => Promise<void>) {
+    const { token } = await gateway.issueToken(endpointId);
+    return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token, transports, ...(watch ? { beforeLoad: watch } : {}) });
+  }
 
-async function browserReceiver(endpointId: string, transports: string[], urls?: string[]) {
-  const { token } = await gateway.issueToken(endpointId);
-  return openReceiverPage(browser, { gatewayUrl: server.url, endpointId, token, transports, ...(urls ? { beforeLoad: (page: Page) => watchNetwork(page, urls) } : {}) });
-}
-
-describe('browser receiver SDK in headless Chromium', () => {
   it.each([['webrtc'], ['webtransport']])('receives a stream over %s in order', async (transport) => {
     const id = `browser-${transport}`;
     gateway.createStream({ stream_id: id, endpoint_list: [id] });
@@ -66,19 +72,19 @@ describe('browser receiver SDK in headless Chromium', () => {
     for (const transport of ['webrtc', 'webtransport']) {
       const id = `browser-origins-${transport}`;
       gateway.createStream({ stream_id: id, endpoint_list: [id] });
-      const urls: string[] = [];
-      const page = await browserReceiver(id, [transport], urls);
+      let network: (() => Promise<string[]>) | undefined;
+      const page = await browserReceiver(id, [transport], async (p) => void (network = await watchPageNetwork(p)));
       await until(() => gateway.getStream(id).active.length === 1, 5_000, 'active');
       for (let i = 1; i <= 50; i++) await gateway.publish(id, `tick ${i}`);
       await until(async () => (await pageChunks(page)).length >= 50, 10_000, '50 chunks in the page', { everyMs: 50 });
       expect((await pageChunks(page)).length).toBe(50);
       // anything the library starts later (its periodic work: the first receiver report, 1 s in) shows up here too
       await until(() => gateway.endpointHealth(id).streams[0]?.receiver_report != null, 5_000, 'a receiver report from the page', { everyMs: 50 });
+      contacted.push(...((await network?.()) ?? []));
       await page.close();
-      contacted.push(...urls);
     }
     const origins = [...new Set(contacted.map((u) => new URL(u).origin))];
-    console.log(`[browser origins] ${contacted.length} requests and connections, to ${origins.join(', ')}`);
+    console.log(`[${browserName}, browser origins] ${contacted.length} requests and connections, to ${origins.join(', ')}`);
     expect(origins.filter((o) => new URL(o).hostname !== gatewayHost)).toEqual([]);
     expect(contacted.some((u) => u.endsWith('/sdk/mirrorstream-receiver.js'))).toBe(true);
   }, 60_000);

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { launchChromium } from './chromium.js';
 
 /**
@@ -18,8 +18,16 @@ export function firefoxPath(): string {
   return path;
 }
 
-export async function launchBrowser(name: BrowserName): Promise<{ browser: Browser; close: () => Promise<void> }> {
-  if (name === 'chromium') return launchChromium();
+export interface LaunchOptions {
+  /**
+   * Trust the test's own TLS certificate: Chromium by its public key's hash
+   * (`--ignore-certificate-errors-spki-list`), Firefox by WebDriver's `acceptInsecureCerts`.
+   */
+  trustSpki?: string;
+}
+
+export async function launchBrowser(name: BrowserName, o: LaunchOptions = {}): Promise<{ browser: Browser; close: () => Promise<void> }> {
+  if (name === 'chromium') return launchChromium(o.trustSpki ? [`--ignore-certificate-errors-spki-list=${o.trustSpki}`] : []);
   const profile = mkdtempSync(join(tmpdir(), 'mirrorstream-firefox-'));
   const browser = await puppeteer.launch({
     browser: 'firefox',
@@ -27,6 +35,7 @@ export async function launchBrowser(name: BrowserName): Promise<{ browser: Brows
     headless: true,
     userDataDir: profile,
     // no preferences of ours: puppeteer's own automation profile, WebRTC as any user has it
+    ...(o.trustSpki ? { acceptInsecureCerts: true } : {}),
   });
   return {
     browser,
@@ -35,4 +44,23 @@ export async function launchBrowser(name: BrowserName): Promise<{ browser: Brows
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Every URL the page requests or connects to, in any browser: HTTP requests as the browser
+ * reports them, WebSocket and WebTransport connections as the page's own code opens them (the
+ * constructors wrapped before anything loads). Read them with `networkOf(page)` before it closes.
+ */
+export async function watchPageNetwork(page: Page): Promise<() => Promise<string[]>> {
+  const requested: string[] = [];
+  page.on('request', (r) => void requested.push(r.url()));
+  await page.evaluateOnNewDocument(`(() => {
+    const seen = (window.__connections = []);
+    for (const name of ['WebSocket', 'WebTransport']) {
+      const Native = window[name];
+      if (typeof Native !== 'function') continue;
+      window[name] = new Proxy(Native, { construct(target, args) { seen.push(String(args[0])); return Reflect.construct(target, args); } });
+    }
+  })()`);
+  return async () => [...requested, ...((await page.evaluate('window.__connections || []')) as string[])];
 }
