@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { ownAddresses } from '../../netsim/index.js';
 import { launchChromium } from './chromium.js';
 
 /**
@@ -11,6 +12,15 @@ import { launchChromium } from './chromium.js';
  */
 export const BROWSERS = ['chromium', 'firefox'] as const;
 export type BrowserName = (typeof BROWSERS)[number];
+
+/**
+ * Where a test gateway's ICE listens for this browser. Firefox pairs no loopback candidate with
+ * its own (non-loopback, `.local`) host candidates: for it, this machine's own address (the
+ * packets never leave the machine); for Chromium, 127.0.0.1.
+ */
+export function iceBindAddress(name: BrowserName): string {
+  return name === 'firefox' ? (ownAddresses()[0] ?? '127.0.0.1') : '127.0.0.1';
+}
 
 export function firefoxPath(): string {
   const path = process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr';
