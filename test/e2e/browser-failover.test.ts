@@ -99,9 +99,9 @@ describe.each(BROWSERS)('%s', (browserName) => {
           `hedges ${JSON.stringify(hedges.map((e) => `${e.kind} ${e.by} for ${e.for}`))}; switches ${switches.map((x) => `${x.from}->${x.to}:${x.reason}`).join(', ')}`,
       );
       if (browserName === 'firefox') {
-        // the close is heard at once: no silence to hedge over
+        // the close is heard at once: the switch is the gateway's verdict on a closed connection
+        // (a hedge for p1 may still have begun in a silence of its own, before or just after the close)
         expect(away?.reason).toBe('disconnected');
-        expect(hedges.filter((e) => e.for === 'p1')).toEqual([]);
         return;
       }
       // a closed page goes silent (no goodbye): hedging on, a standby hedged for p1 and that hedge
