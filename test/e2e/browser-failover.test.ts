@@ -99,9 +99,10 @@ describe.each(BROWSERS)('%s', (browserName) => {
           `hedges ${JSON.stringify(hedges.map((e) => `${e.kind} ${e.by} for ${e.for}`))}; switches ${switches.map((x) => `${x.from}->${x.to}:${x.reason}`).join(', ')}`,
       );
       if (browserName === 'firefox') {
-        // the close is heard at once: the switch is the gateway's verdict on a closed connection
-        // (a hedge for p1 may still have begun in a silence of its own, before or just after the close)
-        expect(away?.reason).toBe('disconnected');
+        // the close is heard (11-27 ms): the switch is the verdict on the closed connection, or,
+        // hedging on, a hedge whose silence limit (15-30 ms) ran out first (a CI run: 34 ms after
+        // the close, committed at 42 ms); never the heartbeat detector's slower verdict
+        expect(hedge ? ['disconnected', 'hedge-commit'] : ['disconnected']).toContain(away?.reason);
         return;
       }
       // a closed page goes silent (no goodbye): hedging on, a standby hedged for p1 and that hedge
