@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type HedgeEvent, type RunningServer, type SwitchEvent } from '../../gateway/src/index.js';
-import { BROWSERS, iceBindAddress, launchBrowser } from '../helpers/browsers.js';
+import { BROWSERS, browserFacingAddress, launchBrowser } from '../helpers/browsers.js';
 import { openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { until } from '../helpers/poll.js';
 
@@ -30,7 +30,7 @@ describe.each(BROWSERS)('%s', (browserName) => {
     let gateway: Gateway;
     let server: RunningServer;
     beforeAll(async () => {
-      gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: iceBindAddress(browserName) }, webtransport: { enabled: false }, failover: { hedge } });
+      gateway = createGateway({ logLevel: 'silent', webrtc: { bindAddress: browserFacingAddress(browserName) }, webtransport: { enabled: false }, failover: { hedge } });
       server = await serve(gateway, { apiKey: 'e2e-key-0123456789abcd', host: '127.0.0.1', port: 0 });
     });
     afterAll(async () => {

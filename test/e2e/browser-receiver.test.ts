@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { testCertificate } from '../helpers/certs.js';
-import { BROWSERS, iceBindAddress, launchBrowser, watchPageNetwork } from '../helpers/browsers.js';
+import { BROWSERS, browserFacingAddress, launchBrowser, watchPageNetwork } from '../helpers/browsers.js';
 import { openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { until } from '../helpers/poll.js';
 
@@ -32,7 +32,7 @@ describe.each(BROWSERS)('browser receiver SDK in headless %s', (browserName) => 
     const { certFile, keyFile, spki } = await testCertificate(certDir);
     gateway = createGateway({
       logLevel: 'silent',
-      webrtc: { bindAddress: iceBindAddress(browserName) },
+      webrtc: { bindAddress: browserFacingAddress(browserName) },
       webtransport: { certFile, keyFile },
     });
     server = await serve(gateway, { apiKey: 'e2e-key-0123456789abcd', host: '127.0.0.1', port: 0 });

@@ -1,28 +1,29 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
 import { testCertificate, type TestCertificate } from '../helpers/certs.js';
 import { runCli } from '../helpers/cli.js';
-import { launchChromium, openReceiverPage, pageChunks, watchNetwork } from '../helpers/chromium.js';
+import { BROWSERS, browserFacingAddress, launchBrowser, watchPageNetwork, type BrowserName } from '../helpers/browsers.js';
+import { openReceiverPage, pageChunks } from '../helpers/chromium.js';
 import { freePort, startNats, type NatsServer } from '../helpers/nats.js';
-import { startNginx, type Nginx } from '../helpers/nginx.js';
+import { renderDeployConfig, startNginx, type Nginx } from '../helpers/nginx.js';
 import { eventually, until } from '../helpers/poll.js';
 
 /**
  * One public origin: Debian's nginx runs deploy/nginx/nginx.conf (only the addresses and the
  * certificate paths swapped) with a test certificate in front of two gateway instances on one
- * nats-server (JetStream), as docker-compose.yml deploys them; Chromium trusts nginx's
- * certificate only, not the gateways' WebTransport certificates. A page on https://<nginx>
+ * nats-server (JetStream), as docker-compose.yml deploys them. Chromium trusts nginx's
+ * certificate only, not the gateways' WebTransport certificates; Firefox is told to accept
+ * certificates it cannot verify (WebDriver's acceptInsecureCerts), so that every URL a page
+ * contacts is the origin is checked from the page's own network. A page on https://<nginx>
  * receives over WebRTC through /gw1, one over the WebSocket tunnel through /gw2, the producer's
  * API goes through /. Then instance 1 drains: / answers from instance 2, and the WebRTC page
  * moves to /gw2 (GOAWAY) and goes on.
  */
-const DEPLOY = join(dirname(fileURLToPath(import.meta.url)), '../../deploy/nginx');
 const API_KEY = 'nginx-e2e-key-0123456789';
 
 let dir: string;
@@ -34,24 +35,6 @@ let nginx: Nginx;
 let origin: string;
 let browser: Browser;
 let closeBrowser: () => Promise<void>;
-
-/** deploy/nginx/nginx.conf with this test's addresses; each swap must find its line, so the file cannot drift from the test. */
-function renderConfig(gatewayPorts: [number, number], nginxPort: number): string {
-  let config = readFileSync(join(DEPLOY, 'nginx.conf'), 'utf8');
-  const swaps: [string, string][] = [
-    ['gateway1:8080', `127.0.0.1:${gatewayPorts[0]}`],
-    ['gateway2:8080', `127.0.0.1:${gatewayPorts[1]}`],
-    ['listen 443 ssl;', `listen 127.0.0.1:${nginxPort} ssl;`],
-    ['/etc/nginx/certs/fullchain.pem', cert.certFile],
-    ['/etc/nginx/certs/privkey.pem', cert.keyFile],
-    ['include mirrorstream-proxy.conf;', `include ${join(DEPLOY, 'mirrorstream-proxy.conf')};`],
-  ];
-  for (const [from, to] of swaps) {
-    if (!config.includes(from)) throw new Error(`deploy/nginx/nginx.conf has no "${from}"`);
-    config = config.replaceAll(from, to);
-  }
-  return config;
-}
 
 /** A request to the public origin from Node, trusting the test certificate. */
 function viaOrigin(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
@@ -94,7 +77,8 @@ async function publish(streamId: string, chunks: unknown[], key: string): Promis
   );
 }
 
-beforeAll(async () => {
+async function setUp(browserName: BrowserName): Promise<void> {
+  publishRetries = 0;
   dir = mkdtempSync(join(tmpdir(), 'mirrorstream-nginx-'));
   cert = await testCertificate(dir);
   nats = await startNats();
@@ -103,7 +87,7 @@ beforeAll(async () => {
   const instance = (): Gateway =>
     createGateway({
       logLevel: 'silent',
-      webrtc: { bindAddress: '127.0.0.1' },
+      webrtc: { bindAddress: browserFacingAddress(browserName) },
       trustProxy: ['loopback'],
       tokens: { secret: 'nginx-e2e-token-secret-0123456789abcdef' },
       log: { kind: 'jetstream', nats: { servers: [nats.url], prefix: 'ngx', requestTimeoutMs: 2_000 } },
@@ -112,19 +96,19 @@ beforeAll(async () => {
   await Promise.all(gateways.map((g) => g.start()));
   servers = [await serve(gateways[0], { apiKey: API_KEY, host: '127.0.0.1', port: 0 }), await serve(gateways[1], { apiKey: API_KEY, host: '127.0.0.1', port: 0 })];
   const nginxPort = await freePort();
-  nginx = await startNginx(dir, renderConfig([servers[0].port, servers[1].port], nginxPort), nginxPort);
+  nginx = await startNginx(dir, renderDeployConfig([servers[0].port, servers[1].port], nginxPort, cert), nginxPort);
   origin = `https://127.0.0.1:${nginxPort}`;
-  ({ browser, close: closeBrowser } = await launchChromium([`--ignore-certificate-errors-spki-list=${cert.spki}`]));
-}, 60_000);
+  ({ browser, close: closeBrowser } = await launchBrowser(browserName, { trustSpki: cert.spki }));
+}
 
-afterAll(async () => {
+async function tearDown(): Promise<void> {
   await closeBrowser?.();
   await nginx?.close();
   for (const g of gateways ?? []) await g.close();
   for (const s of servers ?? []) await s.close();
   await nats?.close();
   rmSync(dir, { recursive: true, force: true });
-});
+}
 
 /** The instance whose connection serves `endpointId` uses `transport` for it (a prefix reached its own instance). */
 function servedBy(g: Gateway, endpointId: string, transport: string): boolean {
@@ -143,15 +127,19 @@ async function allChunks(page: Page, total: number): Promise<number[]> {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-describe('one public origin behind nginx (TLS at nginx), two instances', () => {
-  it('Chromium on https:// receives over WebRTC (/gw1) and the tunnel (/gw2); instance 1 drains: / answers from instance 2, the WebRTC page moves to /gw2; mirrorstream publish streams in through /; every URL it contacts is the origin', async () => {
+describe.each(BROWSERS)('one public origin behind nginx (TLS at nginx), two instances, %s', (browserName) => {
+  beforeAll(() => setUp(browserName), 60_000);
+  afterAll(tearDown);
+
+  it('a page on https:// receives over WebRTC (/gw1) and the tunnel (/gw2); instance 1 drains: / answers from instance 2, the WebRTC page moves to /gw2; mirrorstream publish streams in through /; every URL it contacts is the origin', async () => {
     const created = await viaOrigin('POST', '/v1/streams', { stream_id: 'behind-nginx', mode: 'mirror', endpoint_list: ['rtc', 'tunnel'] });
     expect(created.status).toBe(201);
-    const urls: string[] = [];
+    let rtcNetwork: (() => Promise<string[]>) | undefined;
+    let tunnelNetwork: (() => Promise<string[]>) | undefined;
     const { token: rtcToken } = await gateways[0].issueToken('rtc');
     const { token: tunnelToken } = await gateways[0].issueToken('tunnel');
-    const rtcPage = await openReceiverPage(browser, { gatewayUrl: [`${origin}/gw1`, `${origin}/gw2`], endpointId: 'rtc', token: rtcToken, transports: ['webrtc'], beforeLoad: (page) => watchNetwork(page, urls) });
-    const tunnelPage = await openReceiverPage(browser, { gatewayUrl: `${origin}/gw2`, endpointId: 'tunnel', token: tunnelToken, transports: ['webtransport'], beforeLoad: (page) => watchNetwork(page, urls) });
+    const rtcPage = await openReceiverPage(browser, { gatewayUrl: [`${origin}/gw1`, `${origin}/gw2`], endpointId: 'rtc', token: rtcToken, transports: ['webrtc'], beforeLoad: async (page) => void (rtcNetwork = await watchPageNetwork(page)) });
+    const tunnelPage = await openReceiverPage(browser, { gatewayUrl: `${origin}/gw2`, endpointId: 'tunnel', token: tunnelToken, transports: ['webtransport'], beforeLoad: async (page) => void (tunnelNetwork = await watchPageNetwork(page)) });
     expect(await rtcPage.evaluate(() => (window as unknown as { transport: string }).transport)).toBe('webrtc');
     expect(await tunnelPage.evaluate(() => (window as unknown as { transport: string }).transport)).toBe('webtransport');
     // each prefix reached its own instance
@@ -196,14 +184,16 @@ describe('one public origin behind nginx (TLS at nginx), two instances', () => {
     const deleteLine = / "DELETE \/gw2\/v1\/endpoints\/rtc\/webrtc\/[\w-]+ HTTP\/1\.1" (204|404) /;
     await rtcPage.evaluate(() => (window as unknown as { rx: { close(): void } }).rx.close());
     await until(async () => (await nginx.accessLog()).some((l) => deleteLine.test(l)), 5_000, 'the DELETE in nginx\'s access log', { everyMs: 50 });
+    const urls = [...((await rtcNetwork?.()) ?? []), ...((await tunnelNetwork?.()) ?? [])];
     await rtcPage.close();
     await tunnelPage.close();
 
     const origins = [...new Set(urls.map((u) => new URL(u).origin))].sort();
     const nginxPort = new URL(origin).port;
-    console.log(`[nginx origin] Chromium made ${urls.length} requests and connections, to ${origins.join(', ')}; ${batch} producer batches, ${publishRetries} retried after a 503`);
+    console.log(`[nginx origin, ${browserName}] the pages made ${urls.length} requests and connections, to ${origins.join(', ')}; ${batch} producer batches, ${publishRetries} retried after a 503`);
     expect(origins).toEqual([origin, `wss://127.0.0.1:${nginxPort}`]);
     // one slash: the bundle's tunnel joins host and path without a second one (scripts/build-browser.ts)
+    expect(urls.filter((u) => u.startsWith('wss:')).length).toBeGreaterThan(0);
     expect(urls.filter((u) => u.startsWith('wss:')).every((u) => /^wss:\/\/127\.0\.0\.1:\d+\/gw2\/v1\/wt\?ticket=/.test(u))).toBe(true);
     expect(urls.some((u) => u === `${origin}/gw1/sdk/mirrorstream-receiver.js`)).toBe(true);
     // nginx's own account (a WebSocket is logged once it closed): the tunnel upgraded (101), the

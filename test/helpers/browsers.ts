@@ -14,11 +14,12 @@ export const BROWSERS = ['chromium', 'firefox'] as const;
 export type BrowserName = (typeof BROWSERS)[number];
 
 /**
- * Where a test gateway's ICE listens for this browser. Firefox pairs no loopback candidate with
+ * The address on this machine that a test offers this browser for WebRTC: where a test
+ * gateway's ICE listens, or a netsim relay in the path. Firefox pairs no loopback candidate with
  * its own (non-loopback, `.local`) host candidates: for it, this machine's own address (the
  * packets never leave the machine); for Chromium, 127.0.0.1.
  */
-export function iceBindAddress(name: BrowserName): string {
+export function browserFacingAddress(name: BrowserName): string {
   return name === 'firefox' ? (ownAddresses()[0] ?? '127.0.0.1') : '127.0.0.1';
 }
 

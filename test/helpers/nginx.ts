@@ -1,9 +1,35 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestCertificate } from './certs.js';
 import { until } from './poll.js';
+
+const DEPLOY = join(dirname(fileURLToPath(import.meta.url)), '../../deploy/nginx');
+
+/**
+ * deploy/nginx/nginx.conf with a test's addresses: /gw1 and /gw2 to the two gateway ports (the
+ * same port twice for one gateway), nginx on 127.0.0.1:`nginxPort` with the test certificate.
+ * Each swap must find its line, so the file cannot drift from the tests.
+ */
+export function renderDeployConfig(gatewayPorts: [number, number], nginxPort: number, cert: Pick<TestCertificate, 'certFile' | 'keyFile'>): string {
+  let config = readFileSync(join(DEPLOY, 'nginx.conf'), 'utf8');
+  const swaps: [string, string][] = [
+    ['gateway1:8080', `127.0.0.1:${gatewayPorts[0]}`],
+    ['gateway2:8080', `127.0.0.1:${gatewayPorts[1]}`],
+    ['listen 443 ssl;', `listen 127.0.0.1:${nginxPort} ssl;`],
+    ['/etc/nginx/certs/fullchain.pem', cert.certFile],
+    ['/etc/nginx/certs/privkey.pem', cert.keyFile],
+    ['include mirrorstream-proxy.conf;', `include ${join(DEPLOY, 'mirrorstream-proxy.conf')};`],
+  ];
+  for (const [from, to] of swaps) {
+    if (!config.includes(from)) throw new Error(`deploy/nginx/nginx.conf has no "${from}"`);
+    config = config.replaceAll(from, to);
+  }
+  return config;
+}
 
 /** NGINX, else Debian's (/usr/sbin, which a user's PATH may lack). */
 const BIN = process.env.NGINX ?? ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p));
