@@ -92,6 +92,26 @@ describe('WebTransport tunnel on the HTTP port', () => {
     await until(async () => (await again()).status === 201, 5_000, 'a new ticket after the relay ended', { everyMs: 250 });
   });
 
+  it('a relay whose hop to the listener fails (the listener presents another certificate) answers 503 MS_TRANSPORT_CLOSED and gives the ticket back at once', async () => {
+    ({ gateway, server } = await startGateway('node-datachannel', { limits: { sessionsPerEndpoint: 1 } }));
+    const t = await ticket(gateway, server, 'tun6');
+    // the listener's certificate as the relay expects it, one byte off: the real TLS hop fails its pin
+    const target = gateway.webTransportTunnelTarget.bind(gateway);
+    gateway.webTransportTunnelTarget = async (path) => {
+      const real = await target(path);
+      const pin = Uint8Array.from(real.certificateSha256);
+      pin[0] = (pin[0] ?? 0) ^ 0xff;
+      return { ...real, certificateSha256: pin };
+    };
+    const failed = await upgrade(server.url, t.tunnel_path);
+    expect([failed.status, errorCode(failed)]).toEqual([503, 'MS_TRANSPORT_CLOSED']);
+    expect(failed.body).toContain('another certificate');
+    // no wait: the slot (sessionsPerEndpoint 1) is free as soon as the refusal is out
+    const { token } = await gateway.issueToken('tun6');
+    const next = await fetch(`${server.url}/v1/endpoints/tun6/webtransport`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(next.status).toBe(201);
+  });
+
   it('refuses with a coded JSON error: a made-up ticket, not a WebSocket, a closing gateway', async () => {
     ({ gateway, server } = await startGateway('node-datachannel'));
     // before any ticket (no listener yet) and after one
