@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
-import { createGateway, serve, type Gateway, type RunningServer } from '../../gateway/src/index.js';
+import { createGateway, serve, type Gateway } from '../../gateway/src/index.js';
 import { BROWSERS, launchBrowser, watchPageNetwork, type BrowserName } from '../helpers/browsers.js';
 import { testCertificate, type TestCertificate } from '../helpers/certs.js';
 import { freePort } from '../helpers/nats.js';
