@@ -1,6 +1,8 @@
 /**
- * mirrorstream demo: a gateway, a synthetic market feed (ticks at 50/s), and a page (/demo/)
- * that runs three receivers with the browser SDK. Each viewer gets its own failover stream
+ * mirrorstream demo: a gateway, two synthetic feeds, and a page for each that runs three
+ * receivers with the browser SDK: market ticks at 50/s (/demo/), and live video (/demo/video/:
+ * VP8 in three layers from Debian's ffmpeg, video-source.ts, on a stream with the `layers`
+ * overflow policy, played with the SDK's VideoPlayer). Each viewer gets its own failover stream
  * with its own three endpoints (deleted when the page has been gone for a while), state as
  * server-sent events, and each receiver's WebRTC path runs through netsim relays its
  * sliders control (loss, delay, rate cap, kill).
@@ -21,8 +23,17 @@ import express from 'express';
 import { createGateway, createHttpApp, createMetrics, type Gateway } from '../gateway/src/index.js';
 import { toHttpError } from '../gateway/src/http/errors.js';
 import { ImpairedLink, loopbackHostCandidates, ownAddresses, type Impairment } from '../netsim/index.js';
+import { startVideoSource, type VideoSource } from './video-source.js';
 
 const ENDPOINTS = ['primary', 'backup1', 'backup2'] as const;
+const FEEDS = ['ticks', 'video'] as const;
+type Feed = (typeof FEEDS)[number];
+/**
+ * The video stream's overflow policy: an endpoint whose oldest unsent frame waits longer than
+ * this drops a layer (the player shows pictures 250 ms after they arrive, so a wait of this
+ * much still plays on time), and climbs back by one per 2 s of small backlog.
+ */
+export const VIDEO_MAX_BACKLOG_MS = 150;
 type Role = (typeof ENDPOINTS)[number];
 /** Viewers at once; each has its own stream, three endpoints and six relays at most. */
 const MAX_VIEWERS = 20;
@@ -43,6 +54,7 @@ export interface DemoOptions {
 /** One viewer's page: its own stream and endpoints, relays and kill switches. */
 interface Viewer {
   readonly id: string;
+  readonly feed: Feed;
   readonly stream: string;
   readonly links: Map<Role, ImpairedLink>;
   readonly killed: Set<Role>;
@@ -79,9 +91,11 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
     clearTimeout(v.cleanup);
     await Promise.resolve(gateway.deleteStream(v.stream)).catch(() => undefined);
     for (const l of v.links.values()) await l.close();
+    if (v.feed === 'video' && ![...viewers.values()].some((w) => w.feed === 'video')) await stopVideo();
   };
   const state = (v: Viewer): unknown => ({
     session: v.id,
+    feed: v.feed,
     stream: gateway.streamHealth(v.stream),
     endpoints: ENDPOINTS.map((r) => gateway.endpointHealth(endpointId(v, r))),
     // relay counters: every packet of a path crosses its relay (the e2e test checks them)
@@ -90,19 +104,36 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
 
   demo.use('/', express.static(fileURLToPath(new URL('./page/', import.meta.url))));
   // a new viewer: its own stream on the shared feed, cleaned up when its page goes away
-  demo.post('/api/session', async (_req, res) => {
+  demo.post('/api/session', async (req, res) => {
+    const feed = String(req.query.feed ?? 'ticks');
+    if (!(FEEDS as readonly string[]).includes(feed)) {
+      res.status(400).json({ error: { code: 'MS_BAD_REQUEST', message: `feed must be one of ${FEEDS.join(', ')}` } });
+      return;
+    }
     if (viewers.size >= MAX_VIEWERS) {
       res.status(429).set('retry-after', '30').json({ error: { code: 'MS_RATE_LIMITED', message: `the demo serves ${MAX_VIEWERS} viewers at once` } });
       return;
     }
     const id = randomBytes(4).toString('hex');
-    const v: Viewer = { id, stream: `ticks-${id}`, links: new Map(), killed: new Set(), impairments: new Map(), watchers: 0, cleanup: undefined };
+    const v: Viewer = { id, feed: feed as Feed, stream: `${feed}-${id}`, links: new Map(), killed: new Set(), impairments: new Map(), watchers: 0, cleanup: undefined };
+    if (v.feed === 'video') {
+      try {
+        startVideo();
+      } catch (error) {
+        res.status(503).json({ error: { code: 'MS_TRANSPORT_UNAVAILABLE', message: `the video source cannot start: ${(error as Error).message}` } });
+        return;
+      }
+    }
     viewers.set(v.id, v);
     // no event stream within the grace (the page never loaded): dropped like a closed one
     v.cleanup = setTimeout(() => void drop(v), graceMs);
-    gateway.createStream({ stream_id: v.stream, endpoint_list: ENDPOINTS.map((r) => endpointId(v, r)) });
+    gateway.createStream({
+      stream_id: v.stream,
+      endpoint_list: ENDPOINTS.map((r) => endpointId(v, r)),
+      ...(v.feed === 'video' ? { policy: { overflow: 'layers', max_backlog_ms: VIDEO_MAX_BACKLOG_MS } } : {}),
+    });
     const tokens = Object.fromEntries(await Promise.all(ENDPOINTS.map(async (r) => [r, (await gateway.issueToken(endpointId(v, r), { ttl_s: 86_400 })).token] as const)));
-    res.status(201).json({ session: v.id, stream: v.stream, endpoints: ENDPOINTS, ids: Object.fromEntries(ENDPOINTS.map((r) => [r, endpointId(v, r)])), tokens });
+    res.status(201).json({ session: v.id, feed: v.feed, stream: v.stream, endpoints: ENDPOINTS, ids: Object.fromEntries(ENDPOINTS.map((r) => [r, endpointId(v, r)])), tokens });
   });
   // the page's state as a stream of server-sent events, twice a second
   demo.get('/api/:session/events', (req, res) => {
@@ -176,8 +207,25 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
   const feed = setInterval(() => {
     px = Math.max(1, px * (1 + (Math.random() - 0.5) * 0.002));
     const tick = JSON.stringify({ sym: 'ACME', px: Number(px.toFixed(3)), n: ++n, t: Date.now() });
-    for (const v of viewers.values()) void gateway.publish(v.stream, tick, { key: 'ACME', waitMs: 0 }).catch(() => undefined);
+    for (const v of viewers.values()) if (v.feed === 'ticks') void gateway.publish(v.stream, tick, { key: 'ACME', waitMs: 0 }).catch(() => undefined);
   }, 20);
+
+  // the video source runs while a video viewer is there; a picture's layers go out as one batch
+  let video: VideoSource | undefined;
+  function startVideo(): void {
+    video ??= startVideoSource((picture) => {
+      const chunks = picture.map((p) => ({ payload: p.payload, layer: p.layer }));
+      for (const v of viewers.values()) if (v.feed === 'video') void gateway.publishBatch(v.stream, chunks, { waitMs: 0 }).catch(() => undefined);
+    }, (message) => {
+      console.error(`mirrorstream demo: the video source stopped: ${message}`);
+      video = undefined;
+    });
+  }
+  async function stopVideo(): Promise<void> {
+    const source = video;
+    video = undefined;
+    await source?.close();
+  }
 
   const { createServer } = await import('node:http');
   const server = createServer(root);
@@ -190,6 +238,7 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
     close: async () => {
       clearInterval(feed);
       for (const v of [...viewers.values()]) await drop(v);
+      await stopVideo();
       metrics.close();
       await gateway.close();
       await new Promise<void>((resolve) => {
@@ -202,6 +251,6 @@ export async function startDemo(port = 0, host = '127.0.0.1', options: DemoOptio
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const demo = await startDemo(Number(process.env.MIRRORSTREAM_DEMO_PORT ?? 8090));
-  console.log(`mirrorstream demo: ${demo.url}/demo/`);
+  console.log(`mirrorstream demo: ${demo.url}/demo/ (market ticks) and ${demo.url}/demo/video/ (live video)`);
   process.on('SIGINT', () => void demo.close().then(() => process.exit(0)));
 }

@@ -9,3 +9,6 @@ export * from './receiver.js';
 export * from './transports/webrtc.js';
 export * from './transports/webtransport.js';
 export * from './webrtc-receiver.js';
+export * from './video/frame-chunk.js';
+export * from './video/layer-playout.js';
+export * from './video/player.js';

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'puppeteer-core';
 import { startDemo, type Demo } from '../../demo/server.js';
-import { BROWSERS, launchBrowser } from '../helpers/browsers.js';
+import { BROWSERS, launchBrowser, setViewportSize } from '../helpers/browsers.js';
 import { until } from '../helpers/poll.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -41,7 +41,7 @@ describe.each(BROWSERS)('demo page in %s', (browserName) => {
     const page = await browser.newPage();
     const requested: string[] = [];
     page.on('request', (r) => void requested.push(r.url()));
-    await page.setViewport({ width: 1360, height: 1000 });
+    await setViewportSize(page, 1360, 1000);
     await page.goto(`${demo.url}/demo/`);
     // live: chunks flowing and the primary active (if a backup connected first, the primary
     // takes over after its stable period)
@@ -130,5 +130,8 @@ describe.each(BROWSERS)('demo page in %s', (browserName) => {
     const unknown = await post('no-such-session/impair/primary', '{}');
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('MS_STREAM_NOT_FOUND');
+    const noSuchFeed = await fetch(`${demo.url}/demo/api/session?feed=radio`, { method: 'POST' });
+    expect(noSuchFeed.status).toBe(400);
+    expect(((await noSuchFeed.json()) as { error: { code: string } }).error.code).toBe('MS_BAD_REQUEST');
   });
 });

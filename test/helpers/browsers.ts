@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { ownAddresses } from '../../netsim/index.js';
 import { launchChromium } from './chromium.js';
+import { until } from './poll.js';
 
 /**
  * The browsers the browser e2e tests run in: Debian's Chromium (over the DevTools protocol)
@@ -74,4 +75,20 @@ export async function watchPageNetwork(page: Page): Promise<() => Promise<string
     }
   })()`);
   return async () => [...requested, ...((await page.evaluate('window.__connections || []')) as string[])];
+}
+
+/**
+ * Set the page's viewport in any browser. puppeteer-core sends WebDriver BiDi's viewport and
+ * screen-orientation commands together; a Firefox ESR without the second (140 has none) refuses
+ * it though the viewport command goes through (it took within 300 ms when tried): that one
+ * refusal is let through once the page has the size.
+ */
+export async function setViewportSize(page: Page, width: number, height: number): Promise<void> {
+  try {
+    await page.setViewport({ width, height });
+  } catch (error) {
+    if (!String(error).includes('setScreenOrientationOverride')) throw error;
+    const size = async (): Promise<string> => ((await page.evaluate('[window.innerWidth, window.innerHeight]')) as number[]).join('×');
+    await until(async () => (await size()) === `${width}×${height}`, 2_000, `viewport ${width}×${height} (after ${String(error).slice(0, 120)})`, { everyMs: 50, state: size });
+  }
 }

@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   // receiver SDK
   MS_LISTENER_ERROR: 'an application event listener threw (the SDK went on)',
   MS_TRANSPORT_UNAVAILABLE: 'this transport cannot be used here: its library is not installed',
+  MS_VIDEO_FRAME_INVALID: 'a chunk is not a video frame chunk this SDK can read',
   // durable log
   MS_LOG_UNAVAILABLE: 'the stream log (NATS JetStream) is unavailable; nothing was acknowledged: retry',
 } as const;
