@@ -95,6 +95,9 @@ export async function startPaths({ feed, onChunk, onState }) {
       $('.loss', el).textContent = e.metrics.loss_ratio?.value !== undefined ? `${(e.metrics.loss_ratio.value * 100).toFixed(1)} %` : '–';
       $('.rate', el).textContent = `${(e.delivered_bytes_per_sec / 1000).toFixed(1)} kB/s`;
       $('.count', el).textContent = String(p.count);
+      const layerCap = $('.layerCap', el);
+      // the gateway's layers policy: the highest layer this endpoint gets now (null: all)
+      if (layerCap) layerCap.textContent = e.role === 'active' ? (e.layer_cap === null ? 'all' : String(e.layer_cap)) : '–';
       p.history.push(e.metrics.rtt_ms?.value ?? 0);
       if (p.history.length > 120) p.history.shift();
       drawLine($('.spark', el), p.history, '#5aa9ff', 'rgba(90,169,255,.12)');

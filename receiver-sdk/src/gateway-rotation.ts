@@ -20,7 +20,10 @@ export interface Route<T extends string = string> {
  *   gateway, its next transport.
  * A failed round starts over from the first pair. A pair that cannot work here
  * (MS_TRANSPORT_UNAVAILABLE: no library for it, or no path a browser can trust) steps aside:
- * it is not dialed again, and the next connection says so once (`asideNote`).
+ * it is not dialed again, and the next connection says so once (`asideNote`). With a `known`
+ * map shared by the receivers of one page or process, a later receiver starts with those pairs
+ * aside instead of learning it again (a WebTransport ticket and its give-back are two signaling
+ * requests each time, and signaling is rate-limited per address).
  */
 export class GatewayRotation<T extends string = string> {
   readonly #routes: readonly Route<T>[];
@@ -35,10 +38,17 @@ export class GatewayRotation<T extends string = string> {
   /** Why routes stepped aside, not told yet. */
   #untold: string[] = [];
 
-  constructor(urls: readonly string[], transports: readonly T[], dialerFor: (url: string, transport: T) => Dialer) {
+  readonly #known: Map<string, MirrorstreamError> | undefined;
+
+  constructor(urls: readonly string[], transports: readonly T[], dialerFor: (url: string, transport: T) => Dialer, known?: Map<string, MirrorstreamError>) {
     if (urls.length === 0) throw new TypeError('gatewayUrl: give at least one URL');
     this.#urls = [...urls];
     this.#routes = urls.flatMap((url) => transports.map((transport) => ({ url, transport, dial: dialerFor(url, transport) })));
+    this.#known = known;
+    this.#routes.forEach((route, at) => {
+      const error = known?.get(routeKey(route));
+      if (error) this.#stepAside(at, error, ' (learned earlier here)');
+    });
   }
 
   /** The route of the current (or last) connection. */
@@ -67,8 +77,8 @@ export class GatewayRotation<T extends string = string> {
         // a transport that cannot work here will not come back: report it only if every transport is like that
         if (error instanceof MirrorstreamError && error.code === 'MS_TRANSPORT_UNAVAILABLE') {
           unavailable ??= error;
-          this.#aside.set(at, error);
-          this.#untold.push(`${route.transport} at ${route.url} stepped aside: ${error.message}`);
+          this.#stepAside(at, error, '');
+          this.#known?.set(routeKey(route), error);
         }
         // a gateway that said when to come back (MS_OVERLOADED's Retry-After) is the one to wait for
         else if (!(retryAfterOf(lastError) > retryAfterOf(error))) lastError = error;
@@ -77,6 +87,12 @@ export class GatewayRotation<T extends string = string> {
     this.#start = 0;
     throw lastError ?? unavailable;
   };
+
+  #stepAside(at: number, error: MirrorstreamError, how: string): void {
+    const route = this.#routes[at] as Route<T>;
+    this.#aside.set(at, error);
+    this.#untold.push(`${route.transport} at ${route.url} stepped aside${how}: ${error.message}`);
+  }
 
   /** Why routes stepped aside since the last call (each told once), or undefined. */
   asideNote(): string | undefined {
@@ -107,3 +123,5 @@ export class GatewayRotation<T extends string = string> {
 function retryAfterOf(error: unknown): number {
   return error instanceof MirrorstreamError ? (error.retryAfterMs ?? -1) : -1;
 }
+
+const routeKey = (route: { transport: string; url: string }): string => `${route.transport} ${route.url}`;

@@ -1,6 +1,7 @@
 import { GatewayRotation } from './gateway-rotation.js';
 import type { FrameLink } from './link.js';
 import { RealClock } from './protocol/clock.js';
+import type { MirrorstreamError } from './protocol/errors.js';
 import { ReceiverCore, type ReceiverCoreOptions, type ReceiverStatus } from './receiver.js';
 import { routeDialer, transportOrder, type RouteDialOptions, type TransportName } from './route-dialers.js';
 
@@ -21,6 +22,13 @@ export interface ReceiverOptions extends Omit<ReceiverCoreOptions, 'dial' | 'tra
  * come from ReceiverCore; this class only picks the gateway and the transport (GatewayRotation
  * over the dialers of route-dialers.ts).
  */
+/**
+ * (transport, gateway URL) pairs that cannot work in this page or process, shared by every
+ * Receiver here: the first to learn it (e.g. no WebTransport path a browser can trust) spares
+ * the others the signaling requests. A reload (or a new process) starts afresh.
+ */
+const STEPPED_ASIDE = new Map<string, MirrorstreamError>();
+
 export class Receiver extends ReceiverCore {
   readonly #rotation: GatewayRotation<TransportName>;
 
@@ -38,7 +46,7 @@ export class Receiver extends ReceiverCore {
     const clock = options.clock ?? new RealClock();
     const order = transportOrder(options);
     const urls = typeof options.gatewayUrl === 'string' ? [options.gatewayUrl] : options.gatewayUrl;
-    const rotation = new GatewayRotation(urls, order, routeDialer(options, clock));
+    const rotation = new GatewayRotation(urls, order, routeDialer(options, clock), STEPPED_ASIDE);
     super({ ...options, clock, dial: rotation.dial, transports: order });
     this.#rotation = rotation;
   }

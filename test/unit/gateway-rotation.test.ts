@@ -198,6 +198,34 @@ describe('gateway rotation: a round of dials', () => {
     await expect(only.dial()).rejects.toBe(untrusted);
   });
 
+  it('receivers sharing what they learned: a later one never dials a pair an earlier one saw step aside, and still says so once', async () => {
+    const known = new Map<string, MirrorstreamError>();
+    const untrusted = new MirrorstreamError('MS_TRANSPORT_UNAVAILABLE', 'no path this browser can trust');
+    const dialed: string[] = [];
+    const make = (): GatewayRotation =>
+      new GatewayRotation(['http://gw1'], ['webtransport', 'webrtc'], (url, transport) => async () => {
+        dialed.push(`${url}/${transport}`);
+        if (transport === 'webtransport') throw untrusted;
+        return new FakeLink(`${url}/${transport}`);
+      }, known);
+    const first = make();
+    await first.dial();
+    expect(first.asideNote()).toBe('webtransport at http://gw1 stepped aside: no path this browser can trust');
+    const second = make();
+    await second.dial();
+    await second.dial();
+    expect(dialed).toEqual(['http://gw1/webtransport', 'http://gw1/webrtc', 'http://gw1/webrtc', 'http://gw1/webrtc']);
+    expect(second.asideNote()).toBe('webtransport at http://gw1 stepped aside (learned earlier here): no path this browser can trust');
+    expect(second.asideNote()).toBeUndefined();
+    // another gateway URL is learned on its own
+    const other = new GatewayRotation(['http://gw2'], ['webtransport', 'webrtc'], (url, transport) => async () => {
+      dialed.push(`${url}/${transport}`);
+      return new FakeLink(`${url}/${transport}`);
+    }, known);
+    await other.dial();
+    expect(dialed.at(-1)).toBe('http://gw2/webtransport');
+  });
+
   it('needs at least one URL', () => {
     expect(() => new GatewayRotation([], ['webrtc'], failing({}))).toThrowError(TypeError);
   });

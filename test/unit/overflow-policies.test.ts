@@ -11,12 +11,19 @@ const CAP = 20_000;
 const N = 2_000;
 const KEYS = 10;
 
-async function run(overflow: 'backpressure' | 'drop-oldest' | 'conflate' | 'decimate' | 'layers') {
-  const h = harness({ sendHighWaterBytes: 1_024, health: { recoverAfterMs: 1_000 } });
+/** The oldest unacked chunk's age and the reasons the path was degraded, sampled while capped. */
+interface CappedSamples {
+  maxAckLagMs: number;
+  reasons: Set<string>;
+}
+
+async function run(overflow: 'backpressure' | 'drop-oldest' | 'conflate' | 'decimate' | 'layers', sendHighWaterBytes = 1_024, maxBacklogMs = 500) {
+  const h = harness({ sendHighWaterBytes, health: { recoverAfterMs: 1_000 } });
+  const capped: CappedSamples = { maxAckLagMs: 0, reasons: new Set() };
   const a = await h.receiver('a');
   const gaps: Gap[] = [];
   a.core.on('gap', (g) => gaps.push(g));
-  h.gateway.createStream({ stream_id: 's1', endpoint_list: ['a'], policy: { overflow, max_backlog_ms: 500, decimate_n: 2 } });
+  h.gateway.createStream({ stream_id: 's1', endpoint_list: ['a'], policy: { overflow, max_backlog_ms: maxBacklogMs, decimate_n: 2 } });
   await h.step(20);
   a.gatewaySide()?.setRateLimit(CAP, h.clock);
   const meta = new Map<number, { key: string; layer: number }>();
@@ -36,6 +43,11 @@ async function run(overflow: 'backpressure' | 'drop-oldest' | 'conflate' | 'deci
   for (let i = 1; i <= N; i++) {
     await publish(i);
     await h.step(5, 5); // offered: 200 chunks/s
+    if (i % 20 === 0) {
+      const e = h.gateway.streamHealth('s1').endpoints[0];
+      capped.maxAckLagMs = Math.max(capped.maxAckLagMs, e?.metrics.ack_lag_ms?.value ?? 0);
+      for (const reason of e?.reasons ?? []) capped.reasons.add(reason);
+    }
   }
   const publishMs = h.clock.now() - started;
   a.gatewaySide()?.setRateLimit(undefined, h.clock);
@@ -48,7 +60,7 @@ async function run(overflow: 'backpressure' | 'drop-oldest' | 'conflate' | 'deci
   await h.step(3_000);
   const got = seqsOf(a);
   const skipped = gaps.flatMap((g) => range(g.from, g.to));
-  const result = { h, a, gaps, got, skipped, meta, publishMs, health: h.gateway.streamHealth('s1') };
+  const result = { h, a, gaps, got, skipped, meta, publishMs, capped, health: h.gateway.streamHealth('s1') };
   return result;
 }
 
@@ -113,6 +125,20 @@ describe('overflow policies with a rate-capped endpoint', () => {
     for (const seq of r.skipped) expect(r.meta.get(seq)?.layer).toBeGreaterThan(0);
     const lastTop = r.got.filter((s) => s > N && r.meta.get(s)?.layer === 2);
     expect(lastTop.length).toBeGreaterThan(0);
+    await r.h.close();
+  }, 60_000);
+
+  it('layers behind a deep queue (the default 256 KiB high water): sends wait in the log, so the layer drops and the path stays healthy', async () => {
+    // without the in-flight limit 256 KiB would queue in the link: 13 s at 20 kB/s, and the
+    // ack lag and delivery ratio would call the path degraded
+    const r = await run('layers', 256 * 1024, 200);
+    expect(r.skipped.length).toBeGreaterThan(0);
+    expectExactCoverage(r.got, r.skipped, N + 600);
+    for (const seq of r.skipped) expect(r.meta.get(seq)?.layer).toBeGreaterThan(0);
+    // in flight ≤ 20 kB/s × 100 ms (4 kB, the floor): 0.2 s at 20 kB/s, plus a message or two
+    expect(r.capped.maxAckLagMs).toBeLessThan(500);
+    expect([...r.capped.reasons]).toEqual([]);
+    expect(r.got.filter((s) => s > N && r.meta.get(s)?.layer === 2).length).toBeGreaterThan(0);
     await r.h.close();
   }, 60_000);
 });

@@ -32,10 +32,16 @@ export interface Cursor {
   inFlight: number[];
   /** Entry (not number) index of the oldest unacked chunk in `inFlight`. */
   inFlightHead: number;
+  /** Bytes of DATA sent and not yet acked (the sum over `inFlight` from its head). */
+  inFlightBytes: number;
+  /** The shortest time from a send to its ack lately (ms): the path's round trip without queueing. */
+  ackRtt: MinOverTime;
   /** Bytes of DATA this endpoint acked (skipped chunks excluded), over the health window. */
   delivered: RateWindow;
   /** The same over a short window: pacing follows it so a new path ramps in a few RTTs. */
   deliveredRecent: RateWindow;
+  /** Payload bytes the overflow policy skipped for this endpoint, over the health window. */
+  skippedBytes: RateWindow;
   activeSince: number | undefined;
   /** The seq it was first sent when it last became active. */
   activeFromSeq: number;
@@ -65,8 +71,11 @@ export function newCursor(endpointId: string, health: HealthConfig, pacing: Pace
     bytesSent: 0,
     inFlight: [],
     inFlightHead: 0,
+    inFlightBytes: 0,
+    ackRtt: new MinOverTime(ACK_RTT_WINDOW_MS),
     delivered: new RateWindow(health.windowMs),
     deliveredRecent: new RateWindow(PACING_WINDOW_MS),
+    skippedBytes: new RateWindow(health.windowMs),
     activeSince: undefined,
     activeFromSeq: 1,
     health: newCursorHealth(health, now),
@@ -95,11 +104,15 @@ export function applyAck(c: Cursor, seq: number, now: number): number | undefine
   c.lastAcked = acked;
   c.lastAckAt = now;
   let bytes = 0;
+  let newestSentAt: number | undefined;
   const f = c.inFlight;
   while (c.inFlightHead * IN_FLIGHT_STRIDE < f.length && (f[c.inFlightHead * IN_FLIGHT_STRIDE] ?? Infinity) <= acked) {
+    newestSentAt = f[c.inFlightHead * IN_FLIGHT_STRIDE + 1];
     bytes += f[c.inFlightHead * IN_FLIGHT_STRIDE + 2] ?? 0;
     c.inFlightHead++;
   }
+  c.inFlightBytes = Math.max(0, c.inFlightBytes - bytes);
+  if (newestSentAt !== undefined) c.ackRtt.add(now, now - newestSentAt);
   if (bytes > 0) {
     c.delivered.add(now, bytes);
     c.deliveredRecent.add(now, bytes);
@@ -119,6 +132,7 @@ const IN_FLIGHT_STRIDE = 3;
 /** DATA `seq` of `bytes` went out at `at`. */
 export function recordSent(c: Cursor, seq: number, at: number, bytes: number): void {
   c.inFlight.push(seq, at, bytes);
+  c.inFlightBytes += bytes;
 }
 
 /** When the oldest unacked DATA went out (undefined: none in flight). */
@@ -130,6 +144,41 @@ export function oldestUnackedAt(c: Cursor): number | undefined {
 export function clearInFlight(c: Cursor): void {
   c.inFlight.length = 0;
   c.inFlightHead = 0;
+  c.inFlightBytes = 0;
+}
+
+/** Send-to-ack times count toward the round trip for this long. */
+const ACK_RTT_WINDOW_MS = 10_000;
+
+/** The smallest sample of the last `windowMs` (at least; two halves, so memory stays constant). */
+export class MinOverTime {
+  readonly #halfMs: number;
+  #current = Infinity;
+  #previous = Infinity;
+  #since: number | undefined;
+
+  constructor(windowMs: number) {
+    this.#halfMs = windowMs / 2;
+  }
+
+  add(now: number, value: number): void {
+    this.#roll(now);
+    this.#current = Math.min(this.#current, value);
+  }
+
+  /** Infinity before any sample. */
+  min(now: number): number {
+    this.#roll(now);
+    return Math.min(this.#current, this.#previous);
+  }
+
+  #roll(now: number): void {
+    this.#since ??= now;
+    if (now - this.#since < this.#halfMs) return;
+    this.#previous = now - this.#since < 2 * this.#halfMs ? this.#current : Infinity;
+    this.#current = Infinity;
+    this.#since = now;
+  }
 }
 
 /**
@@ -148,11 +197,13 @@ export function assessCursor(
   const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
   return c.health.update(now, {
     ack_lag_ms: { value: active ? (oldest === undefined ? 0 : now - oldest) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
+    // what the overflow policy skipped on purpose counts as taken: a layered stream carried at
+    // a lower layer is adapting, not failing
     delivery_ratio: {
-      value: warmedUp && inputRate > 0 ? c.delivered.rate(now) / inputRate : undefined,
+      value: warmedUp && inputRate > 0 ? (c.delivered.rate(now) + c.skippedBytes.rate(now)) / inputRate : undefined,
       threshold: h.minDeliveryRatio,
       kind: 'min',
-      source: 'gateway.ack.delivered-bytes/input-bytes',
+      source: 'gateway.ack.(delivered+policy-skipped)-bytes/input-bytes',
     },
     receiver_loss_ratio: {
       value: active ? at.receiverLoss : undefined,

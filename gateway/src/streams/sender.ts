@@ -7,6 +7,26 @@ import { MAX_LAYER } from './spec.js';
 import type { GapDeclared, Role, StreamLink } from './types.js';
 
 const LAYER_UP_AFTER_MS = 2_000;
+/** Sent and unacked bytes a skipping policy allows at least (a new path, before acks give a rate). */
+export const IN_FLIGHT_FLOOR_BYTES = 4 * 1024;
+/**
+ * The round trip counted in the in-flight limit at most: a queue that never drains inflates the
+ * shortest send-to-ack time, which would let the limit (and the queue) grow without end.
+ */
+const IN_FLIGHT_RTT_MAX_MS = 1_000;
+
+/**
+ * How much a skipping policy lets be sent ahead of the acks: the path's delivery rate over half
+ * of max_backlog_ms plus its round trip without queueing (the shortest send-to-ack time of the
+ * last 10 s, at most 1 s), at least IN_FLIGHT_FLOOR_BYTES. Beyond it chunks wait in the log,
+ * where their age triggers the policy; sent, they would wait in the transport's and the
+ * network's queues, out of its reach. A saturated path so queues about half of max_backlog_ms.
+ */
+export function inFlightLimit(c: Cursor, policy: OverflowPolicy, now: number): number {
+  const rtt = c.ackRtt.min(now);
+  const horizonMs = policy.maxBacklogMs / 2 + (Number.isFinite(rtt) ? Math.min(rtt, IN_FLIGHT_RTT_MAX_MS) : 0);
+  return Math.max(IN_FLIGHT_FLOOR_BYTES, (c.deliveredRecent.rate(now) * horizonMs) / 1000);
+}
 
 export interface SenderOptions {
   streamId: string;
@@ -59,7 +79,10 @@ export class Sender {
     const highWater = Math.min(this.#o.sendHighWaterBytes, link.highWaterBytes ?? Infinity);
     const now = this.#o.clock();
     const policy = this.#overflow;
-    while (c.nextSeq <= log.lastSeq && link.bufferedAmount < highWater) {
+    // a policy that may skip keeps the queue in the log, where it can still skip: what is sent
+    // and not yet acked stays within what the path delivers in max_backlog_ms (plus its round trip)
+    const inFlightCap = policy.overflow === 'backpressure' ? Infinity : inFlightLimit(c, policy, now);
+    while (c.nextSeq <= log.lastSeq && link.bufferedAmount < highWater && c.inFlightBytes < inFlightCap) {
       if (c.nextSeq < log.firstSeq) {
         this.gap(c, link, log.firstSeq - 1, 'retention');
         continue;
@@ -154,6 +177,9 @@ export class Sender {
   /** Skip `c.nextSeq..to` by policy: a GAP frame declares it, the counters keep it. */
   #skip(c: Cursor, link: StreamLink, to: number, reason: string): void {
     c.skipped[reason] = (c.skipped[reason] ?? 0) + (to - c.nextSeq + 1);
+    let bytes = 0;
+    for (let seq = c.nextSeq; seq <= to; seq++) bytes += this.#log.get(seq)?.payload.byteLength ?? 0;
+    c.skippedBytes.add(this.#o.clock(), bytes);
     this.gap(c, link, to, reason);
   }
 

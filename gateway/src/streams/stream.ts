@@ -201,6 +201,8 @@ export class Stream extends TypedEmitter<StreamEvents> {
     this.#roles.interruptions.acked(endpointId, acked, now, this.log);
     if (acked > this.#ackFrontier) this.#ackFrontier = acked;
     this.emit('acked', endpointId, acked);
+    // a skipping policy holds sends back until acks come (the in-flight limit): go on
+    if (this.#sender.overflow.overflow !== 'backpressure' && c?.role === 'active' && c.nextSeq <= this.log.lastSeq) this.pump(endpointId);
   }
 
   /**

@@ -129,6 +129,7 @@ export const streamHealthSchema = z.strictObject({
       delivered_bytes_per_sec: z.number().meta({ description: 'Acked bytes/s (the sustainable rate estimate while the path is saturated).' }),
       pace_bytes_per_sec: z.number().nullable().meta({ description: 'Current pacing rate.' }),
       skipped: z.record(z.string(), z.number()).meta({ description: 'Chunks the overflow policy skipped (GAP-declared), by reason.' }),
+      layer_cap: z.number().nullable().meta({ description: "`layers` policy: the highest layer this endpoint gets now; null: every layer (no cap, or another policy)." }),
       chunks_sent: z.number(),
       bytes_sent: z.number(),
       hedging_for: z.string().nullable().meta({ description: 'The active endpoint this standby is receiving beside (a hedge), or null.' }),

@@ -47,6 +47,8 @@ export interface StreamHealth {
     pace_bytes_per_sec: number | null;
     /** Chunks the overflow policy skipped (GAP-declared), by reason. */
     skipped: Record<string, number>;
+    /** `layers` policy: the highest layer this endpoint gets now; null: every layer. */
+    layer_cap: number | null;
     chunks_sent: number;
     bytes_sent: number;
     /** The active endpoint this standby is receiving beside (a hedge), or null. */
@@ -158,6 +160,7 @@ export function streamHealth(s: Stream, endpoint: (id: string) => Endpoint, now:
       delivered_bytes_per_sec: Math.round(c?.delivered.rate(now) ?? 0),
       pace_bytes_per_sec: c ? Math.round(c.pacer.rateBytesPerSec) : null,
       skipped: { ...c?.skipped },
+      layer_cap: c && Number.isFinite(c.maxLayer) ? c.maxLayer : null,
       chunks_sent: c?.chunksSent ?? 0,
       bytes_sent: c?.bytesSent ?? 0,
       hedging_for: s.hedges.running.get(id)?.for ?? null,
