@@ -89,7 +89,7 @@ export const healthSchema = z
     maxRttMs: z.number().positive().default(250).describe('RTT above which the path is in breach.'),
     maxLossRatio: z.number().min(0).max(1).default(0.05).describe('Probe loss ratio above which the path is in breach.'),
     maxAckLagMs: z.number().positive().default(1_000).describe('Age of the oldest sent-but-unacked chunk on the active endpoint above which the path is in breach.'),
-    minDeliveryRatio: z.number().min(0).max(1).default(0.8).describe('Acked bytes/s (plus what the overflow policy skipped for it) over input bytes/s on the active endpoint, while the stream produces, below which the path is in breach.'),
+    minDeliveryRatio: z.number().min(0).max(1).default(0.8).describe('Acked bytes/s (plus what the overflow policy skipped for it) over input bytes/s on the active endpoint, while the stream produces, below which the path is in breach; judged on backpressure streams only.'),
   })
   // the scheduler picks a rate by role; a slower rate for a more urgent role would invert it
   .refine((h) => h.carrierProbeIntervalMs <= h.probeIntervalMs && h.probeIntervalMs <= h.standbyProbeIntervalMs, {

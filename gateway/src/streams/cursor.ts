@@ -189,7 +189,7 @@ export class MinOverTime {
  */
 export function assessCursor(
   c: Cursor,
-  at: { now: number; active: boolean; inputRate: number; receiverLoss: number | undefined },
+  at: { now: number; active: boolean; inputRate: number; receiverLoss: number | undefined; skipping: boolean },
   h: HealthConfig,
 ): boolean {
   const { now, active, inputRate } = at;
@@ -197,11 +197,13 @@ export function assessCursor(
   const warmedUp = active && c.activeSince !== undefined && now - c.activeSince >= h.windowMs;
   return c.health.update(now, {
     ack_lag_ms: { value: active ? (oldest === undefined ? 0 : now - oldest) : undefined, threshold: h.maxAckLagMs, kind: 'max', source: 'gateway.ack.oldest-unacked' },
-    // what the overflow policy skipped on purpose counts as taken: a layered stream carried at
-    // a lower layer is adapting, not failing
+    // what the overflow policy skipped on purpose counts as taken; and a stream whose policy
+    // skips is not judged on it at all: an endpoint that cannot take everything is the policy's
+    // to handle (a layered stream carried at a lower layer is adapting, not failing), and the
+    // onset of a rate cap, before the first skip, would read as a breach
     delivery_ratio: {
       value: warmedUp && inputRate > 0 ? (c.delivered.rate(now) + c.skippedBytes.rate(now)) / inputRate : undefined,
-      threshold: h.minDeliveryRatio,
+      threshold: at.skipping ? 0 : h.minDeliveryRatio,
       kind: 'min',
       source: 'gateway.ack.(delivered+policy-skipped)-bytes/input-bytes',
     },

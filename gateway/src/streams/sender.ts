@@ -7,6 +7,8 @@ import { MAX_LAYER } from './spec.js';
 import type { GapDeclared, Role, StreamLink } from './types.js';
 
 const LAYER_UP_AFTER_MS = 2_000;
+/** The chunks a climbing layer cap looks at for the stream's top layer. */
+const RECENT_FOR_TOP_LAYER = 256;
 /** Sent and unacked bytes a skipping policy allows at least (a new path, before acks give a rate). */
 export const IN_FLIGHT_FLOOR_BYTES = 4 * 1024;
 /**
@@ -147,7 +149,10 @@ export class Sender {
     }
     c.layerOkSince ??= now;
     if (now - c.layerOkSince >= LAYER_UP_AFTER_MS) {
-      c.maxLayer = c.maxLayer >= MAX_LAYER ? ALL_LAYERS : c.maxLayer + 1;
+      // a cap at the stream's top layer (of its recent chunks) is no cap
+      const log = this.#log;
+      const top = topLayer((seq) => log.get(seq), Math.max(log.firstSeq, log.lastSeq - RECENT_FOR_TOP_LAYER + 1), log.lastSeq);
+      c.maxLayer = c.maxLayer >= MAX_LAYER || c.maxLayer + 1 >= top ? ALL_LAYERS : c.maxLayer + 1;
       c.layerOkSince = now;
     }
   }

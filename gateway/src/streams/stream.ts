@@ -247,7 +247,7 @@ export class Stream extends TypedEmitter<StreamEvents> {
       const active = c.role === 'active' && view.link !== undefined;
       if (active) this.#sender.tune(c, now, input);
       const receiverLoss = active && this.reliability === 'unreliable' ? view.receiverLoss(this.id) : undefined;
-      if (assessCursor(c, { now, active, inputRate: input, receiverLoss }, this.#opts.health)) changed = true;
+      if (assessCursor(c, { now, active, inputRate: input, receiverLoss, skipping: this.#sender.overflow.overflow !== 'backpressure' }, this.#opts.health)) changed = true;
     }
     return changed;
   }
