@@ -183,4 +183,30 @@ describe.each(BROWSERS)('browser compatibility (docs/browsers.md) in headless %s
       await deployed.close();
     }
   }, 60_000);
+  it('plain: 20 receivers in a row, each preferring WebTransport, all connect over WebRTC, none refused for too many sessions; the page learns the step-aside once', async () => {
+    const deployed = await deploy('plain', cert, join(dir, 'plain-20'));
+    try {
+      const { page } = await sdkPage(browser, deployed.gatewayUrl);
+      const results: CellResult[] = [];
+      for (let i = 0; i < 20; i++) {
+        const id = `prefer-wt-${i}`;
+        deployed.gateway.createStream({ stream_id: id, endpoint_list: [id] });
+        const { token } = await deployed.gateway.issueToken(id);
+        const r = (await page.evaluate(`window.openCell(${JSON.stringify(id)}, ${JSON.stringify(token)}, ["webtransport", "webrtc"])`)) as CellResult;
+        results.push(r);
+        if (r.transport) await page.evaluate(`window.cells[${JSON.stringify(id)}].rx.close()`);
+      }
+      await page.close();
+      const ms = results.map((r) => Math.round(r.ms));
+      const sorted = [...ms].sort((a, b) => a - b);
+      console.log(`[${browserName}, prefer WebTransport against npm start] 20 receivers: ${results.map((r) => r.transport ?? r.error).join(',')}; connect ms min / median / max ${sorted[0]} / ${sorted[10]} / ${sorted[19]} (${ms.join(', ')})`);
+      expect(results.map((r) => r.transport ?? r.error)).toEqual(results.map(() => 'webrtc'));
+      // each told once; the first learned it with a ticket, the others knew
+      expect(results.map((r) => (r.details ?? []).filter((d) => d.includes('stepped aside')).length)).toEqual(results.map(() => 1));
+      expect((results[0]?.details ?? []).some((d) => d.includes('stepped aside (learned earlier here)'))).toBe(false);
+      expect(results.slice(1).every((r) => (r.details ?? []).some((d) => d.includes('stepped aside (learned earlier here)')))).toBe(true);
+    } finally {
+      await deployed.close();
+    }
+  }, 60_000);
 });
