@@ -60,19 +60,15 @@ try {
   await until(() => v.activeIs('primary'), 20_000, 'the primary active, every path up', { everyMs: 200 });
   const t = machineTicks();
   const before = (await v.state()).stream.switches.length;
-  const capOf = async (): Promise<number | null | undefined> => {
-    const s = await v.state();
-    return s.stream.endpoints.find((e) => v.nameOf(s, e.endpoint_id) === 'primary')?.layer_cap;
-  };
   const cappedAt = await v.control('primary', '.rateKBps', String(CAP_KBPS));
   const t0 = performance.now();
-  await until(async () => ((await capOf()) ?? TOP_LAYER) < TOP_LAYER, 10_000, 'the layer cap below the top layer', { everyMs: 20 });
+  await until(async () => ((await v.layerCap('primary')) ?? TOP_LAYER) < TOP_LAYER, 10_000, 'the layer cap below the top layer', { everyMs: 20 });
   const dropMs = performance.now() - t0;
   await new Promise((r) => setTimeout(r, 6_000));
   const capped = await v.seenBetween(cappedAt - 500, cappedAt + 6_000);
   const uncappedAt = await v.control('primary', '.rateKBps', '0');
   const t1 = performance.now();
-  await until(async () => (await capOf()) === null && (await v.player()).layer === TOP_LAYER, 30_000, 'back to the top layer', { everyMs: 50 });
+  await until(async () => (await v.layerCap('primary')) === null && (await v.player()).layer === TOP_LAYER, 30_000, 'back to the top layer', { everyMs: 50 });
   const climbMs = performance.now() - t1;
   const uncapped = await v.seenBetween(uncappedAt, uncappedAt + climbMs);
   cap = {

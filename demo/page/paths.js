@@ -6,12 +6,29 @@ import { Receiver } from '/sdk/mirrorstream-receiver.js';
 
 export const $ = (sel, el = document) => el.querySelector(sel);
 
+/** One receiver's panel: role, verdict, metrics (`extra` first: e.g. the video page's layer cap), RTT chart, sliders. */
+function panelHtml(extra) {
+  const metrics = [...extra, ['RTT', 'rtt', '–'], ['loss', 'loss', '–'], ['delivery', 'rate', '–'], ['chunks', 'count', '0']];
+  return `<article class="panel">
+    <div class="head"><h2 class="name"></h2><span class="role standby">connecting</span></div>
+    <div class="verdict">–</div>
+    <dl class="metrics${metrics.length === 5 ? ' five' : ''}">${metrics.map(([dt, cls, v]) => `<div><dt>${dt}</dt><dd class="${cls}">${v}</dd></div>`).join('')}</dl>
+    <canvas class="spark" width="360" height="60"></canvas>
+    <div class="controls">
+      <label>loss <input type="range" class="lossPct" min="0" max="50" step="1" value="0"><output>0 %</output></label>
+      <label>delay <input type="range" class="delayMs" min="0" max="1000" step="10" value="0"><output>0 ms</output></label>
+      <label>rate cap <input type="range" class="rateKBps" min="0" max="200" step="5" value="0"><output>off</output></label>
+      <label class="kill"><input type="checkbox" class="killBox"> kill the path</label>
+    </div>
+  </article>`;
+}
+
 /**
  * `feed`: 'ticks' or 'video'. `onChunk(id, chunk)` gets every chunk of every receiver (a seq
  * may come twice: from the old and the new receiver around a switch); `onState(state)` the
- * server's state twice a second.
+ * server's state twice a second; `layerCap`: show each panel's layer cap (the layers policy).
  */
-export async function startPaths({ feed, onChunk, onState }) {
+export async function startPaths({ feed, onChunk, onState, layerCap = false }) {
   const config = await (await fetch(`/demo/api/session?feed=${feed}`, { method: 'POST' })).json();
   const api = `/demo/api/${config.session}`;
   window.demoSession = config.session;
@@ -24,7 +41,9 @@ export async function startPaths({ feed, onChunk, onState }) {
   const receivers = new Map();
 
   for (const id of config.endpoints) {
-    const el = $('#panelTemplate').content.firstElementChild.cloneNode(true);
+    const holder = document.createElement('div');
+    holder.innerHTML = panelHtml(layerCap ? [['layer cap', 'layerCap', '–']] : []);
+    const el = holder.firstElementChild;
     $('.name', el).textContent = id;
     $('#panels').append(el);
     const panel = { el, count: 0, history: [] };

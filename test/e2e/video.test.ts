@@ -68,13 +68,9 @@ describe('video through failover in chromium (demo page, pixels read back; not i
     // from the primary (a backup active would be failed back from during the test)
     await until(() => v.activeIs('primary'), 15_000, 'the primary active, every path up', { everyMs: 200 });
     const before = await v.state();
-    const capOf = async (): Promise<number | null | undefined> => {
-      const s = await v.state();
-      return s.stream.endpoints.find((e) => v.nameOf(s, e.endpoint_id) === 'primary')?.layer_cap;
-    };
-    const cappedAt = await v.control('primary', '.rateKBps', String(CAP_KBPS));
+      const cappedAt = await v.control('primary', '.rateKBps', String(CAP_KBPS));
     const t0 = performance.now();
-    await until(async () => ((await capOf()) ?? TOP_LAYER) < TOP_LAYER, 10_000, 'the layer cap below the top layer', { everyMs: 50 });
+    await until(async () => ((await v.layerCap('primary')) ?? TOP_LAYER) < TOP_LAYER, 10_000, 'the layer cap below the top layer', { everyMs: 50 });
     const droppedMs = performance.now() - t0;
     // the page's label follows its state twice a second
     let badge = '';
@@ -83,7 +79,7 @@ describe('video through failover in chromium (demo page, pixels read back; not i
     const capped = await v.seenBetween(cappedAt - 500, cappedAt + 5_000);
     const uncappedAt = await v.control('primary', '.rateKBps', '0');
     const t1 = performance.now();
-    await until(async () => (await capOf()) === null && (await v.player()).layer === TOP_LAYER, 20_000, 'back to the top layer', { everyMs: 100 });
+    await until(async () => (await v.layerCap('primary')) === null && (await v.player()).layer === TOP_LAYER, 20_000, 'back to the top layer', { everyMs: 100 });
     const climbedMs = performance.now() - t1;
     const uncapped = await v.seenBetween(uncappedAt, uncappedAt + climbedMs);
     const after = await v.state();

@@ -97,6 +97,12 @@ export class VideoDemoPage {
     return this.nameOf(s, s.stream.active[0]) === role && s.stream.endpoints.every((e) => e.state === 'alive');
   }
 
+  /** The gateway's layer cap for `role` now (null: every layer). */
+  async layerCap(role: string): Promise<number | null | undefined> {
+    const s = await this.state();
+    return s.stream.endpoints.find((e) => this.nameOf(s, e.endpoint_id) === role)?.layer_cap;
+  }
+
   async allAlive(): Promise<boolean> {
     return (await this.state()).stream.endpoints.every((e) => e.state === 'alive');
   }

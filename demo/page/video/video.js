@@ -67,4 +67,4 @@ function onState(state) {
   $('#experience').innerHTML = items.join('');
 }
 
-await startPaths({ feed: 'video', onChunk: (_id, c) => player.push(c.payload), onState });
+await startPaths({ feed: 'video', onChunk: (_id, c) => player.push(c.payload), onState, layerCap: true });
