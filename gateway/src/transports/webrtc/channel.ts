@@ -6,6 +6,7 @@ export interface ChannelHandle {
   readonly label: string;
   readonly isOpen: boolean;
   readonly bufferedAmount: number;
+  /** Throws ChannelClosedError when the engine had closed the channel before telling us. */
   send(bytes: Uint8Array): void;
   /** The engine's low-water event, where the transport takes it (the drain poll covers a channel without). */
   setLowThreshold?(bytes: number): void;
@@ -13,6 +14,17 @@ export interface ChannelHandle {
   onMessage(cb: (bytes: Uint8Array) => void): void;
   onClose(cb: () => void): void;
   close(): void;
+}
+
+/**
+ * A send to a channel the engine closed before its close callback reached us (a page that
+ * went away): the transport closes as it would on that callback, with nothing to report.
+ */
+export class ChannelClosedError extends Error {
+  constructor(label: string) {
+    super(`the ${label} data channel is closed`);
+    this.name = 'ChannelClosedError';
+  }
 }
 
 /**

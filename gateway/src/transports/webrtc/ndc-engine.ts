@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { MirrorstreamError, pollUntil, splitCandidates } from '@mirrorstream/receiver/protocol';
 import nodeDataChannel from 'node-datachannel';
 import type { Measurement, Transport } from '../transport.js';
-import { CHANNELS, preparedOffer, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
+import { ChannelClosedError, CHANNELS, preparedOffer, stripMdnsCandidates, type ChannelHandle, type ChannelLabel } from './channel.js';
 import type { EngineOptions, WebRtcDialOffer, WebRtcEngine, WebRtcOffer } from './engine.js';
 import { engineTimeout } from './engine.js';
 import { DataChannelTransport, type PeerTelemetry } from './transport.js';
@@ -186,7 +186,14 @@ class NdcChannel implements ChannelHandle {
   }
 
   send(bytes: Uint8Array): void {
-    this.#dc.sendMessageBinary(bytes);
+    try {
+      this.#dc.sendMessageBinary(bytes);
+    } catch (error) {
+      // closed natively before the close callback reached us (a page that went away)
+      if (this.#dc.isOpen()) throw error;
+      this.#closed = true;
+      throw new ChannelClosedError(this.label);
+    }
   }
 
   setLowThreshold(bytes: number): void {

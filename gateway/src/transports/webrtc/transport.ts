@@ -1,6 +1,6 @@
 import { TypedEmitter, type Clock, type TimerHandle } from '@mirrorstream/receiver/protocol';
 import type { Channel, Measurement, Transport, TransportEvents, TransportStats } from '../transport.js';
-import type { ChannelHandle } from './channel.js';
+import { ChannelClosedError, type ChannelHandle } from './channel.js';
 
 /** Engine-specific telemetry, read when `stats()` is called. */
 export interface PeerTelemetry {
@@ -96,6 +96,10 @@ export class DataChannelTransport extends TypedEmitter<TransportEvents> implemen
     try {
       ch.send(bytes);
     } catch (error) {
+      if (error instanceof ChannelClosedError) {
+        this.close(`${channel} channel closed`);
+        return false;
+      }
       this.emit('error', error instanceof Error ? error : new Error(String(error)));
       this.close('send failed');
       return false;
