@@ -15,7 +15,6 @@ import os from 'node:os';
 import { startDemo } from '../demo/server.js';
 import { VIDEO_LAYERS } from '../demo/video-source.js';
 import { launchBrowser } from '../test/helpers/browsers.js';
-import { until } from '../test/helpers/poll.js';
 import { TOP_LAYER, VideoDemoPage } from '../test/helpers/video-page.js';
 import { machineShare, machineTicks, percentile } from './stats.js';
 
@@ -57,29 +56,17 @@ try {
     });
     console.log(`kill ${i + 1}: ${JSON.stringify(kills.at(-1))}`);
   }
-  await until(() => v.activeIs('primary'), 20_000, 'the primary active, every path up', { everyMs: 200 });
   const t = machineTicks();
-  const before = (await v.state()).stream.switches.length;
-  const cappedAt = await v.control('primary', '.rateKBps', String(CAP_KBPS));
-  const t0 = performance.now();
-  await until(async () => ((await v.layerCap('primary')) ?? TOP_LAYER) < TOP_LAYER, 10_000, 'the layer cap below the top layer', { everyMs: 20 });
-  const dropMs = performance.now() - t0;
-  await new Promise((r) => setTimeout(r, 6_000));
-  const capped = await v.seenBetween(cappedAt - 500, cappedAt + 6_000);
-  const uncappedAt = await v.control('primary', '.rateKBps', '0');
-  const t1 = performance.now();
-  await until(async () => (await v.layerCap('primary')) === null && (await v.player()).layer === TOP_LAYER, 30_000, 'back to the top layer', { everyMs: 50 });
-  const climbMs = performance.now() - t1;
-  const uncapped = await v.seenBetween(uncappedAt, uncappedAt + climbMs);
+  const r = await v.capPrimary(CAP_KBPS, 6_000, 30_000);
   cap = {
     cap_kbytes_per_s: CAP_KBPS,
-    layer_drop_ms: Math.round(dropMs),
-    longest_frozen_capped_ms: Math.round(capped.longestFrozenMs),
-    went_back_capped: capped.back,
-    frames_skipped_capped: capped.skipped,
-    top_layer_back_ms: Math.round(climbMs),
-    longest_frozen_climbing_ms: Math.round(uncapped.longestFrozenMs),
-    switches: (await v.state()).stream.switches.length - before,
+    layer_drop_ms: Math.round(r.droppedMs),
+    longest_frozen_capped_ms: Math.round(r.capped.longestFrozenMs),
+    went_back_capped: r.capped.back,
+    frames_skipped_capped: r.capped.skipped,
+    top_layer_back_ms: Math.round(r.climbedMs),
+    longest_frozen_climbing_ms: Math.round(r.uncapped.longestFrozenMs),
+    switches: r.switches.length,
     steal_pct: Math.round(machineShare(t, machineTicks()).stealPct * 10) / 10,
   };
   console.log(`cap: ${JSON.stringify(cap)}`);

@@ -29,11 +29,18 @@ function panelHtml(extra) {
  * server's state twice a second; `layerCap`: show each panel's layer cap (the layers policy).
  */
 export async function startPaths({ feed, onChunk, onState, layerCap = false }) {
-  const config = await (await fetch(`/demo/api/session?feed=${feed}`, { method: 'POST' })).json();
+  const answer = await fetch(`/demo/api/session?feed=${feed}`, { method: 'POST' });
+  const config = await answer.json();
+  if (!answer.ok) {
+    // e.g. 429 (the demo's viewer limit) or 503 (no ffmpeg for the video source): say so on the page
+    $('.hint').textContent = `The demo cannot start a session: ${config.error?.message ?? answer.status}`;
+    throw new Error(config.error?.code ?? String(answer.status));
+  }
   const api = `/demo/api/${config.session}`;
   window.demoSession = config.session;
   const seen = new Set();
-  // seqs an endpoint declared skipped by the stream's overflow policy (GAP): not missed
+  // seqs an endpoint declared skipped by the stream's overflow policy (GAP) and no receiver
+  // delivered (the next receiver after a switch may deliver what the last one skipped): not missed
   const skipped = new Set();
   let minSeq = Infinity;
   let maxSeq = 0;
@@ -59,6 +66,7 @@ export async function startPaths({ feed, onChunk, onState, layerCap = false }) {
       panel.count++;
       if (!seen.has(c.seq)) {
         seen.add(c.seq);
+        skipped.delete(c.seq);
         minSeq = Math.min(minSeq, c.seq);
         maxSeq = Math.max(maxSeq, c.seq);
       }
@@ -66,7 +74,7 @@ export async function startPaths({ feed, onChunk, onState, layerCap = false }) {
     });
     rx.on('gap', (g) => {
       if (!String(g.reason).startsWith('overflow:')) return;
-      for (let s = g.from; s <= g.to && s - g.from < 100_000; s++) skipped.add(s);
+      for (let s = g.from; s <= g.to && s - g.from < 100_000; s++) if (!seen.has(s)) skipped.add(s);
     });
     rx.on('role', (r) => setRole(id, r.role));
     rx.on('status', (s) => { if (s !== 'connected') setRole(id, s); });
@@ -133,8 +141,10 @@ export async function startPaths({ feed, onChunk, onState, layerCap = false }) {
     $('#received').textContent = String(seen.size);
     const skippedEl = $('#skipped');
     if (skippedEl) skippedEl.textContent = String(skipped.size);
-    let missed = 0;
-    for (let s = minSeq; s <= maxSeq; s++) if (!seen.has(s) && !skipped.has(s)) missed++;
+    // seen and skipped never share a seq; a skip beyond the newest chunk seen is not in the range yet
+    let skippedInRange = skipped.size;
+    for (const s of skipped) if (s < minSeq || s > maxSeq) skippedInRange--;
+    const missed = maxSeq >= minSeq ? maxSeq - minSeq + 1 - seen.size - skippedInRange : 0;
     $('#missed').textContent = String(missed);
     $('#missed').className = `big ${missed === 0 ? 'ok' : 'bad'}`;
     onState?.(state);

@@ -4,7 +4,6 @@ import type { Browser } from 'puppeteer-core';
 import { startDemo, type Demo } from '../../demo/server.js';
 import { VIDEO_LAYERS } from '../../demo/video-source.js';
 import { launchBrowser } from '../helpers/browsers.js';
-import { until } from '../helpers/poll.js';
 import { mulberry32 } from '../helpers/random.js';
 import { SchedulingDelay } from '../helpers/sched.js';
 import { TOP_LAYER, VideoDemoPage } from '../helpers/video-page.js';
@@ -65,25 +64,7 @@ describe('video through failover in chromium (demo page, pixels read back; not i
   }, 90_000);
 
   it(`a rate cap at half the top layer (${CAP_KBPS} kB/s) on the active path: it drops a layer without a switch or a freeze, and climbs back when the cap goes`, async () => {
-    // from the primary (a backup active would be failed back from during the test)
-    await until(() => v.activeIs('primary'), 15_000, 'the primary active, every path up', { everyMs: 200 });
-    const before = await v.state();
-      const cappedAt = await v.control('primary', '.rateKBps', String(CAP_KBPS));
-    const t0 = performance.now();
-    await until(async () => ((await v.layerCap('primary')) ?? TOP_LAYER) < TOP_LAYER, 10_000, 'the layer cap below the top layer', { everyMs: 50 });
-    const droppedMs = performance.now() - t0;
-    // the page's label follows its state twice a second
-    let badge = '';
-    await until(async () => /^layer [0-9] /.test((badge = await v.page.$eval('#layerBadge', (e) => e.textContent ?? ''))) && !badge.startsWith(`layer ${TOP_LAYER} `), 3_000, 'the badge naming a lower layer', { everyMs: 100, state: () => badge });
-    await new Promise((r) => setTimeout(r, 4_000));
-    const capped = await v.seenBetween(cappedAt - 500, cappedAt + 5_000);
-    const uncappedAt = await v.control('primary', '.rateKBps', '0');
-    const t1 = performance.now();
-    await until(async () => (await v.layerCap('primary')) === null && (await v.player()).layer === TOP_LAYER, 20_000, 'back to the top layer', { everyMs: 100 });
-    const climbedMs = performance.now() - t1;
-    const uncapped = await v.seenBetween(uncappedAt, uncappedAt + climbedMs);
-    const after = await v.state();
-    const switches = after.stream.switches.slice(before.stream.switches.length).map((w) => [v.nameOf(after, w.from), v.nameOf(after, w.to), w.reason, w.detail]);
+    const { droppedMs, badge, capped, climbedMs, uncapped, switches } = await v.capPrimary(CAP_KBPS, 4_000, 20_000);
     const bound = sched.bound(FROZEN_BOUND_MS, 2);
     const dropBound = sched.bound(2_000, 4);
     console.log(`[chromium, video] cap ${CAP_KBPS} kB/s on the primary: layer cap below ${TOP_LAYER} after ${Math.round(droppedMs)} ms (${dropBound.text}; page badge "${badge}"), longest frozen while capped ${Math.round(capped.longestFrozenMs)} ms, ${capped.skipped} frames skipped, back ${capped.back}×; cap gone: top layer again after ${Math.round(climbedMs)} ms, longest frozen ${Math.round(uncapped.longestFrozenMs)} ms, back ${uncapped.back}×; switches ${JSON.stringify(switches)} (${bound.text})`);

@@ -95,12 +95,3 @@ export async function openReceiverPage(browser: Browser, o: ReceiverPageOptions)
 export function pageChunks(page: Page): Promise<[number, number][]> {
   return page.evaluate(() => (window as unknown as { got: [number, number][] }).got);
 }
-
-/** Every URL the page requests or connects to (HTTP, WebSocket, WebTransport), from the DevTools protocol. */
-export async function watchNetwork(page: Page, urls: string[]): Promise<void> {
-  const cdp = await page.createCDPSession();
-  await cdp.send('Network.enable');
-  cdp.on('Network.requestWillBeSent', (e) => urls.push(e.request.url));
-  cdp.on('Network.webSocketCreated', (e) => urls.push(e.url));
-  cdp.on('Network.webTransportCreated', (e) => urls.push(e.url));
-}

@@ -52,6 +52,17 @@ const SAMPLER = `(() => {
   requestAnimationFrame(sample);
 })()`;
 
+/** What `capPrimary` saw. */
+export interface CapRun {
+  droppedMs: number;
+  badge: string;
+  capped: Seen;
+  climbedMs: number;
+  uncapped: Seen;
+  /** `[from, to, reason, detail]` of every switch while it ran. */
+  switches: string[][];
+}
+
 export class VideoDemoPage {
   private constructor(
     readonly page: Page,
@@ -148,6 +159,34 @@ export class VideoDemoPage {
       if (step !== 1) seen.odd.push(`${Math.round(at - from)} ms: ${prev} → ${n}`);
     }
     return seen;
+  }
+
+  /**
+   * Cap the primary's rate at `kbps` kB/s (the primary active first, so no fail-back falls into
+   * it), hold the cap `holdMs` once the layer dropped, then lift it and wait (up to
+   * `climbWithinMs`) for the top layer back: how long the drop and the climb took, the page's
+   * badge while capped, what the canvas showed in each span, and the switches meanwhile.
+   */
+  async capPrimary(kbps: number, holdMs: number, climbWithinMs: number): Promise<CapRun> {
+    await until(() => this.activeIs('primary'), 20_000, 'the primary active, every path up', { everyMs: 200 });
+    const before = (await this.state()).stream.switches.length;
+    const cappedAt = await this.control('primary', '.rateKBps', String(kbps));
+    const t0 = performance.now();
+    await until(async () => ((await this.layerCap('primary')) ?? TOP_LAYER) < TOP_LAYER, 10_000, 'the layer cap below the top layer', { everyMs: 20 });
+    const droppedMs = performance.now() - t0;
+    // the page's label follows its state twice a second
+    let badge = '';
+    await until(async () => /^layer [0-9] /.test((badge = await this.page.$eval('#layerBadge', (e) => e.textContent ?? ''))) && !badge.startsWith(`layer ${TOP_LAYER} `), 3_000, 'the badge naming a lower layer', { everyMs: 100, state: () => badge });
+    await new Promise((r) => setTimeout(r, holdMs));
+    const capped = await this.seenBetween(cappedAt - 500, (await this.page.evaluate('performance.now()')) as number);
+    const uncappedAt = await this.control('primary', '.rateKBps', '0');
+    const t1 = performance.now();
+    await until(async () => (await this.layerCap('primary')) === null && (await this.player()).layer === TOP_LAYER, climbWithinMs, 'back to the top layer', { everyMs: 50 });
+    const climbedMs = performance.now() - t1;
+    const uncapped = await this.seenBetween(uncappedAt, uncappedAt + climbedMs);
+    const after = await this.state();
+    const switches = after.stream.switches.slice(before).map((w) => [this.nameOf(after, w.from), this.nameOf(after, w.to), w.reason, (w.detail ?? []).join(',')]);
+    return { droppedMs, badge, capped, climbedMs, uncapped, switches };
   }
 
   /**

@@ -131,6 +131,18 @@ describe('LayerPlayout', () => {
     expect(r.playout.intactLayers()).toEqual([2, 1, 0]);
   });
 
+  it('a picture the player had to free before it was due is never shown; the one after it is', () => {
+    const playout = new LayerPlayout({ playoutDelayMs: 100 });
+    for (const frame of [0, 1, 2]) {
+      const f = { layer: 0, frame, key: frame === 0, timestampUs: Math.round(frame * FRAME_MS * 1000) };
+      expect(playout.arrive(f, frame * FRAME_MS).decode).toBe(true);
+      playout.decoded({ layer: 0, frame, timestampUs: f.timestampUs });
+    }
+    playout.forget(0, Math.round(1 * FRAME_MS * 1000));
+    const shown = [101, 101 + FRAME_MS, 101 + 2 * FRAME_MS].map((at) => playout.show(at).picture?.frame);
+    expect(shown).toEqual([0, undefined, 2]);
+  });
+
   it('checks its options', () => {
     expect(() => new LayerPlayout({ playoutDelayMs: -1 })).toThrow(RangeError);
     expect(() => new LayerPlayout({ maxFramesBehind: 0.5 })).toThrow(RangeError);

@@ -124,6 +124,13 @@ export class LayerPlayout {
     list.push(p);
   }
 
+  /** A decoded picture the player had to free before it was shown: never pick it. */
+  forget(layer: number, timestampUs: number): void {
+    const list = this.#decoded.get(layer);
+    const at = list?.findIndex((p) => p.timestampUs === timestampUs) ?? -1;
+    if (at >= 0) list?.splice(at, 1);
+  }
+
   /**
    * The picture to show at wall time `now`, if it is a new one; the pictures given up (older
    * than it, on any layer) are returned for the player to free.

@@ -86,9 +86,10 @@ export class VideoPlayer {
       return;
     }
     this.#sizes[f.layer] = { width: f.width, height: f.height };
-    const d = this.#decoder(f, verdict.restart);
-    d.frames.set(f.timestampUs, f.frame);
     try {
+      // a size or codec the decoder refuses throws in configure; a closed or unconfigured decoder throws here
+      const d = this.#decoder(f, verdict.restart);
+      d.frames.set(f.timestampUs, f.frame);
       d.decoder.decode(new EncodedVideoChunk({ type: f.key ? 'key' : 'delta', timestamp: f.timestampUs, data: f.data }));
     } catch {
       this.#counts.decodeErrors++;
@@ -147,6 +148,7 @@ export class VideoPlayer {
       if (held.size <= MAX_HELD_PER_LAYER) break;
       old.close();
       held.delete(ts);
+      this.#playout.forget(layer, ts);
     }
     this.#playout.decoded({ layer, frame: number, timestampUs: frame.timestamp });
   }
